@@ -1,0 +1,131 @@
+//! The member's RocksDB: one database, one write-ahead log, a column family per concern.
+//!
+//! Raft log and vote, the MVCC key space, leases and metadata share one RocksDB so that a
+//! single synced write (the Raft log append) also makes every earlier state-machine write
+//! durable: they sit in the same WAL.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
+
+/// Raft log entries, keyed by big-endian index.
+pub const CF_LOGS: &str = "logs";
+/// Raft vote, committed and last-purged log ids.
+pub const CF_RAFT: &str = "raft";
+/// MVCC records keyed by revision (main, sub), as etcd's `key` bucket.
+pub const CF_KV: &str = "kv";
+/// Leases by ID.
+pub const CF_LEASE: &str = "lease";
+/// State-machine metadata: last applied, membership, revisions, alarms, members' attributes.
+pub const CF_META: &str = "meta";
+
+const ALL_CFS: [&str; 5] = [CF_LOGS, CF_RAFT, CF_KV, CF_LEASE, CF_META];
+
+/// Written once when a data dir is created; anything else is refused at start.
+const FORMAT_KEY: &[u8] = b"format";
+const FORMAT_VALUE: &[u8] = b"pctl-store/1";
+
+/// Errors opening a data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The directory holds files, but not a store database.
+    #[error("data dir {0} is not empty and holds no store database; refusing to use it (move it away or pick another --data-dir)")]
+    Foreign(String),
+    /// A RocksDB database, but not one this program wrote.
+    #[error("data dir {0} holds a database of another format ({1}); refusing to use it")]
+    WrongFormat(String, String),
+    /// RocksDB refused to open the database (corruption, permissions, lock held, ...).
+    #[error("cannot open the database in {0}: {1}")]
+    Rocks(String, rocksdb::Error),
+    /// Creating the directory failed.
+    #[error("cannot create data dir {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// An opened member database.
+pub struct Db {
+    db: DB,
+    /// True when this open created the database (no earlier state).
+    pub fresh: bool,
+}
+
+impl Db {
+    /// Opens (or creates) the database under `<data_dir>/member/db`.
+    pub fn open(data_dir: &Path) -> Result<Arc<Db>, OpenError> {
+        let shown = data_dir.display().to_string();
+        let path = data_dir.join("member").join("db");
+        let fresh = !path.join("CURRENT").exists();
+        if fresh && data_dir.exists() {
+            let foreign = std::fs::read_dir(data_dir)
+                .map_err(|e| OpenError::Io(shown.clone(), e))?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name() != "member");
+            if foreign {
+                return Err(OpenError::Foreign(shown));
+            }
+        }
+        std::fs::create_dir_all(&path).map_err(|e| OpenError::Io(shown.clone(), e))?;
+        let mut opts = Options::default();
+        opts.create_if_missing(fresh);
+        opts.create_missing_column_families(fresh);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_max_background_jobs(2);
+        opts.set_paranoid_checks(true);
+        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| OpenError::Rocks(shown.clone(), e))?;
+        let db = Db { db, fresh };
+        let meta = db.cf(CF_META);
+        match db.db.get_cf(meta, FORMAT_KEY).map_err(|e| OpenError::Rocks(shown.clone(), e))? {
+            Some(v) if v == FORMAT_VALUE => {}
+            Some(v) => return Err(OpenError::WrongFormat(shown, String::from_utf8_lossy(&v).into_owned())),
+            None if fresh => {
+                db.db.put_cf(meta, FORMAT_KEY, FORMAT_VALUE).map_err(|e| OpenError::Rocks(shown.clone(), e))?;
+            }
+            None => return Err(OpenError::WrongFormat(shown, "no format marker".into())),
+        }
+        Ok(Arc::new(db))
+    }
+
+    /// The raw RocksDB handle.
+    pub fn raw(&self) -> &DB {
+        &self.db
+    }
+
+    /// A column family handle; the names are fixed at open, so absence is a bug.
+    pub fn cf(&self, name: &str) -> &ColumnFamily {
+        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} opened at start"))
+    }
+
+    /// Approximate bytes on disk and in memtables over all column families.
+    pub fn size(&self) -> u64 {
+        let mut total = 0u64;
+        for name in ALL_CFS {
+            let cf = self.cf(name);
+            for prop in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
+                total += self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// Live data bytes (estimate) of the key space.
+    pub fn size_in_use(&self) -> u64 {
+        let mut total = 0u64;
+        for name in [CF_KV, CF_LEASE, CF_META] {
+            let cf = self.cf(name);
+            for prop in ["rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"] {
+                total += self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// Compacts every column family fully: RocksDB's equivalent of etcd's defragmentation.
+    pub fn defragment(&self) -> Result<(), rocksdb::Error> {
+        for name in ALL_CFS {
+            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+        }
+        self.db.flush_wal(true)
+    }
+}

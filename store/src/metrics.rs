@@ -1,0 +1,86 @@
+//! Prometheus metrics of a member, named as etcd names them so dashboards carry over.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+
+/// The member's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Proposals committed (Raft commit index).
+    pub committed: IntGauge,
+    /// Log entries applied.
+    pub applied: IntCounter,
+    /// Proposals waiting for commit.
+    pub pending: IntGauge,
+    /// Proposals that failed.
+    pub failed: IntCounter,
+    /// Leader changes seen.
+    pub leader_changes: IntCounter,
+    /// 1 when a leader is known.
+    pub has_leader: IntGauge,
+    /// 1 when this member leads.
+    pub is_leader: IntGauge,
+    /// Synced Raft log appends.
+    pub wal_fsync: Histogram,
+    /// State-machine batch writes.
+    pub backend_commit: Histogram,
+    /// Watchers on this member.
+    pub watchers: IntGauge,
+    /// Database size in bytes.
+    pub db_size: IntGauge,
+    /// Current revision.
+    pub revision: IntGauge,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
+    let buckets = prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        Metrics {
+            committed: gauge(&r, "etcd_server_proposals_committed_total", "The total number of consensus proposals committed."),
+            applied: counter(&r, "etcd_server_proposals_applied_total", "The total number of consensus proposals applied."),
+            pending: gauge(&r, "etcd_server_proposals_pending", "The current number of pending proposals to commit."),
+            failed: counter(&r, "etcd_server_proposals_failed_total", "The total number of failed proposals seen."),
+            leader_changes: counter(&r, "etcd_server_leader_changes_seen_total", "The number of leader changes seen."),
+            has_leader: gauge(&r, "etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not."),
+            is_leader: gauge(&r, "etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise."),
+            wal_fsync: histogram(&r, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of synced Raft log appends."),
+            backend_commit: histogram(&r, "etcd_disk_backend_commit_duration_seconds", "The latency distributions of state-machine batch writes."),
+            watchers: gauge(&r, "etcd_debugging_mvcc_watcher_total", "Total number of watchers."),
+            db_size: gauge(&r, "etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database in bytes."),
+            revision: gauge(&r, "etcd_debugging_mvcc_current_revision", "The current revision of the store."),
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

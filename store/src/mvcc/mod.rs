@@ -1,0 +1,262 @@
+//! Multi-version key space, etcd's model on RocksDB.
+//!
+//! Every write transaction gets the next main revision; each change inside it a sub revision.
+//! Records live in the `kv` column family keyed by (main, sub) revision, so history reads and
+//! compaction are range scans. An in-memory index (key -> revisions), rebuilt at start, answers
+//! "which revision of this key is visible at revision R".
+
+pub mod index;
+mod range;
+mod write;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use prost::Message;
+use proto::mvccpb::KeyValue;
+use serde::{Deserialize, Serialize};
+
+pub use index::{key_range, KeyIndex};
+pub use write::{ApplyBatch, WriteTxn};
+
+use crate::db::{Db, CF_KV, CF_META};
+
+/// A revision: `main` is the write transaction, `sub` the change inside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Rev {
+    /// Cluster-wide revision of the transaction.
+    pub main: i64,
+    /// Position of the change within the transaction.
+    pub sub: i64,
+}
+
+impl Rev {
+    /// The 16-byte big-endian key of this revision in the `kv` column family.
+    pub fn to_key(self) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&self.main.to_be_bytes());
+        k[8..].copy_from_slice(&self.sub.to_be_bytes());
+        k
+    }
+
+    /// Parses a `kv` column family key.
+    pub fn from_key(k: &[u8]) -> Option<Rev> {
+        if k.len() != 16 {
+            return None;
+        }
+        let main = i64::from_be_bytes(k[..8].try_into().ok()?);
+        let sub = i64::from_be_bytes(k[8..].try_into().ok()?);
+        Some(Rev { main, sub })
+    }
+}
+
+/// Errors of reads and writes in the key space. The texts are etcd's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum MvccError {
+    /// The requested revision is older than the last compaction.
+    #[error("mvcc: required revision has been compacted")]
+    Compacted,
+    /// The requested revision has not happened yet.
+    #[error("mvcc: required revision is a future revision")]
+    FutureRev,
+    /// RocksDB failed or a record did not decode.
+    #[error("mvcc: storage failure: {0}")]
+    Storage(String),
+}
+
+impl From<rocksdb::Error> for MvccError {
+    fn from(e: rocksdb::Error) -> Self {
+        MvccError::Storage(e.to_string())
+    }
+}
+
+/// One record of the `kv` column family: a key's value at a revision, or its deletion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// True for a deletion marker.
+    pub tombstone: bool,
+    /// The key-value as clients see it (for a tombstone: key and mod_revision only).
+    pub kv: KeyValue,
+}
+
+impl Record {
+    /// Encodes as one kind byte followed by the protobuf `KeyValue`.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.kv.encoded_len());
+        out.push(u8::from(self.tombstone));
+        self.kv.encode(&mut out).expect("Vec has room");
+        out
+    }
+
+    /// Decodes a record written by [`Record::encode`].
+    pub fn decode(b: &[u8]) -> Result<Record, MvccError> {
+        let (kind, rest) = b.split_first().ok_or_else(|| MvccError::Storage("empty kv record".into()))?;
+        let kv = KeyValue::decode(rest).map_err(|e| MvccError::Storage(format!("kv record: {e}")))?;
+        Ok(Record { tombstone: *kind == 1, kv })
+    }
+}
+
+/// The in-memory part of the key space; guarded by [`Mvcc::state`].
+#[derive(Debug, Default)]
+pub struct MvccState {
+    /// Every key with its retained revisions.
+    pub index: BTreeMap<Vec<u8>, KeyIndex>,
+    /// The revision of the last write transaction.
+    pub current_rev: i64,
+    /// The revision of the last compaction (0 if none).
+    pub compact_rev: i64,
+}
+
+/// The key space of one member.
+pub struct Mvcc {
+    db: Arc<Db>,
+    /// Readers take it shared; the applier holds it exclusively from the first change of a
+    /// batch until the batch is written to RocksDB, so readers never see half a batch.
+    pub state: RwLock<MvccState>,
+}
+
+pub(crate) const META_CURRENT_REV: &[u8] = b"current_rev";
+pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
+
+impl Mvcc {
+    /// Loads the key space from the database, rebuilding the in-memory index.
+    pub fn open(db: Arc<Db>) -> Result<Mvcc, MvccError> {
+        let mvcc = Mvcc { db, state: RwLock::new(MvccState::default()) };
+        mvcc.reload()?;
+        Ok(mvcc)
+    }
+
+    /// Rebuilds the in-memory state from RocksDB (at start and after a snapshot install).
+    pub fn reload(&self) -> Result<(), MvccError> {
+        let mut guard = self.state.write();
+        self.rebuild(&mut guard)
+    }
+
+    /// Rebuilds `st` from RocksDB; the caller holds the state lock.
+    pub fn rebuild(&self, out: &mut MvccState) -> Result<(), MvccError> {
+        let raw = self.db.raw();
+        let mut st = MvccState::default();
+        let iter = raw.iterator_cf(self.db.cf(CF_KV), rocksdb::IteratorMode::Start);
+        for item in iter {
+            let (k, v) = item?;
+            let rev = Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
+            let rec = Record::decode(&v)?;
+            st.index.entry(rec.kv.key).or_default().push(rev, rec.tombstone);
+            st.current_rev = st.current_rev.max(rev.main);
+        }
+        let meta = self.db.cf(CF_META);
+        st.current_rev = st.current_rev.max(read_i64(raw, meta, META_CURRENT_REV)?);
+        st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
+        *out = st;
+        Ok(())
+    }
+
+    /// The database under the key space.
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// The current revision.
+    pub fn current_rev(&self) -> i64 {
+        self.state.read().current_rev
+    }
+
+    /// The last compacted revision.
+    pub fn compact_rev(&self) -> i64 {
+        self.state.read().compact_rev
+    }
+
+    /// Reads the record stored at a revision.
+    pub fn record_at(&self, rev: Rev) -> Result<Option<Record>, MvccError> {
+        match self.db.raw().get_pinned_cf(self.db.cf(CF_KV), rev.to_key())? {
+            Some(b) => Ok(Some(Record::decode(&b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The live key-value of `key` at the current revision.
+    pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, MvccError> {
+        let st = self.state.read();
+        let Some(idx) = st.index.get(key).and_then(|i| i.visible_at(st.current_rev)) else {
+            return Ok(None);
+        };
+        Ok(self.record_at(idx)?.map(|r| r.kv))
+    }
+
+    /// Every live key with its lease (for rebuilding lease attachments at start).
+    pub fn live_keys_with_lease(&self) -> Result<Vec<(Vec<u8>, i64)>, MvccError> {
+        let st = self.state.read();
+        let mut out = Vec::new();
+        for (key, idx) in &st.index {
+            if let Some(rev) = idx.visible_at(st.current_rev) {
+                if let Some(rec) = self.record_at(rev)? {
+                    if rec.kv.lease != 0 {
+                        out.push((key.clone(), rec.kv.lease));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events of revisions `from..=to` (at most `max_revs` revisions), in revision order,
+    /// grouped by revision. Each event's `prev_kv` is filled when `with_prev` is set.
+    pub fn history(
+        &self,
+        from: i64,
+        to: i64,
+        max_revs: usize,
+        with_prev: bool,
+    ) -> Result<Vec<(i64, Vec<proto::mvccpb::Event>)>, MvccError> {
+        use proto::mvccpb::{event::EventType, Event};
+        let st = self.state.read();
+        if from <= st.compact_rev && from != 0 {
+            // Revisions up to the compaction point are only partly retained.
+            if from < st.compact_rev {
+                return Err(MvccError::Compacted);
+            }
+        }
+        let start = Rev { main: from, sub: 0 }.to_key();
+        let iter = self.db.raw().iterator_cf(
+            self.db.cf(CF_KV),
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        let mut out: Vec<(i64, Vec<Event>)> = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            let rev = Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
+            if rev.main > to {
+                break;
+            }
+            if out.last().map(|(r, _)| *r) != Some(rev.main) {
+                if out.len() == max_revs {
+                    break;
+                }
+                out.push((rev.main, Vec::new()));
+            }
+            let rec = Record::decode(&v)?;
+            let prev_kv = if with_prev {
+                match st.index.get(&rec.kv.key).and_then(|i| i.visible_before(rev)) {
+                    Some(p) => self.record_at(p)?.map(|r| r.kv),
+                    None => None,
+                }
+            } else {
+                None
+            };
+            let typ = if rec.tombstone { EventType::Delete } else { EventType::Put };
+            if let Some((_, evs)) = out.last_mut() {
+                evs.push(Event { r#type: typ as i32, kv: Some(rec.kv), prev_kv });
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn read_i64(db: &rocksdb::DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<i64, MvccError> {
+    match db.get_cf(cf, key)? {
+        Some(b) if b.len() == 8 => Ok(i64::from_be_bytes(b[..8].try_into().unwrap_or_default())),
+        Some(_) => Err(MvccError::Storage(format!("bad meta value for {}", String::from_utf8_lossy(key)))),
+        None => Ok(0),
+    }
+}

@@ -1,0 +1,449 @@
+//! A member: Raft, the state machine it drives, and the operations the gRPC services need
+//! (propose, linearizable read barrier, leader-only lease and membership operations), each
+//! forwarded to the leader when this member does not lead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use proto::etcdserverpb::ResponseHeader;
+use serde::{Deserialize, Serialize};
+
+use crate::apply::{Applied, Command, MemberAttrs};
+use crate::db::Db;
+use crate::error::StoreError;
+use crate::lease::LeaseTtl;
+use crate::metrics::Metrics;
+use crate::raft::network::{PeerCallError, PeerClients, PeerRpc};
+use crate::raft::{Member, Raft, StoreState};
+
+/// How long a client request may wait for Raft (commit, leader election).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// Limits applied to client requests.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request in bytes (`--max-request-bytes`).
+    pub max_request_bytes: usize,
+    /// Most operations in one txn branch (`--max-txn-ops`).
+    pub max_txn_ops: usize,
+    /// Backend quota in bytes (`--quota-backend-bytes`); 0 for the default 2 GiB.
+    pub quota_backend_bytes: u64,
+    /// Smallest lease TTL granted, in seconds.
+    pub min_lease_ttl: i64,
+    /// Election timeout, by which a new leader extends leases.
+    pub election_timeout: Duration,
+}
+
+/// A leader-only lease operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LeaseOp {
+    /// Renew: returns the TTL, or None for an unknown lease.
+    KeepAlive(i64),
+    /// Remaining TTL and keys.
+    TimeToLive(i64),
+}
+
+/// Result of a [`LeaseOp`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LeaseOpResult {
+    /// KeepAlive's answer.
+    Renewed(Option<i64>),
+    /// TimeToLive's answer.
+    Ttl(Option<LeaseTtl>),
+}
+
+/// A membership change, executed by the leader.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum MemberChange {
+    /// Add a member (voter, or learner).
+    Add { peer_urls: Vec<String>, learner: bool },
+    /// Remove a member.
+    Remove { id: u64 },
+    /// Make a learner a voter.
+    Promote { id: u64 },
+    /// Change a member's peer URLs.
+    Update { id: u64, peer_urls: Vec<String> },
+}
+
+/// Members as a member knows them: the answer of the peer `Members` call.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MembersInfo {
+    /// Cluster ID.
+    pub cluster_id: u64,
+    /// ID, member, learner flag.
+    pub members: Vec<(u64, Member, bool)>,
+}
+
+/// One member of the store cluster.
+pub struct Node {
+    /// This member's ID.
+    pub id: u64,
+    /// The cluster's ID.
+    pub cluster_id: u64,
+    /// `--name`.
+    pub name: String,
+    /// `--advertise-client-urls`.
+    pub client_urls: Vec<String>,
+    /// Raft.
+    pub raft: Raft,
+    /// Key space, leases, metadata.
+    pub state: Arc<StoreState>,
+    /// The database.
+    pub db: Arc<Db>,
+    /// Channels to peers.
+    pub peers: PeerClients,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Request limits.
+    pub limits: Limits,
+    /// Set when this member was removed from the cluster.
+    pub removed: AtomicBool,
+    /// The term in which this member, as leader, restarted the lease clocks (0: not leading).
+    pub lease_term: std::sync::atomic::AtomicU64,
+}
+
+fn raft_unavailable<E: std::fmt::Debug>(e: RaftError<u64, E>) -> StoreError {
+    match e {
+        RaftError::Fatal(_) => StoreError::Stopped,
+        RaftError::APIError(e) => StoreError::Internal(format!("{e:?}")),
+    }
+}
+
+fn forward_err(e: PeerCallError) -> StoreError {
+    match e {
+        PeerCallError::Timeout => StoreError::Timeout,
+        _ => StoreError::NoLeader,
+    }
+}
+
+impl Node {
+    /// A response header at `revision`.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.id,
+            revision,
+            raft_term: self.raft.metrics().borrow().current_term,
+        }
+    }
+
+    /// Updates gauges read on scrape (database size, revision, watchers).
+    pub fn refresh_gauges(&self) {
+        self.metrics.db_size.set(self.db.size() as i64);
+        self.metrics.revision.set(self.state.mvcc.current_rev());
+        self.metrics.watchers.set(self.state.hub.watchers());
+    }
+
+    /// A response header at the current revision.
+    pub fn header_now(&self) -> ResponseHeader {
+        self.header(self.state.mvcc.current_rev())
+    }
+
+    /// The current leader, waiting (bounded) for an election to finish.
+    pub async fn leader(&self) -> Result<(u64, Member), StoreError> {
+        let mut rx = self.raft.metrics();
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            if self.removed.load(Ordering::Relaxed) {
+                return Err(StoreError::Stopped);
+            }
+            {
+                let m = rx.borrow_and_update();
+                if let Some(l) = m.current_leader {
+                    if let Some(node) = m.membership_config.membership().get_node(&l) {
+                        return Ok((l, node.clone()));
+                    }
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StoreError::Stopped),
+                Err(_) => return Err(StoreError::NoLeader),
+            }
+        }
+    }
+
+    fn peer_url(m: &Member) -> Result<&str, StoreError> {
+        m.peer_urls.first().map(String::as_str).ok_or(StoreError::NoLeader)
+    }
+
+    /// Runs `cmd` through Raft (on the leader, forwarding if needed); returns once applied
+    /// on the member that proposed it.
+    pub async fn propose(&self, cmd: Command) -> Result<Applied, StoreError> {
+        self.metrics.pending.inc();
+        let res = self.propose_inner(cmd).await;
+        self.metrics.pending.dec();
+        if res.is_err() {
+            self.metrics.failed.inc();
+        }
+        res
+    }
+
+    async fn propose_inner(&self, cmd: Command) -> Result<Applied, StoreError> {
+        for _ in 0..5 {
+            let (leader, node) = self.leader().await?;
+            if leader == self.id {
+                match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(cmd.clone())).await {
+                    Err(_) => return Err(StoreError::Timeout),
+                    Ok(Ok(resp)) => return Ok(resp.data),
+                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    Ok(Err(e)) => return Err(raft_unavailable(e)),
+                }
+            }
+            let reply: Result<Result<Applied, StoreError>, _> =
+                self.peers.call(Self::peer_url(&node)?, PeerRpc::Propose, &cmd, REQUEST_TIMEOUT).await;
+            match reply {
+                Ok(Ok(applied)) => {
+                    // Read-your-writes on this member: wait until it applied the same revision.
+                    self.wait_revision(applied.revision).await?;
+                    return Ok(applied);
+                }
+                Ok(Err(StoreError::NoLeader)) | Err(PeerCallError::Unreachable(_)) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(e) => return Err(forward_err(e)),
+            }
+        }
+        Err(StoreError::NoLeader)
+    }
+
+    /// Proposes locally; for a command forwarded by a follower (this member must lead).
+    pub async fn propose_as_leader(&self, cmd: Command) -> Result<Applied, StoreError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(cmd)).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(StoreError::NoLeader),
+            Ok(Err(e)) => Err(raft_unavailable(e)),
+        }
+    }
+
+    /// Waits until this member's key space reached `rev` (bounded).
+    async fn wait_revision(&self, rev: i64) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let mut rx = self.raft.metrics();
+        while self.state.mvcc.current_rev() < rev {
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StoreError::Stopped),
+                Err(_) => return Err(StoreError::Timeout),
+            }
+        }
+        Ok(())
+    }
+
+    /// The linearizable read barrier (etcd's ReadIndex): confirms leadership with a quorum
+    /// and waits until this member applied everything committed before the call.
+    pub async fn read_index(&self) -> Result<(), StoreError> {
+        let (leader, node) = self.leader().await?;
+        let index = if leader == self.id {
+            self.leader_read_index().await?
+        } else {
+            let reply: Result<Option<u64>, StoreError> = self
+                .peers
+                .call(Self::peer_url(&node)?, PeerRpc::ReadIndex, &(), REQUEST_TIMEOUT)
+                .await
+                .map_err(forward_err)?;
+            reply?
+        };
+        if let Some(index) = index {
+            self.raft
+                .wait(Some(REQUEST_TIMEOUT))
+                .applied_index_at_least(Some(index), "read index")
+                .await
+                .map_err(|_| StoreError::Timeout)?;
+        }
+        Ok(())
+    }
+
+    /// On the leader: the log index a linearizable read must wait for.
+    pub async fn leader_read_index(&self) -> Result<Option<u64>, StoreError> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.get_read_log_id()).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Ok((read, _applied))) => Ok(read.map(|l| l.index)),
+            Ok(Err(RaftError::APIError(_))) => Err(StoreError::NoLeader),
+            Ok(Err(e)) => Err(raft_unavailable(e)),
+        }
+    }
+
+    /// Runs a lease operation on the leader.
+    pub async fn lease_op(&self, op: LeaseOp) -> Result<LeaseOpResult, StoreError> {
+        let (leader, node) = self.leader().await?;
+        if leader == self.id {
+            return self.leader_lease_op(op);
+        }
+        let reply: Result<LeaseOpResult, StoreError> = self
+            .peers
+            .call(Self::peer_url(&node)?, PeerRpc::LeaseOp, &op, REQUEST_TIMEOUT)
+            .await
+            .map_err(forward_err)?;
+        reply
+    }
+
+    /// A lease operation, on this member as leader.
+    pub fn leader_lease_op(&self, op: LeaseOp) -> Result<LeaseOpResult, StoreError> {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(StoreError::NoLeader);
+        }
+        Ok(match op {
+            LeaseOp::KeepAlive(id) => LeaseOpResult::Renewed(self.state.lessor.renew(id)),
+            LeaseOp::TimeToLive(id) => LeaseOpResult::Ttl(self.state.lessor.time_to_live(id)),
+        })
+    }
+
+    /// Members as this member knows them.
+    pub fn members(&self) -> MembersInfo {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let membership = m.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership.nodes().map(|(id, n)| (*id, n.clone(), !voters.contains(id))).collect();
+        MembersInfo { cluster_id: self.cluster_id, members }
+    }
+
+    /// Published attributes of members.
+    pub fn member_attrs(&self) -> BTreeMap<u64, MemberAttrs> {
+        self.state.cluster.read().members.clone()
+    }
+
+    /// Runs a membership change on the leader; returns the added member, if any.
+    pub async fn member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
+        let (leader, node) = self.leader().await?;
+        if leader == self.id {
+            return self.leader_member_change(change).await;
+        }
+        let reply: Result<Option<(u64, Member)>, StoreError> = self
+            .peers
+            .call(Self::peer_url(&node)?, PeerRpc::MemberChange, &change, REQUEST_TIMEOUT * 2)
+            .await
+            .map_err(forward_err)?;
+        reply
+    }
+
+    /// A membership change, on this member as leader, through joint consensus.
+    pub async fn leader_member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
+        let info = self.members();
+        let find = |id: u64| info.members.iter().find(|(i, _, _)| *i == id).cloned();
+        let change_err = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => StoreError::NoLeader,
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => StoreError::Internal(e.to_string()),
+            e => raft_unavailable(e),
+        };
+        match change {
+            MemberChange::Add { peer_urls, learner } => {
+                if peer_urls.is_empty() || !peer_urls.iter().all(|u| valid_url(u)) {
+                    return Err(StoreError::MemberBadUrls);
+                }
+                if info.members.iter().any(|(_, m, _)| m.peer_urls.iter().any(|u| peer_urls.contains(u))) {
+                    return Err(StoreError::PeerUrlExist);
+                }
+                let id = new_member_id(&peer_urls, self.cluster_id);
+                if find(id).is_some() {
+                    return Err(StoreError::MemberExist);
+                }
+                let member = Member { name: String::new(), peer_urls };
+                self.raft.add_learner(id, member.clone(), false).await.map_err(change_err)?;
+                if !learner {
+                    let voters = BTreeSet::from([id]);
+                    self.raft.change_membership(ChangeMembers::AddVoterIds(voters), false).await.map_err(change_err)?;
+                }
+                Ok(Some((id, member)))
+            }
+            MemberChange::Remove { id } => {
+                let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
+                let ids = BTreeSet::from([id]);
+                let change = if learner { ChangeMembers::RemoveNodes(ids) } else { ChangeMembers::RemoveVoters(ids) };
+                self.raft.change_membership(change, false).await.map_err(change_err)?;
+                Ok(None)
+            }
+            MemberChange::Promote { id } => {
+                let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
+                if !learner {
+                    return Err(StoreError::MemberNotLearner);
+                }
+                let m = self.raft.metrics().borrow().clone();
+                let last = m.last_log_index.unwrap_or(0);
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned())
+                    .flatten()
+                    .map(|l| l.index)
+                    .unwrap_or(0);
+                // etcd promotes a learner once it has 90% of the leader's log.
+                if (matched as f64) < 0.9 * last as f64 {
+                    return Err(StoreError::LearnerNotReady);
+                }
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map_err(change_err)?;
+                Ok(None)
+            }
+            MemberChange::Update { id, peer_urls } => {
+                let (_, mut member, _) = find(id).ok_or(StoreError::MemberNotFound)?;
+                if peer_urls.is_empty() || !peer_urls.iter().all(|u| valid_url(u)) {
+                    return Err(StoreError::MemberBadUrls);
+                }
+                member.peer_urls = peer_urls;
+                self.raft
+                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])), false)
+                    .await
+                    .map_err(change_err)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether a write of `cost` bytes must be refused for the backend quota; raises the
+    /// NOSPACE alarm the first time, as etcd does.
+    pub async fn check_quota(&self, cost: usize) -> Result<(), StoreError> {
+        const NOSPACE: i32 = 1;
+        if self.state.cluster.read().alarms.iter().any(|(_, a)| *a == NOSPACE) {
+            return Err(StoreError::NoSpace);
+        }
+        let quota = match self.limits.quota_backend_bytes {
+            0 => 2 * 1024 * 1024 * 1024,
+            q => q,
+        };
+        if self.db.size() + cost as u64 > quota {
+            let _ = self.propose(Command::Alarm { activate: true, member_id: self.id, alarm: NOSPACE }).await;
+            return Err(StoreError::NoSpace);
+        }
+        Ok(())
+    }
+}
+
+/// A URL etcd accepts for a member: http or https with host and port.
+pub fn valid_url(u: &str) -> bool {
+    match url::Url::parse(u) {
+        Ok(p) => matches!(p.scheme(), "http" | "https") && p.host_str().is_some() && p.port().is_some(),
+        Err(_) => false,
+    }
+}
+
+/// A member ID derived from its peer URLs and the cluster (plus the time for added members,
+/// so that re-adding the same URLs gives a new ID, as in etcd).
+pub fn new_member_id(peer_urls: &[String], cluster_id: u64) -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    hash_id(&[&peer_urls.join(","), &cluster_id.to_string(), &now.to_string()])
+}
+
+/// A stable non-zero 64-bit ID from strings.
+pub fn hash_id(parts: &[&str]) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    let id = u64::from_be_bytes(d[..8].try_into().unwrap_or_default());
+    id.max(1)
+}

@@ -1,0 +1,51 @@
+//! Raft plumbing: openraft's type configuration, the RocksDB log store, the state machine
+//! (the MVCC key space) and the gRPC network between members.
+
+mod log_store;
+pub mod network;
+mod state_machine;
+
+use std::fmt;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+pub use log_store::LogStore;
+pub use state_machine::{StateMachine, StoreState};
+
+use crate::apply::{Applied, Command};
+
+/// A member as Raft membership records it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// `--name` (empty until an added member starts and publishes it).
+    pub name: String,
+    /// Where the member listens for peers.
+    pub peer_urls: Vec<String>,
+}
+
+impl fmt::Display for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.name, self.peer_urls.join(","))
+    }
+}
+
+openraft::declare_raft_types!(
+    /// The store's Raft types.
+    pub TypeConfig:
+        D = Command,
+        R = Applied,
+        NodeId = u64,
+        Node = Member,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+/// The Raft handle of a member.
+pub type Raft = openraft::Raft<TypeConfig>;
+/// A log id of this configuration.
+pub type LogId = openraft::LogId<u64>;
+/// Membership as stored.
+pub type StoredMembership = openraft::StoredMembership<u64, Member>;
+/// Storage errors of this configuration.
+pub type StorageError = openraft::StorageError<u64>;

@@ -1,0 +1,201 @@
+//! Member-to-member gRPC: openraft's RPCs and the calls a follower makes to the leader.
+//! Payloads are bincode; one lazily connected channel per peer URL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use parking_lot::Mutex;
+use proto::peerpb::peer_client::PeerClient;
+use proto::peerpb::Payload;
+use serde::{de::DeserializeOwned, Serialize};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use super::{Member, TypeConfig};
+use crate::codec;
+
+/// Largest peer message (snapshot chunks, log batches).
+pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Channels to peers by URL, shared by Raft replication and request forwarding.
+#[derive(Clone)]
+pub struct PeerClients {
+    tls: Option<ClientTlsConfig>,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+/// The peer RPCs.
+#[derive(Debug, Clone, Copy)]
+pub enum PeerRpc {
+    /// openraft AppendEntries.
+    AppendEntries,
+    /// openraft Vote.
+    Vote,
+    /// openraft InstallSnapshot (a chunk).
+    InstallSnapshot,
+    /// A client command for the leader.
+    Propose,
+    /// Leader's read index.
+    ReadIndex,
+    /// Leader-only lease operations.
+    LeaseOp,
+    /// Membership as known.
+    Members,
+    /// Membership change for the leader.
+    MemberChange,
+}
+
+impl PeerClients {
+    /// Peers reached with `tls` when URLs are https.
+    pub fn new(tls: Option<ClientTlsConfig>) -> PeerClients {
+        PeerClients { tls, channels: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+        if let Some(c) = self.channels.lock().get(url) {
+            return Ok(c.clone());
+        }
+        let mut ep = Endpoint::from_shared(url.to_string())?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5));
+        if let (Some(tls), true) = (&self.tls, url.starts_with("https")) {
+            ep = ep.tls_config(tls.clone())?;
+        }
+        let ch = ep.connect_lazy();
+        self.channels.lock().insert(url.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    /// Sends `req` to the peer at `url` and decodes its reply; the outer error is transport
+    /// (peer unreachable, timeout), the reply itself may carry the peer's own error.
+    pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        url: &str,
+        rpc: PeerRpc,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
+        let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
+        let mut client = PeerClient::new(ch)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        let payload = Payload { data };
+        let fut = async {
+            match rpc {
+                PeerRpc::AppendEntries => client.append_entries(payload).await,
+                PeerRpc::Vote => client.vote(payload).await,
+                PeerRpc::InstallSnapshot => client.install_snapshot(payload).await,
+                PeerRpc::Propose => client.propose(payload).await,
+                PeerRpc::ReadIndex => client.read_index(payload).await,
+                PeerRpc::LeaseOp => client.lease_op(payload).await,
+                PeerRpc::Members => client.members(payload).await,
+                PeerRpc::MemberChange => client.member_change(payload).await,
+            }
+        };
+        let resp = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => return Err(PeerCallError::Timeout),
+            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
+                return Err(PeerCallError::Unreachable(status.message().to_string()))
+            }
+            Ok(Err(status)) => return Err(PeerCallError::Status(status.message().to_string())),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        codec::decode(&resp.data).map_err(|e| PeerCallError::Codec(e.to_string()))
+    }
+}
+
+/// Failure to get an answer from a peer.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCallError {
+    /// Connection refused or lost.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// No answer in time.
+    #[error("peer did not answer in time")]
+    Timeout,
+    /// The peer answered with a gRPC error.
+    #[error("peer error: {0}")]
+    Status(String),
+    /// The reply did not decode.
+    #[error("peer reply: {0}")]
+    Codec(String),
+}
+
+/// openraft's network factory.
+pub struct Network {
+    peers: PeerClients,
+}
+
+impl Network {
+    /// A network over `peers`.
+    pub fn new(peers: PeerClients) -> Network {
+        Network { peers }
+    }
+}
+
+/// A connection to one peer for Raft replication.
+pub struct Conn {
+    target: u64,
+    url: String,
+    peers: PeerClients,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Conn;
+
+    async fn new_client(&mut self, target: u64, node: &Member) -> Conn {
+        Conn { target, url: node.peer_urls.first().cloned().unwrap_or_default(), peers: self.peers.clone() }
+    }
+}
+
+impl Conn {
+    async fn rpc<Req, Resp, E>(&self, rpc: PeerRpc, req: &Req, ttl: Duration) -> Result<Resp, RPCError<u64, Member, E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let reply: Result<Resp, E> = match self.peers.call(&self.url, rpc, req, ttl).await {
+            Ok(r) => r,
+            Err(PeerCallError::Unreachable(m)) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m))))
+            }
+            Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+        };
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for Conn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
+        self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
+        self.rpc(PeerRpc::InstallSnapshot, &rpc, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
+        self.rpc(PeerRpc::Vote, &rpc, option.hard_ttl()).await
+    }
+}

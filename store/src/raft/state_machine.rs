@@ -1,0 +1,238 @@
+//! The Raft state machine: the MVCC key space, leases and cluster metadata, applied from the
+//! log in one RocksDB write batch per call together with the last applied log id and the
+//! membership.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{EntryPayload, StorageIOError};
+use parking_lot::RwLock;
+
+use super::{LogId, Member, StorageError, StoredMembership, TypeConfig};
+use crate::apply::{self, Applied, ApplyCtx, ClusterMeta};
+use crate::codec;
+use crate::db::{Db, CF_META};
+use crate::lease::Lessor;
+use crate::metrics::Metrics;
+use crate::mvcc::{ApplyBatch, Mvcc};
+use crate::snapshot::{self, META_CLUSTER, META_LAST_APPLIED, META_MEMBERSHIP};
+use crate::watch::WatchHub;
+
+type Entry = openraft::Entry<TypeConfig>;
+
+/// What the state machine maintains and the servers read.
+pub struct StoreState {
+    /// The key space.
+    pub mvcc: Mvcc,
+    /// Leases.
+    pub lessor: Lessor,
+    /// Alarms and members' attributes.
+    pub cluster: RwLock<ClusterMeta>,
+    /// Applied events for watchers.
+    pub hub: WatchHub,
+}
+
+impl StoreState {
+    /// Loads everything from the database.
+    pub fn load(db: Arc<Db>) -> anyhow::Result<StoreState> {
+        let mvcc = Mvcc::open(db.clone())?;
+        let lessor = Lessor::load(&db, mvcc.live_keys_with_lease()?).map_err(anyhow::Error::msg)?;
+        let cluster = read_cluster_meta(&db)?;
+        Ok(StoreState { mvcc, lessor, cluster: RwLock::new(cluster), hub: WatchHub::default() })
+    }
+}
+
+fn read_cluster_meta(db: &Db) -> anyhow::Result<ClusterMeta> {
+    Ok(match db.raw().get_cf(db.cf(CF_META), META_CLUSTER)? {
+        Some(b) => codec::decode(&b)?,
+        None => ClusterMeta::default(),
+    })
+}
+
+/// The openraft state machine over [`StoreState`].
+pub struct StateMachine {
+    state: Arc<StoreState>,
+    db: Arc<Db>,
+    metrics: Arc<Metrics>,
+    snap_dir: PathBuf,
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl StateMachine {
+    /// The state machine of a member whose snapshots live in `snap_dir`.
+    pub fn new(state: Arc<StoreState>, db: Arc<Db>, metrics: Arc<Metrics>, snap_dir: PathBuf) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&snap_dir)?;
+        let meta = db.cf(CF_META);
+        let last_applied = match db.raw().get_cf(meta, META_LAST_APPLIED)? {
+            Some(b) => codec::decode(&b)?,
+            None => None,
+        };
+        let membership = match db.raw().get_cf(meta, META_MEMBERSHIP)? {
+            Some(b) => codec::decode(&b)?,
+            None => StoredMembership::default(),
+        };
+        Ok(StateMachine { state, db, metrics, snap_dir, last_applied, membership })
+    }
+
+    fn snap_path(&self) -> PathBuf {
+        self.snap_dir.join("current.snap")
+    }
+}
+
+fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_state_machine(&e).into()
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        Ok((self.last_applied, self.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let state = self.state.clone();
+        let started = std::time::Instant::now();
+        let mut batch = ApplyBatch::begin(&state.mvcc);
+        let mut meta = state.cluster.read().clone();
+        let mut ctx = ApplyCtx { lessor: &state.lessor, meta: &mut meta, meta_dirty: false };
+        let mut responses = Vec::new();
+        let mut published = Vec::new();
+        for entry in entries {
+            self.last_applied = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => {
+                    responses.push(Applied { revision: batch.st.current_rev, result: Ok(Vec::new()) });
+                }
+                EntryPayload::Normal(cmd) => {
+                    let (applied, events) = apply::apply(&mut batch, &mut ctx, &cmd);
+                    if !events.is_empty() {
+                        published.push((applied.revision, events));
+                    }
+                    responses.push(applied);
+                }
+                EntryPayload::Membership(m) => {
+                    self.membership = StoredMembership::new(Some(entry.log_id), m);
+                    responses.push(Applied { revision: batch.st.current_rev, result: Ok(Vec::new()) });
+                }
+            }
+        }
+        let meta_dirty = ctx.meta_dirty;
+        let cf = batch.cf(CF_META);
+        batch.batch.put_cf(cf, META_LAST_APPLIED, codec::encode(&self.last_applied).map_err(sm_write_err)?);
+        batch.batch.put_cf(cf, META_MEMBERSHIP, codec::encode(&self.membership).map_err(sm_write_err)?);
+        if meta_dirty {
+            batch.batch.put_cf(cf, META_CLUSTER, codec::encode(&meta).map_err(sm_write_err)?);
+        }
+        tokio::task::block_in_place(|| batch.commit()).map_err(sm_write_err)?;
+        if meta_dirty {
+            *state.cluster.write() = meta;
+        }
+        self.metrics.applied.inc_by(responses.len() as u64);
+        self.metrics.backend_commit.observe(started.elapsed().as_secs_f64());
+        state.hub.publish(published);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder { db: self.db.clone(), snap_path: self.snap_path() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, Member>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let sig = Some(meta.signature());
+        let bytes = snapshot.into_inner();
+        let mut payload: snapshot::Payload =
+            codec::decode(&bytes).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        payload.last_applied = meta.last_log_id;
+        payload.membership = meta.last_membership.clone();
+        let state = self.state.clone();
+        {
+            let mut st = state.mvcc.state.write();
+            snapshot::install(&self.db, &payload).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            state.mvcc.rebuild(&mut st).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            let keys = live_keys(&state, &st).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            state
+                .lessor
+                .reload(&self.db, keys)
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e)))?;
+            let cluster = read_cluster_meta(&self.db)
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e.to_string())))?;
+            *state.cluster.write() = cluster;
+            state.hub.reset(st.current_rev);
+        }
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        save_snapshot_file(&self.snap_path(), meta, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let path = self.snap_path();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageIOError::read_snapshot(None, &e).into()),
+        };
+        let (meta, data): (SnapshotMeta<u64, Member>, Vec<u8>) =
+            codec::decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+/// Live keys with their lease from a locked state (for the lessor after an install).
+fn live_keys(state: &StoreState, st: &crate::mvcc::MvccState) -> Result<Vec<(Vec<u8>, i64)>, crate::mvcc::MvccError> {
+    let mut out = Vec::new();
+    for (key, idx) in &st.index {
+        if let Some(rev) = idx.visible_at(st.current_rev) {
+            if let Some(rec) = state.mvcc.record_at(rev)? {
+                if rec.kv.lease != 0 {
+                    out.push((key.clone(), rec.kv.lease));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn save_snapshot_file(path: &std::path::Path, meta: &SnapshotMeta<u64, Member>, data: &[u8]) -> std::io::Result<()> {
+    let bytes = codec::encode(&(meta, data)).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Builds snapshots from a RocksDB snapshot, apart from the applier.
+pub struct SnapshotBuilder {
+    db: Arc<Db>,
+    snap_path: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let payload = snapshot::capture(&self.db).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let data = codec::encode(&payload).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let snapshot_id = match payload.last_applied {
+            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
+            None => format!("0-0-{}", rand::random::<u32>()),
+        };
+        let meta = SnapshotMeta { last_log_id: payload.last_applied, last_membership: payload.membership, snapshot_id };
+        save_snapshot_file(&self.snap_path, &meta, &data).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}

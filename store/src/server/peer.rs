@@ -1,0 +1,76 @@
+//! The peer service: openraft's RPCs and the calls followers make to the leader.
+
+use std::sync::Arc;
+
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use proto::peerpb::peer_server::Peer;
+use proto::peerpb::Payload;
+use serde::{de::DeserializeOwned, Serialize};
+use tonic::{Request, Response, Status};
+
+use crate::apply::Command;
+use crate::codec;
+use crate::node::{LeaseOp, MemberChange, Node};
+use crate::raft::TypeConfig;
+
+/// The peer service of a member.
+pub struct PeerService {
+    node: Arc<Node>,
+}
+
+impl PeerService {
+    /// Serves `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        PeerService { node }
+    }
+}
+
+fn decode<T: DeserializeOwned>(r: Request<Payload>) -> Result<T, Status> {
+    codec::decode(&r.into_inner().data).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn reply<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
+    let data = codec::encode(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(Payload { data }))
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
+        reply(&self.node.raft.append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: VoteRequest<u64> = decode(request)?;
+        reply(&self.node.raft.vote(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode(request)?;
+        reply(&self.node.raft.install_snapshot(rpc).await)
+    }
+
+    async fn propose(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let cmd: Command = decode(request)?;
+        reply(&self.node.propose_as_leader(cmd).await)
+    }
+
+    async fn read_index(&self, _request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        reply(&self.node.leader_read_index().await)
+    }
+
+    async fn lease_op(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let op: LeaseOp = decode(request)?;
+        reply(&self.node.leader_lease_op(op))
+    }
+
+    async fn members(&self, _request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        reply(&self.node.members())
+    }
+
+    async fn member_change(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+        let change: MemberChange = decode(request)?;
+        reply(&self.node.leader_member_change(change).await)
+    }
+}
