@@ -184,35 +184,44 @@ impl Node {
     }
 
     async fn propose_inner(&self, cmd: Command) -> Result<Applied, StoreError> {
-        for _ in 0..5 {
+        let applied = self
+            .leader_or_forward(PeerRpc::Propose, &cmd, || self.propose_as_leader(cmd.clone()))
+            .await?;
+        // Read-your-writes on this member: wait until it applied the same revision.
+        self.wait_revision(applied.revision).await?;
+        Ok(applied)
+    }
+
+    /// Runs `local` if this member leads, else sends `req` to the leader's `rpc`. While no
+    /// leader is known or reachable (an election is under way), waits and tries again, up to
+    /// [`REQUEST_TIMEOUT`]. A request that may have reached the leader is never repeated.
+    async fn leader_or_forward<Req, T, F, Fut>(&self, rpc: PeerRpc, req: &Req, local: F) -> Result<T, StoreError>
+    where
+        Req: Serialize,
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
             let (leader, node) = self.leader().await?;
-            if leader == self.id {
-                match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(cmd.clone())).await {
-                    Err(_) => return Err(StoreError::Timeout),
-                    Ok(Ok(resp)) => return Ok(resp.data),
-                    Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                    Ok(Err(e)) => return Err(raft_unavailable(e)),
+            let res = if leader == self.id {
+                local().await
+            } else {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.peers.call::<Req, Result<T, StoreError>>(Self::peer_url(&node)?, rpc, req, left).await {
+                    Ok(r) => r,
+                    Err(PeerCallError::Unreachable(_)) => Err(StoreError::NoLeader),
+                    Err(e) => Err(forward_err(e)),
                 }
-            }
-            let reply: Result<Result<Applied, StoreError>, _> =
-                self.peers.call(Self::peer_url(&node)?, PeerRpc::Propose, &cmd, REQUEST_TIMEOUT).await;
-            match reply {
-                Ok(Ok(applied)) => {
-                    // Read-your-writes on this member: wait until it applied the same revision.
-                    self.wait_revision(applied.revision).await?;
-                    return Ok(applied);
-                }
-                Ok(Err(StoreError::NoLeader)) | Err(PeerCallError::Unreachable(_)) => {
+            };
+            match res {
+                Err(StoreError::NoLeader) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(e) => return Err(forward_err(e)),
+                other => return other,
             }
         }
-        Err(StoreError::NoLeader)
     }
 
     /// Proposes locally; for a command forwarded by a follower (this member must lead).
@@ -242,17 +251,7 @@ impl Node {
     /// The linearizable read barrier (etcd's ReadIndex): confirms leadership with a quorum
     /// and waits until this member applied everything committed before the call.
     pub async fn read_index(&self) -> Result<(), StoreError> {
-        let (leader, node) = self.leader().await?;
-        let index = if leader == self.id {
-            self.leader_read_index().await?
-        } else {
-            let reply: Result<Option<u64>, StoreError> = self
-                .peers
-                .call(Self::peer_url(&node)?, PeerRpc::ReadIndex, &(), REQUEST_TIMEOUT)
-                .await
-                .map_err(forward_err)?;
-            reply?
-        };
+        let index = self.leader_or_forward(PeerRpc::ReadIndex, &(), || self.leader_read_index()).await?;
         if let Some(index) = index {
             self.raft
                 .wait(Some(REQUEST_TIMEOUT))
@@ -275,16 +274,7 @@ impl Node {
 
     /// Runs a lease operation on the leader.
     pub async fn lease_op(&self, op: LeaseOp) -> Result<LeaseOpResult, StoreError> {
-        let (leader, node) = self.leader().await?;
-        if leader == self.id {
-            return self.leader_lease_op(op);
-        }
-        let reply: Result<LeaseOpResult, StoreError> = self
-            .peers
-            .call(Self::peer_url(&node)?, PeerRpc::LeaseOp, &op, REQUEST_TIMEOUT)
-            .await
-            .map_err(forward_err)?;
-        reply
+        self.leader_or_forward(PeerRpc::LeaseOp, &op, || std::future::ready(self.leader_lease_op(op.clone()))).await
     }
 
     /// A lease operation, on this member as leader.
@@ -314,16 +304,7 @@ impl Node {
 
     /// Runs a membership change on the leader; returns the added member, if any.
     pub async fn member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
-        let (leader, node) = self.leader().await?;
-        if leader == self.id {
-            return self.leader_member_change(change).await;
-        }
-        let reply: Result<Option<(u64, Member)>, StoreError> = self
-            .peers
-            .call(Self::peer_url(&node)?, PeerRpc::MemberChange, &change, REQUEST_TIMEOUT * 2)
-            .await
-            .map_err(forward_err)?;
-        reply
+        self.leader_or_forward(PeerRpc::MemberChange, &change, || self.leader_member_change(change.clone())).await
     }
 
     /// A membership change, on this member as leader, through joint consensus.

@@ -108,9 +108,11 @@ pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-/// Encodes a payload as a backup file: the bincode payload, then its SHA-256.
+/// Encodes a payload as a backup file: the bincode payload padded with zeros to a multiple
+/// of 512 bytes, then the SHA-256 of that (etcdctl recognises a checksum by `size % 512 == 32`).
 pub fn to_backup(p: &Payload) -> Result<Vec<u8>, SnapshotError> {
     let mut bytes = codec::encode(p)?;
+    bytes.resize(bytes.len().div_ceil(512) * 512, 0);
     let sum = Sha256::digest(&bytes);
     bytes.extend_from_slice(&sum);
     Ok(bytes)
@@ -125,5 +127,6 @@ pub fn from_backup(bytes: &[u8]) -> Result<Payload, SnapshotError> {
     if Sha256::digest(body).as_slice() != sum {
         return Err(SnapshotError::Checksum);
     }
+    // The padding after the payload is ignored by the decoder.
     Ok(codec::decode(body)?)
 }

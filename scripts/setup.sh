@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian 12, when missing. Safe to run again.
+set -euo pipefail
+
+need_apt=()
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+for pkg in protobuf-compiler libclang-dev librocksdb-dev libsnappy-dev liblz4-dev libzstd-dev \
+           etcd-server etcd-client openssl curl ca-certificates pkg-config build-essential; do
+  have "$pkg" || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need_apt[@]}"
+  # Debian's etcd-server starts a system etcd on 2379; we only want its binary as a reference.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/dev/null; then
+    $SUDO systemctl disable --now etcd || true
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "error: cargo (Rust 1.89 or newer) is not installed; install it with rustup first" >&2
+    exit 1
+  fi
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, openraft's storage suite, and the cross-process tests that start
+# real store members (and the reference etcd) and drive them with etcdctl and etcd clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+
+echo "==> building (first build compiles dependencies: ~8 minutes on 2 cores)"
+cargo build --workspace --bins --tests
+echo "==> running tests"
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
