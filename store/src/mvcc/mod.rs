@@ -260,3 +260,6 @@ pub(crate) fn read_i64(db: &rocksdb::DB, cf: &rocksdb::ColumnFamily, key: &[u8])
         None => Ok(0),
     }
 }
+
+#[cfg(test)]
+mod tests;
