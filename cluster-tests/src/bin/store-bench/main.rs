@@ -318,6 +318,13 @@ async fn main() -> Result<()> {
     }
     let workloads = Workload::selected(&args);
     let mut results = Results::new(&args, &workloads);
+    eprintln!(
+        "store-bench: {} round(s) of {} workload(s) on {}; expect roughly {:.0} min",
+        args.rounds,
+        workloads.len(),
+        systems.iter().map(|s| s.name()).collect::<Vec<_>>().join(" and "),
+        estimate(&args, &workloads).as_secs_f64() * (args.rounds * systems.len()) as f64 / 60.0
+    );
     let run_started = Instant::now();
     for round in 0..args.rounds {
         let mut order = systems.clone();
@@ -339,6 +346,21 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Rough time one system takes for one round: start, workloads, stop.
+fn estimate(args: &Args, workloads: &[Workload]) -> Duration {
+    let timed = args.warmup() + args.duration();
+    let per_workload: Duration = workloads
+        .iter()
+        .map(|w| match w {
+            // About 1.5 ms per put on an idle machine.
+            Workload::SeqPut => Duration::from_secs_f64(args.ops as f64 * 1.1 * 1.5e-3),
+            Workload::Watch => args.duration(),
+            _ => timed,
+        })
+        .sum();
+    per_workload + Duration::from_secs(5) + SETTLE
+}
+
 /// What a reader needs to judge the table: when, how, on what.
 fn report_header(args: &Args, systems: &[System], elapsed: f64) -> String {
     let command = std::env::args()
@@ -352,7 +374,7 @@ fn report_header(args: &Args, systems: &[System], elapsed: f64) -> String {
         String::new(),
         format!("- command: `{command}` ({elapsed:.0} s)"),
         format!(
-            "- {} rounds, each on fresh {}-member clusters on 127.0.0.1, {}; \
+            "- rounds: {}, each on fresh {}-member clusters on 127.0.0.1, {}; \
              timed workloads: {} s warm-up + {} s measured",
             args.rounds,
             args.members,
@@ -371,7 +393,7 @@ fn report_header(args: &Args, systems: &[System], elapsed: f64) -> String {
     }
     if systems.contains(&System::Ours) {
         lines.push(format!(
-            "- ours: {} at {}",
+            "- ours: {} (work tree at {})",
             Flavor::Ours.binary().display(),
             git_revision(&cluster_tests::workspace_root())
         ));
