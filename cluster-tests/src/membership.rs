@@ -85,7 +85,8 @@ impl Cluster {
     }
 
     /// Removes member `i` through the Cluster API (`MemberRemove`, sent to the other members),
-    /// then lets its process exit (it is stopped if it does not within 5 s).
+    /// lets its process exit (it is stopped if it does not within 5 s), and waits until the
+    /// remaining members have a leader.
     pub async fn remove_member(&mut self, i: usize) -> Result<()> {
         ensure!(
             self.members[i].state == State::Active,
@@ -123,6 +124,11 @@ impl Cluster {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.stop(i);
+        // Removing the leader leaves the cluster leaderless for an election timeout, and etcd
+        // can drop proposals made meanwhile: return once there is a leader again.
+        self.leader()
+            .await
+            .context("no leader after removing a member")?;
         Ok(())
     }
 }

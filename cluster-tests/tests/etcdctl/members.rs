@@ -1,0 +1,269 @@
+//! member list/add/remove, endpoint status/health, and members that die and come back.
+
+use std::process::Output;
+use std::time::Duration;
+
+use cluster_tests::Cluster;
+
+use crate::common::*;
+
+/// `member list` lines as etcd prints them: sorted by ID, hex IDs without padding.
+fn expected_member_list(cluster: &Cluster) -> String {
+    let mut members: Vec<(u64, usize)> = cluster
+        .active_members()
+        .into_iter()
+        .map(|i| (cluster.member_id(i).expect("member id"), i))
+        .collect();
+    members.sort_unstable();
+    members
+        .into_iter()
+        .map(|(id, i)| {
+            format!(
+                "{id:x}, started, {}, {}, {}, false\n",
+                cluster.member_name(i),
+                cluster.peer_url(i),
+                cluster.client_url(i)
+            )
+        })
+        .collect()
+}
+
+/// Runs a membership change until etcd stops answering "unhealthy cluster": with strict
+/// reconfiguration checks (the default) the member that takes the request must have been
+/// connected to a quorum for 5 s, which a fresh cluster or a fresh member is not.
+fn until_healthy(mut change: impl FnMut() -> Output) -> Output {
+    let mut last = None;
+    let done = eventually(Duration::from_secs(20), || {
+        let out = change();
+        if !out.status.success() && stderr(&out).contains("Error: etcdserver: unhealthy cluster") {
+            last = Some(out);
+            return None;
+        }
+        Some(out)
+    });
+    done.or(last).expect("at least one attempt")
+}
+
+#[tokio::test]
+async fn member_list_text_and_json() {
+    let cluster = three_members().await;
+    ok_eq(
+        &cluster.etcdctl(&["member", "list"]),
+        &expected_member_list(&cluster),
+    );
+
+    let json = ok_json(&cluster.etcdctl(&["member", "list", "-w", "json"]));
+    assert_ne!(u64_at(&json, "/header/cluster_id"), 0, "{json}");
+    assert!(member_ids(&cluster).contains(&u64_at(&json, "/header/member_id")));
+    assert!(u64_at(&json, "/header/raft_term") >= 1, "{json}");
+    let members = json["members"].as_array().expect("members array");
+    assert_eq!(members.len(), 3, "{json}");
+    for i in 0..3 {
+        let id = cluster.member_id(i).expect("member id");
+        let member = members
+            .iter()
+            .find(|m| m["ID"].as_u64() == Some(id))
+            .unwrap_or_else(|| panic!("member {id} missing from {json}"));
+        assert_eq!(member["name"], cluster.member_name(i), "{json}");
+        assert_eq!(member["peerURLs"], serde_json::json!([cluster.peer_url(i)]));
+        assert_eq!(
+            member["clientURLs"],
+            serde_json::json!([cluster.client_url(i)])
+        );
+        assert_eq!(member.get("isLearner"), None, "false is omitted: {json}");
+    }
+}
+
+/// Adds a member with `etcdctl member add`, starts it with the printed settings, then
+/// removes it with `etcdctl member remove`.
+#[tokio::test]
+async fn member_add_start_and_remove_with_etcdctl() {
+    let mut cluster = three_members().await;
+    ok_eq(&cluster.etcdctl(&["put", "before", "add"]), "OK\n");
+    let cluster_id = u64_at(
+        &ok_json(&cluster.etcdctl(&["member", "list", "-w", "json"])),
+        "/header/cluster_id",
+    );
+
+    let new = cluster.reserve_member().expect("reserve a member");
+    let name = cluster.member_name(new).to_owned();
+    let peer = cluster.peer_url(new);
+    let peer_flag = format!("--peer-urls={peer}");
+    let added = ok(&until_healthy(|| {
+        cluster.etcdctl(&["member", "add", &name, &peer_flag])
+    }));
+
+    let mut lines = added.lines();
+    let first = lines.next().unwrap_or_default();
+    // etcdctl prints both IDs with %16x: padded with spaces, not zeros.
+    let suffix = format!(" added to cluster {cluster_id:16x}");
+    let new_id = first
+        .strip_prefix("Member ")
+        .and_then(|r| r.strip_suffix(&suffix))
+        .unwrap_or_else(|| panic!("unexpected member add output {added:?}"));
+    let new_id = u64::from_str_radix(new_id.trim_start(), 16).expect("hex member id");
+    assert!(
+        first.starts_with(&format!("Member {new_id:16x} ")),
+        "{added:?}"
+    );
+    assert_eq!(lines.next(), Some(""), "{added:?}");
+    assert_eq!(lines.next(), Some(format!("ETCD_NAME=\"{name}\"").as_str()));
+    let initial_cluster = lines
+        .next()
+        .and_then(|l| l.strip_prefix("ETCD_INITIAL_CLUSTER=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no ETCD_INITIAL_CLUSTER in {added:?}"))
+        .to_owned();
+    let mut entries: Vec<&str> = initial_cluster.split(',').collect();
+    entries.sort_unstable();
+    let mut expected: Vec<String> = (0..4)
+        .map(|i| format!("{}={}", cluster.member_name(i), cluster.peer_url(i)))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(entries, expected, "{added:?}");
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [
+            format!("ETCD_INITIAL_ADVERTISE_PEER_URLS=\"{peer}\""),
+            "ETCD_INITIAL_CLUSTER_STATE=\"existing\"".to_owned(),
+        ]
+    );
+
+    // Added but not started: no name and no client URLs yet.
+    let listed = ok(&cluster.etcdctl(&["member", "list"]));
+    let unstarted = format!("{new_id:x}, unstarted, , {peer}, , false");
+    assert!(listed.lines().any(|l| l == unstarted), "{listed}");
+
+    cluster
+        .start_added_member(new, &initial_cluster)
+        .await
+        .expect("start the added member");
+    assert_eq!(cluster.member_id(new), Some(new_id));
+    ok_eq(
+        &cluster.etcdctl(&["member", "list"]),
+        &expected_member_list(&cluster),
+    );
+    // The new member has the data written before it joined.
+    ok_eq(
+        &cluster.etcdctl_on(&[new], &["get", "before"]),
+        "before\nadd\n",
+    );
+
+    let new_hex = format!("{new_id:x}");
+    ok_eq(
+        &until_healthy(|| cluster.etcdctl(&["member", "remove", &new_hex])),
+        &format!("Member {new_id:16x} removed from cluster {cluster_id:16x}\n"),
+    );
+    let listed = ok(&cluster.etcdctl_on(&[0], &["member", "list"]));
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(!listed.contains(&peer), "{listed}");
+    ok_eq(
+        &cluster.etcdctl_on(&[0, 1, 2], &["put", "after", "remove"]),
+        "OK\n",
+    );
+}
+
+/// The harness's own `add_member` / `remove_member`, checked with etcdctl.
+#[tokio::test]
+async fn harness_add_and_remove_member() {
+    let mut cluster = three_members().await;
+    ok_eq(&cluster.etcdctl(&["put", "k", "v"]), "OK\n");
+    let new = cluster.add_member().await.expect("add a member");
+    assert_eq!(new, 3);
+    assert_eq!(cluster.client_urls().len(), 4);
+    ok_eq(
+        &cluster.etcdctl(&["member", "list"]),
+        &expected_member_list(&cluster),
+    );
+    ok_eq(&cluster.etcdctl_on(&[new], &["get", "k"]), "k\nv\n");
+
+    cluster.remove_member(1).await.expect("remove member 1");
+    assert_eq!(cluster.client_urls().len(), 3);
+    assert!(!cluster.is_running(1));
+    ok_eq(
+        &cluster.etcdctl(&["member", "list"]),
+        &expected_member_list(&cluster),
+    );
+    ok_eq(&cluster.etcdctl(&["put", "k", "v2"]), "OK\n");
+    ok_eq(&cluster.etcdctl_on(&[new], &["get", "k"]), "k\nv2\n");
+}
+
+#[tokio::test]
+async fn endpoint_status_and_health() {
+    let cluster = three_members().await;
+    ok_eq(&cluster.etcdctl(&["put", "k", "v"]), "OK\n");
+    let leader = cluster.leader().await.expect("leader");
+    let leader_id = cluster.member_id(leader).expect("leader id");
+
+    let json = ok_json(&cluster.etcdctl(&["endpoint", "status", "-w", "json"]));
+    let statuses = json.as_array().expect("array of endpoint statuses");
+    assert_eq!(statuses.len(), 3, "{json}");
+    for (i, entry) in statuses.iter().enumerate() {
+        assert_eq!(entry["Endpoint"], cluster.client_url(i), "{json}");
+        let status = &entry["Status"];
+        assert_eq!(
+            Some(u64_at(status, "/header/member_id")),
+            cluster.member_id(i)
+        );
+        assert_eq!(u64_at(status, "/leader"), leader_id, "{json}");
+        assert!(u64_at(status, "/raftIndex") > 0, "{json}");
+        assert!(u64_at(status, "/raftTerm") >= 1, "{json}");
+        assert!(i64_at(status, "/dbSize") > 0, "{json}");
+        assert!(
+            status["version"].as_str().is_some_and(|v| !v.is_empty()),
+            "{json}"
+        );
+    }
+
+    // The simple format: endpoint, hex ID, version, size, is leader, is learner, ...
+    let text = ok(&cluster.etcdctl(&["endpoint", "status"]));
+    for (i, line) in text.lines().enumerate() {
+        let fields: Vec<&str> = line.split(", ").collect();
+        let id = cluster.member_id(i).expect("member id");
+        assert_eq!(fields[0], cluster.client_url(i), "{text}");
+        assert_eq!(fields[1], format!("{id:x}"), "{text}");
+        assert_eq!(fields[4], (i == leader).to_string(), "{text}");
+        assert_eq!(fields[5], "false", "{text}");
+    }
+
+    // etcdctl 3.4 prints the health lines on stderr.
+    let out = cluster.etcdctl(&["endpoint", "health"]);
+    ok_eq(&out, "");
+    let err = stderr(&out);
+    for url in cluster.client_urls() {
+        let prefix = format!("{url} is healthy: successfully committed proposal: took = ");
+        assert!(err.lines().any(|l| l.starts_with(&prefix)), "{err}");
+    }
+    let json = ok_json(&cluster.etcdctl(&["endpoint", "health", "-w", "json"]));
+    let entries = json.as_array().expect("array of health entries");
+    assert_eq!(entries.len(), 3, "{json}");
+    assert!(entries.iter().all(|e| e["health"] == true), "{json}");
+}
+
+#[tokio::test]
+async fn killed_leader_is_replaced_and_restarted_member_catches_up() {
+    let mut cluster = three_members().await;
+    ok_eq(&cluster.etcdctl(&["put", "k", "1"]), "OK\n");
+    let old = cluster.leader().await.expect("leader");
+    cluster.kill(old);
+    assert!(!cluster.is_running(old));
+    let new = cluster.leader().await.expect("a new leader");
+    assert_ne!(new, old);
+    // etcdctl still works with the dead endpoint in its list.
+    ok_eq(&cluster.etcdctl(&["put", "k", "2"]), "OK\n");
+
+    cluster.restart(old).await.expect("restart the old leader");
+    ok_eq(&cluster.etcdctl_on(&[old], &["get", "k"]), "k\n2\n");
+
+    // A graceful stop and restart of a follower.
+    let follower = (0..3).find(|&i| i != new).expect("a follower");
+    cluster.stop(follower);
+    ok_eq(&cluster.etcdctl(&["put", "k", "3"]), "OK\n");
+    cluster
+        .restart(follower)
+        .await
+        .expect("restart the follower");
+    ok_eq(&cluster.etcdctl_on(&[follower], &["get", "k"]), "k\n3\n");
+    let listed = ok(&cluster.etcdctl(&["member", "list"]));
+    assert_eq!(listed, expected_member_list(&cluster));
+}
