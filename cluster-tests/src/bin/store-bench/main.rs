@@ -322,7 +322,11 @@ async fn main() -> Result<()> {
         "store-bench: {} round(s) of {} workload(s) on {}; expect roughly {:.0} min",
         args.rounds,
         workloads.len(),
-        systems.iter().map(|s| s.name()).collect::<Vec<_>>().join(" and "),
+        systems
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(" and "),
         estimate(&args, &workloads).as_secs_f64() * (args.rounds * systems.len()) as f64 / 60.0
     );
     let run_started = Instant::now();
@@ -398,11 +402,13 @@ fn report_header(args: &Args, systems: &[System], elapsed: f64) -> String {
             git_revision(&cluster_tests::workspace_root())
         ));
     }
-    lines.push(
-        "- best = best round (highest rate, lowest latency); ratio = ours best / etcd best \
-         (↑ higher is better, ↓ lower is better)"
-            .to_owned(),
-    );
+    let mut legend = "- best = best round (highest rate, lowest latency), min–max = spread over \
+                      the rounds; ↑ higher is better, ↓ lower is better"
+        .to_owned();
+    if systems.len() == 2 {
+        legend.push_str("; ratio = ours best / etcd best");
+    }
+    lines.push(legend);
     lines.join("\n")
 }
 
@@ -412,10 +418,14 @@ fn etcd_version() -> String {
         .output()
         .ok()
         .and_then(|out| {
+            // First line: "etcd Version: 3.4.23".
             String::from_utf8_lossy(&out.stdout)
                 .lines()
                 .next()
-                .map(str::to_owned)
+                .map(|line| match line.split_once("Version:") {
+                    Some((_, version)) => format!("etcd {}", version.trim()),
+                    None => line.to_owned(),
+                })
         })
         .unwrap_or_else(|| "version unknown".to_owned())
 }
