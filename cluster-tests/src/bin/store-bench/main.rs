@@ -318,8 +318,9 @@ async fn main() -> Result<()> {
     }
     let workloads = Workload::selected(&args);
     let mut results = Results::new(&args, &workloads);
+    let expected = estimate(&args, &workloads).as_secs_f64() * (args.rounds * systems.len()) as f64;
     eprintln!(
-        "store-bench: {} round(s) of {} workload(s) on {}; expect roughly {:.0} min",
+        "store-bench: {} round(s) of {} workload(s) on {}; expect roughly {}",
         args.rounds,
         workloads.len(),
         systems
@@ -327,7 +328,11 @@ async fn main() -> Result<()> {
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(" and "),
-        estimate(&args, &workloads).as_secs_f64() * (args.rounds * systems.len()) as f64 / 60.0
+        if expected >= 120.0 {
+            format!("{:.0} min", expected / 60.0)
+        } else {
+            format!("{expected:.0} s")
+        }
     );
     let run_started = Instant::now();
     for round in 0..args.rounds {

@@ -342,9 +342,12 @@ impl<'a> Bench<'a> {
             )));
         }
         let watchers = args.watchers;
-        wait_for(setup_deadline, "all watches to be created", || {
-            shared.created.load(Ordering::Relaxed) >= watchers
-        })
+        wait_for(
+            &mut tasks,
+            setup_deadline,
+            "all watches to be created",
+            || shared.created.load(Ordering::Relaxed) >= watchers,
+        )
         .await?;
 
         // One put that every watcher must see before the clock starts.
@@ -353,6 +356,7 @@ impl<'a> Bench<'a> {
             .await
             .context("put")?;
         wait_for(
+            &mut tasks,
             setup_deadline,
             "the first event to reach every watcher",
             || shared.ready.load(Ordering::Relaxed) >= watchers,
@@ -374,10 +378,15 @@ impl<'a> Bench<'a> {
             puts += 1;
         }
         let expected = puts * watchers as u64;
-        let drained = wait_for(Instant::now() + WATCH_DRAIN, "the last events", || {
+        let drain_deadline = Instant::now() + WATCH_DRAIN;
+        let drained = wait_for(&mut tasks, drain_deadline, "the last events", || {
             shared.delivered.load(Ordering::Relaxed) >= expected
         })
         .await;
+        if let Err(err) = &drained {
+            // A reader that failed fails the workload; a slow one only leaves events behind.
+            ensure!(err.is::<TimedOut>(), "{err:#}");
+        }
         let _ = stop_tx.send(true);
 
         let mut lags = Latencies::new();
@@ -418,10 +427,36 @@ fn stamped_value(nanos: u64, size: usize) -> Vec<u8> {
     value
 }
 
-async fn wait_for(deadline: Instant, what: &str, done: impl Fn() -> bool) -> Result<()> {
+/// What one watch stream reader returns: the lag of each timed event and when the last came.
+type ReaderResult = Result<(Latencies, Option<Instant>)>;
+
+#[derive(Debug)]
+struct TimedOut(String);
+
+impl std::fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "timed out waiting for {}", self.0)
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// Polls `done` until it holds. Fails with [`TimedOut`] at `deadline`, and at once with its
+/// error if a watch stream reader has ended (before the stop signal, a reader ends only when
+/// its stream fails).
+async fn wait_for(
+    readers: &mut [JoinHandle<ReaderResult>],
+    deadline: Instant,
+    what: &str,
+    done: impl Fn() -> bool,
+) -> Result<()> {
     while !done() {
+        if let Some(reader) = readers.iter_mut().find(|r| r.is_finished()) {
+            reader.await.context("watch stream reader panicked")??;
+            bail!("a watch stream reader ended early");
+        }
         if Instant::now() >= deadline {
-            bail!("timed out waiting for {what}");
+            return Err(TimedOut(what.to_owned()).into());
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -446,7 +481,7 @@ async fn read_watch_stream(
     epoch: Instant,
     shared: Arc<WatchShared>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(Latencies, Option<Instant>)> {
+) -> ReaderResult {
     // Keep the request half open: the server may end the stream when it is closed.
     let (_requests, mut responses) = stream.split();
     let mut lags = Latencies::new();
