@@ -146,7 +146,8 @@ impl Mvcc {
             st.current_rev = st.current_rev.max(rev.main);
         }
         let meta = self.db.cf(CF_META);
-        st.current_rev = st.current_rev.max(read_i64(raw, meta, META_CURRENT_REV)?);
+        // An empty store is at revision 1, as etcd's: the first write gets revision 2.
+        st.current_rev = st.current_rev.max(read_i64(raw, meta, META_CURRENT_REV)?).max(1);
         st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
         *out = st;
         Ok(())

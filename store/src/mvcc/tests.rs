@@ -70,9 +70,9 @@ fn revisions_versions_and_history() {
     e.put("b", "1");
     e.put("a", "2");
     let kv = e.mvcc.get(b"a").expect("get").expect("present");
-    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (1, 3, 2));
-    assert_eq!(e.mvcc.current_rev(), 3);
-    let old = e.range(RangeRequest { key: "a".into(), revision: 1, ..Default::default() }).expect("range");
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 4, 2));
+    assert_eq!(e.mvcc.current_rev(), 4);
+    let old = e.range(RangeRequest { key: "a".into(), revision: 2, ..Default::default() }).expect("range");
     assert_eq!(old.kvs[0].value, b"1");
     e.del("a", "");
     assert!(e.mvcc.get(b"a").expect("get").is_none());
@@ -80,10 +80,10 @@ fn revisions_versions_and_history() {
         e.put("a", "3");
         e.mvcc.get(b"a").expect("get").expect("present")
     };
-    assert_eq!((kv.create_revision, kv.version), (5, 1), "a new generation starts after a delete");
+    assert_eq!((kv.create_revision, kv.version), (6, 1), "a new generation starts after a delete");
     assert_eq!(e.range(RangeRequest { key: "a".into(), revision: 9, ..Default::default() }), Err(MvccError::FutureRev));
-    let h = e.mvcc.history(1, 5, 100, true).expect("history");
-    assert_eq!(h.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    let h = e.mvcc.history(1, 6, 100, true).expect("history");
+    assert_eq!(h.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![2, 3, 4, 5, 6]);
     let del = &h[3].1[0];
     assert_eq!(del.r#type, proto::mvccpb::event::EventType::Delete as i32);
     assert_eq!(del.prev_kv.as_ref().map(|p| p.value.clone()), Some(b"2".to_vec()));
@@ -128,16 +128,16 @@ fn compaction_drops_history_and_survives_reopen() {
         e.put("b", "1");
         e.del("b", "");
         e.put("c", "1");
-        e.run(Command::Compact(4)).expect("compact");
-        assert_eq!(e.run(Command::Compact(3)), Err(ApplyError::Mvcc(MvccError::Compacted)));
-        assert_eq!(e.range(RangeRequest { key: "a".into(), revision: 3, ..Default::default() }), Err(MvccError::Compacted));
-        assert_eq!(e.keys(RangeRequest { key: "a".into(), revision: 4, ..Default::default() }), vec!["a"]);
-        assert_eq!(e.mvcc.history(2, 5, 10, false), Err(MvccError::Compacted));
+        e.run(Command::Compact(5)).expect("compact");
+        assert_eq!(e.run(Command::Compact(4)), Err(ApplyError::Mvcc(MvccError::Compacted)));
+        assert_eq!(e.range(RangeRequest { key: "a".into(), revision: 4, ..Default::default() }), Err(MvccError::Compacted));
+        assert_eq!(e.keys(RangeRequest { key: "a".into(), revision: 5, ..Default::default() }), vec!["a"]);
+        assert_eq!(e.mvcc.history(3, 6, 10, false), Err(MvccError::Compacted));
         let _ = &e.db;
     }
     let db = Db::open(dir.path()).expect("reopen");
     let mvcc = Mvcc::open(db).expect("mvcc");
-    assert_eq!((mvcc.current_rev(), mvcc.compact_rev()), (5, 4));
+    assert_eq!((mvcc.current_rev(), mvcc.compact_rev()), (6, 5));
     assert_eq!(mvcc.get(b"a").expect("get").map(|kv| kv.value), Some(b"2".to_vec()));
     assert!(mvcc.get(b"b").expect("get").is_none());
 }
@@ -161,10 +161,10 @@ fn txn_compare_and_swap() {
     };
     let out = TxnResponse::decode(e.run(Command::Txn(txn("free").encode_to_vec())).expect("txn").as_slice()).expect("decode");
     assert!(out.succeeded);
-    assert_eq!(e.mvcc.current_rev(), 2, "one revision for the whole transaction");
+    assert_eq!(e.mvcc.current_rev(), 3, "one revision for the whole transaction");
     let out = TxnResponse::decode(e.run(Command::Txn(txn("free").encode_to_vec())).expect("txn").as_slice()).expect("decode");
     assert!(!out.succeeded);
-    assert_eq!(e.mvcc.current_rev(), 2, "a read-only branch writes nothing");
+    assert_eq!(e.mvcc.current_rev(), 3, "a read-only branch writes nothing");
     // A compare on a missing key: version 0 holds, value never does.
     let t = TxnRequest {
         compare: vec![cmp("nokey", CompareTarget::Version, CompareResult::Equal, TargetUnion::Version(0))],
@@ -187,7 +187,7 @@ fn unknown_lease_fails_the_whole_txn() {
         failure: vec![],
     };
     assert_eq!(e.run(Command::Txn(t.encode_to_vec())), Err(ApplyError::LeaseNotFound));
-    assert_eq!(e.mvcc.current_rev(), 0);
+    assert_eq!(e.mvcc.current_rev(), 1, "an empty store is at revision 1");
     assert!(e.mvcc.get(b"a").expect("get").is_none(), "nothing of a failed txn is stored");
 }
 
@@ -201,7 +201,7 @@ fn lease_revoke_deletes_keys_in_one_revision() {
     }
     assert_eq!(e.lessor.keys(7).len(), 2);
     e.run(Command::LeaseRevoke { id: 7 }).expect("revoke");
-    assert_eq!(e.mvcc.current_rev(), 3);
+    assert_eq!(e.mvcc.current_rev(), 4);
     assert!(e.keys(prefix("l")).is_empty());
     assert_eq!(e.run(Command::LeaseRevoke { id: 7 }), Err(ApplyError::LeaseNotFound));
     assert_eq!(e.run(Command::LeaseGrant { id: 8, ttl: 5 }), Ok(vec![]));

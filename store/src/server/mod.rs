@@ -96,6 +96,20 @@ async fn bind(url: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {url}"))
 }
 
+/// Accepted connections with Nagle's algorithm off: small gRPC frames must not wait for the
+/// peer's delayed ACK (~40 ms).
+fn incoming(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    use futures::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(c) = &conn {
+            let _ = c.set_nodelay(true);
+        }
+        conn
+    })
+}
+
 /// Starts the peer listeners (before Raft needs them).
 pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
     let tls = server_tls(&cfg.peer_cert_file, &cfg.peer_key_file, &cfg.peer_trusted_ca_file, cfg.peer_client_cert_auth)?;
@@ -111,7 +125,7 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
         let router = builder.add_service(svc);
         tracing::info!(%url, "serving peers");
         tokio::spawn(async move {
-            if let Err(e) = router.serve_with_incoming(TcpListenerStream::new(listener)).await {
+            if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
                 tracing::error!(%url, "peer server failed: {e}");
             }
         });
@@ -148,7 +162,7 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
             );
         tracing::info!(%url, "serving clients");
         tokio::spawn(async move {
-            if let Err(e) = router.serve_with_incoming(TcpListenerStream::new(listener)).await {
+            if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
                 tracing::error!(%url, "client server failed: {e}");
             }
         });
