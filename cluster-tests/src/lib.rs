@@ -16,6 +16,7 @@
 mod clients;
 mod cluster;
 mod etcdctl;
+pub mod history;
 mod member;
 mod membership;
 mod ports;
