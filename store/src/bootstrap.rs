@@ -140,6 +140,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let raft = Raft::new(ident.id, Arc::new(raft_config), Network::new(peers.clone()), log, sm).await?;
 
     let election_timeout = Duration::from_millis(cfg.election_timeout);
+    let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();
     let node = Arc::new(Node {
         id: ident.id,
         cluster_id: ident.cluster_id,
@@ -158,6 +159,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             election_timeout,
         },
         removed: Default::default(),
+        read_waiters,
         lease_term: Default::default(),
     });
 
@@ -172,6 +174,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     crate::server::serve_clients(&cfg, node.clone()).await?;
     crate::server::serve_metrics(&cfg, node.clone()).await?;
 
+    tokio::spawn(node.clone().serve_read_index(read_queue));
     tokio::spawn(watch_leadership(node.clone()));
     tokio::spawn(expire_leases(node.clone()));
     tokio::spawn(publish_attrs(node.clone()));

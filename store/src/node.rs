@@ -78,6 +78,9 @@ pub struct MembersInfo {
     pub members: Vec<(u64, Member, bool)>,
 }
 
+/// A linearizable read waiting for the read index.
+pub type ReadWaiter = tokio::sync::oneshot::Sender<Result<Option<u64>, StoreError>>;
+
 /// One member of the store cluster.
 pub struct Node {
     /// This member's ID.
@@ -102,6 +105,9 @@ pub struct Node {
     pub limits: Limits,
     /// Set when this member was removed from the cluster.
     pub removed: AtomicBool,
+    /// Linearizable reads waiting for a read index; served in batches by
+    /// [`Node::serve_read_index`], one leader round trip per batch.
+    pub read_waiters: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
     /// The term in which this member, as leader, restarted the lease clocks (0: not leading).
     pub lease_term: std::sync::atomic::AtomicU64,
 }
@@ -251,7 +257,9 @@ impl Node {
     /// The linearizable read barrier (etcd's ReadIndex): confirms leadership with a quorum
     /// and waits until this member applied everything committed before the call.
     pub async fn read_index(&self) -> Result<(), StoreError> {
-        let index = self.leader_or_forward(PeerRpc::ReadIndex, &(), || self.leader_read_index()).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.read_waiters.send(tx).map_err(|_| StoreError::Stopped)?;
+        let index = rx.await.map_err(|_| StoreError::Stopped)??;
         if let Some(index) = index {
             self.raft
                 .wait(Some(REQUEST_TIMEOUT))
@@ -260,6 +268,21 @@ impl Node {
                 .map_err(|_| StoreError::Timeout)?;
         }
         Ok(())
+    }
+
+    /// Serves queued linearizable reads: every read queued before a leader round trip
+    /// starts may use the index it returns, so one round trip serves the whole batch.
+    pub async fn serve_read_index(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<ReadWaiter>) {
+        while let Some(first) = rx.recv().await {
+            let mut waiters = vec![first];
+            while let Ok(w) = rx.try_recv() {
+                waiters.push(w);
+            }
+            let res = self.leader_or_forward(PeerRpc::ReadIndex, &(), || self.leader_read_index()).await;
+            for w in waiters {
+                let _ = w.send(res.clone());
+            }
+        }
     }
 
     /// On the leader: the log index a linearizable read must wait for.

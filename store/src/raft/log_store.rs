@@ -23,7 +23,32 @@ const KEY_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
-    metrics: Arc<Metrics>,
+    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+}
+
+/// Group commit: appends are written to RocksDB unsynced (readable at once, as openraft
+/// requires) and their callbacks queued here; one thread syncs the WAL once for everything
+/// queued and then reports each append durable, in order. So the leader replicates while its
+/// own sync is under way, and concurrent appends share one fsync.
+fn spawn_flusher(db: Arc<Db>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sender<LogFlushed<TypeConfig>> {
+    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+    let spawned = std::thread::Builder::new().name("wal-flusher".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut pending = vec![first];
+            pending.extend(rx.try_iter());
+            let started = Instant::now();
+            let res = db.raw().flush_wal(true);
+            metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
+            for cb in pending {
+                // Durability point: openraft acknowledges an entry only after this callback.
+                cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the WAL flusher thread: {e}");
+    }
+    tx
 }
 
 fn index_key(i: u64) -> [u8; 8] {
@@ -33,7 +58,8 @@ fn index_key(i: u64) -> [u8; 8] {
 impl LogStore {
     /// A log store on the member database.
     pub fn new(db: Arc<Db>, metrics: Arc<Metrics>) -> LogStore {
-        LogStore { db, metrics }
+        let flusher = spawn_flusher(db.clone(), metrics.clone());
+        LogStore { db, flusher }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -126,23 +152,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let bytes = codec::encode(&e).map_err(|err| StorageIOError::write_logs(&err))?;
             batch.put_cf(cf, index_key(e.log_id.index), bytes);
         }
-        // Durability point: an entry is acknowledged to the leader only after this synced
-        // write. It also syncs every earlier state-machine write (same WAL).
+        // Written unsynced; the flusher makes it durable before openraft counts it.
         let mut opts = rocksdb::WriteOptions::default();
-        opts.set_sync(true);
-        let started = Instant::now();
-        let res = tokio::task::block_in_place(|| self.db.raw().write_opt(batch, &opts));
-        self.metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
-        match res {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(StorageIOError::write_logs(&e).into())
-            }
+        opts.set_sync(false);
+        if let Err(e) = self.db.raw().write_opt(batch, &opts) {
+            callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+            return Err(StorageIOError::write_logs(&e).into());
         }
+        if let Err(std::sync::mpsc::SendError(cb)) = self.flusher.send(callback) {
+            // No flusher thread: sync here.
+            let res = self.db.raw().flush_wal(true);
+            cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            res.map_err(|e| StorageIOError::write_logs(&e))?;
+        }
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
