@@ -137,7 +137,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     .context("raft configuration")?;
     let log = LogStore::new(db.clone(), metrics.clone());
     let sm = StateMachine::new(state.clone(), db.clone(), metrics.clone(), data_dir.join("member").join("snap"))?;
-    let raft = Raft::new(ident.id, Arc::new(raft_config), Network::new(peers.clone()), log, sm).await?;
+    let raft = Raft::new(ident.id, Arc::new(raft_config), Network::new(peers.clone(), metrics.clone()), log, sm).await?;
 
     let election_timeout = Duration::from_millis(cfg.election_timeout);
     let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();

@@ -23,6 +23,12 @@ pub struct Metrics {
     pub wal_fsync: Histogram,
     /// State-machine batch writes.
     pub backend_commit: Histogram,
+    /// Raft AppendEntries round trips to peers, as the leader sees them.
+    pub peer_rtt: Histogram,
+    /// Time a follower takes to handle AppendEntries (append and sync included).
+    pub append_handling: Histogram,
+    /// Time from proposing a command to its response (commit and apply included).
+    pub proposal_duration: Histogram,
     /// Watchers on this member.
     pub watchers: IntGauge,
     /// Database size in bytes.
@@ -70,6 +76,9 @@ impl Metrics {
             is_leader: gauge(&r, "etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise."),
             wal_fsync: histogram(&r, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of synced Raft log appends."),
             backend_commit: histogram(&r, "etcd_disk_backend_commit_duration_seconds", "The latency distributions of state-machine batch writes."),
+            peer_rtt: histogram(&r, "etcd_network_peer_round_trip_time_seconds", "Round-trip time of Raft AppendEntries to peers."),
+            append_handling: histogram(&r, "store_peer_append_entries_handling_seconds", "Time this member takes to handle a Raft AppendEntries."),
+            proposal_duration: histogram(&r, "store_proposal_duration_seconds", "Time from proposing a command until it is applied."),
             watchers: gauge(&r, "etcd_debugging_mvcc_watcher_total", "Total number of watchers."),
             db_size: gauge(&r, "etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database in bytes."),
             revision: gauge(&r, "etcd_debugging_mvcc_current_revision", "The current revision of the store."),

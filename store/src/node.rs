@@ -181,7 +181,9 @@ impl Node {
     /// on the member that proposed it.
     pub async fn propose(&self, cmd: Command) -> Result<Applied, StoreError> {
         self.metrics.pending.inc();
+        let started = std::time::Instant::now();
         let res = self.propose_inner(cmd).await;
+        self.metrics.proposal_duration.observe(started.elapsed().as_secs_f64());
         self.metrics.pending.dec();
         if res.is_err() {
             self.metrics.failed.inc();

@@ -19,6 +19,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::{Member, TypeConfig};
 use crate::codec;
+use crate::metrics::Metrics;
 
 /// Largest peer message (snapshot chunks, log batches).
 pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
@@ -132,12 +133,13 @@ pub enum PeerCallError {
 /// openraft's network factory.
 pub struct Network {
     peers: PeerClients,
+    metrics: Arc<Metrics>,
 }
 
 impl Network {
     /// A network over `peers`.
-    pub fn new(peers: PeerClients) -> Network {
-        Network { peers }
+    pub fn new(peers: PeerClients, metrics: Arc<Metrics>) -> Network {
+        Network { peers, metrics }
     }
 }
 
@@ -146,13 +148,19 @@ pub struct Conn {
     target: u64,
     url: String,
     peers: PeerClients,
+    metrics: Arc<Metrics>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Conn;
 
     async fn new_client(&mut self, target: u64, node: &Member) -> Conn {
-        Conn { target, url: node.peer_urls.first().cloned().unwrap_or_default(), peers: self.peers.clone() }
+        Conn {
+            target,
+            url: node.peer_urls.first().cloned().unwrap_or_default(),
+            peers: self.peers.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -180,7 +188,10 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
-        self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await
+        let started = std::time::Instant::now();
+        let res = self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await;
+        self.metrics.peer_rtt.observe(started.elapsed().as_secs_f64());
+        res
     }
 
     async fn install_snapshot(

@@ -38,7 +38,10 @@ fn reply<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
-        reply(&self.node.raft.append_entries(rpc).await)
+        let started = std::time::Instant::now();
+        let res = self.node.raft.append_entries(rpc).await;
+        self.node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
+        reply(&res)
     }
 
     async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
