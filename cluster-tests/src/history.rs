@@ -1,7 +1,8 @@
 //! Recording what clients saw while faults were injected, and checking it afterwards.
 //!
 //! A test runs a [`WriteLoad`] (concurrent writers putting unique keys under a prefix, each
-//! put recorded with its invocation and completion time and its outcome) and, optionally,
+//! put recorded with its invocation and completion time and its outcome, and readers reading
+//! the latest acknowledged key back linearizably, each read recorded too) and, optionally,
 //! [`WatchRecorder`]s (watches that re-create themselves from the last seen revision + 1 when
 //! their stream breaks, recording every event they are sent). After the faults it reads the
 //! final state ([`linearizable_snapshot`], [`converged_snapshot`]) and runs the checkers in
@@ -78,11 +79,67 @@ impl fmt::Display for PutOp {
     }
 }
 
-/// Every put of a [`WriteLoad`], in no particular order across clients and in invocation
-/// order per client.
+/// How a recorded linearizable read ended. `revision` is the response header's revision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadOutcome {
+    Found {
+        revision: i64,
+        mod_revision: i64,
+        value: String,
+    },
+    Missing {
+        revision: i64,
+    },
+    /// The read failed or timed out; it constrains nothing.
+    Failed {
+        error: String,
+    },
+}
+
+/// One read of a reader: the key of the put acknowledged last when the read was invoked.
+#[derive(Debug, Clone)]
+pub struct ReadOp {
+    /// Reader number.
+    pub client: usize,
+    pub key: String,
+    pub endpoint: String,
+    pub invoked: Duration,
+    pub completed: Duration,
+    pub outcome: ReadOutcome,
+}
+
+impl fmt::Display for ReadOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "get {} by reader {} via {} [{:.3}s..{:.3}s] ",
+            self.key,
+            self.client,
+            self.endpoint,
+            self.invoked.as_secs_f64(),
+            self.completed.as_secs_f64()
+        )?;
+        match &self.outcome {
+            ReadOutcome::Found {
+                revision,
+                mod_revision,
+                value,
+            } => write!(
+                f,
+                "found {value:?} (mod revision {mod_revision}) at revision {revision}"
+            ),
+            ReadOutcome::Missing { revision } => write!(f, "not found at revision {revision}"),
+            ReadOutcome::Failed { error } => write!(f, "failed ({error})"),
+        }
+    }
+}
+
+/// Every put and read of a [`WriteLoad`], in no particular order across clients and in
+/// invocation order per client.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     pub ops: Vec<PutOp>,
+    pub reads: Vec<ReadOp>,
 }
 
 impl History {
@@ -113,15 +170,21 @@ impl History {
             .take(4)
             .map(|(error, n)| format!("{n}x {error}"))
             .collect();
+        let reads_ok = self
+            .reads
+            .iter()
+            .filter(|r| !matches!(r.outcome, ReadOutcome::Failed { .. }))
+            .count();
         format!(
-            "{} puts, {acked} acknowledged, {} indeterminate{}",
+            "{} puts, {acked} acknowledged, {} indeterminate{}; {} reads, {reads_ok} answered",
             self.ops.len(),
             self.ops.len() - acked,
             if shown.is_empty() {
                 String::new()
             } else {
                 format!(" [{}]", shown.join("; "))
-            }
+            },
+            self.reads.len()
         )
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::{History, PutOp, Snapshot, WatchLog, WatchedEvent};
+use super::{History, PutOp, ReadOutcome, Snapshot, WatchLog, WatchedEvent};
 
 /// How many violations an error message lists.
 const SHOWN: usize = 20;
@@ -57,6 +57,7 @@ pub fn history(history: &History, state: &Snapshot) -> Result<()> {
         client_order(history),
         puts_match_state(history, state),
         realtime_order(history, state),
+        reads_fresh(history),
     ];
     let errors: Vec<String> = results
         .into_iter()
@@ -196,6 +197,63 @@ pub fn realtime_order(history: &History, state: &Snapshot) -> Result<()> {
     violations.into_result()
 }
 
+/// Linearizable reads are not stale: a read returns a revision at least as high as that of
+/// every put acknowledged before the read was invoked, and finds the key it asked for (whose
+/// put was acknowledged before the read) with that put's value and revision.
+pub fn reads_fresh(history: &History) -> Result<()> {
+    let mut violations = Violations::new("linearizable reads");
+    let puts: HashMap<&str, &PutOp> = history.ops.iter().map(|op| (op.key.as_str(), op)).collect();
+    let mut completed: Vec<(Duration, i64, &PutOp)> = history
+        .acked()
+        .map(|op| (op.completed, op.acked_revision().unwrap_or_default(), op))
+        .collect();
+    completed.sort_by_key(|&(at, revision, _)| (at, revision));
+    let mut reads: Vec<_> = history.reads.iter().collect();
+    reads.sort_by_key(|read| read.invoked);
+    let mut next = 0;
+    let mut highest: Option<(i64, &PutOp)> = None;
+    for read in reads {
+        while next < completed.len() && completed[next].0 < read.invoked {
+            let (_, done_revision, done) = completed[next];
+            if highest.is_none_or(|(r, _)| done_revision > r) {
+                highest = Some((done_revision, done));
+            }
+            next += 1;
+        }
+        let revision = match &read.outcome {
+            ReadOutcome::Found { revision, .. } | ReadOutcome::Missing { revision } => *revision,
+            ReadOutcome::Failed { .. } => continue,
+        };
+        if let Some((floor, earlier)) = highest {
+            if revision < floor {
+                violations.push(format!(
+                    "stale read: [{read}] is older than [{earlier}], acknowledged before the \
+                     read was invoked"
+                ));
+            }
+        }
+        let Some(put) = puts.get(read.key.as_str()) else {
+            violations.push(format!("[{read}] asked for a key no writer put"));
+            continue;
+        };
+        let Some(put_revision) = put.acked_revision().filter(|_| put.completed < read.invoked)
+        else {
+            continue;
+        };
+        match &read.outcome {
+            ReadOutcome::Found {
+                mod_revision,
+                value,
+                ..
+            } if *mod_revision == put_revision && *value == put.value => {}
+            _ => violations.push(format!(
+                "stale or wrong read: [{read}], but [{put}] before the read was invoked"
+            )),
+        }
+    }
+    violations.into_result()
+}
+
 /// The watch delivered exactly `expected`, in order: every event once, nothing missing,
 /// nothing extra, revisions never going back. Use [`Snapshot::as_put_events`] for the
 /// expected events of a put-only load.
@@ -267,7 +325,7 @@ pub fn watch_includes_acked(log: &WatchLog, history: &History) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{EventKind, Kv, PutOutcome};
+    use crate::history::{EventKind, Kv, PutOutcome, ReadOp};
 
     fn op(client: usize, n: u64, invoked_ms: u64, completed_ms: u64, rev: Option<i64>) -> PutOp {
         PutOp {
@@ -311,8 +369,21 @@ mod tests {
         let c = op(0, 1, 11, 30, None); // indeterminate, present
         let d = op(1, 1, 21, 40, None); // indeterminate, absent
         let state = state_of(&[(&a, 2), (&b, 3), (&c, 4)]);
+        let read = ReadOp {
+            client: 0,
+            key: b.key.clone(),
+            endpoint: "e".to_owned(),
+            invoked: Duration::from_millis(25),
+            completed: Duration::from_millis(26),
+            outcome: ReadOutcome::Found {
+                revision: 4,
+                mod_revision: 3,
+                value: b.value.clone(),
+            },
+        };
         let recorded = History {
             ops: vec![a, b, c, d],
+            reads: vec![read],
         };
         history(&recorded, &state).unwrap();
         let log = WatchLog {
@@ -338,7 +409,10 @@ mod tests {
                 lease: 0,
             },
         );
-        let history = History { ops: vec![a, b] };
+        let history = History {
+            ops: vec![a, b],
+            reads: Vec::new(),
+        };
         let err = format!("{:#}", puts_match_state(&history, &state).unwrap_err());
         assert!(err.contains("acknowledged put lost"), "{err}");
         assert!(err.contains("never written"), "{err}");
@@ -353,10 +427,41 @@ mod tests {
         let state = state_of(&[(&a, 5), (&b, 4), (&c, 3)]);
         let history = History {
             ops: vec![a, b, c],
+            reads: Vec::new(),
         };
         assert!(client_order(&history).is_err());
         let err = format!("{:#}", realtime_order(&history, &state).unwrap_err());
         assert!(err.contains("p/1/0"), "{err}");
+    }
+
+    #[test]
+    fn stale_reads_are_reported() {
+        let a = op(0, 0, 0, 10, Some(2));
+        let b = op(1, 0, 5, 20, Some(3));
+        let read = |revision: i64, found: bool| ReadOp {
+            client: 0,
+            key: a.key.clone(),
+            endpoint: "e".to_owned(),
+            invoked: Duration::from_millis(30),
+            completed: Duration::from_millis(31),
+            outcome: if found {
+                ReadOutcome::Found {
+                    revision,
+                    mod_revision: 2,
+                    value: a.value.clone(),
+                }
+            } else {
+                ReadOutcome::Missing { revision }
+            },
+        };
+        let history = History {
+            ops: vec![a.clone(), b.clone()],
+            reads: vec![read(2, true), read(3, false), read(3, true)],
+        };
+        let err = format!("{:#}", reads_fresh(&history).unwrap_err());
+        assert!(err.contains("2 violation(s)"), "{err}");
+        assert!(err.contains("stale read"), "{err}");
+        assert!(err.contains("not found at revision 3"), "{err}");
     }
 
     #[test]

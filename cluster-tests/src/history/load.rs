@@ -1,15 +1,16 @@
-//! A write load: concurrent writers putting unique keys under a prefix, recording every put.
+//! A write load: concurrent writers putting unique keys under a prefix, recording every put,
+//! and readers reading back the latest acknowledged key linearizably, recording every read.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use etcd_client::{Client, ConnectOptions};
 use tokio::task::JoinHandle;
 
-use super::{History, PutOp, PutOutcome};
+use super::{History, PutOp, PutOutcome, ReadOp, ReadOutcome};
 use crate::Cluster;
 
 /// What a [`WriteLoad`] does. Every bound holds even if the test never stops the load.
@@ -19,23 +20,28 @@ pub struct LoadConfig {
     pub prefix: String,
     /// Number of concurrent writers (clients).
     pub writers: usize,
-    /// A writer stops after this many puts.
+    /// Number of concurrent readers. Each repeatedly reads, linearizably, the key of the put
+    /// acknowledged last (by any writer) when the read starts.
+    pub readers: usize,
+    /// A writer (reader) stops after this many puts (reads).
     pub max_ops_per_writer: usize,
-    /// A writer stops this long after the load started.
+    /// Writers and readers stop this long after the load started.
     pub max_duration: Duration,
-    /// Bound on one put (connecting included); past it the put is indeterminate.
+    /// Bound on one request (connecting included); past it a put is indeterminate.
     pub op_timeout: Duration,
-    /// A writer waits this long after a failed put before its next one.
+    /// A writer (reader) waits this long after a failed request before its next one.
     pub pause_after_error: Duration,
 }
 
 impl LoadConfig {
-    /// 8 writers, at most 1500 puts each and 90 s, 3 s per put, 50 ms pause after an error.
+    /// 8 writers and 2 readers, at most 4000 requests each and 90 s, 3 s per request, 50 ms
+    /// pause after an error.
     pub fn new(prefix: impl Into<String>) -> LoadConfig {
         LoadConfig {
             prefix: prefix.into(),
             writers: 8,
-            max_ops_per_writer: 1500,
+            readers: 2,
+            max_ops_per_writer: 4000,
             max_duration: Duration::from_secs(90),
             op_timeout: Duration::from_secs(3),
             pause_after_error: Duration::from_millis(50),
@@ -50,16 +56,61 @@ struct Shared {
     acked: AtomicUsize,
     /// Client URLs the writers send to; writer `w` sends its `n`-th put to entry `(w + n) % len`.
     endpoints: RwLock<Vec<String>>,
+    /// Key and revision of the put acknowledged last, for the readers.
+    last_acked: Mutex<Option<(String, i64)>>,
+}
+
+impl Shared {
+    /// The endpoint for a client's `turn`-th request, if there are endpoints.
+    fn endpoint(&self, turn: usize) -> Option<String> {
+        let endpoints = self
+            .endpoints
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if endpoints.is_empty() {
+            None
+        } else {
+            Some(endpoints[turn % endpoints.len()].clone())
+        }
+    }
+
+    fn last_acked(&self) -> std::sync::MutexGuard<'_, Option<(String, i64)>> {
+        self.last_acked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// One client per endpoint, connected on first use.
+struct Clients {
+    options: ConnectOptions,
+    by_endpoint: HashMap<String, Client>,
+}
+
+impl Clients {
+    async fn get(&mut self, endpoint: &str) -> Result<&mut Client> {
+        if !self.by_endpoint.contains_key(endpoint) {
+            let client = Client::connect([endpoint], Some(self.options.clone()))
+                .await
+                .with_context(|| format!("connecting to {endpoint}"))?;
+            self.by_endpoint.insert(endpoint.to_owned(), client);
+        }
+        self.by_endpoint
+            .get_mut(endpoint)
+            .context("client just inserted")
+    }
 }
 
 /// Running writers. Dropping the load stops them (their records are then lost).
 pub struct WriteLoad {
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<Vec<PutOp>>>,
+    readers: Vec<JoinHandle<Vec<ReadOp>>>,
 }
 
 impl WriteLoad {
-    /// Starts `cfg.writers` writers sending to every member of the cluster that belongs to it.
+    /// Starts `cfg.writers` writers and `cfg.readers` readers, sending to every member of the
+    /// cluster that belongs to it.
     pub fn start(cluster: &Cluster, cfg: LoadConfig) -> Result<WriteLoad> {
         let options = cluster.connect_options()?;
         let shared = Arc::new(Shared {
@@ -67,20 +118,39 @@ impl WriteLoad {
             stop: AtomicBool::new(false),
             acked: AtomicUsize::new(0),
             endpoints: RwLock::new(cluster.client_urls()),
+            last_acked: Mutex::new(None),
         });
+        let clients = || Clients {
+            options: options.clone(),
+            by_endpoint: HashMap::new(),
+        };
         let tasks = (0..cfg.writers)
-            .map(|w| {
+            .map(|id| {
                 let writer = Writer {
-                    id: w,
+                    id,
                     cfg: cfg.clone(),
-                    options: options.clone(),
                     shared: shared.clone(),
-                    clients: HashMap::new(),
+                    clients: clients(),
                 };
                 tokio::spawn(writer.run())
             })
             .collect();
-        Ok(WriteLoad { shared, tasks })
+        let readers = (0..cfg.readers)
+            .map(|id| {
+                let reader = Reader {
+                    id,
+                    cfg: cfg.clone(),
+                    shared: shared.clone(),
+                    clients: clients(),
+                };
+                tokio::spawn(reader.run())
+            })
+            .collect();
+        Ok(WriteLoad {
+            shared,
+            tasks,
+            readers,
+        })
     }
 
     /// Replaces the endpoints the writers send to (e.g. after a membership change).
@@ -130,6 +200,10 @@ impl WriteLoad {
             let ops = task.await.context("a writer task failed")?;
             history.ops.extend(ops);
         }
+        for task in std::mem::take(&mut self.readers) {
+            let reads = task.await.context("a reader task failed")?;
+            history.reads.extend(reads);
+        }
         Ok(history)
     }
 }
@@ -140,16 +214,17 @@ impl Drop for WriteLoad {
         for task in &self.tasks {
             task.abort();
         }
+        for task in &self.readers {
+            task.abort();
+        }
     }
 }
 
 struct Writer {
     id: usize,
     cfg: LoadConfig,
-    options: ConnectOptions,
     shared: Arc<Shared>,
-    /// One client per endpoint, connected on first use.
-    clients: HashMap<String, Client>,
+    clients: Clients,
 }
 
 impl Writer {
@@ -161,19 +236,7 @@ impl Writer {
             if self.shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
                 break;
             }
-            let endpoint = {
-                let endpoints = self
-                    .shared
-                    .endpoints
-                    .read()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if endpoints.is_empty() {
-                    None
-                } else {
-                    Some(endpoints[turn % endpoints.len()].clone())
-                }
-            };
-            let Some(endpoint) = endpoint else {
+            let Some(endpoint) = self.shared.endpoint(turn) else {
                 tokio::time::sleep(self.cfg.pause_after_error).await;
                 continue;
             };
@@ -187,6 +250,10 @@ impl Writer {
             let outcome = match result {
                 Ok(Ok(revision)) => {
                     self.shared.acked.fetch_add(1, Ordering::Relaxed);
+                    let mut last = self.shared.last_acked();
+                    if last.as_ref().is_none_or(|(_, r)| *r < revision) {
+                        *last = Some((key.clone(), revision));
+                    }
                     PutOutcome::Acked { revision }
                 }
                 Ok(Err(err)) => PutOutcome::Indeterminate {
@@ -216,17 +283,77 @@ impl Writer {
     /// Puts through `endpoint`'s client and returns the response header's revision (0 if the
     /// response has no header, which the checkers then report).
     async fn put(&mut self, endpoint: &str, key: &str, value: &str) -> Result<i64> {
-        if !self.clients.contains_key(endpoint) {
-            let client = Client::connect([endpoint], Some(self.options.clone()))
-                .await
-                .with_context(|| format!("connecting to {endpoint}"))?;
-            self.clients.insert(endpoint.to_owned(), client);
-        }
-        let client = self
-            .clients
-            .get_mut(endpoint)
-            .context("client just inserted")?;
+        let client = self.clients.get(endpoint).await?;
         let response = client.put(key, value, None).await?;
         Ok(response.header().map_or(0, |h| h.revision()))
+    }
+}
+
+struct Reader {
+    id: usize,
+    cfg: LoadConfig,
+    shared: Arc<Shared>,
+    clients: Clients,
+}
+
+impl Reader {
+    async fn run(mut self) -> Vec<ReadOp> {
+        let deadline = self.shared.start + self.cfg.max_duration;
+        let mut reads = Vec::new();
+        // Readers start on a different endpoint than writer 0 does.
+        let mut turn = self.id + 1;
+        let mut n = 0;
+        while n < self.cfg.max_ops_per_writer {
+            if self.shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                break;
+            }
+            let target = self.shared.last_acked().clone();
+            let (Some(endpoint), Some((key, _))) = (self.shared.endpoint(turn), target) else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            turn += 1;
+            n += 1;
+            let invoked = self.shared.start.elapsed();
+            let result = tokio::time::timeout(self.cfg.op_timeout, self.get(&endpoint, &key)).await;
+            let completed = self.shared.start.elapsed();
+            let outcome = match result {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(err)) => ReadOutcome::Failed {
+                    error: format!("{err:#}"),
+                },
+                Err(_) => ReadOutcome::Failed {
+                    error: format!("timed out after {:?}", self.cfg.op_timeout),
+                },
+            };
+            let failed = matches!(outcome, ReadOutcome::Failed { .. });
+            reads.push(ReadOp {
+                client: self.id,
+                key,
+                endpoint,
+                invoked,
+                completed,
+                outcome,
+            });
+            if failed {
+                tokio::time::sleep(self.cfg.pause_after_error).await;
+            }
+        }
+        reads
+    }
+
+    /// A linearizable get of `key` through `endpoint`.
+    async fn get(&mut self, endpoint: &str, key: &str) -> Result<ReadOutcome> {
+        let client = self.clients.get(endpoint).await?;
+        let response = client.get(key, None).await?;
+        let revision = response.header().map_or(0, |h| h.revision());
+        Ok(match response.kvs().first() {
+            Some(kv) => ReadOutcome::Found {
+                revision,
+                mod_revision: kv.mod_revision(),
+                value: String::from_utf8_lossy(kv.value()).into_owned(),
+            },
+            None => ReadOutcome::Missing { revision },
+        })
     }
 }
