@@ -21,6 +21,7 @@ mod member;
 mod membership;
 mod ports;
 mod process;
+mod restart_many;
 mod tls;
 
 use std::path::PathBuf;
