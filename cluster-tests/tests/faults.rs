@@ -134,8 +134,8 @@ async fn stop_and_check(
 
 /// 1. SIGKILL the leader under a write load and restart it, three times. Every acknowledged
 ///    put is readable (linearizably) with its value and revision, no key appears that was
-///    never written, revisions increase per client and in real time, and all members converge
-///    to the same revision and keys.
+///    never written, revisions increase per client and in real time, no linearizable read
+///    during the load is stale, and all members converge to the same revision and keys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_leader_under_load() {
     run("kill_leader_under_load", async |cluster: &mut Cluster| {
@@ -232,47 +232,90 @@ async fn restart_members_one_at_a_time() {
     .await;
 }
 
-/// 4. Under a write load, a follower is removed (MemberRemove) and a new member added
-///    (MemberAdd, started with `--initial-cluster-state existing`); the writers then also
-///    use the new member. It catches up (same revision and keys as the others), no
-///    acknowledged put is lost, and some puts were acknowledged through the new member.
+/// 4. Under a write load, a member is removed (MemberRemove) and a new one added (MemberAdd,
+///    started with `--initial-cluster-state existing`), twice: first a follower is replaced,
+///    then the leader. The writers and readers then also use the new members. The new members
+///    catch up (same revision and keys as the others), no acknowledged put is lost, and puts
+///    were acknowledged through each new member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replace_member_under_load() {
-    run("replace_member_under_load", async |cluster: &mut Cluster| {
+async fn replace_members_under_load() {
+    run("replace_members_under_load", async |cluster: &mut Cluster| {
         let prefix = "faults/replace/";
         let load = WriteLoad::start(cluster, LoadConfig::new(prefix))?;
         progress(&load, "before the first fault").await?;
-        let leader = cluster.leader().await?;
-        let removed = (leader + 1) % 3;
-        eprintln!("fault: remove {}", cluster.member_name(removed));
-        cluster
-            .remove_member(removed)
-            .await
-            .with_context(|| format!("removing {}", cluster.member_name(removed)))?;
-        load.set_endpoints(cluster.client_urls());
-        progress(&load, "after removing a follower").await?;
-        eprintln!("fault: add a member");
-        let added = cluster.add_member().await.context("adding a member")?;
-        load.set_endpoints(cluster.client_urls());
-        progress(&load, "after adding a member").await?;
-        progress(&load, "after adding a member (more)").await?;
+        let mut added = Vec::new();
+        for replace_leader in [false, true] {
+            let leader = cluster.leader().await?;
+            let removed = if replace_leader {
+                leader
+            } else {
+                *cluster
+                    .active_members()
+                    .iter()
+                    .find(|&&i| i != leader)
+                    .context("no follower")?
+            };
+            let role = if replace_leader { "leader" } else { "follower" };
+            eprintln!("fault: remove {} ({role})", cluster.member_name(removed));
+            cluster
+                .remove_member(removed)
+                .await
+                .with_context(|| format!("removing {}", cluster.member_name(removed)))?;
+            load.set_endpoints(cluster.client_urls());
+            progress(&load, &format!("after removing the {role}")).await?;
+            eprintln!("fault: add a member");
+            let new = cluster.add_member().await.context("adding a member")?;
+            eprintln!("added {}", cluster.member_name(new));
+            added.push(new);
+            load.set_endpoints(cluster.client_urls());
+            progress(&load, &format!("after replacing the {role}")).await?;
+            progress(&load, &format!("after replacing the {role} (more)")).await?;
+        }
         let members = cluster.active_members();
         ensure!(
-            members.len() == 3 && members.contains(&added) && !members.contains(&removed),
-            "unexpected membership after the change: {members:?}"
+            members.len() == 3 && added.iter().all(|i| members.contains(i)),
+            "unexpected membership after the changes: {members:?}, added {added:?}"
         );
-        let new_url = cluster.client_url(added);
         let (recorded, _) = stop_and_check(cluster, load, prefix, &members).await?;
-        let through_new = recorded
-            .acked()
-            .filter(|op| op.endpoint == new_url)
-            .count();
-        ensure!(
-            through_new > 0,
-            "no put was acknowledged through the new member {}: {}",
-            cluster.member_name(added),
-            recorded.summary()
-        );
+        for &new in &added {
+            let url = cluster.client_url(new);
+            let through_new = recorded.acked().filter(|op| op.endpoint == url).count();
+            ensure!(
+                through_new > 0,
+                "no put was acknowledged through the new member {}: {}",
+                cluster.member_name(new),
+                recorded.summary()
+            );
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// 6. Every member is killed (SIGKILL, one right after the other) under a write load and all
+///    are restarted, twice: acknowledged puts must have been made durable before they were
+///    acknowledged, so none is lost, and the members converge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_all_members_under_load() {
+    run("kill_all_members_under_load", async |cluster: &mut Cluster| {
+        let prefix = "faults/kill-all/";
+        let load = WriteLoad::start(cluster, LoadConfig::new(prefix))?;
+        progress(&load, "before the first fault").await?;
+        for round in 1..=2 {
+            let members = cluster.active_members();
+            let mut down = Instant::now();
+            for &i in &members {
+                down = kill(cluster, i);
+            }
+            tokio::time::sleep(DOWNTIME.saturating_sub(down.elapsed())).await;
+            eprintln!("fault: restart every member");
+            cluster
+                .restart_members(&members)
+                .await
+                .context("restarting every member")?;
+            progress(&load, &format!("after restarting every member (round {round})")).await?;
+        }
+        stop_and_check(cluster, load, prefix, &cluster.active_members()).await?;
         Ok(())
     })
     .await;
