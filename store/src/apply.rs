@@ -42,6 +42,17 @@ pub enum Command {
     MemberAttrs { id: u64, attrs: MemberAttrs },
 }
 
+impl Command {
+    /// Approximate encoded size (for batching limits).
+    pub fn size(&self) -> usize {
+        match self {
+            Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) => b.len() + 8,
+            Command::MemberAttrs { attrs, .. } => 64 + attrs.name.len() + attrs.client_urls.iter().map(String::len).sum::<usize>(),
+            _ => 32,
+        }
+    }
+}
+
 /// A member's attributes published through the log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MemberAttrs {

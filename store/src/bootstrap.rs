@@ -141,6 +141,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
 
     let election_timeout = Duration::from_millis(cfg.election_timeout);
     let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();
+    let (proposals, proposal_queue) = tokio::sync::mpsc::unbounded_channel();
     let node = Arc::new(Node {
         id: ident.id,
         cluster_id: ident.cluster_id,
@@ -160,6 +161,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         },
         removed: Default::default(),
         read_waiters,
+        proposals,
         lease_term: Default::default(),
     });
 
@@ -175,6 +177,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     crate::server::serve_metrics(&cfg, node.clone()).await?;
 
     tokio::spawn(node.clone().serve_read_index(read_queue));
+    tokio::spawn(node.clone().serve_proposals(proposal_queue));
     tokio::spawn(watch_leadership(node.clone()));
     tokio::spawn(expire_leases(node.clone()));
     tokio::spawn(publish_attrs(node.clone()));

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub append_handling: Histogram,
     /// Time from proposing a command to its response (commit and apply included).
     pub proposal_duration: Histogram,
+    /// Commands per proposed log entry.
+    pub batch_size: Histogram,
     /// Watchers on this member.
     pub watchers: IntGauge,
     /// Database size in bytes.
@@ -79,6 +81,15 @@ impl Metrics {
             peer_rtt: histogram(&r, "etcd_network_peer_round_trip_time_seconds", "Round-trip time of Raft AppendEntries to peers."),
             append_handling: histogram(&r, "store_peer_append_entries_handling_seconds", "Time this member takes to handle a Raft AppendEntries."),
             proposal_duration: histogram(&r, "store_proposal_duration_seconds", "Time from proposing a command until it is applied."),
+            batch_size: {
+                let buckets = prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets");
+                let h = Histogram::with_opts(
+                    HistogramOpts::new("store_proposal_batch_commands", "Commands per proposed log entry.").buckets(buckets),
+                )
+                .expect("valid metric");
+                r.register(Box::new(h.clone())).expect("unique metric");
+                h
+            },
             watchers: gauge(&r, "etcd_debugging_mvcc_watcher_total", "Total number of watchers."),
             db_size: gauge(&r, "etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database in bytes."),
             revision: gauge(&r, "etcd_debugging_mvcc_current_revision", "The current revision of the store."),

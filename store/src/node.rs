@@ -78,6 +78,12 @@ pub struct MembersInfo {
     pub members: Vec<(u64, Member, bool)>,
 }
 
+/// A command waiting to be put in a log entry, with where its result goes.
+pub struct Proposal {
+    cmd: Command,
+    tx: tokio::sync::oneshot::Sender<Result<Applied, StoreError>>,
+}
+
 /// A linearizable read waiting for the read index.
 pub type ReadWaiter = tokio::sync::oneshot::Sender<Result<Option<u64>, StoreError>>;
 
@@ -105,6 +111,8 @@ pub struct Node {
     pub limits: Limits,
     /// Set when this member was removed from the cluster.
     pub removed: AtomicBool,
+    /// Commands waiting for [`Node::serve_proposals`] (this member as leader).
+    pub proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
     /// Linearizable reads waiting for a read index; served in batches by
     /// [`Node::serve_read_index`], one leader round trip per batch.
     pub read_waiters: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
@@ -232,13 +240,80 @@ impl Node {
         }
     }
 
-    /// Proposes locally; for a command forwarded by a follower (this member must lead).
+    /// Proposes on this member as leader (also for commands forwarded by followers):
+    /// queued for [`Node::serve_proposals`], which puts concurrent commands in one entry.
     pub async fn propose_as_leader(&self, cmd: Command) -> Result<Applied, StoreError> {
-        match tokio::time::timeout(REQUEST_TIMEOUT, self.raft.client_write(cmd)).await {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.proposals.send(Proposal { cmd, tx }).map_err(|_| StoreError::Stopped)?;
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
             Err(_) => Err(StoreError::Timeout),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Err(StoreError::NoLeader),
-            Ok(Err(e)) => Err(raft_unavailable(e)),
+            Ok(Err(_)) => Err(StoreError::Stopped),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// Batches queued proposals into log entries: everything queued while the previous
+    /// entry was being submitted goes into the next one (bounded in count and bytes), so
+    /// under load Raft handles few large entries instead of many small ones. Entries are
+    /// submitted in order and their results awaited concurrently.
+    pub async fn serve_proposals(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
+        const MAX_COMMANDS: usize = 1024;
+        const MAX_BYTES: usize = 4 * 1024 * 1024;
+        let mut carry: Option<Proposal> = None;
+        loop {
+            let first = match carry.take() {
+                Some(p) => p,
+                None => match rx.recv().await {
+                    Some(p) => p,
+                    None => return,
+                },
+            };
+            let mut bytes = first.cmd.size();
+            let mut batch = vec![first];
+            while batch.len() < MAX_COMMANDS {
+                match rx.try_recv() {
+                    Ok(p) if bytes + p.cmd.size() > MAX_BYTES => {
+                        carry = Some(p);
+                        break;
+                    }
+                    Ok(p) => {
+                        bytes += p.cmd.size();
+                        batch.push(p);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+            self.metrics.batch_size.observe(cmds.len() as f64);
+            match self.raft.client_write_ff(cmds).await {
+                Err(_) => {
+                    for w in waiters {
+                        let _ = w.send(Err(StoreError::Stopped));
+                    }
+                }
+                Ok(responder) => {
+                    tokio::spawn(async move {
+                        let res = match responder.await {
+                            Ok(Ok(resp)) => Ok(resp.data),
+                            Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(StoreError::NoLeader),
+                            Ok(Err(e)) => Err(StoreError::Internal(e.to_string())),
+                            Err(_) => Err(StoreError::Stopped),
+                        };
+                        match res {
+                            Ok(results) => {
+                                for (w, r) in waiters.into_iter().zip(results) {
+                                    let _ = w.send(Ok(r));
+                                }
+                            }
+                            Err(e) => {
+                                for w in waiters {
+                                    let _ = w.send(Err(e.clone()));
+                                }
+                            }
+                        }
+                    });
+                }
+            }
         }
     }
 

@@ -31,10 +31,11 @@ impl fmt::Display for Member {
 }
 
 openraft::declare_raft_types!(
-    /// The store's Raft types.
+    /// The store's Raft types: a log entry carries a batch of commands (concurrent proposals
+    /// share one entry), and its response holds one result per command.
     pub TypeConfig:
-        D = Command,
-        R = Applied,
+        D = Vec<Command>,
+        R = Vec<Applied>,
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,

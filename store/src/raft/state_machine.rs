@@ -93,7 +93,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok((self.last_applied, self.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Vec<Applied>>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -105,22 +105,26 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut ctx = ApplyCtx { lessor: &state.lessor, meta: &mut meta, meta_dirty: false };
         let mut responses = Vec::new();
         let mut published = Vec::new();
+        let mut commands = 0usize;
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             match entry.payload {
-                EntryPayload::Blank => {
-                    responses.push(Applied { revision: batch.st.current_rev, result: Ok(Vec::new()) });
-                }
-                EntryPayload::Normal(cmd) => {
-                    let (applied, events) = apply::apply(&mut batch, &mut ctx, &cmd);
-                    if !events.is_empty() {
-                        published.push((applied.revision, events));
+                EntryPayload::Blank => responses.push(Vec::new()),
+                EntryPayload::Normal(cmds) => {
+                    let mut results = Vec::with_capacity(cmds.len());
+                    for cmd in &cmds {
+                        let (applied, events) = apply::apply(&mut batch, &mut ctx, cmd);
+                        if !events.is_empty() {
+                            published.push((applied.revision, events));
+                        }
+                        results.push(applied);
                     }
-                    responses.push(applied);
+                    commands += results.len();
+                    responses.push(results);
                 }
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    responses.push(Applied { revision: batch.st.current_rev, result: Ok(Vec::new()) });
+                    responses.push(Vec::new());
                 }
             }
         }
@@ -135,7 +139,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if meta_dirty {
             *state.cluster.write() = meta;
         }
-        self.metrics.applied.inc_by(responses.len() as u64);
+        self.metrics.applied.inc_by(commands as u64);
         self.metrics.backend_commit.observe(started.elapsed().as_secs_f64());
         state.hub.publish(published);
         Ok(responses)
