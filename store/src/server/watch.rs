@@ -209,14 +209,19 @@ async fn run_watcher(node: Arc<Node>, tx: Out, id: i64, c: WatchCreateRequest, s
             }
             match mvcc.history(next, cur, HISTORY_BATCH, true) {
                 Ok(batches) => {
+                    // As etcd does, history comes in one response per read, not per revision
+                    // (transactions stay whole inside it).
                     let complete = batches.len() < HISTORY_BATCH;
-                    for (rev, events) in batches {
-                        let events = filter.apply(&events);
-                        if !events.is_empty() && !send(rev, events).await {
-                            break 'outer;
-                        }
-                        next = rev + 1;
+                    let mut events = Vec::new();
+                    let mut last = next - 1;
+                    for (rev, evs) in batches {
+                        events.extend(filter.apply(&evs));
+                        last = rev;
                     }
+                    if !events.is_empty() && !send(last, events).await {
+                        break 'outer;
+                    }
+                    next = last + 1;
                     if complete {
                         next = next.max(cur + 1);
                     }
