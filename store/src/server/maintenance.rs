@@ -93,7 +93,8 @@ impl Maintenance for MaintenanceService {
             .iter()
             .map(|a| {
                 let name = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
-                format!("memberID:{} alarm:{}", a.member_id, name)
+                // etcd reports the alarm in protobuf text form, trailing space included.
+                format!("memberID:{} alarm:{} ", a.member_id, name)
             })
             .collect();
         Ok(Response::new(StatusResponse {
