@@ -258,9 +258,14 @@ impl Node {
     /// submitted in order and their results awaited concurrently.
     pub async fn serve_proposals(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
         const MAX_COMMANDS: usize = 1024;
+        const MAX_ENTRIES_IN_FLIGHT: usize = 2;
         const MAX_BYTES: usize = 4 * 1024 * 1024;
         let mut carry: Option<Proposal> = None;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
         loop {
+            // While the entries in flight are not applied, proposals queue up and the next
+            // entry takes them all: the batch grows with the load.
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
             let first = match carry.take() {
                 Some(p) => p,
                 None => match rx.recv().await {
@@ -293,6 +298,7 @@ impl Node {
                 }
                 Ok(responder) => {
                     tokio::spawn(async move {
+                        let _permit = permit;
                         let res = match responder.await {
                             Ok(Ok(resp)) => Ok(resp.data),
                             Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(StoreError::NoLeader),
