@@ -98,7 +98,7 @@ pub struct ServerConfig {
     #[arg(long, env = "STORE_ELECTION_TIMEOUT", default_value_t = 1000)]
     pub election_timeout: u64,
     /// Applied entries between Raft snapshots (then the log is compacted).
-    #[arg(long, env = "STORE_SNAPSHOT_COUNT", default_value_t = 10_000)]
+    #[arg(long, env = "STORE_SNAPSHOT_COUNT", default_value_t = 100_000)]
     pub snapshot_count: u64,
     /// Largest client request in bytes.
     #[arg(long, env = "STORE_MAX_REQUEST_BYTES", default_value_t = 1_572_864)]

@@ -229,6 +229,13 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Copying the whole state is long, blocking work: keep it off the async workers.
+        tokio::task::block_in_place(|| self.build_blocking())
+    }
+}
+
+impl SnapshotBuilder {
+    fn build_blocking(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let payload = snapshot::capture(&self.db).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let data = codec::encode(&payload).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let snapshot_id = match payload.last_applied {
