@@ -164,7 +164,7 @@ impl History {
             }
         }
         let mut errors: Vec<(String, usize)> = errors.into_iter().collect();
-        errors.sort_by(|a, b| b.1.cmp(&a.1));
+        errors.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         let shown: Vec<String> = errors
             .iter()
             .take(4)

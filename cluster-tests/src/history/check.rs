@@ -236,7 +236,9 @@ pub fn reads_fresh(history: &History) -> Result<()> {
             violations.push(format!("[{read}] asked for a key no writer put"));
             continue;
         };
-        let Some(put_revision) = put.acked_revision().filter(|_| put.completed < read.invoked)
+        let Some(put_revision) = put
+            .acked_revision()
+            .filter(|_| put.completed < read.invoked)
         else {
             continue;
         };
@@ -262,7 +264,9 @@ pub fn watch_matches(log: &WatchLog, expected: &[WatchedEvent]) -> Result<()> {
     let mut seen: HashMap<(i64, &str), usize> = HashMap::new();
     let mut previous: Option<&WatchedEvent> = None;
     for (position, event) in log.events.iter().enumerate() {
-        let count = seen.entry((event.revision, event.key.as_str())).or_default();
+        let count = seen
+            .entry((event.revision, event.key.as_str()))
+            .or_default();
         *count += 1;
         if *count == 2 {
             violations.push(format!("delivered more than once: {event}"));

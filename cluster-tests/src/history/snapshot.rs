@@ -36,7 +36,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// The largest `mod_revision` among the keys (0 if there are none).
     pub fn max_mod_revision(&self) -> i64 {
-        self.kvs.values().map(|kv| kv.mod_revision).max().unwrap_or(0)
+        self.kvs
+            .values()
+            .map(|kv| kv.mod_revision)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The events a watch from revision 1 on the prefix must have delivered if every write
@@ -59,7 +63,11 @@ impl Snapshot {
 }
 
 /// Reads every key under `prefix` in one range request (bounded by 5 s).
-pub async fn read_prefix(client: &mut Client, prefix: &str, serializable: bool) -> Result<Snapshot> {
+pub async fn read_prefix(
+    client: &mut Client,
+    prefix: &str,
+    serializable: bool,
+) -> Result<Snapshot> {
     let mut options = GetOptions::new().with_prefix();
     if serializable {
         options = options.with_serializable();

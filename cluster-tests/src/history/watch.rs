@@ -119,13 +119,7 @@ impl WatchRecorder {
             ..WatchLog::default()
         }));
         let (stop, stopped) = signal::channel(false);
-        let task = tokio::spawn(run(
-            url,
-            options,
-            prefix.to_owned(),
-            log.clone(),
-            stopped,
-        ));
+        let task = tokio::spawn(run(url, options, prefix.to_owned(), log.clone(), stopped));
         Ok(WatchRecorder {
             log,
             stop,
@@ -167,7 +161,10 @@ impl WatchRecorder {
     pub async fn finish(mut self) -> WatchLog {
         let _ = self.stop.send(true);
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(FINISH_TIMEOUT, &mut task).await.is_err() {
+            if tokio::time::timeout(FINISH_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
                 task.abort();
             }
         }
@@ -237,9 +234,7 @@ async fn create(
     let mut client = Client::connect([url], Some(options.clone()))
         .await
         .with_context(|| format!("connecting to {url}"))?;
-    let options = WatchOptions::new()
-        .with_prefix()
-        .with_start_revision(from);
+    let options = WatchOptions::new().with_prefix().with_start_revision(from);
     client
         .watch(prefix, Some(options))
         .await
