@@ -36,8 +36,11 @@ pub enum OpenError {
     #[error("data dir {0} holds a database of another format ({1}); refusing to use it")]
     WrongFormat(String, String),
     /// RocksDB refused to open the database (corruption, permissions, lock held, ...).
-    #[error("cannot open the database in {0}: {1}")]
+    #[error("cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it from a backup with `store snapshot restore`)")]
     Rocks(String, rocksdb::Error),
+    /// The database is damaged in a way RocksDB would not notice.
+    #[error("the database in {0} is damaged ({1}); refusing to start rather than lose data (restore it from a backup with `store snapshot restore`)")]
+    Damaged(String, String),
     /// Creating the directory failed.
     #[error("cannot create data dir {0}: {1}")]
     Io(String, std::io::Error),
@@ -56,6 +59,10 @@ impl Db {
         let shown = data_dir.display().to_string();
         let path = data_dir.join("member").join("db");
         let fresh = !path.join("CURRENT").exists();
+        if fresh && path.exists() && std::fs::read_dir(&path).map_err(|e| OpenError::Io(shown.clone(), e))?.next().is_some() {
+            // Database files without RocksDB's CURRENT: damaged, never silently recreated.
+            return Err(OpenError::Damaged(shown, "the database has files but no CURRENT file".into()));
+        }
         if fresh && data_dir.exists() {
             let foreign = std::fs::read_dir(data_dir)
                 .map_err(|e| OpenError::Io(shown.clone(), e))?
