@@ -35,6 +35,13 @@ const READ_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound on a watcher catching up with the final state.
 const WATCH_CATCH_UP: Duration = Duration::from_secs(15);
 
+/// For the restart, replacement and kill-all tests: snapshots (and, past what members keep,
+/// log compaction) happen under load, so restarted members recover from snapshots and new
+/// members may have to be sent one.
+const SMALL_SNAPSHOT_COUNT: &str = "--snapshot-count=100";
+/// Puts acknowledged before a new member is added, so that the log has been compacted.
+const BEFORE_ADD: usize = 1500;
+
 /// Held by the running test: the tests of this file run one at a time even without
 /// `--test-threads=1` (three members each, timing-sensitive checks, 2-core machines).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -45,9 +52,17 @@ async fn run<F>(name: &str, body: F)
 where
     F: for<'c> AsyncFnOnce(&'c mut Cluster) -> Result<()>,
 {
+    run_with(name, ClusterConfig::new(3), body).await
+}
+
+/// [`run`] with a given cluster configuration.
+async fn run_with<F>(name: &str, cfg: ClusterConfig, body: F)
+where
+    F: for<'c> AsyncFnOnce(&'c mut Cluster) -> Result<()>,
+{
     let _turn = ONE_AT_A_TIME.lock().await;
     let started = Instant::now();
-    let mut cluster = match Cluster::start(ClusterConfig::new(3)).await {
+    let mut cluster = match Cluster::start(cfg).await {
         Ok(cluster) => cluster,
         Err(err) => panic!("{name}: cluster did not start: {err:#}"),
     };
@@ -223,12 +238,13 @@ async fn watchers_see_every_revision_once() {
 }
 
 /// 3. Each member in turn is stopped (SIGTERM) and restarted, then each in turn is killed
-///    (SIGKILL) and restarted, under a write load: no acknowledged put is lost and the members
-///    converge.
+///    (SIGKILL) and restarted, under a write load, with frequent snapshots: no acknowledged
+///    put is lost and the members converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_members_one_at_a_time() {
-    run(
+    run_with(
         "restart_members_one_at_a_time",
+        ClusterConfig::new(3).arg(SMALL_SNAPSHOT_COUNT),
         async |cluster: &mut Cluster| {
             let prefix = "faults/restart/";
             let load = WriteLoad::start(cluster, LoadConfig::new(prefix))?;
@@ -256,13 +272,15 @@ async fn restart_members_one_at_a_time() {
 
 /// 4. Under a write load, a member is removed (MemberRemove) and a new one added (MemberAdd,
 ///    started with `--initial-cluster-state existing`), twice: first a follower is replaced,
-///    then the leader. The writers and readers then also use the new members. The new members
+///    then the leader, each after 1500 more puts with frequent snapshots (so the new member
+///    may need a snapshot). The writers and readers then also use the new members. The new members
 ///    catch up (same revision and keys as the others), no acknowledged put is lost, and puts
 ///    were acknowledged through each new member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_members_under_load() {
-    run(
+    run_with(
         "replace_members_under_load",
+        ClusterConfig::new(3).arg(SMALL_SNAPSHOT_COUNT),
         async |cluster: &mut Cluster| {
             let prefix = "faults/replace/";
             let load = WriteLoad::start(cluster, LoadConfig::new(prefix))?;
@@ -286,7 +304,9 @@ async fn replace_members_under_load() {
                     .await
                     .with_context(|| format!("removing {}", cluster.member_name(removed)))?;
                 load.set_endpoints(cluster.client_urls());
-                progress(&load, &format!("after removing the {role}")).await?;
+                load.wait_progress(BEFORE_ADD, PROGRESS_TIMEOUT)
+                    .await
+                    .with_context(|| format!("write load stalled after removing the {role}"))?;
                 eprintln!("fault: add a member");
                 let new = cluster.add_member().await.context("adding a member")?;
                 eprintln!("added {}", cluster.member_name(new));
@@ -317,13 +337,14 @@ async fn replace_members_under_load() {
     .await;
 }
 
-/// 6. Every member is killed (SIGKILL, one right after the other) under a write load and all
-///    are restarted, twice: acknowledged puts must have been made durable before they were
+/// 6. Every member is killed (SIGKILL, one right after the other) under a write load with
+///    frequent snapshots, and all are restarted, twice: acknowledged puts must have been made durable before they were
 ///    acknowledged, so none is lost, and the members converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_all_members_under_load() {
-    run(
+    run_with(
         "kill_all_members_under_load",
+        ClusterConfig::new(3).arg(SMALL_SNAPSHOT_COUNT),
         async |cluster: &mut Cluster| {
             let prefix = "faults/kill-all/";
             let load = WriteLoad::start(cluster, LoadConfig::new(prefix))?;

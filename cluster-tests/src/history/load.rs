@@ -34,14 +34,14 @@ pub struct LoadConfig {
 }
 
 impl LoadConfig {
-    /// 8 writers and 2 readers, at most 4000 requests each and 90 s, 3 s per request, 50 ms
+    /// 8 writers and 2 readers, at most 6000 requests each and 90 s, 3 s per request, 50 ms
     /// pause after an error.
     pub fn new(prefix: impl Into<String>) -> LoadConfig {
         LoadConfig {
             prefix: prefix.into(),
             writers: 8,
             readers: 2,
-            max_ops_per_writer: 4000,
+            max_ops_per_writer: 6000,
             max_duration: Duration::from_secs(90),
             op_timeout: Duration::from_secs(3),
             pause_after_error: Duration::from_millis(50),
