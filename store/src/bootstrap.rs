@@ -160,6 +160,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
             election_timeout,
         },
         removed: Default::default(),
+        term: Default::default(),
         read_waiters,
         proposals,
         lease_term: Default::default(),
@@ -217,6 +218,7 @@ async fn watch_leadership(node: Arc<Node>) {
             }
             last_leader = m.current_leader;
         }
+        node.term.store(m.current_term, Ordering::Relaxed);
         let leading = m.state == ServerState::Leader;
         node.metrics.has_leader.set(i64::from(m.current_leader.is_some()));
         node.metrics.is_leader.set(i64::from(leading));

@@ -109,6 +109,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Request limits.
     pub limits: Limits,
+    /// The current Raft term, kept by the leadership watcher for response headers.
+    pub term: std::sync::atomic::AtomicU64,
     /// Set when this member was removed from the cluster.
     pub removed: AtomicBool,
     /// Commands waiting for [`Node::serve_proposals`] (this member as leader).
@@ -141,7 +143,7 @@ impl Node {
             cluster_id: self.cluster_id,
             member_id: self.id,
             revision,
-            raft_term: self.raft.metrics().borrow().current_term,
+            raft_term: self.term.load(Ordering::Relaxed),
         }
     }
 

@@ -151,12 +151,10 @@ impl Filter {
                 let is_put = e.r#type == EventType::Put as i32;
                 in_range(key, &self.key, &self.range_end) && !(is_put && self.no_put) && !(!is_put && self.no_delete)
             })
-            .map(|e| {
-                let mut e = e.clone();
-                if !self.prev_kv {
-                    e.prev_kv = None;
-                }
-                e
+            .map(|e| Event {
+                r#type: e.r#type,
+                kv: e.kv.clone(),
+                prev_kv: if self.prev_kv { e.prev_kv.clone() } else { None },
             })
             .collect()
     }
