@@ -96,17 +96,33 @@ fn stop(cluster: &mut Cluster, i: usize) -> Instant {
 async fn restart(cluster: &mut Cluster, i: usize, down_since: Instant) -> Result<()> {
     tokio::time::sleep(DOWNTIME.saturating_sub(down_since.elapsed())).await;
     eprintln!("fault: restart {}", cluster.member_name(i));
+    let started = Instant::now();
     cluster
         .restart(i)
         .await
-        .with_context(|| format!("restarting {}", cluster.member_name(i)))
+        .with_context(|| format!("restarting {}", cluster.member_name(i)))?;
+    eprintln!(
+        "fault: {} serves again after {:.1}s",
+        cluster.member_name(i),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// Waits for `PROGRESS` more acknowledged puts, naming the phase on failure.
+/// Slow phases (elections, restarts) are reported.
 async fn progress(load: &WriteLoad, phase: &str) -> Result<()> {
+    let started = Instant::now();
     load.wait_progress(PROGRESS, PROGRESS_TIMEOUT)
         .await
-        .with_context(|| format!("write load stalled {phase}"))
+        .with_context(|| format!("write load stalled {phase}"))?;
+    if started.elapsed() >= Duration::from_secs(2) {
+        eprintln!(
+            "slow: {PROGRESS} puts took {:.1}s {phase}",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }
 
 /// Stops the load and runs the checks every test shares. The members' serializable reads of
