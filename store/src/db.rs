@@ -108,23 +108,19 @@ impl Db {
     /// in memtables: what etcd reports as its database size. The Raft log, like etcd's WAL,
     /// is not counted.
     pub fn size(&self) -> u64 {
-        let mut total = 0u64;
-        for name in [CF_KV, CF_LEASE, CF_META] {
-            let cf = self.cf(name);
-            for prop in ["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"] {
-                total += self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
-            }
-        }
-        total
+        self.sum_properties(&["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"])
     }
 
-    /// Live data bytes (estimate) of the key space.
+    /// Live data bytes (estimate) of the replicated state.
     pub fn size_in_use(&self) -> u64 {
+        self.sum_properties(&["rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"])
+    }
+
+    fn sum_properties(&self, props: &[&str]) -> u64 {
         let mut total = 0u64;
         for name in [CF_KV, CF_LEASE, CF_META] {
-            let cf = self.cf(name);
-            for prop in ["rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"] {
-                total += self.db.property_int_value_cf(cf, prop).ok().flatten().unwrap_or(0);
+            for prop in props {
+                total += self.db.property_int_value_cf(self.cf(name), *prop).ok().flatten().unwrap_or(0);
             }
         }
         total
