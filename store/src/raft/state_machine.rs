@@ -179,6 +179,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *state.cluster.write() = cluster;
             state.hub.reset(st.current_rev);
         }
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            last_log_index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
+            revision = state.mvcc.current_rev(),
+            "installed a snapshot from the leader"
+        );
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         save_snapshot_file(&self.snap_path(), meta, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
