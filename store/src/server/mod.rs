@@ -1,6 +1,7 @@
 //! The member's listeners: etcd v3 gRPC for clients, the peer service, and plain HTTP for
 //! /health and /metrics.
 
+mod authority;
 mod cluster;
 mod kv;
 mod lease;
@@ -135,7 +136,8 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
 
 /// Starts the client (etcd v3 gRPC) listeners.
 pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
-    let tls = server_tls(&cfg.cert_file, &cfg.key_file, &cfg.trusted_ca_file, cfg.client_cert_auth)?;
+    // TLS is done here rather than by tonic: `authority::FixAuthority` must see decrypted bytes.
+    let tls = authority::tls_acceptor(&cfg.cert_file, &cfg.key_file, &cfg.trusted_ca_file, cfg.client_cert_auth)?;
     let max = cfg.max_request_bytes + GRPC_OVERHEAD;
     let progress = Duration::from_secs(cfg.watch_progress_notify_interval.max(1));
     for url in split_urls(&cfg.listen_client_urls) {
@@ -147,9 +149,6 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .max_concurrent_streams(Some(10_000));
-        if let Some(tls) = &tls {
-            builder = builder.tls_config(tls.clone())?;
-        }
         let router = builder
             .add_service(KvServer::new(kv::KvService::new(node.clone())).max_decoding_message_size(max))
             .add_service(WatchServer::new(watch::WatchService::new(node.clone(), progress)).max_decoding_message_size(max))
@@ -161,8 +160,15 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
                     .max_encoding_message_size(64 * 1024 * 1024),
             );
         tracing::info!(%url, "serving clients");
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = router.serve_with_incoming(incoming(listener)).await {
+            // Client connections go through `FixAuthority`: etcdctl 3.4 sends `:authority`
+            // values such as `http://127.0.0.1:2379`, which h2 would reset.
+            let served = match tls {
+                Some(tls) => router.serve_with_incoming(authority::tls_incoming(incoming(listener), tls)).await,
+                None => router.serve_with_incoming(authority::plain_incoming(incoming(listener))).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(%url, "client server failed: {e}");
             }
         });
