@@ -104,16 +104,11 @@ impl Db {
         self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} opened at start"))
     }
 
-    /// Approximate bytes of the replicated state (key space, leases, metadata) on disk and
-    /// in memtables: what etcd reports as its database size. The Raft log, like etcd's WAL,
-    /// is not counted.
+    /// Bytes of the replicated state (key space, leases, metadata) in table files on disk.
+    /// The Raft log, like etcd's WAL, is not counted; nor are memtables, whose RocksDB
+    /// figures are arena allocations rather than data (see `Node::db_size`).
     pub fn size(&self) -> u64 {
-        self.sum_properties(&["rocksdb.total-sst-files-size", "rocksdb.cur-size-all-mem-tables"])
-    }
-
-    /// Live data bytes (estimate) of the replicated state.
-    pub fn size_in_use(&self) -> u64 {
-        self.sum_properties(&["rocksdb.estimate-live-data-size", "rocksdb.cur-size-all-mem-tables"])
+        self.sum_properties(&["rocksdb.total-sst-files-size"])
     }
 
     fn sum_properties(&self, props: &[&str]) -> u64 {

@@ -147,9 +147,15 @@ impl Node {
         }
     }
 
+    /// The database size etcd would report: table files on disk, or the retained records
+    /// when more of them are still in memtables. Quota checks and Status use it.
+    pub fn db_size(&self) -> u64 {
+        self.db.size().max(self.state.mvcc.bytes())
+    }
+
     /// Updates gauges read on scrape (database size, revision, watchers).
     pub fn refresh_gauges(&self) {
-        self.metrics.db_size.set(self.db.size() as i64);
+        self.metrics.db_size.set(self.db_size() as i64);
         self.metrics.revision.set(self.state.mvcc.current_rev());
         self.metrics.watchers.set(self.state.hub.watchers());
     }
@@ -501,7 +507,7 @@ impl Node {
             0 => 2 * 1024 * 1024 * 1024,
             q => q,
         };
-        if self.db.size() + cost as u64 > quota {
+        if self.db_size() + cost as u64 > quota {
             let _ = self.propose(Command::Alarm { activate: true, member_id: self.id, alarm: NOSPACE }).await;
             return Err(StoreError::NoSpace);
         }

@@ -111,6 +111,9 @@ pub struct MvccState {
 /// The key space of one member.
 pub struct Mvcc {
     db: Arc<Db>,
+    /// Bytes of the records retained in the `kv` column family (keys and values), kept as
+    /// records are written and compacted away: the logical size quotas are checked against.
+    bytes: std::sync::atomic::AtomicU64,
     /// Readers take it shared; the applier holds it exclusively from the first change of a
     /// batch until the batch is written to RocksDB, so readers never see half a batch.
     pub state: RwLock<MvccState>,
@@ -122,7 +125,7 @@ pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
 impl Mvcc {
     /// Loads the key space from the database, rebuilding the in-memory index.
     pub fn open(db: Arc<Db>) -> Result<Mvcc, MvccError> {
-        let mvcc = Mvcc { db, state: RwLock::new(MvccState::default()) };
+        let mvcc = Mvcc { db, bytes: Default::default(), state: RwLock::new(MvccState::default()) };
         mvcc.reload()?;
         Ok(mvcc)
     }
@@ -137,9 +140,11 @@ impl Mvcc {
     pub fn rebuild(&self, out: &mut MvccState) -> Result<(), MvccError> {
         let raw = self.db.raw();
         let mut st = MvccState::default();
+        let mut bytes = 0u64;
         let iter = raw.iterator_cf(self.db.cf(CF_KV), rocksdb::IteratorMode::Start);
         for item in iter {
             let (k, v) = item?;
+            bytes += (k.len() + v.len()) as u64;
             let rev = Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
             let rec = Record::decode(&v)?;
             st.index.entry(rec.kv.key).or_default().push(rev, rec.tombstone);
@@ -149,6 +154,7 @@ impl Mvcc {
         // An empty store is at revision 1, as etcd's: the first write gets revision 2.
         st.current_rev = st.current_rev.max(read_i64(raw, meta, META_CURRENT_REV)?).max(1);
         st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
+        self.bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
         *out = st;
         Ok(())
     }
@@ -156,6 +162,20 @@ impl Mvcc {
     /// The database under the key space.
     pub fn db(&self) -> &Arc<Db> {
         &self.db
+    }
+
+    /// Bytes of the retained records (keys and values of every kept revision).
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn add_bytes(&self, delta: i64) {
+        use std::sync::atomic::Ordering;
+        if delta >= 0 {
+            self.bytes.fetch_add(delta as u64, Ordering::Relaxed);
+        } else {
+            let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(delta.unsigned_abs())));
+        }
     }
 
     /// The current revision.

@@ -128,7 +128,10 @@ fn compaction_drops_history_and_survives_reopen() {
         e.put("b", "1");
         e.del("b", "");
         e.put("c", "1");
+        let before = e.mvcc.bytes();
+        assert!(before > 0, "retained records are counted");
         e.run(Command::Compact(5)).expect("compact");
+        assert!(e.mvcc.bytes() < before, "compaction releases the dropped records' bytes");
         assert_eq!(e.run(Command::Compact(4)), Err(ApplyError::Mvcc(MvccError::Compacted)));
         assert_eq!(e.range(RangeRequest { key: "a".into(), revision: 4, ..Default::default() }), Err(MvccError::Compacted));
         assert_eq!(e.keys(RangeRequest { key: "a".into(), revision: 5, ..Default::default() }), vec!["a"]);
@@ -138,6 +141,7 @@ fn compaction_drops_history_and_survives_reopen() {
     let db = Db::open(dir.path()).expect("reopen");
     let mvcc = Mvcc::open(db).expect("mvcc");
     assert_eq!((mvcc.current_rev(), mvcc.compact_rev()), (6, 5));
+    assert!(mvcc.bytes() > 0, "the size is recounted at start");
     assert_eq!(mvcc.get(b"a").expect("get").map(|kv| kv.value), Some(b"2".to_vec()));
     assert!(mvcc.get(b"b").expect("get").is_none());
 }

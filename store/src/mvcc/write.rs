@@ -61,8 +61,13 @@ impl<'a> ApplyBatch<'a> {
         let mut emptied = Vec::new();
         for (key, idx) in self.st.index.iter_mut() {
             for dropped in idx.compact(rev) {
-                self.batch.delete_cf(kv, dropped.to_key());
-                self.overlay.remove(&dropped);
+                let key = dropped.to_key();
+                let size = match self.overlay.remove(&dropped) {
+                    Some(rec) => rec.encode().len(),
+                    None => self.mvcc.db().raw().get_pinned_cf(kv, key)?.map_or(0, |v| v.len()),
+                };
+                self.mvcc.add_bytes(-((size + key.len()) as i64));
+                self.batch.delete_cf(kv, key);
             }
             if idx.is_empty() {
                 emptied.push(key.clone());
@@ -149,7 +154,9 @@ impl WriteTxn<'_, '_> {
 
     fn write(&mut self, rev: Rev, rec: Record) {
         let kv = self.b.mvcc.db().cf(CF_KV);
-        self.b.batch.put_cf(kv, rev.to_key(), rec.encode());
+        let bytes = rec.encode();
+        self.b.mvcc.add_bytes((bytes.len() + 16) as i64);
+        self.b.batch.put_cf(kv, rev.to_key(), bytes);
         self.b.st.index.entry(rec.kv.key.clone()).or_default().push(rev, rec.tombstone);
         self.b.overlay.insert(rev, rec);
     }

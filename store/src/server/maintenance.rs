@@ -100,13 +100,13 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(StatusResponse {
             header: Some(self.node.header_now()),
             version: API_VERSION.into(),
-            db_size: self.node.db.size() as i64,
+            db_size: self.node.db_size() as i64,
             leader: m.current_leader.unwrap_or(0),
             raft_index: m.last_log_index.unwrap_or(0),
             raft_term: m.current_term,
             raft_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             errors,
-            db_size_in_use: self.node.db.size_in_use() as i64,
+            db_size_in_use: self.node.state.mvcc.bytes() as i64,
             is_learner: learner,
         }))
     }
