@@ -1045,35 +1045,25 @@ pub(super) fn tls_acceptor(
     ca: &Option<std::path::PathBuf>,
     client_auth: bool,
 ) -> anyhow::Result<Option<TlsAcceptor>> {
-    match (cert, key) {
-        (None, None) => {
-            if client_auth {
-                anyhow::bail!("client certificate authentication needs --cert-file and --key-file (TLS)");
-            }
-            Ok(None)
+    let Some(files) = super::tls_files(cert, key, ca, client_auth)? else { return Ok(None) };
+    let certs = pem_certs(files.cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&super::read(files.key)?)
+        .with_context(|| format!("cannot parse the private key in {}", files.key.display()))?;
+    let builder = ServerConfig::builder();
+    let builder = match files.client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(pem_certs(ca)?);
+            let verifier = WebPkiClientVerifier::builder(roots.into())
+                .build()
+                .with_context(|| format!("cannot use the trusted CA file {}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
         }
-        (Some(c), Some(k)) => {
-            let certs = pem_certs(c)?;
-            let key = PrivateKeyDer::from_pem_slice(&super::read(k)?)
-                .with_context(|| format!("cannot parse the private key in {}", k.display()))?;
-            let builder = ServerConfig::builder();
-            let builder = if client_auth {
-                let ca = ca.as_ref().context("client certificate authentication needs a trusted CA file")?;
-                let mut roots = RootCertStore::empty();
-                roots.add_parsable_certificates(pem_certs(ca)?);
-                let verifier = WebPkiClientVerifier::builder(roots.into())
-                    .build()
-                    .with_context(|| format!("cannot use the trusted CA file {}", ca.display()))?;
-                builder.with_client_cert_verifier(verifier)
-            } else {
-                builder.with_no_client_auth()
-            };
-            let mut config = builder.with_single_cert(certs, key).context("invalid TLS certificate or key")?;
-            config.alpn_protocols.push(b"h2".to_vec());
-            Ok(Some(TlsAcceptor::from(Arc::new(config))))
-        }
-        _ => anyhow::bail!("a TLS certificate needs both its cert file and its key file"),
-    }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key).context("invalid TLS certificate or key")?;
+    config.alpn_protocols.push(b"h2".to_vec());
+    Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }
 
 #[cfg(test)]

@@ -39,13 +39,21 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-/// The server TLS config from cert, key and (with client auth) a CA.
-fn server_tls(
-    cert: &Option<std::path::PathBuf>,
-    key: &Option<std::path::PathBuf>,
-    ca: &Option<std::path::PathBuf>,
+/// A listener's TLS files, checked for consistency: the CA is present only when clients
+/// must present a certificate.
+pub(super) struct TlsFiles<'a> {
+    pub cert: &'a std::path::Path,
+    pub key: &'a std::path::Path,
+    pub client_ca: Option<&'a std::path::Path>,
+}
+
+/// Checks a listener's TLS flags; `None` means plain text.
+pub(super) fn tls_files<'a>(
+    cert: &'a Option<std::path::PathBuf>,
+    key: &'a Option<std::path::PathBuf>,
+    ca: &'a Option<std::path::PathBuf>,
     client_auth: bool,
-) -> anyhow::Result<Option<ServerTlsConfig>> {
+) -> anyhow::Result<Option<TlsFiles<'a>>> {
     match (cert, key) {
         (None, None) => {
             if client_auth {
@@ -53,16 +61,31 @@ fn server_tls(
             }
             Ok(None)
         }
-        (Some(c), Some(k)) => {
-            let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(c)?, read(k)?));
-            if client_auth {
-                let ca = ca.as_ref().context("client certificate authentication needs a trusted CA file")?;
-                tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
-            }
-            Ok(Some(tls))
+        (Some(cert), Some(key)) => {
+            let client_ca = if client_auth {
+                Some(ca.as_deref().context("client certificate authentication needs a trusted CA file")?)
+            } else {
+                None
+            };
+            Ok(Some(TlsFiles { cert, key, client_ca }))
         }
         _ => anyhow::bail!("a TLS certificate needs both its cert file and its key file"),
     }
+}
+
+/// The server TLS config (tonic) from the checked files.
+fn server_tls(
+    cert: &Option<std::path::PathBuf>,
+    key: &Option<std::path::PathBuf>,
+    ca: &Option<std::path::PathBuf>,
+    client_auth: bool,
+) -> anyhow::Result<Option<ServerTlsConfig>> {
+    let Some(files) = tls_files(cert, key, ca, client_auth)? else { return Ok(None) };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(files.cert)?, read(files.key)?));
+    if let Some(ca) = files.client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(Some(tls))
 }
 
 /// TLS used when this member dials its peers.
