@@ -4,7 +4,7 @@ set -euo pipefail
 
 need_apt=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in protobuf-compiler libclang-dev librocksdb-dev libsnappy-dev liblz4-dev libzstd-dev \
+for pkg in protobuf-compiler libprotobuf-dev libclang-dev librocksdb-dev libsnappy-dev liblz4-dev libzstd-dev \
            etcd-server etcd-client openssl curl ca-certificates pkg-config build-essential; do
   have "$pkg" || need_apt+=("$pkg")
 done
