@@ -1,1 +1,144 @@
-fn main() {}
+//! The apiserver binary: flags, store connection, watch caches, built-in namespaces, HTTPS.
+
+mod audit;
+mod auth;
+mod cache;
+mod config;
+mod discovery;
+mod handlers;
+mod metrics;
+mod request;
+mod server;
+mod services;
+mod storage;
+mod tls;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde_json::json;
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    storage::{Storage, StorageError, StoreTls},
+};
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = Config::parse();
+    if let Err(e) = run(config).await {
+        eprintln!("apiserver: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn read_opt(path: &Option<std::path::PathBuf>) -> Result<Option<Vec<u8>>> {
+    path.as_ref().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()
+}
+
+async fn run(config: Config) -> Result<()> {
+    let tls_config = tls::server_config(&config.tls_cert_file, &config.tls_private_key_file, config.client_ca_file.as_deref())?;
+    let store_tls = StoreTls {
+        ca: read_opt(&config.etcd_cafile)?,
+        cert_and_key: match (read_opt(&config.etcd_certfile)?, read_opt(&config.etcd_keyfile)?) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("--etcd-certfile and --etcd-keyfile go together"),
+        },
+    };
+    let storage = Storage::connect(&config.etcd_servers, &store_tls)
+        .await
+        .with_context(|| format!("connecting to the store at {}", config.etcd_servers.join(",")))?;
+    let allocator = services::Allocator::new(&config.service_cluster_ip_range, &config.service_node_port_range).map_err(anyhow::Error::msg)?;
+    let state = Arc::new(server::AppState {
+        authn: auth::Authenticator::load(config.token_auth_file.as_deref())?,
+        authz: auth::Authorizer::load(config.authorization_policy_file.as_deref())?,
+        audit: audit::Audit::open(config.audit_log_path.as_deref()).context("opening the audit log")?,
+        metrics: metrics::Metrics::new(),
+        caches: cache::Caches::start(&storage),
+        storage: storage.clone(),
+        allocator,
+        config: config.clone(),
+    });
+    ensure_namespaces(&storage).await;
+    if config.etcd_compaction_interval > 0 {
+        tokio::spawn(compactor(storage.clone(), Duration::from_secs(config.etcd_compaction_interval)));
+    }
+    let addr = std::net::SocketAddr::new(config.bind_address, config.secure_port);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    info!(%addr, store = %config.etcd_servers.join(","), "serving the Kubernetes API over HTTPS");
+    tls::serve(listener, tls_config, server::router(state)).await
+}
+
+/// Creates the built-in namespaces when absent (several apiservers may race; the store decides).
+async fn ensure_namespaces(storage: &Storage) {
+    let namespaces = api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    for name in handlers::BUILTIN_NAMESPACES {
+        let key = namespaces.key(None, name);
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let obj = json!({
+                "kind": "Namespace",
+                "apiVersion": "v1",
+                "metadata": {
+                    "name": name,
+                    "uid": uuid::Uuid::new_v4().to_string(),
+                    "creationTimestamp": handlers::now(),
+                    "labels": {"kubernetes.io/metadata.name": name},
+                },
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            });
+            match storage.create(&key, &obj, &[]).await {
+                Ok(_) | Err(StorageError::AlreadyExists) => break,
+                Err(e) => {
+                    warn!(namespace = name, error = %e, "creating a built-in namespace failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// Compacts the store's history every `interval`, as kube-apiserver does: the apiservers agree
+/// through a compare-and-swap on one key, so one compaction happens per interval in all.
+async fn compactor(storage: Storage, interval: Duration) {
+    const KEY: &str = "compact_rev_key";
+    let mut version = 0;
+    let mut last_rev = 0;
+    loop {
+        tokio::time::sleep(interval).await;
+        let current = match storage.current_revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "compactor: reading the revision failed");
+                continue;
+            }
+        };
+        match storage.put_if_version(KEY, &current.to_string(), version).await {
+            Ok((true, v, _)) => {
+                version = v;
+                if last_rev > 0 {
+                    match storage.compact(last_rev).await {
+                        Ok(()) => info!(revision = last_rev, "compacted the store"),
+                        Err(e) => warn!(revision = last_rev, error = %e, "compaction failed"),
+                    }
+                }
+                last_rev = current;
+            }
+            Ok((false, v, value)) => {
+                // Another apiserver compacted this interval; follow its schedule.
+                version = v;
+                last_rev = value.parse().unwrap_or(0);
+            }
+            Err(e) => warn!(error = %e, "compactor: store unreachable"),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The watch cache: one store watch per resource type feeds a copy of the current objects and a
+//! window of recent events, from which every client watch (and `resourceVersion=0` list) is
+//! served. Thousands of client watches cost one store watch.
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+    time::Duration,
+};
+
+use api::registry::Resource;
+use etcd_client::EventType;
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::storage::{Storage, StorageError, Stored};
+
+/// How many recent events each resource keeps for watches that resume from a resourceVersion.
+pub const EVENT_WINDOW: usize = 10_000;
+/// How far a client watch may fall behind before it is closed (it then resumes from its last
+/// resourceVersion, which the window usually still holds).
+const WATCHER_BUFFER: usize = 16_384;
+
+/// ADDED, MODIFIED or DELETED.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object, as the store reported it.
+#[derive(Debug)]
+pub struct Event {
+    pub kind: EventKind,
+    pub key: String,
+    /// The object after the change (for DELETED: the last state, with the deletion's
+    /// resourceVersion).
+    pub object: Arc<Value>,
+    /// The object before the change (None for ADDED).
+    pub prev: Option<Arc<Value>>,
+    pub revision: i64,
+}
+
+/// What a cache broadcasts to its watchers.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Event(Arc<Event>),
+    /// Every event up to this revision has been delivered.
+    Progress(i64),
+}
+
+struct Inner {
+    objects: BTreeMap<String, (Arc<Value>, i64)>,
+    events: VecDeque<Arc<Event>>,
+    /// Revision up to which the cache is complete.
+    revision: i64,
+    /// The oldest revision a watch may resume from (exclusive).
+    oldest: i64,
+    tx: broadcast::Sender<Notice>,
+}
+
+/// Why a watch cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The resourceVersion is older than the event window.
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld { requested: i64, oldest: i64 },
+}
+
+/// A started client watch: the events to send first, then the live feed.
+pub struct Subscription {
+    pub backlog: Vec<Arc<Event>>,
+    /// For a watch without a resourceVersion: the current objects, sent as ADDED.
+    pub initial: Vec<(Arc<Value>, i64)>,
+    pub revision: i64,
+    pub live: broadcast::Receiver<Notice>,
+}
+
+/// The cache of one resource type.
+pub struct WatchCache {
+    pub resource: &'static Resource,
+    inner: Mutex<Inner>,
+    ready: watch::Sender<i64>,
+}
+
+impl WatchCache {
+    /// Starts the cache: lists the resource, then watches it, forever (reconnecting, and
+    /// relisting when the store compacted past it).
+    pub fn start(resource: &'static Resource, storage: Storage) -> Arc<WatchCache> {
+        let (tx, _) = broadcast::channel(WATCHER_BUFFER);
+        let (ready, _) = watch::channel(0);
+        let cache = Arc::new(WatchCache {
+            resource,
+            inner: Mutex::new(Inner { objects: BTreeMap::new(), events: VecDeque::new(), revision: 0, oldest: 0, tx }),
+            ready,
+        });
+        let c = cache.clone();
+        tokio::spawn(async move { c.run(storage).await });
+        cache
+    }
+
+    /// The revision up to which the cache is complete (0 until the first list finished).
+    pub fn revision(&self) -> i64 {
+        self.inner.lock().revision
+    }
+
+    /// Waits until the cache has seen every change up to `revision`.
+    pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() >= revision {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// The current objects whose key starts with `prefix`, and the cache's revision.
+    pub fn snapshot(&self, prefix: &str) -> (Vec<(Arc<Value>, i64)>, i64) {
+        let inner = self.inner.lock();
+        let items = inner
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (items, inner.revision)
+    }
+
+    /// Starts a client watch. `from`: None to begin with the current objects as ADDED events;
+    /// Some(rv) to receive every event after rv.
+    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, CacheError> {
+        let inner = self.inner.lock();
+        let live = inner.tx.subscribe();
+        match from {
+            None => {
+                let initial = inner
+                    .objects
+                    .range(prefix.to_string()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                Ok(Subscription { backlog: Vec::new(), initial, revision: inner.revision, live })
+            }
+            Some(rv) => {
+                if rv < inner.oldest {
+                    return Err(CacheError::TooOld { requested: rv, oldest: inner.oldest + 1 });
+                }
+                let backlog = inner
+                    .events
+                    .iter()
+                    .filter(|e| e.revision > rv && e.key.starts_with(prefix))
+                    .cloned()
+                    .collect();
+                Ok(Subscription { backlog, initial: Vec::new(), revision: inner.revision, live })
+            }
+        }
+    }
+
+    async fn run(self: Arc<Self>, storage: Storage) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let start = match self.relist(&storage).await {
+                Ok(rev) => rev,
+                Err(e) => {
+                    warn!(resource = self.resource.plural, error = %e, "watch cache list failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            match self.follow(&storage, start).await {
+                Ok(()) => {}
+                Err(e) => warn!(resource = self.resource.plural, error = %e, "watch cache lost its store watch; relisting"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Replaces the cache's content with a fresh list. Returns the list's revision.
+    async fn relist(&self, storage: &Storage) -> Result<i64, StorageError> {
+        let prefix = self.resource.key_prefix();
+        let mut objects = BTreeMap::new();
+        let mut start: Option<String> = None;
+        let mut revision = 0;
+        loop {
+            let page = storage.list(&prefix, start.as_deref(), 1000, revision).await?;
+            revision = page.revision;
+            for s in page.items {
+                start = Some(s.key.clone());
+                objects.insert(s.key, (Arc::new(s.object), s.mod_revision));
+            }
+            if !page.more {
+                break;
+            }
+        }
+        let mut inner = self.inner.lock();
+        let restarted = inner.revision > 0;
+        inner.objects = objects;
+        inner.events.clear();
+        inner.revision = revision;
+        inner.oldest = revision;
+        if restarted {
+            // Watchers cannot be told what they missed: close them; clients resume or relist.
+            let (tx, _) = broadcast::channel(WATCHER_BUFFER);
+            inner.tx = tx;
+        }
+        drop(inner);
+        self.ready.send_replace(revision);
+        info!(resource = self.resource.plural, revision, "watch cache listed");
+        Ok(revision)
+    }
+
+    /// Applies the store's events from `start` + 1 on, until the watch fails or is compacted.
+    async fn follow(&self, storage: &Storage, start: i64) -> Result<(), StorageError> {
+        let prefix = self.resource.key_prefix();
+        let mut stream = storage.watch(&prefix, start + 1).await?;
+        let mut progress = tokio::time::interval(Duration::from_secs(1));
+        progress.tick().await;
+        loop {
+            tokio::select! {
+                msg = stream.message() => {
+                    let Some(resp) = msg? else { return Ok(()) };
+                    if resp.canceled() {
+                        if resp.compact_revision() > 0 {
+                            warn!(resource = self.resource.plural, compact = resp.compact_revision(), "store compacted past the cache");
+                        }
+                        return Ok(());
+                    }
+                    let header_rev = resp.header().map(|h| h.revision()).unwrap_or_default();
+                    if resp.created() {
+                        // The creation's header revision is not a progress mark: older events
+                        // may still be on their way.
+                        continue;
+                    }
+                    if resp.events().is_empty() {
+                        // A progress notification: everything up to header_rev has been seen.
+                        self.advance(header_rev);
+                        continue;
+                    }
+                    for ev in resp.events() {
+                        self.apply(ev)?;
+                    }
+                }
+                _ = progress.tick() => {
+                    stream.request_progress().await?;
+                }
+            }
+        }
+    }
+
+    fn advance(&self, revision: i64) {
+        let mut inner = self.inner.lock();
+        if revision > inner.revision {
+            inner.revision = revision;
+            let _ = inner.tx.send(Notice::Progress(revision));
+            drop(inner);
+            self.ready.send_replace(revision);
+        }
+    }
+
+    fn apply(&self, ev: &etcd_client::Event) -> Result<(), StorageError> {
+        let Some(kv) = ev.kv() else { return Ok(()) };
+        let key = String::from_utf8_lossy(kv.key()).into_owned();
+        let mut inner = self.inner.lock();
+        let prev = inner.objects.get(&key).map(|(o, _)| o.clone());
+        let event = match ev.event_type() {
+            EventType::Put => {
+                let stored: Stored = Storage::decode_kv(kv)?;
+                let object = Arc::new(stored.object);
+                inner.objects.insert(key.clone(), (object.clone(), stored.mod_revision));
+                let kind = if kv.create_revision() == kv.mod_revision() { EventKind::Added } else { EventKind::Modified };
+                Event { kind, key, object, prev, revision: kv.mod_revision() }
+            }
+            EventType::Delete => {
+                inner.objects.remove(&key);
+                let last = match (&prev, ev.prev_kv()) {
+                    (Some(p), _) => (**p).clone(),
+                    (None, Some(pkv)) => Storage::decode_kv(pkv)?.object,
+                    (None, None) => return Ok(()),
+                };
+                let mut last = last;
+                crate::storage::set_resource_version(&mut last, kv.mod_revision());
+                Event { kind: EventKind::Deleted, key, object: Arc::new(last), prev, revision: kv.mod_revision() }
+            }
+        };
+        let revision = event.revision;
+        let event = Arc::new(event);
+        inner.events.push_back(event.clone());
+        while inner.events.len() > EVENT_WINDOW {
+            if let Some(old) = inner.events.pop_front() {
+                inner.oldest = old.revision;
+            }
+        }
+        inner.revision = inner.revision.max(revision);
+        let _ = inner.tx.send(Notice::Event(event));
+        drop(inner);
+        self.ready.send_replace(revision);
+        Ok(())
+    }
+}
+
+/// The caches of every resource, started together.
+pub struct Caches {
+    caches: Vec<Arc<WatchCache>>,
+}
+
+impl Caches {
+    pub fn start(storage: &Storage) -> Caches {
+        let caches = api::registry::RESOURCES.iter().map(|r| WatchCache::start(r, storage.clone())).collect();
+        Caches { caches }
+    }
+
+    pub fn get(&self, resource: &Resource) -> Option<&Arc<WatchCache>> {
+        self.caches.iter().find(|c| c.resource == resource)
+    }
+
+    /// True when every cache has completed its first list.
+    pub fn ready(&self) -> bool {
+        self.caches.iter().all(|c| c.revision() > 0)
+    }
+}

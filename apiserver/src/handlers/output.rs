@@ -1,0 +1,103 @@
+//! Selecting and rendering objects: label/field selector filters, plain JSON or kubectl's
+//! server-side Table.
+
+use api::{
+    selectors::{FieldSelector, LabelSelector},
+    status::StatusError,
+    table::IncludeObject,
+};
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+use super::{Ctx, Json};
+
+/// The label and field selectors of a list, watch or deletecollection.
+pub struct Filter {
+    labels: Option<LabelSelector>,
+    fields: Option<FieldSelector>,
+}
+
+impl Filter {
+    pub fn from_query(ctx: &Ctx) -> Result<Filter, StatusError> {
+        let labels = match ctx.query.get("labelSelector") {
+            Some(s) => Some(LabelSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?),
+            None => None,
+        };
+        let fields = match ctx.query.get("fieldSelector") {
+            Some(s) => Some(FieldSelector::parse(ctx.req.resource, s).map_err(|e| StatusError::bad_request(e.to_string()))?),
+            None => None,
+        };
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_none() && self.fields.is_none()
+    }
+
+    pub fn matches(&self, obj: &Value) -> bool {
+        if let Some(l) = &self.labels {
+            let empty = serde_json::Map::new();
+            let labels = obj.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+            if !l.matches(labels) {
+                return false;
+            }
+        }
+        if let Some(f) = &self.fields {
+            if !f.matches(obj) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// How the client wants objects: plain, or as a Table.
+pub enum Render {
+    Plain,
+    Table(IncludeObject),
+}
+
+impl Render {
+    pub fn from_ctx(ctx: &Ctx) -> Render {
+        if crate::server::wants_table(&ctx.headers) {
+            Render::Table(IncludeObject::parse(ctx.query.get("includeObject")))
+        } else {
+            Render::Plain
+        }
+    }
+
+    /// One object (get, create, update...).
+    pub fn object(&self, ctx: &Ctx, code: StatusCode, obj: Value) -> Json {
+        match self {
+            Render::Plain => Json(code, obj),
+            Render::Table(include) => {
+                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
+                let mut t = api::table::table(ctx.req.resource, std::slice::from_ref(&obj), *include, jiff::Timestamp::now());
+                t["metadata"] = json!({"resourceVersion": rv});
+                Json(code, t)
+            }
+        }
+    }
+
+    /// A list with its metadata.
+    pub fn list(&self, ctx: &Ctx, items: Vec<Value>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> Json {
+        let mut meta = json!({"resourceVersion": rv.to_string()});
+        if let Some(c) = cont {
+            meta["continue"] = json!(c);
+            if let Some(r) = remaining.filter(|r| *r > 0) {
+                meta["remainingItemCount"] = json!(r);
+            }
+        }
+        match self {
+            Render::Plain => {
+                let r = ctx.req.resource;
+                Json(StatusCode::OK, json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items}))
+            }
+            Render::Table(include) => {
+                let mut t = api::table::table(ctx.req.resource, &items, *include, jiff::Timestamp::now());
+                t["metadata"] = meta;
+                Json(StatusCode::OK, t)
+            }
+        }
+    }
+}

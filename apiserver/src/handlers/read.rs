@@ -1,0 +1,150 @@
+//! get and list: single objects read linearizably from the store; lists read from the store
+//! page by page (limit/continue) or, with `resourceVersion=0`, from the watch cache.
+
+use api::status::StatusError;
+use axum::http::StatusCode;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    output::{Filter, Render},
+    storage_error, Ctx, Json,
+};
+
+/// get (also of the status subresource, which shows the whole object).
+pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
+    let stored = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+    Ok(Render::from_ctx(ctx).object(ctx, StatusCode::OK, stored.object))
+}
+
+/// The continue token: where the next page starts and the revision the list is read at.
+#[derive(Serialize, Deserialize)]
+struct Continue {
+    rv: i64,
+    start: String,
+}
+
+fn encode_continue(rv: i64, last_key: &str) -> String {
+    let json = serde_json::to_vec(&Continue { rv, start: last_key.to_string() }).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_continue(token: &str, prefix: &str) -> Result<Continue, StatusError> {
+    let bad = || StatusError::bad_request(format!("invalid continue token {token:?}: start a new list without the continue parameter"));
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let c: Continue = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if !c.start.starts_with(prefix) || c.rv <= 0 {
+        return Err(bad());
+    }
+    Ok(c)
+}
+
+const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+
+/// The storage prefix a collection request covers (one namespace or all).
+pub fn collection_prefix(ctx: &Ctx) -> String {
+    match ctx.namespace() {
+        Some(ns) if ctx.req.resource.namespaced => ctx.req.resource.namespace_prefix(ns),
+        _ => ctx.req.resource.key_prefix(),
+    }
+}
+
+/// list.
+pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
+    let filter = Filter::from_query(ctx)?;
+    let render = Render::from_ctx(ctx);
+    let prefix = collection_prefix(ctx);
+    let limit = ctx.query.int("limit")?.filter(|l| *l > 0);
+    let rv = ctx.query.get("resourceVersion");
+    let cont = ctx.query.get("continue");
+    let exact = ctx.query.get("resourceVersionMatch") == Some("Exact");
+    if let Some(m) = ctx.query.get("resourceVersionMatch") {
+        if !matches!(m, "Exact" | "NotOlderThan") {
+            return Err(StatusError::bad_request(format!("resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\"")));
+        }
+        if rv.is_none() {
+            return Err(StatusError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+        }
+    }
+    if cont.is_some() && rv.is_some_and(|v| v != "0") {
+        return Err(StatusError::bad_request("specifying resource version is not allowed when using continue"));
+    }
+    // resourceVersion=0 (and NotOlderThan a version the cache has): any recent state will do.
+    if cont.is_none() && !exact && rv.is_some() {
+        let min: i64 = rv.unwrap_or("0").parse().map_err(|_| StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or(""))))?;
+        if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
+            if cache.wait_for(min.max(1), std::time::Duration::from_secs(3)).await {
+                let (items, crv) = cache.snapshot(&prefix);
+                let items: Vec<Value> = items.into_iter().filter(|(o, _)| filter.matches(o)).map(|(o, _)| (*o).clone()).collect();
+                return Ok(render.list(ctx, items, crv, None, None));
+            }
+            return Err(StatusError::timeout(format!("Too large resource version: {min}, current: {}", cache.revision())));
+        }
+    }
+    let (mut start, mut revision) = match cont {
+        Some(token) => {
+            let c = decode_continue(token, &prefix)?;
+            (Some(c.start), c.rv)
+        }
+        None if exact => {
+            let v: i64 = rv.unwrap_or("").parse().map_err(|_| StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or(""))))?;
+            (None, v)
+        }
+        None => (None, 0),
+    };
+    let mut items = Vec::new();
+    let mut next: Option<String> = None;
+    let mut remaining = None;
+    // Page through the store until `limit` objects matched (selectors filter after reading).
+    loop {
+        let want = limit.map(|l| (l - items.len() as i64).max(1));
+        let batch = match (want, filter.is_everything()) {
+            (Some(w), true) => w,
+            (Some(w), false) => w.max(500),
+            (None, _) => 0,
+        };
+        let page = match ctx.state.storage.list(&prefix, start.as_deref(), batch, revision).await {
+            Ok(p) => p,
+            Err(crate::storage::StorageError::Compacted(rv)) => {
+                return Err(if cont.is_some() { StatusError::gone(EXPIRED_CONTINUE) } else { StatusError::gone(format!("too old resource version: {rv}")) })
+            }
+            Err(e) => return Err(storage_error(ctx, e)),
+        };
+        if revision == 0 {
+            revision = page.revision;
+        }
+        let mut last_key = None;
+        let mut filled = false;
+        for s in page.items {
+            last_key = Some(s.key.clone());
+            if filter.matches(&s.object) {
+                items.push(s.object);
+                if limit.is_some_and(|l| items.len() as i64 >= l) {
+                    filled = true;
+                    break;
+                }
+            }
+        }
+        let more_after_last = page.more || (filled && last_key.is_some());
+        if filled {
+            // More may follow whatever we stopped at.
+            if page.more || last_key.is_some() {
+                let key = last_key.clone().unwrap_or_default();
+                let probe = ctx.state.storage.list(&prefix, Some(&key), 1, revision).await.map_err(|e| storage_error(ctx, e))?;
+                if !probe.items.is_empty() {
+                    next = Some(encode_continue(revision, &key));
+                    if filter.is_everything() {
+                        remaining = Some(probe.remaining + probe.items.len() as i64);
+                    }
+                }
+            }
+            break;
+        }
+        if !more_after_last {
+            break;
+        }
+        start = last_key;
+    }
+    Ok(render.list(ctx, items, revision, next, remaining))
+}

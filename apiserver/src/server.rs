@@ -1,0 +1,248 @@
+//! Request dispatch: authentication, authorization, routing to discovery, health, metrics and
+//! the resource handlers, plus per-request metrics and the audit line.
+
+use std::{sync::Arc, time::Instant};
+
+use api::status::StatusError;
+use axum::{
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
+    response::{IntoResponse, Response},
+    Router,
+};
+use serde_json::Value;
+use tracing::{info_span, Instrument};
+
+use crate::{
+    audit::Audit,
+    auth::{self, Attributes, Authenticator, Authorizer, Decision, PeerIdentity, UserInfo},
+    cache::Caches,
+    config::Config,
+    discovery, handlers,
+    metrics::Metrics,
+    request::{self, Query, ResourceRequest},
+    services::Allocator,
+    storage::Storage,
+};
+
+/// Everything a request handler may use.
+pub struct AppState {
+    pub config: Config,
+    pub storage: Storage,
+    pub caches: Caches,
+    pub authn: Authenticator,
+    pub authz: Authorizer,
+    pub metrics: Metrics,
+    pub audit: Audit,
+    pub allocator: Allocator,
+}
+
+pub type Shared = Arc<AppState>;
+
+/// The router: everything goes through [`dispatch`].
+pub fn router(state: Shared) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// A JSON response.
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A Status error response.
+pub fn error_response(err: &StatusError) -> Response {
+    json_response(StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err.to_status())
+}
+
+fn text_response(code: StatusCode, text: String) -> Response {
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp
+}
+
+/// Paths anyone may read without credentials, as Kubernetes' system:public-info-viewer.
+fn is_public(path: &str) -> bool {
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+}
+
+async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = Query::parse(req.uri().query());
+    let span = info_span!("request", %method, %path);
+    async move {
+        let peer = req.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
+        let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let user = match state.authn.authenticate(&peer, authorization.as_deref()) {
+            Ok(u) => u,
+            Err(e) => return error_response(&e),
+        };
+        if let Some(resp) = non_resource(&state, &method, &path, &query, user.as_ref()).await {
+            return resp;
+        }
+        let Some(user) = user else { return error_response(&StatusError::unauthorized()) };
+        let rreq = match request::parse_path(&path) {
+            Ok(Some(r)) => r,
+            Ok(None) => return error_response(&not_found()),
+            Err(e) => return error_response(&e),
+        };
+        let verb = request::verb(&method, &rreq, &query);
+        let (resp, code) = resource_request(&state, req, &rreq, &query, verb, &user).await;
+        let resource_label = match &rreq.subresource {
+            Some(s) => format!("{}/{s}", rreq.resource.plural),
+            None => rreq.resource.plural.to_string(),
+        };
+        state.metrics.observe(verb, &resource_label, code, started.elapsed());
+        if !matches!(verb, "get" | "list" | "watch") {
+            state.audit.record(&user, verb, &rreq, code);
+        }
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+fn not_found() -> StatusError {
+    StatusError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into(), details: None }
+}
+
+async fn non_resource(state: &Shared, method: &Method, path: &str, query: &Query, user: Option<&UserInfo>) -> Option<Response> {
+    let p = path.trim_end_matches('/');
+    let p = if p.is_empty() { "/" } else { p };
+    if is_public(p) {
+        return Some(health_or_version(state, p, query).await);
+    }
+    let is_non_resource = matches!(p, "/" | "/api" | "/apis" | "/metrics" | "/openapi/v3" | "/openapi/v2")
+        || p.starts_with("/openapi/")
+        || discovery::is_group_path(p);
+    if !is_non_resource {
+        return None;
+    }
+    let Some(user) = user else { return Some(error_response(&StatusError::unauthorized())) };
+    if *method != Method::GET && *method != Method::HEAD {
+        return Some(error_response(&StatusError::method_not_allowed(format!("the server does not allow this method on the requested resource"))));
+    }
+    let _ = user;
+    Some(match p {
+        "/metrics" => text_response(StatusCode::OK, state.metrics.render()),
+        "/" => json_response(StatusCode::OK, &discovery::root_paths()),
+        _ => match discovery::serve(p, query) {
+            Some(v) => json_response(StatusCode::OK, &v),
+            None => error_response(&not_found()),
+        },
+    })
+}
+
+async fn health_or_version(state: &Shared, path: &str, query: &Query) -> Response {
+    match path {
+        "/version" => json_response(StatusCode::OK, &discovery::version()),
+        "/readyz" | "/readyz/etcd" => {
+            let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.storage.current_revision()).await;
+            let store_ok = matches!(store, Ok(Ok(_)));
+            let caches_ok = state.caches.ready();
+            let verbose = query.0.contains_key("verbose");
+            let mut lines = vec![
+                format!("[{}]ping ok", "+"),
+                if store_ok { "[+]etcd ok".to_string() } else { "[-]etcd failed: reason withheld".to_string() },
+                if caches_ok { "[+]watch-cache ok".to_string() } else { "[-]watch-cache failed: not synced".to_string() },
+            ];
+            if store_ok && caches_ok {
+                if verbose {
+                    lines.push("readyz check passed".into());
+                    text_response(StatusCode::OK, lines.join("\n") + "\n")
+                } else {
+                    text_response(StatusCode::OK, "ok".into())
+                }
+            } else {
+                lines.push("readyz check failed".into());
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, lines.join("\n") + "\n")
+            }
+        }
+        _ => text_response(StatusCode::OK, "ok".into()),
+    }
+}
+
+async fn resource_request(
+    state: &Shared,
+    req: Request,
+    rreq: &ResourceRequest,
+    query: &Query,
+    verb: &'static str,
+    user: &UserInfo,
+) -> (Response, u16) {
+    let attrs = Attributes {
+        verb,
+        group: rreq.resource.group,
+        resource: rreq.resource.plural,
+        subresource: rreq.subresource.as_deref(),
+        namespace: rreq.namespace.as_deref(),
+        name: rreq.name.as_deref(),
+    };
+    let (parts, body) = req.into_parts();
+    let body: Bytes = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+        match axum::body::to_bytes(body, state.config.max_request_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                let e = StatusError::too_large(format!("Request entity too large: limit is {}", state.config.max_request_bytes));
+                return (error_response(&e), 413);
+            }
+        }
+    } else {
+        Bytes::new()
+    };
+    // Creates name their object in the body; node restriction needs that name.
+    let body_name = if verb == "create" && rreq.name.is_none() {
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+    } else {
+        None
+    };
+    let attrs = Attributes { name: attrs.name.or(body_name.as_deref()), ..attrs };
+    let bound_node = match state.authz.authorize(user, &attrs) {
+        Decision::Allow => None,
+        Decision::AllowIfPodBoundTo(node) => Some(node),
+        Decision::Deny(why) => {
+            let e = auth::forbidden(user, &attrs, &why);
+            return (error_response(&e), 403);
+        }
+    };
+    let ctx = handlers::Ctx {
+        state: state.clone(),
+        req: rreq.clone(),
+        query: query.clone(),
+        headers: parts.headers.clone(),
+        user: user.clone(),
+        bound_node,
+    };
+    let result = handlers::handle(&ctx, &parts.method, verb, body).await;
+    match result {
+        Ok(resp) => {
+            let code = resp.status().as_u16();
+            (resp, code)
+        }
+        Err(e) => (error_response(&e), e.code),
+    }
+}
+
+/// Whether the client asked for a `meta.k8s.io/v1 Table`.
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(|accept| {
+            accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+        })
+        .unwrap_or(false)
+}
+
+impl IntoResponse for crate::handlers::Json {
+    fn into_response(self) -> Response {
+        json_response(self.0, &self.1)
+    }
+}

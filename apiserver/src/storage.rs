@@ -1,0 +1,335 @@
+//! The apiserver's only door to the store: objects as JSON under `/registry/...` keys, with the
+//! store's revisions as resourceVersions and compare-and-swap transactions for every write.
+
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp,
+    TxnOpResponse, WatchOptions, WatchStream,
+};
+use serde_json::Value;
+
+/// How a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The create found the key already present.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The object is absent (or a compare on its revision failed because it was deleted).
+    #[error("not found")]
+    NotFound,
+    /// The object changed since the revision the caller read.
+    #[error("the object has been modified")]
+    Conflict,
+    /// A reservation key (cluster IP, node port) is already held.
+    #[error("reservation {0} is taken")]
+    Reserved(String),
+    /// The revision asked for has been compacted away.
+    #[error("the requested revision {0} has been compacted")]
+    Compacted(i64),
+    /// The stored bytes are not a JSON object.
+    #[error("stored object at {key} is not valid JSON: {err}")]
+    Corrupt { key: String, err: String },
+    /// The store refused or could not be reached.
+    #[error("{0}")]
+    Store(#[from] etcd_client::Error),
+}
+
+impl StorageError {
+    /// True for errors the store raises because the request is too big.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, StorageError::Store(e) if e.to_string().contains("request is too large"))
+    }
+}
+
+/// One object read from the store.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub object: Value,
+    /// The object's resourceVersion.
+    pub mod_revision: i64,
+}
+
+/// One page of a range read.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Stored>,
+    /// The store revision the page was read at.
+    pub revision: i64,
+    /// More keys follow the last item.
+    pub more: bool,
+    /// Number of keys in the range after this page (when `more`).
+    pub remaining: i64,
+}
+
+/// TLS material to reach the store.
+#[derive(Debug, Clone, Default)]
+pub struct StoreTls {
+    pub ca: Option<Vec<u8>>,
+    pub cert_and_key: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A connection to the store (cheap to clone).
+#[derive(Clone)]
+pub struct Storage {
+    client: Client,
+}
+
+impl Storage {
+    /// Connects to the store members (`http://` or `https://` URLs).
+    pub async fn connect(endpoints: &[String], tls: &StoreTls) -> Result<Self, StorageError> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+        if tls.ca.is_some() || tls.cert_and_key.is_some() {
+            let mut t = TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                t = t.ca_certificate(Certificate::from_pem(ca.clone()));
+            }
+            if let Some((cert, key)) = &tls.cert_and_key {
+                t = t.identity(Identity::from_pem(cert.clone(), key.clone()));
+            }
+            options = options.with_tls(t);
+        }
+        let client = Client::connect(endpoints, Some(options)).await?;
+        Ok(Storage { client })
+    }
+
+    fn decode(key: &[u8], value: &[u8], mod_revision: i64) -> Result<Stored, StorageError> {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let mut object: Value = serde_json::from_slice(value)
+            .map_err(|e| StorageError::Corrupt { key: key.clone(), err: e.to_string() })?;
+        set_resource_version(&mut object, mod_revision);
+        Ok(Stored { key, object, mod_revision })
+    }
+
+    fn encode(object: &Value) -> Vec<u8> {
+        let mut copy = object.clone();
+        if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        serde_json::to_vec(&copy).unwrap_or_default()
+    }
+
+    /// Reads one object (linearizable).
+    pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
+        let resp = self.client.kv_client().get(key, None).await?;
+        match resp.kvs().first() {
+            Some(kv) => Ok(Some(Self::decode(kv.key(), kv.value(), kv.mod_revision())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads up to `limit` objects (0: all) whose keys start with `prefix`, beginning after
+    /// `start` (a full key, inclusive when `inclusive`), at `revision` (0: now).
+    pub async fn list(
+        &self,
+        prefix: &str,
+        start: Option<&str>,
+        limit: i64,
+        revision: i64,
+    ) -> Result<Page, StorageError> {
+        let end = prefix_end(prefix);
+        let from = start.map(|s| format!("{s}\0")).unwrap_or_else(|| prefix.to_string());
+        let mut opts = GetOptions::new().with_range(end);
+        if limit > 0 {
+            opts = opts.with_limit(limit);
+        }
+        if revision > 0 {
+            opts = opts.with_revision(revision);
+        }
+        let resp = match self.client.kv_client().get(from, Some(opts)).await {
+            Ok(r) => r,
+            Err(e) if e.to_string().contains("required revision has been compacted") => {
+                return Err(StorageError::Compacted(revision))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
+        let mut items = Vec::with_capacity(resp.kvs().len());
+        for kv in resp.kvs() {
+            items.push(Self::decode(kv.key(), kv.value(), kv.mod_revision())?);
+        }
+        let remaining = resp.count() - items.len() as i64;
+        Ok(Page { items, revision, more: resp.more(), remaining })
+    }
+
+    /// The store's current revision (a linearizable read).
+    pub async fn current_revision(&self) -> Result<i64, StorageError> {
+        let resp = self
+            .client
+            .kv_client()
+            .get("/registry/health", Some(GetOptions::new().with_count_only()))
+            .await?;
+        Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
+    }
+
+    /// Creates `key` (which must be absent) together with reservation keys (which must be absent
+    /// too). Returns the new object's resourceVersion.
+    pub async fn create(&self, key: &str, object: &Value, reserve: &[(String, String)]) -> Result<i64, StorageError> {
+        let mut compares = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
+        let mut ops = vec![TxnOp::put(key, Self::encode(object), None)];
+        for (k, v) in reserve {
+            compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
+        }
+        let mut failure = vec![TxnOp::get(key, None)];
+        for (k, _) in reserve {
+            failure.push(TxnOp::get(k.as_str(), None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops).or_else(failure);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
+        }
+        let responses = resp.op_responses();
+        if let Some(TxnOpResponse::Get(g)) = responses.first() {
+            if !g.kvs().is_empty() {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
+        for (i, r) in responses.iter().enumerate().skip(1) {
+            if let TxnOpResponse::Get(g) = r {
+                if !g.kvs().is_empty() {
+                    return Err(StorageError::Reserved(reserve[i - 1].0.clone()));
+                }
+            }
+        }
+        Err(StorageError::Conflict)
+    }
+
+    /// Replaces `key` if its revision is still `expected`, adding and removing reservation
+    /// keys in the same transaction. Returns the new resourceVersion.
+    pub async fn update(
+        &self,
+        key: &str,
+        object: &Value,
+        expected: i64,
+        reserve: &[(String, String)],
+        release: &[String],
+    ) -> Result<i64, StorageError> {
+        let mut compares = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
+        let mut ops = vec![TxnOp::put(key, Self::encode(object), None)];
+        for (k, v) in reserve {
+            compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
+            ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
+        }
+        for k in release {
+            ops.push(TxnOp::delete(k.as_str(), None));
+        }
+        let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
+        }
+        match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(g)) if g.kvs().is_empty() => Err(StorageError::NotFound),
+            Some(TxnOpResponse::Get(g)) if g.kvs()[0].mod_revision() == expected => {
+                Err(StorageError::Reserved(reserve.first().map(|r| r.0.clone()).unwrap_or_default()))
+            }
+            _ => Err(StorageError::Conflict),
+        }
+    }
+
+    /// Deletes `key` if its revision is still `expected`, with the reservation keys it held.
+    /// Returns the deletion's revision.
+    pub async fn delete(&self, key: &str, expected: i64, release: &[String]) -> Result<i64, StorageError> {
+        let mut ops = vec![TxnOp::delete(key, None)];
+        for k in release {
+            ops.push(TxnOp::delete(k.as_str(), None));
+        }
+        let txn = Txn::new()
+            .when(vec![Compare::mod_revision(key, CompareOp::Equal, expected)])
+            .and_then(ops)
+            .or_else(vec![TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
+        }
+        match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(g)) if g.kvs().is_empty() => Err(StorageError::NotFound),
+            _ => Err(StorageError::Conflict),
+        }
+    }
+
+    /// Keys (not values) under `prefix`: used for reservation bookkeeping.
+    pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let resp = self
+            .client
+            .kv_client()
+            .get(prefix, Some(GetOptions::new().with_prefix().with_keys_only()))
+            .await?;
+        Ok(resp.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).collect())
+    }
+
+    /// Compare-and-swap on a plain key's version (used by the compactor's election).
+    pub async fn put_if_version(&self, key: &str, value: &str, version: i64) -> Result<(bool, i64, String), StorageError> {
+        let txn = Txn::new()
+            .when(vec![Compare::version(key, CompareOp::Equal, version)])
+            .and_then(vec![TxnOp::put(key, value.as_bytes(), None)])
+            .or_else(vec![TxnOp::get(key, None)]);
+        let resp = self.client.kv_client().txn(txn).await?;
+        if resp.succeeded() {
+            return Ok((true, version + 1, value.to_string()));
+        }
+        match resp.op_responses().first() {
+            Some(TxnOpResponse::Get(g)) if !g.kvs().is_empty() => {
+                let kv = &g.kvs()[0];
+                Ok((false, kv.version(), String::from_utf8_lossy(kv.value()).into_owned()))
+            }
+            _ => Ok((false, 0, String::new())),
+        }
+    }
+
+    /// Compacts the store's history up to `revision`.
+    pub async fn compact(&self, revision: i64) -> Result<(), StorageError> {
+        self.client.kv_client().compact(revision, None).await?;
+        Ok(())
+    }
+
+    /// Opens a watch on `prefix` from `start_revision`, with previous values and progress
+    /// notifications. Returns the stream on which progress can also be requested.
+    pub async fn watch(&self, prefix: &str, start_revision: i64) -> Result<WatchStream, StorageError> {
+        let opts = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(start_revision)
+            .with_prev_key()
+            .with_progress_notify();
+        Ok(self.client.watch_client().watch(prefix, Some(opts)).await?)
+    }
+
+    /// Decodes a watch event's key/value into a stored object.
+    pub fn decode_kv(kv: &etcd_client::KeyValue) -> Result<Stored, StorageError> {
+        Self::decode(kv.key(), kv.value(), kv.mod_revision())
+    }
+}
+
+/// Sets `metadata.resourceVersion`.
+pub fn set_resource_version(object: &mut Value, revision: i64) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    }
+}
+
+/// The end of the key range holding every key that starts with `prefix`.
+pub fn prefix_end(prefix: &str) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_last_byte() {
+        assert_eq!(prefix_end("/registry/pods/"), b"/registry/pods0".to_vec());
+    }
+}

@@ -1,0 +1,118 @@
+//! HTTPS serving: rustls with optional client certificates (verified against the client CA;
+//! their CN and O become the user and groups), HTTP/1.1 and HTTP/2, connection upgrades.
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use anyhow::{anyhow, Context, Result};
+use axum::Router;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto::Builder,
+};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig,
+};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tracing::debug;
+
+use crate::auth::{PeerIdentity, UserInfo};
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
+    let certs = certs.with_context(|| format!("parsing certificates in {}", path.display()))?;
+    if certs.is_empty() {
+        return Err(anyhow!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .with_context(|| format!("parsing the private key in {}", path.display()))?
+        .ok_or_else(|| anyhow!("{} holds no PEM private key", path.display()))
+}
+
+/// The rustls server configuration: serving certificate, and client certificates optional but
+/// verified when a client CA is given.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in read_certs(ca)? {
+                roots.add(c).context("adding the client CA")?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .context("building the client certificate verifier")?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(read_certs(cert)?, read_key(key)?)
+        .context("loading the serving certificate")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The user named by a verified client certificate: CN is the name, each O a group.
+pub fn identity_of(cert: &CertificateDer<'_>) -> Option<UserInfo> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let subject = parsed.subject();
+    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let groups = subject
+        .iter_organization()
+        .filter_map(|o| o.as_str().ok().map(str::to_string))
+        .collect();
+    Some(UserInfo { name, groups })
+}
+
+/// Accepts TLS connections forever, serving `app` on each with the peer's identity attached to
+/// every request as a [`PeerIdentity`] extension.
+pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router) -> Result<()> {
+    let acceptor = TlsAcceptor::from(config);
+    loop {
+        let (tcp, addr): (_, SocketAddr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                debug!(error = %e, "accept failed");
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            let tls = match acceptor.accept(tcp).await {
+                Ok(t) => t,
+                Err(e) => {
+                    debug!(%addr, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let identity = PeerIdentity(
+                tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()).and_then(identity_of),
+            );
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(identity.clone());
+                req.extensions_mut().insert(addr);
+                app.clone().oneshot(req.map(axum::body::Body::new))
+            });
+            if let Err(e) = Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
+                debug!(%addr, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
