@@ -94,3 +94,5 @@ impl fmt::Display for FieldError {
         write!(f, "{}: {}", self.field, self.body())
     }
 }
+/// SHIM
+pub fn validate(_r: &crate::registry::Resource, _obj: &serde_json::Value, _old: Option<&serde_json::Value>) -> Vec<FieldError> { Vec::new() }
