@@ -31,16 +31,6 @@ pub enum EventKind {
     Deleted,
 }
 
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Added => "ADDED",
-            EventKind::Modified => "MODIFIED",
-            EventKind::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change to one object, as the store reported it.
 #[derive(Debug)]
 pub struct Event {
@@ -94,6 +84,8 @@ pub struct WatchCache {
     pub resource: &'static Resource,
     inner: Mutex<Inner>,
     ready: watch::Sender<i64>,
+    /// Asks the store watch for a progress notification now (a reader waits on a revision).
+    progress_wanted: tokio::sync::Notify,
 }
 
 impl WatchCache {
@@ -106,6 +98,7 @@ impl WatchCache {
             resource,
             inner: Mutex::new(Inner { objects: BTreeMap::new(), events: VecDeque::new(), revision: 0, oldest: 0, tx }),
             ready,
+            progress_wanted: tokio::sync::Notify::new(),
         });
         let c = cache.clone();
         tokio::spawn(async move { c.run(storage).await });
@@ -120,6 +113,9 @@ impl WatchCache {
     /// Waits until the cache has seen every change up to `revision`.
     pub async fn wait_for(&self, revision: i64, timeout: Duration) -> bool {
         let mut rx = self.ready.subscribe();
+        if *rx.borrow() < revision {
+            self.progress_wanted.notify_one();
+        }
         let wait = async {
             loop {
                 if *rx.borrow_and_update() >= revision {
@@ -131,6 +127,19 @@ impl WatchCache {
             }
         };
         tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    /// The current objects whose key starts with `prefix` (in key order, with their keys), and
+    /// the cache's revision.
+    pub fn snapshot_keyed(&self, prefix: &str) -> (Vec<(String, Arc<Value>)>, i64) {
+        let inner = self.inner.lock();
+        let items = inner
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, (o, _))| (k.clone(), o.clone()))
+            .collect();
+        (items, inner.revision)
     }
 
     /// The current objects whose key starts with `prefix`, and the cache's revision.
@@ -262,6 +271,9 @@ impl WatchCache {
                     }
                 }
                 _ = progress.tick() => {
+                    stream.request_progress().await?;
+                }
+                _ = self.progress_wanted.notified() => {
                     stream.request_progress().await?;
                 }
             }

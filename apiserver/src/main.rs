@@ -67,6 +67,7 @@ async fn run(config: Config) -> Result<()> {
         config: config.clone(),
     });
     ensure_namespaces(&storage).await;
+    ensure_kubernetes_service(&storage, &state.allocator, &config).await;
     if config.etcd_compaction_interval > 0 {
         tokio::spawn(compactor(storage.clone(), Duration::from_secs(config.etcd_compaction_interval)));
     }
@@ -102,6 +103,81 @@ async fn ensure_namespaces(storage: &Storage) {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+    }
+}
+
+/// Creates the `kubernetes` Service (the first address of the service range) and adds this
+/// apiserver's address to its Endpoints, as kube-apiserver does.
+async fn ensure_kubernetes_service(storage: &Storage, allocator: &services::Allocator, config: &Config) {
+    let services = api::registry::find("", "v1", "services").expect("services are registered");
+    let endpoints = api::registry::find("", "v1", "endpoints").expect("endpoints are registered");
+    let ip = allocator.first_ip().to_string();
+    let svc = json!({
+        "kind": "Service", "apiVersion": "v1",
+        "metadata": {"name": "kubernetes", "namespace": "default", "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": handlers::now(), "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": config.secure_port}]},
+        "status": {"loadBalancer": {}},
+    });
+    let reserve = [(services::Allocator::ip_key(&ip), "default/kubernetes".to_string())];
+    match storage.create(&services.key(Some("default"), "kubernetes"), &svc, &reserve).await {
+        Ok(_) | Err(StorageError::AlreadyExists) | Err(StorageError::Reserved(_)) => {}
+        Err(e) => warn!(error = %e, "creating the kubernetes Service failed"),
+    }
+    let address = config.bind_address.to_string();
+    let key = endpoints.key(Some("default"), "kubernetes");
+    for _ in 0..5 {
+        let current = match storage.get(&key).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "reading the kubernetes Endpoints failed");
+                return;
+            }
+        };
+        let port = json!({"name": "https", "port": config.secure_port, "protocol": "TCP"});
+        let result = match current {
+            None => {
+                let ep = json!({
+                    "kind": "Endpoints", "apiVersion": "v1",
+                    "metadata": {"name": "kubernetes", "namespace": "default", "uid": uuid::Uuid::new_v4().to_string(),
+                        "creationTimestamp": handlers::now(), "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                    "subsets": [{"addresses": [{"ip": address}], "ports": [port]}],
+                });
+                storage.create(&key, &ep, &[]).await.map(|_| ())
+            }
+            Some(cur) => {
+                let mut ep = cur.object.clone();
+                let subsets = ep["subsets"].as_array().cloned().unwrap_or_default();
+                let present = subsets.iter().any(|s| {
+                    s["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))
+                        && s["addresses"].as_array().is_some_and(|a| a.iter().any(|x| x["ip"] == json!(address)))
+                });
+                if present {
+                    return;
+                }
+                let mut subsets = subsets;
+                match subsets.iter_mut().find(|s| s["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))) {
+                    Some(s) => {
+                        if let Some(a) = s["addresses"].as_array_mut() {
+                            a.push(json!({"ip": address}));
+                        }
+                    }
+                    None => subsets.push(json!({"addresses": [{"ip": address}], "ports": [port]})),
+                }
+                ep["subsets"] = json!(subsets);
+                storage.update(&key, &ep, cur.mod_revision, &[], &[]).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => return,
+            Err(StorageError::Conflict | StorageError::AlreadyExists) => continue,
+            Err(e) => {
+                warn!(error = %e, "writing the kubernetes Endpoints failed");
+                return;
             }
         }
     }

@@ -82,6 +82,14 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
             return Err(StatusError::timeout(format!("Too large resource version: {min}, current: {}", cache.revision())));
         }
     }
+    // A consistent first page (no resourceVersion): the cache once it has caught up with the
+    // store's current revision, as Kubernetes' consistent reads from cache.
+    if cont.is_none() && rv.is_none() {
+        if let Some(page) = consistent_from_cache(ctx, &filter, &prefix, limit).await? {
+            let (items, revision, next, remaining) = page;
+            return Ok(render.list(ctx, items, revision, next, remaining));
+        }
+    }
     let (mut start, mut revision) = match cont {
         Some(token) => {
             let c = decode_continue(token, &prefix)?;
@@ -147,4 +155,37 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
         start = last_key;
     }
     Ok(render.list(ctx, items, revision, next, remaining))
+}
+
+type CachePage = (Vec<Value>, i64, Option<String>, Option<i64>);
+
+/// Serves a list from the watch cache after it has seen the store's current revision; None
+/// when the cache cannot catch up quickly (the caller then reads the store).
+async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: Option<i64>) -> Result<Option<CachePage>, StatusError> {
+    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else { return Ok(None) };
+    let current = ctx.state.storage.current_revision().await.map_err(|e| storage_error(ctx, e))?;
+    if !cache.wait_for(current, std::time::Duration::from_secs(1)).await {
+        return Ok(None);
+    }
+    let (all, revision) = cache.snapshot_keyed(prefix);
+    let mut items = Vec::new();
+    let mut next = None;
+    let mut remaining = None;
+    let mut last_key: Option<&str> = None;
+    for (i, (key, obj)) in all.iter().enumerate() {
+        if !filter.matches(obj) {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() as i64 >= l) {
+            // Something matching follows: the token continues after the last item sent.
+            next = Some(encode_continue(revision, last_key.unwrap_or_default()));
+            if filter.is_everything() {
+                remaining = Some((all.len() - i) as i64);
+            }
+            break;
+        }
+        last_key = Some(key);
+        items.push((**obj).clone());
+    }
+    Ok(Some((items, revision, next, remaining)))
 }
