@@ -173,7 +173,7 @@ mod tests {
         );
         let errs = vec![
             FieldError::new(ErrorType::Required, "spec.containers", None, ""),
-            FieldError::new(ErrorType::Invalid, "metadata.name", Some("A_b"), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+            FieldError::new(ErrorType::Invalid, "metadata.name", Some("\"A_b\""), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
         ];
         let e = StatusError::invalid("Pod", "", "A_b", &errs);
         assert_eq!(e.code, 422);
