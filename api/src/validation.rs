@@ -94,5 +94,555 @@ impl fmt::Display for FieldError {
         write!(f, "{}: {}", self.field, self.body())
     }
 }
-/// SHIM
-pub fn validate(_r: &crate::registry::Resource, _obj: &serde_json::Value, _old: Option<&serde_json::Value>) -> Vec<FieldError> { Vec::new() }
+/// Appends errors; helpers for the rules below.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn required(&mut self, field: impl Into<String>, detail: &str) {
+        self.0.push(FieldError::new(ErrorType::Required, field, None, detail));
+    }
+    fn invalid(&mut self, field: impl Into<String>, value: &Value, detail: impl Into<String>) {
+        self.0.push(FieldError::new(ErrorType::Invalid, field, Some(&render(value)), detail));
+    }
+    fn unsupported(&mut self, field: impl Into<String>, value: &Value, allowed: &[&str]) {
+        let list: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
+        self.0.push(FieldError::new(ErrorType::NotSupported, field, Some(&render(value)), format!("supported values: {}", list.join(", "))));
+    }
+    fn forbidden(&mut self, field: impl Into<String>, detail: impl Into<String>) {
+        self.0.push(FieldError::new(ErrorType::Forbidden, field, None, detail));
+    }
+    fn duplicate(&mut self, field: impl Into<String>, value: &Value) {
+        self.0.push(FieldError::new(ErrorType::Duplicate, field, Some(&render(value)), ""));
+    }
+}
+
+/// A value as Kubernetes prints it in messages: strings quoted, numbers bare.
+fn render(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    }
+}
+
+use serde_json::Value;
+
+use crate::{quantity, registry::Resource, selectors};
+
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+
+fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns1123_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
+fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn str_at<'a>(o: &'a Value, ptr: &str) -> Option<&'a str> {
+    o.pointer(ptr).and_then(Value::as_str)
+}
+
+fn arr_at<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
+    o.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// Validates an object of `resource` (create when `old` is None, else update).
+pub fn validate(resource: &Resource, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut e = Errors::default();
+    metadata(resource, obj, &mut e);
+    match resource.kind {
+        "Pod" => {
+            pod_spec(obj.get("spec").unwrap_or(&Value::Null), "spec", true, &mut e);
+            if let Some(old) = old {
+                pod_update(obj, old, &mut e);
+            }
+        }
+        "Deployment" | "ReplicaSet" => workload(resource.kind, obj, old, &mut e),
+        "Service" => service(obj, old, &mut e),
+        "Node" => node(obj, &mut e),
+        "ConfigMap" | "Secret" => config_data(resource.kind, obj, old, &mut e),
+        "Lease" => {
+            if let Some(d) = obj.pointer("/spec/leaseDurationSeconds").and_then(Value::as_i64) {
+                if d <= 0 {
+                    e.invalid("spec.leaseDurationSeconds", &Value::from(d), "must be greater than 0");
+                }
+            }
+        }
+        _ => {}
+    }
+    e.0
+}
+
+fn metadata(r: &Resource, obj: &Value, e: &mut Errors) {
+    let name = str_at(obj, "/metadata/name").unwrap_or("");
+    if name.is_empty() {
+        e.required("metadata.name", "name or generateName is required");
+    } else {
+        let (ok, msg) = match r.kind {
+            "Namespace" => (is_dns1123_label(name), DNS1123_LABEL_MSG),
+            "Service" => (is_dns1035_label(name), DNS1035_LABEL_MSG),
+            _ => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_MSG),
+        };
+        if !ok {
+            e.invalid("metadata.name", &Value::from(name), msg);
+        }
+    }
+    if let Some(labels) = obj.pointer("/metadata/labels").and_then(Value::as_object) {
+        for (k, v) in labels {
+            if let Err(msg) = selectors::check_label_key(k) {
+                e.invalid("metadata.labels", &Value::from(k.as_str()), msg.split_once(": ").map(|x| x.1).unwrap_or(&msg).to_string());
+            }
+            match v.as_str() {
+                Some(v) => {
+                    if let Err(msg) = selectors::check_label_value(v) {
+                        e.invalid("metadata.labels", &Value::from(v), msg.split_once(": ").map(|x| x.1).unwrap_or(&msg).to_string());
+                    }
+                }
+                None => e.invalid("metadata.labels", v, "label values must be strings"),
+            }
+        }
+    }
+    if let Some(ann) = obj.pointer("/metadata/annotations").and_then(Value::as_object) {
+        let mut total = 0;
+        for (k, v) in ann {
+            total += k.len() + v.as_str().map_or(0, str::len);
+            if let Err(msg) = selectors::check_label_key(&k.to_ascii_lowercase()) {
+                e.invalid("metadata.annotations", &Value::from(k.as_str()), msg.split_once(": ").map(|x| x.1).unwrap_or(&msg).to_string());
+            }
+        }
+        if total > 256 * 1024 {
+            e.0.push(FieldError::new(ErrorType::TooLong, "metadata.annotations", None, "must have at most 262144 bytes"));
+        }
+    }
+}
+
+const PROTOCOLS: [&str; 3] = ["TCP", "UDP", "SCTP"];
+
+fn container(c: &Value, path: &str, names: &mut Vec<String>, require_image: bool, e: &mut Errors) {
+    let name = str_at(c, "/name").unwrap_or("");
+    if name.is_empty() {
+        e.required(format!("{path}.name"), "");
+    } else if !is_dns1123_label(name) {
+        e.invalid(format!("{path}.name"), &Value::from(name), DNS1123_LABEL_MSG);
+    } else if names.iter().any(|n| n == name) {
+        e.duplicate(format!("{path}.name"), &Value::from(name));
+    } else {
+        names.push(name.to_string());
+    }
+    if require_image && str_at(c, "/image").is_none_or(|i| i.trim().is_empty()) {
+        e.required(format!("{path}.image"), "");
+    }
+    if let Some(p) = c.get("imagePullPolicy") {
+        if !matches!(p.as_str(), Some("Always" | "IfNotPresent" | "Never")) {
+            e.unsupported(format!("{path}.imagePullPolicy"), p, &["Always", "IfNotPresent", "Never"]);
+        }
+    }
+    let mut port_names: Vec<String> = Vec::new();
+    for (i, p) in arr_at(c, "/ports").iter().enumerate() {
+        let pp = format!("{path}.ports[{i}]");
+        match p.get("containerPort").and_then(Value::as_i64) {
+            Some(n) if (1..=65535).contains(&n) => {}
+            Some(n) => e.invalid(format!("{pp}.containerPort"), &Value::from(n), "must be between 1 and 65535, inclusive"),
+            None => e.required(format!("{pp}.containerPort"), ""),
+        }
+        if let Some(proto) = p.get("protocol") {
+            if !proto.as_str().is_some_and(|s| PROTOCOLS.contains(&s)) {
+                e.unsupported(format!("{pp}.protocol"), proto, &PROTOCOLS);
+            }
+        }
+        if let Some(n) = str_at(p, "/name") {
+            if n.len() > 15 || !is_dns1123_label(n) || !n.chars().any(|c| c.is_ascii_lowercase()) {
+                e.invalid(format!("{pp}.name"), &Value::from(n), "must be no more than 15 characters and contain only lower case alphanumeric characters or '-' with at least one letter");
+            } else if port_names.iter().any(|x| x == n) {
+                e.duplicate(format!("{pp}.name"), &Value::from(n));
+            } else {
+                port_names.push(n.to_string());
+            }
+        }
+    }
+    for (i, env) in arr_at(c, "/env").iter().enumerate() {
+        if str_at(env, "/name").is_none_or(str::is_empty) {
+            e.required(format!("{path}.env[{i}].name"), "");
+        }
+    }
+    resources(c, path, e);
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get(probe) {
+            let handlers = ["exec", "httpGet", "tcpSocket", "grpc"].iter().filter(|h| p.get(**h).is_some()).count();
+            if handlers == 0 {
+                e.required(format!("{path}.{probe}"), "must specify a handler type");
+            } else if handlers > 1 {
+                e.forbidden(format!("{path}.{probe}"), "may not specify more than 1 handler type");
+            }
+            for f in ["periodSeconds", "timeoutSeconds", "successThreshold", "failureThreshold"] {
+                if let Some(v) = p.get(f).and_then(Value::as_i64) {
+                    if v < 1 {
+                        e.invalid(format!("{path}.{probe}.{f}"), &Value::from(v), "must be greater than or equal to 1");
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn resources(c: &Value, path: &str, e: &mut Errors) {
+    let mut parsed: Vec<(String, String, quantity::Quantity)> = Vec::new();
+    for kind in ["limits", "requests"] {
+        if let Some(m) = c.pointer(&format!("/resources/{kind}")).and_then(Value::as_object) {
+            for (res, q) in m {
+                let field = format!("{path}.resources.{kind}[{res}]");
+                let text = match q {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    other => other.to_string(),
+                };
+                match quantity::parse(&text) {
+                    Ok(v) if v.value() < 0.0 => e.invalid(field, &Value::from(text.as_str()), "must be greater than or equal to 0"),
+                    Ok(v) => parsed.push((kind.to_string(), res.clone(), v)),
+                    Err(err) => e.invalid(field, &Value::from(text.as_str()), err.to_string()),
+                }
+            }
+        }
+    }
+    for (kind, res, req) in parsed.iter().filter(|(k, _, _)| k == "requests") {
+        let _ = kind;
+        if let Some((_, _, lim)) = parsed.iter().find(|(k, r, _)| k == "limits" && r == res) {
+            if req > lim {
+                let text = c.pointer(&format!("/resources/requests/{res}")).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+                let lim_text = c.pointer(&format!("/resources/limits/{res}")).map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).unwrap_or_default();
+                e.invalid(format!("{path}.resources.requests"), &Value::from(text.as_str()), format!("must be less than or equal to {res} limit of {lim_text}"));
+            }
+        }
+    }
+}
+
+fn pod_spec(spec: &Value, path: &str, require_image: bool, e: &mut Errors) {
+    let containers = arr_at(spec, "/containers");
+    if containers.is_empty() {
+        e.required(format!("{path}.containers"), "");
+    }
+    let mut names = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        container(c, &format!("{path}.containers[{i}]"), &mut names, require_image, e);
+    }
+    for (i, c) in arr_at(spec, "/initContainers").iter().enumerate() {
+        container(c, &format!("{path}.initContainers[{i}]"), &mut names, require_image, e);
+    }
+    if let Some(p) = spec.get("restartPolicy") {
+        if !matches!(p.as_str(), Some("Always" | "OnFailure" | "Never")) {
+            e.unsupported(format!("{path}.restartPolicy"), p, &["Always", "OnFailure", "Never"]);
+        }
+    }
+    if let Some(p) = spec.get("dnsPolicy") {
+        if !matches!(p.as_str(), Some("ClusterFirstWithHostNet" | "ClusterFirst" | "Default" | "None")) {
+            e.unsupported(format!("{path}.dnsPolicy"), p, &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"]);
+        }
+    }
+    if let Some(g) = spec.get("terminationGracePeriodSeconds").and_then(Value::as_i64) {
+        if g < 0 {
+            e.invalid(format!("{path}.terminationGracePeriodSeconds"), &Value::from(g), "must be greater than or equal to 0");
+        }
+    }
+    if let Some(d) = spec.get("activeDeadlineSeconds").and_then(Value::as_i64) {
+        if d < 1 {
+            e.invalid(format!("{path}.activeDeadlineSeconds"), &Value::from(d), "must be between 1 and 2147483647, inclusive");
+        }
+    }
+    let mut volumes: Vec<&str> = Vec::new();
+    for (i, v) in arr_at(spec, "/volumes").iter().enumerate() {
+        let n = str_at(v, "/name").unwrap_or("");
+        if n.is_empty() {
+            e.required(format!("{path}.volumes[{i}].name"), "");
+        } else if volumes.contains(&n) {
+            e.duplicate(format!("{path}.volumes[{i}].name"), &Value::from(n));
+        } else {
+            volumes.push(n);
+        }
+    }
+    for (ci, c) in containers.iter().enumerate() {
+        for (mi, m) in arr_at(c, "/volumeMounts").iter().enumerate() {
+            let n = str_at(m, "/name").unwrap_or("");
+            if !volumes.contains(&n) {
+                e.0.push(FieldError::new(ErrorType::NotFound, format!("{path}.containers[{ci}].volumeMounts[{mi}].name"), Some(&render(&Value::from(n))), ""));
+            }
+        }
+    }
+    for (i, t) in arr_at(spec, "/tolerations").iter().enumerate() {
+        if let Some(op) = t.get("operator") {
+            if !matches!(op.as_str(), Some("Exists" | "Equal")) {
+                e.unsupported(format!("{path}.tolerations[{i}].operator"), op, &["Equal", "Exists"]);
+            }
+        }
+        if let Some(eff) = t.get("effect") {
+            if !matches!(eff.as_str(), Some("" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")) {
+                e.unsupported(format!("{path}.tolerations[{i}].effect"), eff, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
+            }
+        }
+    }
+    if let Some(sel) = spec.get("nodeSelector").and_then(Value::as_object) {
+        for (k, v) in sel {
+            if selectors::check_label_key(k).is_err() || v.as_str().is_none_or(|v| selectors::check_label_value(v).is_err()) {
+                e.invalid(format!("{path}.nodeSelector"), &Value::from(k.as_str()), "must be a valid label key and value");
+            }
+        }
+    }
+}
+
+/// Pod updates may change only images, activeDeadlineSeconds, tolerations (additions) and
+/// terminationGracePeriodSeconds; everything else in spec is immutable.
+fn pod_update(new: &Value, old: &Value, e: &mut Errors) {
+    let strip = |spec: Option<&Value>| -> Value {
+        let mut s = spec.cloned().unwrap_or(Value::Null);
+        if let Some(m) = s.as_object_mut() {
+            for k in ["activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds"] {
+                m.remove(k);
+            }
+            for list in ["containers", "initContainers"] {
+                if let Some(cs) = m.get_mut(list).and_then(Value::as_array_mut) {
+                    for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                        c.remove("image");
+                    }
+                }
+            }
+        }
+        s
+    };
+    if strip(new.get("spec")) != strip(old.get("spec")) {
+        e.forbidden(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        );
+    }
+    let old_t = arr_at(old, "/spec/tolerations");
+    let new_t = arr_at(new, "/spec/tolerations");
+    if old_t.iter().any(|t| !new_t.contains(t)) {
+        e.forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds");
+    }
+}
+
+fn workload(kind: &str, obj: &Value, old: Option<&Value>, e: &mut Errors) {
+    if let Some(r) = obj.pointer("/spec/replicas").and_then(Value::as_i64) {
+        if r < 0 {
+            e.invalid("spec.replicas", &Value::from(r), "must be greater than or equal to 0");
+        }
+    }
+    for f in ["revisionHistoryLimit", "minReadySeconds"] {
+        if let Some(v) = obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64) {
+            if v < 0 {
+                e.invalid(format!("spec.{f}"), &Value::from(v), "must be greater than or equal to 0");
+            }
+        }
+    }
+    let selector = obj.pointer("/spec/selector");
+    let parsed = selector
+        .and_then(|s| serde_json::from_value::<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>(s.clone()).ok())
+        .and_then(|s| selectors::LabelSelector::from_k8s(&s).ok());
+    match &parsed {
+        None => e.required("spec.selector", ""),
+        Some(s) if s.is_empty() => e.invalid("spec.selector", selector.unwrap_or(&Value::Null), "empty selector is invalid for deployment"),
+        Some(s) => {
+            let empty = serde_json::Map::new();
+            let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+            if !s.matches(labels) {
+                e.invalid("spec.template.metadata.labels", &Value::Object(labels.clone()), "`selector` does not match template `labels`");
+            }
+        }
+    }
+    if let Some(old) = old {
+        if old.pointer("/spec/selector") != selector {
+            e.invalid("spec.selector", selector.unwrap_or(&Value::Null), "field is immutable");
+        }
+    }
+    pod_spec(obj.pointer("/spec/template/spec").unwrap_or(&Value::Null), "spec.template.spec", true, e);
+    if kind == "Deployment" {
+        if let Some(t) = obj.pointer("/spec/strategy/type") {
+            if !matches!(t.as_str(), Some("Recreate" | "RollingUpdate")) {
+                e.unsupported("spec.strategy.type", t, &["Recreate", "RollingUpdate"]);
+            }
+            if t.as_str() == Some("Recreate") && obj.pointer("/spec/strategy/rollingUpdate").is_some() {
+                e.forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'");
+            }
+        }
+        let zero = |p: &str| match obj.pointer(p) {
+            Some(Value::Number(n)) => n.as_i64() == Some(0),
+            Some(Value::String(s)) => s == "0" || s == "0%",
+            _ => false,
+        };
+        if zero("/spec/strategy/rollingUpdate/maxSurge") && zero("/spec/strategy/rollingUpdate/maxUnavailable") {
+            e.invalid("spec.strategy.rollingUpdate.maxUnavailable", obj.pointer("/spec/strategy/rollingUpdate/maxUnavailable").unwrap_or(&Value::Null), "may not be 0 when `maxSurge` is 0");
+        }
+    }
+}
+
+fn service(obj: &Value, old: Option<&Value>, e: &mut Errors) {
+    let t = obj.pointer("/spec/type").cloned().unwrap_or(Value::from("ClusterIP"));
+    let ts = t.as_str().unwrap_or("");
+    if !matches!(ts, "ClusterIP" | "NodePort" | "LoadBalancer" | "ExternalName") {
+        e.unsupported("spec.type", &t, &["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]);
+    }
+    let headless = str_at(obj, "/spec/clusterIP") == Some("None");
+    let ports = arr_at(obj, "/spec/ports");
+    if ports.is_empty() && ts != "ExternalName" && !headless {
+        e.required("spec.ports", "");
+    }
+    if ts == "ExternalName" && str_at(obj, "/spec/externalName").is_none_or(str::is_empty) {
+        e.required("spec.externalName", "");
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for (i, p) in ports.iter().enumerate() {
+        let pp = format!("spec.ports[{i}]");
+        match p.get("port").and_then(Value::as_i64) {
+            Some(n) if (1..=65535).contains(&n) => {}
+            Some(n) => e.invalid(format!("{pp}.port"), &Value::from(n), "must be between 1 and 65535, inclusive"),
+            None => e.required(format!("{pp}.port"), ""),
+        }
+        let name = str_at(p, "/name").unwrap_or("");
+        if ports.len() > 1 && name.is_empty() {
+            e.required(format!("{pp}.name"), "");
+        } else if !name.is_empty() {
+            if !is_dns1123_label(name) {
+                e.invalid(format!("{pp}.name"), &Value::from(name), DNS1123_LABEL_MSG);
+            } else if names.contains(&name) {
+                e.duplicate(format!("{pp}.name"), &Value::from(name));
+            } else {
+                names.push(name);
+            }
+        }
+        if let Some(proto) = p.get("protocol") {
+            if !proto.as_str().is_some_and(|s| PROTOCOLS.contains(&s)) {
+                e.unsupported(format!("{pp}.protocol"), proto, &PROTOCOLS);
+            }
+        }
+        match p.get("targetPort") {
+            Some(Value::Number(n)) if !(1..=65535).contains(&n.as_i64().unwrap_or(0)) => {
+                e.invalid(format!("{pp}.targetPort"), &Value::Number(n.clone()), "must be between 1 and 65535, inclusive")
+            }
+            Some(Value::String(s)) if s.len() > 15 || !is_dns1123_label(s) => {
+                e.invalid(format!("{pp}.targetPort"), &Value::from(s.as_str()), "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+            }
+            _ => {}
+        }
+        if p.get("nodePort").is_some() && !matches!(ts, "NodePort" | "LoadBalancer") {
+            e.forbidden(format!("{pp}.nodePort"), "may not be used when `type` is 'ClusterIP'");
+        }
+    }
+    if let Some(old) = old {
+        let old_ip = str_at(old, "/spec/clusterIP").unwrap_or("");
+        let new_ip = str_at(obj, "/spec/clusterIP").unwrap_or("");
+        if !old_ip.is_empty() && old_ip != new_ip && ts != "ExternalName" {
+            e.invalid("spec.clusterIPs[0]", &Value::from(new_ip), "may not change once set");
+        }
+    }
+}
+
+fn node(obj: &Value, e: &mut Errors) {
+    for (i, t) in arr_at(obj, "/spec/taints").iter().enumerate() {
+        let key = str_at(t, "/key").unwrap_or("");
+        if let Err(msg) = selectors::check_label_key(key) {
+            e.invalid(format!("spec.taints[{i}].key"), &Value::from(key), msg.split_once(": ").map(|x| x.1).unwrap_or(&msg).to_string());
+        }
+        match t.get("effect") {
+            Some(eff) if matches!(eff.as_str(), Some("NoSchedule" | "PreferNoSchedule" | "NoExecute")) => {}
+            Some(eff) => e.unsupported(format!("spec.taints[{i}].effect"), eff, &["NoSchedule", "PreferNoSchedule", "NoExecute"]),
+            None => e.required(format!("spec.taints[{i}].effect"), ""),
+        }
+    }
+}
+
+fn config_data(kind: &str, obj: &Value, old: Option<&Value>, e: &mut Errors) {
+    let valid_key = |k: &str| !k.is_empty() && k.len() <= 253 && k != "." && k != ".." && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let mut total = 0usize;
+    let mut keys: Vec<&str> = Vec::new();
+    for field in ["data", "binaryData", "stringData"] {
+        if let Some(m) = obj.get(field).and_then(Value::as_object) {
+            for (k, v) in m {
+                if !valid_key(k) {
+                    e.invalid(format!("{field}[{k}]"), &Value::from(k.as_str()), "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
+                }
+                if field == "binaryData" && keys.contains(&k.as_str()) {
+                    e.invalid(format!("binaryData[{k}]"), &Value::from(k.as_str()), "duplicate of key present in data");
+                }
+                keys.push(k);
+                total += v.as_str().map_or(0, str::len);
+            }
+        }
+    }
+    if total > 1024 * 1024 {
+        e.0.push(FieldError::new(ErrorType::TooLong, "data", None, "must have at most 1048576 bytes"));
+    }
+    if kind == "Secret" {
+        if let Some(old) = old {
+            if old.get("type") != obj.get("type") {
+                e.invalid("type", obj.get("type").unwrap_or(&Value::Null), "field is immutable");
+            }
+        }
+    }
+    if let Some(old) = old {
+        if old.get("immutable") == Some(&Value::Bool(true)) && (old.get("data") != obj.get("data") || old.get("binaryData") != obj.get("binaryData")) {
+            e.forbidden("data", "field is immutable when `immutable` is set");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::find;
+    use serde_json::json;
+
+    fn msgs(kind: (&str, &str), obj: Value, old: Option<Value>) -> Vec<String> {
+        let r = find(kind.0, "v1", kind.1).unwrap();
+        validate(r, &obj, old.as_ref()).iter().map(|e| e.to_string()).collect()
+    }
+
+    #[test]
+    fn names_and_required_fields() {
+        let m = msgs(("", "pods"), json!({"metadata": {"name": "Web_1"}, "spec": {}}), None);
+        assert!(m[0].starts_with("metadata.name: Invalid value: \"Web_1\": a lowercase RFC 1123 subdomain"), "{m:?}");
+        assert_eq!(m[1], "spec.containers: Required value");
+        let m = msgs(("", "pods"), json!({"metadata": {}, "spec": {"containers": [{"name": "c"}]}}), None);
+        assert_eq!(m, vec!["metadata.name: Required value: name or generateName is required", "spec.containers[0].image: Required value"]);
+        assert!(msgs(("", "services"), json!({"metadata": {"name": "1svc"}, "spec": {"ports": [{"port": 80}]}}), None)[0].contains("DNS-1035"));
+    }
+
+    #[test]
+    fn deployments() {
+        let m = msgs(("apps", "deployments"), json!({"metadata": {"name": "d"}, "spec": {"replicas": -1, "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}), None);
+        assert_eq!(m[0], "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        assert!(m[1].starts_with("spec.template.metadata.labels: Invalid value:") && m[1].ends_with("`selector` does not match template `labels`"), "{m:?}");
+    }
+
+    #[test]
+    fn resources_and_pod_updates() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1", "memory": "x1"}}}]}});
+        let m = msgs(("", "pods"), pod, None);
+        assert!(m.iter().any(|x| x.starts_with("spec.containers[0].resources.limits[memory]: Invalid value: \"x1\": quantities must match")), "{m:?}");
+        assert!(m.iter().any(|x| x == "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"), "{m:?}");
+        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        assert!(msgs(("", "pods"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "j"}]}}), Some(old.clone())).is_empty());
+        let m = msgs(("", "pods"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "d", "image": "i"}]}}), Some(old));
+        assert!(m[0].starts_with("spec: Forbidden: pod updates may not change fields"), "{m:?}");
+    }
+
+    #[test]
+    fn services_and_config() {
+        let m = msgs(("", "services"), json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 70000}, {"port": 80}]}}), None);
+        assert!(m.contains(&"spec.type: Unsupported value: \"Weird\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"".to_string()), "{m:?}");
+        assert!(m.contains(&"spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive".to_string()));
+        assert!(m.contains(&"spec.ports[0].name: Required value".to_string()));
+        let m = msgs(("", "configmaps"), json!({"metadata": {"name": "c"}, "data": {"bad key": "v"}}), None);
+        assert!(m[0].starts_with("data[bad key]: Invalid value: \"bad key\": a valid config key"), "{m:?}");
+    }
+}
