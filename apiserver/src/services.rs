@@ -139,7 +139,7 @@ impl Allocator {
             // Keep an existing port on the same service port when the update left it out.
             if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
                 for p in ports.iter_mut() {
-                    if p.get("nodePort").and_then(Value::as_i64).is_none() {
+                    if p.get("nodePort").and_then(Value::as_i64).is_none_or(|np| np == 0) {
                         let port = p.get("port").and_then(Value::as_i64);
                         let prev = old.pointer("/spec/ports").and_then(Value::as_array).and_then(|ops| {
                             ops.iter().find(|op| op.get("port").and_then(Value::as_i64) == port).and_then(|op| op.get("nodePort").and_then(Value::as_i64))
@@ -169,7 +169,8 @@ impl Allocator {
         let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else { return Ok(()) };
         for (i, p) in ports.iter_mut().enumerate() {
             let Some(obj) = p.as_object_mut() else { continue };
-            match obj.get("nodePort").and_then(Value::as_i64) {
+            // nodePort 0 is Go's zero value: the same as unset.
+            match obj.get("nodePort").and_then(Value::as_i64).filter(|np| *np != 0) {
                 Some(np) if mine.contains(&np) => {}
                 Some(np) => {
                     let field = format!("spec.ports[{i}].nodePort");

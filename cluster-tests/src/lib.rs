@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apiserver;
 mod clients;
 mod cluster;
 mod etcdctl;
@@ -26,6 +27,7 @@ mod tls;
 
 use std::path::PathBuf;
 
+pub use apiserver::{apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, VIEWER_TOKEN};
 pub use cluster::Cluster;
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
 pub use tls::TlsFiles;

@@ -36,28 +36,7 @@ impl TlsFiles {
         };
         let ca_key = dir.join("ca.key");
 
-        openssl(&[
-            "req",
-            "-x509",
-            "-nodes",
-            "-days",
-            "7",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-subj",
-            "/CN=cluster-tests CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-            path_str(&ca_key)?,
-            "-out",
-            path_str(&files.ca_cert)?,
-        ])
-        .context("creating the CA certificate")?;
+        make_ca(&files.ca_cert, &ca_key, "cluster-tests CA").context("creating the CA certificate")?;
 
         let server_ext = "basicConstraints=CA:FALSE\n\
             keyUsage=critical,digitalSignature\n\
@@ -101,6 +80,44 @@ fn sign(
     common_name: &str,
     extensions: &str,
 ) -> Result<()> {
+    sign_subject(dir, &files.ca_cert, ca_key, name, &format!("/CN={common_name}"), extensions)
+}
+
+/// Makes a self-signed CA certificate and key.
+pub(crate) fn make_ca(cert: &Path, key: &Path, common_name: &str) -> Result<()> {
+    openssl(&[
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "7",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-subj",
+        &format!("/CN={common_name}"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-keyout",
+        path_str(key)?,
+        "-out",
+        path_str(cert)?,
+    ])
+}
+
+/// Makes `<name>.key` and `<name>.crt` in `dir` for `subject` (`/O=group/CN=user`), signed by
+/// the CA at `ca_cert`/`ca_key`, with the given extensions.
+pub(crate) fn sign_subject(
+    dir: &Path,
+    ca_cert: &Path,
+    ca_key: &Path,
+    name: &str,
+    subject: &str,
+    extensions: &str,
+) -> Result<()> {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
     let crt = dir.join(format!("{name}.crt"));
@@ -115,7 +132,7 @@ fn sign(
         "-pkeyopt",
         "ec_paramgen_curve:prime256v1",
         "-subj",
-        &format!("/CN={common_name}"),
+        subject,
         "-keyout",
         path_str(&key)?,
         "-out",
@@ -129,7 +146,7 @@ fn sign(
         "-in",
         path_str(&csr)?,
         "-CA",
-        path_str(&files.ca_cert)?,
+        path_str(ca_cert)?,
         "-CAkey",
         path_str(ca_key)?,
         "-CAcreateserial",

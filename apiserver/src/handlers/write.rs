@@ -115,6 +115,12 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
     if ctx.query.dry_run()? {
         return Ok(Ok(new));
     }
+    // A no-op update writes nothing and keeps the resourceVersion, as Kubernetes does.
+    if plan.reserve.is_empty() && plan.release.is_empty() && same_content(&new, &current.object) && !ready_to_delete(&new) {
+        let mut unchanged = current.object.clone();
+        set_resource_version(&mut unchanged, current.mod_revision);
+        return Ok(Ok(unchanged));
+    }
     if ready_to_delete(&new) {
         let release = if r.kind == "Service" { Allocator::held_by(&new) } else { Vec::new() };
         return Ok(ctx.state.storage.delete(&current.key, current.mod_revision, &release).await.map(|rev| {
@@ -126,6 +132,18 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
         set_resource_version(&mut new, rev);
         new
     }))
+}
+
+/// Equal apart from the resourceVersion.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 fn body_rv(body: &Value) -> Result<Option<i64>, StatusError> {
