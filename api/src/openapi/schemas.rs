@@ -181,7 +181,8 @@ fn list_schema(r: &Resource) -> Value {
 }
 
 /// Every `$ref` target in `value`, without the prefix.
-pub fn refs(value: &Value, out: &mut Vec<String>) {
+#[cfg(test)]
+pub(crate) fn refs(value: &Value, out: &mut Vec<String>) {
     match value {
         Value::Object(obj) => {
             if let Some(Value::String(r)) = obj.get("$ref") {

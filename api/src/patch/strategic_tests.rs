@@ -148,3 +148,16 @@ fn errors_name_the_problem() {
     }
     assert_eq!(apply_strategic_merge_patch(pods(), &two(), &json!([])).unwrap_err(), PatchError::NotAnObject("strategic merge patch"));
 }
+
+#[test]
+fn kubectl_apply_patch_replaces_containers_in_order() {
+    // The body kubectl 1.32 `apply` sent for a config going from [a, b] to [c, a:2].
+    let live = pod(json!([{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]));
+    let patch = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+        "spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}],
+                 "containers": [{"image": "1", "name": "c"}, {"image": "2", "name": "a"}, {"$patch": "delete", "name": "b"}]}});
+    let out = apply(&live, patch);
+    assert_eq!(out["spec"]["containers"], json!([{"name": "c", "image": "1"}, {"name": "a", "image": "2"}]));
+    assert_eq!(out["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"], "{}");
+    assert_eq!(out["metadata"]["labels"], json!({"x": "1"}));
+}
