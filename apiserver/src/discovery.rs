@@ -38,6 +38,18 @@ pub fn root_paths() -> Value {
     json!({ "paths": paths })
 }
 
+/// A protobuf-encoded OpenAPI v2 document (gnostic `openapi_v2.Document`) holding only
+/// `swagger: "2.0"` and its `info`: the v3 documents carry every schema.
+pub fn empty_openapi_v2() -> Vec<u8> {
+    fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag, bytes.len() as u8];
+        out.extend_from_slice(bytes);
+        out
+    }
+    let info = [field(0x0a, b"Kubernetes"), field(0x12, format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0").as_bytes())].concat();
+    [field(0x0a, b"2.0"), field(0x12, &info)].concat()
+}
+
 /// True for `/api/v1`, `/apis/GROUP` and `/apis/GROUP/VERSION`.
 pub fn is_group_path(path: &str) -> bool {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();

@@ -132,6 +132,13 @@ async fn non_resource(state: &Shared, method: &Method, path: &str, query: &Query
     let _ = user;
     Some(match p {
         "/metrics" => text_response(StatusCode::OK, state.metrics.render()),
+        "/openapi/v2" => {
+            // An empty OpenAPI v2 document: kubectl falls back to it for group-versions the v3
+            // index lacks, and then reports an unknown kind as "no matches for kind".
+            let mut resp = Response::new(Body::from(discovery::empty_openapi_v2()));
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            resp
+        }
         "/" => json_response(StatusCode::OK, &discovery::root_paths()),
         _ => match discovery::serve(p, query) {
             Some(v) => json_response(StatusCode::OK, &v),
@@ -187,9 +194,9 @@ async fn resource_request(
     };
     let (parts, body) = req.into_parts();
     let body: Bytes = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
-        match axum::body::to_bytes(body, state.config.max_request_bytes).await {
-            Ok(b) => b,
-            Err(_) => {
+        match read_body(body, state.config.max_request_bytes).await {
+            Some(b) => b,
+            None => {
                 let e = StatusError::too_large(format!("Request entity too large: limit is {}", state.config.max_request_bytes));
                 return (error_response(&e), 413);
             }
@@ -203,8 +210,8 @@ async fn resource_request(
     } else {
         None
     };
-    let attrs = Attributes { name: attrs.name.or(body_name.as_deref()), ..attrs };
-    let bound_node = match state.authz.authorize(user, &attrs) {
+    let decide = Attributes { name: attrs.name.or(body_name.as_deref()), ..attrs.clone() };
+    let bound_node = match state.authz.authorize(user, &decide) {
         Decision::Allow => None,
         Decision::AllowIfPodBoundTo(node) => Some(node),
         Decision::Deny(why) => {
@@ -228,6 +235,25 @@ async fn resource_request(
         }
         Err(e) => (error_response(&e), e.code),
     }
+}
+
+/// Reads a request body of at most `limit` bytes. A larger one is read to its end (up to a
+/// bound) and dropped, so the client gets the 413 rather than a reset stream; None then.
+async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else { return None };
+        seen += chunk.len();
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(8) {
+            return None;
+        }
+    }
+    (seen <= limit).then(|| Bytes::from(buf))
 }
 
 /// Whether the client asked for a `meta.k8s.io/v1 Table`.
