@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started (data stays in .run/).
+# Stops what scripts/up.sh started (data and certificates stay in .run/).
 cd "$(dirname "$0")/.."
-if [ -f .run/store.pid ]; then
-  kill "$(cat .run/store.pid)" 2>/dev/null && echo "store stopped"
-  rm -f .run/store.pid
-fi
+for svc in apiserver store; do
+  if [ -f ".run/$svc.pid" ]; then
+    kill "$(cat ".run/$svc.pid")" 2>/dev/null && echo "$svc stopped"
+    rm -f ".run/$svc.pid"
+  fi
+done

@@ -9,3 +9,5 @@ echo "==> building (first build compiles dependencies: ~8 minutes on 2 cores)"
 cargo build --workspace --bins --tests
 echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
+echo "==> the apiserver suites again, on the reference etcd"
+STORE_FLAVOR=etcd cargo test -p cluster-tests --test kubectl --test api_errors -- --test-threads="${TEST_THREADS:-2}"

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Builds and starts the system on this machine. For now: a single-member store on
-# 127.0.0.1:2379 (etcd v3 API), data in .run/store, log in .run/store.log.
+# Builds and starts the system on this machine, as far as it is built: a single-member store on
+# 127.0.0.1:2379 (etcd v3 API) and the apiserver on https://127.0.0.1:6443 in front of it.
+# Certificates go to .run/pki, an admin kubeconfig to .run/admin.kubeconfig, logs to .run/*.log.
 # Stop it with: scripts/down.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building (first build compiles dependencies: ~8 minutes on 2 cores)"
+echo "==> building (first build compiles dependencies: ~10 minutes on 2 cores)"
 cargo build --workspace --bins
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p .run
-if [ -f .run/store.pid ] && kill -0 "$(cat .run/store.pid)" 2>/dev/null; then
+running() { [ -f ".run/$1.pid" ] && kill -0 "$(cat ".run/$1.pid")" 2>/dev/null; }
+
+if running store; then
   echo "store already running (pid $(cat .run/store.pid))"
 else
   echo "==> starting store (client http://127.0.0.1:2379, metrics http://127.0.0.1:2381)"
@@ -23,4 +26,65 @@ else
   done
   curl -sf http://127.0.0.1:2381/health >/dev/null || { echo "store did not become healthy; see .run/store.log" >&2; tail -20 .run/store.log >&2; exit 1; }
 fi
-echo "store is up. Try: ETCDCTL_API=3 etcdctl put hello world && ETCDCTL_API=3 etcdctl get hello"
+
+pki=.run/pki
+if [ ! -f "$pki/ca.crt" ]; then
+  echo "==> making a CA and certificates in $pki"
+  mkdir -p "$pki"
+  openssl req -x509 -nodes -days 365 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -subj "/CN=orchestrator CA" -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign,cRLSign -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
+  issue() { # name subject extendedKeyUsage [subjectAltName]
+    local ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=$3\n"
+    [ -n "${4:-}" ] && ext="${ext}subjectAltName=$4\n"
+    printf "$ext" > "$pki/$1.ext"
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "$2" \
+      -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+    openssl x509 -req -days 365 -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -CAcreateserial -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+    rm -f "$pki/$1.csr" "$pki/$1.ext"
+    chmod 600 "$pki/$1.key"
+  }
+  issue apiserver "/CN=kube-apiserver" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:10.96.0.1"
+  issue admin "/O=system:masters/CN=admin" clientAuth
+  issue viewer "/O=system:viewers/CN=viewer" clientAuth
+fi
+
+if running apiserver; then
+  echo "apiserver already running (pid $(cat .run/apiserver.pid))"
+else
+  echo "==> starting apiserver (https://127.0.0.1:6443)"
+  nohup "$target/debug/apiserver" --etcd-servers http://127.0.0.1:2379 \
+    --secure-port 6443 --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+    --client-ca-file "$pki/ca.crt" --audit-log-path .run/audit.log >> .run/apiserver.log 2>&1 &
+  echo $! > .run/apiserver.pid
+  for _ in $(seq 1 100); do
+    if curl -sf --cacert "$pki/ca.crt" https://127.0.0.1:6443/readyz >/dev/null; then break; fi
+    sleep 0.2
+  done
+  curl -sf --cacert "$pki/ca.crt" https://127.0.0.1:6443/readyz >/dev/null || { echo "apiserver did not become ready; see .run/apiserver.log" >&2; tail -20 .run/apiserver.log >&2; exit 1; }
+fi
+
+for user in admin viewer; do
+  cat > ".run/$user.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority: $PWD/$pki/ca.crt
+users:
+- name: $user
+  user:
+    client-certificate: $PWD/$pki/$user.crt
+    client-key: $PWD/$pki/$user.key
+contexts:
+- name: local
+  context: {cluster: local, user: $user, namespace: default}
+current-context: local
+KUBECONFIG
+done
+echo "store and apiserver are up. Try:"
+echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"
+echo "  kubectl get ns && kubectl apply -f ../shared/examples/deployment-web.yaml && kubectl get deploy,svc"
