@@ -36,6 +36,16 @@ fn json(c: &ApiCluster, args: &[&str]) -> Value {
     serde_json::from_str(&ok(c, &a)).expect("kubectl printed JSON")
 }
 
+/// The resourceVersion of a pod list, straight from the server (kubectl prints its own List).
+fn list_rv(c: &ApiCluster) -> String {
+    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods", None);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let rv = v["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    assert!(!rv.is_empty());
+    rv
+}
+
 fn examples() -> Vec<std::path::PathBuf> {
     let dir = cluster_tests::workspace_root().join("../shared/examples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
@@ -182,7 +192,7 @@ async fn get_watch_prints_changes() {
     assert!(text.lines().next().is_some_and(|l| l.starts_with("NAME")), "{text}");
     assert!(text.lines().filter(|l| l.starts_with("w1") && l.contains("Pending")).count() >= 3, "{text}");
     // A watch from a resourceVersion sees exactly the later events, as JSON.
-    let rv = json(&c, &["get", "pods"])["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = list_rv(&c);
     ok(&c, &["run", "w2", "--image=busybox"]);
     let (code, body) = c.curl(Admin, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=2"), None);
     assert_eq!(code, 200, "{body}");
@@ -311,4 +321,36 @@ async fn two_apiservers_share_one_store() {
     let mut codes: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     codes.sort();
     assert_eq!(codes, vec!["201", "409"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_bookmarks_gone_and_metrics() {
+    let mut c = api().await;
+    ok(&c, &["run", "b1", "--image=busybox"]);
+    // Bookmarks every second (the harness sets --bookmark-interval=1) when asked for.
+    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true&timeoutSeconds=3", None);
+    assert_eq!(code, 200, "{body}");
+    let types: Vec<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types.first().map(String::as_str), Some("ADDED"), "{body}");
+    assert!(types.iter().any(|t| t == "BOOKMARK"), "{body}");
+    // A resourceVersion older than the watch cache's window (a restarted apiserver's cache
+    // begins at the store's current revision): 410 Gone (Expired).
+    c.restart_apiserver(0).expect("apiserver restarts");
+    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1&timeoutSeconds=2", None);
+    assert_eq!(code, 200, "{body}");
+    let ev: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(ev["type"], "ERROR");
+    assert_eq!(ev["object"]["code"], 410);
+    assert_eq!(ev["object"]["reason"], "Expired");
+    // Selector transitions: a pod leaving the selection is DELETED for that watcher.
+    let rv = list_rv(&c);
+    ok(&c, &["label", "pod", "b1", "sel=yes"]);
+    ok(&c, &["label", "pod", "b1", "sel-"]);
+    let (_, body) = c.curl(Admin, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&labelSelector=sel%3Dyes&resourceVersion={rv}&timeoutSeconds=2"), None);
+    let types: Vec<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(types, ["ADDED", "DELETED"], "{body}");
+    let metrics = ok(&c, &["get", "--raw", "/metrics"]);
+    assert!(metrics.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"patch\"}"), "{metrics}");
+    assert!(metrics.contains("apiserver_request_duration_seconds_bucket"), "{metrics}");
+    assert_eq!(ok(&c, &["get", "--raw", "/livez"]).trim(), "ok");
 }
