@@ -62,6 +62,14 @@ struct Inner {
     tx: broadcast::Sender<Notice>,
 }
 
+/// How a store watch ended.
+enum FollowEnd {
+    /// The store compacted past the cache: it must relist.
+    Compacted,
+    /// The stream ended; resume from the cache's revision.
+    Closed,
+}
+
 /// Why a watch cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -187,7 +195,7 @@ impl WatchCache {
     async fn run(self: Arc<Self>, storage: Storage) {
         let mut backoff = Duration::from_millis(100);
         loop {
-            let start = match self.relist(&storage).await {
+            let mut from = match self.relist(&storage).await {
                 Ok(rev) => rev,
                 Err(e) => {
                     warn!(resource = self.resource.plural, error = %e, "watch cache list failed; retrying");
@@ -197,11 +205,17 @@ impl WatchCache {
                 }
             };
             backoff = Duration::from_millis(100);
-            match self.follow(&storage, start).await {
-                Ok(()) => {}
-                Err(e) => warn!(resource = self.resource.plural, error = %e, "watch cache lost its store watch; relisting"),
+            // Resume the store watch where it broke (a member died, a connection reset): client
+            // watches go on undisturbed. Only a compaction past the cache forces a relist.
+            loop {
+                match self.follow(&storage, from).await {
+                    Ok(FollowEnd::Compacted) => break,
+                    Ok(FollowEnd::Closed) => {}
+                    Err(e) => warn!(resource = self.resource.plural, error = %e, "store watch broke; resuming"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                from = self.revision();
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -240,7 +254,7 @@ impl WatchCache {
     }
 
     /// Applies the store's events from `start` + 1 on, until the watch fails or is compacted.
-    async fn follow(&self, storage: &Storage, start: i64) -> Result<(), StorageError> {
+    async fn follow(&self, storage: &Storage, start: i64) -> Result<FollowEnd, StorageError> {
         let prefix = self.resource.key_prefix();
         let mut stream = storage.watch(&prefix, start + 1).await?;
         let mut progress = tokio::time::interval(Duration::from_secs(1));
@@ -248,12 +262,13 @@ impl WatchCache {
         loop {
             tokio::select! {
                 msg = stream.message() => {
-                    let Some(resp) = msg? else { return Ok(()) };
+                    let Some(resp) = msg? else { return Ok(FollowEnd::Closed) };
                     if resp.canceled() {
                         if resp.compact_revision() > 0 {
-                            warn!(resource = self.resource.plural, compact = resp.compact_revision(), "store compacted past the cache");
+                            warn!(resource = self.resource.plural, compact = resp.compact_revision(), "store compacted past the cache; relisting");
+                            return Ok(FollowEnd::Compacted);
                         }
-                        return Ok(());
+                        return Ok(FollowEnd::Closed);
                     }
                     let header_rev = resp.header().map(|h| h.revision()).unwrap_or_default();
                     if resp.created() {
