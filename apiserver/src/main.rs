@@ -97,7 +97,10 @@ async fn ensure_namespaces(storage: &Storage) {
                 "status": {"phase": "Active"},
             });
             match storage.create(&key, &obj, &[]).await {
-                Ok(_) | Err(StorageError::AlreadyExists) => break,
+                Ok(_) | Err(StorageError::AlreadyExists) => {
+                    ensure_default_service_account(storage, name).await;
+                    break;
+                }
                 Err(e) => {
                     warn!(namespace = name, error = %e, "creating a built-in namespace failed; retrying");
                     tokio::time::sleep(backoff).await;
@@ -105,6 +108,19 @@ async fn ensure_namespaces(storage: &Storage) {
                 }
             }
         }
+    }
+}
+
+/// Creates the `default` ServiceAccount of a built-in namespace (pods name it by default).
+async fn ensure_default_service_account(storage: &Storage, namespace: &str) {
+    let sas = api::registry::find("", "v1", "serviceaccounts").expect("serviceaccounts are registered");
+    let sa = json!({
+        "kind": "ServiceAccount", "apiVersion": "v1",
+        "metadata": {"name": "default", "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": handlers::now()},
+    });
+    match storage.create(&sas.key(Some(namespace), "default"), &sa, &[]).await {
+        Ok(_) | Err(StorageError::AlreadyExists) => {}
+        Err(e) => warn!(namespace, error = %e, "creating the default ServiceAccount failed"),
     }
 }
 
