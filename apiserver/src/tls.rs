@@ -107,7 +107,11 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
                 req.extensions_mut().insert(addr);
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
-            if let Err(e) = Builder::new(TokioExecutor::new())
+            let mut builder = Builder::new(TokioExecutor::new());
+            // Many watches share one connection (kube-apiserver allows 250 streams; informers
+            // of a busy component need more).
+            builder.http2().max_concurrent_streams(1000);
+            if let Err(e) = builder
                 .serve_connection_with_upgrades(TokioIo::new(tls), service)
                 .await
             {

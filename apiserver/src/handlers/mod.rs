@@ -104,7 +104,7 @@ pub async fn handle(ctx: &Ctx, method: &Method, verb: &str, body: Bytes) -> Resu
     let sub = ctx.req.subresource.as_deref();
     let resp = match (verb, sub) {
         ("get", None | Some("status")) => read::get(ctx).await?.into_response(),
-        ("list", None) => read::list(ctx).await?.into_response(),
+        ("list", None) => read::list(ctx).await?,
         ("watch", None) => return watch::watch(ctx).await,
         ("create", None) => write::create(ctx, &body).await?,
         ("update", None | Some("status") | Some("finalize")) => write::update(ctx, &body).await?,

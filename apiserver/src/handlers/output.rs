@@ -79,6 +79,38 @@ impl Render {
         }
     }
 
+    /// A list of shared objects (from the watch cache), serialized without copying them.
+    pub fn list_shared(&self, ctx: &Ctx, items: Vec<std::sync::Arc<Value>>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match self {
+            Render::Table(_) => self.list(ctx, items.iter().map(|o| (**o).clone()).collect(), rv, cont, remaining).into_response(),
+            Render::Plain => {
+                let r = ctx.req.resource;
+                let mut meta = json!({"resourceVersion": rv.to_string()});
+                if let Some(c) = cont {
+                    meta["continue"] = json!(c);
+                    if let Some(n) = remaining.filter(|n| *n > 0) {
+                        meta["remainingItemCount"] = json!(n);
+                    }
+                }
+                let mut buf = Vec::with_capacity(items.len() * 1024 + 128);
+                buf.extend_from_slice(format!("{{\"kind\":{:?},\"apiVersion\":{:?},\"metadata\":", r.list_kind(), r.api_version()).as_bytes());
+                let _ = serde_json::to_writer(&mut buf, &meta);
+                buf.extend_from_slice(b",\"items\":[");
+                for (i, o) in items.iter().enumerate() {
+                    if i > 0 {
+                        buf.push(b',');
+                    }
+                    let _ = serde_json::to_writer(&mut buf, &**o);
+                }
+                buf.extend_from_slice(b"]}");
+                let mut resp = axum::response::Response::new(axum::body::Body::from(buf));
+                resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+                resp
+            }
+        }
+    }
+
     /// A list with its metadata.
     pub fn list(&self, ctx: &Ctx, items: Vec<Value>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> Json {
         let mut meta = json!({"resourceVersion": rv.to_string()});

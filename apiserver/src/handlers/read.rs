@@ -51,7 +51,8 @@ pub fn collection_prefix(ctx: &Ctx) -> String {
 }
 
 /// list.
-pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
+pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
+    use axum::response::IntoResponse;
     let filter = Filter::from_query(ctx)?;
     let render = Render::from_ctx(ctx);
     let prefix = collection_prefix(ctx);
@@ -76,8 +77,8 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
         if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
             if cache.wait_for(min.max(1), std::time::Duration::from_secs(3)).await {
                 let (items, crv) = cache.snapshot(&prefix);
-                let items: Vec<Value> = items.into_iter().filter(|(o, _)| filter.matches(o)).map(|(o, _)| (*o).clone()).collect();
-                return Ok(render.list(ctx, items, crv, None, None));
+                let items = items.into_iter().filter(|(o, _)| filter.matches(o)).map(|(o, _)| o).collect();
+                return Ok(render.list_shared(ctx, items, crv, None, None));
             }
             return Err(StatusError::timeout(format!("Too large resource version: {min}, current: {}", cache.revision())));
         }
@@ -87,7 +88,7 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
     if cont.is_none() && rv.is_none() {
         if let Some(page) = consistent_from_cache(ctx, &filter, &prefix, limit).await? {
             let (items, revision, next, remaining) = page;
-            return Ok(render.list(ctx, items, revision, next, remaining));
+            return Ok(render.list_shared(ctx, items, revision, next, remaining));
         }
     }
     let (mut start, mut revision) = match cont {
@@ -105,11 +106,12 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
     let mut next: Option<String> = None;
     let mut remaining = None;
     // Page through the store until `limit` objects matched (selectors filter after reading).
+    // Each range asks for one key more than it needs, to learn whether more follow.
     loop {
         let want = limit.map(|l| (l - items.len() as i64).max(1));
         let batch = match (want, filter.is_everything()) {
-            (Some(w), true) => w,
-            (Some(w), false) => w.max(500),
+            (Some(w), true) => w + 1,
+            (Some(w), false) => w.max(500) + 1,
             (None, _) => 0,
         };
         let page = match ctx.state.storage.list(&prefix, start.as_deref(), batch, revision).await {
@@ -122,42 +124,39 @@ pub async fn list(ctx: &Ctx) -> Result<Json, StatusError> {
         if revision == 0 {
             revision = page.revision;
         }
+        let len = page.items.len();
         let mut last_key = None;
-        let mut filled = false;
-        for s in page.items {
+        let mut filled_at = None;
+        for (i, s) in page.items.into_iter().enumerate() {
+            if limit.is_some_and(|l| items.len() as i64 >= l) {
+                filled_at = Some(i);
+                break;
+            }
             last_key = Some(s.key.clone());
             if filter.matches(&s.object) {
                 items.push(s.object);
-                if limit.is_some_and(|l| items.len() as i64 >= l) {
-                    filled = true;
-                    break;
-                }
             }
         }
-        let more_after_last = page.more || (filled && last_key.is_some());
+        let filled = filled_at.is_some() || limit.is_some_and(|l| items.len() as i64 >= l);
         if filled {
-            // More may follow whatever we stopped at.
-            if page.more || last_key.is_some() {
-                let key = last_key.clone().unwrap_or_default();
-                let probe = ctx.state.storage.list(&prefix, Some(&key), 1, revision).await.map_err(|e| storage_error(ctx, e))?;
-                if !probe.items.is_empty() {
-                    next = Some(encode_continue(revision, &key));
-                    if filter.is_everything() {
-                        remaining = Some(probe.remaining + probe.items.len() as i64);
-                    }
+            let unread = filled_at.map(|i| len - i).unwrap_or(0) as i64;
+            if unread > 0 || page.more {
+                next = Some(encode_continue(revision, last_key.as_deref().unwrap_or_default()));
+                if filter.is_everything() {
+                    remaining = Some(unread + page.remaining);
                 }
             }
             break;
         }
-        if !more_after_last {
+        if !page.more {
             break;
         }
         start = last_key;
     }
-    Ok(render.list(ctx, items, revision, next, remaining))
+    Ok(render.list(ctx, items, revision, next, remaining).into_response())
 }
 
-type CachePage = (Vec<Value>, i64, Option<String>, Option<i64>);
+type CachePage = (Vec<std::sync::Arc<Value>>, i64, Option<String>, Option<i64>);
 
 /// Serves a list from the watch cache after it has seen the store's current revision; None
 /// when the cache cannot catch up quickly (the caller then reads the store).
@@ -185,7 +184,7 @@ async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: 
             break;
         }
         last_key = Some(key);
-        items.push((**obj).clone());
+        items.push(obj.clone());
     }
     Ok(Some((items, revision, next, remaining)))
 }
