@@ -96,6 +96,11 @@ impl Storage {
         Ok(Storage { client })
     }
 
+    /// A KV client that accepts responses of any size (a big list), as kube-apiserver's.
+    fn kv(&self) -> etcd_client::KvClient {
+        self.client.kv_client().max_decoding_message_size(i32::MAX as usize)
+    }
+
     fn decode(key: &[u8], value: &[u8], mod_revision: i64) -> Result<Stored, StorageError> {
         let key = String::from_utf8_lossy(key).into_owned();
         let mut object: Value = serde_json::from_slice(value)
@@ -114,7 +119,7 @@ impl Storage {
 
     /// Reads one object (linearizable).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        let resp = self.client.kv_client().get(key, None).await?;
+        let resp = self.kv().get(key, None).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(Self::decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
@@ -139,7 +144,7 @@ impl Storage {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let resp = match self.client.kv_client().get(from, Some(opts)).await {
+        let resp = match self.kv().get(from, Some(opts)).await {
             Ok(r) => r,
             Err(e) if e.to_string().contains("required revision has been compacted") => {
                 return Err(StorageError::Compacted(revision))
@@ -179,7 +184,7 @@ impl Storage {
             failure.push(TxnOp::get(k.as_str(), None));
         }
         let txn = Txn::new().when(compares).and_then(ops).or_else(failure);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -219,7 +224,7 @@ impl Storage {
             ops.push(TxnOp::delete(k.as_str(), None));
         }
         let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -243,7 +248,7 @@ impl Storage {
             .when(vec![Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -269,7 +274,7 @@ impl Storage {
             .when(vec![Compare::version(key, CompareOp::Equal, version)])
             .and_then(vec![TxnOp::put(key, value.as_bytes(), None)])
             .or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.client.kv_client().txn(txn).await?;
+        let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok((true, version + 1, value.to_string()));
         }
@@ -284,7 +289,7 @@ impl Storage {
 
     /// Compacts the store's history up to `revision`.
     pub async fn compact(&self, revision: i64) -> Result<(), StorageError> {
-        self.client.kv_client().compact(revision, None).await?;
+        self.kv().compact(revision, None).await?;
         Ok(())
     }
 

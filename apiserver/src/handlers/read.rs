@@ -91,6 +91,21 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             return Ok(render.list_shared(ctx, items, revision, next, remaining));
         }
     }
+    // A continuation of a list the cache served, when nothing changed since: serve it from the
+    // cache too (the same state as the store holds at the token's revision).
+    if let Some(token) = cont {
+        let c = decode_continue(token, &prefix)?;
+        if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
+            if cache.revision() == c.rv {
+                let (all, revision) = cache.snapshot_keyed(&prefix);
+                if revision == c.rv {
+                    let after: Vec<(String, std::sync::Arc<Value>)> = all.into_iter().filter(|(k, _)| k.as_str() > c.start.as_str()).collect();
+                    let (items, next, remaining) = page_of(&after, &filter, limit, revision);
+                    return Ok(render.list_shared(ctx, items, revision, next, remaining));
+                }
+            }
+        }
+    }
     let (mut start, mut revision) = match cont {
         Some(token) => {
             let c = decode_continue(token, &prefix)?;
@@ -156,17 +171,8 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
     Ok(render.list(ctx, items, revision, next, remaining).into_response())
 }
 
-type CachePage = (Vec<std::sync::Arc<Value>>, i64, Option<String>, Option<i64>);
-
-/// Serves a list from the watch cache after it has seen the store's current revision; None
-/// when the cache cannot catch up quickly (the caller then reads the store).
-async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: Option<i64>) -> Result<Option<CachePage>, StatusError> {
-    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else { return Ok(None) };
-    let current = ctx.state.storage.current_revision().await.map_err(|e| storage_error(ctx, e))?;
-    if !cache.wait_for(current, std::time::Duration::from_secs(1)).await {
-        return Ok(None);
-    }
-    let (all, revision) = cache.snapshot_keyed(prefix);
+/// One page of cached objects (in key order): the items, the continue token, the count left.
+fn page_of(all: &[(String, std::sync::Arc<Value>)], filter: &Filter, limit: Option<i64>, revision: i64) -> (Vec<std::sync::Arc<Value>>, Option<String>, Option<i64>) {
     let mut items = Vec::new();
     let mut next = None;
     let mut remaining = None;
@@ -186,5 +192,20 @@ async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: 
         last_key = Some(key);
         items.push(obj.clone());
     }
+    (items, next, remaining)
+}
+
+type CachePage = (Vec<std::sync::Arc<Value>>, i64, Option<String>, Option<i64>);
+
+/// Serves a list from the watch cache after it has seen the store's current revision; None
+/// when the cache cannot catch up quickly (the caller then reads the store).
+async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: Option<i64>) -> Result<Option<CachePage>, StatusError> {
+    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else { return Ok(None) };
+    let current = ctx.state.storage.current_revision().await.map_err(|e| storage_error(ctx, e))?;
+    if !cache.wait_for(current, std::time::Duration::from_secs(1)).await {
+        return Ok(None);
+    }
+    let (all, revision) = cache.snapshot_keyed(prefix);
+    let (items, next, remaining) = page_of(&all, filter, limit, revision);
     Ok(Some((items, revision, next, remaining)))
 }

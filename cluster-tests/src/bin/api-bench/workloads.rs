@@ -103,7 +103,7 @@ pub async fn run(c: &ApiCluster, args: &Args) -> Result<Vec<Row>> {
     }
     let (api_text, api_p99) = latency_text(&mut api_l, args.ops, t.elapsed());
     let body = serde_json::to_vec(&pod("default", "x"))?;
-    let mut kv = store.kv_client();
+    let mut kv = store.kv_client().max_decoding_message_size(i32::MAX as usize);
     let mut st_l = Latencies::new();
     let t = Instant::now();
     for i in 0..args.ops {
