@@ -1,1 +1,64 @@
-//! placeholder
+//! The client library of our components: a kube-rs client built from a kubeconfig, informers
+//! (list then watch into a shared cache, resuming and relisting as kube-rs' watcher does) and
+//! lease-based leader election on `coordination.k8s.io/v1` Leases.
+
+pub mod leader;
+
+use std::path::Path;
+
+use futures::{Future, StreamExt};
+use kube::{
+    config::{KubeConfigOptions, Kubeconfig},
+    runtime::{reflector, watcher, WatchStreamExt},
+    Api, Resource,
+};
+use serde::de::DeserializeOwned;
+
+pub use kube;
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The kubeconfig could not be read or parsed.
+    #[error("reading the kubeconfig: {0}")]
+    Kubeconfig(#[from] kube::config::KubeconfigError),
+    /// The kubeconfig was read but names no usable cluster or user.
+    #[error("loading the client configuration: {0}")]
+    Config(String),
+    /// The HTTP client could not be built (TLS material, proxy...).
+    #[error("building the client: {0}")]
+    Build(#[from] kube::Error),
+}
+
+/// A client from `path` (or `KUBECONFIG`, or `~/.kube/config` when None), using `context`
+/// (or the current one). Returns the client and the context's default namespace.
+pub async fn from_kubeconfig(path: Option<&Path>, context: Option<&str>) -> Result<(kube::Client, String), ClientError> {
+    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+    let config = match path {
+        Some(p) => kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(p)?, &options).await?,
+        None => kube::Config::from_kubeconfig(&options).await?,
+    };
+    let namespace = config.default_namespace.clone();
+    Ok((kube::Client::try_from(config)?, namespace))
+}
+
+/// An informer: a shared, always-current cache of the objects `api` lists, and the future that
+/// keeps it current (list, then watch from the last resourceVersion; relist on 410 Gone).
+/// Run the future (e.g. `tokio::spawn`) and read the store.
+pub fn informer<K>(api: Api<K>, config: watcher::Config) -> (reflector::Store<K>, impl Future<Output = ()> + Send)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, config).default_backoff().reflect(writer).applied_objects();
+    let run = async move {
+        futures::pin_mut!(stream);
+        while let Some(item) = stream.next().await {
+            if let Err(e) = item {
+                tracing::warn!(error = %e, "informer watch error; retrying");
+            }
+        }
+    };
+    (reader, run)
+}
