@@ -208,11 +208,16 @@ pub fn merge_update(r: &Resource, sub: Option<&str>, new: Value, old: &Value) ->
         }
     }
     meta.remove("managedFields");
-    if tracks_generation(r) && sub.is_none() && out.get("spec") != old.get("spec") {
-        let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-        meta_mut(&mut out).insert("generation".into(), json!(g + 1));
-    }
     out
+}
+
+/// Counts a spec change in metadata.generation (call after defaulting, so defaults that a
+/// client left out do not count as changes).
+pub fn bump_generation(r: &Resource, sub: Option<&str>, new: &mut Value, old: &Value) {
+    if tracks_generation(r) && sub.is_none() && new.get("spec") != old.get("spec") {
+        let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        meta_mut(new).insert("generation".into(), json!(g + 1));
+    }
 }
 
 /// True when an object marked for deletion has no finalizers left and can go.

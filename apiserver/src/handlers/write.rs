@@ -105,6 +105,7 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
     ctx.check_bound(&current.object)?;
     let mut new = merge_update(r, sub, body, &current.object);
     default_and_validate(r, &mut new, Some(&current.object))?;
+    admission::bump_generation(r, sub, &mut new, &current.object);
     let plan = if r.kind == "Service" {
         let (_, ports) = taken_reservations(ctx).await?;
         let owner = owner_of(&new);

@@ -1,0 +1,159 @@
+//! `apply -f` and the manifest reading shared with `create -f` and `delete -f`: files,
+//! directories, `-` for stdin, multi-document YAML or JSON.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::{Map, Value};
+
+use crate::{resources, Global};
+
+/// The annotation client-side apply keeps the applied configuration in.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+#[derive(Debug, Clone, Args)]
+pub struct FileArgs {
+    /// Files, directories or `-` (stdin) holding manifests.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<String>,
+}
+
+/// Every object in the given files (YAML documents or JSON), in order.
+pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for f in files {
+        if f == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+            out.extend(parse_documents(&s, "STDIN")?);
+        } else if Path::new(f).is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(f)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json")).collect();
+            entries.sort();
+            for p in entries {
+                let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                out.extend(parse_documents(&s, &p.display().to_string())?);
+            }
+        } else {
+            let s = std::fs::read_to_string(f).map_err(|e| anyhow!("error: the path \"{f}\" does not exist ({e})"))?;
+            out.extend(parse_documents(&s, f)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Splits multi-document YAML (or one JSON document), dropping empty documents.
+pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for doc in serde_norway::Deserializer::from_str(text) {
+        let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}"))?;
+        match v {
+            Value::Null => {}
+            Value::Object(_) => out.push(v),
+            _ => return Err(anyhow!("error: error parsing {source}: a manifest must be an object")),
+        }
+    }
+    Ok(out)
+}
+
+/// Removes keys of `last` that `new` no longer has (as null), recursively through maps: the
+/// deletions part of a three-way merge.
+pub fn deletions(last: &Value, new: &Value) -> Value {
+    let mut out = Map::new();
+    if let (Value::Object(l), Value::Object(n)) = (last, new) {
+        for (k, lv) in l {
+            match n.get(k) {
+                None => {
+                    out.insert(k.clone(), Value::Null);
+                }
+                Some(nv) if lv.is_object() && nv.is_object() => {
+                    let d = deletions(lv, nv);
+                    if d.as_object().is_some_and(|m| !m.is_empty()) {
+                        out.insert(k.clone(), d);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Merges `b` into `a` (maps recursively; other values replaced).
+fn merge(a: &mut Value, b: &Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(k) {
+                    Some(av) if av.is_object() && v.is_object() => merge(av, v),
+                    _ => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (a, b) => *a = b.clone(),
+    }
+}
+
+fn name_of(obj: &Value) -> Result<String> {
+    obj.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| anyhow!("error: resource name may not be empty"))
+}
+
+pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
+    let conn = resources::connect(g).await?;
+    for mut obj in read_manifests(&a.files)? {
+        let av = obj["apiVersion"].as_str().unwrap_or("").to_string();
+        let kind = obj["kind"].as_str().unwrap_or("").to_string();
+        let r = resources::resolve_kind(&av, &kind)?;
+        let name = name_of(&obj)?;
+        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| conn.namespace.clone());
+        let api = resources::dynamic(&conn, r, Some(&ns));
+        let mut applied = obj.clone();
+        if let Some(m) = applied.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            m.remove(LAST_APPLIED);
+        }
+        let config = serde_json::to_string(&applied)?;
+        merge(&mut obj, &serde_json::json!({"metadata": {"annotations": {LAST_APPLIED: config}}}));
+        match api.get_opt(&name).await? {
+            None => {
+                let d: DynamicObject = serde_json::from_value(obj)?;
+                api.create(&PostParams::default(), &d).await?;
+                println!("{} created", resources::display_name(r, &name));
+            }
+            Some(live) => {
+                let last: Value = live
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(LAST_APPLIED))
+                    .and_then(|s| serde_json::from_str(s).ok())
+                    .unwrap_or(Value::Null);
+                let mut patch = deletions(&last, &applied);
+                merge(&mut patch, &obj);
+                let before = live.metadata.resource_version.clone();
+                let after = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                let verb = if after.metadata.resource_version == before { "unchanged" } else { "configured" };
+                println!("{} {verb}", resources::display_name(r, &name));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn documents_and_deletions() {
+        let docs = parse_documents("a: 1\n---\n---\nb: 2\n", "x").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert!(parse_documents("a: [", "x").is_err());
+        let d = deletions(&json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}}), &json!({"metadata": {"labels": {"a": "1"}}}));
+        assert_eq!(d, json!({"metadata": {"labels": {"b": null}}, "spec": null}));
+    }
+}

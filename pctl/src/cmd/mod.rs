@@ -1,0 +1,11 @@
+//! One module per command group.
+
+pub mod apply;
+pub mod create;
+pub mod delete;
+pub mod describe;
+pub mod get;
+pub mod meta;
+pub mod node;
+pub mod rollout;
+pub mod scale;
