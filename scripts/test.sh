@@ -10,4 +10,4 @@ cargo build --workspace --bins --tests
 echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 echo "==> the apiserver suites again, on the reference etcd"
-STORE_FLAVOR=etcd cargo test -p cluster-tests --test kubectl --test api_errors --test api_faults -- --test-threads="${TEST_THREADS:-2}"
+STORE_FLAVOR=etcd cargo test -p cluster-tests --test kubectl --test api_errors --test api_faults --test pctl -- --test-threads="${TEST_THREADS:-2}"

@@ -151,15 +151,9 @@ impl WatchCache {
     }
 
     /// The current objects whose key starts with `prefix`, and the cache's revision.
-    pub fn snapshot(&self, prefix: &str) -> (Vec<(Arc<Value>, i64)>, i64) {
-        let inner = self.inner.lock();
-        let items = inner
-            .objects
-            .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(_, v)| v.clone())
-            .collect();
-        (items, inner.revision)
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
+        let (items, rev) = self.snapshot_keyed(prefix);
+        (items.into_iter().map(|(_, o)| o).collect(), rev)
     }
 
     /// Starts a client watch. `from`: None to begin with the current objects as ADDED events;

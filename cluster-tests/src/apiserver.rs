@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use crate::{
     ports, process,
     tls::{make_ca, sign_subject},
-    workspace_root, Cluster, ClusterConfig,
+    Cluster, ClusterConfig,
 };
 
 /// Path of the kubectl the tests drive.
@@ -114,12 +114,7 @@ pub fn apiserver_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("APISERVER_BIN").filter(|v| !v.is_empty()) {
         return PathBuf::from(bin);
     }
-    let root = workspace_root();
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    };
-    target.join("debug").join("apiserver")
+    crate::debug_dir().join("apiserver")
 }
 
 fn s(p: &Path) -> String {

@@ -68,12 +68,7 @@ impl Flavor {
                 if let Some(bin) = std::env::var_os("STORE_BIN").filter(|v| !v.is_empty()) {
                     return PathBuf::from(bin);
                 }
-                let root = workspace_root();
-                let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
-                    Some(dir) => root.join(dir),
-                    None => root.join("target"),
-                };
-                target.join("debug").join("store")
+                debug_dir().join("store")
             }
         }
     }
@@ -85,6 +80,17 @@ impl Flavor {
             Flavor::Etcd => "etcd",
         }
     }
+}
+
+/// `<target dir>/debug`, where the target dir is `$CARGO_TARGET_DIR` (relative paths are
+/// taken from the workspace root) or `<workspace root>/target`.
+pub fn debug_dir() -> PathBuf {
+    let root = workspace_root();
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    };
+    target.join("debug")
 }
 
 /// The workspace root: the parent of this crate's manifest directory, fixed at compile time.

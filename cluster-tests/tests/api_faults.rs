@@ -76,11 +76,10 @@ async fn acknowledged_creates_survive_a_store_leader_kill() {
     // The watch saw every stored object once, in resourceVersion order.
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut last_rv = 0i64;
     loop {
         let text = std::fs::read_to_string(&watch_out).unwrap_or_default();
         seen.clear();
-        last_rv = 0;
+        let mut last_rv = 0i64;
         for line in text.lines() {
             let ev: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad watch line {line:?}: {e}"));
             assert_eq!(ev["type"], "ADDED", "{line}");

@@ -134,7 +134,7 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), StatusError> {
     let key = namespaces.key(None, ns);
     let cached = ctx.state.caches.get(namespaces).and_then(|c| {
         let (items, _) = c.snapshot(&key);
-        items.into_iter().find(|(o, _)| o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns)).map(|(o, _)| (*o).clone())
+        items.into_iter().find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns)).map(|o| (*o).clone())
     });
     let found = match cached {
         Some(o) => Some(o),

@@ -77,7 +77,7 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
         if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
             if cache.wait_for(min.max(1), std::time::Duration::from_secs(3)).await {
                 let (items, crv) = cache.snapshot(&prefix);
-                let items = items.into_iter().filter(|(o, _)| filter.matches(o)).map(|(o, _)| o).collect();
+                let items = items.into_iter().filter(|o| filter.matches(o)).collect();
                 return Ok(render.list_shared(ctx, items, crv, None, None));
             }
             return Err(StatusError::timeout(format!("Too large resource version: {min}, current: {}", cache.revision())));
