@@ -7,6 +7,7 @@ mod config;
 mod discovery;
 mod handlers;
 mod metrics;
+mod protobuf;
 mod request;
 mod server;
 mod services;

@@ -354,3 +354,24 @@ async fn watch_bookmarks_gone_and_metrics() {
     assert!(metrics.contains("apiserver_request_duration_seconds_bucket"), "{metrics}");
     assert_eq!(ok(&c, &["get", "--raw", "/livez"]).trim(), "ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_create_commands_send_protobuf() {
+    let c = api().await;
+    assert!(ok(&c, &["create", "namespace", "team"]).contains("namespace/team created"));
+    assert!(ok(&c, &["create", "deployment", "web", "--image=localhost/busybox:1.36", "--replicas=2", "--port=8080"]).contains("deployment.apps/web created"));
+    ok(&c, &["create", "configmap", "cfg", "--from-literal=a=b"]);
+    ok(&c, &["create", "secret", "generic", "sec", "--from-literal=p=q"]);
+    ok(&c, &["create", "serviceaccount", "robot"]);
+    ok(&c, &["create", "service", "nodeport", "np", "--tcp=81:8081"]);
+    let d = json(&c, &["get", "deploy", "web"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
+    assert_eq!(json(&c, &["get", "cm", "cfg"])["data"]["a"], "b");
+    assert_eq!(json(&c, &["get", "secret", "sec"])["data"]["p"], "cQ==");
+    let svc = json(&c, &["get", "svc", "np"]);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8081);
+    assert!(svc["spec"]["ports"][0]["nodePort"].as_i64().is_some_and(|p| (30000..=32767).contains(&p)));
+    assert!(ok(&c, &["get", "ns", "team"]).contains("Active"));
+}

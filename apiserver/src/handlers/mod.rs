@@ -130,7 +130,15 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
         return Err(StatusError::bad_request("the request body is empty: an object is required"));
     }
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
-    if content_type.starts_with("application/vnd.kubernetes.protobuf") || content_type.starts_with("application/cbor") {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return crate::protobuf::decode(body).map(|(_, _, obj)| obj).map_err(|e| match e {
+            crate::protobuf::ProtoError::Malformed | crate::protobuf::ProtoError::NoMagic => {
+                StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): {e}"))
+            }
+            other => StatusError::unsupported_media_type(other.to_string()),
+        });
+    }
+    if content_type.starts_with("application/cbor") {
         return Err(StatusError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
         )));
