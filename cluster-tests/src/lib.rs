@@ -93,6 +93,21 @@ pub fn debug_dir() -> PathBuf {
     target.join("debug")
 }
 
+/// The users' example manifests: `$EXAMPLES_DIR`, else `../shared/examples` beside the
+/// workspace, else `/work/shared/examples`.
+pub fn examples_dir() -> PathBuf {
+    let candidates = [
+        std::env::var_os("EXAMPLES_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+        Some(workspace_root().join("../shared/examples")),
+        Some(PathBuf::from("/work/shared/examples")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| panic!("the example manifests were not found: set EXAMPLES_DIR to the folder of shared/examples"))
+}
+
 /// The workspace root: the parent of this crate's manifest directory, fixed at compile time.
 pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -47,7 +47,7 @@ fn list_rv(c: &ApiCluster) -> String {
 }
 
 fn examples() -> Vec<std::path::PathBuf> {
-    let dir = cluster_tests::workspace_root().join("../shared/examples");
+    let dir = cluster_tests::examples_dir();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -95,7 +95,7 @@ async fn example_manifests_apply_unmodified() {
         assert_eq!(before, after, "{path}: re-applying changed a stored object");
     }
     // A change is applied as a strategic merge: replicas and a container env var.
-    let web = std::fs::read_to_string(cluster_tests::workspace_root().join("../shared/examples/deployment-web.yaml")).unwrap();
+    let web = std::fs::read_to_string(cluster_tests::examples_dir().join("deployment-web.yaml")).unwrap();
     let changed = web.replace("replicas: 3", "replicas: 4").replace("        image: localhost/busybox:1.36", "        image: localhost/busybox:1.36\n        env:\n        - name: MODE\n          value: test");
     let out = ok_stdin(&c, &["apply", "-f", "-"], &changed);
     assert!(out.contains("deployment.apps/web configured") && out.contains("service/web unchanged"), "{out}");
@@ -205,7 +205,7 @@ async fn get_watch_prints_changes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_services_and_nodes() {
     let c = api().await;
-    ok(&c, &["apply", "-f", &cluster_tests::workspace_root().join("../shared/examples/deployment-web.yaml").to_string_lossy()]);
+    ok(&c, &["apply", "-f", &cluster_tests::examples_dir().join("deployment-web.yaml").to_string_lossy()]);
     assert!(ok(&c, &["scale", "deployment", "web", "--replicas=5"]).contains("deployment.apps/web scaled"));
     assert_eq!(json(&c, &["get", "deploy", "web"])["spec"]["replicas"], 5);
     let scale = ok(&c, &["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"]);

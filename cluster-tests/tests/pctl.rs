@@ -28,7 +28,7 @@ async fn everyday_commands() {
         Ok(c) => c,
         Err(e) => panic!("API cluster did not start: {e:#}"),
     };
-    let examples = cluster_tests::workspace_root().join("../shared/examples");
+    let examples = cluster_tests::examples_dir();
     let out = ok(&c, &["apply", "-f", &examples.to_string_lossy()]);
     assert!(out.contains("deployment.apps/web created") && out.contains("pod/busybox created"), "{out}");
     let again = ok(&c, &["apply", "-f", &examples.join("deployment-web.yaml").to_string_lossy()]);
