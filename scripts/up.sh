@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building (first build compiles dependencies: ~10 minutes on 2 cores)"
+echo "==> building (first build compiles dependencies: ~13 minutes on 2 cores)"
 cargo build --workspace --bins
 target="${CARGO_TARGET_DIR:-target}"
 mkdir -p .run
