@@ -42,6 +42,29 @@ pub struct Event {
     /// The object before the change (None for ADDED).
     pub prev: Option<Arc<Value>>,
     pub revision: i64,
+    /// The plain JSON watch line of this event as ADDED, MODIFIED and DELETED, rendered once
+    /// for all the watchers that receive it.
+    pub lines: [std::sync::OnceLock<bytes::Bytes>; 3],
+}
+
+impl Event {
+    /// `{"type": kind, "object": ...}\n`, rendered on first use.
+    pub fn plain_line(&self, kind: &str) -> bytes::Bytes {
+        let i = match kind {
+            "ADDED" => 0,
+            "MODIFIED" => 1,
+            _ => 2,
+        };
+        self.lines[i]
+            .get_or_init(|| {
+                let mut line = Vec::with_capacity(1024);
+                line.extend_from_slice(format!("{{\"type\":{kind:?},\"object\":").as_bytes());
+                let _ = serde_json::to_writer(&mut line, &*self.object);
+                line.extend_from_slice(b"}\n");
+                bytes::Bytes::from(line)
+            })
+            .clone()
+    }
 }
 
 /// What a cache broadcasts to its watchers.
@@ -310,7 +333,7 @@ impl WatchCache {
                 let object = Arc::new(stored.object);
                 inner.objects.insert(key.clone(), (object.clone(), stored.mod_revision));
                 let kind = if kv.create_revision() == kv.mod_revision() { EventKind::Added } else { EventKind::Modified };
-                Event { kind, key, object, prev, revision: kv.mod_revision() }
+                Event { kind, key, object, prev, revision: kv.mod_revision(), lines: Default::default() }
             }
             EventType::Delete => {
                 inner.objects.remove(&key);
@@ -321,7 +344,7 @@ impl WatchCache {
                 };
                 let mut last = last;
                 crate::storage::set_resource_version(&mut last, kv.mod_revision());
-                Event { kind: EventKind::Deleted, key, object: Arc::new(last), prev, revision: kv.mod_revision() }
+                Event { kind: EventKind::Deleted, key, object: Arc::new(last), prev, revision: kv.mod_revision(), lines: Default::default() }
             }
         };
         let revision = event.revision;

@@ -59,11 +59,7 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
         state.metrics.watchers.with_label_values(&[metrics_resource]).inc();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let send = |v: Value| {
-            let mut line = serde_json::to_vec(&v).unwrap_or_default();
-            line.push(b'\n');
-            tx.send(Bytes::from(line))
-        };
+        let send = |v: Value| tx.send(line(&v));
         'run: {
             if let Some(err) = gone {
                 let _ = send(json!({"type": "ERROR", "object": err.to_status()})).await;
@@ -78,8 +74,8 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
             }
             for ev in sub.backlog.drain(..) {
                 last_rv = ev.revision;
-                if let Some(v) = translate(&ev, &filter, &table_ctx) {
-                    if send(v).await.is_err() {
+                if let Some(l) = translate(&ev, &filter, &table_ctx) {
+                    if tx.send(l).await.is_err() {
                         break 'run;
                     }
                 }
@@ -102,9 +98,9 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                                 continue;
                             }
                             last_rv = ev.revision;
-                            if let Some(v) = translate(&ev, &filter, &table_ctx) {
+                            if let Some(l) = translate(&ev, &filter, &table_ctx) {
                                 state.metrics.watch_events.with_label_values(&[metrics_resource]).inc();
-                                if send(v).await.is_err() { break 'run; }
+                                if tx.send(l).await.is_err() { break 'run; }
                             }
                         }
                         Ok(Notice::Progress(rv)) => progress_rv = rv,
@@ -144,8 +140,10 @@ impl TableCtx {
     }
 }
 
-/// The event one watcher sees: selector transitions turn MODIFIED into ADDED or DELETED.
-fn translate(ev: &Arc<Event>, filter: &Filter, t: &TableCtx) -> Option<Value> {
+/// The event one watcher sees: selector transitions turn MODIFIED into ADDED or DELETED (an
+/// object leaving the selection is shown as it is now, with the new resourceVersion). Plain
+/// lines are shared by all watchers; tables are rendered per watcher.
+fn translate(ev: &Arc<Event>, filter: &Filter, t: &TableCtx) -> Option<Bytes> {
     let now = filter.matches(&ev.object);
     let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
     let kind = match ev.kind {
@@ -156,9 +154,14 @@ fn translate(ev: &Arc<Event>, filter: &Filter, t: &TableCtx) -> Option<Value> {
         EventKind::Deleted if now || before => "DELETED",
         _ => return None,
     };
-    if kind == "DELETED" && ev.kind == EventKind::Modified {
-        // The object left the selection: show it as it is now, with the new resourceVersion.
-        return Some(t.event(kind, &ev.object));
+    match t.render {
+        Render::Plain => Some(ev.plain_line(kind)),
+        Render::Table(_) => Some(line(&t.event(kind, &ev.object))),
     }
-    Some(t.event(kind, &ev.object))
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut l = serde_json::to_vec(v).unwrap_or_default();
+    l.push(b'\n');
+    Bytes::from(l)
 }
