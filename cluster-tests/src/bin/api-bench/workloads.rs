@@ -308,13 +308,34 @@ async fn big_list(c: &ApiCluster, client: &kube::Client, kv: &mut etcd_client::K
     ])
 }
 
+type Received<K> = tokio::task::JoinHandle<Result<Vec<(K, Instant)>>>;
+
+/// Collects what every watcher received: delivery rate since `start` and lag (receipt minus
+/// the writer's acknowledgement of the same version).
+async fn deliveries<K: Eq + std::hash::Hash>(tasks: Vec<Received<K>>, acks: &Mutex<HashMap<K, Instant>>, start: Instant, who: &str) -> Result<String> {
+    let mut lag = Latencies::new();
+    let mut delivered = 0usize;
+    let mut last = start;
+    for task in tasks {
+        let got = tokio::time::timeout(Duration::from_secs(60), task).await.with_context(|| format!("{who} did not get every event"))???;
+        let acks = acks.lock().await;
+        for (version, at) in got {
+            delivered += 1;
+            last = last.max(at);
+            if let Some(ack) = acks.get(&version) {
+                lag.record(at.saturating_duration_since(*ack));
+            }
+        }
+    }
+    let rate = delivered as f64 / last.duration_since(start).as_secs_f64();
+    Ok(format!("{rate:.0} events/s, lag p50 {:.1} ms, p99 {:.1} ms", lag.quantile_ms(0.5), lag.quantile_ms(0.99)))
+}
+
 /// Watchers per kube client (each client keeps its own HTTP/2 connection).
 const WATCHERS_PER_CONNECTION: usize = 100;
 
 async fn fan_out(c: &ApiCluster, store: &etcd_client::Client, watchers: usize, events: usize) -> Result<Row> {
     eprintln!("api-bench: watch fan-out, {watchers} watchers, {events} updates");
-    let cms_key = |rv: i64| rv;
-    let _ = cms_key;
     // Through the API.
     let acks: Arc<Mutex<HashMap<String, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut clients = Vec::new();
@@ -351,22 +372,7 @@ async fn fan_out(c: &ApiCluster, store: &etcd_client::Client, watchers: usize, e
         acks.lock().await.insert(cm.metadata.resource_version.unwrap_or_default(), Instant::now());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut lag = Latencies::new();
-    let mut delivered = 0usize;
-    let mut last = t;
-    for task in tasks {
-        let got = tokio::time::timeout(Duration::from_secs(60), task).await.context("a watcher did not get every event")???;
-        let acks = acks.lock().await;
-        for (rv, at) in got {
-            delivered += 1;
-            last = last.max(at);
-            if let Some(ack) = acks.get(&rv) {
-                lag.record(at.saturating_duration_since(*ack));
-            }
-        }
-    }
-    let api_rate = delivered as f64 / last.duration_since(t).as_secs_f64();
-    let api_text = format!("{api_rate:.0} events/s, lag p50 {:.1} ms, p99 {:.1} ms", lag.quantile_ms(0.5), lag.quantile_ms(0.99));
+    let api_text = deliveries(tasks, &acks, t, "a watcher").await?;
 
     // Directly on the store.
     let key = "/bench/fan/key";
@@ -400,21 +406,6 @@ async fn fan_out(c: &ApiCluster, store: &etcd_client::Client, watchers: usize, e
         acks.lock().await.insert(r.header().map(|h| h.revision()).unwrap_or(0), Instant::now());
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut lag = Latencies::new();
-    let mut delivered = 0usize;
-    let mut last = t;
-    for task in tasks {
-        let got = tokio::time::timeout(Duration::from_secs(60), task).await.context("a store watcher did not get every event")???;
-        let acks = acks.lock().await;
-        for (rev, at) in got {
-            delivered += 1;
-            last = last.max(at);
-            if let Some(ack) = acks.get(&rev) {
-                lag.record(at.saturating_duration_since(*ack));
-            }
-        }
-    }
-    let st_rate = delivered as f64 / last.duration_since(t).as_secs_f64();
-    let st_text = format!("{st_rate:.0} events/s, lag p50 {:.1} ms, p99 {:.1} ms", lag.quantile_ms(0.5), lag.quantile_ms(0.99));
+    let st_text = deliveries(tasks, &acks, t, "a store watcher").await?;
     Ok(Row { name: format!("watch fan-out, {watchers} watchers, 1 writer ({events} updates, 100/s)"), api: api_text, direct: st_text, api_p99_ms: None, single_object: false })
 }
