@@ -51,6 +51,18 @@ impl Filter {
     }
 }
 
+/// A list's metadata: its resourceVersion, and the continue token with the count left.
+fn list_meta(rv: i64, cont: Option<String>, remaining: Option<i64>) -> Value {
+    let mut meta = json!({"resourceVersion": rv.to_string()});
+    if let Some(c) = cont {
+        meta["continue"] = json!(c);
+        if let Some(n) = remaining.filter(|n| *n > 0) {
+            meta["remainingItemCount"] = json!(n);
+        }
+    }
+    meta
+}
+
 /// How the client wants objects: plain, or as a Table.
 pub enum Render {
     Plain,
@@ -86,13 +98,7 @@ impl Render {
             Render::Table(_) => self.list(ctx, items.iter().map(|o| (**o).clone()).collect(), rv, cont, remaining).into_response(),
             Render::Plain => {
                 let r = ctx.req.resource;
-                let mut meta = json!({"resourceVersion": rv.to_string()});
-                if let Some(c) = cont {
-                    meta["continue"] = json!(c);
-                    if let Some(n) = remaining.filter(|n| *n > 0) {
-                        meta["remainingItemCount"] = json!(n);
-                    }
-                }
+                let meta = list_meta(rv, cont, remaining);
                 let mut buf = Vec::with_capacity(items.len() * 1024 + 128);
                 buf.extend_from_slice(format!("{{\"kind\":{:?},\"apiVersion\":{:?},\"metadata\":", r.list_kind(), r.api_version()).as_bytes());
                 let _ = serde_json::to_writer(&mut buf, &meta);
@@ -113,13 +119,7 @@ impl Render {
 
     /// A list with its metadata.
     pub fn list(&self, ctx: &Ctx, items: Vec<Value>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> Json {
-        let mut meta = json!({"resourceVersion": rv.to_string()});
-        if let Some(c) = cont {
-            meta["continue"] = json!(c);
-            if let Some(r) = remaining.filter(|r| *r > 0) {
-                meta["remainingItemCount"] = json!(r);
-            }
-        }
+        let meta = list_meta(rv, cont, remaining);
         match self {
             Render::Plain => {
                 let r = ctx.req.resource;

@@ -42,7 +42,6 @@ fn scale_of(obj: &Value) -> Value {
 
 /// get, update or patch of `.../scale`.
 pub async fn scale(ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, StatusError> {
-    let r = ctx.req.resource;
     for _ in 0..8 {
         let current = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
         let scale = scale_of(&current.object);
@@ -90,7 +89,6 @@ pub async fn scale(ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, Statu
             Err(e) => return Err(storage_error(ctx, e)),
         }
     }
-    let _ = r;
     Err(ctx.conflict())
 }
 

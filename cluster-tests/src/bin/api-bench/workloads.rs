@@ -186,7 +186,7 @@ pub async fn run(c: &ApiCluster, args: &Args) -> Result<Vec<Row>> {
     rows.push(Row { name: "list 100 pods".into(), api: api_text, direct: st_text, api_p99_ms: Some(api_p99), single_object: false });
 
     // LIST of many pods (written straight into the store in the apiserver's layout).
-    rows.extend(big_list(c, &client, &mut kv, args.pods).await?);
+    rows.extend(big_list(&client, &mut kv, args.pods).await?);
     // Watch fan-out.
     rows.push(fan_out(c, &store, args.watchers, args.events).await?);
     Ok(rows)
@@ -220,7 +220,7 @@ where
     Ok(latency_text(&mut all, per * clients, t.elapsed()))
 }
 
-async fn big_list(c: &ApiCluster, client: &kube::Client, kv: &mut etcd_client::KvClient, n: usize) -> Result<Vec<Row>> {
+async fn big_list(client: &kube::Client, kv: &mut etcd_client::KvClient, n: usize) -> Result<Vec<Row>> {
     eprintln!("api-bench: writing {n} pods for the big LIST");
     let pods = api::registry::find("", "v1", "pods").context("pods are registered")?;
     let mut template = pod("big", "x");
@@ -239,7 +239,6 @@ async fn big_list(c: &ApiCluster, client: &kube::Client, kv: &mut etcd_client::K
         anyhow::ensure!(Instant::now() < deadline, "the apiserver did not see {n} pods");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _ = c;
     let reps = 5;
     let mut full = Latencies::new();
     for _ in 0..reps {
