@@ -95,7 +95,7 @@ macro_rules! resource {
 /// Every resource the API serves.
 pub static RESOURCES: &[Resource] = &[
     resource!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &["status", "finalize"], &[], "io.k8s.api.core.v1.Namespace"),
-    resource!("", "v1", "Pod", "pods", "pod", true, &["po"], &["status", "binding"], &["all"], "io.k8s.api.core.v1.Pod"),
+    resource!("", "v1", "Pod", "pods", "pod", true, &["po"], &["status", "binding", "eviction", "log", "exec"], &["all"], "io.k8s.api.core.v1.Pod"),
     resource!("", "v1", "Node", "nodes", "node", false, &["no"], &["status"], &[], "io.k8s.api.core.v1.Node"),
     resource!("", "v1", "Service", "services", "service", true, &["svc"], &["status"], &["all"], "io.k8s.api.core.v1.Service"),
     resource!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[], "io.k8s.api.core.v1.Endpoints"),

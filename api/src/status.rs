@@ -132,6 +132,26 @@ impl StatusError {
         Self::new(504, "Timeout", message)
     }
 
+    /// An error another server answered with `code` (e.g. an agent behind pods/log), with
+    /// Kubernetes' reason for that code.
+    pub fn from_code(code: u16, message: impl Into<String>) -> Self {
+        let reason = match code {
+            400 => "BadRequest",
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            404 => "NotFound",
+            405 => "MethodNotAllowed",
+            409 => "Conflict",
+            410 => "Expired",
+            422 => "Invalid",
+            429 => "TooManyRequests",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "InternalError",
+        };
+        Self::new(code, reason, message)
+    }
+
     /// The `Status` body.
     pub fn to_status(&self) -> Value {
         let mut status = json!({

@@ -56,6 +56,18 @@ pub struct Config {
     /// How often one apiserver compacts the store's history, in seconds (0 disables).
     #[arg(long, env = "APISERVER_ETCD_COMPACTION_INTERVAL", default_value_t = 300)]
     pub etcd_compaction_interval: u64,
+    /// Client certificate the apiserver presents to agents (pods/log, pods/exec).
+    #[arg(long, env = "APISERVER_KUBELET_CLIENT_CERTIFICATE", requires = "kubelet_client_key")]
+    pub kubelet_client_certificate: Option<PathBuf>,
+    /// Key of --kubelet-client-certificate.
+    #[arg(long, env = "APISERVER_KUBELET_CLIENT_KEY", requires = "kubelet_client_certificate")]
+    pub kubelet_client_key: Option<PathBuf>,
+    /// CA that signed the agents' serving certificates (unset: not verified, as kube-apiserver).
+    #[arg(long, env = "APISERVER_KUBELET_CERTIFICATE_AUTHORITY")]
+    pub kubelet_certificate_authority: Option<PathBuf>,
+    /// Node address types to reach an agent at, in order.
+    #[arg(long, env = "APISERVER_KUBELET_PREFERRED_ADDRESS_TYPES", value_delimiter = ',', default_value = "InternalIP,Hostname,InternalDNS,ExternalIP,ExternalDNS")]
+    pub kubelet_preferred_address_types: Vec<String>,
     /// How often watches with allowWatchBookmarks get a BOOKMARK, in seconds.
     #[arg(long, env = "APISERVER_BOOKMARK_INTERVAL", default_value_t = 10)]
     pub bookmark_interval: u64,

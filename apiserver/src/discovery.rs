@@ -128,6 +128,7 @@ fn subresource_entry(r: &Resource, sub: &str) -> Value {
         "status" => (r.kind, vec!["get", "patch", "update"], None, None),
         "scale" => ("Scale", vec!["get", "patch", "update"], Some("autoscaling"), Some("v1")),
         "binding" => ("Binding", vec!["create"], None, None),
+        "eviction" => ("Eviction", vec!["create"], Some("policy"), Some("v1")),
         "finalize" => (r.kind, vec!["update"], None, None),
         "log" => ("Pod", vec!["get"], None, None),
         "exec" => ("PodExecOptions", vec!["create", "get"], None, None),

@@ -6,6 +6,7 @@ mod cache;
 mod config;
 mod discovery;
 mod handlers;
+mod kubelet;
 mod metrics;
 mod protobuf;
 mod request;
@@ -65,6 +66,12 @@ async fn run(config: Config) -> Result<()> {
         caches: cache::Caches::start(&storage),
         storage: storage.clone(),
         allocator,
+        kubelet: kubelet::KubeletClient::new(
+            config.kubelet_client_certificate.as_deref().zip(config.kubelet_client_key.as_deref()),
+            config.kubelet_certificate_authority.as_deref(),
+            &config.kubelet_preferred_address_types,
+        )
+        .context("setting up TLS to the agents")?,
         config: config.clone(),
     });
     ensure_namespaces(&storage).await;

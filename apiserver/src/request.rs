@@ -113,6 +113,11 @@ impl Query {
 
 /// The verb of a request on a resource, as authorization and metrics name it.
 pub fn verb(method: &axum::http::Method, req: &ResourceRequest, query: &Query) -> &'static str {
+    // Connecting to a pod is authorized as create whatever the method (a WebSocket exec is a
+    // GET), as Kubernetes does since 1.30.
+    if matches!(req.subresource.as_deref(), Some("exec" | "attach" | "portforward")) && matches!(*method, axum::http::Method::GET | axum::http::Method::POST) {
+        return "create";
+    }
     match *method {
         axum::http::Method::GET | axum::http::Method::HEAD => {
             if req.name.is_some() {

@@ -36,6 +36,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub audit: Audit,
     pub allocator: Allocator,
+    pub kubelet: crate::kubelet::KubeletClient,
 }
 
 pub type Shared = Arc<AppState>;
@@ -192,8 +193,10 @@ async fn resource_request(
         namespace: rreq.namespace.as_deref(),
         name: rreq.name.as_deref(),
     };
-    let (parts, body) = req.into_parts();
-    let body: Bytes = if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+    let (mut parts, body) = req.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+    let connects = rreq.subresource.as_deref() == Some("exec");
+    let body: Bytes = if !connects && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
         match read_body(body, state.config.max_request_bytes).await {
             Some(b) => b,
             None => {
@@ -226,6 +229,8 @@ async fn resource_request(
         headers: parts.headers.clone(),
         user: user.clone(),
         bound_node,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        upgrade: std::sync::Mutex::new(if connects { upgrade } else { None }),
     };
     let result = handlers::handle(&ctx, &parts.method, verb, body).await;
     match result {

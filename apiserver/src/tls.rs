@@ -21,7 +21,7 @@ use tracing::debug;
 
 use crate::auth::{PeerIdentity, UserInfo};
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
     let certs = certs.with_context(|| format!("parsing certificates in {}", path.display()))?;
@@ -31,7 +31,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     Ok(certs)
 }
 
-fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
     let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     rustls_pemfile::private_key(&mut pem.as_slice())
         .with_context(|| format!("parsing the private key in {}", path.display()))?

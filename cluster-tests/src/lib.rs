@@ -20,7 +20,7 @@ mod etcdctl;
 pub mod history;
 mod member;
 mod membership;
-mod ports;
+pub mod ports;
 mod process;
 mod restart_many;
 mod tls;

@@ -22,7 +22,7 @@ fn taken() -> &'static Mutex<HashSet<u16>> {
 
 /// Returns a port that was free on 127.0.0.1 just now and that this process has not handed
 /// out before.
-pub(crate) fn allocate() -> Result<u16> {
+pub fn allocate() -> Result<u16> {
     let mut taken = taken()
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());

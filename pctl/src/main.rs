@@ -55,10 +55,14 @@ enum Command {
     Cordon(cmd::node::NodeArgs),
     /// Mark a node schedulable.
     Uncordon(cmd::node::NodeArgs),
+    /// Drain a node: cordon it, then evict its pods.
+    Drain(cmd::node::DrainArgs),
     /// Update the taints on a node (`key=value:Effect`, `key:Effect-` to remove).
     Taint(cmd::node::TaintArgs),
     /// Manage the rollout of a deployment (restart).
     Rollout(cmd::rollout::RolloutArgs),
+    /// Administer the store cluster: members, backups.
+    Store(cmd::store::StoreArgs),
     /// Make a CA and every certificate the cluster's components use.
     Certs(certs::CertsArgs),
     /// Write a kubeconfig for one of the identities made by `pctl certs generate`.
@@ -79,8 +83,10 @@ async fn main() {
         Command::Scale(a) => cmd::scale::scale(&cli.global, a).await,
         Command::Cordon(a) => cmd::node::cordon(&cli.global, a, true).await,
         Command::Uncordon(a) => cmd::node::cordon(&cli.global, a, false).await,
+        Command::Drain(a) => cmd::node::drain(&cli.global, a).await,
         Command::Taint(a) => cmd::node::taint(&cli.global, a).await,
         Command::Rollout(a) => cmd::rollout::rollout(&cli.global, a).await,
+        Command::Store(a) => cmd::store::store(a).await,
         Command::Certs(a) => certs::generate(a),
         Command::Kubeconfig(a) => certs::kubeconfig(a),
     };

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schemas::{list_schema_name, reference, BINDING, DELETE_OPTIONS, PATCH, SCALE, STATUS};
+use super::schemas::{list_schema_name, reference, BINDING, DELETE_OPTIONS, EVICTION, PATCH, SCALE, STATUS};
 use crate::registry::Resource;
 
 /// How the query parameters of an operation read (descriptions as Kubernetes words them).
@@ -256,6 +256,22 @@ pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
         let mut params = vec![path_param("name", "name of the Binding".into())];
         params.extend(common.iter().cloned());
         out.insert(format!("{collection}/{{name}}/binding"), set_params(item, params));
+    }
+    if r.has_subresource("eviction") {
+        let gvk = json!({ "group": "policy", "kind": "Eviction", "version": "v1" });
+        let mut item = Map::new();
+        item.insert(
+            "post".into(),
+            with(
+                op.operation("create", "post", &format!("{kind_id}Eviction"), format!("create eviction of a {}", r.kind), gvk),
+                WRITE_QUERIES,
+                Some(body(EVICTION)),
+                &[("200", response("OK", EVICTION)), ("201", response("Created", EVICTION)), ("202", response("Accepted", EVICTION))],
+            ),
+        );
+        let mut params = vec![path_param("name", "name of the Eviction".into())];
+        params.extend(common.iter().cloned());
+        out.insert(format!("{collection}/{{name}}/eviction"), set_params(item, params));
     }
 }
 

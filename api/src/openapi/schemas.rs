@@ -2,7 +2,7 @@
 //! reshaped the way Kubernetes publishes them (refs with siblings wrapped in `allOf`, GVK and
 //! patch-strategy extensions, hand-built `List` types).
 
-use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord, core::v1 as core};
+use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord, core::v1 as core, policy::v1 as policy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
@@ -21,6 +21,7 @@ pub const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
 pub const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
 pub const SCALE: &str = "io.k8s.api.autoscaling.v1.Scale";
 pub const BINDING: &str = "io.k8s.api.core.v1.Binding";
+pub const EVICTION: &str = "io.k8s.api.policy.v1.Eviction";
 
 /// `{"$ref": "#/components/schemas/<name>"}`.
 pub fn reference(name: &str) -> Value {
@@ -74,6 +75,9 @@ pub fn for_group_version(resources: &[&Resource]) -> Map<String, Value> {
         }
         if r.has_subresource("binding") {
             add::<core::Binding>(&mut generator);
+        }
+        if r.has_subresource("eviction") {
+            add::<policy::Eviction>(&mut generator);
         }
     }
     add::<meta::DeleteOptions>(&mut generator);

@@ -28,9 +28,18 @@ struct Options {
 }
 
 fn options(ctx: &Ctx, body: &[u8]) -> Result<Options, StatusError> {
+    let v = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        Some(serde_json::from_slice::<Value>(body).map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?)
+    };
+    options_from(ctx, v.as_ref())
+}
+
+/// DeleteOptions from a decoded body (None: no body) and the query.
+fn options_from(ctx: &Ctx, body: Option<&Value>) -> Result<Options, StatusError> {
     let mut o = Options { dry_run: ctx.query.dry_run()?, ..Default::default() };
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+    if let Some(v) = body {
         o.grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
         o.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
         o.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
@@ -172,6 +181,31 @@ async fn delete_one(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<Resul
     }
     let release = if r.kind == "Service" { Allocator::held_by(&obj) } else { Vec::new() };
     Ok(ctx.state.storage.delete(&current.key, current.mod_revision, &release).await.map(|_| (StatusCode::OK, obj)))
+}
+
+/// POST `pods/NAME/eviction` (policy/v1 Eviction, as `kubectl drain` sends): a delete with the
+/// Eviction's deleteOptions. No PodDisruptionBudget exists in this API, so nothing refuses it.
+pub async fn evict(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
+    let eviction = super::decode_body(&ctx.headers, body, "Eviction")?;
+    let kind = eviction.get("kind").and_then(Value::as_str).unwrap_or("Eviction");
+    if kind != "Eviction" {
+        return Err(StatusError::bad_request(format!("the object provided is unrecognized (must be of type Eviction): kind {kind:?}")));
+    }
+    let named = eviction.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    if named != ctx.name() {
+        return Err(StatusError::bad_request("name in URL does not match name in Eviction object"));
+    }
+    let opts = options_from(ctx, eviction.get("deleteOptions").filter(|v| !v.is_null()))?;
+    for _ in 0..8 {
+        let current = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+        ctx.check_bound(&current.object)?;
+        match delete_one(ctx, &current, &opts).await? {
+            Ok(_) => return Ok((StatusCode::CREATED, axum::Json(api::status::success(None))).into_response()),
+            Err(StorageError::Conflict) => continue,
+            Err(e) => return Err(storage_error(ctx, e)),
+        }
+    }
+    Err(ctx.conflict())
 }
 
 /// DELETE on a collection: every object matching the selectors.

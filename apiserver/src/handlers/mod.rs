@@ -3,6 +3,7 @@
 mod admission;
 mod delete;
 mod output;
+mod proxy;
 mod read;
 mod subresource;
 mod watch;
@@ -27,6 +28,10 @@ pub struct Ctx {
     pub user: UserInfo,
     /// Set when the caller is an agent allowed only on pods bound to this node.
     pub bound_node: Option<String>,
+    /// The query string as sent (exec repeats `command=`).
+    pub raw_query: String,
+    /// The client connection's upgrade, for exec.
+    pub upgrade: std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
 
 impl Ctx {
@@ -113,6 +118,9 @@ pub async fn handle(ctx: &Ctx, method: &Method, verb: &str, body: Bytes) -> Resu
         ("deletecollection", None) => delete::delete_collection(ctx, &body).await?,
         ("get" | "update" | "patch", Some("scale")) => subresource::scale(ctx, verb, &body).await?,
         ("create", Some("binding")) => subresource::binding(ctx, &body).await?,
+        ("create", Some("eviction")) => delete::evict(ctx, &body).await?,
+        ("get", Some("log")) => proxy::log(ctx).await?,
+        ("create", Some("exec")) => proxy::exec(ctx, method).await?,
         _ => {
             return Err(StatusError::method_not_allowed(format!(
                 "the server does not allow this method on the requested resource ({method} {}{})",

@@ -9,3 +9,4 @@ pub mod meta;
 pub mod node;
 pub mod rollout;
 pub mod scale;
+pub mod store;

@@ -1,8 +1,10 @@
-//! Node commands: `cordon`, `uncordon`, `taint`.
+//! Node commands: `cordon`, `uncordon`, `drain`, `taint`.
 
-use anyhow::{anyhow, Result};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::{json, Value};
 
 use crate::{resources, Global};
@@ -29,6 +31,138 @@ pub async fn cordon(g: &Global, a: NodeArgs, on: bool) -> Result<()> {
         (false, true) => "already uncordoned",
     };
     println!("node/{} {verb}", a.node);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DrainArgs {
+    /// The node.
+    pub node: String,
+    /// Also delete pods that no controller manages (they are not recreated elsewhere).
+    #[arg(long)]
+    pub force: bool,
+    /// Ignore DaemonSet-managed pods (accepted for kubectl compatibility; this API has no DaemonSets).
+    #[arg(long)]
+    pub ignore_daemonsets: bool,
+    /// Also delete pods with emptyDir volumes (their data is lost).
+    #[arg(long)]
+    pub delete_emptydir_data: bool,
+    /// Seconds each pod is given to terminate (-1: the pod's own).
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    pub grace_period: i64,
+    /// How long to wait for the pods to go, e.g. 60s or 5m (0: forever).
+    #[arg(long, default_value = "0s")]
+    pub timeout: String,
+    /// Delete the pods instead of evicting them.
+    #[arg(long)]
+    pub disable_eviction: bool,
+    /// Only select pods with these labels.
+    #[arg(long = "pod-selector")]
+    pub pod_selector: Option<String>,
+}
+
+/// Parses kubectl's durations: `30s`, `5m`, `1h`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| anyhow!("error: invalid duration {s:?}"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => bail!("error: invalid duration {s:?}"),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Why drain may not remove a pod without an override flag.
+fn drain_blocker(pod: &Value, a: &DrainArgs) -> Option<&'static str> {
+    let finished = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+    let controlled = pod.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|o| o.iter().any(|r| r["controller"] == json!(true)));
+    let empty_dir = pod.pointer("/spec/volumes").and_then(Value::as_array).is_some_and(|v| v.iter().any(|v| v.get("emptyDir").is_some()));
+    if !finished && !controlled && !a.force {
+        return Some("cannot delete Pods declare no controller (use --force to override)");
+    }
+    if !finished && empty_dir && !a.delete_emptydir_data {
+        return Some("cannot delete Pods with local storage (use --delete-emptydir-data to override)");
+    }
+    None
+}
+
+/// `drain NODE`: cordons it, then evicts (or deletes) its pods and waits for them to go.
+pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
+    let timeout = parse_duration(&a.timeout)?;
+    cordon(g, NodeArgs { node: a.node.clone() }, true).await?;
+    let conn = resources::connect(g).await?;
+    let pods_r = resources::resolve("pods")?;
+    let all = resources::dynamic(&conn, pods_r, None);
+    let mut lp = ListParams::default().fields(&format!("spec.nodeName={}", a.node));
+    if let Some(sel) = &a.pod_selector {
+        lp = lp.labels(sel);
+    }
+    let pods: Vec<Value> = all.list(&lp).await?.items.into_iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect();
+    // Mirror pods belong to their node's agent and cannot be removed through the API.
+    let pods: Vec<Value> = pods.into_iter().filter(|p| p.pointer("/metadata/annotations/kubernetes.io~1config.mirror").is_none()).collect();
+    let mut blocked: Vec<(&str, String)> = Vec::new();
+    for p in &pods {
+        if let Some(why) = drain_blocker(p, &a) {
+            blocked.push((why, format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or(""))));
+        }
+    }
+    if !blocked.is_empty() {
+        let mut reasons: Vec<&str> = blocked.iter().map(|(w, _)| *w).collect();
+        reasons.dedup();
+        let text: Vec<String> = reasons
+            .iter()
+            .map(|r| format!("{r}: {}", blocked.iter().filter(|(w, _)| w == r).map(|(_, p)| p.as_str()).collect::<Vec<_>>().join(", ")))
+            .collect();
+        bail!("error: unable to drain node {:?} due to error: {}\nThere are pending nodes to be drained:\n {}", a.node, text.join("; "), a.node);
+    }
+    let grace = (a.grace_period >= 0).then_some(a.grace_period);
+    let mut waiting: Vec<(String, String, String)> = Vec::new();
+    for p in &pods {
+        let ns = p["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
+        let uid = p["metadata"]["uid"].as_str().unwrap_or("").to_string();
+        let base = resources::path(pods_r, Some(&ns), Some(&name));
+        let mut delete_options = json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"});
+        if let Some(g) = grace {
+            delete_options["gracePeriodSeconds"] = json!(g);
+        }
+        let req = if a.disable_eviction {
+            http::Request::delete(base).header("Content-Type", "application/json").body(serde_json::to_vec(&delete_options)?)?
+        } else {
+            println!("evicting pod {ns}/{name}");
+            let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}, "deleteOptions": delete_options});
+            http::Request::post(format!("{base}/eviction")).header("Content-Type", "application/json").body(serde_json::to_vec(&eviction)?)?
+        };
+        match conn.client.request_text(req).await {
+            Ok(_) => waiting.push((ns, name, uid)),
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // A pod is gone when it is not found, or its name now belongs to a new pod (another uid).
+    let started = Instant::now();
+    while !waiting.is_empty() {
+        let mut still = Vec::new();
+        for (ns, name, uid) in waiting {
+            let api = resources::dynamic(&conn, pods_r, Some(&ns));
+            match api.get_opt(&name).await? {
+                Some(p) if p.metadata.uid.as_deref() == Some(uid.as_str()) => still.push((ns, name, uid)),
+                _ => println!("pod/{name} {}", if a.disable_eviction { "deleted" } else { "evicted" }),
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            break;
+        }
+        if !timeout.is_zero() && started.elapsed() >= timeout {
+            let names: Vec<String> = waiting.iter().map(|(ns, n, _)| format!("{ns}/{n}")).collect();
+            bail!("error: unable to drain node {:?} due to error: global timeout reached: {}, pods still terminating: {}", a.node, a.timeout, names.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("node/{} drained", a.node);
     Ok(())
 }
 
@@ -122,5 +256,13 @@ mod tests {
         assert_eq!(parse_taint("dedicated:NoSchedule-").unwrap(), TaintChange::Remove { key: "dedicated".into(), effect: Some("NoSchedule".into()) });
         assert_eq!(parse_taint("dedicated-").unwrap(), TaintChange::Remove { key: "dedicated".into(), effect: None });
         assert!(parse_taint("x=y:Sometimes").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("12").unwrap(), Duration::from_secs(12));
+        assert!(parse_duration("5x").is_err());
     }
 }

@@ -1,0 +1,200 @@
+//! `pctl store`: administration of the store cluster that kubectl lacks and operators otherwise
+//! do with etcdctl: member list/add/remove, snapshot save (a backup over the etcd Maintenance
+//! API) and snapshot restore (a new member data dir from a backup, offline).
+
+use std::{io::Write, path::PathBuf, time::Duration};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+
+use crate::output;
+
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// Store members to talk to (comma-separated client URLs).
+    #[arg(long, env = "PCTL_STORE_ENDPOINTS", default_value = "http://127.0.0.1:2379", value_delimiter = ',', global = true)]
+    pub endpoints: Vec<String>,
+    /// CA bundle that signed the members' certificates (https endpoints).
+    #[arg(long, env = "PCTL_STORE_CACERT", global = true)]
+    pub cacert: Option<PathBuf>,
+    /// Client certificate, when the store asks for one (`--client-cert-auth`).
+    #[arg(long, env = "PCTL_STORE_CERT", global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Key of the client certificate.
+    #[arg(long, env = "PCTL_STORE_KEY", global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
+    #[command(subcommand)]
+    pub what: StoreCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCmd {
+    /// Members of the store cluster.
+    Member {
+        #[command(subcommand)]
+        op: MemberOp,
+    },
+    /// Backups of the store.
+    Snapshot {
+        #[command(subcommand)]
+        op: SnapshotOp,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberOp {
+    /// List the members (ID, STATUS, NAME, PEER URLS, CLIENT URLS, IS LEARNER).
+    List,
+    /// Add a member; prints the flags to start it with.
+    Add {
+        /// The new member's name (its `--name`).
+        name: String,
+        /// The new member's peer URLs (comma-separated).
+        #[arg(long, value_delimiter = ',', required = true)]
+        peer_urls: Vec<String>,
+    },
+    /// Remove a member, by hex ID (as `member list` prints it) or by name.
+    Remove {
+        /// Member ID or name.
+        member: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotOp {
+    /// Stream a consistent backup of the store from one member into FILE.
+    Save {
+        /// The backup file to write.
+        file: PathBuf,
+    },
+    /// Create a new member data dir from a backup (offline); do it for each member with the
+    /// same file, then start them as a new cluster.
+    Restore {
+        /// The backup file (from `snapshot save` or `etcdctl snapshot save` on our store).
+        file: PathBuf,
+        /// Name of the member this data dir is for.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Where to create the data dir (must not exist; default `<name>.store`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+pub async fn store(a: StoreArgs) -> Result<()> {
+    match &a.what {
+        StoreCmd::Snapshot { op: SnapshotOp::Restore { file, name, data_dir } } => {
+            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.store")));
+            store::bootstrap::restore(file, &dir)?;
+            println!("Snapshot restored into {} (member {name})", dir.display());
+            println!("Start it with: store --name {name} --data-dir {} --initial-cluster-state new ...", dir.display());
+            Ok(())
+        }
+        StoreCmd::Snapshot { op: SnapshotOp::Save { file } } => save(&a, file).await,
+        StoreCmd::Member { op } => member(&a, op).await,
+    }
+}
+
+async fn connect(a: &StoreArgs) -> Result<Client> {
+    let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(30));
+    if a.cacert.is_some() || a.cert.is_some() {
+        let mut t = TlsOptions::new();
+        if let Some(ca) = &a.cacert {
+            t = t.ca_certificate(Certificate::from_pem(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?));
+        }
+        if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
+            let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+            t = t.identity(Identity::from_pem(cert, key));
+        }
+        options = options.with_tls(t);
+    }
+    Client::connect(&a.endpoints, Some(options))
+        .await
+        .with_context(|| format!("connecting to the store at {}", a.endpoints.join(",")))
+}
+
+async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
+    let mut c = connect(a).await?;
+    match op {
+        MemberOp::List => {
+            let resp = c.member_list().await?;
+            let mut rows = vec![["ID", "STATUS", "NAME", "PEER URLS", "CLIENT URLS", "IS LEARNER"].map(String::from).to_vec()];
+            for m in resp.members() {
+                // etcd's rule: a member that has not started yet has no name.
+                let started = if m.name().is_empty() { "unstarted" } else { "started" };
+                rows.push(vec![
+                    format!("{:x}", m.id()),
+                    started.into(),
+                    m.name().into(),
+                    m.peer_urls().join(","),
+                    m.client_urls().join(","),
+                    m.is_learner().to_string(),
+                ]);
+            }
+            print!("{}", output::align(&rows));
+        }
+        MemberOp::Add { name, peer_urls } => {
+            let resp = c.member_add(peer_urls, None).await?;
+            let added = resp.member().ok_or_else(|| anyhow!("the store did not return the added member"))?;
+            let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or_default();
+            println!("Member {:x} added to cluster {cluster_id:x}", added.id());
+            let mut initial = Vec::new();
+            for m in resp.member_list() {
+                let n = if m.id() == added.id() { name.as_str() } else { m.name() };
+                for u in m.peer_urls() {
+                    initial.push(format!("{n}={u}"));
+                }
+            }
+            println!();
+            println!("Start it with:");
+            println!(
+                "store --name {name} --initial-advertise-peer-urls {} --listen-peer-urls {} --initial-cluster {} --initial-cluster-state existing",
+                peer_urls.join(","),
+                peer_urls.join(","),
+                initial.join(",")
+            );
+        }
+        MemberOp::Remove { member } => {
+            let list = c.member_list().await?;
+            let by_name: Vec<u64> = list.members().iter().filter(|m| m.name() == member).map(|m| m.id()).collect();
+            let id = match (u64::from_str_radix(member, 16), by_name.as_slice()) {
+                (Ok(id), _) if list.members().iter().any(|m| m.id() == id) => id,
+                (_, [id]) => *id,
+                (_, []) => bail!("error: member {member} not found in the cluster"),
+                _ => bail!("error: several members are named {member}; remove one by its ID"),
+            };
+            let resp = c.member_remove(id).await?;
+            let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or_default();
+            println!("Member {id:x} removed from cluster {cluster_id:x}");
+        }
+    }
+    Ok(())
+}
+
+async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
+    // One member serves the whole backup: like etcdctl, take the first endpoint only.
+    let first = a.endpoints.first().cloned().ok_or_else(|| anyhow!("error: no store endpoint"))?;
+    let one = StoreArgs { endpoints: vec![first], cacert: a.cacert.clone(), cert: a.cert.clone(), key: a.key.clone(), what: StoreCmd::Member { op: MemberOp::List } };
+    let mut c = connect(&one).await?;
+    let part = file.with_extension("part");
+    let mut out = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let mut stream = c.snapshot().await?;
+    let mut bytes = Vec::new();
+    let mut last_report = std::time::Instant::now();
+    while let Some(msg) = stream.message().await? {
+        bytes.extend_from_slice(msg.blob());
+        if last_report.elapsed() > Duration::from_secs(1) {
+            eprintln!("received {} bytes, {} to go", bytes.len(), msg.remaining_bytes());
+            last_report = std::time::Instant::now();
+        }
+    }
+    // Check the backup's checksum before calling it saved.
+    store::snapshot::from_backup(&bytes).map_err(|e| anyhow!("error: the backup from {} is not valid: {e}", one.endpoints[0]))?;
+    out.write_all(&bytes)?;
+    out.sync_all()?;
+    std::fs::rename(&part, file).with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;
+    println!("Snapshot saved at {} ({} bytes)", file.display(), bytes.len());
+    Ok(())
+}
