@@ -148,6 +148,8 @@ impl ApiCluster {
             "/CN=kube-apiserver",
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
         )?;
+        // The apiserver's client certificate towards agents, as kube-apiserver-kubelet-client.
+        sign_subject(&pki, &ca, &ca_key, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")?;
         for id in Identity::ALL {
             if let Some(subject) = id.subject() {
                 sign_subject(&pki, &ca, &ca_key, id.name(), subject, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")?;
@@ -168,6 +170,9 @@ impl ApiCluster {
                 format!("--token-auth-file={}", s(&tokens)),
                 format!("--audit-log-path={}", s(&dir.join(format!("audit-{i}.log")))),
                 "--bookmark-interval=1".into(),
+                format!("--kubelet-client-certificate={}", s(&pki.join("apiserver-kubelet-client.crt"))),
+                format!("--kubelet-client-key={}", s(&pki.join("apiserver-kubelet-client.key"))),
+                format!("--kubelet-certificate-authority={}", s(&ca)),
             ];
             if let Some(t) = cluster.store.tls_files() {
                 args.push(format!("--etcd-cafile={}", s(&t.ca_cert)));
@@ -213,6 +218,22 @@ impl ApiCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Starts an [`AgentDouble`](crate::agent_double::AgentDouble) for node `node`, with a
+    /// serving certificate from the cluster CA, and returns it with its port.
+    pub async fn start_agent_double(&self, node: &str) -> Result<crate::agent_double::AgentDouble> {
+        let pki = self.dir.join("pki");
+        let name = format!("agent-{node}");
+        sign_subject(
+            &pki,
+            &pki.join("ca.crt"),
+            &pki.join("ca.key"),
+            &name,
+            &format!("/O=system:nodes/CN=system:node:{node}"),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+        )?;
+        crate::agent_double::AgentDouble::start(&pki.join(format!("{name}.crt")), &pki.join(format!("{name}.key")), &pki.join("ca.crt")).await
     }
 
     /// The HTTPS URL of apiserver `i`.

@@ -20,6 +20,7 @@ mod etcdctl;
 pub mod history;
 mod member;
 mod membership;
+pub mod agent_double;
 pub mod ports;
 mod process;
 mod restart_many;

@@ -258,3 +258,83 @@ fn backup_and_restore(c: &ApiCluster, endpoints: &str) {
     let _ = member.kill();
     assert!(found.contains("/registry/namespaces/backed-up"), "restored store does not hold the namespace: {found:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_and_exec_through_the_agent() {
+    let c = match ApiCluster::start(ApiConfig::new()).await {
+        Ok(c) => c,
+        Err(e) => panic!("API cluster did not start: {e:#}"),
+    };
+    let agent = c.start_agent_double("n3").await.expect("agent double");
+    kubectl_apply(&c, "apiVersion: v1\nkind: Node\nmetadata: {name: n3}\n");
+    let status = format!("{{\"status\":{{\"addresses\":[{{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"}}],\"daemonEndpoints\":{{\"kubeletEndpoint\":{{\"Port\":{}}}}}}}}}", agent.port);
+    let patched = c.kubectl(Admin, &["patch", "node", "n3", "--subresource=status", "--type=merge", "-p", &status]);
+    assert!(patched.status.success(), "{}", stderr(&patched));
+    kubectl_apply(&c, "apiVersion: v1\nkind: Node\nmetadata: {name: n4}\n");
+    for (name, node, containers) in [("app", "n3", "[main]"), ("two", "n3", "[a, b]"), ("waiting", "n3", "[main]"), ("pending", "", "[main]"), ("lost", "n4", "[main]")] {
+        let containers: Vec<String> = containers.trim_matches(['[', ']']).split(", ").map(|c| format!("{{name: {c}, image: localhost/busybox:1.36}}")).collect();
+        let node = if node.is_empty() { String::new() } else { format!("  nodeName: {node}\n") };
+        kubectl_apply(&c, &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{node}  containers: [{}]\n", containers.join(", ")));
+    }
+    let lines = |from: usize| (from..=5).map(|i| format!("default/app/main line {i}\n")).collect::<String>();
+
+    // Logs, with kubectl and pctl.
+    assert_eq!(stdout(&c.kubectl(Admin, &["logs", "app"])), lines(1));
+    assert_eq!(stdout(&c.kubectl(Admin, &["logs", "pod/app", "--tail=2"])), lines(4));
+    assert_eq!(ok(&c, &["logs", "app", "--tail=2"]), lines(4));
+    assert_eq!(ok(&c, &["logs", "two", "-c", "b", "--tail=1"]), "default/two/b line 5\n");
+    // Several containers: the server wants a name; kubectl and pctl default to the first.
+    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods/two/log", None);
+    assert_eq!(code, 400);
+    assert!(body.contains("a container name must be specified for pod two, choose one of: [a b]"), "{body}");
+    for out in [c.kubectl(Admin, &["logs", "two", "--tail=1"]), pctl(&c, &["logs", "two", "--tail=1"])] {
+        assert_eq!(stdout(&out), "default/two/a line 5\n");
+        assert!(stderr(&out).contains("Defaulted container \"a\" out of: a, b"), "{}", stderr(&out));
+    }
+    let bad = pctl(&c, &["logs", "app", "-c", "nope"]);
+    assert_eq!(stderr(&bad).trim(), "Error from server (BadRequest): container nope is not valid for pod app");
+    let waiting = c.kubectl(Admin, &["logs", "waiting"]);
+    assert_eq!(stderr(&waiting).trim(), "Error from server (BadRequest): container \"main\" in pod \"waiting\" is waiting to start: ContainerCreating");
+    let pending = c.kubectl(Admin, &["logs", "pending"]);
+    assert!(pending.status.success() && stdout(&pending).is_empty(), "{}", stderr(&pending));
+    let lost = pctl(&c, &["logs", "lost"]);
+    assert!(stderr(&lost).contains("node \"n4\" does not report an agent endpoint"), "{}", stderr(&lost));
+    let negative = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods/app/log?tailLines=-1", None);
+    assert_eq!(negative.0, 422, "{}", negative.1);
+    // -f streams until stopped.
+    let follow = Command::new("timeout")
+        .args(["3", &apiserver_binary().with_file_name("pctl").to_string_lossy(), &format!("--kubeconfig={}", c.kubeconfig(Admin).display()), "logs", "-f", "app"])
+        .output()
+        .unwrap();
+    assert!(stdout(&follow).starts_with(&lines(1)) && stdout(&follow).contains("tick 3\n"), "{}", stdout(&follow));
+    // A viewer may read logs.
+    assert_eq!(stdout(&c.kubectl(cluster_tests::Identity::Viewer, &["logs", "app", "--tail=1"])), lines(5));
+
+    // Exec, with kubectl and pctl: output, exit codes, stdin.
+    let hello = c.kubectl(Admin, &["exec", "app", "--", "echo", "hello"]);
+    assert_eq!(stdout(&hello), "hello\n", "{}", stderr(&hello));
+    assert_eq!(ok(&c, &["exec", "app", "--", "echo", "hello", "world"]), "hello world\n");
+    let failed = c.kubectl(Admin, &["exec", "app", "--", "sh", "-c", "echo oops >&2; exit 3"]);
+    assert_eq!(failed.status.code(), Some(3), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("oops") && stderr(&failed).contains("command terminated with exit code 3"), "{}", stderr(&failed));
+    let failed = pctl(&c, &["exec", "app", "--", "sh", "-c", "exit 4"]);
+    assert_eq!(failed.status.code(), Some(4));
+    assert_eq!(stderr(&failed).trim(), "command terminated with exit code 4");
+    let piped = c.kubectl_stdin(Admin, &["exec", "-i", "app", "--", "wc", "-c"], "twelve bytes");
+    assert_eq!(stdout(&piped).trim(), "12", "{}", stderr(&piped));
+    let piped = Command::new(apiserver_binary().with_file_name("pctl"))
+        .args([&format!("--kubeconfig={}", c.kubeconfig(Admin).display()), "exec", "-i", "two", "-c", "a", "--", "wc", "-c"])
+        .stdin(std::fs::File::open("/etc/hostname").unwrap())
+        .output()
+        .unwrap();
+    let expected = std::fs::read("/etc/hostname").unwrap().len().to_string();
+    assert_eq!(stdout(&piped).trim(), expected, "{}", stderr(&piped));
+    // Refusals.
+    let viewer = c.kubectl(cluster_tests::Identity::Viewer, &["exec", "app", "--", "true"]);
+    assert!(stderr(&viewer).contains("cannot create resource \"pods/exec\""), "{}", stderr(&viewer));
+    let pending = c.kubectl(Admin, &["exec", "pending", "--", "true"]);
+    assert!(stderr(&pending).contains("pod pending does not have a host assigned"), "{}", stderr(&pending));
+    let (code, body) = c.curl(Admin, "POST", "/api/v1/namespaces/default/pods/app/exec?stdout=true", None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("you must specify at least 1 command"), "{body}");
+}

@@ -43,6 +43,10 @@ enum Command {
     Get(cmd::get::GetArgs),
     /// Show details of a resource, with its events.
     Describe(cmd::describe::DescribeArgs),
+    /// Print the logs of a container in a pod.
+    Logs(cmd::pod::LogsArgs),
+    /// Run a command in a container.
+    Exec(cmd::pod::ExecArgs),
     /// Delete resources by file, name or label selector.
     Delete(cmd::delete::DeleteArgs),
     /// Update the labels on a resource (`key=value`, `key-` to remove).
@@ -77,6 +81,12 @@ async fn main() {
         Command::Create(a) => cmd::create::create(&cli.global, a).await,
         Command::Get(a) => cmd::get::get(&cli.global, a).await,
         Command::Describe(a) => cmd::describe::describe(&cli.global, a).await,
+        Command::Logs(a) => cmd::pod::logs(&cli.global, a).await,
+        Command::Exec(a) => match cmd::pod::exec(&cli.global, a).await {
+            Ok(0) => Ok(()),
+            Ok(code) => std::process::exit(code),
+            Err(e) => Err(e),
+        },
         Command::Delete(a) => cmd::delete::delete(&cli.global, a).await,
         Command::Label(a) => cmd::meta::update(&cli.global, a, cmd::meta::Field::Labels).await,
         Command::Annotate(a) => cmd::meta::update(&cli.global, a, cmd::meta::Field::Annotations).await,

@@ -7,6 +7,7 @@ pub mod describe;
 pub mod get;
 pub mod meta;
 pub mod node;
+pub mod pod;
 pub mod rollout;
 pub mod scale;
 pub mod store;
