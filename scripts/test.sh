@@ -11,4 +11,4 @@ echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 # --workspace keeps the feature set of the run above, so nothing is rebuilt.
 echo "==> the apiserver suites again, on the reference etcd"
-STORE_FLAVOR=etcd cargo test --workspace --test kubectl --test api_errors --test api_faults --test pctl -- --test-threads="${TEST_THREADS:-2}"
+STORE_FLAVOR=etcd cargo test --workspace --test kubectl --test api_errors --test api_faults --test pctl --test client_lib -- --test-threads="${TEST_THREADS:-2}"

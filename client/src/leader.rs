@@ -23,8 +23,11 @@ pub enum Decision {
     Wait,
 }
 
-/// Decides from the Lease (None when it does not exist yet), the time and our identity.
-pub fn decide(lease: Option<&Lease>, now: Timestamp, identity: &str) -> Decision {
+/// Decides from the Lease (None when it does not exist yet), our identity, and how long the
+/// Lease's record (holder and renew time) has been seen unchanged on our own clock. As in
+/// client-go, expiry is judged by our clock only, never by comparing another machine's
+/// timestamps with ours, so clock skew between candidates cannot make two of them lead.
+pub fn decide(lease: Option<&Lease>, identity: &str, unchanged_for: Duration) -> Decision {
     let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else { return Decision::Acquire };
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder == identity {
@@ -33,11 +36,11 @@ pub fn decide(lease: Option<&Lease>, now: Timestamp, identity: &str) -> Decision
     if holder.is_empty() {
         return Decision::Acquire;
     }
-    let duration = spec.lease_duration_seconds.unwrap_or(15) as i64;
-    let renewed = spec.renew_time.as_ref().map(|t| t.0).or(spec.acquire_time.as_ref().map(|t| t.0));
-    match renewed {
-        Some(t) if now.as_second() - t.as_second() < duration => Decision::Wait,
-        _ => Decision::Acquire,
+    let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(15).max(1) as u64);
+    if unchanged_for < duration {
+        Decision::Wait
+    } else {
+        Decision::Acquire
     }
 }
 
@@ -56,11 +59,20 @@ pub fn run(client: kube::Client, cfg: Config) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+        let mut observed = Observed::default();
+        // A round that cannot finish within two thirds of the lease (client-go's renew
+        // deadline against its lease duration) counts as lost: the leader steps down before
+        // another candidate may take over.
+        let deadline = cfg.lease_duration * 2 / 3;
         loop {
-            let leading = match try_once(&api, &cfg).await {
-                Ok(l) => l,
-                Err(e) => {
+            let leading = match tokio::time::timeout(deadline, try_once(&api, &cfg, &mut observed)).await {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => {
                     tracing::warn!(lease = %cfg.name, error = %e, "leader election round failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!(lease = %cfg.name, "leader election round timed out");
                     false
                 }
             };
@@ -71,10 +83,29 @@ pub fn run(client: kube::Client, cfg: Config) -> watch::Receiver<bool> {
     rx
 }
 
-async fn try_once(api: &Api<Lease>, cfg: &Config) -> Result<bool, kube::Error> {
+/// The Lease record last seen and when (on our clock) it was first seen so.
+#[derive(Default)]
+struct Observed {
+    record: Option<(Option<String>, Option<MicroTime>)>,
+    since: Option<std::time::Instant>,
+}
+
+impl Observed {
+    /// Notes the record just read; returns how long it has been unchanged.
+    fn see(&mut self, lease: Option<&Lease>) -> Duration {
+        let record = lease.and_then(|l| l.spec.as_ref()).map(|s| (s.holder_identity.clone(), s.renew_time.clone()));
+        if record != self.record || self.since.is_none() {
+            self.record = record;
+            self.since = Some(std::time::Instant::now());
+        }
+        self.since.map(|t| t.elapsed()).unwrap_or_default()
+    }
+}
+
+async fn try_once(api: &Api<Lease>, cfg: &Config, observed: &mut Observed) -> Result<bool, kube::Error> {
     let current = api.get_opt(&cfg.name).await?;
     let now = Timestamp::now();
-    let decision = decide(current.as_ref(), now, &cfg.identity);
+    let decision = decide(current.as_ref(), &cfg.identity, observed.see(current.as_ref()));
     if decision == Decision::Wait {
         return Ok(false);
     }
@@ -127,11 +158,28 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let now: Timestamp = "2026-01-01T00:00:20Z".parse().unwrap();
-        assert_eq!(decide(None, now, "a"), Decision::Acquire);
-        assert_eq!(decide(Some(&lease("a", "2026-01-01T00:00:19Z", 15)), now, "a"), Decision::Renew);
-        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:10Z", 15)), now, "a"), Decision::Wait);
-        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:04Z", 15)), now, "a"), Decision::Acquire);
-        assert_eq!(decide(Some(&lease("", "2026-01-01T00:00:19Z", 15)), now, "a"), Decision::Acquire);
+        let s = Duration::from_secs;
+        assert_eq!(decide(None, "a", s(0)), Decision::Acquire);
+        assert_eq!(decide(Some(&lease("a", "2026-01-01T00:00:19Z", 15)), "a", s(0)), Decision::Renew);
+        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:10Z", 15)), "a", s(10)), Decision::Wait);
+        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:04Z", 15)), "a", s(16)), Decision::Acquire);
+        assert_eq!(decide(Some(&lease("", "2026-01-01T00:00:19Z", 15)), "a", s(0)), Decision::Acquire);
+        // A renew time far in the past on another machine's clock does not matter: only how
+        // long we have seen the record unchanged.
+        assert_eq!(decide(Some(&lease("b", "2020-01-01T00:00:00Z", 15)), "a", s(1)), Decision::Wait);
+    }
+
+    #[test]
+    fn observation_restarts_when_the_record_changes() {
+        let mut o = Observed::default();
+        let a = lease("b", "2026-01-01T00:00:10Z", 15);
+        let first = o.see(Some(&a));
+        assert!(first < Duration::from_secs(1));
+        let since = o.since;
+        o.see(Some(&a));
+        assert_eq!(o.since, since);
+        o.see(Some(&lease("b", "2026-01-01T00:00:12Z", 15)));
+        assert!(o.since >= since);
+        assert_ne!(o.record, Some((Some("b".into()), Some(MicroTime("2026-01-01T00:00:10Z".parse().unwrap())))));
     }
 }

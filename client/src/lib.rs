@@ -1,7 +1,9 @@
 //! The client library of our components: a kube-rs client built from a kubeconfig, informers
 //! (list then watch into a shared cache, resuming and relisting as kube-rs' watcher does) and
-//! lease-based leader election on `coordination.k8s.io/v1` Leases.
+//! lease-based leader election on `coordination.k8s.io/v1` Leases. [`cache`] adds secondary
+//! indexes to an informer's cache.
 
+pub mod cache;
 pub mod leader;
 
 use std::path::Path;
