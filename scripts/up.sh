@@ -29,25 +29,8 @@ fi
 
 pki=.run/pki
 if [ ! -f "$pki/ca.crt" ]; then
-  echo "==> making a CA and certificates in $pki"
-  mkdir -p "$pki"
-  openssl req -x509 -nodes -days 365 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
-    -subj "/CN=orchestrator CA" -addext basicConstraints=critical,CA:TRUE \
-    -addext keyUsage=critical,keyCertSign,cRLSign -keyout "$pki/ca.key" -out "$pki/ca.crt" 2>/dev/null
-  issue() { # name subject extendedKeyUsage [subjectAltName]
-    local ext="basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=$3\n"
-    [ -n "${4:-}" ] && ext="${ext}subjectAltName=$4\n"
-    printf "$ext" > "$pki/$1.ext"
-    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "$2" \
-      -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
-    openssl x509 -req -days 365 -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-      -CAcreateserial -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
-    rm -f "$pki/$1.csr" "$pki/$1.ext"
-    chmod 600 "$pki/$1.key"
-  }
-  issue apiserver "/CN=kube-apiserver" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,IP:10.96.0.1"
-  issue admin "/O=system:masters/CN=admin" clientAuth
-  issue viewer "/O=system:viewers/CN=viewer" clientAuth
+  echo "==> making a CA and certificates in $pki (pctl certs generate)"
+  "$target/debug/pctl" certs generate --dir "$pki" --nodes "$(hostname)"
 fi
 
 if running apiserver; then
@@ -56,7 +39,9 @@ else
   echo "==> starting apiserver (https://127.0.0.1:6443)"
   nohup "$target/debug/apiserver" --etcd-servers http://127.0.0.1:2379 \
     --secure-port 6443 --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
-    --client-ca-file "$pki/ca.crt" --audit-log-path .run/audit.log >> .run/apiserver.log 2>&1 &
+    --client-ca-file "$pki/ca.crt" --audit-log-path .run/audit.log \
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$pki/ca.crt" >> .run/apiserver.log 2>&1 &
   echo $! > .run/apiserver.pid
   for _ in $(seq 1 100); do
     if curl -sf --cacert "$pki/ca.crt" https://127.0.0.1:6443/readyz >/dev/null; then break; fi
@@ -66,24 +51,8 @@ else
 fi
 
 for user in admin viewer; do
-  cat > ".run/$user.kubeconfig" <<KUBECONFIG
-apiVersion: v1
-kind: Config
-clusters:
-- name: local
-  cluster:
-    server: https://127.0.0.1:6443
-    certificate-authority: $PWD/$pki/ca.crt
-users:
-- name: $user
-  user:
-    client-certificate: $PWD/$pki/$user.crt
-    client-key: $PWD/$pki/$user.key
-contexts:
-- name: local
-  context: {cluster: local, user: $user, namespace: default}
-current-context: local
-KUBECONFIG
+  "$target/debug/pctl" kubeconfig --certs-dir "$pki" --user "$user" --server https://127.0.0.1:6443 > ".run/$user.kubeconfig"
+  chmod 600 ".run/$user.kubeconfig"
 done
 echo "store and apiserver are up. Try:"
 echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"

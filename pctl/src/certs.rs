@@ -31,13 +31,15 @@ fn identities(nodes: &[String]) -> Vec<(String, String, Vec<&'static str>, bool,
         ("apiserver".to_string(), "kube-apiserver".to_string(), vec![], true, false),
         ("store".into(), "store".into(), vec![], true, true),
         ("apiserver-etcd-client".into(), "kube-apiserver".into(), vec![], false, true),
+        ("apiserver-kubelet-client".into(), "kube-apiserver-kubelet-client".into(), vec!["system:masters"], false, true),
         ("admin".into(), "admin".into(), vec!["system:masters"], false, true),
         ("viewer".into(), "viewer".into(), vec!["system:viewers"], false, true),
         ("scheduler".into(), "system:kube-scheduler".into(), vec![], false, true),
         ("controller-manager".into(), "system:kube-controller-manager".into(), vec![], false, true),
     ];
     for n in nodes {
-        out.push((format!("node-{n}"), format!("system:node:{n}"), vec!["system:nodes"], false, true));
+        // An agent both calls the apiserver and serves pods/log and pods/exec to it.
+        out.push((format!("node-{n}"), format!("system:node:{n}"), vec!["system:nodes"], true, true));
     }
     out
 }
