@@ -155,6 +155,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         limits: Limits {
             max_request_bytes: cfg.max_request_bytes,
             max_txn_ops: cfg.max_txn_ops,
+            strict_reconfig_check: cfg.strict_reconfig_check,
             quota_backend_bytes: cfg.quota_backend_bytes,
             min_lease_ttl: ((3 * cfg.election_timeout / 2 + 999) / 1000) as i64,
             election_timeout,

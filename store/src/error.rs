@@ -60,6 +60,8 @@ pub enum StoreError {
     NotCapable,
     #[error("etcdserver: {0}")]
     Internal(String),
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
 }
 
 impl StoreError {
@@ -75,7 +77,7 @@ impl StoreError {
             LeaseExist | MemberExist | PeerUrlExist | MemberNotEnoughStarted | MemberNotLearner | LearnerNotReady => {
                 Code::FailedPrecondition
             }
-            NoLeader | Stopped | Timeout => Code::Unavailable,
+            NoLeader | Stopped | Timeout | Unhealthy => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             Internal(_) => Code::Unknown,
         }

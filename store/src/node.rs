@@ -36,7 +36,13 @@ pub struct Limits {
     pub min_lease_ttl: i64,
     /// Election timeout, by which a new leader extends leases.
     pub election_timeout: Duration,
+    /// `--strict-reconfig-check`.
+    pub strict_reconfig_check: bool,
 }
+
+/// How long a peer must have been answering to count as connected for a membership change
+/// (etcd's HealthInterval).
+const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A leader-only lease operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -416,6 +422,49 @@ impl Node {
         self.state.cluster.read().members.clone()
     }
 
+    /// Voters that have answered this leader without a failure since `since` (this member
+    /// counts itself).
+    fn connected_since(&self, voters: &[u64], since: std::time::Instant) -> usize {
+        voters.iter().filter(|id| **id == self.id || self.peers.active_since(**id).is_some_and(|t| t <= since)).count()
+    }
+
+    /// etcd's mayAddMember: a new voter raises the quorum, so the started members must still
+    /// make one, and every voter must be connected (else the new quorum may be unreachable).
+    fn may_add_voter(&self, info: &MembersInfo) -> Result<(), StoreError> {
+        if !self.limits.strict_reconfig_check {
+            return Ok(());
+        }
+        let voters: Vec<u64> = info.members.iter().filter(|(_, _, learner)| !learner).map(|(id, _, _)| *id).collect();
+        let attrs = self.member_attrs();
+        let started = voters.iter().filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty())).count();
+        if started < (voters.len() + 1) / 2 + 1 {
+            return Err(StoreError::MemberNotEnoughStarted);
+        }
+        let since = std::time::Instant::now().checked_sub(HEALTH_INTERVAL).unwrap_or_else(std::time::Instant::now);
+        if self.connected_since(&voters, since) < voters.len() {
+            return Err(StoreError::Unhealthy);
+        }
+        Ok(())
+    }
+
+    /// etcd's mayRemoveMember: a member that is down may go; otherwise the remaining
+    /// connected voters must still make a quorum of the remaining ones.
+    fn may_remove_voter(&self, info: &MembersInfo, id: u64) -> Result<(), StoreError> {
+        if !self.limits.strict_reconfig_check {
+            return Ok(());
+        }
+        if id != self.id && self.peers.active_since(id).is_none() {
+            return Ok(());
+        }
+        let voters: Vec<u64> = info.members.iter().filter(|(_, _, learner)| !learner).map(|(id, _, _)| *id).collect();
+        let since = std::time::Instant::now().checked_sub(HEALTH_INTERVAL).unwrap_or_else(std::time::Instant::now);
+        let active = self.connected_since(&voters, since);
+        if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
+            return Err(StoreError::Unhealthy);
+        }
+        Ok(())
+    }
+
     /// Runs a membership change on the leader; returns the added member, if any.
     pub async fn member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
         self.leader_or_forward(PeerRpc::MemberChange, &change, || self.leader_member_change(change.clone())).await
@@ -435,6 +484,9 @@ impl Node {
                 if peer_urls.is_empty() || !peer_urls.iter().all(|u| valid_url(u)) {
                     return Err(StoreError::MemberBadUrls);
                 }
+                if !learner {
+                    self.may_add_voter(&info)?;
+                }
                 if info.members.iter().any(|(_, m, _)| m.peer_urls.iter().any(|u| peer_urls.contains(u))) {
                     return Err(StoreError::PeerUrlExist);
                 }
@@ -452,6 +504,9 @@ impl Node {
             }
             MemberChange::Remove { id } => {
                 let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
+                if !learner {
+                    self.may_remove_voter(&info, id)?;
+                }
                 let ids = BTreeSet::from([id]);
                 let change = if learner { ChangeMembers::RemoveNodes(ids) } else { ChangeMembers::RemoveVoters(ids) };
                 self.raft.change_membership(change, false).await.map_err(change_err)?;

@@ -267,3 +267,30 @@ async fn killed_leader_is_replaced_and_restarted_member_catches_up() {
     let listed = ok(&cluster.etcdctl(&["member", "list"]));
     assert_eq!(listed, expected_member_list(&cluster));
 }
+
+/// With a member down, etcd's strict reconfiguration check refuses changes that could cost
+/// the quorum: adding a voter, or removing a live one. Removing the dead member is allowed.
+#[tokio::test]
+async fn member_changes_that_risk_the_quorum_are_refused() {
+    let mut cluster = three_members().await;
+    // Every member connected for etcd's 5 s health interval first, so that what follows is
+    // refused because of the dead member and not because the cluster is young.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let dead = 2;
+    let dead_id = cluster.member_id(dead).expect("member id");
+    let live_id = cluster.member_id(1).expect("member id");
+    cluster.kill(dead);
+    // The leader notices at its next heartbeat.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let live = [0, 1];
+    let add = cluster.etcdctl_on(&live, &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"]);
+    fails_with(&add, 1, "Error: etcdserver: unhealthy cluster");
+    let remove_live = cluster.etcdctl_on(&live, &["member", "remove", &format!("{live_id:x}")]);
+    fails_with(&remove_live, 1, "Error: etcdserver: unhealthy cluster");
+    // Nothing changed.
+    let list = ok(&cluster.etcdctl_on(&live, &["member", "list"]));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    // The dead member may go.
+    let removed = ok(&cluster.etcdctl_on(&live, &["member", "remove", &format!("{dead_id:x}")]));
+    assert!(removed.starts_with(&format!("Member {dead_id:x} removed from cluster")), "{removed}");
+}

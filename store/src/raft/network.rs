@@ -29,6 +29,8 @@ pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 pub struct PeerClients {
     tls: Option<ClientTlsConfig>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Since when each peer (by member ID) has answered Raft RPCs without a failure.
+    active: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
 }
 
 /// The peer RPCs.
@@ -55,7 +57,23 @@ pub enum PeerRpc {
 impl PeerClients {
     /// Peers reached with `tls` when URLs are https.
     pub fn new(tls: Option<ClientTlsConfig>) -> PeerClients {
-        PeerClients { tls, channels: Arc::new(Mutex::new(HashMap::new())) }
+        PeerClients { tls, channels: Arc::new(Mutex::new(HashMap::new())), active: Arc::new(Mutex::new(HashMap::new())) }
+    }
+
+    /// Records the outcome of a Raft RPC to `id`: the first success after a failure starts
+    /// its active period, a failure ends it (etcd's transport ActiveSince).
+    fn mark(&self, id: u64, ok: bool) {
+        let mut active = self.active.lock();
+        if ok {
+            active.entry(id).or_insert_with(std::time::Instant::now);
+        } else {
+            active.remove(&id);
+        }
+    }
+
+    /// Since when `id` has been answering, or None when its last RPC failed (or none was made).
+    pub fn active_since(&self, id: u64) -> Option<std::time::Instant> {
+        self.active.lock().get(&id).copied()
     }
 
     fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
@@ -191,6 +209,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         let started = std::time::Instant::now();
         let res = self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await;
         self.metrics.peer_rtt.observe(started.elapsed().as_secs_f64());
+        self.peers.mark(self.target, !matches!(res, Err(RPCError::Unreachable(_) | RPCError::Network(_) | RPCError::Timeout(_))));
         res
     }
 
