@@ -92,7 +92,35 @@ impl Cluster {
         }
         let all: Vec<usize> = (0..cfg.members).collect();
         cluster.wait_ready(&all, true, START_TIMEOUT).await?;
+        cluster.wait_published(START_TIMEOUT).await?;
         Ok(cluster)
+    }
+
+    /// Waits until the member list shows every member started (named, with client URLs). etcd
+    /// publishes a member's attributes before it serves clients; ours publishes them through
+    /// the log just after, so a test that starts with `member list` must not race that.
+    async fn wait_published(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut last = String::from("no answer");
+            if let Ok(mut client) = self.client().await {
+                match tokio::time::timeout(Duration::from_secs(3), client.member_list()).await {
+                    Ok(Ok(list)) => {
+                        let members = list.members();
+                        if members.len() == self.members.len() && members.iter().all(|m| !m.name().is_empty() && !m.client_urls().is_empty()) {
+                            return Ok(());
+                        }
+                        last = format!("{} members listed, not all published", members.len());
+                    }
+                    Ok(Err(e)) => last = e.to_string(),
+                    Err(_) => last = "member list timed out".into(),
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("members did not publish their attributes within {timeout:?} ({last})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub(crate) fn spawn(&mut self, i: usize, cluster_state: &str) -> Result<()> {

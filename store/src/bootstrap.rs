@@ -183,6 +183,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     tokio::spawn(watch_leadership(node.clone()));
     tokio::spawn(expire_leases(node.clone()));
     tokio::spawn(publish_attrs(node.clone()));
+    tokio::spawn(probe_peers(node.clone()));
 
     shutdown_signal().await;
     tracing::info!("shutting down");
@@ -271,6 +272,31 @@ async fn expire_leases(node: Arc<Node>) {
                 in_flight.lock().remove(&id);
             });
         }
+    }
+}
+
+/// Asks every other member for its view of the membership once a second, so that each member
+/// (not only the leader, whose replication also counts) knows since when its peers have been
+/// answering: the strict reconfiguration check needs that right after a leader change too,
+/// as etcd's transport keeps it for every peer.
+async fn probe_peers(node: Arc<Node>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if node.removed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let info = node.members();
+        let probes = info.members.iter().filter(|(id, _, _)| *id != node.id).filter_map(|(id, m, _)| {
+            let url = m.peer_urls.first()?.clone();
+            let (id, peers) = (*id, node.peers.clone());
+            Some(async move {
+                let ok = peers.call::<_, MembersInfo>(&url, PeerRpc::Members, &(), Duration::from_secs(1)).await.is_ok();
+                peers.mark(id, ok);
+            })
+        });
+        futures::future::join_all(probes).await;
     }
 }
 

@@ -62,7 +62,7 @@ impl PeerClients {
 
     /// Records the outcome of a Raft RPC to `id`: the first success after a failure starts
     /// its active period, a failure ends it (etcd's transport ActiveSince).
-    fn mark(&self, id: u64, ok: bool) {
+    pub fn mark(&self, id: u64, ok: bool) {
         let mut active = self.active.lock();
         if ok {
             active.entry(id).or_insert_with(std::time::Instant::now);
