@@ -13,7 +13,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use futures::{Future, StreamExt, TryStreamExt};
+use futures::{Future, TryStreamExt};
 use kube::{
     runtime::{reflector::{self, ObjectRef}, watcher, WatchStreamExt},
     Api, Resource,
@@ -143,15 +143,7 @@ where
     let cache = Indexed { store: reader, state: Arc::new(RwLock::new(State { fns: indexes, live: Indexes::default(), building: None })) };
     let indexer = cache.clone();
     let stream = watcher(api, config).default_backoff().reflect(writer).inspect_ok(move |event| indexer.apply(event));
-    let run = async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                tracing::warn!(error = %e, "informer watch error; retrying");
-            }
-        }
-    };
-    (cache, run)
+    (cache, crate::drive(stream))
 }
 
 /// Index of pods by the node they are bound to (`spec.nodeName`).

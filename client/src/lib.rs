@@ -54,13 +54,15 @@ where
 {
     let (reader, writer) = reflector::store();
     let stream = watcher(api, config).default_backoff().reflect(writer).applied_objects();
-    let run = async move {
-        futures::pin_mut!(stream);
-        while let Some(item) = stream.next().await {
-            if let Err(e) = item {
-                tracing::warn!(error = %e, "informer watch error; retrying");
-            }
+    (reader, drive(stream))
+}
+
+/// Polls an informer's stream forever; the watcher retries (with backoff) after each error.
+pub(crate) async fn drive<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>> + Send) {
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        if let Err(e) = item {
+            tracing::warn!(error = %e, "informer watch error; retrying");
         }
-    };
-    (reader, run)
+    }
 }

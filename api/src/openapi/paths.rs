@@ -241,37 +241,25 @@ pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
         let item = read_write(&op, &format!("{kind_id}Scale"), &format!("scale of {what}"), SCALE, gvk);
         out.insert(format!("{collection}/{{name}}/scale"), set_params(item, named.clone()));
     }
-    if r.has_subresource("binding") {
-        let gvk = json!({ "group": "", "kind": "Binding", "version": "v1" });
+    // POST-only subresources that take an object of their own kind: pods/binding, pods/eviction.
+    for (sub, group, kind, schema) in [("binding", "", "Binding", BINDING), ("eviction", "policy", "Eviction", EVICTION)] {
+        if !r.has_subresource(sub) {
+            continue;
+        }
+        let gvk = json!({ "group": group, "kind": kind, "version": "v1" });
         let mut item = Map::new();
         item.insert(
             "post".into(),
             with(
-                op.operation("create", "post", &format!("{kind_id}Binding"), format!("create binding of a {}", r.kind), gvk),
+                op.operation("create", "post", &format!("{kind_id}{kind}"), format!("create {sub} of a {}", r.kind), gvk),
                 WRITE_QUERIES,
-                Some(body(BINDING)),
-                &[("200", response("OK", BINDING)), ("201", response("Created", BINDING)), ("202", response("Accepted", BINDING))],
+                Some(body(schema)),
+                &[("200", response("OK", schema)), ("201", response("Created", schema)), ("202", response("Accepted", schema))],
             ),
         );
-        let mut params = vec![path_param("name", "name of the Binding".into())];
+        let mut params = vec![path_param("name", format!("name of the {kind}"))];
         params.extend(common.iter().cloned());
-        out.insert(format!("{collection}/{{name}}/binding"), set_params(item, params));
-    }
-    if r.has_subresource("eviction") {
-        let gvk = json!({ "group": "policy", "kind": "Eviction", "version": "v1" });
-        let mut item = Map::new();
-        item.insert(
-            "post".into(),
-            with(
-                op.operation("create", "post", &format!("{kind_id}Eviction"), format!("create eviction of a {}", r.kind), gvk),
-                WRITE_QUERIES,
-                Some(body(EVICTION)),
-                &[("200", response("OK", EVICTION)), ("201", response("Created", EVICTION)), ("202", response("Accepted", EVICTION))],
-            ),
-        );
-        let mut params = vec![path_param("name", "name of the Eviction".into())];
-        params.extend(common.iter().cloned());
-        out.insert(format!("{collection}/{{name}}/eviction"), set_params(item, params));
+        out.insert(format!("{collection}/{{name}}/{sub}"), set_params(item, params));
     }
 }
 
