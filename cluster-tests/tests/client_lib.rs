@@ -53,7 +53,8 @@ async fn indexed_informer_follows_the_api_across_restarts() {
     pods.create(&PostParams::default(), &pod("a", Some("n1"))).await.unwrap();
     pods.create(&PostParams::default(), &pod("b", None)).await.unwrap();
     eventually("a on n1", || names(cache.by_index("nodeName", "n1")) == ["a", "before"]).await;
-    assert_eq!(cache.store().state().len(), 3);
+    // b (created after a) may reach the cache a moment later.
+    eventually("all three pods cached", || cache.store().state().len() == 3).await;
     // Binding moves b into the index.
     let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n2"}});
     let req = http::Request::post("/api/v1/namespaces/default/pods/b/binding").header("Content-Type", "application/json").body(serde_json::to_vec(&binding).unwrap()).unwrap();
