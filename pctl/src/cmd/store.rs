@@ -96,7 +96,8 @@ pub async fn store(a: StoreArgs) -> Result<()> {
     }
 }
 
-async fn connect(a: &StoreArgs) -> Result<Client> {
+/// A client for `endpoints` with the TLS material of `a`.
+async fn connect(a: &StoreArgs, endpoints: &[String]) -> Result<Client> {
     let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(30));
     if a.cacert.is_some() || a.cert.is_some() {
         let mut t = TlsOptions::new();
@@ -110,13 +111,13 @@ async fn connect(a: &StoreArgs) -> Result<Client> {
         }
         options = options.with_tls(t);
     }
-    Client::connect(&a.endpoints, Some(options))
+    Client::connect(endpoints, Some(options))
         .await
-        .with_context(|| format!("connecting to the store at {}", a.endpoints.join(",")))
+        .with_context(|| format!("connecting to the store at {}", endpoints.join(",")))
 }
 
 async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
-    let mut c = connect(a).await?;
+    let mut c = connect(a, &a.endpoints).await?;
     match op {
         MemberOp::List => {
             let resp = c.member_list().await?;
@@ -176,10 +177,7 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
 async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
     // One member serves the whole backup: like etcdctl, take the first endpoint only.
     let first = a.endpoints.first().cloned().ok_or_else(|| anyhow!("error: no store endpoint"))?;
-    let one = StoreArgs { endpoints: vec![first], cacert: a.cacert.clone(), cert: a.cert.clone(), key: a.key.clone(), what: StoreCmd::Member { op: MemberOp::List } };
-    let mut c = connect(&one).await?;
-    let part = file.with_extension("part");
-    let mut out = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let mut c = connect(a, std::slice::from_ref(&first)).await?;
     let mut stream = c.snapshot().await?;
     let mut bytes = Vec::new();
     let mut last_report = std::time::Instant::now();
@@ -191,7 +189,10 @@ async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
         }
     }
     // Check the backup's checksum before calling it saved.
-    store::snapshot::from_backup(&bytes).map_err(|e| anyhow!("error: the backup from {} is not valid: {e}", one.endpoints[0]))?;
+    store::snapshot::from_backup(&bytes).map_err(|e| anyhow!("error: the backup from {first} is not valid: {e}"))?;
+    // Written beside the target and renamed: FILE is either absent or a whole, checked backup.
+    let part = file.with_extension("part");
+    let mut out = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
     out.write_all(&bytes)?;
     out.sync_all()?;
     std::fs::rename(&part, file).with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;
