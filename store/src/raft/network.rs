@@ -60,7 +60,7 @@ impl PeerClients {
         PeerClients { tls, channels: Arc::new(Mutex::new(HashMap::new())), active: Arc::new(Mutex::new(HashMap::new())) }
     }
 
-    /// Records the outcome of a Raft RPC to `id`: the first success after a failure starts
+    /// Records the outcome of an RPC to `id` (replication or probe): the first success after a failure starts
     /// its active period, a failure ends it (etcd's transport ActiveSince).
     pub fn mark(&self, id: u64, ok: bool) {
         let mut active = self.active.lock();
