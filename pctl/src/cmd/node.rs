@@ -16,13 +16,17 @@ pub struct NodeArgs {
 }
 
 pub async fn cordon(g: &Global, a: NodeArgs, on: bool) -> Result<()> {
-    let conn = resources::connect(g).await?;
+    set_unschedulable(&resources::connect(g).await?, &a.node, on).await
+}
+
+/// Marks `name` unschedulable (`on`) or schedulable, printing kubectl's line.
+async fn set_unschedulable(conn: &resources::Conn, name: &str, on: bool) -> Result<()> {
     let r = resources::resolve("nodes")?;
-    let api = resources::dynamic(&conn, r, None);
-    let node = api.get(&a.node).await?;
+    let api = resources::dynamic(conn, r, None);
+    let node = api.get(name).await?;
     let already = node.data.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false) == on;
     if !already {
-        api.patch(&a.node, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"unschedulable": if on { json!(true) } else { Value::Null }}}))).await?;
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"unschedulable": if on { json!(true) } else { Value::Null }}}))).await?;
     }
     let verb = match (on, already) {
         (true, false) => "cordoned",
@@ -30,7 +34,7 @@ pub async fn cordon(g: &Global, a: NodeArgs, on: bool) -> Result<()> {
         (true, true) => "already cordoned",
         (false, true) => "already uncordoned",
     };
-    println!("node/{} {verb}", a.node);
+    println!("node/{name} {verb}");
     Ok(())
 }
 
@@ -91,8 +95,8 @@ fn drain_blocker(pod: &Value, a: &DrainArgs) -> Option<&'static str> {
 /// `drain NODE`: cordons it, then evicts (or deletes) its pods and waits for them to go.
 pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
     let timeout = parse_duration(&a.timeout)?;
-    cordon(g, NodeArgs { node: a.node.clone() }, true).await?;
     let conn = resources::connect(g).await?;
+    set_unschedulable(&conn, &a.node, true).await?;
     let pods_r = resources::resolve("pods")?;
     let all = resources::dynamic(&conn, pods_r, None);
     let mut lp = ListParams::default().fields(&format!("spec.nodeName={}", a.node));

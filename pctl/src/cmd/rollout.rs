@@ -124,7 +124,7 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 if revision > 0 {
                     let rs = history.iter().find(|(r, _)| *r == revision).ok_or_else(|| anyhow!("error: unable to find the specified revision"))?;
                     println!("{display} with revision #{revision}");
-                    print!("{}", template_text(&rs.1["spec"]["template"])?);
+                    print!("{}", template_text(&rs.1["spec"]["template"]));
                     continue;
                 }
                 println!("{display} ");
@@ -154,11 +154,9 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                     }
                     history.iter().rev().nth(1).ok_or_else(|| anyhow!("error: no revision found for deployment {name:?}"))?
                 };
-                let mut template = target.1["spec"]["template"].clone();
-                if let Some(labels) = template.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
-                    labels.remove("pod-template-hash");
-                }
-                if same_template(&template, &d["spec"]["template"]) {
+                // Templates compare as the deployment controller compares them: without the hash.
+                let template = without_hash(&target.1["spec"]["template"]);
+                if template == without_hash(&d["spec"]["template"]) {
                     println!("{display} skipped rollback (current template already matches revision {})", target.0);
                     continue;
                 }
@@ -238,20 +236,17 @@ async fn history(conn: &resources::Conn, d: &Value) -> Result<Vec<(i64, Value)>>
     Ok(out)
 }
 
-/// Templates compared as the deployment controller does: without the pod-template-hash label.
-fn same_template(a: &Value, b: &Value) -> bool {
-    let strip = |t: &Value| {
-        let mut t = t.clone();
-        if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
-            labels.remove("pod-template-hash");
-        }
-        t
-    };
-    strip(a) == strip(b)
+/// A pod template without the pod-template-hash label the controller adds to replica sets'.
+fn without_hash(t: &Value) -> Value {
+    let mut t = t.clone();
+    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+        labels.remove("pod-template-hash");
+    }
+    t
 }
 
 /// A revision's pod template, as `rollout history --revision` prints it.
-fn template_text(t: &Value) -> Result<String> {
+fn template_text(t: &Value) -> String {
     let mut out = String::from("Pod Template:\n");
     let labels = t.pointer("/metadata/labels").and_then(Value::as_object).map(|l| l.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>()).unwrap_or_default();
     out.push_str(&format!("  Labels:\t{}\n", if labels.is_empty() { "<none>".to_string() } else { labels.join("\n\t\t") }));
@@ -267,7 +262,7 @@ fn template_text(t: &Value) -> Result<String> {
             out.push_str(&format!("    Command:\t{}\n", cmd.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")));
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -294,6 +289,6 @@ mod tests {
     fn templates_compare_without_hash() {
         let a = json!({"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}}, "spec": {}});
         let b = json!({"metadata": {"labels": {"app": "web"}}, "spec": {}});
-        assert!(same_template(&a, &b));
+        assert_eq!(without_hash(&a), without_hash(&b));
     }
 }
