@@ -19,14 +19,14 @@ use rustls::{
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     crypto::CryptoProvider,
     pki_types::{CertificateDer, ServerName, UnixTime},
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    ClientConfig, DigitallySignedStruct, SignatureScheme,
 };
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::debug;
 
-use crate::tls::{read_certs, read_key};
+use crate::tls::{read_certs, read_key, root_store};
 
 /// Headers of an upgrade request that must reach the agent unchanged.
 const UPGRADE_HEADERS: [&str; 6] =
@@ -65,13 +65,7 @@ impl KubeletClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
         let builder = match ca {
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for c in read_certs(ca)? {
-                    roots.add(c).context("adding the kubelet CA")?;
-                }
-                builder.with_root_certificates(roots)
-            }
+            Some(ca) => builder.with_root_certificates(root_store(ca)?),
             None => builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServerCert(provider))),
         };
         let mut config = match cert_and_key {

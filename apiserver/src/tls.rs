@@ -38,6 +38,15 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
         .ok_or_else(|| anyhow!("{} holds no PEM private key", path.display()))
 }
 
+/// The certificates of the CA bundle at `path` as rustls trust roots.
+pub fn root_store(path: &Path) -> Result<RootCertStore> {
+    let mut roots = RootCertStore::empty();
+    for c in read_certs(path)? {
+        roots.add(c).with_context(|| format!("adding a CA certificate from {}", path.display()))?;
+    }
+    Ok(roots)
+}
+
 /// The rustls server configuration: serving certificate, and client certificates optional but
 /// verified when a client CA is given.
 pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>> {
@@ -45,11 +54,7 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
-            let mut roots = RootCertStore::empty();
-            for c in read_certs(ca)? {
-                roots.add(c).context("adding the client CA")?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider)
                 .allow_unauthenticated()
                 .build()
                 .context("building the client certificate verifier")?;
