@@ -292,7 +292,7 @@ async fn member_changes_that_risk_the_quorum_are_refused() {
     assert_eq!(list.lines().count(), 3, "{list}");
     // The dead member may go.
     let removed = ok(&cluster.etcdctl_on(&live, &["member", "remove", &format!("{dead_id:x}")]));
-    assert!(removed.starts_with(&format!("Member {dead_id:x} removed from cluster")), "{removed}");
+    assert!(removed.starts_with(&format!("Member {dead_id:16x} removed from cluster")), "{removed}");
 }
 
 /// After the leader is removed, the new leader already knows its peers have long been
@@ -305,7 +305,7 @@ async fn member_add_right_after_the_leader_is_removed() {
     let leader_id = cluster.member_id(leader).expect("member id");
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
     let removed = ok(&cluster.etcdctl_on(&others, &["member", "remove", &format!("{leader_id:x}")]));
-    assert!(removed.starts_with(&format!("Member {leader_id:x} removed from cluster")), "{removed}");
+    assert!(removed.starts_with(&format!("Member {leader_id:16x} removed from cluster")), "{removed}");
     // Retry only while there is no leader yet; "unhealthy cluster" would be a failure.
     let added = eventually(Duration::from_secs(10), || {
         let out = cluster.etcdctl_on(&others, &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"]);
