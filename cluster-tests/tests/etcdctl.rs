@@ -26,3 +26,6 @@ mod maintenance;
 
 #[path = "etcdctl/tls.rs"]
 mod tls;
+
+#[path = "etcdctl/watch_api.rs"]
+mod watch_api;
