@@ -135,9 +135,11 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     }
     .validate()
     .context("raft configuration")?;
-    let log = LogStore::new(db.clone(), metrics.clone());
-    let sm = StateMachine::new(state.clone(), db.clone(), metrics.clone(), data_dir.join("member").join("snap"))?;
-    let raft = Raft::new(ident.id, Arc::new(raft_config), Network::new(peers.clone(), metrics.clone()), log, sm).await?;
+    let log = LogStore::new(db.clone(), metrics.clone(), ident.id)?;
+    let durability = log.durability();
+    let sm = StateMachine::new(state.clone(), db.clone(), metrics.clone(), data_dir.join("member").join("snap"), durability.clone())?;
+    let network = Network::new(peers.clone(), metrics.clone(), durability);
+    let raft = Raft::new(ident.id, Arc::new(raft_config), network, log, sm).await?;
 
     let election_timeout = Duration::from_millis(cfg.election_timeout);
     let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();

@@ -15,8 +15,9 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let db = Db::open(&dir.path().join("data")).expect("open db");
         let metrics = Arc::new(Metrics::new());
         let state = Arc::new(StoreState::load(db.clone()).expect("load state"));
-        let log = LogStore::new(db.clone(), metrics.clone());
-        let sm = StateMachine::new(state, db, metrics, dir.path().join("snap")).expect("state machine");
+        // The suite's votes are for node 0: its appends under them are a leader's own.
+        let log = LogStore::new(db.clone(), metrics.clone(), 0)?;
+        let sm = StateMachine::new(state, db, metrics, dir.path().join("snap"), log.durability()).expect("state machine");
         Ok((dir, log, sm))
     }
 }

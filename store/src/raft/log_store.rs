@@ -5,6 +5,8 @@ use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
+
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{StorageIOError, Vote};
 
@@ -23,15 +25,95 @@ const KEY_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Db>,
-    flusher: std::sync::mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// This member's ID: appends of the entries it proposes as leader are told apart.
+    id: u64,
+    /// The vote as last saved.
+    vote: Arc<Mutex<Option<Vote<u64>>>>,
+    flusher: std::sync::mpsc::Sender<Queued>,
+    durability: LogDurability,
+}
+
+/// An append waiting for the WAL sync.
+struct Queued {
+    /// openraft's callback; None when the append was reported at once (a leader's own).
+    callback: Option<LogFlushed<TypeConfig>>,
+    /// Index of the last entry appended.
+    upto: u64,
+    /// The truncation generation it was written in.
+    generation: u64,
+}
+
+/// How far this member's log is on disk: every entry up to [`LogDurability::synced`] is.
+///
+/// A leader reports its own appends to openraft before they are synced, so that it
+/// replicates while its own sync runs, in parallel with the followers' (as etcd's leader
+/// does). openraft may then count an entry committed while the leader's copy is still
+/// in flight; to keep "nothing is applied or acknowledged before a quorum holds it on disk",
+/// the state machine applies an entry only once it is synced here, and the leader tells
+/// followers a commit index no further than its synced log (see the network).
+#[derive(Clone)]
+pub struct LogDurability {
+    synced: Arc<tokio::sync::watch::Sender<Synced>>,
+}
+
+#[derive(Clone, Copy)]
+struct Synced {
+    /// Counts truncations: a sync of appends queued before one says nothing of the entries
+    /// written at those indexes since.
+    generation: u64,
+    index: u64,
+}
+
+impl LogDurability {
+    fn new(index: u64) -> LogDurability {
+        LogDurability { synced: Arc::new(tokio::sync::watch::Sender::new(Synced { generation: 0, index })) }
+    }
+
+    /// Index up to which the log is on disk.
+    pub fn synced(&self) -> u64 {
+        self.synced.borrow().index
+    }
+
+    fn generation(&self) -> u64 {
+        self.synced.borrow().generation
+    }
+
+    /// Appends of `generation` are on disk up to `index`.
+    fn raise(&self, generation: u64, index: u64) {
+        self.synced.send_if_modified(|s| {
+            let raised = s.generation == generation && index > s.index;
+            if raised {
+                s.index = index;
+            }
+            raised
+        });
+    }
+
+    /// The log was truncated and synced: it is on disk up to `index`.
+    fn truncated(&self, index: u64) {
+        self.synced.send_modify(|s| {
+            s.generation += 1;
+            s.index = index;
+        });
+    }
+
+    /// Waits until the log is on disk up to `index`, for at most `timeout`; true if it is.
+    pub async fn wait(&self, index: u64, timeout: std::time::Duration) -> bool {
+        if self.synced() >= index {
+            return true;
+        }
+        let mut rx = self.synced.subscribe();
+        let synced = tokio::time::timeout(timeout, rx.wait_for(|s| s.index >= index)).await;
+        matches!(synced, Ok(Ok(_)))
+    }
 }
 
 /// Group commit: appends are written to RocksDB unsynced (readable at once, as openraft
-/// requires) and their callbacks queued here; one thread syncs the WAL once for everything
-/// queued and then reports each append durable, in order. So the leader replicates while its
-/// own sync is under way, and concurrent appends share one fsync.
-fn spawn_flusher(db: Arc<Db>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sender<LogFlushed<TypeConfig>> {
-    let (tx, rx) = std::sync::mpsc::channel::<LogFlushed<TypeConfig>>();
+/// requires) and queued here; one thread syncs the WAL once for everything queued, records
+/// the synced index and then reports each append durable, in order. Concurrent appends
+/// share one fsync.
+fn spawn_flusher(db: Arc<Db>, metrics: Arc<Metrics>, durability: LogDurability) -> std::sync::mpsc::Sender<Queued> {
+    let (tx, rx) = std::sync::mpsc::channel::<Queued>();
     let spawned = std::thread::Builder::new().name("wal-flusher".into()).spawn(move || {
         while let Ok(first) = rx.recv() {
             let mut pending = vec![first];
@@ -39,9 +121,25 @@ fn spawn_flusher(db: Arc<Db>, metrics: Arc<Metrics>) -> std::sync::mpsc::Sender<
             let started = Instant::now();
             let res = db.raw().flush_wal(true);
             metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
-            for cb in pending {
-                // Durability point: openraft acknowledges an entry only after this callback.
-                cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            match &res {
+                Ok(()) => {
+                    for q in &pending {
+                        durability.raise(q.generation, q.upto);
+                    }
+                }
+                Err(e) if pending.iter().any(|q| q.callback.is_none()) => {
+                    // A leader's append was already reported; its entries can no longer be
+                    // made durable. etcd stops on a failed WAL sync too.
+                    tracing::error!("cannot sync the Raft log (WAL): {e}; stopping");
+                    std::process::exit(1);
+                }
+                Err(_) => {}
+            }
+            for q in pending {
+                // Durability point: openraft counts a follower's entry only after this callback.
+                if let Some(cb) = q.callback {
+                    cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+                }
             }
         }
     });
@@ -55,11 +153,43 @@ fn index_key(i: u64) -> [u8; 8] {
     i.to_be_bytes()
 }
 
+fn decode_index(k: &[u8]) -> Result<u64, StorageError> {
+    let raw: [u8; 8] = k.try_into().map_err(|_| StorageIOError::read_logs(&codec::CodecError("bad log key".into())))?;
+    Ok(u64::from_be_bytes(raw))
+}
+
 impl LogStore {
-    /// A log store on the member database.
-    pub fn new(db: Arc<Db>, metrics: Arc<Metrics>) -> LogStore {
-        let flusher = spawn_flusher(db.clone(), metrics.clone());
-        LogStore { db, flusher }
+    /// The log store of member `id` on the member database. Syncs the WAL first: whatever
+    /// the log holds at start is on disk.
+    pub fn new(db: Arc<Db>, metrics: Arc<Metrics>, id: u64) -> Result<LogStore, StorageError> {
+        db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+        let synced = {
+            let mut last = db.raw().iterator_cf(db.cf(CF_LOGS), rocksdb::IteratorMode::End);
+            match last.next() {
+                Some(item) => {
+                    let (k, _) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+                    decode_index(&k)?
+                }
+                None => 0,
+            }
+        };
+        let durability = LogDurability::new(synced);
+        let flusher = spawn_flusher(db.clone(), metrics, durability.clone());
+        Ok(LogStore { db, id, vote: Arc::new(Mutex::new(None)), flusher, durability })
+    }
+
+    /// How far the log is on disk.
+    pub fn durability(&self) -> LogDurability {
+        self.durability.clone()
+    }
+
+    /// Whether `last` was proposed by this member as the leader it currently is: its own
+    /// vote is the last one saved and the entry carries it.
+    fn own_leader_entry(&self, last: &LogId) -> bool {
+        match &*self.vote.lock() {
+            Some(v) => v.leader_id().node_id == self.id && last.leader_id == *v.leader_id(),
+            None => false,
+        }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -94,7 +224,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-            let idx = u64::from_be_bytes(k.as_ref().try_into().map_err(|_| StorageIOError::read_logs(&codec::CodecError("bad log key".into())))?);
+            let idx = decode_index(&k)?;
             if !range.contains(&idx) {
                 break;
             }
@@ -126,11 +256,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         // The vote must survive a crash before we answer the candidate.
-        self.put_meta(KEY_VOTE, vote, true).map_err(|_| StorageIOError::write_vote(&codec::CodecError("vote".into())).into())
+        self.put_meta(KEY_VOTE, vote, true).map_err(|_| StorageIOError::write_vote(&codec::CodecError("vote".into())))?;
+        *self.vote.lock() = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        self.get_meta(KEY_VOTE)
+        let vote: Option<Vote<u64>> = self.get_meta(KEY_VOTE)?;
+        *self.vote.lock() = vote;
+        Ok(vote)
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -148,21 +282,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = self.db.cf(CF_LOGS);
         let mut batch = rocksdb::WriteBatch::default();
+        let mut last = None;
         for e in entries {
             let bytes = codec::encode(&e).map_err(|err| StorageIOError::write_logs(&err))?;
             batch.put_cf(cf, index_key(e.log_id.index), bytes);
+            last = Some(e.log_id);
         }
-        // Written unsynced; the flusher makes it durable before openraft counts it.
+        let Some(last) = last else {
+            callback.log_io_completed(Ok(()));
+            return Ok(());
+        };
+        // Written unsynced; the flusher makes it durable.
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(false);
         if let Err(e) = self.db.raw().write_opt(batch, &opts) {
             callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
             return Err(StorageIOError::write_logs(&e).into());
         }
-        if let Err(std::sync::mpsc::SendError(cb)) = self.flusher.send(callback) {
+        // A leader's own entries are reported at once (see LogDurability); anything else,
+        // a follower's above all, only once synced.
+        let callback = if self.own_leader_entry(&last) {
+            callback.log_io_completed(Ok(()));
+            None
+        } else {
+            Some(callback)
+        };
+        let queued = Queued { callback, upto: last.index, generation: self.durability.generation() };
+        if let Err(std::sync::mpsc::SendError(q)) = self.flusher.send(queued) {
             // No flusher thread: sync here.
             let res = self.db.raw().flush_wal(true);
-            cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            if res.is_ok() {
+                self.durability.raise(q.generation, q.upto);
+            }
+            if let Some(cb) = q.callback {
+                cb.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            }
             res.map_err(|e| StorageIOError::write_logs(&e))?;
         }
         Ok(())
@@ -175,6 +329,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .delete_range_cf(cf, &index_key(log_id.index)[..], &[0xffu8; 9][..])
             .map_err(|e| StorageIOError::write_logs(&e))?;
         self.db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+        // All that is left is on disk; entries appended at these indexes count once synced.
+        self.durability.truncated(log_id.index.saturating_sub(1));
         Ok(())
     }
 
@@ -189,5 +345,43 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .delete_range_cf(cf, index_key(0), index_key(log_id.index + 1))
             .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::LogDurability;
+
+    #[tokio::test]
+    async fn a_sync_queued_before_a_truncation_does_not_count_after_it() {
+        let d = LogDurability::new(5);
+        let before = d.generation();
+        d.raise(before, 9);
+        assert_eq!(d.synced(), 9);
+        // Entries 8.. were truncated; the log is on disk up to 7.
+        d.truncated(7);
+        // A sync of appends queued before the truncation says nothing of what is at 8.. now.
+        d.raise(before, 12);
+        assert_eq!(d.synced(), 7);
+        d.raise(d.generation(), 8);
+        assert_eq!(d.synced(), 8);
+        // Never lowered by a late report.
+        d.raise(d.generation(), 6);
+        assert_eq!(d.synced(), 8);
+    }
+
+    #[tokio::test]
+    async fn wait_returns_once_synced_or_after_the_timeout() {
+        let d = LogDurability::new(1);
+        assert!(d.wait(1, Duration::ZERO).await);
+        assert!(!d.wait(3, Duration::from_millis(20)).await);
+        let raiser = d.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            raiser.raise(raiser.generation(), 3);
+        });
+        assert!(d.wait(3, Duration::from_secs(5)).await);
     }
 }

@@ -10,7 +10,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-pub use log_store::LogStore;
+pub use log_store::{LogDurability, LogStore};
 pub use state_machine::{StateMachine, StoreState};
 
 use crate::apply::{Applied, Command};

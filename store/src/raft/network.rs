@@ -17,7 +17,7 @@ use proto::peerpb::Payload;
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::{Member, TypeConfig};
+use super::{LogDurability, Member, TypeConfig};
 use crate::codec;
 use crate::metrics::Metrics;
 
@@ -152,12 +152,13 @@ pub enum PeerCallError {
 pub struct Network {
     peers: PeerClients,
     metrics: Arc<Metrics>,
+    durability: LogDurability,
 }
 
 impl Network {
-    /// A network over `peers`.
-    pub fn new(peers: PeerClients, metrics: Arc<Metrics>) -> Network {
-        Network { peers, metrics }
+    /// A network over `peers` for the member whose log is `durability`.
+    pub fn new(peers: PeerClients, metrics: Arc<Metrics>, durability: LogDurability) -> Network {
+        Network { peers, metrics, durability }
     }
 }
 
@@ -167,6 +168,7 @@ pub struct Conn {
     url: String,
     peers: PeerClients,
     metrics: Arc<Metrics>,
+    durability: LogDurability,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -178,6 +180,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             url: node.peer_urls.first().cloned().unwrap_or_default(),
             peers: self.peers.clone(),
             metrics: self.metrics.clone(),
+            durability: self.durability.clone(),
         }
     }
 }
@@ -198,6 +201,27 @@ impl Conn {
         };
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
+
+    /// A leader may count its own entries committed before they are on its disk (see
+    /// LogDurability): followers learn a commit index only as far as the leader's log is on
+    /// disk, so that no member applies an entry a quorum does not hold durably. A heartbeat
+    /// waits for the leader's sync under way (its only news may be the commit index); an
+    /// append does not wait, and carries the furthest of its own log ids that is on disk.
+    async fn commit_on_disk(&self, mut rpc: AppendEntriesRequest<TypeConfig>, wait: Duration) -> AppendEntriesRequest<TypeConfig> {
+        let Some(commit) = rpc.leader_commit else { return rpc };
+        if commit.index <= self.durability.synced() {
+            return rpc;
+        }
+        if rpc.entries.is_empty() && self.durability.wait(commit.index, wait).await {
+            return rpc;
+        }
+        let synced = self.durability.synced();
+        // These are ids of the leader's log below its commit index, so committed; a lower
+        // commit index than before is ignored by the follower.
+        rpc.leader_commit =
+            rpc.entries.iter().map(|e| e.log_id).chain(rpc.prev_log_id).filter(|l| l.index <= synced).max_by_key(|l| l.index);
+        rpc
+    }
 }
 
 impl RaftNetwork<TypeConfig> for Conn {
@@ -206,6 +230,7 @@ impl RaftNetwork<TypeConfig> for Conn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
+        let rpc = self.commit_on_disk(rpc, option.soft_ttl()).await;
         let started = std::time::Instant::now();
         let res = self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await;
         self.metrics.peer_rtt.observe(started.elapsed().as_secs_f64());

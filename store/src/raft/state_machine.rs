@@ -10,7 +10,7 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, Snapsho
 use openraft::{EntryPayload, StorageIOError};
 use parking_lot::RwLock;
 
-use super::{LogId, Member, StorageError, StoredMembership, TypeConfig};
+use super::{LogDurability, LogId, Member, StorageError, StoredMembership, TypeConfig};
 use crate::apply::{self, Applied, ApplyCtx, ClusterMeta};
 use crate::codec;
 use crate::db::{Db, CF_META};
@@ -59,11 +59,22 @@ pub struct StateMachine {
     snap_dir: PathBuf,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    durability: LogDurability,
 }
+
+/// How long `apply` waits for the log flusher before syncing the log itself.
+const DURABLE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl StateMachine {
     /// The state machine of a member whose snapshots live in `snap_dir`.
-    pub fn new(state: Arc<StoreState>, db: Arc<Db>, metrics: Arc<Metrics>, snap_dir: PathBuf) -> anyhow::Result<Self> {
+    /// It applies an entry only once `durability` says the log holds it on disk.
+    pub fn new(
+        state: Arc<StoreState>,
+        db: Arc<Db>,
+        metrics: Arc<Metrics>,
+        snap_dir: PathBuf,
+        durability: LogDurability,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&snap_dir)?;
         let meta = db.cf(CF_META);
         let last_applied = match db.raw().get_cf(meta, META_LAST_APPLIED)? {
@@ -74,7 +85,7 @@ impl StateMachine {
             Some(b) => codec::decode(&b)?,
             None => StoredMembership::default(),
         };
-        Ok(StateMachine { state, db, metrics, snap_dir, last_applied, membership })
+        Ok(StateMachine { state, db, metrics, snap_dir, last_applied, membership, durability })
     }
 
     fn snap_path(&self) -> PathBuf {
@@ -98,6 +109,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        if let Some(last) = entries.last() {
+            // A leader may count its own entries committed before they are on its disk
+            // (see LogDurability); nothing is applied, so acknowledged, before they are.
+            if !self.durability.wait(last.log_id.index, DURABLE_WAIT).await {
+                self.db.raw().flush_wal(true).map_err(sm_write_err)?;
+            }
+        }
         let state = self.state.clone();
         let started = std::time::Instant::now();
         let mut batch = ApplyBatch::begin(&state.mvcc);
