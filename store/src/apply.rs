@@ -97,6 +97,8 @@ pub enum ApplyError {
 pub struct Applied {
     /// The store revision after the command.
     pub revision: i64,
+    /// The Raft log index of the entry that carried the command (set by the state machine).
+    pub index: u64,
     /// The protobuf-encoded response message, or why it failed.
     pub result: Result<Vec<u8>, ApplyError>,
 }
@@ -184,7 +186,7 @@ pub fn apply(b: &mut ApplyBatch<'_>, ctx: &mut ApplyCtx<'_>, cmd: &Command) -> (
             Ok(Vec::new())
         }
     };
-    (Applied { revision: b.st.current_rev, result }, events)
+    (Applied { revision: b.st.current_rev, index: 0, result }, events)
 }
 
 fn decode<M: Message + Default>(b: &[u8]) -> Result<M, ApplyError> {

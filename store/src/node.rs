@@ -217,8 +217,11 @@ impl Node {
         let applied = self
             .leader_or_forward(PeerRpc::Propose, &cmd, || self.propose_as_leader(cmd.clone()))
             .await?;
-        // Read-your-writes on this member: wait until it applied the same revision.
-        self.wait_revision(applied.revision).await?;
+        // Read-your-writes on this member: wait until it applied the same entry (not only
+        // the same revision: a compaction or a lease change leaves the revision as it is).
+        if !self.state.wait_applied(applied.index, REQUEST_TIMEOUT).await {
+            return Err(StoreError::Timeout);
+        }
         Ok(applied)
     }
 
@@ -335,20 +338,6 @@ impl Node {
                 }
             }
         }
-    }
-
-    /// Waits until this member's key space reached `rev` (bounded).
-    async fn wait_revision(&self, rev: i64) -> Result<(), StoreError> {
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
-        let mut rx = self.raft.metrics();
-        while self.state.mvcc.current_rev() < rev {
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(StoreError::Stopped),
-                Err(_) => return Err(StoreError::Timeout),
-            }
-        }
-        Ok(())
     }
 
     /// The linearizable read barrier (etcd's ReadIndex): confirms leadership with a quorum

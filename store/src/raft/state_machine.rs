@@ -32,6 +32,8 @@ pub struct StoreState {
     pub cluster: RwLock<ClusterMeta>,
     /// Applied events for watchers.
     pub hub: WatchHub,
+    /// The index of the last log entry applied.
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl StoreState {
@@ -40,7 +42,23 @@ impl StoreState {
         let mvcc = Mvcc::open(db.clone())?;
         let lessor = Lessor::load(&db, mvcc.live_keys_with_lease()?).map_err(anyhow::Error::msg)?;
         let cluster = read_cluster_meta(&db)?;
-        Ok(StoreState { mvcc, lessor, cluster: RwLock::new(cluster), hub: WatchHub::default() })
+        let applied = tokio::sync::watch::Sender::new(0);
+        Ok(StoreState { mvcc, lessor, cluster: RwLock::new(cluster), hub: WatchHub::default(), applied })
+    }
+
+    fn set_applied(&self, last: Option<LogId>) {
+        self.applied.send_replace(last.map(|l| l.index).unwrap_or(0));
+    }
+
+    /// Waits (at most `timeout`) until the log entry at `index` is applied here; false if it
+    /// was not in time.
+    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
+        if *self.applied.borrow() >= index {
+            return true;
+        }
+        let mut rx = self.applied.subscribe();
+        let applied = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await;
+        matches!(applied, Ok(Ok(_)))
     }
 }
 
@@ -85,6 +103,7 @@ impl StateMachine {
             Some(b) => codec::decode(&b)?,
             None => StoredMembership::default(),
         };
+        state.set_applied(last_applied);
         Ok(StateMachine { state, db, metrics, snap_dir, last_applied, membership, durability })
     }
 
@@ -132,7 +151,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Normal(cmds) => {
                     let mut results = Vec::with_capacity(cmds.len());
                     for cmd in &cmds {
-                        let (applied, events) = apply::apply(&mut batch, &mut ctx, cmd);
+                        let (mut applied, events) = apply::apply(&mut batch, &mut ctx, cmd);
+                        applied.index = entry.log_id.index;
                         if !events.is_empty() {
                             published.push((applied.revision, events));
                         }
@@ -160,6 +180,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.metrics.applied.inc_by(commands as u64);
         self.metrics.backend_commit.observe(started.elapsed().as_secs_f64());
+        state.set_applied(self.last_applied);
         state.hub.publish(published);
         Ok(responses)
     }
@@ -205,6 +226,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             "installed a snapshot from the leader"
         );
         self.last_applied = meta.last_log_id;
+        state.set_applied(self.last_applied);
         self.membership = meta.last_membership.clone();
         save_snapshot_file(&self.snap_path(), meta, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         Ok(())
