@@ -29,3 +29,6 @@ mod tls;
 
 #[path = "etcdctl/watch_api.rs"]
 mod watch_api;
+
+#[path = "etcdctl/forwarding.rs"]
+mod forwarding;

@@ -144,6 +144,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let election_timeout = Duration::from_millis(cfg.election_timeout);
     let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();
     let (proposals, proposal_queue) = tokio::sync::mpsc::unbounded_channel();
+    let (forwards, forward_queue) = tokio::sync::mpsc::unbounded_channel();
     let node = Arc::new(Node {
         id: ident.id,
         cluster_id: ident.cluster_id,
@@ -166,6 +167,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         term: Default::default(),
         read_waiters,
         proposals,
+        forwards,
         lease_term: Default::default(),
     });
 
@@ -182,6 +184,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
 
     tokio::spawn(node.clone().serve_read_index(read_queue));
     tokio::spawn(node.clone().serve_proposals(proposal_queue));
+    tokio::spawn(node.clone().serve_forwards(forward_queue));
     tokio::spawn(watch_leadership(node.clone()));
     tokio::spawn(expire_leases(node.clone()));
     tokio::spawn(publish_attrs(node.clone()));

@@ -90,6 +90,14 @@ pub struct Proposal {
     tx: tokio::sync::oneshot::Sender<Result<Applied, StoreError>>,
 }
 
+/// A command this member (a follower) forwards to the leader, with where its result goes.
+pub struct Forward {
+    cmd: Command,
+    /// The leader's peer URL when the command was queued.
+    url: String,
+    tx: tokio::sync::oneshot::Sender<Result<Applied, StoreError>>,
+}
+
 /// A linearizable read waiting for the read index.
 pub type ReadWaiter = tokio::sync::oneshot::Sender<Result<Option<u64>, StoreError>>;
 
@@ -121,6 +129,8 @@ pub struct Node {
     pub removed: AtomicBool,
     /// Commands waiting for [`Node::serve_proposals`] (this member as leader).
     pub proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
+    /// Commands waiting for [`Node::serve_forwards`] (this member as follower).
+    pub forwards: tokio::sync::mpsc::UnboundedSender<Forward>,
     /// Linearizable reads waiting for a read index; served in batches by
     /// [`Node::serve_read_index`], one leader round trip per batch.
     pub read_waiters: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
@@ -215,7 +225,10 @@ impl Node {
 
     async fn propose_inner(&self, cmd: Command) -> Result<Applied, StoreError> {
         let applied = self
-            .leader_or_forward(PeerRpc::Propose, &cmd, || self.propose_as_leader(cmd.clone()))
+            .leader_or_else(
+                || self.propose_as_leader(cmd.clone()),
+                |url, left| self.forward_proposal(cmd.clone(), url, left),
+            )
             .await?;
         // Read-your-writes on this member: wait until it applied the same entry (not only
         // the same revision: a compaction or a lease change leaves the revision as it is).
@@ -235,6 +248,24 @@ impl Node {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
+        self.leader_or_else(local, |url, left| async move {
+            match self.peers.call::<Req, Result<T, StoreError>>(&url, rpc, req, left).await {
+                Ok(r) => r,
+                Err(e) => Err(forward_err(e)),
+            }
+        })
+        .await
+    }
+
+    /// Runs `local` if this member leads, else `remote` with the leader's peer URL and the
+    /// time left; retries on [`StoreError::NoLeader`] as [`Node::leader_or_forward`] says.
+    async fn leader_or_else<T, F, Fut, R, RFut>(&self, local: F, remote: R) -> Result<T, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+        R: Fn(String, Duration) -> RFut,
+        RFut: std::future::Future<Output = Result<T, StoreError>>,
+    {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let (leader, node) = self.leader().await?;
@@ -242,11 +273,7 @@ impl Node {
                 local().await
             } else {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                match self.peers.call::<Req, Result<T, StoreError>>(Self::peer_url(&node)?, rpc, req, left).await {
-                    Ok(r) => r,
-                    Err(PeerCallError::Unreachable(_)) => Err(StoreError::NoLeader),
-                    Err(e) => Err(forward_err(e)),
-                }
+                remote(Self::peer_url(&node)?.to_string(), left).await
             };
             match res {
                 Err(StoreError::NoLeader) if tokio::time::Instant::now() < deadline => {
@@ -254,6 +281,85 @@ impl Node {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Queues `cmd` for [`Node::serve_forwards`], which sends concurrent commands to the
+    /// leader at `url` in one call.
+    async fn forward_proposal(&self, cmd: Command, url: String, left: Duration) -> Result<Applied, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.forwards.send(Forward { cmd, url, tx }).map_err(|_| StoreError::Stopped)?;
+        match tokio::time::timeout(left, rx).await {
+            Err(_) => Err(StoreError::Timeout),
+            Ok(Err(_)) => Err(StoreError::Stopped),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    /// On a follower, sends queued commands to the leader in batches: everything queued
+    /// while the previous calls were under way goes in the next one (bounded in count and
+    /// bytes), as the leader puts concurrent commands in one log entry. Each command gets its
+    /// own result; a call that cannot have reached the leader answers NoLeader, so the
+    /// commands are retried, and one that may have reached it is never repeated.
+    pub async fn serve_forwards(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>) {
+        const MAX_COMMANDS: usize = 1024;
+        const MAX_CALLS_IN_FLIGHT: usize = 2;
+        const MAX_BYTES: usize = 4 * 1024 * 1024;
+        let mut carry: Option<Forward> = None;
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
+        loop {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+            let first = match carry.take() {
+                Some(f) => f,
+                None => match rx.recv().await {
+                    Some(f) => f,
+                    None => return,
+                },
+            };
+            let url = first.url.clone();
+            let mut bytes = first.cmd.size();
+            let mut batch = vec![first];
+            while batch.len() < MAX_COMMANDS {
+                match rx.try_recv() {
+                    Ok(f) if f.url != url || bytes + f.cmd.size() > MAX_BYTES => {
+                        carry = Some(f);
+                        break;
+                    }
+                    Ok(f) => {
+                        bytes += f.cmd.size();
+                        batch.push(f);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let node = self.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|f| (f.cmd, f.tx)).unzip();
+                let res = node
+                    .peers
+                    .call::<Vec<Command>, Vec<Result<Applied, StoreError>>>(&url, PeerRpc::Propose, &cmds, REQUEST_TIMEOUT)
+                    .await;
+                match res {
+                    Ok(results) if results.len() == waiters.len() => {
+                        for (w, r) in waiters.into_iter().zip(results) {
+                            let _ = w.send(r);
+                        }
+                    }
+                    Ok(results) => {
+                        let e = StoreError::Internal(format!("the leader answered {} of {} commands", results.len(), waiters.len()));
+                        for w in waiters {
+                            let _ = w.send(Err(e.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        let e = forward_err(e);
+                        for w in waiters {
+                            let _ = w.send(Err(e.clone()));
+                        }
+                    }
+                }
+            });
         }
     }
 

@@ -55,8 +55,10 @@ impl Peer for PeerService {
     }
 
     async fn propose(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let cmd: Command = decode(request)?;
-        reply(&self.node.propose_as_leader(cmd).await)
+        // A follower's batch: queued together, so they share log entries; one result each.
+        let cmds: Vec<Command> = decode(request)?;
+        let results = futures::future::join_all(cmds.into_iter().map(|cmd| self.node.propose_as_leader(cmd))).await;
+        reply(&results)
     }
 
     async fn read_index(&self, _request: Request<Payload>) -> Result<Response<Payload>, Status> {
