@@ -298,12 +298,12 @@ impl Node {
 
     /// On a follower, sends queued commands to the leader in batches: everything queued
     /// while the previous calls were under way goes in the next one (bounded in count and
-    /// bytes), as the leader puts concurrent commands in one log entry. Each command gets its
+    /// bytes; up to 8 calls in flight), as the leader puts concurrent commands in one log entry. Each command gets its
     /// own result; a call that cannot have reached the leader answers NoLeader, so the
     /// commands are retried, and one that may have reached it is never repeated.
     pub async fn serve_forwards(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>) {
         const MAX_COMMANDS: usize = 1024;
-        const MAX_CALLS_IN_FLIGHT: usize = 2;
+        const MAX_CALLS_IN_FLIGHT: usize = 8;
         const MAX_BYTES: usize = 4 * 1024 * 1024;
         let mut carry: Option<Forward> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
