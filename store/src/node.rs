@@ -296,11 +296,11 @@ impl Node {
         }
     }
 
-    /// On a follower, sends queued commands to the leader in batches: everything queued
-    /// while the previous calls were under way goes in the next one (bounded in count and
-    /// bytes; up to 8 calls in flight), as the leader puts concurrent commands in one log entry. Each command gets its
-    /// own result; a call that cannot have reached the leader answers NoLeader, so the
-    /// commands are retried, and one that may have reached it is never repeated.
+    /// On a follower, sends queued commands to the leader in batches: once 8 calls are under
+    /// way, everything queued meanwhile goes in the next one (bounded in count and bytes), as
+    /// the leader puts concurrent commands in one log entry. Each command gets its own
+    /// result; a call that cannot have reached the leader answers NoLeader, so the commands
+    /// are retried, and one that may have reached it is never repeated.
     pub async fn serve_forwards(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>) {
         const MAX_COMMANDS: usize = 1024;
         const MAX_CALLS_IN_FLIGHT: usize = 8;
