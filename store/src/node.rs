@@ -84,10 +84,13 @@ pub struct MembersInfo {
     pub members: Vec<(u64, Member, bool)>,
 }
 
+/// Where the result of a queued command goes.
+type Waiter = tokio::sync::oneshot::Sender<Result<Applied, StoreError>>;
+
 /// A command waiting to be put in a log entry, with where its result goes.
 pub struct Proposal {
     cmd: Command,
-    tx: tokio::sync::oneshot::Sender<Result<Applied, StoreError>>,
+    tx: Waiter,
 }
 
 /// A command this member (a follower) forwards to the leader, with where its result goes.
@@ -95,7 +98,58 @@ pub struct Forward {
     cmd: Command,
     /// The leader's peer URL when the command was queued.
     url: String,
-    tx: tokio::sync::oneshot::Sender<Result<Applied, StoreError>>,
+    tx: Waiter,
+}
+
+/// Most commands in one batch: one log entry, or one forwarding call.
+const BATCH_MAX_COMMANDS: usize = 1024;
+/// Most bytes of commands in one batch.
+const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// The next batch from `rx`: the item carried over from the previous batch or else the next to
+/// arrive, then whatever is already queued, up to [`BATCH_MAX_COMMANDS`] commands and
+/// [`BATCH_MAX_BYTES`]; the first item that does not fit, or that `joins` refuses next to
+/// the batch's first, is carried over. None once the queue is closed.
+async fn next_batch<T>(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    carry: &mut Option<T>,
+    cmd: impl Fn(&T) -> &Command,
+    joins: impl Fn(&T, &T) -> bool,
+) -> Option<Vec<T>> {
+    let first = match carry.take() {
+        Some(item) => item,
+        None => rx.recv().await?,
+    };
+    let mut bytes = cmd(&first).size();
+    let mut batch = vec![first];
+    while batch.len() < BATCH_MAX_COMMANDS {
+        let Ok(next) = rx.try_recv() else { break };
+        let size = cmd(&next).size();
+        if bytes + size > BATCH_MAX_BYTES || !joins(&batch[0], &next) {
+            *carry = Some(next);
+            break;
+        }
+        bytes += size;
+        batch.push(next);
+    }
+    Some(batch)
+}
+
+/// Answers each waiter of a batch with its own result, or every one with the batch's error.
+fn answer(waiters: Vec<Waiter>, results: Result<Vec<Result<Applied, StoreError>>, StoreError>) {
+    let err = match results {
+        Ok(results) if results.len() == waiters.len() => {
+            for (w, r) in waiters.into_iter().zip(results) {
+                let _ = w.send(r);
+            }
+            return;
+        }
+        Ok(results) => StoreError::Internal(format!("{} results for {} commands", results.len(), waiters.len())),
+        Err(e) => e,
+    };
+    for w in waiters {
+        let _ = w.send(Err(err.clone()));
+    }
 }
 
 /// A linearizable read waiting for the read index.
@@ -302,36 +356,15 @@ impl Node {
     /// result; a call that cannot have reached the leader answers NoLeader, so the commands
     /// are retried, and one that may have reached it is never repeated.
     pub async fn serve_forwards(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>) {
-        const MAX_COMMANDS: usize = 1024;
         const MAX_CALLS_IN_FLIGHT: usize = 8;
-        const MAX_BYTES: usize = 4 * 1024 * 1024;
         let mut carry: Option<Forward> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
         loop {
             let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-            let first = match carry.take() {
-                Some(f) => f,
-                None => match rx.recv().await {
-                    Some(f) => f,
-                    None => return,
-                },
+            let Some(batch) = next_batch(&mut rx, &mut carry, |f| &f.cmd, |first, f| f.url == first.url).await else {
+                return;
             };
-            let url = first.url.clone();
-            let mut bytes = first.cmd.size();
-            let mut batch = vec![first];
-            while batch.len() < MAX_COMMANDS {
-                match rx.try_recv() {
-                    Ok(f) if f.url != url || bytes + f.cmd.size() > MAX_BYTES => {
-                        carry = Some(f);
-                        break;
-                    }
-                    Ok(f) => {
-                        bytes += f.cmd.size();
-                        batch.push(f);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let url = batch[0].url.clone();
             let node = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
@@ -340,25 +373,7 @@ impl Node {
                     .peers
                     .call::<Vec<Command>, Vec<Result<Applied, StoreError>>>(&url, PeerRpc::Propose, &cmds, REQUEST_TIMEOUT)
                     .await;
-                match res {
-                    Ok(results) if results.len() == waiters.len() => {
-                        for (w, r) in waiters.into_iter().zip(results) {
-                            let _ = w.send(r);
-                        }
-                    }
-                    Ok(results) => {
-                        let e = StoreError::Internal(format!("the leader answered {} of {} commands", results.len(), waiters.len()));
-                        for w in waiters {
-                            let _ = w.send(Err(e.clone()));
-                        }
-                    }
-                    Err(e) => {
-                        let e = forward_err(e);
-                        for w in waiters {
-                            let _ = w.send(Err(e.clone()));
-                        }
-                    }
-                }
+                answer(waiters, res.map_err(forward_err));
             });
         }
     }
@@ -380,66 +395,28 @@ impl Node {
     /// under load Raft handles few large entries instead of many small ones. Entries are
     /// submitted in order and their results awaited concurrently.
     pub async fn serve_proposals(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
-        const MAX_COMMANDS: usize = 1024;
         const MAX_ENTRIES_IN_FLIGHT: usize = 2;
-        const MAX_BYTES: usize = 4 * 1024 * 1024;
         let mut carry: Option<Proposal> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
         loop {
             // While the entries in flight are not applied, proposals queue up and the next
             // entry takes them all: the batch grows with the load.
             let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-            let first = match carry.take() {
-                Some(p) => p,
-                None => match rx.recv().await {
-                    Some(p) => p,
-                    None => return,
-                },
-            };
-            let mut bytes = first.cmd.size();
-            let mut batch = vec![first];
-            while batch.len() < MAX_COMMANDS {
-                match rx.try_recv() {
-                    Ok(p) if bytes + p.cmd.size() > MAX_BYTES => {
-                        carry = Some(p);
-                        break;
-                    }
-                    Ok(p) => {
-                        bytes += p.cmd.size();
-                        batch.push(p);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let Some(batch) = next_batch(&mut rx, &mut carry, |p| &p.cmd, |_, _| true).await else { return };
             let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
             self.metrics.batch_size.observe(cmds.len() as f64);
             match self.raft.client_write_ff(cmds).await {
-                Err(_) => {
-                    for w in waiters {
-                        let _ = w.send(Err(StoreError::Stopped));
-                    }
-                }
+                Err(_) => answer(waiters, Err(StoreError::Stopped)),
                 Ok(responder) => {
                     tokio::spawn(async move {
                         let _permit = permit;
                         let res = match responder.await {
-                            Ok(Ok(resp)) => Ok(resp.data),
+                            Ok(Ok(resp)) => Ok(resp.data.into_iter().map(Ok).collect()),
                             Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(StoreError::NoLeader),
                             Ok(Err(e)) => Err(StoreError::Internal(e.to_string())),
                             Err(_) => Err(StoreError::Stopped),
                         };
-                        match res {
-                            Ok(results) => {
-                                for (w, r) in waiters.into_iter().zip(results) {
-                                    let _ = w.send(Ok(r));
-                                }
-                            }
-                            Err(e) => {
-                                for w in waiters {
-                                    let _ = w.send(Err(e.clone()));
-                                }
-                            }
-                        }
+                        answer(waiters, res);
                     });
                 }
             }
@@ -691,4 +668,46 @@ pub fn hash_id(parts: &[&str]) -> u64 {
     let d = h.finalize();
     let id = u64::from_be_bytes(d[..8].try_into().unwrap_or_default());
     id.max(1)
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+
+    fn cmd(member_id: u64) -> Command {
+        Command::Alarm { activate: true, member_id, alarm: 1 }
+    }
+
+    #[tokio::test]
+    async fn a_batch_takes_what_is_queued_and_carries_over_what_does_not_join() {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for (id, url) in [(1, "a"), (2, "a"), (3, "b"), (4, "b")] {
+            tx.send((cmd(id), url)).expect("queued");
+        }
+        let mut carry = None;
+        let by_url = |first: &(Command, &str), next: &(Command, &str)| first.1 == next.1;
+        let first = next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.expect("a batch");
+        assert_eq!(first.iter().map(|x| x.1).collect::<Vec<_>>(), ["a", "a"]);
+        let second = next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.expect("a batch");
+        assert_eq!(second.len(), 2);
+        assert!(carry.is_none());
+        drop(tx);
+        assert!(next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn every_waiter_gets_its_own_result_or_the_batch_error() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| tokio::sync::oneshot::channel()).unzip();
+        let applied = |revision| Applied { revision, index: 1, result: Ok(Vec::new()) };
+        answer(txs, Ok(vec![Ok(applied(5)), Err(StoreError::NoLeader)]));
+        let got: Vec<_> = futures::future::join_all(rxs).await.into_iter().map(|r| r.expect("answered")).collect();
+        assert!(matches!(&got[0], Ok(a) if a.revision == 5));
+        assert!(matches!(&got[1], Err(StoreError::NoLeader)));
+        // A leader that answers for fewer commands than it was sent fails the whole batch.
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| tokio::sync::oneshot::channel()).unzip();
+        answer(txs, Ok(vec![Ok(applied(6))]));
+        for r in futures::future::join_all(rxs).await {
+            assert!(matches!(r.expect("answered"), Err(StoreError::Internal(_))));
+        }
+    }
 }
