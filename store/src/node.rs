@@ -135,6 +135,18 @@ async fn next_batch<T>(
     Some(batch)
 }
 
+/// A queued command's result, waited for at most `within`.
+async fn result_within(
+    rx: tokio::sync::oneshot::Receiver<Result<Applied, StoreError>>,
+    within: Duration,
+) -> Result<Applied, StoreError> {
+    match tokio::time::timeout(within, rx).await {
+        Err(_) => Err(StoreError::Timeout),
+        Ok(Err(_)) => Err(StoreError::Stopped),
+        Ok(Ok(r)) => r,
+    }
+}
+
 /// Answers each waiter of a batch with its own result, or every one with the batch's error.
 fn answer(waiters: Vec<Waiter>, results: Result<Vec<Result<Applied, StoreError>>, StoreError>) {
     let err = match results {
@@ -343,11 +355,7 @@ impl Node {
     async fn forward_proposal(&self, cmd: Command, url: String, left: Duration) -> Result<Applied, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.forwards.send(Forward { cmd, url, tx }).map_err(|_| StoreError::Stopped)?;
-        match tokio::time::timeout(left, rx).await {
-            Err(_) => Err(StoreError::Timeout),
-            Ok(Err(_)) => Err(StoreError::Stopped),
-            Ok(Ok(r)) => r,
-        }
+        result_within(rx, left).await
     }
 
     /// On a follower, sends queued commands to the leader in batches: once 8 calls are under
@@ -383,11 +391,7 @@ impl Node {
     pub async fn propose_as_leader(&self, cmd: Command) -> Result<Applied, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.proposals.send(Proposal { cmd, tx }).map_err(|_| StoreError::Stopped)?;
-        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
-            Err(_) => Err(StoreError::Timeout),
-            Ok(Err(_)) => Err(StoreError::Stopped),
-            Ok(Ok(r)) => r,
-        }
+        result_within(rx, REQUEST_TIMEOUT).await
     }
 
     /// Batches queued proposals into log entries: everything queued while the previous
