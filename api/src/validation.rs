@@ -380,7 +380,8 @@ fn pod_spec(spec: &Value, path: &str, require_image: bool, e: &mut Errors) {
     }
     for (i, t) in arr_at(spec, "/tolerations").iter().enumerate() {
         if let Some(op) = t.get("operator") {
-            if !matches!(op.as_str(), Some("Exists" | "Equal")) {
+            // "" is Equal (the API types' zero value), as Kubernetes' ValidateTolerations.
+            if !matches!(op.as_str(), Some("" | "Exists" | "Equal")) {
                 e.unsupported(format!("{path}.tolerations[{i}].operator"), op, &["Equal", "Exists"]);
             }
         }
@@ -388,6 +389,10 @@ fn pod_spec(spec: &Value, path: &str, require_image: bool, e: &mut Errors) {
             if !matches!(eff.as_str(), Some("" | "NoSchedule" | "PreferNoSchedule" | "NoExecute")) {
                 e.unsupported(format!("{path}.tolerations[{i}].effect"), eff, &["NoSchedule", "PreferNoSchedule", "NoExecute"]);
             }
+        }
+        if t.get("tolerationSeconds").is_some_and(|s| !s.is_null()) && str_at(t, "/effect") != Some("NoExecute") {
+            let effect = t.get("effect").cloned().unwrap_or(Value::from(""));
+            e.invalid(format!("{path}.tolerations[{i}].effect"), &effect, "effect must be 'NoExecute' when `tolerationSeconds` is set");
         }
     }
     if let Some(sel) = spec.get("nodeSelector").and_then(Value::as_object) {
@@ -424,11 +429,18 @@ fn pod_update(new: &Value, old: &Value, e: &mut Errors) {
             "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
         );
     }
+    // Kubernetes' validateOnlyAddedTolerations: every old toleration must still be there, equal
+    // in key, operator, value and effect (tolerationSeconds may change); new ones may be added.
     let old_t = arr_at(old, "/spec/tolerations");
     let new_t = arr_at(new, "/spec/tolerations");
-    if old_t.iter().any(|t| !new_t.contains(t)) {
+    if old_t.iter().any(|o| !new_t.iter().any(|n| same_toleration(o, n))) {
         e.forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds");
     }
+}
+
+/// Equal apart from tolerationSeconds (an absent string field is Go's "", as in the API types).
+fn same_toleration(a: &Value, b: &Value) -> bool {
+    ["key", "operator", "value", "effect"].iter().all(|f| a.get(*f).and_then(Value::as_str).unwrap_or("") == b.get(*f).and_then(Value::as_str).unwrap_or(""))
 }
 
 fn workload(kind: &str, obj: &Value, old: Option<&Value>, e: &mut Errors) {
@@ -634,6 +646,28 @@ mod tests {
         assert!(msgs(("", "pods"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "j"}]}}), Some(old.clone())).is_empty());
         let m = msgs(("", "pods"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "d", "image": "i"}]}}), Some(old));
         assert!(m[0].starts_with("spec: Forbidden: pod updates may not change fields"), "{m:?}");
+    }
+
+    #[test]
+    fn pod_updates_may_add_tolerations_and_change_their_seconds() {
+        let pod = |tolerations: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}], "tolerations": tolerations}});
+        let old = pod(json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes", "effect": "NoSchedule"}]));
+        let modified = "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds";
+        // tolerationSeconds changed, one added, order changed: allowed.
+        let changed = pod(json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}, {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}, {"key": "new", "operator": "Exists"}]));
+        assert!(msgs(("", "pods"), changed, Some(old.clone())).is_empty());
+        // An absent operator is the same as "" (the API types' zero value).
+        let explicit = pod(json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}, {"key": "gpu", "operator": "", "value": "yes", "effect": "NoSchedule"}]));
+        assert!(msgs(("", "pods"), explicit, Some(old.clone())).is_empty());
+        // Removing one, or changing its value or effect: refused, once.
+        assert_eq!(msgs(("", "pods"), pod(json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}])), Some(old.clone())), vec![modified]);
+        let value = pod(json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "no", "effect": "NoSchedule"}]));
+        assert_eq!(msgs(("", "pods"), value, Some(old.clone())), vec![modified]);
+        let effect = pod(json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes", "effect": "PreferNoSchedule"}]));
+        assert_eq!(msgs(("", "pods"), effect, Some(old)), vec![modified]);
+        // tolerationSeconds only with NoExecute.
+        let m = msgs(("", "pods"), pod(json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}])), None);
+        assert_eq!(m, vec!["spec.tolerations[0].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set"]);
     }
 
     #[test]
