@@ -549,12 +549,31 @@ fn service(obj: &Value, old: Option<&Value>, e: &mut Errors) {
             e.forbidden(format!("{pp}.nodePort"), "may not be used when `type` is 'ClusterIP'");
         }
     }
+    // Kubernetes' validateUpgradeDowngradeClusterIPs: the primary cluster IP may not change,
+    // unless the service changes to or from ExternalName. The apiserver has already put back
+    // allocated values the update left out (its patch_allocated_values), as Kubernetes does.
     if let Some(old) = old {
-        let old_ip = str_at(old, "/spec/clusterIP").unwrap_or("");
-        let new_ip = str_at(obj, "/spec/clusterIP").unwrap_or("");
-        if !old_ip.is_empty() && old_ip != new_ip && ts != "ExternalName" {
-            e.invalid("spec.clusterIPs[0]", &Value::from(new_ip), "may not change once set");
+        let old_ts = str_at(old, "/spec/type").unwrap_or("ClusterIP");
+        let (old_ips, new_ips) = (cluster_ips(old), cluster_ips(obj));
+        if old_ts != "ExternalName" && ts != "ExternalName" {
+            if let (Some(o), Some(n)) = (old_ips.first(), new_ips.first()) {
+                if o != n {
+                    // Go's %#v of the []string, as kube-apiserver prints this value.
+                    let quoted: Vec<String> = new_ips.iter().map(|ip| format!("{ip:?}")).collect();
+                    let value = format!("[]string{{{}}}", quoted.join(", "));
+                    e.0.push(FieldError::new(ErrorType::Invalid, "spec.clusterIPs[0]", Some(&value), "may not change once set"));
+                }
+            }
         }
+    }
+}
+
+/// spec.clusterIPs, or [spec.clusterIP] for an object that has only the singular field.
+fn cluster_ips(svc: &Value) -> Vec<String> {
+    let ips: Vec<String> = arr_at(svc, "/spec/clusterIPs").iter().filter_map(Value::as_str).map(str::to_string).collect();
+    match (ips.is_empty(), str_at(svc, "/spec/clusterIP")) {
+        (true, Some(ip)) if !ip.is_empty() => vec![ip.to_string()],
+        _ => ips,
     }
 }
 
@@ -676,6 +695,14 @@ mod tests {
         assert!(m.contains(&"spec.type: Unsupported value: \"Weird\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"".to_string()), "{m:?}");
         assert!(m.contains(&"spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive".to_string()));
         assert!(m.contains(&"spec.ports[0].name: Required value".to_string()));
+        // The primary cluster IP may not change (the apiserver patches in omitted values first).
+        let svc = |ip: &str, ips: Value| json!({"metadata": {"name": "s"}, "spec": {"clusterIP": ip, "clusterIPs": ips, "ports": [{"port": 80}]}});
+        let old = svc("10.96.0.10", json!(["10.96.0.10"]));
+        assert!(msgs(("", "services"), svc("10.96.0.10", json!(["10.96.0.10"])), Some(old.clone())).is_empty());
+        let m = msgs(("", "services"), svc("10.96.0.11", json!(["10.96.0.11"])), Some(old.clone()));
+        assert_eq!(m, vec!["spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set"]);
+        let external = json!({"metadata": {"name": "s"}, "spec": {"type": "ExternalName", "externalName": "example.com"}});
+        assert!(msgs(("", "services"), external, Some(old)).is_empty());
         let m = msgs(("", "configmaps"), json!({"metadata": {"name": "c"}, "data": {"bad key": "v"}}), None);
         assert!(m[0].starts_with("data[bad key]: Invalid value: \"bad key\": a valid config key"), "{m:?}");
     }

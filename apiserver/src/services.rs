@@ -136,20 +136,7 @@ impl Allocator {
         let old_ports = node_ports(old);
         let svc_type = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
         if matches!(svc_type.as_str(), "NodePort" | "LoadBalancer") {
-            // Keep an existing port on the same service port when the update left it out.
-            if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
-                for p in ports.iter_mut() {
-                    if p.get("nodePort").and_then(Value::as_i64).is_none_or(|np| np == 0) {
-                        let port = p.get("port").and_then(Value::as_i64);
-                        let prev = old.pointer("/spec/ports").and_then(Value::as_array).and_then(|ops| {
-                            ops.iter().find(|op| op.get("port").and_then(Value::as_i64) == port).and_then(|op| op.get("nodePort").and_then(Value::as_i64))
-                        });
-                        if let (Some(prev), Some(obj)) = (prev, p.as_object_mut()) {
-                            obj.insert("nodePort".into(), json!(prev));
-                        }
-                    }
-                }
-            }
+            // Node ports the update left out were put back by `patch_allocated_values`.
             let mut used = taken_ports.clone();
             self.assign_ports(svc, &name, &mut used, &old_ports, owner, &mut plan)?;
         } else if let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
@@ -242,6 +229,76 @@ impl Allocator {
     }
 }
 
+/// Kubernetes' patchAllocatedValues, then normalizeClusterIPs: an update (e.g. `kubectl
+/// replace` of a manifest that never named them) that leaves out the cluster IP(s), node ports
+/// or health-check node port keeps the allocated values instead of being refused as a change.
+/// Runs before validation, so an update that names a different cluster IP is still refused.
+pub fn patch_allocated_values(new: &mut Value, old: &Value) {
+    let kind = |svc: &Value| svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let (new_type, old_type) = (kind(new), kind(old));
+    let needs_cluster_ip = |t: &str| t != "ExternalName";
+    let needs_node_port = |svc: &Value, t: &str| t == "NodePort" || (t == "LoadBalancer" && svc.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
+    let needs_hc_node_port = |svc: &Value, t: &str| t == "LoadBalancer" && svc.pointer("/spec/externalTrafficPolicy").and_then(Value::as_str) == Some("Local");
+    let old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+    let list_of = |v: Option<&Value>| -> Vec<Value> { v.and_then(Value::as_array).cloned().unwrap_or_default() };
+
+    if needs_cluster_ip(&old_type) && needs_cluster_ip(&new_type) {
+        if str_of(spec.get("clusterIP")).is_empty() && !str_of(old_spec.get("clusterIP")).is_empty() {
+            spec.insert("clusterIP".into(), old_spec["clusterIP"].clone());
+        }
+        if list_of(spec.get("clusterIPs")).is_empty() && !list_of(old_spec.get("clusterIPs")).is_empty() {
+            spec.insert("clusterIPs".into(), old_spec["clusterIPs"].clone());
+        }
+    }
+    // normalizeClusterIPs (the update case): keep clusterIPs in step with clusterIP.
+    let (old_ip, old_ips) = (str_of(old_spec.get("clusterIP")), list_of(old_spec.get("clusterIPs")));
+    if !old_ips.is_empty() && list_of(spec.get("clusterIPs")).is_empty() && str_of(spec.get("clusterIP")) == old_ip {
+        spec.insert("clusterIPs".into(), Value::Array(old_ips.clone()));
+    }
+    let new_ip = str_of(spec.get("clusterIP"));
+    if new_ip != old_ip {
+        let same_ips = list_of(spec.get("clusterIPs")) == old_ips;
+        if !old_ip.is_empty() && new_ip.is_empty() && same_ips {
+            spec.remove("clusterIPs");
+        }
+        if !new_ip.is_empty() && same_ips {
+            spec.insert("clusterIPs".into(), json!([new_ip]));
+        }
+    }
+
+    let new_view = Value::Object(spec.clone());
+    let new_full = json!({"spec": new_view});
+    if needs_node_port(old, &old_type) && needs_node_port(&new_full, &new_type) {
+        let used_in = |s: &Value| -> HashSet<i64> {
+            s.get("ports").and_then(Value::as_array).map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).filter(|np| *np != 0).collect()).unwrap_or_default()
+        };
+        // Ports the update names itself cannot be patched in for another port.
+        let used: HashSet<i64> = used_in(&old_spec).intersection(&used_in(&new_full["spec"])).copied().collect();
+        // By port name, as Kubernetes (the user may have changed the port's other fields).
+        let by_name: std::collections::HashMap<String, i64> = list_of(old_spec.get("ports"))
+            .iter()
+            .map(|p| (str_of(p.get("name")), p.get("nodePort").and_then(Value::as_i64).unwrap_or(0)))
+            .collect();
+        if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+            for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                if p.get("nodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+                    let prev = by_name.get(&str_of(p.get("name"))).copied().unwrap_or(0);
+                    if prev != 0 && !used.contains(&prev) {
+                        p.insert("nodePort".into(), json!(prev));
+                    }
+                }
+            }
+        }
+    }
+    if needs_hc_node_port(old, &old_type) && needs_hc_node_port(&new_full, &new_type) && spec.get("healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
+        if let Some(hc) = old_spec.get("healthCheckNodePort").filter(|v| v.as_i64().unwrap_or(0) != 0) {
+            spec.insert("healthCheckNodePort".into(), hc.clone());
+        }
+    }
+}
+
 fn node_ports(svc: &Value) -> HashSet<i64> {
     svc.pointer("/spec/ports")
         .and_then(Value::as_array)
@@ -271,5 +328,35 @@ mod tests {
         assert!(err.message.contains("provided port is already allocated"), "{}", err.message);
         let mut out = json!({"metadata": {"name": "y"}, "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}});
         assert!(a.plan_create(&mut out, "default/y", &HashSet::new(), &HashSet::new()).unwrap_err().message.contains("not in the valid range"));
+    }
+
+    #[test]
+    fn an_update_that_omits_allocated_values_keeps_them() {
+        let old = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"],
+            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "admin", "port": 81, "nodePort": 30081}]}});
+        // Ports matched by name (the port number changed), an explicit node port kept.
+        let mut new = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 8080}, {"name": "admin", "port": 81, "nodePort": 30090}]}});
+        patch_allocated_values(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIP"], "10.96.0.7");
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.7"]));
+        assert_eq!(new["spec"]["ports"][0]["nodePort"], 30080);
+        assert_eq!(new["spec"]["ports"][1]["nodePort"], 30090);
+        assert_eq!(new["spec"]["healthCheckNodePort"], 31000);
+        // An old port the update gives to another port is not patched in twice.
+        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80}, {"name": "admin", "port": 81, "nodePort": 30080}]}});
+        patch_allocated_values(&mut new, &old);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none(), "{new}");
+        // A new clusterIP with the old clusterIPs: clusterIPs follows it (and validation refuses).
+        let mut new = json!({"spec": {"clusterIP": "10.96.0.8", "ports": [{"port": 80}]}});
+        patch_allocated_values(&mut new, &old);
+        assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.8"]));
+        // To ExternalName: nothing patched in.
+        let mut new = json!({"spec": {"type": "ExternalName", "externalName": "example.com"}});
+        patch_allocated_values(&mut new, &old);
+        assert!(new["spec"].get("clusterIP").is_none() && new["spec"].get("ports").is_none(), "{new}");
+        // To ClusterIP: no node ports kept.
+        let mut new = json!({"spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80}]}});
+        patch_allocated_values(&mut new, &old);
+        assert!(new["spec"]["ports"][0].get("nodePort").is_none() && new["spec"]["clusterIP"] == "10.96.0.7", "{new}");
     }
 }

@@ -220,6 +220,19 @@ async fn deployments_services_and_nodes() {
     assert_eq!(np["spec"]["ports"][0]["nodePort"], 30080);
     let other = np["spec"]["ports"][1]["nodePort"].as_i64().unwrap();
     assert!((30000..=32767).contains(&other), "{other}");
+    // `kubectl replace` of a manifest without the allocated values keeps them (Kubernetes'
+    // patchAllocatedValues); naming another cluster IP is refused.
+    let np_ip = np["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let replaced = ok_stdin(&c, &["replace", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np, labels: {replaced: 'yes'}}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - port: 80\n    name: main\n  - port: 81\n    name: other\n");
+    assert_eq!(replaced.trim(), "service/np replaced");
+    let np = json(&c, &["get", "svc", "np"]);
+    assert_eq!((np["spec"]["clusterIP"].as_str(), &np["spec"]["clusterIPs"]), (Some(np_ip.as_str()), &serde_json::json!([np_ip])));
+    assert_eq!((np["spec"]["ports"][0]["nodePort"].as_i64(), np["spec"]["ports"][1]["nodePort"].as_i64()), (Some(30080), Some(other)));
+    assert_eq!(np["metadata"]["labels"]["replaced"], "yes");
+    let other_ip = if np_ip == "10.96.0.250" { "10.96.0.251" } else { "10.96.0.250" };
+    let moved = c.kubectl_stdin(Admin, &["replace", "-f", "-"], &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: np}}\nspec:\n  type: NodePort\n  clusterIP: {other_ip}\n  ports:\n  - port: 80\n    name: main\n"));
+    assert_eq!(stderr(&moved).trim(), format!("The Service \"np\" is invalid: spec.clusterIPs[0]: Invalid value: []string{{\"{other_ip}\"}}: may not change once set"));
+    assert_eq!(json(&c, &["get", "svc", "np"])["spec"]["clusterIP"].as_str(), Some(np_ip.as_str()));
     let dup = c.kubectl_stdin(Admin, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np2}\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30080\n");
     assert!(stderr(&dup).contains("provided port is already allocated"), "{}", stderr(&dup));
     let svcs = ok(&c, &["get", "svc"]);

@@ -104,6 +104,9 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
     }
     ctx.check_bound(&current.object)?;
     let mut new = merge_update(r, sub, body, &current.object);
+    if r.kind == "Service" && sub.is_none() {
+        crate::services::patch_allocated_values(&mut new, &current.object);
+    }
     default_and_validate(r, &mut new, Some(&current.object))?;
     admission::bump_generation(r, sub, &mut new, &current.object);
     let plan = if r.kind == "Service" {
