@@ -3,8 +3,11 @@
 //! serves the same paths from containerd.
 //!
 //! - `GET /containerLogs/NS/POD/CONTAINER`: five lines naming the container (`tailLines` keeps
-//!   the last N; `follow=true` then adds a `tick K` line every 100 ms, 50 at most). A pod named
-//!   `waiting` answers 400 with a Status, as an agent does for a container that has not started.
+//!   the last N; `follow=true` then adds a `tick K` line every 100 ms, 50 at most). Every
+//!   container had a previous instance: `previous=true` gives its five lines (`... previous
+//!   line K`), and `timestamps=true` prefixes each line with its time as the kubelet does
+//!   (RFC 3339 with nanoseconds, then a space). A pod named `waiting` answers 400 with a Status,
+//!   as an agent does for a container that has not started.
 //! - `GET /exec/NS/POD/CONTAINER?command=...` (WebSocket, `v5.channel.k8s.io` or
 //!   `v4.channel.k8s.io`): runs the command on this machine, streams stdout (channel 1) and
 //!   stderr (2), feeds channel 0 to its stdin (v5 close closes it), and ends with the exit
@@ -93,19 +96,25 @@ async fn logs(UrlPath((ns, pod, container)): UrlPath<(String, String, String)>, 
             "message": format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating")});
         return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response();
     }
-    let mut lines: Vec<String> = (1..=5).map(|i| format!("{ns}/{pod}/{container} line {i}\n")).collect();
+    let flag = |name: &str| q.get(name).is_some_and(|v| v == "true" || v == "1");
+    let (previous, timestamps) = (flag("previous"), flag("timestamps"));
+    // The kubelet's timestamp format: RFC 3339 with nine fractional digits.
+    let stamp = move |second: u32| if timestamps { format!("2024-01-01T00:{:02}:{:02}.000000000Z ", second / 60, second % 60) } else { String::new() };
+    let instance = if previous { "previous line" } else { "line" };
+    let mut lines: Vec<String> = (1..=5).map(|i| format!("{}{ns}/{pod}/{container} {instance} {i}\n", stamp(i))).collect();
     if let Some(n) = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
         lines = lines.split_off(lines.len().saturating_sub(n));
     }
-    let follow = q.get("follow").is_some_and(|f| f == "true");
+    // A previous instance has ended: nothing to follow.
+    let follow = flag("follow") && !previous;
     let head = futures::stream::iter(lines.into_iter().map(Ok::<_, std::io::Error>));
     let body = if follow {
-        let ticks = futures::stream::unfold(1u32, |k| async move {
+        let ticks = futures::stream::unfold(1u32, move |k| async move {
             if k > 50 {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
-            Some((Ok(format!("tick {k}\n")), k + 1))
+            Some((Ok(format!("{}tick {k}\n", stamp(5 + k))), k + 1))
         });
         Body::from_stream(head.chain(ticks))
     } else {

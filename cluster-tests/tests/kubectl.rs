@@ -279,6 +279,22 @@ async fn namespaces_selectors_and_pagination() {
     let page: Value = serde_json::from_str(&stdout(&page)).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert_eq!(page["metadata"]["remainingItemCount"], 7);
+    // deletecollection: the verb with a selector, then kubectl's `delete -l` and `--all`.
+    let count = || ok(&c, &["-n", "team", "get", "pods", "-o", "name"]).lines().count();
+    let (code, body) = c.curl(Admin, "DELETE", "/api/v1/namespaces/team/pods?labelSelector=i%3Dn0", None);
+    assert_eq!(code, 200, "{body}");
+    let gone: Value = serde_json::from_str(&body).unwrap();
+    let names: Vec<&str> = gone["items"].as_array().unwrap().iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["p00"], "{body}");
+    assert_eq!(count(), 11);
+    let deleted = ok(&c, &["delete", "pods", "-l", "tier=front", "-n", "team"]);
+    assert_eq!(deleted, ["p02", "p04", "p06", "p08", "p10"].iter().map(|p| format!("pod \"{p}\" deleted\n")).collect::<String>());
+    assert_eq!(count(), 6);
+    assert!(ok(&c, &["get", "pods", "-n", "team", "-l", "tier=back", "-o", "name"]).lines().all(|l| l.starts_with("pod/p")));
+    let deleted = ok(&c, &["delete", "pods", "--all", "-n", "team"]);
+    assert_eq!(deleted.lines().count(), 6, "{deleted}");
+    let none = c.kubectl(Admin, &["-n", "team", "get", "pods"]);
+    assert_eq!((stdout(&none).as_str(), stderr(&none).trim()), ("", "No resources found in team namespace."));
     // A missing namespace refuses objects; a terminating one too.
     let missing = c.kubectl(Admin, &["-n", "nope", "run", "x", "--image=busybox"]);
     assert!(stderr(&missing).contains("namespaces \"nope\" not found"), "{}", stderr(&missing));

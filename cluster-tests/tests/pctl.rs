@@ -3,7 +3,11 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::{
+    io::{BufRead, BufReader, Write},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
 use cluster_tests::{apiserver_binary, ApiCluster, ApiConfig, Identity::Admin};
 use common::{stderr, stdout};
@@ -14,6 +18,24 @@ fn pctl(c: &ApiCluster, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running pctl (build it with `cargo build -p pctl`)")
+}
+
+fn pctl_bin() -> std::path::PathBuf {
+    apiserver_binary().with_file_name("pctl")
+}
+
+/// pctl with `input` on its stdin.
+fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(pctl_bin())
+        .arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running pctl");
+    child.stdin.take().expect("piped stdin").write_all(input.as_bytes()).expect("writing pctl's stdin");
+    child.wait_with_output().expect("waiting for pctl")
 }
 
 fn ok(c: &ApiCluster, args: &[&str]) -> String {
@@ -53,6 +75,32 @@ async fn everyday_commands() {
     assert!(ok(&c, &["rollout", "restart", "deployment/web"]).contains("deployment.apps/web restarted"));
     let describe = ok(&c, &["describe", "pod", "busybox"]);
     assert!(describe.contains("Name:           busybox") && describe.contains("Events:"), "{describe}");
+    // annotate key- removes the annotation.
+    assert_eq!(ok(&c, &["annotate", "pod", "busybox", "note-"]), "pod/busybox annotated\n");
+    ok(&c, &["annotate", "pod", "busybox", "other=x"]);
+    assert_eq!(stdout(&c.kubectl(Admin, &["annotate", "pod", "busybox", "other-"])), "pod/busybox annotated\n");
+    let annotations = stdout(&c.kubectl(Admin, &["get", "pod", "busybox", "-o", "jsonpath={.metadata.annotations}"]));
+    assert!(!annotations.contains("\"note\""), "{annotations}");
+    // create -f - reads the manifest from stdin.
+    let created = pctl_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stdin}\ndata: {k: v}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: piped}\nspec:\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert_eq!(stdout(&created), "configmap/from-stdin created\npod/piped created\n");
+    assert_eq!(stdout(&c.kubectl(Admin, &["get", "cm", "from-stdin", "-o", "jsonpath={.data.k}"])), "v");
+    let again = pctl_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stdin}\n");
+    assert_eq!(stderr(&again).trim(), "Error from server (AlreadyExists): configmaps \"from-stdin\" already exists");
+    // get -w: the list, then each change as it happens, until stopped.
+    get_watch(&c);
+    // KUBECONFIG is read when --kubeconfig is not given (and the flag wins over it).
+    let home = c.store.dir().join("empty-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let with_env = |kubeconfig: &str, args: &[&str]| Command::new(pctl_bin()).env("KUBECONFIG", kubeconfig).env("HOME", &home).args(args).output().unwrap();
+    let admin = c.kubeconfig(Admin).display().to_string();
+    let out = with_env(&admin, &["get", "ns", "default", "-o", "name"]);
+    assert_eq!(stdout(&out), "namespace/default\n", "{}", stderr(&out));
+    let missing = home.join("missing.kubeconfig").display().to_string();
+    assert!(!with_env(&missing, &["get", "ns", "default", "-o", "name"]).status.success());
+    let flag = with_env(&missing, &[&format!("--kubeconfig={admin}"), "get", "ns", "default", "-o", "name"]);
+    assert_eq!(stdout(&flag), "namespace/default\n", "{}", stderr(&flag));
     // Nodes.
     let node = c.kubectl_stdin(Admin, &["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n");
     assert!(node.status.success());
@@ -80,6 +128,40 @@ async fn everyday_commands() {
     assert!(kc.contains("client-certificate-data:") && kc.contains("current-context: viewer@cluster"), "{kc}");
     let subject = Command::new("openssl").args(["x509", "-noout", "-subject", "-in"]).arg(dir.join("admin.crt")).output().unwrap();
     assert!(stdout(&subject).contains("O = system:masters") && stdout(&subject).contains("CN = admin"), "{}", stdout(&subject));
+}
+
+/// `pctl get pods -w` prints the list, then a line for a pod created while it watches.
+fn get_watch(c: &ApiCluster) {
+    let mut watch = Command::new(pctl_bin())
+        .args([&format!("--kubeconfig={}", c.kubeconfig(Admin).display()), "get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running pctl get -w");
+    let out = watch.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = vec![rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default()];
+    kubectl_apply(c, "apiVersion: v1\nkind: Pod\nmetadata: {name: watched}\nspec:\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l| l.starts_with("watched ")) && Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(seen[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("busybox ")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("watched ") && l.contains("Pending")), "{seen:?}");
 }
 
 /// Applies a manifest with kubectl (as admin) and fails the test if it is refused.
@@ -312,6 +394,13 @@ async fn logs_and_exec_through_the_agent() {
         .output()
         .unwrap();
     assert!(stdout(&follow).starts_with(&lines(1)) && stdout(&follow).contains("tick 3\n"), "{}", stdout(&follow));
+    // --previous and --timestamps reach the agent as the kubelet's query parameters.
+    assert_eq!(ok(&c, &["logs", "app", "--previous", "--tail=1"]), "default/app/main previous line 5\n");
+    assert_eq!(ok(&c, &["logs", "app", "-p", "-f"]), (1..=5).map(|i| format!("default/app/main previous line {i}\n")).collect::<String>());
+    let stamped = "2024-01-01T00:00:04.000000000Z default/app/main line 4\n2024-01-01T00:00:05.000000000Z default/app/main line 5\n";
+    assert_eq!(ok(&c, &["logs", "app", "--timestamps", "--tail=2"]), stamped);
+    assert_eq!(stdout(&c.kubectl(Admin, &["logs", "app", "--timestamps", "--tail=2"])), stamped);
+    assert_eq!(ok(&c, &["logs", "two", "-c", "b", "-p", "--timestamps", "--tail=1"]), "2024-01-01T00:00:05.000000000Z default/two/b previous line 5\n");
     // A viewer may read logs.
     assert_eq!(stdout(&c.kubectl(cluster_tests::Identity::Viewer, &["logs", "app", "--tail=1"])), lines(5));
 

@@ -79,8 +79,8 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
         let verb = match (field, set.is_empty()) {
             (Field::Labels, true) => "unlabeled",
             (Field::Labels, false) => "labeled",
-            (Field::Annotations, true) => "unannotated",
-            (Field::Annotations, false) => "annotated",
+            // kubectl annotate says "annotated" for removals too.
+            (Field::Annotations, _) => "annotated",
         };
         println!("{} {verb}", resources::display_name(r, &name));
     }
