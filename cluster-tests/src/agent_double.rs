@@ -10,17 +10,19 @@
 //!   as an agent does for a container that has not started.
 //! - `GET /exec/NS/POD/CONTAINER?command=...` (WebSocket, `v5.channel.k8s.io` or
 //!   `v4.channel.k8s.io`): runs the command on this machine, streams stdout (channel 1) and
-//!   stderr (2), feeds channel 0 to its stdin (v5 close closes it), and ends with the exit
-//!   status on channel 3, as Kubernetes' remote command protocol does.
+//!   stderr (2; with `tty=true` both come on 1, as from a terminal), feeds channel 0 to its
+//!   stdin (v5 close closes it), reads terminal sizes from the resize channel (4), and ends
+//!   with the exit status on channel 3, as Kubernetes' remote command protocol does. Each exec
+//!   is recorded ([`AgentDouble::execs`]): command, stdin and tty flags, sizes received.
 //!
 //! It asks for a client certificate signed by the cluster CA, as an agent does.
 
-use std::{collections::HashMap, path::Path, process::Stdio, sync::Arc, time::Duration};
+use std::{collections::HashMap, path::Path, process::Stdio, sync::{Arc, Mutex}, time::Duration};
 
 use anyhow::{Context, Result};
 use axum::{
     body::Body,
-    extract::{ws::{Message, WebSocket, WebSocketUpgrade}, Path as UrlPath, Query, RawQuery},
+    extract::{ws::{Message, WebSocket, WebSocketUpgrade}, Path as UrlPath, Query, RawQuery, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -37,7 +39,27 @@ use tower::ServiceExt;
 pub struct AgentDouble {
     /// The HTTPS port on 127.0.0.1.
     pub port: u16,
+    execs: ExecLog,
     task: JoinHandle<()>,
+}
+
+/// What one exec request carried, as the double saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRecord {
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub tty: bool,
+    /// (width, height) of each message on the resize channel, in order.
+    pub resizes: Vec<(u16, u16)>,
+}
+
+type ExecLog = Arc<Mutex<Vec<ExecRecord>>>;
+
+impl AgentDouble {
+    /// The exec requests served so far, oldest first (sizes keep arriving while one runs).
+    pub fn execs(&self) -> Vec<ExecRecord> {
+        self.execs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
 }
 
 impl Drop for AgentDouble {
@@ -74,7 +96,8 @@ impl AgentDouble {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
-        let app = Router::new().route("/containerLogs/{ns}/{pod}/{container}", get(logs)).route("/exec/{ns}/{pod}/{container}", get(exec));
+        let execs = ExecLog::default();
+        let app = Router::new().route("/containerLogs/{ns}/{pod}/{container}", get(logs)).route("/exec/{ns}/{pod}/{container}", get(exec)).with_state(execs.clone());
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
@@ -86,7 +109,7 @@ impl AgentDouble {
                 });
             }
         });
-        Ok(AgentDouble { port, task })
+        Ok(AgentDouble { port, execs, task })
     }
 }
 
@@ -123,11 +146,19 @@ async fn logs(UrlPath((ns, pod, container)): UrlPath<(String, String, String)>, 
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-async fn exec(RawQuery(q): RawQuery, ws: WebSocketUpgrade) -> Response {
+async fn exec(State(execs): State<ExecLog>, RawQuery(q): RawQuery, ws: WebSocketUpgrade) -> Response {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
     let command: Vec<String> = params.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
-    let stdin = params.iter().any(|(k, v)| k == "stdin" && (v == "true" || v == "1"));
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| run(socket, command, stdin))
+    let flag = |name: &str| params.iter().any(|(k, v)| k == name && (v == "true" || v == "1"));
+    let record = ExecRecord { command, stdin: flag("stdin"), tty: flag("tty"), resizes: Vec::new() };
+    let index = match execs.lock() {
+        Ok(mut l) => {
+            l.push(record.clone());
+            l.len() - 1
+        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| run(socket, record, execs, index))
 }
 
 fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
@@ -143,7 +174,8 @@ fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
     out
 }
 
-async fn run(socket: WebSocket, command: Vec<String>, with_stdin: bool) {
+async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize) {
+    let ExecRecord { command, stdin: with_stdin, tty, .. } = record;
     let v5 = socket.protocol().and_then(|p| p.to_str().ok()) == Some("v5.channel.k8s.io");
     let (mut tx, mut rx) = socket.split();
     let Some(program) = command.first() else { return };
@@ -167,7 +199,9 @@ async fn run(socket: WebSocket, command: Vec<String>, with_stdin: bool) {
     };
     let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(64);
     let mut pumps = Vec::new();
-    for (channel, reader) in [(1u8, child.stdout.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)), (2u8, child.stderr.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>))] {
+    // A terminal has one output stream: stderr comes on stdout's channel.
+    let err_channel = if tty { 1u8 } else { 2u8 };
+    for (channel, reader) in [(1u8, child.stdout.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)), (err_channel, child.stderr.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>))] {
         let Some(mut reader) = reader else { continue };
         let out_tx = out_tx.clone();
         pumps.push(tokio::spawn(async move {
@@ -199,6 +233,18 @@ async fn run(socket: WebSocket, command: Vec<String>, with_stdin: bool) {
                 }
                 // v5: close of a stream; channel 0 closes stdin.
                 Some(255) if v5 && data.get(1) == Some(&0) => stdin = None,
+                // Resize: {"Width":W,"Height":H}, as kubectl sends it.
+                Some(4) => {
+                    let size: Option<serde_json::Value> = serde_json::from_slice(&data[1..]).ok();
+                    let dim = |k: &str| size.as_ref().and_then(|s| s.get(k)).and_then(serde_json::Value::as_u64).and_then(|v| u16::try_from(v).ok());
+                    if let (Some(w), Some(h)) = (dim("Width"), dim("Height")) {
+                        if let Ok(mut log) = execs.lock() {
+                            if let Some(r) = log.get_mut(index) {
+                                r.resizes.push((w, h));
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
         }

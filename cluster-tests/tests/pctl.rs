@@ -423,6 +423,7 @@ async fn logs_and_exec_through_the_agent() {
         .unwrap();
     let expected = std::fs::read("/etc/hostname").unwrap().len().to_string();
     assert_eq!(stdout(&piped).trim(), expected, "{}", stderr(&piped));
+    exec_with_a_terminal(&c, &agent);
     // Refusals.
     let viewer = c.kubectl(cluster_tests::Identity::Viewer, &["exec", "app", "--", "true"]);
     assert!(stderr(&viewer).contains("cannot create resource \"pods/exec\""), "{}", stderr(&viewer));
@@ -431,4 +432,74 @@ async fn logs_and_exec_through_the_agent() {
     let (code, body) = c.curl(Admin, "POST", "/api/v1/namespaces/default/pods/app/exec?stdout=true", None);
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("you must specify at least 1 command"), "{body}");
+}
+
+/// `exec -it`: without a terminal on stdin, kubectl's warning and no TTY (pctl as kubectl);
+/// with one (a pty from `script`), a TTY session in raw mode that sends the terminal size on
+/// the resize channel at start and on SIGWINCH, and leaves the terminal as it found it.
+fn exec_with_a_terminal(c: &ApiCluster, agent: &cluster_tests::agent_double::AgentDouble) {
+    let warning = "Unable to use a TTY - input is not a terminal or the right kind of file";
+    for kubectl in [false, true] {
+        let before = agent.execs().len();
+        let args = ["exec", "-it", "app", "--", "sh", "-c", "echo out; echo err >&2"];
+        let out = if kubectl { c.kubectl_stdin(Admin, &args, "") } else { pctl_stdin(c, &args, "") };
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "out\n");
+        assert_eq!(stderr(&out).lines().collect::<Vec<_>>(), [warning, "err"], "kubectl: {kubectl}");
+        let execs = agent.execs();
+        assert_eq!(execs.len(), before + 1);
+        let last = &execs[before];
+        assert!(last.stdin && !last.tty && last.resizes.is_empty(), "kubectl: {kubectl}: {last:?}");
+    }
+    // -t without -i: no TTY and no warning, as kubectl.
+    let out = pctl(c, &["exec", "-t", "app", "--", "echo", "plain"]);
+    assert_eq!((stdout(&out).as_str(), stderr(&out).as_str()), ("plain\n", ""));
+    assert!(agent.execs().last().is_some_and(|e| !e.tty && !e.stdin));
+
+    // A real terminal: script(1) gives pctl a pty of 91x37; a background job resizes it to
+    // 120x50 once `flag` exists, which the kernel signals with SIGWINCH.
+    let flag = c.store.dir().join("resize-now");
+    let cmd = format!(
+        "stty cols 91 rows 37; before=$(stty -g); (while [ ! -e {flag} ]; do sleep 0.1; done; stty cols 120 rows 50 </dev/tty) & \
+         {pctl} --kubeconfig={kc} exec -it app -- sh -c 'read line; echo got:$line; echo oops >&2; exit 5'; echo pctl-exit:$?; \
+         wait; [ \"$(stty -g)\" = \"$before\" ] && echo terminal-restored",
+        flag = flag.display(),
+        pctl = pctl_bin().display(),
+        kc = c.kubeconfig(Admin).display(),
+    );
+    let before = agent.execs().len();
+    let mut script = Command::new("timeout")
+        .args(["90", "script", "-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running script(1)");
+    let mut input = script.stdin.take().expect("piped stdin");
+    let wait_for = |what: &str, done: &dyn Fn(&cluster_tests::agent_double::ExecRecord) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(e) = agent.execs().get(before) {
+                if done(e) {
+                    return e.clone();
+                }
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", agent.execs().get(before));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_for("the initial size", &|e| !e.resizes.is_empty());
+    assert!(first.tty && first.stdin, "{first:?}");
+    assert_eq!(first.resizes[0], (91, 37));
+    std::fs::write(&flag, b"").unwrap();
+    let resized = wait_for("the new size", &|e| e.resizes.contains(&(120, 50)));
+    assert_eq!(resized.resizes, [(91, 37), (120, 50)]);
+    input.write_all(b"hello\n").unwrap();
+    let out = script.wait_with_output().expect("waiting for script(1)");
+    drop(input);
+    let text = stdout(&out);
+    // With a TTY, stderr comes on the terminal too; the exit code is the command's.
+    assert!(text.contains("got:hello") && text.contains("oops"), "{text}\n{}", stderr(&out));
+    assert!(text.contains("command terminated with exit code 5") && text.contains("pctl-exit:5"), "{text}");
+    assert!(text.contains("terminal-restored"), "{text}");
 }

@@ -82,9 +82,14 @@ async fn main() {
         Command::Get(a) => cmd::get::get(&cli.global, a).await,
         Command::Describe(a) => cmd::describe::describe(&cli.global, a).await,
         Command::Logs(a) => cmd::pod::logs(&cli.global, a).await,
+        // Exits at once: a read of stdin (a terminal, or a pipe kept open) may still be
+        // blocked, and ending the runtime would wait for it.
         Command::Exec(a) => match cmd::pod::exec(&cli.global, a).await {
-            Ok(0) => Ok(()),
-            Ok(code) => std::process::exit(code),
+            Ok(code) => {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(code)
+            }
             Err(e) => Err(e),
         },
         Command::Delete(a) => cmd::delete::delete(&cli.global, a).await,
