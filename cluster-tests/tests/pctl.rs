@@ -114,6 +114,14 @@ async fn everyday_commands() {
     assert_eq!(stderr(&missing).trim(), "Error from server (NotFound): pods \"nope\" not found");
     let unknown = pctl(&c, &["get", "widgets"]);
     assert!(stderr(&unknown).contains("the server doesn't have a resource type \"widgets\""), "{}", stderr(&unknown));
+    // top: the apiserver does not serve metrics.k8s.io (no agent reports usage), and kubectl
+    // and pctl say so alike.
+    for args in [&["top", "nodes"][..], &["top", "pods", "-A"], &["top", "pod", "busybox", "--containers"]] {
+        let out = pctl(&c, args);
+        assert_eq!((out.status.code(), stderr(&out).trim()), (Some(1), "error: Metrics API not available"), "pctl {args:?}");
+        let kubectl = c.kubectl(Admin, args);
+        assert_eq!((kubectl.status.code(), stderr(&kubectl).trim()), (Some(1), "error: Metrics API not available"), "kubectl {args:?}");
+    }
     // Deleting.
     assert_eq!(ok(&c, &["delete", "pod", "busybox"]), "pod \"busybox\" deleted\n");
     ok(&c, &["delete", "-f", &examples.join("deployment-web.yaml").to_string_lossy()]);

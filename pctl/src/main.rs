@@ -63,6 +63,8 @@ enum Command {
     Drain(cmd::node::DrainArgs),
     /// Update the taints on a node (`key=value:Effect`, `key:Effect-` to remove).
     Taint(cmd::node::TaintArgs),
+    /// Display resource (CPU/memory) usage of nodes or pods, from the Metrics API.
+    Top(cmd::top::TopArgs),
     /// Manage the rollout of a deployment (restart).
     Rollout(cmd::rollout::RolloutArgs),
     /// Administer the store cluster: members, backups.
@@ -101,6 +103,7 @@ async fn main() {
         Command::Drain(a) => cmd::node::drain(&cli.global, a).await,
         Command::Taint(a) => cmd::node::taint(&cli.global, a).await,
         Command::Rollout(a) => cmd::rollout::rollout(&cli.global, a).await,
+        Command::Top(a) => cmd::top::top(&cli.global, a).await,
         Command::Store(a) => cmd::store::store(a).await,
         Command::Certs(a) => certs::generate(a),
         Command::Kubeconfig(a) => certs::kubeconfig(a),

@@ -11,3 +11,4 @@ pub mod pod;
 pub mod rollout;
 pub mod scale;
 pub mod store;
+pub mod top;
