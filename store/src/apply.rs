@@ -21,7 +21,17 @@ use crate::db::CF_LEASE;
 use crate::lease::{lease_key, LeaseRecord, Lessor};
 use crate::mvcc::{ApplyBatch, MvccError, WriteTxn};
 
-/// A state-machine command, the payload of a Raft log entry.
+/// The payload of a Raft log entry: commands proposed together, and the ticket under which
+/// the member that proposed them waits for their results (see `waiting`); 0 for none.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Proposed {
+    /// The proposer's ticket.
+    pub ticket: u64,
+    /// The commands, applied in order.
+    pub cmds: Vec<Command>,
+}
+
+/// A state-machine command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Command {
     /// A protobuf-encoded `PutRequest`.

@@ -12,7 +12,7 @@ use openraft::{ChangeMembers, ServerState};
 use proto::etcdserverpb::ResponseHeader;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Applied, Command, MemberAttrs};
+use crate::apply::{Applied, Command, MemberAttrs, Proposed};
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::lease::LeaseTtl;
@@ -409,18 +409,27 @@ impl Node {
             let Some(batch) = next_batch(&mut rx, &mut carry, |p| &p.cmd, |_, _| true).await else { return };
             let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
             self.metrics.batch_size.observe(cmds.len() as f64);
-            match self.raft.client_write_ff(cmds).await {
-                Err(_) => answer(waiters, Err(StoreError::Stopped)),
+            // The state machine answers the waiters as it applies the entry (and so frees
+            // its place in flight); Raft's responder only reports an entry that failed.
+            let ticket = self.state.waiting.register(Box::new(move |results| {
+                let _permit = permit;
+                answer(waiters, results.map(|r| r.into_iter().map(Ok).collect()));
+            }));
+            match self.raft.client_write_ff(Proposed { ticket, cmds }).await {
+                Err(_) => {
+                    self.state.waiting.answer(ticket, Err(StoreError::Stopped));
+                }
                 Ok(responder) => {
+                    let node = self.clone();
                     tokio::spawn(async move {
-                        let _permit = permit;
-                        let res = match responder.await {
-                            Ok(Ok(resp)) => Ok(resp.data.into_iter().map(Ok).collect()),
-                            Ok(Err(ClientWriteError::ForwardToLeader(_))) => Err(StoreError::NoLeader),
-                            Ok(Err(e)) => Err(StoreError::Internal(e.to_string())),
-                            Err(_) => Err(StoreError::Stopped),
+                        let err = match responder.await {
+                            // Applied, so answered already (this only guards against a leak).
+                            Ok(Ok(_)) => StoreError::Internal("entry applied without its results".into()),
+                            Ok(Err(ClientWriteError::ForwardToLeader(_))) => StoreError::NoLeader,
+                            Ok(Err(e)) => StoreError::Internal(e.to_string()),
+                            Err(_) => StoreError::Stopped,
                         };
-                        answer(waiters, res);
+                        node.state.waiting.answer(ticket, Err(err));
                     });
                 }
             }

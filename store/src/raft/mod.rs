@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use log_store::{LogDurability, LogStore};
 pub use state_machine::{StateMachine, StoreState};
 
-use crate::apply::{Applied, Command};
+use crate::apply::Proposed;
 
 /// A member as Raft membership records it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,10 +32,11 @@ impl fmt::Display for Member {
 
 openraft::declare_raft_types!(
     /// The store's Raft types: a log entry carries a batch of commands (concurrent proposals
-    /// share one entry), and its response holds one result per command.
+    /// share one entry). The state machine hands their results to the waiting proposers
+    /// itself (`waiting`), so Raft's own response is empty.
     pub TypeConfig:
-        D = Vec<Command>,
-        R = Vec<Applied>,
+        D = Proposed,
+        R = (),
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
