@@ -29,6 +29,8 @@ pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 pub struct PeerClients {
     tls: Option<ClientTlsConfig>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Idle AppendEntries streams by peer URL.
+    idle_streams: Arc<Mutex<HashMap<String, Vec<AppendStream>>>>,
     /// Since when each peer (by member ID) has answered Raft RPCs without a failure.
     active: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
 }
@@ -36,7 +38,7 @@ pub struct PeerClients {
 /// The peer RPCs.
 #[derive(Debug, Clone, Copy)]
 pub enum PeerRpc {
-    /// openraft AppendEntries.
+    /// openraft AppendEntries (on a stream).
     AppendEntries,
     /// openraft Vote.
     Vote,
@@ -57,7 +59,12 @@ pub enum PeerRpc {
 impl PeerClients {
     /// Peers reached with `tls` when URLs are https.
     pub fn new(tls: Option<ClientTlsConfig>) -> PeerClients {
-        PeerClients { tls, channels: Arc::new(Mutex::new(HashMap::new())), active: Arc::new(Mutex::new(HashMap::new())) }
+        PeerClients {
+            tls,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+            idle_streams: Arc::new(Mutex::new(HashMap::new())),
+            active: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     /// Records the outcome of an RPC to `id` (replication or probe): the first success after a failure starts
@@ -81,7 +88,7 @@ impl PeerClients {
             return Ok(c.clone());
         }
         let mut ep = Endpoint::from_shared(url.to_string())?
-            .connect_timeout(Duration::from_secs(1))
+            .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5));
         if let (Some(tls), true) = (&self.tls, url.starts_with("https")) {
@@ -101,6 +108,9 @@ impl PeerClients {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
+        if let PeerRpc::AppendEntries = rpc {
+            return self.append_call(url, req, timeout).await;
+        }
         let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
         let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
         let mut client = PeerClient::new(ch)
@@ -109,7 +119,8 @@ impl PeerClients {
         let payload = Payload { data };
         let fut = async {
             match rpc {
-                PeerRpc::AppendEntries => client.append_entries(payload).await,
+                // Sent on a stream by `append_call` above.
+                PeerRpc::AppendEntries => Err(tonic::Status::internal("AppendEntries goes on a stream")),
                 PeerRpc::Vote => client.vote(payload).await,
                 PeerRpc::InstallSnapshot => client.install_snapshot(payload).await,
                 PeerRpc::Propose => client.propose(payload).await,
@@ -130,6 +141,100 @@ impl PeerClients {
         codec::decode(&resp.data).map_err(|e| PeerCallError::Codec(e.to_string()))
     }
 }
+
+/// An open AppendEntries stream to a peer: requests go in on `tx`, answers come back on
+/// `answers`, one for each, in order.
+struct AppendStream {
+    tx: tokio::sync::mpsc::Sender<Payload>,
+    answers: tonic::Streaming<Payload>,
+}
+
+/// Why an AppendEntries exchange on a stream failed.
+enum StreamFailure {
+    /// The stream ended or broke before the answer: the peer may not have seen the request.
+    Closed(String),
+    /// The peer answered with an error of its own.
+    Status(tonic::Status),
+}
+
+impl AppendStream {
+    async fn exchange(&mut self, payload: Payload) -> Result<Payload, StreamFailure> {
+        self.tx.send(payload).await.map_err(|_| StreamFailure::Closed("stream closed".into()))?;
+        match self.answers.message().await {
+            Ok(Some(answer)) => Ok(answer),
+            Ok(None) => Err(StreamFailure::Closed("stream ended".into())),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => Err(StreamFailure::Status(status)),
+            Err(status) => Err(StreamFailure::Closed(status.message().to_string())),
+        }
+    }
+}
+
+impl PeerClients {
+    /// Opens an AppendEntries stream to the peer at `url`.
+    async fn open_stream(&self, url: &str) -> Result<AppendStream, PeerCallError> {
+        let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
+        let mut client =
+            PeerClient::new(ch).max_decoding_message_size(MAX_PEER_MESSAGE).max_encoding_message_size(MAX_PEER_MESSAGE);
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let answers = match client.append_entries(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+            Ok(r) => r.into_inner(),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                return Err(PeerCallError::Unreachable(status.message().to_string()))
+            }
+            Err(status) => return Err(PeerCallError::Status(status.message().to_string())),
+        };
+        Ok(AppendStream { tx, answers })
+    }
+
+    /// Sends an AppendEntries request on a stream to the peer at `url` and decodes its
+    /// answer. An idle stream is reused; one that turns out to be closed (the peer
+    /// restarted) is replaced once, since AppendEntries is safe to send again.
+    async fn append_call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        url: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerCallError> {
+        /// Idle streams kept per peer (the replication stream's, leadership checks').
+        const MAX_IDLE: usize = 4;
+        let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
+        let exchange = async {
+            let reused = self.idle_streams.lock().get_mut(url).and_then(Vec::pop);
+            let (mut stream, mut fresh) = match reused {
+                Some(stream) => (stream, false),
+                None => (self.open_stream(url).await?, true),
+            };
+            loop {
+                match stream.exchange(Payload { data: data.clone() }).await {
+                    Ok(answer) => return Ok((stream, answer)),
+                    Err(StreamFailure::Closed(_)) if !fresh => {
+                        stream = self.open_stream(url).await?;
+                        fresh = true;
+                    }
+                    Err(StreamFailure::Closed(m)) => return Err(PeerCallError::Unreachable(m)),
+                    Err(StreamFailure::Status(status)) => return Err(PeerCallError::Status(status.message().to_string())),
+                }
+            }
+        };
+        // A stream whose answer is late is dropped with the future: its next answer would
+        // be this one's.
+        let (stream, answer) = match tokio::time::timeout(timeout, exchange).await {
+            Err(_) => return Err(PeerCallError::Timeout),
+            Ok(r) => r?,
+        };
+        {
+            let mut idle = self.idle_streams.lock();
+            let streams = idle.entry(url.to_string()).or_default();
+            if streams.len() < MAX_IDLE {
+                streams.push(stream);
+            }
+        }
+        codec::decode(&answer.data).map_err(|e| PeerCallError::Codec(e.to_string()))
+    }
+}
+
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Failure to get an answer from a peer.
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ mod kv;
 mod lease;
 mod maintenance;
 mod peer;
+mod tls;
 pub mod validate;
 mod watch;
 
@@ -138,6 +139,9 @@ fn incoming(
 pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
     let tls = server_tls(&cfg.peer_cert_file, &cfg.peer_key_file, &cfg.peer_trusted_ca_file, cfg.peer_client_cert_auth)?;
     for url in split_urls(&cfg.listen_peer_urls) {
+        if url.starts_with("https") != tls.is_some() {
+            anyhow::bail!("peer URL {url} and the peer TLS flags disagree (https needs --peer-cert-file and --peer-key-file, and they need https)");
+        }
         let listener = bind(&url).await?;
         let mut builder = Server::builder().tcp_nodelay(true);
         if let Some(tls) = &tls {
@@ -160,7 +164,7 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
 /// Starts the client (etcd v3 gRPC) listeners.
 pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
     // TLS is done here rather than by tonic: `authority::FixAuthority` must see decrypted bytes.
-    let tls = authority::tls_acceptor(&cfg.cert_file, &cfg.key_file, &cfg.trusted_ca_file, cfg.client_cert_auth)?;
+    let tls = tls::tls_acceptor(&cfg.cert_file, &cfg.key_file, &cfg.trusted_ca_file, cfg.client_cert_auth)?;
     let max = cfg.max_request_bytes + GRPC_OVERHEAD;
     let progress = Duration::from_secs(cfg.watch_progress_notify_interval.max(1));
     for url in split_urls(&cfg.listen_client_urls) {

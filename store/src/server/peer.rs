@@ -1,12 +1,14 @@
 //! The peer service: openraft's RPCs and the calls followers make to the leader.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
 use proto::peerpb::peer_server::Peer;
 use proto::peerpb::Payload;
 use serde::{de::DeserializeOwned, Serialize};
-use tonic::{Request, Response, Status};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::apply::Command;
 use crate::codec;
@@ -34,14 +36,36 @@ fn reply<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
     Ok(Response::new(Payload { data }))
 }
 
+/// The answers of an AppendEntries stream.
+type AppendAnswers = Pin<Box<dyn Stream<Item = Result<Payload, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn append_entries(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
-        let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
-        let started = std::time::Instant::now();
-        let res = self.node.raft.append_entries(rpc).await;
-        self.node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
-        reply(&res)
+    type AppendEntriesStream = AppendAnswers;
+
+    /// A leader's AppendEntries stream: each request message gets its answer, in order, until
+    /// the leader closes the stream. The stream is read while its answers are polled, so a
+    /// request is handled on the task that sends its answer.
+    async fn append_entries(&self, request: Request<Streaming<Payload>>) -> Result<Response<AppendAnswers>, Status> {
+        let inbound = request.into_inner();
+        let answers = futures::stream::unfold((self.node.clone(), inbound), |(node, mut inbound)| async move {
+            let msg = match inbound.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return None,
+                Err(status) => return Some((Err(status), (node, inbound))),
+            };
+            let answer = match codec::decode::<AppendEntriesRequest<TypeConfig>>(&msg.data) {
+                Ok(rpc) => {
+                    let started = std::time::Instant::now();
+                    let res = node.raft.append_entries(rpc).await;
+                    node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
+                    reply(&res).map(Response::into_inner)
+                }
+                Err(e) => Err(Status::invalid_argument(e.to_string())),
+            };
+            Some((answer, (node, inbound)))
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
