@@ -213,7 +213,8 @@ fn raft_unavailable<E: std::fmt::Debug>(e: RaftError<u64, E>) -> StoreError {
 
 fn forward_err(e: PeerCallError) -> StoreError {
     match e {
-        PeerCallError::Timeout => StoreError::Timeout,
+        // The leader may have carried it out: the client must not be told to retry.
+        PeerCallError::Timeout | PeerCallError::Lost(_) => StoreError::Timeout,
         _ => StoreError::NoLeader,
     }
 }

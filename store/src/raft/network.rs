@@ -29,14 +29,14 @@ pub const MAX_PEER_MESSAGE: usize = 64 * 1024 * 1024;
 pub struct PeerClients {
     tls: Option<ClientTlsConfig>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
-    /// Idle AppendEntries streams by peer URL.
-    idle_streams: Arc<Mutex<HashMap<String, Vec<AppendStream>>>>,
+    /// Idle request streams (AppendEntries, Propose) by RPC and peer URL.
+    idle_streams: Arc<Mutex<HashMap<(PeerRpc, String), Vec<RequestStream>>>>,
     /// Since when each peer (by member ID) has answered Raft RPCs without a failure.
     active: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
 }
 
 /// The peer RPCs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeerRpc {
     /// openraft AppendEntries (on a stream).
     AppendEntries,
@@ -108,8 +108,8 @@ impl PeerClients {
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        if let PeerRpc::AppendEntries = rpc {
-            return self.append_call(url, req, timeout).await;
+        if let PeerRpc::AppendEntries | PeerRpc::Propose = rpc {
+            return self.stream_call(url, rpc, req, timeout).await;
         }
         let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
         let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
@@ -119,11 +119,10 @@ impl PeerClients {
         let payload = Payload { data };
         let fut = async {
             match rpc {
-                // Sent on a stream by `append_call` above.
-                PeerRpc::AppendEntries => Err(tonic::Status::internal("AppendEntries goes on a stream")),
+                // Sent on streams by `stream_call` above.
+                PeerRpc::AppendEntries | PeerRpc::Propose => Err(tonic::Status::internal("sent on a stream")),
                 PeerRpc::Vote => client.vote(payload).await,
                 PeerRpc::InstallSnapshot => client.install_snapshot(payload).await,
-                PeerRpc::Propose => client.propose(payload).await,
                 PeerRpc::ReadIndex => client.read_index(payload).await,
                 PeerRpc::LeaseOp => client.lease_op(payload).await,
                 PeerRpc::Members => client.members(payload).await,
@@ -142,78 +141,90 @@ impl PeerClients {
     }
 }
 
-/// An open AppendEntries stream to a peer: requests go in on `tx`, answers come back on
-/// `answers`, one for each, in order.
-struct AppendStream {
+/// An open request stream to a peer (AppendEntries or Propose): requests go in on `tx`,
+/// answers come back on `answers`, one for each, in order.
+struct RequestStream {
     tx: tokio::sync::mpsc::Sender<Payload>,
     answers: tonic::Streaming<Payload>,
 }
 
-/// Why an AppendEntries exchange on a stream failed.
+/// Why an exchange on a request stream failed.
 enum StreamFailure {
-    /// The stream ended or broke before the answer: the peer may not have seen the request.
-    Closed(String),
+    /// The stream was closed before the request went out: the peer never saw it.
+    NotSent,
+    /// The stream ended or broke after the request went out: the peer may have seen it.
+    Lost(String),
     /// The peer answered with an error of its own.
     Status(tonic::Status),
 }
 
-impl AppendStream {
+impl RequestStream {
     async fn exchange(&mut self, payload: Payload) -> Result<Payload, StreamFailure> {
-        self.tx.send(payload).await.map_err(|_| StreamFailure::Closed("stream closed".into()))?;
+        self.tx.send(payload).await.map_err(|_| StreamFailure::NotSent)?;
         match self.answers.message().await {
             Ok(Some(answer)) => Ok(answer),
-            Ok(None) => Err(StreamFailure::Closed("stream ended".into())),
+            Ok(None) => Err(StreamFailure::Lost("stream ended".into())),
             Err(status) if status.code() == tonic::Code::InvalidArgument => Err(StreamFailure::Status(status)),
-            Err(status) => Err(StreamFailure::Closed(status.message().to_string())),
+            Err(status) => Err(StreamFailure::Lost(status.message().to_string())),
         }
     }
 }
 
 impl PeerClients {
-    /// Opens an AppendEntries stream to the peer at `url`.
-    async fn open_stream(&self, url: &str) -> Result<AppendStream, PeerCallError> {
+    /// Opens a request stream of `rpc` to the peer at `url`.
+    async fn open_stream(&self, url: &str, rpc: PeerRpc) -> Result<RequestStream, PeerCallError> {
         let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
         let mut client =
             PeerClient::new(ch).max_decoding_message_size(MAX_PEER_MESSAGE).max_encoding_message_size(MAX_PEER_MESSAGE);
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let answers = match client.append_entries(tokio_stream::wrappers::ReceiverStream::new(rx)).await {
+        let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
+        let opened = match rpc {
+            PeerRpc::AppendEntries => client.append_entries(requests).await,
+            PeerRpc::Propose => client.propose(requests).await,
+            other => return Err(PeerCallError::Status(format!("{other:?} is not a stream"))),
+        };
+        let answers = match opened {
             Ok(r) => r.into_inner(),
             Err(status) if status.code() == tonic::Code::Unavailable => {
                 return Err(PeerCallError::Unreachable(status.message().to_string()))
             }
             Err(status) => return Err(PeerCallError::Status(status.message().to_string())),
         };
-        Ok(AppendStream { tx, answers })
+        Ok(RequestStream { tx, answers })
     }
 
-    /// Sends an AppendEntries request on a stream to the peer at `url` and decodes its
-    /// answer. An idle stream is reused; one that turns out to be closed (the peer
-    /// restarted) is replaced once, since AppendEntries is safe to send again.
-    async fn append_call<Req: Serialize, Resp: DeserializeOwned>(
+    /// Sends `req` on a request stream of `rpc` to the peer at `url` and decodes its answer.
+    /// An idle stream is reused; one found closed (the peer restarted) is replaced once. A
+    /// request that went out without an answer is sent again only for AppendEntries, which
+    /// is idempotent; for a forwarded proposal it is [`PeerCallError::Lost`].
+    async fn stream_call<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         url: &str,
+        rpc: PeerRpc,
         req: &Req,
         timeout: Duration,
     ) -> Result<Resp, PeerCallError> {
-        /// Idle streams kept per peer (the replication stream's, leadership checks').
-        const MAX_IDLE: usize = 4;
+        /// Idle streams kept per RPC and peer (as many as calls run at once).
+        const MAX_IDLE: usize = 8;
         let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
+        let key = (rpc, url.to_string());
         let exchange = async {
-            let reused = self.idle_streams.lock().get_mut(url).and_then(Vec::pop);
+            let reused = self.idle_streams.lock().get_mut(&key).and_then(Vec::pop);
             let (mut stream, mut fresh) = match reused {
                 Some(stream) => (stream, false),
-                None => (self.open_stream(url).await?, true),
+                None => (self.open_stream(url, rpc).await?, true),
             };
             loop {
                 match stream.exchange(Payload { data: data.clone() }).await {
                     Ok(answer) => return Ok((stream, answer)),
-                    Err(StreamFailure::Closed(_)) if !fresh => {
-                        stream = self.open_stream(url).await?;
-                        fresh = true;
-                    }
-                    Err(StreamFailure::Closed(m)) => return Err(PeerCallError::Unreachable(m)),
+                    Err(StreamFailure::NotSent) if !fresh => {}
+                    Err(StreamFailure::Lost(_)) if !fresh && rpc == PeerRpc::AppendEntries => {}
+                    Err(StreamFailure::NotSent) => return Err(PeerCallError::Unreachable("stream closed".into())),
+                    Err(StreamFailure::Lost(m)) => return Err(PeerCallError::Lost(m)),
                     Err(StreamFailure::Status(status)) => return Err(PeerCallError::Status(status.message().to_string())),
                 }
+                stream = self.open_stream(url, rpc).await?;
+                fresh = true;
             }
         };
         // A stream whose answer is late is dropped with the future: its next answer would
@@ -224,7 +235,7 @@ impl PeerClients {
         };
         {
             let mut idle = self.idle_streams.lock();
-            let streams = idle.entry(url.to_string()).or_default();
+            let streams = idle.entry(key).or_default();
             if streams.len() < MAX_IDLE {
                 streams.push(stream);
             }
@@ -245,6 +256,9 @@ pub enum PeerCallError {
     /// No answer in time.
     #[error("peer did not answer in time")]
     Timeout,
+    /// A request went out and its stream broke before the answer: the peer may have seen it.
+    #[error("peer connection lost before the answer: {0}")]
+    Lost(String),
     /// The peer answered with a gRPC error.
     #[error("peer error: {0}")]
     Status(String),

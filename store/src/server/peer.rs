@@ -36,36 +36,57 @@ fn reply<T: Serialize>(v: &T) -> Result<Response<Payload>, Status> {
     Ok(Response::new(Payload { data }))
 }
 
-/// The answers of an AppendEntries stream.
-type AppendAnswers = Pin<Box<dyn Stream<Item = Result<Payload, Status>> + Send>>;
+/// The answers on a request stream.
+type Answers = Pin<Box<dyn Stream<Item = Result<Payload, Status>> + Send>>;
+
+/// Answers each request message of `inbound` with `handle`, in order, one at a time: the
+/// next request is read while the answers are polled, so there is no task per request.
+fn answer_each<T, F, Fut>(inbound: Streaming<Payload>, node: Arc<Node>, handle: F) -> Answers
+where
+    T: DeserializeOwned + Send + 'static,
+    F: Fn(Arc<Node>, T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Payload, Status>> + Send,
+{
+    let answers = futures::stream::unfold((inbound, node, handle), |(mut inbound, node, handle)| async move {
+        let msg = match inbound.message().await {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return None,
+            Err(status) => return Some((Err(status), (inbound, node, handle))),
+        };
+        let answer = match codec::decode::<T>(&msg.data) {
+            Ok(req) => handle(node.clone(), req).await,
+            Err(e) => Err(Status::invalid_argument(e.to_string())),
+        };
+        Some((answer, (inbound, node, handle)))
+    });
+    Box::pin(answers)
+}
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    type AppendEntriesStream = AppendAnswers;
+    type AppendEntriesStream = Answers;
+    type ProposeStream = Answers;
 
-    /// A leader's AppendEntries stream: each request message gets its answer, in order, until
-    /// the leader closes the stream. The stream is read while its answers are polled, so a
-    /// request is handled on the task that sends its answer.
-    async fn append_entries(&self, request: Request<Streaming<Payload>>) -> Result<Response<AppendAnswers>, Status> {
-        let inbound = request.into_inner();
-        let answers = futures::stream::unfold((self.node.clone(), inbound), |(node, mut inbound)| async move {
-            let msg = match inbound.message().await {
-                Ok(Some(msg)) => msg,
-                Ok(None) => return None,
-                Err(status) => return Some((Err(status), (node, inbound))),
-            };
-            let answer = match codec::decode::<AppendEntriesRequest<TypeConfig>>(&msg.data) {
-                Ok(rpc) => {
-                    let started = std::time::Instant::now();
-                    let res = node.raft.append_entries(rpc).await;
-                    node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
-                    reply(&res).map(Response::into_inner)
-                }
-                Err(e) => Err(Status::invalid_argument(e.to_string())),
-            };
-            Some((answer, (node, inbound)))
+    /// A leader's AppendEntries stream: each request message gets its answer, in order.
+    async fn append_entries(&self, request: Request<Streaming<Payload>>) -> Result<Response<Answers>, Status> {
+        let answers =
+            answer_each(request.into_inner(), self.node.clone(), |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
+                let started = std::time::Instant::now();
+                let res = node.raft.append_entries(rpc).await;
+                node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
+                reply(&res).map(Response::into_inner)
+            });
+        Ok(Response::new(answers))
+    }
+
+    /// A follower's forwarding stream: each message is a batch of commands queued together
+    /// (so they share log entries), answered with one result each.
+    async fn propose(&self, request: Request<Streaming<Payload>>) -> Result<Response<Answers>, Status> {
+        let answers = answer_each(request.into_inner(), self.node.clone(), |node, cmds: Vec<Command>| async move {
+            let results = futures::future::join_all(cmds.into_iter().map(|cmd| node.propose_as_leader(cmd))).await;
+            reply(&results).map(Response::into_inner)
         });
-        Ok(Response::new(Box::pin(answers)))
+        Ok(Response::new(answers))
     }
 
     async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
@@ -76,13 +97,6 @@ impl Peer for PeerService {
     async fn install_snapshot(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(request)?;
         reply(&self.node.raft.install_snapshot(rpc).await)
-    }
-
-    async fn propose(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
-        // A follower's batch: queued together, so they share log entries; one result each.
-        let cmds: Vec<Command> = decode(request)?;
-        let results = futures::future::join_all(cmds.into_iter().map(|cmd| self.node.propose_as_leader(cmd))).await;
-        reply(&results)
     }
 
     async fn read_index(&self, _request: Request<Payload>) -> Result<Response<Payload>, Status> {
