@@ -24,7 +24,10 @@ const ALL_CFS: [&str; 5] = [CF_LOGS, CF_RAFT, CF_KV, CF_LEASE, CF_META];
 
 /// Written once when a data dir is created; anything else is refused at start.
 const FORMAT_KEY: &[u8] = b"format";
-const FORMAT_VALUE: &[u8] = b"pctl-store/1";
+/// 2: log entries carry their proposer's ticket (`apply::Proposed`).
+const FORMAT_VALUE: &[u8] = b"pctl-store/2";
+/// Earlier formats this build cannot read, with the way forward.
+const OLDER_FORMATS: &[&[u8]] = &[b"pctl-store/1"];
 
 /// Errors opening a data directory.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,9 @@ pub enum OpenError {
     /// A RocksDB database, but not one this program wrote.
     #[error("data dir {0} holds a database of another format ({1}); refusing to use it")]
     WrongFormat(String, String),
+    /// A database an earlier build wrote, whose Raft log this build cannot read.
+    #[error("data dir {0} was written by an earlier build (format {1}), whose Raft log this build cannot read; refusing to use it (take a backup with that build, `etcdctl snapshot save`, and make a new data dir from it with `store snapshot restore`)")]
+    OlderFormat(String, String),
     /// RocksDB refused to open the database (corruption, permissions, lock held, ...).
     #[error("cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it from a backup with `store snapshot restore`)")]
     Rocks(String, rocksdb::Error),
@@ -85,6 +91,9 @@ impl Db {
         let meta = db.cf(CF_META);
         match db.db.get_cf(meta, FORMAT_KEY).map_err(|e| OpenError::Rocks(shown.clone(), e))? {
             Some(v) if v == FORMAT_VALUE => {}
+            Some(v) if OLDER_FORMATS.contains(&v.as_slice()) => {
+                return Err(OpenError::OlderFormat(shown, String::from_utf8_lossy(&v).into_owned()))
+            }
             Some(v) => return Err(OpenError::WrongFormat(shown, String::from_utf8_lossy(&v).into_owned())),
             None if fresh => {
                 db.db.put_cf(meta, FORMAT_KEY, FORMAT_VALUE).map_err(|e| OpenError::Rocks(shown.clone(), e))?;
@@ -127,5 +136,24 @@ impl Db {
             self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
         self.db.flush_wal(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_data_dir_of_an_earlier_format_is_refused_and_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let db = Db::open(dir.path()).expect("a new data dir opens");
+            db.db.put_cf(db.cf(CF_META), FORMAT_KEY, b"pctl-store/1").expect("mark as format 1");
+        }
+        let err = Db::open(dir.path()).err().expect("refused");
+        assert!(matches!(err, OpenError::OlderFormat(_, ref f) if f == "pctl-store/1"), "{err}");
+        assert!(err.to_string().contains("store snapshot restore"), "{err}");
+        // Still refused the second time: nothing was rewritten.
+        assert!(matches!(Db::open(dir.path()), Err(OpenError::OlderFormat(..))));
     }
 }
