@@ -22,9 +22,11 @@ use crate::lease::{lease_key, LeaseRecord, Lessor};
 use crate::mvcc::{ApplyBatch, MvccError, WriteTxn};
 
 /// The payload of a Raft log entry: commands proposed together, and the ticket under which
-/// the member that proposed them waits for their results (see `waiting`); 0 for none.
+/// the member that proposed them waits for their results (see `waiting`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Proposed {
+    /// The member that proposed them.
+    pub proposer: u64,
     /// The proposer's ticket.
     pub ticket: u64,
     /// The commands, applied in order.

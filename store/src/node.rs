@@ -412,13 +412,14 @@ impl Node {
             self.metrics.batch_size.observe(cmds.len() as f64);
             // The state machine answers the waiters as it applies the entry (and so frees
             // its place in flight); Raft's responder only reports an entry that failed.
-            let ticket = self.state.waiting.register(Box::new(move |results| {
+            let proposer = self.id;
+            let ticket = self.state.waiting.register(proposer, Box::new(move |results| {
                 let _permit = permit;
                 answer(waiters, results.map(|r| r.into_iter().map(Ok).collect()));
             }));
-            match self.raft.client_write_ff(Proposed { ticket, cmds }).await {
+            match self.raft.client_write_ff(Proposed { proposer, ticket, cmds }).await {
                 Err(_) => {
-                    self.state.waiting.answer(ticket, Err(StoreError::Stopped));
+                    self.state.waiting.answer(proposer, ticket, Err(StoreError::Stopped));
                 }
                 Ok(responder) => {
                     let node = self.clone();
@@ -430,7 +431,7 @@ impl Node {
                             Ok(Err(e)) => StoreError::Internal(e.to_string()),
                             Err(_) => StoreError::Stopped,
                         };
-                        node.state.waiting.answer(ticket, Err(err));
+                        node.state.waiting.answer(proposer, ticket, Err(err));
                     });
                 }
             }

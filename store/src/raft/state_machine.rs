@@ -163,7 +163,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         results.push(applied);
                     }
                     commands += results.len();
-                    answers.push((proposed.ticket, results));
+                    answers.push((proposed.proposer, proposed.ticket, results));
                     responses.push(());
                 }
                 EntryPayload::Membership(m) => {
@@ -189,8 +189,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.metrics.backend_commit.observe(started.elapsed().as_secs_f64());
         state.set_applied(self.last_applied);
         state.hub.publish(published);
-        for (ticket, results) in answers {
-            state.waiting.answer(ticket, Ok(results));
+        for (proposer, ticket, results) in answers {
+            state.waiting.answer(proposer, ticket, Ok(results));
         }
         Ok(responses)
     }
