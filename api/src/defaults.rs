@@ -22,7 +22,9 @@ fn child<'a>(m: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Va
     if !m.get(key).is_some_and(Value::is_object) {
         m.insert(key.to_string(), json!({}));
     }
-    m.get_mut(key).and_then(Value::as_object_mut).expect("just made an object")
+    m.get_mut(key)
+        .and_then(Value::as_object_mut)
+        .expect("just made an object")
 }
 
 /// Applies the defaults of `resource`'s kind to `object`.
@@ -54,7 +56,11 @@ pub fn apply(resource: &Resource, object: &mut Value) {
         }
         "Service" => service(o),
         "Namespace" => {
-            let name = o.get("metadata").and_then(|m| m.get("name")).cloned().unwrap_or(Value::Null);
+            let name = o
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .cloned()
+                .unwrap_or(Value::Null);
             if let Some(n) = name.as_str().filter(|n| !n.is_empty()) {
                 let labels = child(child(o, "metadata"), "labels");
                 labels.insert("kubernetes.io/metadata.name".into(), json!(n));
@@ -98,7 +104,11 @@ fn probe(p: &mut Value) {
 
 fn container(c: &mut Value) {
     let Some(c) = c.as_object_mut() else { return };
-    let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+    let image = c
+        .get("image")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if !image.is_empty() {
         set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
     }
@@ -158,11 +168,15 @@ fn pod_admission(o: &mut Map<String, Value>) {
     set_default(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     let tolerations = spec.entry("tolerations").or_insert(json!([]));
     if let Some(list) = tolerations.as_array_mut() {
-        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
             let present = list.iter().any(|t| {
                 let k = t.get("key").and_then(Value::as_str);
                 let effect = t.get("effect").and_then(Value::as_str).unwrap_or("");
-                (k == Some(key) || (k.is_none() && t.get("operator").and_then(Value::as_str) == Some("Exists")))
+                (k == Some(key)
+                    || (k.is_none() && t.get("operator").and_then(Value::as_str) == Some("Exists")))
                     && (effect.is_empty() || effect == "NoExecute")
             });
             if !present {
@@ -213,7 +227,11 @@ pub fn qos_class(spec: &Map<String, Value>) -> &'static str {
 fn service(o: &mut Map<String, Value>) {
     let spec = child(o, "spec");
     set_default(spec, "type", json!("ClusterIP"));
-    let t = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let t = spec
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
+        .to_string();
     if t != "ExternalName" {
         set_default(spec, "sessionAffinity", json!("None"));
         set_default(spec, "internalTrafficPolicy", json!("Cluster"));
@@ -266,18 +284,30 @@ mod tests {
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:latest"}]}}}});
         apply(find("apps", "v1", "deployments").unwrap(), &mut d);
         assert_eq!(d["spec"]["replicas"], 1);
-        assert_eq!(d["spec"]["strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        assert_eq!(
+            d["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+        );
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "Always"
+        );
         assert!(d["spec"]["template"]["spec"].get("tolerations").is_none());
         let mut s = json!({"spec": {"ports": [{"port": 80}]}});
         apply(find("", "v1", "services").unwrap(), &mut s);
-        assert_eq!(s["spec"]["ports"][0], json!({"port": 80, "protocol": "TCP", "targetPort": 80}));
+        assert_eq!(
+            s["spec"]["ports"][0],
+            json!({"port": 80, "protocol": "TCP", "targetPort": 80})
+        );
         assert_eq!(s["spec"]["type"], "ClusterIP");
         let mut ns = json!({"metadata": {"name": "team"}});
         apply(find("", "v1", "namespaces").unwrap(), &mut ns);
         assert_eq!(ns["spec"]["finalizers"], json!(["kubernetes"]));
-        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "team");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "team"
+        );
     }
 
     #[test]

@@ -28,9 +28,14 @@ static DOCUMENTS: LazyLock<BTreeMap<String, Value>> = LazyLock::new(|| {
     registry::groups()
         .into_iter()
         .map(|(group, version)| {
-            let resources: Vec<&Resource> =
-                RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
-            (group_version_path(group, version), build_document(group, version, &resources))
+            let resources: Vec<&Resource> = RESOURCES
+                .iter()
+                .filter(|r| r.group == group && r.version == version)
+                .collect();
+            (
+                group_version_path(group, version),
+                build_document(group, version, &resources),
+            )
         })
         .collect()
 });
@@ -39,7 +44,10 @@ static INDEX: LazyLock<Value> = LazyLock::new(|| {
     let mut paths = Map::new();
     for (path, doc) in DOCUMENTS.iter() {
         let hash = hex_upper(&Sha512::digest(doc.to_string().as_bytes()));
-        paths.insert(path.clone(), json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") }));
+        paths.insert(
+            path.clone(),
+            json!({ "serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}") }),
+        );
     }
     json!({ "paths": paths })
 });
@@ -67,7 +75,11 @@ fn build_document(group: &str, version: &str, resources: &[&Resource]) -> Value 
     for r in resources {
         paths::for_resource(r, &mut paths);
     }
-    let title = if group.is_empty() { "Kubernetes".to_string() } else { format!("Kubernetes {group}") };
+    let title = if group.is_empty() {
+        "Kubernetes".to_string()
+    } else {
+        format!("Kubernetes {group}")
+    };
     json!({
         "openapi": "3.0.0",
         "info": { "title": title, "version": version },
@@ -104,7 +116,9 @@ pub fn schema(name: &str) -> Option<&'static Value> {
 
 /// The schema named `name` with the name as the documents hold it.
 pub(crate) fn schema_entry(name: &str) -> Option<(&'static str, &'static Value)> {
-    ALL_SCHEMAS.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    ALL_SCHEMAS
+        .get_key_value(name)
+        .map(|(k, v)| (k.as_str(), v))
 }
 
 #[cfg(test)]
@@ -139,17 +153,31 @@ mod tests {
     fn documents_hold_expected_schemas_and_operations() {
         let core = document("api/v1").expect("core");
         let schemas = &core["components"]["schemas"];
-        for name in ["io.k8s.api.core.v1.Pod", "io.k8s.api.core.v1.PodList", "io.k8s.api.core.v1.Container", "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", schemas::DELETE_OPTIONS] {
+        for name in [
+            "io.k8s.api.core.v1.Pod",
+            "io.k8s.api.core.v1.PodList",
+            "io.k8s.api.core.v1.Container",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+            schemas::DELETE_OPTIONS,
+        ] {
             assert!(schemas.get(name).is_some(), "missing {name}");
         }
         assert!(schemas.get("io.k8s.api.apps.v1.Deployment").is_none());
-        assert_eq!(schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(
+            schemas["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+                ["x-kubernetes-patch-merge-key"],
+            "name"
+        );
         assert!(schemas["io.k8s.api.core.v1.PodSpec"]["description"].is_string());
         let patch = &core["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"], json!({"group": "", "kind": "Pod", "version": "v1"}));
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"],
+            json!({"group": "", "kind": "Pod", "version": "v1"})
+        );
         let apps = document("/apis/apps/v1").expect("apps");
         assert_eq!(
-            apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]["x-kubernetes-group-version-kind"][0]["group"],
+            apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+                ["x-kubernetes-group-version-kind"][0]["group"],
             "apps"
         );
         assert!(document("apis/batch/v1").is_none());

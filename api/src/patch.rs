@@ -53,16 +53,20 @@ pub enum PatchError {
 
 /// Applies an RFC 6902 JSON patch (a list of operations) to `doc`.
 pub fn apply_json_patch(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
-    let ops: json_patch::Patch =
-        serde_json::from_value(patch.clone()).map_err(|e| PatchError::InvalidJsonPatch(e.to_string()))?;
+    let ops: json_patch::Patch = serde_json::from_value(patch.clone())
+        .map_err(|e| PatchError::InvalidJsonPatch(e.to_string()))?;
     let mut out = doc.clone();
     json_patch::patch(&mut out, &ops).map_err(|e| {
         let path = e.path.to_string();
         let index = e.operation;
         match e.kind {
             json_patch::PatchErrorKind::TestFailed => PatchError::TestFailed { path },
-            json_patch::PatchErrorKind::InvalidFromPointer => PatchError::FromNotFound { index, path },
-            json_patch::PatchErrorKind::CannotMoveInsideItself => PatchError::MoveInsideItself { index, path },
+            json_patch::PatchErrorKind::InvalidFromPointer => {
+                PatchError::FromNotFound { index, path }
+            }
+            json_patch::PatchErrorKind::CannotMoveInsideItself => {
+                PatchError::MoveInsideItself { index, path }
+            }
             _ => PatchError::PathNotFound { index, path },
         }
     })?;
@@ -92,29 +96,72 @@ mod tests {
     #[test]
     fn json_patch_operations() {
         let cases = [
-            (json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]), "/spec/replicas", json!(3)),
-            (json!([{"op": "add", "path": "/metadata/labels/c", "value": "3"}]), "/metadata/labels/c", json!("3")),
-            (json!([{"op": "remove", "path": "/metadata/labels/a"}]), "/metadata/labels/a", Value::Null),
-            (json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "copy", "from": "/spec/replicas", "path": "/spec/x"}]), "/spec/x", json!(1)),
-            (json!([{"op": "move", "from": "/metadata/labels/b", "path": "/metadata/labels/z"}]), "/metadata/labels/z", json!("2")),
+            (
+                json!([{"op": "replace", "path": "/spec/replicas", "value": 3}]),
+                "/spec/replicas",
+                json!(3),
+            ),
+            (
+                json!([{"op": "add", "path": "/metadata/labels/c", "value": "3"}]),
+                "/metadata/labels/c",
+                json!("3"),
+            ),
+            (
+                json!([{"op": "remove", "path": "/metadata/labels/a"}]),
+                "/metadata/labels/a",
+                Value::Null,
+            ),
+            (
+                json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "copy", "from": "/spec/replicas", "path": "/spec/x"}]),
+                "/spec/x",
+                json!(1),
+            ),
+            (
+                json!([{"op": "move", "from": "/metadata/labels/b", "path": "/metadata/labels/z"}]),
+                "/metadata/labels/z",
+                json!("2"),
+            ),
         ];
         for (patch, pointer, want) in cases {
             let out = apply_json_patch(&deploy(), &patch).expect("applies");
-            assert_eq!(out.pointer(pointer).cloned().unwrap_or(Value::Null), want, "{patch}");
+            assert_eq!(
+                out.pointer(pointer).cloned().unwrap_or(Value::Null),
+                want,
+                "{patch}"
+            );
         }
     }
 
     #[test]
     fn json_patch_errors() {
-        let err = apply_json_patch(&deploy(), &json!([{"op": "test", "path": "/spec/replicas", "value": 2}])).unwrap_err();
-        assert_eq!(err.to_string(), "json patch test operation failed at /spec/replicas");
-        let err = apply_json_patch(&deploy(), &json!([{"op": "remove", "path": "/spec/nope"}])).unwrap_err();
-        assert_eq!(err, PatchError::PathNotFound { index: 0, path: "/spec/nope".into() });
+        let err = apply_json_patch(
+            &deploy(),
+            &json!([{"op": "test", "path": "/spec/replicas", "value": 2}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "json patch test operation failed at /spec/replicas"
+        );
+        let err = apply_json_patch(&deploy(), &json!([{"op": "remove", "path": "/spec/nope"}]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PatchError::PathNotFound {
+                index: 0,
+                path: "/spec/nope".into()
+            }
+        );
         let err = apply_json_patch(&deploy(), &json!({"op": "add"})).unwrap_err();
         assert!(matches!(err, PatchError::InvalidJsonPatch(_)));
-        let err = apply_json_patch(&deploy(), &json!([{"op": "frobnicate", "path": "/a"}])).unwrap_err();
+        let err =
+            apply_json_patch(&deploy(), &json!([{"op": "frobnicate", "path": "/a"}])).unwrap_err();
         assert!(matches!(err, PatchError::InvalidJsonPatch(_)));
-        let err = apply_json_patch(&deploy(), &json!([{"op": "copy", "from": "/x", "path": "/y"}])).unwrap_err();
+        let err = apply_json_patch(
+            &deploy(),
+            &json!([{"op": "copy", "from": "/x", "path": "/y"}]),
+        )
+        .unwrap_err();
         assert!(matches!(err, PatchError::FromNotFound { .. }));
     }
 
@@ -128,11 +175,20 @@ mod tests {
 
     #[test]
     fn merge_patch_basics() {
-        let out = apply_merge_patch(&deploy(), &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"replicas": 4}})).expect("applies");
+        let out = apply_merge_patch(
+            &deploy(),
+            &json!({"metadata": {"labels": {"a": null, "c": "3"}}, "spec": {"replicas": 4}}),
+        )
+        .expect("applies");
         assert_eq!(out["metadata"]["labels"], json!({"b": "2", "c": "3"}));
         assert_eq!(out["spec"], json!({"replicas": 4, "paused": false}));
         let lists = apply_merge_patch(&json!({"a": [1, 2]}), &json!({"a": [3]})).expect("applies");
         assert_eq!(lists, json!({"a": [3]}));
-        assert_eq!(apply_merge_patch(&deploy(), &json!([1])).unwrap_err().to_string(), "merge patch must be a JSON object");
+        assert_eq!(
+            apply_merge_patch(&deploy(), &json!([1]))
+                .unwrap_err()
+                .to_string(),
+            "merge patch must be a JSON object"
+        );
     }
 }

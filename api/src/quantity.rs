@@ -4,7 +4,8 @@
 use std::cmp::Ordering;
 
 /// Kubernetes' message for a malformed quantity.
-pub const QUANTITY_ERROR: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+pub const QUANTITY_ERROR: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 
 /// Why a quantity could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,10 +40,16 @@ pub fn parse(s: &str) -> Result<Quantity, QuantityError> {
     if s.is_empty() {
         return Err(QuantityError);
     }
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let unsigned = num.strip_prefix(['+', '-']).unwrap_or(num);
-    if unsigned.is_empty() || unsigned.contains(['+', '-']) || unsigned.matches('.').count() > 1 || unsigned == "." {
+    if unsigned.is_empty()
+        || unsigned.contains(['+', '-'])
+        || unsigned.matches('.').count() > 1
+        || unsigned == "."
+    {
         return Err(QuantityError);
     }
     let n: f64 = num.parse().map_err(|_| QuantityError)?;
@@ -80,7 +87,10 @@ mod tests {
     fn parses_kubernetes_forms() {
         assert_eq!(parse("100m").unwrap().milli(), 100);
         assert_eq!(parse("2").unwrap().milli(), 2000);
-        assert_eq!(parse("1.5Gi").unwrap().value(), 1.5 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(
+            parse("1.5Gi").unwrap().value(),
+            1.5 * 1024.0 * 1024.0 * 1024.0
+        );
         assert_eq!(parse("1e3").unwrap().value(), 1000.0);
         assert_eq!(parse("500Ki").unwrap().value(), 512000.0);
         assert!(parse("100m").unwrap() < parse("1").unwrap());

@@ -63,14 +63,25 @@ impl Resource {
     /// Storage key of one object.
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         match namespace {
-            Some(ns) if self.namespaced => format!("/registry/{}/{}/{}", self.qualified_plural(), ns, name),
+            Some(ns) if self.namespaced => {
+                format!("/registry/{}/{}/{}", self.qualified_plural(), ns, name)
+            }
             _ => format!("/registry/{}/{}", self.qualified_plural(), name),
         }
     }
 
     /// Verbs advertised in discovery.
     pub fn verbs(&self) -> &'static [&'static str] {
-        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 }
 
@@ -94,18 +105,150 @@ macro_rules! resource {
 
 /// Every resource the API serves.
 pub static RESOURCES: &[Resource] = &[
-    resource!("", "v1", "Namespace", "namespaces", "namespace", false, &["ns"], &["status", "finalize"], &[], "io.k8s.api.core.v1.Namespace"),
-    resource!("", "v1", "Pod", "pods", "pod", true, &["po"], &["status", "binding", "eviction", "log", "exec"], &["all"], "io.k8s.api.core.v1.Pod"),
-    resource!("", "v1", "Node", "nodes", "node", false, &["no"], &["status"], &[], "io.k8s.api.core.v1.Node"),
-    resource!("", "v1", "Service", "services", "service", true, &["svc"], &["status"], &["all"], "io.k8s.api.core.v1.Service"),
-    resource!("", "v1", "Endpoints", "endpoints", "endpoints", true, &["ep"], &[], &[], "io.k8s.api.core.v1.Endpoints"),
-    resource!("", "v1", "Event", "events", "event", true, &["ev"], &[], &[], "io.k8s.api.core.v1.Event"),
-    resource!("", "v1", "ConfigMap", "configmaps", "configmap", true, &["cm"], &[], &[], "io.k8s.api.core.v1.ConfigMap"),
-    resource!("", "v1", "Secret", "secrets", "secret", true, &[], &[], &[], "io.k8s.api.core.v1.Secret"),
-    resource!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, &["sa"], &[], &[], "io.k8s.api.core.v1.ServiceAccount"),
-    resource!("apps", "v1", "Deployment", "deployments", "deployment", true, &["deploy"], &["status", "scale"], &["all"], "io.k8s.api.apps.v1.Deployment"),
-    resource!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, &["rs"], &["status", "scale"], &["all"], "io.k8s.api.apps.v1.ReplicaSet"),
-    resource!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, &[], &[], &[], "io.k8s.api.coordination.v1.Lease"),
+    resource!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        &["ns"],
+        &["status", "finalize"],
+        &[],
+        "io.k8s.api.core.v1.Namespace"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        "pod",
+        true,
+        &["po"],
+        &["status", "binding", "eviction", "log", "exec"],
+        &["all"],
+        "io.k8s.api.core.v1.Pod"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        &["no"],
+        &["status"],
+        &[],
+        "io.k8s.api.core.v1.Node"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        &["svc"],
+        &["status"],
+        &["all"],
+        "io.k8s.api.core.v1.Service"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        &[],
+        &[],
+        "io.k8s.api.core.v1.Endpoints"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Event",
+        "events",
+        "event",
+        true,
+        &["ev"],
+        &[],
+        &[],
+        "io.k8s.api.core.v1.Event"
+    ),
+    resource!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        &["cm"],
+        &[],
+        &[],
+        "io.k8s.api.core.v1.ConfigMap"
+    ),
+    resource!(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        "secret",
+        true,
+        &[],
+        &[],
+        &[],
+        "io.k8s.api.core.v1.Secret"
+    ),
+    resource!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        &["sa"],
+        &[],
+        &[],
+        "io.k8s.api.core.v1.ServiceAccount"
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        &["deploy"],
+        &["status", "scale"],
+        &["all"],
+        "io.k8s.api.apps.v1.Deployment"
+    ),
+    resource!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        &["rs"],
+        &["status", "scale"],
+        &["all"],
+        "io.k8s.api.apps.v1.ReplicaSet"
+    ),
+    resource!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        &[],
+        &[],
+        &[],
+        "io.k8s.api.coordination.v1.Lease"
+    ),
 ];
 
 /// The groups served, in discovery order, with their one version.
@@ -121,12 +264,16 @@ pub fn groups() -> Vec<(&'static str, &'static str)> {
 
 /// The resource served at `/api(s)/GROUP/VERSION/PLURAL`.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// The resource of an object's `apiVersion` and `kind`.
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static Resource> {
-    RESOURCES.iter().find(|r| r.api_version() == api_version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.api_version() == api_version && r.kind == kind)
 }
 
 /// The resource a user names on a command line: plural, singular, short name or kind, with an
@@ -138,7 +285,9 @@ pub fn find_by_user_name(name: &str) -> Option<&'static Resource> {
         None => (lower.clone(), None),
     };
     RESOURCES.iter().find(|r| {
-        let group_ok = group.as_deref().is_none_or(|g| g == r.group || (g == "core" && r.group.is_empty()));
+        let group_ok = group
+            .as_deref()
+            .is_none_or(|g| g == r.group || (g == "core" && r.group.is_empty()));
         group_ok
             && (r.plural == base
                 || r.singular == base
@@ -206,7 +355,11 @@ fn walk_unknown(orig: &Value, norm: &Value, path: String, out: &mut Vec<String>)
     match (orig, norm) {
         (Value::Object(o), Value::Object(n)) => {
             for (k, v) in o {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match n.get(k) {
                     Some(nv) => walk_unknown(v, nv, p, out),
                     None if v.is_null() => {}
@@ -241,18 +394,30 @@ mod tests {
     #[test]
     fn finds_resources_by_every_name() {
         assert_eq!(find_by_user_name("po").map(|r| r.kind), Some("Pod"));
-        assert_eq!(find_by_user_name("deployments.apps").map(|r| r.kind), Some("Deployment"));
+        assert_eq!(
+            find_by_user_name("deployments.apps").map(|r| r.kind),
+            Some("Deployment")
+        );
         assert_eq!(find_by_user_name("Node").map(|r| r.plural), Some("nodes"));
-        assert_eq!(find_kind("apps/v1", "ReplicaSet").map(|r| r.plural), Some("replicasets"));
+        assert_eq!(
+            find_kind("apps/v1", "ReplicaSet").map(|r| r.plural),
+            Some("replicasets")
+        );
         assert!(find_by_user_name("widgets").is_none());
     }
 
     #[test]
     fn keys_follow_kubernetes_layout() {
         let pods = find("", "v1", "pods").unwrap();
-        assert_eq!(pods.key(Some("default"), "web"), "/registry/pods/default/web");
+        assert_eq!(
+            pods.key(Some("default"), "web"),
+            "/registry/pods/default/web"
+        );
         let deploy = find("apps", "v1", "deployments").unwrap();
-        assert_eq!(deploy.key(Some("ns"), "d"), "/registry/deployments.apps/ns/d");
+        assert_eq!(
+            deploy.key(Some("ns"), "d"),
+            "/registry/deployments.apps/ns/d"
+        );
         let nodes = find("", "v1", "nodes").unwrap();
         assert_eq!(nodes.key(None, "n1"), "/registry/nodes/n1");
     }
@@ -263,14 +428,20 @@ mod tests {
         let input = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"},
             "spec": {"containers": [{"name": "c", "image": "i", "bogus": 1}], "nope": true}});
         let out = normalize(pods, input.clone()).unwrap();
-        assert_eq!(unknown_fields(&input, &out), vec!["spec.containers[0].bogus", "spec.nope"]);
+        assert_eq!(
+            unknown_fields(&input, &out),
+            vec!["spec.containers[0].bogus", "spec.nope"]
+        );
         assert!(out["spec"].get("nope").is_none());
     }
 
     #[test]
     fn normalize_rejects_wrong_types() {
         let deploy = find("apps", "v1", "deployments").unwrap();
-        let err = normalize(deploy, json!({"metadata": {"name": "a"}, "spec": {"replicas": "x", "selector": {}, "template": {}}}));
+        let err = normalize(
+            deploy,
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": "x", "selector": {}, "template": {}}}),
+        );
         assert!(err.is_err());
     }
 }

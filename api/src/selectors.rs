@@ -74,7 +74,8 @@ fn valid_dns_subdomain(s: &str) -> bool {
         && s.len() <= 253
         && s.split('.').all(|l| {
             !l.is_empty()
-                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && l.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -122,7 +123,10 @@ fn split_top(s: &str) -> Result<Vec<String>, SelectorError> {
             ')' => {
                 depth -= 1;
                 if depth < 0 {
-                    return Err(SelectorError::Syntax { found: ")".into(), expected: "identifier".into() });
+                    return Err(SelectorError::Syntax {
+                        found: ")".into(),
+                        expected: "identifier".into(),
+                    });
                 }
                 cur.push(c)
             }
@@ -131,7 +135,10 @@ fn split_top(s: &str) -> Result<Vec<String>, SelectorError> {
         }
     }
     if depth != 0 {
-        return Err(SelectorError::Syntax { found: "end of string".into(), expected: "')'".into() });
+        return Err(SelectorError::Syntax {
+            found: "end of string".into(),
+            expected: "')'".into(),
+        });
     }
     out.push(cur);
     Ok(out)
@@ -141,19 +148,30 @@ fn parse_requirement(term: &str) -> Result<Requirement, SelectorError> {
     let t = term.trim();
     let bad = |msg: String| SelectorError::Requirement(msg);
     if t.is_empty() {
-        return Err(SelectorError::Syntax { found: "','".into(), expected: "!, identifier".into() });
+        return Err(SelectorError::Syntax {
+            found: "','".into(),
+            expected: "!, identifier".into(),
+        });
     }
     if let Some(key) = t.strip_prefix('!') {
         let key = key.trim();
         check_label_key(key).map_err(bad)?;
-        return Ok(Requirement { key: key.into(), op: Op::DoesNotExist, values: vec![] });
+        return Ok(Requirement {
+            key: key.into(),
+            op: Op::DoesNotExist,
+            values: vec![],
+        });
     }
     for (sym, op) in [("!=", Op::NotEquals), ("==", Op::Equals), ("=", Op::Equals)] {
         if let Some((k, v)) = t.split_once(sym) {
             let (k, v) = (k.trim(), v.trim());
             check_label_key(k).map_err(bad)?;
             check_label_value(v).map_err(bad)?;
-            return Ok(Requirement { key: k.into(), op, values: vec![v.into()] });
+            return Ok(Requirement {
+                key: k.into(),
+                op,
+                values: vec![v.into()],
+            });
         }
     }
     // `key in (a,b)` / `key notin (a,b)` / `key`
@@ -163,27 +181,47 @@ fn parse_requirement(term: &str) -> Result<Requirement, SelectorError> {
     };
     check_label_key(key).map_err(bad)?;
     if rest.is_empty() {
-        return Ok(Requirement { key: key.into(), op: Op::Exists, values: vec![] });
+        return Ok(Requirement {
+            key: key.into(),
+            op: Op::Exists,
+            values: vec![],
+        });
     }
     let (op, list) = if let Some(l) = rest.strip_prefix("notin") {
         (Op::NotIn, l.trim())
     } else if let Some(l) = rest.strip_prefix("in") {
         (Op::In, l.trim())
     } else {
-        return Err(SelectorError::Syntax { found: rest.to_string(), expected: "=, !=, ==, in, notin".into() });
+        return Err(SelectorError::Syntax {
+            found: rest.to_string(),
+            expected: "=, !=, ==, in, notin".into(),
+        });
     };
     let inner = list
         .strip_prefix('(')
         .and_then(|l| l.strip_suffix(')'))
-        .ok_or_else(|| SelectorError::Syntax { found: list.to_string(), expected: "'('".into() })?;
-    let values: Vec<String> = inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+        .ok_or_else(|| SelectorError::Syntax {
+            found: list.to_string(),
+            expected: "'('".into(),
+        })?;
+    let values: Vec<String> = inner
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
     if values.is_empty() {
-        return Err(bad(format!("for 'in', 'notin' operators, values set can't be empty")));
+        return Err(bad(format!(
+            "for 'in', 'notin' operators, values set can't be empty"
+        )));
     }
     for v in &values {
         check_label_value(v).map_err(bad)?;
     }
-    Ok(Requirement { key: key.into(), op, values })
+    Ok(Requirement {
+        key: key.into(),
+        op,
+        values,
+    })
 }
 
 impl LabelSelector {
@@ -192,7 +230,10 @@ impl LabelSelector {
         if s.trim().is_empty() {
             return Ok(LabelSelector::default());
         }
-        let reqs = split_top(s)?.iter().map(|t| parse_requirement(t)).collect::<Result<Vec<_>, _>>()?;
+        let reqs = split_top(s)?
+            .iter()
+            .map(|t| parse_requirement(t))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(LabelSelector { reqs })
     }
 
@@ -200,7 +241,11 @@ impl LabelSelector {
     pub fn from_k8s(sel: &K8sLabelSelector) -> Result<LabelSelector, SelectorError> {
         let mut reqs = Vec::new();
         for (k, v) in sel.match_labels.iter().flatten() {
-            reqs.push(Requirement { key: k.clone(), op: Op::Equals, values: vec![v.clone()] });
+            reqs.push(Requirement {
+                key: k.clone(),
+                op: Op::Equals,
+                values: vec![v.clone()],
+            });
         }
         for e in sel.match_expressions.iter().flatten() {
             let op = match e.operator.as_str() {
@@ -208,11 +253,19 @@ impl LabelSelector {
                 "NotIn" => Op::NotIn,
                 "Exists" => Op::Exists,
                 "DoesNotExist" => Op::DoesNotExist,
-                other => return Err(SelectorError::Requirement(format!("{other:?} is not a valid label selector operator"))),
+                other => {
+                    return Err(SelectorError::Requirement(format!(
+                        "{other:?} is not a valid label selector operator"
+                    )))
+                }
             };
             let mut values = e.values.clone().unwrap_or_default();
             values.sort();
-            reqs.push(Requirement { key: e.key.clone(), op, values });
+            reqs.push(Requirement {
+                key: e.key.clone(),
+                op,
+                values,
+            });
         }
         Ok(LabelSelector { reqs })
     }
@@ -299,7 +352,9 @@ fn field_path(kind: &str, field: &str) -> Option<&'static str> {
 
 /// A field's value as a selector compares it: booleans and numbers as text, absent as "".
 fn field_value(kind: &str, obj: &Value, field: &str) -> String {
-    let Some(ptr) = field_path(kind, field) else { return String::new() };
+    let Some(ptr) = field_path(kind, field) else {
+        return String::new();
+    };
     match obj.pointer(ptr) {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Bool(b)) => b.to_string(),
@@ -371,17 +426,25 @@ impl FieldSelector {
             }
             terms.push((field.to_string(), equal, unescape(value.trim())));
         }
-        Ok(FieldSelector { kind: resource.kind.to_string(), terms })
+        Ok(FieldSelector {
+            kind: resource.kind.to_string(),
+            terms,
+        })
     }
 
     /// Whether the object matches every term.
     pub fn matches(&self, obj: &Value) -> bool {
-        self.terms.iter().all(|(f, equal, v)| (field_value(&self.kind, obj, f) == *v) == *equal)
+        self.terms
+            .iter()
+            .all(|(f, equal, v)| (field_value(&self.kind, obj, f) == *v) == *equal)
     }
 
     /// The value an `=` term requires of `field` (e.g. the node of `spec.nodeName=n1`).
     pub fn single_value(&self, field: &str) -> Option<&str> {
-        self.terms.iter().find(|(f, e, _)| f == field && *e).map(|(_, _, v)| v.as_str())
+        self.terms
+            .iter()
+            .find(|(f, e, _)| f == field && *e)
+            .map(|(_, _, v)| v.as_str())
     }
 }
 
@@ -410,12 +473,19 @@ mod tests {
             ("missing!=x", true),
             ("", true),
         ] {
-            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&l), want, "{sel}");
+            assert_eq!(
+                LabelSelector::parse(sel).unwrap().matches(&l),
+                want,
+                "{sel}"
+            );
         }
         assert!(LabelSelector::parse("a in (x").is_err());
         assert!(LabelSelector::parse("Bad Key=x").is_err());
         assert!(LabelSelector::parse("a=b c").is_err());
-        assert_eq!(LabelSelector::parse("a in (x,y),!b").unwrap().to_string(), "a in (x,y),!b");
+        assert_eq!(
+            LabelSelector::parse("a in (x,y),!b").unwrap().to_string(),
+            "a in (x,y),!b"
+        );
     }
 
     #[test]
@@ -430,14 +500,38 @@ mod tests {
     fn field_selectors() {
         let pods = crate::registry::find("", "v1", "pods").unwrap();
         let pod = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
-        assert!(FieldSelector::parse(pods, "spec.nodeName=n1,status.phase!=Pending").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse(pods, "metadata.name=q").unwrap().matches(&pod));
-        assert!(FieldSelector::parse(pods, "spec.nodeName=").unwrap().matches(&json!({"spec": {}})));
-        assert_eq!(FieldSelector::parse(pods, "spec.nodeName=n1").unwrap().single_value("spec.nodeName"), Some("n1"));
-        assert_eq!(FieldSelector::parse(pods, "spec.foo=x").unwrap_err().to_string(), "field label not supported: spec.foo");
+        assert!(
+            FieldSelector::parse(pods, "spec.nodeName=n1,status.phase!=Pending")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(!FieldSelector::parse(pods, "metadata.name=q")
+            .unwrap()
+            .matches(&pod));
+        assert!(FieldSelector::parse(pods, "spec.nodeName=")
+            .unwrap()
+            .matches(&json!({"spec": {}})));
+        assert_eq!(
+            FieldSelector::parse(pods, "spec.nodeName=n1")
+                .unwrap()
+                .single_value("spec.nodeName"),
+            Some("n1")
+        );
+        assert_eq!(
+            FieldSelector::parse(pods, "spec.foo=x")
+                .unwrap_err()
+                .to_string(),
+            "field label not supported: spec.foo"
+        );
         let nodes = crate::registry::find("", "v1", "nodes").unwrap();
-        assert!(FieldSelector::parse(nodes, "spec.unschedulable=false").unwrap().matches(&json!({"spec": {}})));
+        assert!(FieldSelector::parse(nodes, "spec.unschedulable=false")
+            .unwrap()
+            .matches(&json!({"spec": {}})));
         let events = crate::registry::find("", "v1", "events").unwrap();
-        assert!(FieldSelector::parse(events, "involvedObject.name=web,involvedObject.kind=Pod").unwrap().matches(&json!({"involvedObject": {"name": "web", "kind": "Pod"}})));
+        assert!(
+            FieldSelector::parse(events, "involvedObject.name=web,involvedObject.kind=Pod")
+                .unwrap()
+                .matches(&json!({"involvedObject": {"name": "web", "kind": "Pod"}}))
+        );
     }
 }

@@ -20,7 +20,12 @@ pub struct StatusError {
 
 impl StatusError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        StatusError { code, reason, message: message.into(), details: None }
+        StatusError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, name: &str, group: &str, kind: &str) -> Self {
@@ -30,21 +35,44 @@ impl StatusError {
 
     /// 404: `pods "web" not found`.
     pub fn not_found(qualified_plural: &str, group: &str, name: &str) -> Self {
-        let kind = qualified_plural.split('.').next().unwrap_or(qualified_plural);
-        Self::new(404, "NotFound", format!("{qualified_plural} \"{name}\" not found")).with_details(name, group, kind)
+        let kind = qualified_plural
+            .split('.')
+            .next()
+            .unwrap_or(qualified_plural);
+        Self::new(
+            404,
+            "NotFound",
+            format!("{qualified_plural} \"{name}\" not found"),
+        )
+        .with_details(name, group, kind)
     }
 
     /// 409: `pods "web" already exists`.
     pub fn already_exists(qualified_plural: &str, group: &str, name: &str) -> Self {
-        let kind = qualified_plural.split('.').next().unwrap_or(qualified_plural);
-        Self::new(409, "AlreadyExists", format!("{qualified_plural} \"{name}\" already exists")).with_details(name, group, kind)
+        let kind = qualified_plural
+            .split('.')
+            .next()
+            .unwrap_or(qualified_plural);
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{qualified_plural} \"{name}\" already exists"),
+        )
+        .with_details(name, group, kind)
     }
 
     /// 409 Conflict: an update raced another (stale resourceVersion) or a precondition failed.
     pub fn conflict(qualified_plural: &str, group: &str, name: &str, why: &str) -> Self {
-        let kind = qualified_plural.split('.').next().unwrap_or(qualified_plural);
-        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {qualified_plural} \"{name}\": {why}"))
-            .with_details(name, group, kind)
+        let kind = qualified_plural
+            .split('.')
+            .next()
+            .unwrap_or(qualified_plural);
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {qualified_plural} \"{name}\": {why}"),
+        )
+        .with_details(name, group, kind)
     }
 
     /// The usual message of a stale resourceVersion.
@@ -56,14 +84,31 @@ impl StatusError {
         let list = if errors.len() == 1 {
             errors[0].to_string()
         } else {
-            format!("[{}]", errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                "[{}]",
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         };
-        let qualified = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
         let causes: Vec<Value> = errors
             .iter()
-            .map(|e| json!({"reason": e.kind.cause_reason(), "message": e.body(), "field": e.field}))
+            .map(
+                |e| json!({"reason": e.kind.cause_reason(), "message": e.body(), "field": e.field}),
+            )
             .collect();
-        let mut err = Self::new(422, "Invalid", format!("{qualified} \"{name}\" is invalid: {list}"));
+        let mut err = Self::new(
+            422,
+            "Invalid",
+            format!("{qualified} \"{name}\" is invalid: {list}"),
+        );
         err.details = Some(json!({"name": name, "group": group, "kind": kind, "causes": causes}));
         err
     }
@@ -119,7 +164,11 @@ impl StatusError {
 
     /// 500.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     /// 503: the store cannot be reached.
@@ -186,7 +235,10 @@ mod tests {
 
     #[test]
     fn messages_match_kubernetes() {
-        assert_eq!(StatusError::not_found("pods", "", "web").message, "pods \"web\" not found");
+        assert_eq!(
+            StatusError::not_found("pods", "", "web").message,
+            "pods \"web\" not found"
+        );
         assert_eq!(
             StatusError::already_exists("deployments.apps", "apps", "d").message,
             "deployments.apps \"d\" already exists"
@@ -198,6 +250,9 @@ mod tests {
         let e = StatusError::invalid("Pod", "", "A_b", &errs);
         assert_eq!(e.code, 422);
         assert!(e.message.starts_with("Pod \"A_b\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A_b\": a lowercase"));
-        assert_eq!(e.to_status()["details"]["causes"][0]["reason"], "FieldValueRequired");
+        assert_eq!(
+            e.to_status()["details"]["causes"][0]["reason"],
+            "FieldValueRequired"
+        );
     }
 }

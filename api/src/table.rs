@@ -34,12 +34,34 @@ struct Column {
     description: &'static str,
 }
 
-const fn col(name: &'static str, kind: &'static str, priority: u8, description: &'static str) -> Column {
-    Column { name, kind, format: "", priority, description }
+const fn col(
+    name: &'static str,
+    kind: &'static str,
+    priority: u8,
+    description: &'static str,
+) -> Column {
+    Column {
+        name,
+        kind,
+        format: "",
+        priority,
+        description,
+    }
 }
 
-const NAME: Column = Column { name: "Name", kind: "string", format: "name", priority: 0, description: "Name must be unique within a namespace." };
-const AGE: Column = col("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.");
+const NAME: Column = Column {
+    name: "Name",
+    kind: "string",
+    format: "name",
+    priority: 0,
+    description: "Name must be unique within a namespace.",
+};
+const AGE: Column = col(
+    "Age",
+    "string",
+    0,
+    "CreationTimestamp is a timestamp representing the server time when this object was created.",
+);
 
 fn columns(kind: &str) -> Vec<Column> {
     match kind {
@@ -118,7 +140,12 @@ fn columns(kind: &str) -> Vec<Column> {
 }
 
 /// Builds the Table of `objects` (all of `resource`'s kind).
-pub fn table(resource: &Resource, objects: &[Value], include: IncludeObject, now: Timestamp) -> Value {
+pub fn table(
+    resource: &Resource,
+    objects: &[Value],
+    include: IncludeObject,
+    now: Timestamp,
+) -> Value {
     let cols = columns(resource.kind);
     let defs: Vec<Value> = cols
         .iter()
@@ -151,7 +178,10 @@ fn i(o: &Value, ptr: &str) -> i64 {
 }
 
 fn arr<'a>(o: &'a Value, ptr: &str) -> &'a [Value] {
-    o.pointer(ptr).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+    o.pointer(ptr)
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
 }
 
 fn none_if_empty(v: String) -> String {
@@ -163,7 +193,11 @@ fn none_if_empty(v: String) -> String {
 }
 
 fn age(o: &Value, ptr: &str, now: Timestamp) -> String {
-    match o.pointer(ptr).and_then(Value::as_str).and_then(|t| t.parse::<Timestamp>().ok()) {
+    match o
+        .pointer(ptr)
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+    {
         Some(t) => human_duration((now.as_second() - t.as_second()).max(0)),
         None => "<unknown>".into(),
     }
@@ -177,20 +211,36 @@ pub fn human_duration(secs: i64) -> String {
     } else if secs < 120 {
         format!("{secs}s")
     } else if m < 10 {
-        if secs % 60 == 0 { format!("{m}m") } else { format!("{m}m{}s", secs % 60) }
+        if secs % 60 == 0 {
+            format!("{m}m")
+        } else {
+            format!("{m}m{}s", secs % 60)
+        }
     } else if h < 3 {
         format!("{m}m")
     } else if h < 8 {
-        if m % 60 == 0 { format!("{h}h") } else { format!("{h}h{}m", m % 60) }
+        if m % 60 == 0 {
+            format!("{h}h")
+        } else {
+            format!("{h}h{}m", m % 60)
+        }
     } else if h < 48 {
         format!("{h}h")
     } else if h < 24 * 8 {
-        if h % 24 == 0 { format!("{d}d") } else { format!("{d}d{}h", h % 24) }
+        if h % 24 == 0 {
+            format!("{d}d")
+        } else {
+            format!("{d}d{}h", h % 24)
+        }
     } else if h < 24 * 365 * 2 {
         format!("{d}d")
     } else if h < 24 * 365 * 8 {
         let y = d / 365;
-        if d % 365 == 0 { format!("{y}y") } else { format!("{y}y{}d", d % 365) }
+        if d % 365 == 0 {
+            format!("{y}y")
+        } else {
+            format!("{y}y{}d", d % 365)
+        }
     } else {
         format!("{}y", d / 365)
     }
@@ -207,18 +257,33 @@ fn cells(kind: &str, o: &Value, now: Timestamp) -> Vec<Value> {
         "Endpoints" => vec![name, json!(endpoints_summary(o)), created],
         "Event" => event_cells(o, now),
         "ConfigMap" => {
-            let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len()) + o.get("binaryData").and_then(Value::as_object).map_or(0, |m| m.len());
+            let n = o
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len())
+                + o.get("binaryData")
+                    .and_then(Value::as_object)
+                    .map_or(0, |m| m.len());
             vec![name, json!(n), created]
         }
         "Secret" => {
-            let n = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
+            let n = o
+                .get("data")
+                .and_then(Value::as_object)
+                .map_or(0, |m| m.len());
             vec![name, json!(s(o, "/type")), json!(n), created]
         }
         "ServiceAccount" => vec![name, json!(arr(o, "/secrets").len()), created],
         "Deployment" => {
             let mut c = vec![
                 name,
-                json!(format!("{}/{}", i(o, "/status/readyReplicas"), o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1))),
+                json!(format!(
+                    "{}/{}",
+                    i(o, "/status/readyReplicas"),
+                    o.pointer("/spec/replicas")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(1)
+                )),
                 json!(i(o, "/status/updatedReplicas")),
                 json!(i(o, "/status/availableReplicas")),
                 created,
@@ -229,7 +294,10 @@ fn cells(kind: &str, o: &Value, now: Timestamp) -> Vec<Value> {
         "ReplicaSet" => {
             let mut c = vec![
                 name,
-                json!(o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)),
+                json!(o
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(1)),
                 json!(i(o, "/status/replicas")),
                 json!(i(o, "/status/readyReplicas")),
                 created,
@@ -237,7 +305,11 @@ fn cells(kind: &str, o: &Value, now: Timestamp) -> Vec<Value> {
             c.extend(template_cells(o));
             c
         }
-        "Lease" => vec![name, json!(none_if_empty(s(o, "/spec/holderIdentity").to_string())), created],
+        "Lease" => vec![
+            name,
+            json!(none_if_empty(s(o, "/spec/holderIdentity").to_string())),
+            created,
+        ],
         _ => vec![name, created],
     }
 }
@@ -246,7 +318,11 @@ fn template_cells(o: &Value) -> Vec<Value> {
     let containers = arr(o, "/spec/template/spec/containers");
     let names: Vec<&str> = containers.iter().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = containers.iter().map(|c| s(c, "/image")).collect();
-    vec![json!(names.join(",")), json!(images.join(",")), json!(none_if_empty(selector_string(o.pointer("/spec/selector"))))]
+    vec![
+        json!(names.join(",")),
+        json!(images.join(",")),
+        json!(none_if_empty(selector_string(o.pointer("/spec/selector")))),
+    ]
 }
 
 /// `app=web,tier in (a,b)` from a LabelSelector object.
@@ -254,9 +330,17 @@ fn selector_string(sel: Option<&Value>) -> String {
     let Some(sel) = sel else { return String::new() };
     let mut parts: Vec<String> = Vec::new();
     if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
-        parts.extend(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))));
+        parts.extend(
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))),
+        );
     }
-    for e in sel.get("matchExpressions").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]) {
+    for e in sel
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or(&[])
+    {
         let key = s(e, "/key");
         let vals: Vec<&str> = arr(e, "/values").iter().filter_map(Value::as_str).collect();
         parts.push(match s(e, "/operator") {
@@ -273,19 +357,32 @@ fn selector_string(sel: Option<&Value>) -> String {
 fn pod_cells(o: &Value, now: Timestamp) -> Vec<Value> {
     let statuses = arr(o, "/status/containerStatuses");
     let total = arr(o, "/spec/containers").len();
-    let ready = statuses.iter().filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true)).count();
+    let ready = statuses
+        .iter()
+        .filter(|c| c.get("ready").and_then(Value::as_bool) == Some(true))
+        .count();
     let mut restarts = 0;
     let mut last_restart: Option<Timestamp> = None;
-    for c in statuses.iter().chain(arr(o, "/status/initContainerStatuses")) {
+    for c in statuses
+        .iter()
+        .chain(arr(o, "/status/initContainerStatuses"))
+    {
         restarts += i(c, "/restartCount");
-        if let Some(t) = c.pointer("/lastState/terminated/finishedAt").and_then(Value::as_str).and_then(|t| t.parse::<Timestamp>().ok()) {
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<Timestamp>().ok())
+        {
             if last_restart.is_none_or(|l| t > l) {
                 last_restart = Some(t);
             }
         }
     }
     let restarts_cell = match (restarts, last_restart) {
-        (r, Some(t)) if r > 0 => format!("{r} ({} ago)", human_duration((now.as_second() - t.as_second()).max(0))),
+        (r, Some(t)) if r > 0 => format!(
+            "{r} ({} ago)",
+            human_duration((now.as_second() - t.as_second()).max(0))
+        ),
         (r, _) => r.to_string(),
     };
     let ip = none_if_empty(s(o, "/status/podIP").to_string());
@@ -298,7 +395,11 @@ fn pod_cells(o: &Value, now: Timestamp) -> Vec<Value> {
         let conditions = arr(o, "/status/conditions");
         let ok = gates
             .iter()
-            .filter(|g| conditions.iter().any(|c| c.get("type") == g.get("conditionType") && s(c, "/status") == "True"))
+            .filter(|g| {
+                conditions
+                    .iter()
+                    .any(|c| c.get("type") == g.get("conditionType") && s(c, "/status") == "True")
+            })
             .count();
         format!("{ok}/{}", gates.len())
     };
@@ -324,7 +425,9 @@ pub fn pod_status(o: &Value) -> String {
     let init_specs = arr(o, "/spec/initContainers").len();
     let mut initializing = false;
     for (n, c) in arr(o, "/status/initContainerStatuses").iter().enumerate() {
-        let restartable = arr(o, "/spec/initContainers").get(n).is_some_and(|spec| s(spec, "/restartPolicy") == "Always");
+        let restartable = arr(o, "/spec/initContainers")
+            .get(n)
+            .is_some_and(|spec| s(spec, "/restartPolicy") == "Always");
         if let Some(t) = c.pointer("/state/terminated") {
             if i(t, "/exitCode") == 0 {
                 continue;
@@ -337,7 +440,11 @@ pub fn pod_status(o: &Value) -> String {
             initializing = true;
         } else if restartable && c.get("started").and_then(Value::as_bool) == Some(true) {
             continue;
-        } else if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty() && *r != "PodInitializing") {
+        } else if let Some(r) = c
+            .pointer("/state/waiting/reason")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && *r != "PodInitializing")
+        {
             reason = format!("Init:{r}");
             initializing = true;
         } else {
@@ -349,7 +456,11 @@ pub fn pod_status(o: &Value) -> String {
     if !initializing {
         let mut has_running = false;
         for c in arr(o, "/status/containerStatuses").iter().rev() {
-            if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+            if let Some(r) = c
+                .pointer("/state/waiting/reason")
+                .and_then(Value::as_str)
+                .filter(|r| !r.is_empty())
+            {
                 reason = r.to_string();
             } else if let Some(t) = c.pointer("/state/terminated") {
                 reason = match (t.get("reason").and_then(Value::as_str), i(t, "/signal")) {
@@ -357,12 +468,17 @@ pub fn pod_status(o: &Value) -> String {
                     (_, sig) if sig != 0 => format!("Signal:{sig}"),
                     _ => format!("ExitCode:{}", i(t, "/exitCode")),
                 };
-            } else if c.get("ready").and_then(Value::as_bool) == Some(true) && c.pointer("/state/running").is_some() {
+            } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+                && c.pointer("/state/running").is_some()
+            {
                 has_running = true;
             }
         }
         if reason == "Completed" && has_running {
-            reason = if arr(o, "/status/conditions").iter().any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True") {
+            reason = if arr(o, "/status/conditions")
+                .iter()
+                .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True")
+            {
                 "Running".into()
             } else {
                 "NotReady".into()
@@ -370,14 +486,21 @@ pub fn pod_status(o: &Value) -> String {
         }
     }
     if o.pointer("/metadata/deletionTimestamp").is_some() {
-        reason = if s(o, "/status/reason") == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+        reason = if s(o, "/status/reason") == "NodeLost" {
+            "Unknown".into()
+        } else {
+            "Terminating".into()
+        };
     }
     reason
 }
 
 fn node_cells(o: &Value, now: Timestamp) -> Vec<Value> {
     let mut status: Vec<String> = Vec::new();
-    match arr(o, "/status/conditions").iter().find(|c| s(c, "/type") == "Ready") {
+    match arr(o, "/status/conditions")
+        .iter()
+        .find(|c| s(c, "/type") == "Ready")
+    {
         Some(c) if s(c, "/status") == "True" => status.push("Ready".into()),
         Some(c) if s(c, "/status") == "False" => status.push("NotReady".into()),
         _ => status.push("Unknown".into()),
@@ -405,7 +528,14 @@ fn node_cells(o: &Value, now: Timestamp) -> Vec<Value> {
         .unwrap_or_default();
     roles.sort();
     let addr = |t: &str| {
-        none_if_empty(arr(o, "/status/addresses").iter().filter(|a| s(a, "/type") == t).map(|a| s(a, "/address")).collect::<Vec<_>>().join(","))
+        none_if_empty(
+            arr(o, "/status/addresses")
+                .iter()
+                .filter(|a| s(a, "/type") == t)
+                .map(|a| s(a, "/address"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     };
     vec![
         json!(s(o, "/metadata/name")),
@@ -415,25 +545,49 @@ fn node_cells(o: &Value, now: Timestamp) -> Vec<Value> {
         json!(s(o, "/status/nodeInfo/kubeletVersion")),
         json!(addr("InternalIP")),
         json!(addr("ExternalIP")),
-        json!(none_if_empty(s(o, "/status/nodeInfo/osImage").to_string()).replace("<none>", "<unknown>")),
-        json!(none_if_empty(s(o, "/status/nodeInfo/kernelVersion").to_string()).replace("<none>", "<unknown>")),
-        json!(none_if_empty(s(o, "/status/nodeInfo/containerRuntimeVersion").to_string()).replace("<none>", "<unknown>")),
+        json!(none_if_empty(s(o, "/status/nodeInfo/osImage").to_string())
+            .replace("<none>", "<unknown>")),
+        json!(
+            none_if_empty(s(o, "/status/nodeInfo/kernelVersion").to_string())
+                .replace("<none>", "<unknown>")
+        ),
+        json!(
+            none_if_empty(s(o, "/status/nodeInfo/containerRuntimeVersion").to_string())
+                .replace("<none>", "<unknown>")
+        ),
     ]
 }
 
 fn service_cells(o: &Value, now: Timestamp) -> Vec<Value> {
-    let svc_type = o.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let svc_type = o
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
     let cluster_ip = none_if_empty(s(o, "/spec/clusterIP").to_string());
-    let mut external: Vec<String> = arr(o, "/spec/externalIPs").iter().filter_map(Value::as_str).map(str::to_string).collect();
+    let mut external: Vec<String> = arr(o, "/spec/externalIPs")
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
     let ingress: Vec<String> = arr(o, "/status/loadBalancer/ingress")
         .iter()
-        .map(|x| if !s(x, "/ip").is_empty() { s(x, "/ip").to_string() } else { s(x, "/hostname").to_string() })
+        .map(|x| {
+            if !s(x, "/ip").is_empty() {
+                s(x, "/ip").to_string()
+            } else {
+                s(x, "/hostname").to_string()
+            }
+        })
         .collect();
     let external_cell = match svc_type {
         "ExternalName" => s(o, "/spec/externalName").to_string(),
         "LoadBalancer" => {
             external.extend(ingress);
-            if external.is_empty() { "<pending>".into() } else { external.join(",") }
+            if external.is_empty() {
+                "<pending>".into()
+            } else {
+                external.join(",")
+            }
         }
         _ => none_if_empty(external.join(",")),
     };
@@ -451,7 +605,10 @@ fn service_cells(o: &Value, now: Timestamp) -> Vec<Value> {
         .pointer("/spec/selector")
         .and_then(Value::as_object)
         .map(|m| {
-            let mut v: Vec<String> = m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect();
+            let mut v: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
             v.sort();
             v.join(",")
         })
@@ -499,17 +656,37 @@ fn endpoints_summary(o: &Value) -> String {
 }
 
 fn event_cells(o: &Value, now: Timestamp) -> Vec<Value> {
-    let last = ["/lastTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-        .iter()
-        .find(|p| o.pointer(p).and_then(Value::as_str).is_some_and(|v| !v.is_empty()))
-        .map(|p| age(o, p, now))
-        .unwrap_or_else(|| "<unknown>".into());
-    let first = ["/firstTimestamp", "/eventTime", "/metadata/creationTimestamp"]
-        .iter()
-        .find(|p| o.pointer(p).and_then(Value::as_str).is_some_and(|v| !v.is_empty()))
-        .map(|p| age(o, p, now))
-        .unwrap_or_else(|| "<unknown>".into());
-    let object = format!("{}/{}", s(o, "/involvedObject/kind").to_ascii_lowercase(), s(o, "/involvedObject/name"));
+    let last = [
+        "/lastTimestamp",
+        "/eventTime",
+        "/metadata/creationTimestamp",
+    ]
+    .iter()
+    .find(|p| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    })
+    .map(|p| age(o, p, now))
+    .unwrap_or_else(|| "<unknown>".into());
+    let first = [
+        "/firstTimestamp",
+        "/eventTime",
+        "/metadata/creationTimestamp",
+    ]
+    .iter()
+    .find(|p| {
+        o.pointer(p)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+    })
+    .map(|p| age(o, p, now))
+    .unwrap_or_else(|| "<unknown>".into());
+    let object = format!(
+        "{}/{}",
+        s(o, "/involvedObject/kind").to_ascii_lowercase(),
+        s(o, "/involvedObject/name")
+    );
     let source = match (s(o, "/source/component"), s(o, "/source/host")) {
         ("", _) => s(o, "/reportingComponent").to_string(),
         (c, "") => c.to_string(),
@@ -539,7 +716,16 @@ mod tests {
 
     #[test]
     fn human_durations() {
-        for (secs, want) in [(5, "5s"), (119, "119s"), (200, "3m20s"), (600, "10m"), (3 * 3600 + 60, "3h1m"), (50 * 3600, "2d2h"), (9 * 86400, "9d"), (800 * 86400, "2y70d")] {
+        for (secs, want) in [
+            (5, "5s"),
+            (119, "119s"),
+            (200, "3m20s"),
+            (600, "10m"),
+            (3 * 3600 + 60, "3h1m"),
+            (50 * 3600, "2d2h"),
+            (9 * 86400, "9d"),
+            (800 * 86400, "2y70d"),
+        ] {
             assert_eq!(human_duration(secs), want, "{secs}");
         }
     }
@@ -548,11 +734,26 @@ mod tests {
     fn pod_statuses() {
         let cases = [
             (json!({"status": {"phase": "Pending"}}), "Pending"),
-            (json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}}), "Running"),
-            (json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}), "CrashLoopBackOff"),
-            (json!({"spec": {"initContainers": [{}, {}]}, "status": {"phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}}), "Init:1/2"),
-            (json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}), "Completed"),
-            (json!({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}}), "Terminating"),
+            (
+                json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}}),
+                "Running",
+            ),
+            (
+                json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+                "CrashLoopBackOff",
+            ),
+            (
+                json!({"spec": {"initContainers": [{}, {}]}, "status": {"phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}}),
+                "Init:1/2",
+            ),
+            (
+                json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}),
+                "Completed",
+            ),
+            (
+                json!({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}}),
+                "Terminating",
+            ),
         ];
         for (pod, want) in cases {
             assert_eq!(pod_status(&pod), want, "{pod}");
@@ -568,7 +769,20 @@ mod tests {
         let t = table(pods, &[pod], IncludeObject::Metadata, now());
         assert_eq!(t["columnDefinitions"][5]["name"], "IP");
         assert_eq!(t["columnDefinitions"][5]["priority"], 1);
-        assert_eq!(t["rows"][0]["cells"], json!(["web", "1/2", "Running", "2 (2m ago)", "5m", "10.0.0.5", "n1", "<none>", "<none>"]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "web",
+                "1/2",
+                "Running",
+                "2 (2m ago)",
+                "5m",
+                "10.0.0.5",
+                "n1",
+                "<none>",
+                "<none>"
+            ])
+        );
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
     }
 
@@ -577,7 +791,18 @@ mod tests {
         let svcs = crate::registry::find("", "v1", "services").unwrap();
         let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}], "selector": {"app": "web"}}});
         let t = table(svcs, &[svc], IncludeObject::None, now());
-        assert_eq!(t["rows"][0]["cells"], json!(["s", "NodePort", "10.96.0.9", "<none>", "80:30080/TCP", "<unknown>", "app=web"]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!([
+                "s",
+                "NodePort",
+                "10.96.0.9",
+                "<none>",
+                "80:30080/TCP",
+                "<unknown>",
+                "app=web"
+            ])
+        );
         let nodes = crate::registry::find("", "v1", "nodes").unwrap();
         let node = json!({"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}}, "spec": {"unschedulable": true},
             "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.33.0"}}});
@@ -592,6 +817,9 @@ mod tests {
         let dep = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
             "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
         let t = table(d, &[dep], IncludeObject::None, now());
-        assert_eq!(t["rows"][0]["cells"], json!(["web", "2/3", 3, 2, "<unknown>", "web", "busybox", "app=web"]));
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["web", "2/3", 3, 2, "<unknown>", "web", "busybox", "app=web"])
+        );
     }
 }

@@ -24,7 +24,9 @@ impl Audit {
         match path {
             None => Ok(Audit::Off),
             Some(p) if p.as_os_str() == "-" => Ok(Audit::Stdout),
-            Some(p) => Ok(Audit::File(Mutex::new(OpenOptions::new().create(true).append(true).open(p)?))),
+            Some(p) => Ok(Audit::File(Mutex::new(
+                OpenOptions::new().create(true).append(true).open(p)?,
+            ))),
         }
     }
 

@@ -34,7 +34,11 @@ pub enum AuthConfigError {
     #[error("reading {path}: {err}")]
     Io { path: String, err: std::io::Error },
     #[error("{path} line {line}: {msg}")]
-    TokenFile { path: String, line: usize, msg: String },
+    TokenFile {
+        path: String,
+        line: usize,
+        msg: String,
+    },
     #[error("{path}: {err}")]
     Policy { path: String, err: String },
 }
@@ -48,17 +52,34 @@ pub struct Authenticator {
 impl Authenticator {
     /// Loads a kube-apiserver `--token-auth-file`: `token,user,uid[,"group1,group2"]` per line.
     pub fn load(path: Option<&Path>) -> Result<Self, AuthConfigError> {
-        let Some(path) = path else { return Ok(Self::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| AuthConfigError::Io { path: path.display().to_string(), err })?;
-        Ok(Authenticator { tokens: parse_token_file(&text).map_err(|(line, msg)| AuthConfigError::TokenFile { path: path.display().to_string(), line, msg })? })
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|err| AuthConfigError::Io {
+            path: path.display().to_string(),
+            err,
+        })?;
+        Ok(Authenticator {
+            tokens: parse_token_file(&text).map_err(|(line, msg)| AuthConfigError::TokenFile {
+                path: path.display().to_string(),
+                line,
+                msg,
+            })?,
+        })
     }
 
     /// The user of a request: its client certificate, else its bearer token. `Err` for a bad
     /// token (401), `Ok(None)` for an anonymous request.
-    pub fn authenticate(&self, peer: &PeerIdentity, authorization: Option<&str>) -> Result<Option<UserInfo>, StatusError> {
+    pub fn authenticate(
+        &self,
+        peer: &PeerIdentity,
+        authorization: Option<&str>,
+    ) -> Result<Option<UserInfo>, StatusError> {
         if let Some(header) = authorization {
-            let token = header.strip_prefix("Bearer ").map(str::trim).ok_or_else(StatusError::unauthorized)?;
+            let token = header
+                .strip_prefix("Bearer ")
+                .map(str::trim)
+                .ok_or_else(StatusError::unauthorized)?;
             return match self.tokens.get(token) {
                 Some(u) => Ok(Some(u.clone())),
                 None => Err(StatusError::unauthorized()),
@@ -81,9 +102,20 @@ fn parse_token_file(text: &str) -> Result<HashMap<String, UserInfo>, (usize, Str
         }
         let groups = fields
             .get(3)
-            .map(|g| g.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .map(|g| {
+                g.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
             .unwrap_or_default();
-        out.insert(fields[0].clone(), UserInfo { name: fields[1].clone(), groups });
+        out.insert(
+            fields[0].clone(),
+            UserInfo {
+                name: fields[1].clone(),
+                groups,
+            },
+        );
     }
     Ok(out)
 }
@@ -159,16 +191,26 @@ impl Authorizer {
         let mut a = Authorizer::default();
         a.groups.insert("system:masters".into(), Role::ClusterAdmin);
         a.groups.insert("system:viewers".into(), Role::View);
-        a.users.insert("system:kube-scheduler".into(), Role::ClusterAdmin);
-        a.users.insert("system:kube-controller-manager".into(), Role::ClusterAdmin);
+        a.users
+            .insert("system:kube-scheduler".into(), Role::ClusterAdmin);
+        a.users
+            .insert("system:kube-controller-manager".into(), Role::ClusterAdmin);
         if let Some(path) = path {
-            let text = std::fs::read_to_string(path)
-                .map_err(|err| AuthConfigError::Io { path: path.display().to_string(), err })?;
-            let bindings: Vec<Binding> = serde_json::from_value(yaml_to_json(&text).map_err(|err| AuthConfigError::Policy {
+            let text = std::fs::read_to_string(path).map_err(|err| AuthConfigError::Io {
                 path: path.display().to_string(),
                 err,
-            })?)
-            .map_err(|e| AuthConfigError::Policy { path: path.display().to_string(), err: e.to_string() })?;
+            })?;
+            let bindings: Vec<Binding> =
+                serde_json::from_value(yaml_to_json(&text).map_err(|err| {
+                    AuthConfigError::Policy {
+                        path: path.display().to_string(),
+                        err,
+                    }
+                })?)
+                .map_err(|e| AuthConfigError::Policy {
+                    path: path.display().to_string(),
+                    err: e.to_string(),
+                })?;
             for b in bindings {
                 match (b.user, b.group) {
                     (Some(u), None) => {
@@ -219,7 +261,9 @@ fn role_allows(role: Role, a: &Attributes<'_>) -> bool {
         Role::ClusterAdmin => true,
         Role::Edit => is_read(a.verb) || a.namespace.is_some() && a.resource != "namespaces",
         Role::View => {
-            (is_read(a.verb) && a.resource != "secrets" && a.subresource.is_none_or(|s| s == "status" || s == "scale"))
+            (is_read(a.verb)
+                && a.resource != "secrets"
+                && a.subresource.is_none_or(|s| s == "status" || s == "scale"))
                 || (a.verb == "get" && a.resource == "pods" && a.subresource == Some("log"))
         }
     }
@@ -234,7 +278,10 @@ fn node_decision(node: &str, a: &Attributes<'_>) -> Decision {
             if a.name == Some(node) {
                 Decision::Allow
             } else {
-                deny(&format!("node \"{node}\" is not allowed to modify node \"{}\"", a.name.unwrap_or("")))
+                deny(&format!(
+                    "node \"{node}\" is not allowed to modify node \"{}\"",
+                    a.name.unwrap_or("")
+                ))
             }
         }
         ("leases", None) if a.namespace == Some("kube-node-lease") => {
@@ -245,11 +292,22 @@ fn node_decision(node: &str, a: &Attributes<'_>) -> Decision {
             }
         }
         ("pods", None) if is_read(a.verb) => Decision::Allow,
-        ("pods", Some("status")) if matches!(a.verb, "get" | "update" | "patch") => Decision::AllowIfPodBoundTo(node.to_string()),
+        ("pods", Some("status")) if matches!(a.verb, "get" | "update" | "patch") => {
+            Decision::AllowIfPodBoundTo(node.to_string())
+        }
         ("pods", None) if a.verb == "delete" => Decision::AllowIfPodBoundTo(node.to_string()),
         ("pods", Some("log" | "exec")) => deny("nodes may not use pod logs or exec"),
-        ("pods", _) => deny(&format!("node \"{node}\" can only update the status of, or delete, pods bound to it")),
-        ("events", None) if matches!(a.verb, "create" | "update" | "patch" | "get" | "list" | "watch") => Decision::Allow,
+        ("pods", _) => deny(&format!(
+            "node \"{node}\" can only update the status of, or delete, pods bound to it"
+        )),
+        ("events", None)
+            if matches!(
+                a.verb,
+                "create" | "update" | "patch" | "get" | "list" | "watch"
+            ) =>
+        {
+            Decision::Allow
+        }
         ("services" | "endpoints" | "namespaces", None) if is_read(a.verb) => Decision::Allow,
         ("configmaps" | "secrets", None) if a.verb == "get" => Decision::Allow,
         _ => Decision::Deny(String::new()),
@@ -299,11 +357,27 @@ mod tests {
     use super::*;
 
     fn user(name: &str, groups: &[&str]) -> UserInfo {
-        UserInfo { name: name.into(), groups: groups.iter().map(|s| s.to_string()).collect() }
+        UserInfo {
+            name: name.into(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
-    fn attrs<'a>(verb: &'a str, resource: &'a str, sub: Option<&'a str>, ns: Option<&'a str>, name: Option<&'a str>) -> Attributes<'a> {
-        Attributes { verb, group: "", resource, subresource: sub, namespace: ns, name }
+    fn attrs<'a>(
+        verb: &'a str,
+        resource: &'a str,
+        sub: Option<&'a str>,
+        ns: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Attributes<'a> {
+        Attributes {
+            verb,
+            group: "",
+            resource,
+            subresource: sub,
+            namespace: ns,
+            name,
+        }
     }
 
     #[test]
@@ -319,30 +393,76 @@ mod tests {
         let admin = user("admin", &["system:masters"]);
         let viewer = user("viewer", &["system:viewers"]);
         let node = user("system:node:n1", &["system:nodes"]);
-        assert_eq!(a.authorize(&admin, &attrs("delete", "nodes", None, None, Some("x"))), Decision::Allow);
-        assert_eq!(a.authorize(&viewer, &attrs("list", "pods", None, Some("default"), None)), Decision::Allow);
-        assert!(matches!(a.authorize(&viewer, &attrs("create", "pods", None, Some("default"), None)), Decision::Deny(_)));
-        assert!(matches!(a.authorize(&viewer, &attrs("get", "secrets", None, Some("default"), Some("s"))), Decision::Deny(_)));
-        assert_eq!(a.authorize(&node, &attrs("update", "nodes", Some("status"), None, Some("n1"))), Decision::Allow);
-        assert!(matches!(a.authorize(&node, &attrs("update", "nodes", None, None, Some("n2"))), Decision::Deny(_)));
         assert_eq!(
-            a.authorize(&node, &attrs("update", "pods", Some("status"), Some("default"), Some("p"))),
+            a.authorize(&admin, &attrs("delete", "nodes", None, None, Some("x"))),
+            Decision::Allow
+        );
+        assert_eq!(
+            a.authorize(&viewer, &attrs("list", "pods", None, Some("default"), None)),
+            Decision::Allow
+        );
+        assert!(matches!(
+            a.authorize(
+                &viewer,
+                &attrs("create", "pods", None, Some("default"), None)
+            ),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            a.authorize(
+                &viewer,
+                &attrs("get", "secrets", None, Some("default"), Some("s"))
+            ),
+            Decision::Deny(_)
+        ));
+        assert_eq!(
+            a.authorize(
+                &node,
+                &attrs("update", "nodes", Some("status"), None, Some("n1"))
+            ),
+            Decision::Allow
+        );
+        assert!(matches!(
+            a.authorize(&node, &attrs("update", "nodes", None, None, Some("n2"))),
+            Decision::Deny(_)
+        ));
+        assert_eq!(
+            a.authorize(
+                &node,
+                &attrs("update", "pods", Some("status"), Some("default"), Some("p"))
+            ),
             Decision::AllowIfPodBoundTo("n1".into())
         );
-        assert!(matches!(a.authorize(&node, &attrs("create", "pods", None, Some("default"), None)), Decision::Deny(_)));
-        assert!(matches!(a.authorize(&user("nobody", &[]), &attrs("get", "pods", None, Some("d"), Some("p"))), Decision::Deny(_)));
+        assert!(matches!(
+            a.authorize(&node, &attrs("create", "pods", None, Some("default"), None)),
+            Decision::Deny(_)
+        ));
+        assert!(matches!(
+            a.authorize(
+                &user("nobody", &[]),
+                &attrs("get", "pods", None, Some("d"), Some("p"))
+            ),
+            Decision::Deny(_)
+        ));
     }
 
     #[test]
     fn forbidden_message_matches_rbac() {
-        let e = forbidden(&user("bob", &[]), &attrs("create", "pods", None, Some("default"), None), "");
+        let e = forbidden(
+            &user("bob", &[]),
+            &attrs("create", "pods", None, Some("default"), None),
+            "",
+        );
         assert_eq!(e.message, "pods is forbidden: User \"bob\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"");
         assert_eq!(e.code, 403);
     }
 
     #[test]
     fn policy_yaml() {
-        let v = yaml_to_json("- user: alice\n  role: view\n- group: ops # comment\n  role: cluster-admin\n").unwrap();
+        let v = yaml_to_json(
+            "- user: alice\n  role: view\n- group: ops # comment\n  role: cluster-admin\n",
+        )
+        .unwrap();
         assert_eq!(v[1]["group"], "ops");
     }
 }

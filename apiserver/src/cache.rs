@@ -127,7 +127,13 @@ impl WatchCache {
         let (ready, _) = watch::channel(0);
         let cache = Arc::new(WatchCache {
             resource,
-            inner: Mutex::new(Inner { objects: BTreeMap::new(), events: VecDeque::new(), revision: 0, oldest: 0, tx }),
+            inner: Mutex::new(Inner {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                revision: 0,
+                oldest: 0,
+                tx,
+            }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
         });
@@ -192,11 +198,19 @@ impl WatchCache {
                     .take_while(|(k, _)| k.starts_with(prefix))
                     .map(|(_, v)| v.clone())
                     .collect();
-                Ok(Subscription { backlog: Vec::new(), initial, revision: inner.revision, live })
+                Ok(Subscription {
+                    backlog: Vec::new(),
+                    initial,
+                    revision: inner.revision,
+                    live,
+                })
             }
             Some(rv) => {
                 if rv < inner.oldest {
-                    return Err(CacheError::TooOld { requested: rv, oldest: inner.oldest + 1 });
+                    return Err(CacheError::TooOld {
+                        requested: rv,
+                        oldest: inner.oldest + 1,
+                    });
                 }
                 let backlog = inner
                     .events
@@ -204,7 +218,12 @@ impl WatchCache {
                     .filter(|e| e.revision > rv && e.key.starts_with(prefix))
                     .cloned()
                     .collect();
-                Ok(Subscription { backlog, initial: Vec::new(), revision: inner.revision, live })
+                Ok(Subscription {
+                    backlog,
+                    initial: Vec::new(),
+                    revision: inner.revision,
+                    live,
+                })
             }
         }
     }
@@ -228,7 +247,9 @@ impl WatchCache {
                 match self.follow(&storage, from).await {
                     Ok(FollowEnd::Compacted) => break,
                     Ok(FollowEnd::Closed) => {}
-                    Err(e) => warn!(resource = self.resource.plural, error = %e, "store watch broke; resuming"),
+                    Err(e) => {
+                        warn!(resource = self.resource.plural, error = %e, "store watch broke; resuming")
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 from = self.revision();
@@ -243,7 +264,9 @@ impl WatchCache {
         let mut start: Option<String> = None;
         let mut revision = 0;
         loop {
-            let page = storage.list(&prefix, start.as_deref(), 1000, revision).await?;
+            let page = storage
+                .list(&prefix, start.as_deref(), 1000, revision)
+                .await?;
             revision = page.revision;
             for s in page.items {
                 start = Some(s.key.clone());
@@ -266,7 +289,10 @@ impl WatchCache {
         }
         drop(inner);
         self.ready.send_replace(revision);
-        info!(resource = self.resource.plural, revision, "watch cache listed");
+        info!(
+            resource = self.resource.plural,
+            revision, "watch cache listed"
+        );
         Ok(revision)
     }
 
@@ -331,9 +357,22 @@ impl WatchCache {
             EventType::Put => {
                 let stored: Stored = Storage::decode_kv(kv)?;
                 let object = Arc::new(stored.object);
-                inner.objects.insert(key.clone(), (object.clone(), stored.mod_revision));
-                let kind = if kv.create_revision() == kv.mod_revision() { EventKind::Added } else { EventKind::Modified };
-                Event { kind, key, object, prev, revision: kv.mod_revision(), lines: Default::default() }
+                inner
+                    .objects
+                    .insert(key.clone(), (object.clone(), stored.mod_revision));
+                let kind = if kv.create_revision() == kv.mod_revision() {
+                    EventKind::Added
+                } else {
+                    EventKind::Modified
+                };
+                Event {
+                    kind,
+                    key,
+                    object,
+                    prev,
+                    revision: kv.mod_revision(),
+                    lines: Default::default(),
+                }
             }
             EventType::Delete => {
                 inner.objects.remove(&key);
@@ -344,7 +383,14 @@ impl WatchCache {
                 };
                 let mut last = last;
                 crate::storage::set_resource_version(&mut last, kv.mod_revision());
-                Event { kind: EventKind::Deleted, key, object: Arc::new(last), prev, revision: kv.mod_revision(), lines: Default::default() }
+                Event {
+                    kind: EventKind::Deleted,
+                    key,
+                    object: Arc::new(last),
+                    prev,
+                    revision: kv.mod_revision(),
+                    lines: Default::default(),
+                }
             }
         };
         let revision = event.revision;
@@ -370,7 +416,10 @@ pub struct Caches {
 
 impl Caches {
     pub fn start(storage: &Storage) -> Caches {
-        let caches = api::registry::RESOURCES.iter().map(|r| WatchCache::start(r, storage.clone())).collect();
+        let caches = api::registry::RESOURCES
+            .iter()
+            .map(|r| WatchCache::start(r, storage.clone()))
+            .collect();
         Caches { caches }
     }
 

@@ -9,7 +9,12 @@ use clap::Parser;
 #[command(name = "apiserver", version, about)]
 pub struct Config {
     /// Store (or etcd) client URLs, comma separated.
-    #[arg(long, env = "APISERVER_ETCD_SERVERS", value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long,
+        env = "APISERVER_ETCD_SERVERS",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub etcd_servers: Vec<String>,
     /// CA bundle that signed the store's serving certificate.
     #[arg(long, env = "APISERVER_ETCD_CAFILE")]
@@ -42,10 +47,18 @@ pub struct Config {
     #[arg(long, env = "APISERVER_AUTHORIZATION_POLICY_FILE")]
     pub authorization_policy_file: Option<PathBuf>,
     /// Range that Service cluster IPs are allocated from.
-    #[arg(long, env = "APISERVER_SERVICE_CLUSTER_IP_RANGE", default_value = "10.96.0.0/12")]
+    #[arg(
+        long,
+        env = "APISERVER_SERVICE_CLUSTER_IP_RANGE",
+        default_value = "10.96.0.0/12"
+    )]
     pub service_cluster_ip_range: String,
     /// Range of NodePorts, `first-last`.
-    #[arg(long, env = "APISERVER_SERVICE_NODE_PORT_RANGE", default_value = "30000-32767")]
+    #[arg(
+        long,
+        env = "APISERVER_SERVICE_NODE_PORT_RANGE",
+        default_value = "30000-32767"
+    )]
     pub service_node_port_range: String,
     /// Where to write one audit line (JSON) per mutating request; `-` for standard output.
     #[arg(long, env = "APISERVER_AUDIT_LOG_PATH")]
@@ -54,19 +67,36 @@ pub struct Config {
     #[arg(long, env = "APISERVER_MAX_REQUEST_BYTES", default_value_t = 3 * 1024 * 1024)]
     pub max_request_bytes: usize,
     /// How often one apiserver compacts the store's history, in seconds (0 disables).
-    #[arg(long, env = "APISERVER_ETCD_COMPACTION_INTERVAL", default_value_t = 300)]
+    #[arg(
+        long,
+        env = "APISERVER_ETCD_COMPACTION_INTERVAL",
+        default_value_t = 300
+    )]
     pub etcd_compaction_interval: u64,
     /// Client certificate the apiserver presents to agents (pods/log, pods/exec).
-    #[arg(long, env = "APISERVER_KUBELET_CLIENT_CERTIFICATE", requires = "kubelet_client_key")]
+    #[arg(
+        long,
+        env = "APISERVER_KUBELET_CLIENT_CERTIFICATE",
+        requires = "kubelet_client_key"
+    )]
     pub kubelet_client_certificate: Option<PathBuf>,
     /// Key of --kubelet-client-certificate.
-    #[arg(long, env = "APISERVER_KUBELET_CLIENT_KEY", requires = "kubelet_client_certificate")]
+    #[arg(
+        long,
+        env = "APISERVER_KUBELET_CLIENT_KEY",
+        requires = "kubelet_client_certificate"
+    )]
     pub kubelet_client_key: Option<PathBuf>,
     /// CA that signed the agents' serving certificates (unset: not verified, as kube-apiserver).
     #[arg(long, env = "APISERVER_KUBELET_CERTIFICATE_AUTHORITY")]
     pub kubelet_certificate_authority: Option<PathBuf>,
     /// Node address types to reach an agent at, in order.
-    #[arg(long, env = "APISERVER_KUBELET_PREFERRED_ADDRESS_TYPES", value_delimiter = ',', default_value = "InternalIP,Hostname,InternalDNS,ExternalIP,ExternalDNS")]
+    #[arg(
+        long,
+        env = "APISERVER_KUBELET_PREFERRED_ADDRESS_TYPES",
+        value_delimiter = ',',
+        default_value = "InternalIP,Hostname,InternalDNS,ExternalIP,ExternalDNS"
+    )]
     pub kubelet_preferred_address_types: Vec<String>,
     /// How often watches with allowWatchBookmarks get a BOOKMARK, in seconds.
     #[arg(long, env = "APISERVER_BOOKMARK_INTERVAL", default_value_t = 10)]

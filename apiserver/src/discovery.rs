@@ -27,14 +27,28 @@ pub fn version() -> Value {
 
 /// `/`: the paths served.
 pub fn root_paths() -> Value {
-    let mut paths = vec!["/api".to_string(), "/api/v1".to_string(), "/apis".to_string()];
+    let mut paths = vec![
+        "/api".to_string(),
+        "/api/v1".to_string(),
+        "/apis".to_string(),
+    ];
     for (g, v) in registry::groups() {
         if !g.is_empty() {
             paths.push(format!("/apis/{g}"));
             paths.push(format!("/apis/{g}/{v}"));
         }
     }
-    paths.extend(["/healthz", "/livez", "/readyz", "/metrics", "/openapi/v3", "/version"].map(String::from));
+    paths.extend(
+        [
+            "/healthz",
+            "/livez",
+            "/readyz",
+            "/metrics",
+            "/openapi/v3",
+            "/version",
+        ]
+        .map(String::from),
+    );
     json!({ "paths": paths })
 }
 
@@ -46,7 +60,11 @@ pub fn empty_openapi_v2() -> Vec<u8> {
         out.extend_from_slice(bytes);
         out
     }
-    let info = [field(0x0a, b"Kubernetes"), field(0x12, format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0").as_bytes())].concat();
+    let info = [
+        field(0x0a, b"Kubernetes"),
+        field(0x12, format!("v{KUBE_MAJOR}.{KUBE_MINOR}.0").as_bytes()),
+    ]
+    .concat();
     [field(0x0a, b"2.0"), field(0x12, &info)].concat()
 }
 
@@ -71,13 +89,19 @@ pub fn serve(path: &str, _query: &Query) -> Option<Value> {
             "groups": registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, v)| group(g, v)).collect::<Vec<_>>(),
         })),
         ["api", "v1"] => Some(resource_list("", "v1")),
-        ["apis", g] => registry::groups().into_iter().find(|(gg, _)| gg == g && !g.is_empty()).map(|(g, v)| {
-            let mut doc = group(g, v);
-            doc["kind"] = json!("APIGroup");
-            doc["apiVersion"] = json!("v1");
-            doc
-        }),
-        ["apis", g, v] => registry::groups().into_iter().find(|(gg, vv)| gg == g && vv == v && !g.is_empty()).map(|(g, v)| resource_list(g, v)),
+        ["apis", g] => registry::groups()
+            .into_iter()
+            .find(|(gg, _)| gg == g && !g.is_empty())
+            .map(|(g, v)| {
+                let mut doc = group(g, v);
+                doc["kind"] = json!("APIGroup");
+                doc["apiVersion"] = json!("v1");
+                doc
+            }),
+        ["apis", g, v] => registry::groups()
+            .into_iter()
+            .find(|(gg, vv)| gg == g && vv == v && !g.is_empty())
+            .map(|(g, v)| resource_list(g, v)),
         ["openapi", "v3"] => Some(api::openapi::index().clone()),
         ["openapi", "v3", rest @ ..] => api::openapi::document(&rest.join("/")).cloned(),
         _ => None,
@@ -94,9 +118,16 @@ fn group(g: &str, v: &str) -> Value {
 }
 
 fn resource_list(g: &str, v: &str) -> Value {
-    let gv = if g.is_empty() { v.to_string() } else { format!("{g}/{v}") };
+    let gv = if g.is_empty() {
+        v.to_string()
+    } else {
+        format!("{g}/{v}")
+    };
     let mut resources = Vec::new();
-    for r in registry::RESOURCES.iter().filter(|r| r.group == g && r.version == v) {
+    for r in registry::RESOURCES
+        .iter()
+        .filter(|r| r.group == g && r.version == v)
+    {
         resources.push(resource_entry(r));
         for sub in r.subresources {
             resources.push(subresource_entry(r, sub));
@@ -126,7 +157,12 @@ fn resource_entry(r: &Resource) -> Value {
 fn subresource_entry(r: &Resource, sub: &str) -> Value {
     let (kind, verbs, group, version): (&str, Vec<&str>, Option<&str>, Option<&str>) = match sub {
         "status" => (r.kind, vec!["get", "patch", "update"], None, None),
-        "scale" => ("Scale", vec!["get", "patch", "update"], Some("autoscaling"), Some("v1")),
+        "scale" => (
+            "Scale",
+            vec!["get", "patch", "update"],
+            Some("autoscaling"),
+            Some("v1"),
+        ),
         "binding" => ("Binding", vec!["create"], None, None),
         "eviction" => ("Eviction", vec!["create"], Some("policy"), Some("v1")),
         "finalize" => (r.kind, vec!["update"], None, None),
@@ -152,7 +188,9 @@ fn subresource_entry(r: &Resource, sub: &str) -> Value {
 
 /// A stable short hash (storageVersionHash only needs to be stable per type).
 fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 #[cfg(test)]
@@ -162,16 +200,35 @@ mod tests {
     #[test]
     fn core_resource_list_has_pods_and_subresources() {
         let doc = serve("/api/v1", &Query::default()).unwrap();
-        let names: Vec<&str> = doc["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-        assert!(names.contains(&"pods") && names.contains(&"pods/status") && names.contains(&"namespaces/finalize"));
-        let pods = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "pods").unwrap();
+        let names: Vec<&str> = doc["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"pods")
+                && names.contains(&"pods/status")
+                && names.contains(&"namespaces/finalize")
+        );
+        let pods = doc["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"][0], "po");
     }
 
     #[test]
     fn groups_listed() {
         let doc = serve("/apis", &Query::default()).unwrap();
-        let names: Vec<&str> = doc["groups"].as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = doc["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["name"].as_str().unwrap())
+            .collect();
         assert_eq!(names, vec!["apps", "coordination.k8s.io"]);
         assert!(serve("/apis/apps/v1", &Query::default()).is_some());
         assert!(serve("/apis/nope/v1", &Query::default()).is_none());

@@ -29,8 +29,14 @@ use tracing::debug;
 use crate::tls::{read_certs, read_key, root_store};
 
 /// Headers of an upgrade request that must reach the agent unchanged.
-const UPGRADE_HEADERS: [&str; 6] =
-    ["connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol", "x-stream-protocol-version"];
+const UPGRADE_HEADERS: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "x-stream-protocol-version",
+];
 
 /// How the apiserver reaches agents.
 pub struct KubeletClient {
@@ -44,14 +50,41 @@ pub struct KubeletClient {
 struct AnyServerCert(Arc<CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -61,46 +94,90 @@ impl ServerCertVerifier for AnyServerCert {
 impl KubeletClient {
     /// TLS to the agents: the client certificate the apiserver presents (the agents trust the
     /// cluster CA), and the CA that signed their serving certificates.
-    pub fn new(cert_and_key: Option<(&Path, &Path)>, ca: Option<&Path>, preferred: &[String]) -> Result<Self> {
+    pub fn new(
+        cert_and_key: Option<(&Path, &Path)>,
+        ca: Option<&Path>,
+        preferred: &[String],
+    ) -> Result<Self> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
         let builder = match ca {
             Some(ca) => builder.with_root_certificates(root_store(ca)?),
-            None => builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServerCert(provider))),
+            None => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider))),
         };
         let mut config = match cert_and_key {
-            Some((cert, key)) => builder.with_client_auth_cert(read_certs(cert)?, read_key(key)?).context("loading the kubelet client certificate")?,
+            Some((cert, key)) => builder
+                .with_client_auth_cert(read_certs(cert)?, read_key(key)?)
+                .context("loading the kubelet client certificate")?,
             None => builder.with_no_client_auth(),
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(KubeletClient { tls: TlsConnector::from(Arc::new(config)), preferred: preferred.to_vec() })
+        Ok(KubeletClient {
+            tls: TlsConnector::from(Arc::new(config)),
+            preferred: preferred.to_vec(),
+        })
     }
 
     /// The agent's host and port from its Node object.
     pub fn endpoint(&self, node: &Value) -> Result<(String, u16), StatusError> {
-        let name = node.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).unwrap_or(0);
+        let name = node
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let port = node
+            .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         if port == 0 || port > u64::from(u16::MAX) {
             return Err(StatusError::bad_request(format!("node {name:?} does not report an agent endpoint (status.daemonEndpoints.kubeletEndpoint.Port)")));
         }
-        let addresses = node.pointer("/status/addresses").and_then(Value::as_array).cloned().unwrap_or_default();
+        let addresses = node
+            .pointer("/status/addresses")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for kind in &self.preferred {
-            if let Some(a) = addresses.iter().find(|a| a["type"].as_str() == Some(kind.as_str())).and_then(|a| a["address"].as_str()) {
+            if let Some(a) = addresses
+                .iter()
+                .find(|a| a["type"].as_str() == Some(kind.as_str()))
+                .and_then(|a| a["address"].as_str())
+            {
                 return Ok((a.to_string(), port as u16));
             }
         }
-        Err(StatusError::bad_request(format!("no preferred addresses found; known addresses: {}", serde_json::to_string(&addresses).unwrap_or_default())))
+        Err(StatusError::bad_request(format!(
+            "no preferred addresses found; known addresses: {}",
+            serde_json::to_string(&addresses).unwrap_or_default()
+        )))
     }
 
     /// Sends one request to the agent at `host:port` over a new HTTP/1.1 connection (which
     /// supports upgrades) and returns its response.
-    async fn send(&self, host: &str, port: u16, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, StatusError> {
-        let unreachable = |e: &dyn std::fmt::Display| StatusError::internal(format!("error dialing backend: {e}"));
-        let tcp = TcpStream::connect((host, port)).await.map_err(|e| unreachable(&e))?;
+    async fn send(
+        &self,
+        host: &str,
+        port: u16,
+        req: Request<Body>,
+    ) -> Result<Response<hyper::body::Incoming>, StatusError> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            StatusError::internal(format!("error dialing backend: {e}"))
+        };
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| unreachable(&e))?;
         let _ = tcp.set_nodelay(true);
         let server_name = ServerName::try_from(host.to_string()).map_err(|e| unreachable(&e))?;
-        let tls = self.tls.connect(server_name, tcp).await.map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| unreachable(&e))?;
+        let tls = self
+            .tls
+            .connect(server_name, tcp)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(&e))?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 debug!(error = %e, "agent connection ended");
@@ -111,8 +188,16 @@ impl KubeletClient {
 
     /// GET `path_and_query` on the agent and streams its answer back. An agent error becomes a
     /// Status with the agent's code and message.
-    pub async fn stream(&self, host: &str, port: u16, path_and_query: &str) -> Result<Response<Body>, StatusError> {
-        let req = Request::get(path_and_query).header(header::HOST, format!("{host}:{port}")).body(Body::empty()).map_err(|e| StatusError::internal(e.to_string()))?;
+    pub async fn stream(
+        &self,
+        host: &str,
+        port: u16,
+        path_and_query: &str,
+    ) -> Result<Response<Body>, StatusError> {
+        let req = Request::get(path_and_query)
+            .header(header::HOST, format!("{host}:{port}"))
+            .body(Body::empty())
+            .map_err(|e| StatusError::internal(e.to_string()))?;
         let resp = self.send(host, port, req).await?;
         if !resp.status().is_success() {
             return Err(agent_error(resp).await);
@@ -128,15 +213,28 @@ impl KubeletClient {
 
     /// Forwards an upgrade request (exec) to the agent and, once the agent switches protocols,
     /// splices the client's and the agent's connections together.
-    pub async fn upgrade(&self, host: &str, port: u16, method: &Method, path_and_query: &str, headers: &HeaderMap, client: Option<OnUpgrade>) -> Result<Response<Body>, StatusError> {
+    pub async fn upgrade(
+        &self,
+        host: &str,
+        port: u16,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        client: Option<OnUpgrade>,
+    ) -> Result<Response<Body>, StatusError> {
         let client = client.ok_or_else(|| StatusError::bad_request("Upgrade request required"))?;
-        let mut req = Request::builder().method(method.clone()).uri(path_and_query).header(header::HOST, format!("{host}:{port}"));
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(path_and_query)
+            .header(header::HOST, format!("{host}:{port}"));
         for name in UPGRADE_HEADERS {
             for v in headers.get_all(name) {
                 req = req.header(name, v.clone());
             }
         }
-        let req = req.body(Body::empty()).map_err(|e| StatusError::internal(e.to_string()))?;
+        let req = req
+            .body(Body::empty())
+            .map_err(|e| StatusError::internal(e.to_string()))?;
         let mut resp = self.send(host, port, req).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(agent_error(resp).await);

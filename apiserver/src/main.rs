@@ -30,7 +30,9 @@ use crate::{
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
@@ -41,14 +43,23 @@ async fn main() {
 }
 
 fn read_opt(path: &Option<std::path::PathBuf>) -> Result<Option<Vec<u8>>> {
-    path.as_ref().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()
+    path.as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .transpose()
 }
 
 async fn run(config: Config) -> Result<()> {
-    let tls_config = tls::server_config(&config.tls_cert_file, &config.tls_private_key_file, config.client_ca_file.as_deref())?;
+    let tls_config = tls::server_config(
+        &config.tls_cert_file,
+        &config.tls_private_key_file,
+        config.client_ca_file.as_deref(),
+    )?;
     let store_tls = StoreTls {
         ca: read_opt(&config.etcd_cafile)?,
-        cert_and_key: match (read_opt(&config.etcd_certfile)?, read_opt(&config.etcd_keyfile)?) {
+        cert_and_key: match (
+            read_opt(&config.etcd_certfile)?,
+            read_opt(&config.etcd_keyfile)?,
+        ) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
             _ => anyhow::bail!("--etcd-certfile and --etcd-keyfile go together"),
@@ -56,18 +67,31 @@ async fn run(config: Config) -> Result<()> {
     };
     let storage = Storage::connect(&config.etcd_servers, &store_tls)
         .await
-        .with_context(|| format!("connecting to the store at {}", config.etcd_servers.join(",")))?;
-    let allocator = services::Allocator::new(&config.service_cluster_ip_range, &config.service_node_port_range).map_err(anyhow::Error::msg)?;
+        .with_context(|| {
+            format!(
+                "connecting to the store at {}",
+                config.etcd_servers.join(",")
+            )
+        })?;
+    let allocator = services::Allocator::new(
+        &config.service_cluster_ip_range,
+        &config.service_node_port_range,
+    )
+    .map_err(anyhow::Error::msg)?;
     let state = Arc::new(server::AppState {
         authn: auth::Authenticator::load(config.token_auth_file.as_deref())?,
         authz: auth::Authorizer::load(config.authorization_policy_file.as_deref())?,
-        audit: audit::Audit::open(config.audit_log_path.as_deref()).context("opening the audit log")?,
+        audit: audit::Audit::open(config.audit_log_path.as_deref())
+            .context("opening the audit log")?,
         metrics: metrics::Metrics::new(),
         caches: cache::Caches::start(&storage),
         storage: storage.clone(),
         allocator,
         kubelet: kubelet::KubeletClient::new(
-            config.kubelet_client_certificate.as_deref().zip(config.kubelet_client_key.as_deref()),
+            config
+                .kubelet_client_certificate
+                .as_deref()
+                .zip(config.kubelet_client_key.as_deref()),
             config.kubelet_certificate_authority.as_deref(),
             &config.kubelet_preferred_address_types,
         )
@@ -77,17 +101,23 @@ async fn run(config: Config) -> Result<()> {
     ensure_namespaces(&storage).await;
     ensure_kubernetes_service(&storage, &state.allocator, &config).await;
     if config.etcd_compaction_interval > 0 {
-        tokio::spawn(compactor(storage.clone(), Duration::from_secs(config.etcd_compaction_interval)));
+        tokio::spawn(compactor(
+            storage.clone(),
+            Duration::from_secs(config.etcd_compaction_interval),
+        ));
     }
     let addr = std::net::SocketAddr::new(config.bind_address, config.secure_port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     info!(%addr, store = %config.etcd_servers.join(","), "serving the Kubernetes API over HTTPS");
     tls::serve(listener, tls_config, server::router(state)).await
 }
 
 /// Creates the built-in namespaces when absent (several apiservers may race; the store decides).
 async fn ensure_namespaces(storage: &Storage) {
-    let namespaces = api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    let namespaces =
+        api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
     for name in handlers::BUILTIN_NAMESPACES {
         let key = namespaces.key(None, name);
         let mut backoff = Duration::from_millis(200);
@@ -121,12 +151,16 @@ async fn ensure_namespaces(storage: &Storage) {
 
 /// Creates the `default` ServiceAccount of a built-in namespace (pods name it by default).
 async fn ensure_default_service_account(storage: &Storage, namespace: &str) {
-    let sas = api::registry::find("", "v1", "serviceaccounts").expect("serviceaccounts are registered");
+    let sas =
+        api::registry::find("", "v1", "serviceaccounts").expect("serviceaccounts are registered");
     let sa = json!({
         "kind": "ServiceAccount", "apiVersion": "v1",
         "metadata": {"name": "default", "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": handlers::now()},
     });
-    match storage.create(&sas.key(Some(namespace), "default"), &sa, &[]).await {
+    match storage
+        .create(&sas.key(Some(namespace), "default"), &sa, &[])
+        .await
+    {
         Ok(_) | Err(StorageError::AlreadyExists) => {}
         Err(e) => warn!(namespace, error = %e, "creating the default ServiceAccount failed"),
     }
@@ -134,7 +168,11 @@ async fn ensure_default_service_account(storage: &Storage, namespace: &str) {
 
 /// Creates the `kubernetes` Service (the first address of the service range) and adds this
 /// apiserver's address to its Endpoints, as kube-apiserver does.
-async fn ensure_kubernetes_service(storage: &Storage, allocator: &services::Allocator, config: &Config) {
+async fn ensure_kubernetes_service(
+    storage: &Storage,
+    allocator: &services::Allocator,
+    config: &Config,
+) {
     let services = api::registry::find("", "v1", "services").expect("services are registered");
     let endpoints = api::registry::find("", "v1", "endpoints").expect("endpoints are registered");
     let ip = allocator.first_ip().to_string();
@@ -147,8 +185,14 @@ async fn ensure_kubernetes_service(storage: &Storage, allocator: &services::Allo
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": config.secure_port}]},
         "status": {"loadBalancer": {}},
     });
-    let reserve = [(services::Allocator::ip_key(&ip), "default/kubernetes".to_string())];
-    match storage.create(&services.key(Some("default"), "kubernetes"), &svc, &reserve).await {
+    let reserve = [(
+        services::Allocator::ip_key(&ip),
+        "default/kubernetes".to_string(),
+    )];
+    match storage
+        .create(&services.key(Some("default"), "kubernetes"), &svc, &reserve)
+        .await
+    {
         Ok(_) | Err(StorageError::AlreadyExists) | Err(StorageError::Reserved(_)) => {}
         Err(e) => warn!(error = %e, "creating the kubernetes Service failed"),
     }
@@ -177,14 +221,22 @@ async fn ensure_kubernetes_service(storage: &Storage, allocator: &services::Allo
                 let mut ep = cur.object.clone();
                 let subsets = ep["subsets"].as_array().cloned().unwrap_or_default();
                 let present = subsets.iter().any(|s| {
-                    s["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))
-                        && s["addresses"].as_array().is_some_and(|a| a.iter().any(|x| x["ip"] == json!(address)))
+                    s["ports"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))
+                        && s["addresses"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| x["ip"] == json!(address)))
                 });
                 if present {
                     return;
                 }
                 let mut subsets = subsets;
-                match subsets.iter_mut().find(|s| s["ports"].as_array().is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))) {
+                match subsets.iter_mut().find(|s| {
+                    s["ports"]
+                        .as_array()
+                        .is_some_and(|ps| ps.iter().any(|p| p["port"] == port["port"]))
+                }) {
                     Some(s) => {
                         if let Some(a) = s["addresses"].as_array_mut() {
                             a.push(json!({"ip": address}));
@@ -193,7 +245,10 @@ async fn ensure_kubernetes_service(storage: &Storage, allocator: &services::Allo
                     None => subsets.push(json!({"addresses": [{"ip": address}], "ports": [port]})),
                 }
                 ep["subsets"] = json!(subsets);
-                storage.update(&key, &ep, cur.mod_revision, &[], &[]).await.map(|_| ())
+                storage
+                    .update(&key, &ep, cur.mod_revision, &[], &[])
+                    .await
+                    .map(|_| ())
             }
         };
         match result {
@@ -222,7 +277,10 @@ async fn compactor(storage: Storage, interval: Duration) {
                 continue;
             }
         };
-        match storage.put_if_version(KEY, &current.to_string(), version).await {
+        match storage
+            .put_if_version(KEY, &current.to_string(), version)
+            .await
+        {
             Ok((true, v, _)) => {
                 version = v;
                 if last_rev > 0 {

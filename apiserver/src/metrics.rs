@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// The apiserver's metrics.
 pub struct Metrics {
@@ -23,26 +25,59 @@ impl Metrics {
         )
         .expect("valid metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("apiserver_request_duration_seconds", "Response latency distribution in seconds for each verb and resource.")
-                .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0]),
+            HistogramOpts::new(
+                "apiserver_request_duration_seconds",
+                "Response latency distribution in seconds for each verb and resource.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
+                10.0, 30.0, 60.0,
+            ]),
             &["verb", "resource"],
         )
         .expect("valid metric");
-        let watchers = IntGaugeVec::new(Opts::new("apiserver_registered_watchers", "Number of currently registered watchers for a given resource."), &["resource"])
-            .expect("valid metric");
-        let watch_events = IntCounterVec::new(Opts::new("apiserver_watch_events_total", "Number of events sent in watch clients."), &["resource"])
-            .expect("valid metric");
-        for c in [Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>, Box::new(latency.clone()), Box::new(watchers.clone()), Box::new(watch_events.clone())] {
+        let watchers = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_registered_watchers",
+                "Number of currently registered watchers for a given resource.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
+        let watch_events = IntCounterVec::new(
+            Opts::new(
+                "apiserver_watch_events_total",
+                "Number of events sent in watch clients.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(watchers.clone()),
+            Box::new(watch_events.clone()),
+        ] {
             registry.register(c).expect("metric registered once");
         }
-        Metrics { registry, requests, latency, watchers, watch_events }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            watchers,
+            watch_events,
+        }
     }
 
     /// Counts one finished request. Watches are counted when they end, without latency.
     pub fn observe(&self, verb: &str, resource: &str, code: u16, elapsed: Duration) {
-        self.requests.with_label_values(&[verb, resource, &code.to_string()]).inc();
+        self.requests
+            .with_label_values(&[verb, resource, &code.to_string()])
+            .inc();
         if verb != "watch" {
-            self.latency.with_label_values(&[verb, resource]).observe(elapsed.as_secs_f64());
+            self.latency
+                .with_label_values(&[verb, resource])
+                .observe(elapsed.as_secs_f64());
         }
     }
 

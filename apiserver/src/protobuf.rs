@@ -33,29 +33,150 @@ use Kind::*;
 /// (tag, JSON name, kind) of each known field of a message.
 fn fields(msg: &str) -> Option<&'static [(u32, &'static str, Kind)]> {
     Some(match msg {
-        "ObjectMeta" => &[(1, "name", Str), (2, "generateName", Str), (3, "namespace", Str), (5, "uid", Str), (6, "resourceVersion", Str), (7, "generation", Int), (8, "creationTimestamp", Msg("Time")), (9, "deletionTimestamp", Msg("Time")), (10, "deletionGracePeriodSeconds", IntPtr), (11, "labels", MapStr), (12, "annotations", MapStr), (14, "finalizers", RepStr)],
+        "ObjectMeta" => &[
+            (1, "name", Str),
+            (2, "generateName", Str),
+            (3, "namespace", Str),
+            (5, "uid", Str),
+            (6, "resourceVersion", Str),
+            (7, "generation", Int),
+            (8, "creationTimestamp", Msg("Time")),
+            (9, "deletionTimestamp", Msg("Time")),
+            (10, "deletionGracePeriodSeconds", IntPtr),
+            (11, "labels", MapStr),
+            (12, "annotations", MapStr),
+            (14, "finalizers", RepStr),
+        ],
         "Time" => &[(1, "seconds", Int), (2, "nanos", Int)],
-        "Namespace" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("NamespaceSpec")), (3, "status", Msg("NamespaceStatus"))],
+        "Namespace" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("NamespaceSpec")),
+            (3, "status", Msg("NamespaceStatus")),
+        ],
         "NamespaceSpec" => &[(1, "finalizers", RepStr)],
         "NamespaceStatus" => &[(1, "phase", Str)],
-        "ConfigMap" => &[(1, "metadata", Msg("ObjectMeta")), (2, "data", MapStr), (3, "binaryData", MapBytes), (4, "immutable", BoolPtr)],
-        "Secret" => &[(1, "metadata", Msg("ObjectMeta")), (2, "data", MapBytes), (3, "type", Str), (4, "stringData", MapStr), (5, "immutable", BoolPtr)],
-        "ServiceAccount" => &[(1, "metadata", Msg("ObjectMeta")), (4, "automountServiceAccountToken", BoolPtr)],
-        "Deployment" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("DeploymentSpec")), (3, "status", Msg("Empty"))],
-        "DeploymentSpec" => &[(1, "replicas", IntPtr), (2, "selector", Msg("LabelSelector")), (3, "template", Msg("PodTemplateSpec")), (4, "strategy", Msg("DeploymentStrategy")), (5, "minReadySeconds", Int), (6, "revisionHistoryLimit", IntPtr), (7, "paused", Bool), (9, "progressDeadlineSeconds", IntPtr)],
-        "DeploymentStrategy" => &[(1, "type", Str), (2, "rollingUpdate", Msg("RollingUpdateDeployment"))],
-        "RollingUpdateDeployment" => &[(1, "maxUnavailable", Msg("IntOrString")), (2, "maxSurge", Msg("IntOrString"))],
-        "LabelSelector" => &[(1, "matchLabels", MapStr), (2, "matchExpressions", RepMsg("LabelSelectorRequirement"))],
-        "LabelSelectorRequirement" => &[(1, "key", Str), (2, "operator", Str), (3, "values", RepStr)],
-        "PodTemplateSpec" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("PodSpec"))],
-        "PodSpec" => &[(2, "containers", RepMsg("Container")), (20, "initContainers", RepMsg("Container")), (3, "restartPolicy", Str), (4, "terminationGracePeriodSeconds", IntPtr), (5, "activeDeadlineSeconds", IntPtr), (6, "dnsPolicy", Str), (7, "nodeSelector", MapStr), (8, "serviceAccountName", Str), (9, "serviceAccount", Str), (10, "nodeName", Str), (11, "hostNetwork", Bool), (16, "hostname", Str), (17, "subdomain", Str), (19, "schedulerName", Str), (25, "priority", IntPtr), (30, "enableServiceLinks", BoolPtr), (31, "preemptionPolicy", Str)],
-        "Container" => &[(1, "name", Str), (2, "image", Str), (3, "command", RepStr), (4, "args", RepStr), (5, "workingDir", Str), (6, "ports", RepMsg("ContainerPort")), (7, "env", RepMsg("EnvVar")), (8, "resources", Msg("ResourceRequirements")), (13, "terminationMessagePath", Str), (14, "imagePullPolicy", Str), (16, "stdin", Bool), (17, "stdinOnce", Bool), (18, "tty", Bool), (20, "terminationMessagePolicy", Str)],
-        "ContainerPort" => &[(1, "name", Str), (2, "hostPort", Int), (3, "containerPort", Int), (4, "protocol", Str), (5, "hostIP", Str)],
+        "ConfigMap" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "data", MapStr),
+            (3, "binaryData", MapBytes),
+            (4, "immutable", BoolPtr),
+        ],
+        "Secret" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "data", MapBytes),
+            (3, "type", Str),
+            (4, "stringData", MapStr),
+            (5, "immutable", BoolPtr),
+        ],
+        "ServiceAccount" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (4, "automountServiceAccountToken", BoolPtr),
+        ],
+        "Deployment" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("DeploymentSpec")),
+            (3, "status", Msg("Empty")),
+        ],
+        "DeploymentSpec" => &[
+            (1, "replicas", IntPtr),
+            (2, "selector", Msg("LabelSelector")),
+            (3, "template", Msg("PodTemplateSpec")),
+            (4, "strategy", Msg("DeploymentStrategy")),
+            (5, "minReadySeconds", Int),
+            (6, "revisionHistoryLimit", IntPtr),
+            (7, "paused", Bool),
+            (9, "progressDeadlineSeconds", IntPtr),
+        ],
+        "DeploymentStrategy" => &[
+            (1, "type", Str),
+            (2, "rollingUpdate", Msg("RollingUpdateDeployment")),
+        ],
+        "RollingUpdateDeployment" => &[
+            (1, "maxUnavailable", Msg("IntOrString")),
+            (2, "maxSurge", Msg("IntOrString")),
+        ],
+        "LabelSelector" => &[
+            (1, "matchLabels", MapStr),
+            (2, "matchExpressions", RepMsg("LabelSelectorRequirement")),
+        ],
+        "LabelSelectorRequirement" => {
+            &[(1, "key", Str), (2, "operator", Str), (3, "values", RepStr)]
+        }
+        "PodTemplateSpec" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("PodSpec")),
+        ],
+        "PodSpec" => &[
+            (2, "containers", RepMsg("Container")),
+            (20, "initContainers", RepMsg("Container")),
+            (3, "restartPolicy", Str),
+            (4, "terminationGracePeriodSeconds", IntPtr),
+            (5, "activeDeadlineSeconds", IntPtr),
+            (6, "dnsPolicy", Str),
+            (7, "nodeSelector", MapStr),
+            (8, "serviceAccountName", Str),
+            (9, "serviceAccount", Str),
+            (10, "nodeName", Str),
+            (11, "hostNetwork", Bool),
+            (16, "hostname", Str),
+            (17, "subdomain", Str),
+            (19, "schedulerName", Str),
+            (25, "priority", IntPtr),
+            (30, "enableServiceLinks", BoolPtr),
+            (31, "preemptionPolicy", Str),
+        ],
+        "Container" => &[
+            (1, "name", Str),
+            (2, "image", Str),
+            (3, "command", RepStr),
+            (4, "args", RepStr),
+            (5, "workingDir", Str),
+            (6, "ports", RepMsg("ContainerPort")),
+            (7, "env", RepMsg("EnvVar")),
+            (8, "resources", Msg("ResourceRequirements")),
+            (13, "terminationMessagePath", Str),
+            (14, "imagePullPolicy", Str),
+            (16, "stdin", Bool),
+            (17, "stdinOnce", Bool),
+            (18, "tty", Bool),
+            (20, "terminationMessagePolicy", Str),
+        ],
+        "ContainerPort" => &[
+            (1, "name", Str),
+            (2, "hostPort", Int),
+            (3, "containerPort", Int),
+            (4, "protocol", Str),
+            (5, "hostIP", Str),
+        ],
         "EnvVar" => &[(1, "name", Str), (2, "value", Str)],
         "ResourceRequirements" => &[(1, "limits", MapQuantity), (2, "requests", MapQuantity)],
-        "Service" => &[(1, "metadata", Msg("ObjectMeta")), (2, "spec", Msg("ServiceSpec")), (3, "status", Msg("Empty"))],
-        "ServiceSpec" => &[(1, "ports", RepMsg("ServicePort")), (2, "selector", MapStr), (3, "clusterIP", Str), (4, "type", Str), (5, "externalIPs", RepStr), (7, "sessionAffinity", Str), (10, "externalName", Str), (11, "externalTrafficPolicy", Str), (17, "ipFamilyPolicy", Str), (18, "clusterIPs", RepStr), (19, "ipFamilies", RepStr), (22, "internalTrafficPolicy", Str)],
-        "ServicePort" => &[(1, "name", Str), (2, "protocol", Str), (3, "port", Int), (4, "targetPort", Msg("IntOrString")), (5, "nodePort", Int), (6, "appProtocol", Str)],
+        "Service" => &[
+            (1, "metadata", Msg("ObjectMeta")),
+            (2, "spec", Msg("ServiceSpec")),
+            (3, "status", Msg("Empty")),
+        ],
+        "ServiceSpec" => &[
+            (1, "ports", RepMsg("ServicePort")),
+            (2, "selector", MapStr),
+            (3, "clusterIP", Str),
+            (4, "type", Str),
+            (5, "externalIPs", RepStr),
+            (7, "sessionAffinity", Str),
+            (10, "externalName", Str),
+            (11, "externalTrafficPolicy", Str),
+            (17, "ipFamilyPolicy", Str),
+            (18, "clusterIPs", RepStr),
+            (19, "ipFamilies", RepStr),
+            (22, "internalTrafficPolicy", Str),
+        ],
+        "ServicePort" => &[
+            (1, "name", Str),
+            (2, "protocol", Str),
+            (3, "port", Int),
+            (4, "targetPort", Msg("IntOrString")),
+            (5, "nodePort", Int),
+            (6, "appProtocol", Str),
+        ],
         "IntOrString" => &[(1, "type", Int), (2, "intVal", Int), (3, "strVal", Str)],
         "Quantity" => &[(1, "string", Str)],
         // Status of a new object: ignored by the server, accepted whatever it holds.
@@ -71,7 +192,9 @@ pub enum ProtoError {
     Malformed,
     #[error("the protobuf body lacks Kubernetes' k8s\\0 prefix")]
     NoMagic,
-    #[error("protobuf bodies of kind {0} are not decoded by this server; send it as application/json")]
+    #[error(
+        "protobuf bodies of kind {0} are not decoded by this server; send it as application/json"
+    )]
     UnknownKind(String),
     #[error("protobuf field {tag} of {msg} is not decoded by this server; send the object as application/json")]
     UnknownField { msg: &'static str, tag: u32 },
@@ -203,7 +326,9 @@ fn message(name: &'static str, b: &[u8]) -> Result<Value, ProtoError> {
                 let (k, v) = entry(r.bytes()?)?;
                 let v = match (kind, v) {
                     (MapStr, Some(b)) => json!(text(b)?),
-                    (MapBytes, Some(b)) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
+                    (MapBytes, Some(b)) => {
+                        json!(base64::engine::general_purpose::STANDARD.encode(b))
+                    }
                     (MapQuantity, Some(b)) => special("Quantity", message("Quantity", b)?),
                     (_, None) => json!(""),
                     _ => return Err(ProtoError::Malformed),
@@ -217,7 +342,10 @@ fn message(name: &'static str, b: &[u8]) -> Result<Value, ProtoError> {
     }
     // Non-pointer Go fields are always on the wire; their zero values mean "unset".
     out.retain(|k, v| {
-        let kind = table.iter().find(|(_, n, _)| n == k).map(|(_, _, kind)| *kind);
+        let kind = table
+            .iter()
+            .find(|(_, n, _)| n == k)
+            .map(|(_, _, kind)| *kind);
         !matches!((kind, &*v), (Some(Str), Value::String(s)) if s.is_empty())
             && !matches!((kind, &*v), (Some(Int), Value::Number(n)) if n.as_i64() == Some(0))
             && !matches!((kind, &*v), (Some(Bool), Value::Bool(false)))
@@ -240,7 +368,9 @@ fn special(name: &str, v: Value) -> Value {
             if secs == 0 {
                 return Value::Null;
             }
-            jiff::Timestamp::from_second(secs).map(|t| json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())).unwrap_or(Value::Null)
+            jiff::Timestamp::from_second(secs)
+                .map(|t| json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+                .unwrap_or(Value::Null)
         }
         "Quantity" => v.get("string").cloned().unwrap_or(json!("0")),
         "IntOrString" => match v["type"].as_i64().unwrap_or(0) {
@@ -313,23 +443,48 @@ mod tests {
     fn namespace_and_deployment() {
         // ObjectMeta{name: "team", generateName: ""}, as Go always writes non-pointer strings.
         let meta = [field(1, b"team"), field(2, b"")].concat();
-        let ns = envelope("v1", "Namespace", &[field(1, &meta), field(2, b""), field(3, b"")].concat());
+        let ns = envelope(
+            "v1",
+            "Namespace",
+            &[field(1, &meta), field(2, b""), field(3, b"")].concat(),
+        );
         let (_, kind, obj) = decode(&ns).unwrap();
         assert_eq!(kind, "Namespace");
-        assert_eq!(obj, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}, "spec": {}}));
+        assert_eq!(
+            obj,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}, "spec": {}})
+        );
 
         let labels = field(11, &[field(1, b"app"), field(2, b"web")].concat());
         let meta = [field(1, b"web"), labels.clone()].concat();
-        let container = [field(1, b"busybox"), field(2, b"busybox:1.36"), field(8, b"")].concat();
+        let container = [
+            field(1, b"busybox"),
+            field(2, b"busybox:1.36"),
+            field(8, b""),
+        ]
+        .concat();
         let podspec = field(2, &container);
         let template = [field(1, &labels_meta(&labels)), field(2, &podspec)].concat();
         let selector = field(1, &[field(1, b"app"), field(2, b"web")].concat());
-        let spec = [varint_field(1, 0), field(2, &selector), field(3, &template), field(4, b"")].concat();
-        let d = envelope("apps/v1", "Deployment", &[field(1, &meta), field(2, &spec)].concat());
+        let spec = [
+            varint_field(1, 0),
+            field(2, &selector),
+            field(3, &template),
+            field(4, b""),
+        ]
+        .concat();
+        let d = envelope(
+            "apps/v1",
+            "Deployment",
+            &[field(1, &meta), field(2, &spec)].concat(),
+        );
         let (_, _, obj) = decode(&d).unwrap();
         assert_eq!(obj["spec"]["replicas"], 0, "a pointer field keeps its zero");
         assert_eq!(obj["spec"]["selector"]["matchLabels"]["app"], "web");
-        assert_eq!(obj["spec"]["template"]["spec"]["containers"][0], json!({"name": "busybox", "image": "busybox:1.36", "resources": {}}));
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "busybox", "image": "busybox:1.36", "resources": {}})
+        );
         assert_eq!(obj["spec"]["strategy"], json!({}));
         assert_eq!(obj["metadata"]["labels"]["app"], "web");
     }
@@ -342,14 +497,31 @@ mod tests {
     fn secret_quantities_and_unknown_fields() {
         let meta = field(1, &field(1, b"s"));
         let data = field(2, &[field(1, b"k"), field(2, b"\x00\x01")].concat());
-        let (_, _, obj) = decode(&envelope("v1", "Secret", &[meta.clone(), data, field(3, b"Opaque")].concat())).unwrap();
+        let (_, _, obj) = decode(&envelope(
+            "v1",
+            "Secret",
+            &[meta.clone(), data, field(3, b"Opaque")].concat(),
+        ))
+        .unwrap();
         assert_eq!(obj["data"]["k"], "AAE=");
         assert_eq!(obj["type"], "Opaque");
         let skipped = envelope("v1", "ConfigMap", &[meta.clone(), field(9, b"")].concat());
-        assert!(decode(&skipped).is_ok(), "an unknown field at its zero value is unset");
+        assert!(
+            decode(&skipped).is_ok(),
+            "an unknown field at its zero value is unset"
+        );
         let unknown = envelope("v1", "ConfigMap", &[meta, field(9, b"x")].concat());
-        assert!(matches!(decode(&unknown), Err(ProtoError::UnknownField { msg: "ConfigMap", tag: 9 })));
-        assert!(matches!(decode(&envelope("v1", "Pod", b"")), Err(ProtoError::UnknownKind(_))));
+        assert!(matches!(
+            decode(&unknown),
+            Err(ProtoError::UnknownField {
+                msg: "ConfigMap",
+                tag: 9
+            })
+        ));
+        assert!(matches!(
+            decode(&envelope("v1", "Pod", b"")),
+            Err(ProtoError::UnknownKind(_))
+        ));
         assert!(decode(b"not protobuf").is_err());
     }
 }

@@ -17,22 +17,35 @@ pub struct ResourceRequest {
 /// Parses `/api/v1/...` and `/apis/GROUP/VERSION/...`. `Ok(None)` when the path is not a
 /// resource path at all; `Err` (404) for an unknown resource.
 pub fn parse_path(path: &str) -> Result<Option<ResourceRequest>, StatusError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     let (group, version, rest) = match segs.as_slice() {
         ["api", v, rest @ ..] if !rest.is_empty() => ("", *v, rest),
         ["apis", g, v, rest @ ..] if !rest.is_empty() => (*g, *v, rest),
         _ => return Ok(None),
     };
-    let not_found = || StatusError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into(), details: None };
+    let not_found = || StatusError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    };
     let find = |plural: &str| api::registry::find(group, version, plural).ok_or_else(not_found);
-    let req = |r: &'static Resource, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| ResourceRequest {
-        resource: r,
-        namespace: ns.map(str::to_string),
-        name: name.map(str::to_string),
-        subresource: sub.map(str::to_string),
+    let req = |r: &'static Resource, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| {
+        ResourceRequest {
+            resource: r,
+            namespace: ns.map(str::to_string),
+            name: name.map(str::to_string),
+            subresource: sub.map(str::to_string),
+        }
     };
     let out = match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && matches!(*plural, "status" | "finalize") && tail.is_empty() => {
+        ["namespaces", ns, plural, tail @ ..]
+            if group.is_empty() && matches!(*plural, "status" | "finalize") && tail.is_empty() =>
+        {
             req(find("namespaces")?, None, Some(ns), Some(plural))
         }
         ["namespaces", ns, plural, tail @ ..] => {
@@ -83,7 +96,10 @@ impl Query {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -94,10 +110,11 @@ impl Query {
     pub fn int(&self, key: &str) -> Result<Option<i64>, StatusError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| StatusError::bad_request(format!("invalid value for {key}: {v:?} is not an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                StatusError::bad_request(format!(
+                    "invalid value for {key}: {v:?} is not an integer"
+                ))
+            }),
         }
     }
 
@@ -106,7 +123,9 @@ impl Query {
         match self.get("dryRun") {
             None => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(StatusError::bad_request(format!("Invalid dryRun value: {other:?}; supported values: \"All\""))),
+            Some(other) => Err(StatusError::bad_request(format!(
+                "Invalid dryRun value: {other:?}; supported values: \"All\""
+            ))),
         }
     }
 }
@@ -115,7 +134,11 @@ impl Query {
 pub fn verb(method: &axum::http::Method, req: &ResourceRequest, query: &Query) -> &'static str {
     // Connecting to a pod is authorized as create whatever the method (a WebSocket exec is a
     // GET), as Kubernetes does since 1.30.
-    if matches!(req.subresource.as_deref(), Some("exec" | "attach" | "portforward")) && matches!(*method, axum::http::Method::GET | axum::http::Method::POST) {
+    if matches!(
+        req.subresource.as_deref(),
+        Some("exec" | "attach" | "portforward")
+    ) && matches!(*method, axum::http::Method::GET | axum::http::Method::POST)
+    {
         return "create";
     }
     match *method {
@@ -148,19 +171,44 @@ mod tests {
 
     #[test]
     fn parses_resource_paths() {
-        let r = parse_path("/api/v1/namespaces/default/pods/web/status").unwrap().unwrap();
-        assert_eq!((r.resource.plural, r.namespace.as_deref(), r.name.as_deref(), r.subresource.as_deref()), ("pods", Some("default"), Some("web"), Some("status")));
+        let r = parse_path("/api/v1/namespaces/default/pods/web/status")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                r.resource.plural,
+                r.namespace.as_deref(),
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("pods", Some("default"), Some("web"), Some("status"))
+        );
         let r = parse_path("/api/v1/namespaces/foo").unwrap().unwrap();
-        assert_eq!((r.resource.plural, r.name.as_deref()), ("namespaces", Some("foo")));
-        let r = parse_path("/api/v1/namespaces/foo/finalize").unwrap().unwrap();
-        assert_eq!((r.resource.plural, r.name.as_deref(), r.subresource.as_deref()), ("namespaces", Some("foo"), Some("finalize")));
+        assert_eq!(
+            (r.resource.plural, r.name.as_deref()),
+            ("namespaces", Some("foo"))
+        );
+        let r = parse_path("/api/v1/namespaces/foo/finalize")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                r.resource.plural,
+                r.name.as_deref(),
+                r.subresource.as_deref()
+            ),
+            ("namespaces", Some("foo"), Some("finalize"))
+        );
         let r = parse_path("/apis/apps/v1/deployments").unwrap().unwrap();
         assert_eq!((r.resource.plural, r.namespace), ("deployments", None));
         let r = parse_path("/api/v1/nodes/n1/status").unwrap().unwrap();
         assert_eq!(r.subresource.as_deref(), Some("status"));
         assert!(parse_path("/api/v1").unwrap().is_none());
         assert_eq!(parse_path("/api/v1/widgets").unwrap_err().code, 404);
-        assert_eq!(parse_path("/api/v1/namespaces/x/nodes").unwrap_err().code, 404);
+        assert_eq!(
+            parse_path("/api/v1/namespaces/x/nodes").unwrap_err().code,
+            404
+        );
         assert_eq!(parse_path("/api/v1/pods/x").unwrap_err().code, 404);
     }
 }

@@ -51,25 +51,37 @@ pub fn json_response(code: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = code;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 /// A Status error response.
 pub fn error_response(err: &StatusError) -> Response {
-    json_response(StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), &err.to_status())
+    json_response(
+        StatusCode::from_u16(err.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &err.to_status(),
+    )
 }
 
 fn text_response(code: StatusCode, text: String) -> Response {
     let mut resp = Response::new(Body::from(text));
     *resp.status_mut() = code;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
 /// Paths anyone may read without credentials, as Kubernetes' system:public-info-viewer.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version") || path.starts_with("/healthz/") || path.starts_with("/livez/") || path.starts_with("/readyz/")
+    matches!(path, "/healthz" | "/livez" | "/readyz" | "/version")
+        || path.starts_with("/healthz/")
+        || path.starts_with("/livez/")
+        || path.starts_with("/readyz/")
 }
 
 async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
@@ -79,8 +91,16 @@ async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
     let query = Query::parse(req.uri().query());
     let span = info_span!("request", %method, %path);
     async move {
-        let peer = req.extensions().get::<PeerIdentity>().cloned().unwrap_or_default();
-        let authorization = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let peer = req
+            .extensions()
+            .get::<PeerIdentity>()
+            .cloned()
+            .unwrap_or_default();
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let user = match state.authn.authenticate(&peer, authorization.as_deref()) {
             Ok(u) => u,
             Err(e) => return error_response(&e),
@@ -88,7 +108,9 @@ async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
         if let Some(resp) = non_resource(&state, &method, &path, &query, user.as_ref()).await {
             return resp;
         }
-        let Some(user) = user else { return error_response(&StatusError::unauthorized()) };
+        let Some(user) = user else {
+            return error_response(&StatusError::unauthorized());
+        };
         let rreq = match request::parse_path(&path) {
             Ok(Some(r)) => r,
             Ok(None) => return error_response(&not_found()),
@@ -100,7 +122,9 @@ async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
             Some(s) => format!("{}/{s}", rreq.resource.plural),
             None => rreq.resource.plural.to_string(),
         };
-        state.metrics.observe(verb, &resource_label, code, started.elapsed());
+        state
+            .metrics
+            .observe(verb, &resource_label, code, started.elapsed());
         if !matches!(verb, "get" | "list" | "watch") {
             state.audit.record(&user, verb, &rreq, code);
         }
@@ -111,24 +135,41 @@ async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
 }
 
 fn not_found() -> StatusError {
-    StatusError { code: 404, reason: "NotFound", message: "the server could not find the requested resource".into(), details: None }
+    StatusError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    }
 }
 
-async fn non_resource(state: &Shared, method: &Method, path: &str, query: &Query, user: Option<&UserInfo>) -> Option<Response> {
+async fn non_resource(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    user: Option<&UserInfo>,
+) -> Option<Response> {
     let p = path.trim_end_matches('/');
     let p = if p.is_empty() { "/" } else { p };
     if is_public(p) {
         return Some(health_or_version(state, p, query).await);
     }
-    let is_non_resource = matches!(p, "/" | "/api" | "/apis" | "/metrics" | "/openapi/v3" | "/openapi/v2")
-        || p.starts_with("/openapi/")
+    let is_non_resource = matches!(
+        p,
+        "/" | "/api" | "/apis" | "/metrics" | "/openapi/v3" | "/openapi/v2"
+    ) || p.starts_with("/openapi/")
         || discovery::is_group_path(p);
     if !is_non_resource {
         return None;
     }
-    let Some(user) = user else { return Some(error_response(&StatusError::unauthorized())) };
+    let Some(user) = user else {
+        return Some(error_response(&StatusError::unauthorized()));
+    };
     if *method != Method::GET && *method != Method::HEAD {
-        return Some(error_response(&StatusError::method_not_allowed(format!("the server does not allow this method on the requested resource"))));
+        return Some(error_response(&StatusError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource"
+        ))));
     }
     let _ = user;
     Some(match p {
@@ -137,7 +178,12 @@ async fn non_resource(state: &Shared, method: &Method, path: &str, query: &Query
             // An empty OpenAPI v2 document: kubectl falls back to it for group-versions the v3
             // index lacks, and then reports an unknown kind as "no matches for kind".
             let mut resp = Response::new(Body::from(discovery::empty_openapi_v2()));
-            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/com.github.proto-openapi.spec.v2.v1.0+protobuf"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            );
             resp
         }
         "/" => json_response(StatusCode::OK, &discovery::root_paths()),
@@ -152,14 +198,26 @@ async fn health_or_version(state: &Shared, path: &str, query: &Query) -> Respons
     match path {
         "/version" => json_response(StatusCode::OK, &discovery::version()),
         "/readyz" | "/readyz/etcd" => {
-            let store = tokio::time::timeout(std::time::Duration::from_secs(2), state.storage.current_revision()).await;
+            let store = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                state.storage.current_revision(),
+            )
+            .await;
             let store_ok = matches!(store, Ok(Ok(_)));
             let caches_ok = state.caches.ready();
             let verbose = query.0.contains_key("verbose");
             let mut lines = vec![
                 format!("[{}]ping ok", "+"),
-                if store_ok { "[+]etcd ok".to_string() } else { "[-]etcd failed: reason withheld".to_string() },
-                if caches_ok { "[+]watch-cache ok".to_string() } else { "[-]watch-cache failed: not synced".to_string() },
+                if store_ok {
+                    "[+]etcd ok".to_string()
+                } else {
+                    "[-]etcd failed: reason withheld".to_string()
+                },
+                if caches_ok {
+                    "[+]watch-cache ok".to_string()
+                } else {
+                    "[-]watch-cache failed: not synced".to_string()
+                },
             ];
             if store_ok && caches_ok {
                 if verbose {
@@ -196,11 +254,18 @@ async fn resource_request(
     let (mut parts, body) = req.into_parts();
     let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let connects = rreq.subresource.as_deref() == Some("exec");
-    let body: Bytes = if !connects && matches!(parts.method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE) {
+    let body: Bytes = if !connects
+        && matches!(
+            parts.method,
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        ) {
         match read_body(body, state.config.max_request_bytes).await {
             Some(b) => b,
             None => {
-                let e = StatusError::too_large(format!("Request entity too large: limit is {}", state.config.max_request_bytes));
+                let e = StatusError::too_large(format!(
+                    "Request entity too large: limit is {}",
+                    state.config.max_request_bytes
+                ));
                 return (error_response(&e), 413);
             }
         }
@@ -209,11 +274,18 @@ async fn resource_request(
     };
     // Creates name their object in the body; node restriction needs that name.
     let body_name = if verb == "create" && rreq.name.is_none() {
-        serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string))
+        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+            v.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
     } else {
         None
     };
-    let decide = Attributes { name: attrs.name.or(body_name.as_deref()), ..attrs.clone() };
+    let decide = Attributes {
+        name: attrs.name.or(body_name.as_deref()),
+        ..attrs.clone()
+    };
     let bound_node = match state.authz.authorize(user, &decide) {
         Decision::Allow => None,
         Decision::AllowIfPodBoundTo(node) => Some(node),
@@ -267,7 +339,10 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .map(|accept| {
-            accept.split(',').next().is_some_and(|first| first.contains("as=Table"))
+            accept
+                .split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
         })
         .unwrap_or(false)
 }

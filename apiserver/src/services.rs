@@ -4,7 +4,10 @@
 
 use std::{collections::HashSet, net::Ipv4Addr};
 
-use api::{status::StatusError, validation::{ErrorType, FieldError}};
+use api::{
+    status::StatusError,
+    validation::{ErrorType, FieldError},
+};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -30,18 +33,41 @@ pub struct Plan {
 impl Allocator {
     /// Parses `10.96.0.0/12` and `30000-32767`.
     pub fn new(cidr: &str, ports: &str) -> Result<Allocator, String> {
-        let (ip, bits) = cidr.split_once('/').ok_or_else(|| format!("--service-cluster-ip-range {cidr:?} is not a CIDR"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("--service-cluster-ip-range {cidr:?}: {ip:?} is not an IPv4 address"))?;
-        let bits: u32 = bits.parse().ok().filter(|b| (8..=30).contains(b)).ok_or_else(|| format!("--service-cluster-ip-range {cidr:?}: prefix must be 8-30"))?;
+        let (ip, bits) = cidr
+            .split_once('/')
+            .ok_or_else(|| format!("--service-cluster-ip-range {cidr:?} is not a CIDR"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| {
+            format!("--service-cluster-ip-range {cidr:?}: {ip:?} is not an IPv4 address")
+        })?;
+        let bits: u32 = bits
+            .parse()
+            .ok()
+            .filter(|b| (8..=30).contains(b))
+            .ok_or_else(|| format!("--service-cluster-ip-range {cidr:?}: prefix must be 8-30"))?;
         let size = 1u32 << (32 - bits);
         let base = u32::from(ip) & !(size - 1);
-        let (lo, hi) = ports.split_once('-').ok_or_else(|| format!("--service-node-port-range {ports:?} is not first-last"))?;
-        let lo: u16 = lo.trim().parse().map_err(|_| format!("--service-node-port-range {ports:?}: bad first port"))?;
-        let hi: u16 = hi.trim().parse().map_err(|_| format!("--service-node-port-range {ports:?}: bad last port"))?;
+        let (lo, hi) = ports
+            .split_once('-')
+            .ok_or_else(|| format!("--service-node-port-range {ports:?} is not first-last"))?;
+        let lo: u16 = lo
+            .trim()
+            .parse()
+            .map_err(|_| format!("--service-node-port-range {ports:?}: bad first port"))?;
+        let hi: u16 = hi
+            .trim()
+            .parse()
+            .map_err(|_| format!("--service-node-port-range {ports:?}: bad last port"))?;
         if lo > hi {
-            return Err(format!("--service-node-port-range {ports:?}: first port above last"));
+            return Err(format!(
+                "--service-node-port-range {ports:?}: first port above last"
+            ));
         }
-        Ok(Allocator { base, size, cidr: format!("{}/{bits}", Ipv4Addr::from(base)), ports: (lo, hi) })
+        Ok(Allocator {
+            base,
+            size,
+            cidr: format!("{}/{bits}", Ipv4Addr::from(base)),
+            ports: (lo, hi),
+        })
     }
 
     /// The first address of the range: the `kubernetes` Service's.
@@ -73,21 +99,49 @@ impl Allocator {
     /// Fills in a new Service's cluster IP and node ports, choosing free ones at random, and
     /// lists the reservations to write with it. `taken_ips`/`taken_ports` are the current
     /// reservations.
-    pub fn plan_create(&self, svc: &mut Value, owner: &str, taken_ips: &HashSet<String>, taken_ports: &HashSet<i64>) -> Result<Plan, StatusError> {
+    pub fn plan_create(
+        &self,
+        svc: &mut Value,
+        owner: &str,
+        taken_ips: &HashSet<String>,
+        taken_ports: &HashSet<i64>,
+    ) -> Result<Plan, StatusError> {
         let mut plan = Plan::default();
-        let name = svc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let svc_type = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let name = svc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let svc_type = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         let invalid = |e: FieldError| StatusError::invalid("Service", "", &name, &[e]);
         if svc_type != "ExternalName" {
-            let requested = svc.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("").to_string();
+            let requested = svc
+                .pointer("/spec/clusterIP")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             let ip = match requested.as_str() {
                 "None" => None,
                 "" => Some(self.random_ip(taken_ips).ok_or_else(|| {
-                    invalid(FieldError::new(ErrorType::Invalid, "spec.clusterIPs", None, "failed to allocate IP: range is full"))
+                    invalid(FieldError::new(
+                        ErrorType::Invalid,
+                        "spec.clusterIPs",
+                        None,
+                        "failed to allocate IP: range is full",
+                    ))
                 })?),
                 given => {
                     let parsed: Ipv4Addr = given.parse().map_err(|_| {
-                        invalid(FieldError::new(ErrorType::Invalid, "spec.clusterIPs[0]", Some(&format!("{given:?}")), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"))
+                        invalid(FieldError::new(
+                            ErrorType::Invalid,
+                            "spec.clusterIPs[0]",
+                            Some(&format!("{given:?}")),
+                            "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                        ))
                     })?;
                     if !self.in_range(parsed) {
                         return Err(invalid(FieldError::new(
@@ -102,7 +156,9 @@ impl Allocator {
                             ErrorType::Invalid,
                             "spec.clusterIPs",
                             Some(&format!("[\"{given}\"]")),
-                            format!("failed to allocate IP {given}: provided IP is already allocated"),
+                            format!(
+                                "failed to allocate IP {given}: provided IP is already allocated"
+                            ),
                         )));
                     }
                     Some(given.to_string())
@@ -130,11 +186,25 @@ impl Allocator {
     }
 
     /// Reservations for an update: node ports added or dropped (the cluster IP is immutable).
-    pub fn plan_update(&self, svc: &mut Value, old: &Value, owner: &str, taken_ports: &HashSet<i64>) -> Result<Plan, StatusError> {
+    pub fn plan_update(
+        &self,
+        svc: &mut Value,
+        old: &Value,
+        owner: &str,
+        taken_ports: &HashSet<i64>,
+    ) -> Result<Plan, StatusError> {
         let mut plan = Plan::default();
-        let name = svc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = svc
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let old_ports = node_ports(old);
-        let svc_type = svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+        let svc_type = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
         if matches!(svc_type.as_str(), "NodePort" | "LoadBalancer") {
             // Node ports the update left out were put back by `patch_allocated_values`.
             let mut used = taken_ports.clone();
@@ -151,13 +221,29 @@ impl Allocator {
         Ok(plan)
     }
 
-    fn assign_ports(&self, svc: &mut Value, name: &str, used: &mut HashSet<i64>, mine: &HashSet<i64>, owner: &str, plan: &mut Plan) -> Result<(), StatusError> {
+    fn assign_ports(
+        &self,
+        svc: &mut Value,
+        name: &str,
+        used: &mut HashSet<i64>,
+        mine: &HashSet<i64>,
+        owner: &str,
+        plan: &mut Plan,
+    ) -> Result<(), StatusError> {
         let (lo, hi) = (self.ports.0 as i64, self.ports.1 as i64);
-        let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else { return Ok(()) };
+        let Some(ports) = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
+            return Ok(());
+        };
         for (i, p) in ports.iter_mut().enumerate() {
-            let Some(obj) = p.as_object_mut() else { continue };
+            let Some(obj) = p.as_object_mut() else {
+                continue;
+            };
             // nodePort 0 is Go's zero value: the same as unset.
-            match obj.get("nodePort").and_then(Value::as_i64).filter(|np| *np != 0) {
+            match obj
+                .get("nodePort")
+                .and_then(Value::as_i64)
+                .filter(|np| *np != 0)
+            {
                 Some(np) if mine.contains(&np) => {}
                 Some(np) => {
                     let field = format!("spec.ports[{i}].nodePort");
@@ -170,14 +256,34 @@ impl Allocator {
                         )]));
                     }
                     if used.contains(&np) {
-                        return Err(StatusError::invalid("Service", "", name, &[FieldError::new(ErrorType::Invalid, field, Some(&np.to_string()), "provided port is already allocated")]));
+                        return Err(StatusError::invalid(
+                            "Service",
+                            "",
+                            name,
+                            &[FieldError::new(
+                                ErrorType::Invalid,
+                                field,
+                                Some(&np.to_string()),
+                                "provided port is already allocated",
+                            )],
+                        ));
                     }
                     used.insert(np);
                     plan.reserve.push((Self::port_key(np), owner.to_string()));
                 }
                 None => {
                     let np = self.random_port(used).ok_or_else(|| {
-                        StatusError::invalid("Service", "", name, &[FieldError::new(ErrorType::Invalid, format!("spec.ports[{i}].nodePort"), None, "failed to allocate a nodePort: range is full")])
+                        StatusError::invalid(
+                            "Service",
+                            "",
+                            name,
+                            &[FieldError::new(
+                                ErrorType::Invalid,
+                                format!("spec.ports[{i}].nodePort"),
+                                None,
+                                "failed to allocate a nodePort: range is full",
+                            )],
+                        )
                     })?;
                     used.insert(np);
                     obj.insert("nodePort".into(), json!(np));
@@ -201,7 +307,9 @@ impl Allocator {
                 return Some(ip);
             }
         }
-        (2..self.size - 1).map(|o| Ipv4Addr::from(self.base + o).to_string()).find(|ip| !taken.contains(ip))
+        (2..self.size - 1)
+            .map(|o| Ipv4Addr::from(self.base + o).to_string())
+            .find(|ip| !taken.contains(ip))
     }
 
     fn random_port(&self, used: &HashSet<i64>) -> Option<i64> {
@@ -234,27 +342,58 @@ impl Allocator {
 /// or health-check node port keeps the allocated values instead of being refused as a change.
 /// Runs before validation, so an update that names a different cluster IP is still refused.
 pub fn patch_allocated_values(new: &mut Value, old: &Value) {
-    let kind = |svc: &Value| svc.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let kind = |svc: &Value| {
+        svc.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
     let (new_type, old_type) = (kind(new), kind(old));
     let needs_cluster_ip = |t: &str| t != "ExternalName";
-    let needs_node_port = |svc: &Value, t: &str| t == "NodePort" || (t == "LoadBalancer" && svc.pointer("/spec/allocateLoadBalancerNodePorts").and_then(Value::as_bool) != Some(false));
-    let needs_hc_node_port = |svc: &Value, t: &str| t == "LoadBalancer" && svc.pointer("/spec/externalTrafficPolicy").and_then(Value::as_str) == Some("Local");
+    let needs_node_port = |svc: &Value, t: &str| {
+        t == "NodePort"
+            || (t == "LoadBalancer"
+                && svc
+                    .pointer("/spec/allocateLoadBalancerNodePorts")
+                    .and_then(Value::as_bool)
+                    != Some(false))
+    };
+    let needs_hc_node_port = |svc: &Value, t: &str| {
+        t == "LoadBalancer"
+            && svc
+                .pointer("/spec/externalTrafficPolicy")
+                .and_then(Value::as_str)
+                == Some("Local")
+    };
     let old_spec = old.get("spec").cloned().unwrap_or(Value::Null);
-    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
     let str_of = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
-    let list_of = |v: Option<&Value>| -> Vec<Value> { v.and_then(Value::as_array).cloned().unwrap_or_default() };
+    let list_of = |v: Option<&Value>| -> Vec<Value> {
+        v.and_then(Value::as_array).cloned().unwrap_or_default()
+    };
 
     if needs_cluster_ip(&old_type) && needs_cluster_ip(&new_type) {
-        if str_of(spec.get("clusterIP")).is_empty() && !str_of(old_spec.get("clusterIP")).is_empty() {
+        if str_of(spec.get("clusterIP")).is_empty() && !str_of(old_spec.get("clusterIP")).is_empty()
+        {
             spec.insert("clusterIP".into(), old_spec["clusterIP"].clone());
         }
-        if list_of(spec.get("clusterIPs")).is_empty() && !list_of(old_spec.get("clusterIPs")).is_empty() {
+        if list_of(spec.get("clusterIPs")).is_empty()
+            && !list_of(old_spec.get("clusterIPs")).is_empty()
+        {
             spec.insert("clusterIPs".into(), old_spec["clusterIPs"].clone());
         }
     }
     // normalizeClusterIPs (the update case): keep clusterIPs in step with clusterIP.
-    let (old_ip, old_ips) = (str_of(old_spec.get("clusterIP")), list_of(old_spec.get("clusterIPs")));
-    if !old_ips.is_empty() && list_of(spec.get("clusterIPs")).is_empty() && str_of(spec.get("clusterIP")) == old_ip {
+    let (old_ip, old_ips) = (
+        str_of(old_spec.get("clusterIP")),
+        list_of(old_spec.get("clusterIPs")),
+    );
+    if !old_ips.is_empty()
+        && list_of(spec.get("clusterIPs")).is_empty()
+        && str_of(spec.get("clusterIP")) == old_ip
+    {
         spec.insert("clusterIPs".into(), Value::Array(old_ips.clone()));
     }
     let new_ip = str_of(spec.get("clusterIP"));
@@ -272,14 +411,30 @@ pub fn patch_allocated_values(new: &mut Value, old: &Value) {
     let new_full = json!({"spec": new_view});
     if needs_node_port(old, &old_type) && needs_node_port(&new_full, &new_type) {
         let used_in = |s: &Value| -> HashSet<i64> {
-            s.get("ports").and_then(Value::as_array).map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).filter(|np| *np != 0).collect()).unwrap_or_default()
+            s.get("ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                        .filter(|np| *np != 0)
+                        .collect()
+                })
+                .unwrap_or_default()
         };
         // Ports the update names itself cannot be patched in for another port.
-        let used: HashSet<i64> = used_in(&old_spec).intersection(&used_in(&new_full["spec"])).copied().collect();
+        let used: HashSet<i64> = used_in(&old_spec)
+            .intersection(&used_in(&new_full["spec"]))
+            .copied()
+            .collect();
         // By port name, as Kubernetes (the user may have changed the port's other fields).
         let by_name: std::collections::HashMap<String, i64> = list_of(old_spec.get("ports"))
             .iter()
-            .map(|p| (str_of(p.get("name")), p.get("nodePort").and_then(Value::as_i64).unwrap_or(0)))
+            .map(|p| {
+                (
+                    str_of(p.get("name")),
+                    p.get("nodePort").and_then(Value::as_i64).unwrap_or(0),
+                )
+            })
             .collect();
         if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
             for p in ports.iter_mut().filter_map(Value::as_object_mut) {
@@ -292,8 +447,18 @@ pub fn patch_allocated_values(new: &mut Value, old: &Value) {
             }
         }
     }
-    if needs_hc_node_port(old, &old_type) && needs_hc_node_port(&new_full, &new_type) && spec.get("healthCheckNodePort").and_then(Value::as_i64).unwrap_or(0) == 0 {
-        if let Some(hc) = old_spec.get("healthCheckNodePort").filter(|v| v.as_i64().unwrap_or(0) != 0) {
+    if needs_hc_node_port(old, &old_type)
+        && needs_hc_node_port(&new_full, &new_type)
+        && spec
+            .get("healthCheckNodePort")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+    {
+        if let Some(hc) = old_spec
+            .get("healthCheckNodePort")
+            .filter(|v| v.as_i64().unwrap_or(0) != 0)
+        {
             spec.insert("healthCheckNodePort".into(), hc.clone());
         }
     }
@@ -302,7 +467,11 @@ pub fn patch_allocated_values(new: &mut Value, old: &Value) {
 fn node_ports(svc: &Value) -> HashSet<i64> {
     svc.pointer("/spec/ports")
         .and_then(Value::as_array)
-        .map(|ps| ps.iter().filter_map(|p| p.get("nodePort").and_then(Value::as_i64)).collect())
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -315,7 +484,9 @@ mod tests {
         let a = Allocator::new("10.96.0.0/12", "30000-32767").unwrap();
         assert_eq!(a.first_ip().to_string(), "10.96.0.1");
         let mut svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81, "nodePort": 30080}]}});
-        let plan = a.plan_create(&mut svc, "default/web", &HashSet::new(), &HashSet::new()).unwrap();
+        let plan = a
+            .plan_create(&mut svc, "default/web", &HashSet::new(), &HashSet::new())
+            .unwrap();
         let ip: Ipv4Addr = svc["spec"]["clusterIP"].as_str().unwrap().parse().unwrap();
         assert!(a.in_range(ip));
         assert_eq!(svc["spec"]["ports"][1]["nodePort"], 30080);
@@ -323,11 +494,21 @@ mod tests {
         assert_eq!(plan.reserve.len(), 3);
         let mut dup = json!({"metadata": {"name": "x"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
         let taken: HashSet<i64> = [30080].into();
-        let err = a.plan_create(&mut dup, "default/x", &HashSet::new(), &taken).unwrap_err();
+        let err = a
+            .plan_create(&mut dup, "default/x", &HashSet::new(), &taken)
+            .unwrap_err();
         assert_eq!(err.code, 422);
-        assert!(err.message.contains("provided port is already allocated"), "{}", err.message);
+        assert!(
+            err.message.contains("provided port is already allocated"),
+            "{}",
+            err.message
+        );
         let mut out = json!({"metadata": {"name": "y"}, "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}});
-        assert!(a.plan_create(&mut out, "default/y", &HashSet::new(), &HashSet::new()).unwrap_err().message.contains("not in the valid range"));
+        assert!(a
+            .plan_create(&mut out, "default/y", &HashSet::new(), &HashSet::new())
+            .unwrap_err()
+            .message
+            .contains("not in the valid range"));
     }
 
     #[test]
@@ -353,10 +534,18 @@ mod tests {
         // To ExternalName: nothing patched in.
         let mut new = json!({"spec": {"type": "ExternalName", "externalName": "example.com"}});
         patch_allocated_values(&mut new, &old);
-        assert!(new["spec"].get("clusterIP").is_none() && new["spec"].get("ports").is_none(), "{new}");
+        assert!(
+            new["spec"].get("clusterIP").is_none() && new["spec"].get("ports").is_none(),
+            "{new}"
+        );
         // To ClusterIP: no node ports kept.
-        let mut new = json!({"spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80}]}});
+        let mut new =
+            json!({"spec": {"type": "ClusterIP", "ports": [{"name": "http", "port": 80}]}});
         patch_allocated_values(&mut new, &old);
-        assert!(new["spec"]["ports"][0].get("nodePort").is_none() && new["spec"]["clusterIP"] == "10.96.0.7", "{new}");
+        assert!(
+            new["spec"]["ports"][0].get("nodePort").is_none()
+                && new["spec"]["clusterIP"] == "10.96.0.7",
+            "{new}"
+        );
     }
 }

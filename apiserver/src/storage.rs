@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn, TxnOp,
-    TxnOpResponse, WatchOptions, WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
+    TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use serde_json::Value;
 
@@ -98,15 +98,24 @@ impl Storage {
 
     /// A KV client that accepts responses of any size (a big list), as kube-apiserver's.
     fn kv(&self) -> etcd_client::KvClient {
-        self.client.kv_client().max_decoding_message_size(i32::MAX as usize)
+        self.client
+            .kv_client()
+            .max_decoding_message_size(i32::MAX as usize)
     }
 
     fn decode(key: &[u8], value: &[u8], mod_revision: i64) -> Result<Stored, StorageError> {
         let key = String::from_utf8_lossy(key).into_owned();
-        let mut object: Value = serde_json::from_slice(value)
-            .map_err(|e| StorageError::Corrupt { key: key.clone(), err: e.to_string() })?;
+        let mut object: Value =
+            serde_json::from_slice(value).map_err(|e| StorageError::Corrupt {
+                key: key.clone(),
+                err: e.to_string(),
+            })?;
         set_resource_version(&mut object, mod_revision);
-        Ok(Stored { key, object, mod_revision })
+        Ok(Stored {
+            key,
+            object,
+            mod_revision,
+        })
     }
 
     fn encode(object: &Value) -> Vec<u8> {
@@ -136,7 +145,9 @@ impl Storage {
         revision: i64,
     ) -> Result<Page, StorageError> {
         let end = prefix_end(prefix);
-        let from = start.map(|s| format!("{s}\0")).unwrap_or_else(|| prefix.to_string());
+        let from = start
+            .map(|s| format!("{s}\0"))
+            .unwrap_or_else(|| prefix.to_string());
         let mut opts = GetOptions::new().with_range(end);
         if limit > 0 {
             opts = opts.with_limit(limit);
@@ -146,7 +157,10 @@ impl Storage {
         }
         let resp = match self.kv().get(from, Some(opts)).await {
             Ok(r) => r,
-            Err(e) if e.to_string().contains("required revision has been compacted") => {
+            Err(e)
+                if e.to_string()
+                    .contains("required revision has been compacted") =>
+            {
                 return Err(StorageError::Compacted(revision))
             }
             Err(e) => return Err(e.into()),
@@ -157,7 +171,12 @@ impl Storage {
             items.push(Self::decode(kv.key(), kv.value(), kv.mod_revision())?);
         }
         let remaining = resp.count() - items.len() as i64;
-        Ok(Page { items, revision, more: resp.more(), remaining })
+        Ok(Page {
+            items,
+            revision,
+            more: resp.more(),
+            remaining,
+        })
     }
 
     /// The store's current revision (a linearizable read).
@@ -165,14 +184,22 @@ impl Storage {
         let resp = self
             .client
             .kv_client()
-            .get("/registry/health", Some(GetOptions::new().with_count_only()))
+            .get(
+                "/registry/health",
+                Some(GetOptions::new().with_count_only()),
+            )
             .await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or_default())
     }
 
     /// Creates `key` (which must be absent) together with reservation keys (which must be absent
     /// too). Returns the new object's resourceVersion.
-    pub async fn create(&self, key: &str, object: &Value, reserve: &[(String, String)]) -> Result<i64, StorageError> {
+    pub async fn create(
+        &self,
+        key: &str,
+        object: &Value,
+        reserve: &[(String, String)],
+    ) -> Result<i64, StorageError> {
         let mut compares = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
         let mut ops = vec![TxnOp::put(key, Self::encode(object), None)];
         for (k, v) in reserve {
@@ -223,23 +250,31 @@ impl Storage {
         for k in release {
             ops.push(TxnOp::delete(k.as_str(), None));
         }
-        let txn = Txn::new().when(compares).and_then(ops).or_else(vec![TxnOp::get(key, None)]);
+        let txn = Txn::new()
+            .when(compares)
+            .and_then(ops)
+            .or_else(vec![TxnOp::get(key, None)]);
         let resp = self.kv().txn(txn).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
         match resp.op_responses().first() {
             Some(TxnOpResponse::Get(g)) if g.kvs().is_empty() => Err(StorageError::NotFound),
-            Some(TxnOpResponse::Get(g)) if g.kvs()[0].mod_revision() == expected => {
-                Err(StorageError::Reserved(reserve.first().map(|r| r.0.clone()).unwrap_or_default()))
-            }
+            Some(TxnOpResponse::Get(g)) if g.kvs()[0].mod_revision() == expected => Err(
+                StorageError::Reserved(reserve.first().map(|r| r.0.clone()).unwrap_or_default()),
+            ),
             _ => Err(StorageError::Conflict),
         }
     }
 
     /// Deletes `key` if its revision is still `expected`, with the reservation keys it held.
     /// Returns the deletion's revision.
-    pub async fn delete(&self, key: &str, expected: i64, release: &[String]) -> Result<i64, StorageError> {
+    pub async fn delete(
+        &self,
+        key: &str,
+        expected: i64,
+        release: &[String],
+    ) -> Result<i64, StorageError> {
         let mut ops = vec![TxnOp::delete(key, None)];
         for k in release {
             ops.push(TxnOp::delete(k.as_str(), None));
@@ -263,13 +298,25 @@ impl Storage {
         let resp = self
             .client
             .kv_client()
-            .get(prefix, Some(GetOptions::new().with_prefix().with_keys_only()))
+            .get(
+                prefix,
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
             .await?;
-        Ok(resp.kvs().iter().map(|kv| String::from_utf8_lossy(kv.key()).into_owned()).collect())
+        Ok(resp
+            .kvs()
+            .iter()
+            .map(|kv| String::from_utf8_lossy(kv.key()).into_owned())
+            .collect())
     }
 
     /// Compare-and-swap on a plain key's version (used by the compactor's election).
-    pub async fn put_if_version(&self, key: &str, value: &str, version: i64) -> Result<(bool, i64, String), StorageError> {
+    pub async fn put_if_version(
+        &self,
+        key: &str,
+        value: &str,
+        version: i64,
+    ) -> Result<(bool, i64, String), StorageError> {
         let txn = Txn::new()
             .when(vec![Compare::version(key, CompareOp::Equal, version)])
             .and_then(vec![TxnOp::put(key, value.as_bytes(), None)])
@@ -281,7 +328,11 @@ impl Storage {
         match resp.op_responses().first() {
             Some(TxnOpResponse::Get(g)) if !g.kvs().is_empty() => {
                 let kv = &g.kvs()[0];
-                Ok((false, kv.version(), String::from_utf8_lossy(kv.value()).into_owned()))
+                Ok((
+                    false,
+                    kv.version(),
+                    String::from_utf8_lossy(kv.value()).into_owned(),
+                ))
             }
             _ => Ok((false, 0, String::new())),
         }
@@ -295,7 +346,11 @@ impl Storage {
 
     /// Opens a watch on `prefix` from `start_revision`, with previous values and progress
     /// notifications. Returns the stream on which progress can also be requested.
-    pub async fn watch(&self, prefix: &str, start_revision: i64) -> Result<WatchStream, StorageError> {
+    pub async fn watch(
+        &self,
+        prefix: &str,
+        start_revision: i64,
+    ) -> Result<WatchStream, StorageError> {
         let opts = WatchOptions::new()
             .with_prefix()
             .with_start_revision(start_revision)
@@ -313,7 +368,10 @@ impl Storage {
 /// Sets `metadata.resourceVersion`.
 pub fn set_resource_version(object: &mut Value, revision: i64) {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
     }
 }
 

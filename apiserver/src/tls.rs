@@ -42,22 +42,30 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
 pub fn root_store(path: &Path) -> Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
     for c in read_certs(path)? {
-        roots.add(c).with_context(|| format!("adding a CA certificate from {}", path.display()))?;
+        roots
+            .add(c)
+            .with_context(|| format!("adding a CA certificate from {}", path.display()))?;
     }
     Ok(roots)
 }
 
 /// The rustls server configuration: serving certificate, and client certificates optional but
 /// verified when a client CA is given.
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>> {
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
     let builder = match client_ca {
         Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider)
-                .allow_unauthenticated()
-                .build()
-                .context("building the client certificate verifier")?;
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(root_store(ca)?), provider)
+                    .allow_unauthenticated()
+                    .build()
+                    .context("building the client certificate verifier")?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
@@ -73,7 +81,12 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<UserInfo> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let subject = parsed.subject();
-    let name = subject.iter_common_name().next()?.as_str().ok()?.to_string();
+    let name = subject
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_string();
     let groups = subject
         .iter_organization()
         .filter_map(|o| o.as_str().ok().map(str::to_string))
@@ -105,13 +118,19 @@ pub async fn serve(listener: TcpListener, config: Arc<ServerConfig>, app: Router
                 }
             };
             let identity = PeerIdentity(
-                tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()).and_then(identity_of),
+                tls.get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|certs| certs.first())
+                    .and_then(identity_of),
             );
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(identity.clone());
-                req.extensions_mut().insert(addr);
-                app.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(identity.clone());
+                    req.extensions_mut().insert(addr);
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
             let mut builder = Builder::new(TokioExecutor::new());
             // Many watches share one connection (kube-apiserver allows 250 streams; informers
             // of a busy component need more).

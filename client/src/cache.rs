@@ -15,7 +15,10 @@ use std::{
 
 use futures::{Future, TryStreamExt};
 use kube::{
-    runtime::{reflector::{self, ObjectRef}, watcher, WatchStreamExt},
+    runtime::{
+        reflector::{self, ObjectRef},
+        watcher, WatchStreamExt,
+    },
     Api, Resource,
 };
 use serde::de::DeserializeOwned;
@@ -33,7 +36,10 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     fn default() -> Self {
-        Indexes { by_value: HashMap::new(), values_of: HashMap::new() }
+        Indexes {
+            by_value: HashMap::new(),
+            values_of: HashMap::new(),
+        }
     }
 }
 
@@ -59,7 +65,10 @@ where
         for (name, f) in fns {
             for v in f(obj) {
                 let key = (name.clone(), v);
-                self.by_value.entry(key.clone()).or_default().insert(r.clone());
+                self.by_value
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(r.clone());
                 keys.push(key);
             }
         }
@@ -88,7 +97,10 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     fn clone(&self) -> Self {
-        Indexed { store: self.store.clone(), state: self.state.clone() }
+        Indexed {
+            store: self.store.clone(),
+            state: self.state.clone(),
+        }
     }
 }
 
@@ -104,29 +116,62 @@ where
 
     /// The objects indexed under `value` by the index `index`, in no particular order.
     pub fn by_index(&self, index: &str, value: &str) -> Vec<Arc<K>> {
-        let Ok(state) = self.state.read() else { return Vec::new() };
-        let Some(f) = state.fns.iter().find(|(n, _)| n == index).map(|(_, f)| f.clone()) else { return Vec::new() };
-        let refs: Vec<ObjectRef<K>> = state.live.by_value.get(&(index.to_string(), value.to_string())).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        let Some(f) = state
+            .fns
+            .iter()
+            .find(|(n, _)| n == index)
+            .map(|(_, f)| f.clone())
+        else {
+            return Vec::new();
+        };
+        let refs: Vec<ObjectRef<K>> = state
+            .live
+            .by_value
+            .get(&(index.to_string(), value.to_string()))
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
         drop(state);
-        refs.iter().filter_map(|r| self.store.get(r)).filter(|o| f(o).iter().any(|v| v == value)).collect()
+        refs.iter()
+            .filter_map(|r| self.store.get(r))
+            .filter(|o| f(o).iter().any(|v| v == value))
+            .collect()
     }
 
     /// The values of `index` that at least one object has.
     pub fn index_values(&self, index: &str) -> Vec<String> {
-        let Ok(state) = self.state.read() else { return Vec::new() };
-        let mut values: Vec<String> = state.live.by_value.keys().filter(|(n, _)| n == index).map(|(_, v)| v.clone()).collect();
+        let Ok(state) = self.state.read() else {
+            return Vec::new();
+        };
+        let mut values: Vec<String> = state
+            .live
+            .by_value
+            .keys()
+            .filter(|(n, _)| n == index)
+            .map(|(_, v)| v.clone())
+            .collect();
         values.sort();
         values
     }
 
     fn apply(&self, event: &watcher::Event<K>) {
-        let Ok(mut state) = self.state.write() else { return };
-        let State { fns, live, building } = &mut *state;
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        let State {
+            fns,
+            live,
+            building,
+        } = &mut *state;
         match event {
             watcher::Event::Apply(obj) => live.insert(fns, obj),
             watcher::Event::Delete(obj) => live.remove(&ObjectRef::from_obj(obj)),
             watcher::Event::Init => *building = Some(Indexes::default()),
-            watcher::Event::InitApply(obj) => building.get_or_insert_with(Indexes::default).insert(fns, obj),
+            watcher::Event::InitApply(obj) => building
+                .get_or_insert_with(Indexes::default)
+                .insert(fns, obj),
             watcher::Event::InitDone => *live = building.take().unwrap_or_default(),
         }
     }
@@ -134,26 +179,59 @@ where
 
 /// An informer whose cache has the given indexes (name, function). Run the future and read
 /// the cache, as with [`crate::informer`].
-pub fn indexed_informer<K>(api: Api<K>, config: watcher::Config, indexes: Vec<(String, IndexFn<K>)>) -> (Indexed<K>, impl Future<Output = ()> + Send)
+pub fn indexed_informer<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    indexes: Vec<(String, IndexFn<K>)>,
+) -> (Indexed<K>, impl Future<Output = ()> + Send)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let cache = Indexed { store: reader, state: Arc::new(RwLock::new(State { fns: indexes, live: Indexes::default(), building: None })) };
+    let cache = Indexed {
+        store: reader,
+        state: Arc::new(RwLock::new(State {
+            fns: indexes,
+            live: Indexes::default(),
+            building: None,
+        })),
+    };
     let indexer = cache.clone();
-    let stream = watcher(api, config).default_backoff().reflect(writer).inspect_ok(move |event| indexer.apply(event));
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| indexer.apply(event));
     (cache, crate::drive(stream))
 }
 
 /// Index of pods by the node they are bound to (`spec.nodeName`).
 pub fn pods_by_node() -> (String, IndexFn<k8s_openapi::api::core::v1::Pod>) {
-    ("nodeName".to_string(), Arc::new(|p: &k8s_openapi::api::core::v1::Pod| p.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()))
+    (
+        "nodeName".to_string(),
+        Arc::new(|p: &k8s_openapi::api::core::v1::Pod| {
+            p.spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .into_iter()
+                .collect()
+        }),
+    )
 }
 
 /// Index of objects by the uid of each owner (`metadata.ownerReferences[].uid`).
 pub fn by_owner<K: Resource>() -> (String, IndexFn<K>) {
-    ("owner".to_string(), Arc::new(|o: &K| o.meta().owner_references.iter().flatten().map(|r| r.uid.clone()).collect()))
+    (
+        "owner".to_string(),
+        Arc::new(|o: &K| {
+            o.meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .map(|r| r.uid.clone())
+                .collect()
+        }),
+    )
 }
 
 #[cfg(test)]
@@ -164,8 +242,15 @@ mod tests {
 
     fn pod(name: &str, node: Option<&str>) -> Pod {
         Pod {
-            metadata: ObjectMeta { name: Some(name.into()), namespace: Some("default".into()), ..Default::default() },
-            spec: Some(PodSpec { node_name: node.map(str::to_string), ..Default::default() }),
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: node.map(str::to_string),
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }
@@ -173,7 +258,14 @@ mod tests {
     #[test]
     fn indexes_follow_events_and_relists() {
         let (reader, mut writer) = reflector::store::<Pod>();
-        let cache = Indexed { store: reader, state: Arc::new(RwLock::new(State { fns: vec![pods_by_node()], live: Indexes::default(), building: None })) };
+        let cache = Indexed {
+            store: reader,
+            state: Arc::new(RwLock::new(State {
+                fns: vec![pods_by_node()],
+                live: Indexes::default(),
+                building: None,
+            })),
+        };
         let mut feed = |e: watcher::Event<Pod>| {
             writer.apply_watcher_event(&e);
             cache.apply(&e);

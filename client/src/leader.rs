@@ -28,7 +28,9 @@ pub enum Decision {
 /// client-go, expiry is judged by our clock only, never by comparing another machine's
 /// timestamps with ours, so clock skew between candidates cannot make two of them lead.
 pub fn decide(lease: Option<&Lease>, identity: &str, unchanged_for: Duration) -> Decision {
-    let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else { return Decision::Acquire };
+    let Some(spec) = lease.and_then(|l| l.spec.as_ref()) else {
+        return Decision::Acquire;
+    };
     let holder = spec.holder_identity.as_deref().unwrap_or("");
     if holder == identity {
         return Decision::Renew;
@@ -65,7 +67,9 @@ pub fn run(client: kube::Client, cfg: Config) -> watch::Receiver<bool> {
         // another candidate may take over.
         let deadline = cfg.lease_duration * 2 / 3;
         loop {
-            let leading = match tokio::time::timeout(deadline, try_once(&api, &cfg, &mut observed)).await {
+            let leading = match tokio::time::timeout(deadline, try_once(&api, &cfg, &mut observed))
+                .await
+            {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
                     tracing::warn!(lease = %cfg.name, error = %e, "leader election round failed");
@@ -93,7 +97,9 @@ struct Observed {
 impl Observed {
     /// Notes the record just read; returns how long it has been unchanged.
     fn see(&mut self, lease: Option<&Lease>) -> Duration {
-        let record = lease.and_then(|l| l.spec.as_ref()).map(|s| (s.holder_identity.clone(), s.renew_time.clone()));
+        let record = lease
+            .and_then(|l| l.spec.as_ref())
+            .map(|s| (s.holder_identity.clone(), s.renew_time.clone()));
         if record != self.record || self.since.is_none() {
             self.record = record;
             self.since = Some(std::time::Instant::now());
@@ -102,15 +108,33 @@ impl Observed {
     }
 }
 
-async fn try_once(api: &Api<Lease>, cfg: &Config, observed: &mut Observed) -> Result<bool, kube::Error> {
+async fn try_once(
+    api: &Api<Lease>,
+    cfg: &Config,
+    observed: &mut Observed,
+) -> Result<bool, kube::Error> {
     let current = api.get_opt(&cfg.name).await?;
     let now = Timestamp::now();
-    let decision = decide(current.as_ref(), &cfg.identity, observed.see(current.as_ref()));
+    let decision = decide(
+        current.as_ref(),
+        &cfg.identity,
+        observed.see(current.as_ref()),
+    );
     if decision == Decision::Wait {
         return Ok(false);
     }
-    let transitions = current.as_ref().and_then(|l| l.spec.as_ref()).and_then(|s| s.lease_transitions).unwrap_or(0);
-    let acquire_time = match (&decision, current.as_ref().and_then(|l| l.spec.as_ref()).and_then(|s| s.acquire_time.clone())) {
+    let transitions = current
+        .as_ref()
+        .and_then(|l| l.spec.as_ref())
+        .and_then(|s| s.lease_transitions)
+        .unwrap_or(0);
+    let acquire_time = match (
+        &decision,
+        current
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.acquire_time.clone()),
+    ) {
         (Decision::Renew, Some(t)) => t,
         _ => MicroTime(now),
     };
@@ -119,12 +143,22 @@ async fn try_once(api: &Api<Lease>, cfg: &Config, observed: &mut Observed) -> Re
         lease_duration_seconds: Some(cfg.lease_duration.as_secs() as i32),
         acquire_time: Some(acquire_time),
         renew_time: Some(MicroTime(now)),
-        lease_transitions: Some(if decision == Decision::Acquire && current.is_some() { transitions + 1 } else { transitions }),
+        lease_transitions: Some(if decision == Decision::Acquire && current.is_some() {
+            transitions + 1
+        } else {
+            transitions
+        }),
         ..Default::default()
     };
     let result = match current {
         None => {
-            let lease = Lease { metadata: ObjectMeta { name: Some(cfg.name.clone()), ..Default::default() }, spec: Some(spec) };
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+            };
             api.create(&PostParams::default(), &lease).await
         }
         Some(mut lease) => {
@@ -160,13 +194,28 @@ mod tests {
     fn decisions() {
         let s = Duration::from_secs;
         assert_eq!(decide(None, "a", s(0)), Decision::Acquire);
-        assert_eq!(decide(Some(&lease("a", "2026-01-01T00:00:19Z", 15)), "a", s(0)), Decision::Renew);
-        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:10Z", 15)), "a", s(10)), Decision::Wait);
-        assert_eq!(decide(Some(&lease("b", "2026-01-01T00:00:04Z", 15)), "a", s(16)), Decision::Acquire);
-        assert_eq!(decide(Some(&lease("", "2026-01-01T00:00:19Z", 15)), "a", s(0)), Decision::Acquire);
+        assert_eq!(
+            decide(Some(&lease("a", "2026-01-01T00:00:19Z", 15)), "a", s(0)),
+            Decision::Renew
+        );
+        assert_eq!(
+            decide(Some(&lease("b", "2026-01-01T00:00:10Z", 15)), "a", s(10)),
+            Decision::Wait
+        );
+        assert_eq!(
+            decide(Some(&lease("b", "2026-01-01T00:00:04Z", 15)), "a", s(16)),
+            Decision::Acquire
+        );
+        assert_eq!(
+            decide(Some(&lease("", "2026-01-01T00:00:19Z", 15)), "a", s(0)),
+            Decision::Acquire
+        );
         // A renew time far in the past on another machine's clock does not matter: only how
         // long we have seen the record unchanged.
-        assert_eq!(decide(Some(&lease("b", "2020-01-01T00:00:00Z", 15)), "a", s(1)), Decision::Wait);
+        assert_eq!(
+            decide(Some(&lease("b", "2020-01-01T00:00:00Z", 15)), "a", s(1)),
+            Decision::Wait
+        );
     }
 
     #[test]
@@ -180,6 +229,12 @@ mod tests {
         assert_eq!(o.since, since);
         o.see(Some(&lease("b", "2026-01-01T00:00:12Z", 15)));
         assert!(o.since >= since);
-        assert_ne!(o.record, Some((Some("b".into()), Some(MicroTime("2026-01-01T00:00:10Z".parse().unwrap())))));
+        assert_ne!(
+            o.record,
+            Some((
+                Some("b".into()),
+                Some(MicroTime("2026-01-01T00:00:10Z".parse().unwrap()))
+            ))
+        );
     }
 }

@@ -34,10 +34,18 @@ pub enum ClientError {
 
 /// A client from `path` (or `KUBECONFIG`, or `~/.kube/config` when None), using `context`
 /// (or the current one). Returns the client and the context's default namespace.
-pub async fn from_kubeconfig(path: Option<&Path>, context: Option<&str>) -> Result<(kube::Client, String), ClientError> {
-    let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
+pub async fn from_kubeconfig(
+    path: Option<&Path>,
+    context: Option<&str>,
+) -> Result<(kube::Client, String), ClientError> {
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
     let config = match path {
-        Some(p) => kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(p)?, &options).await?,
+        Some(p) => {
+            kube::Config::from_custom_kubeconfig(Kubeconfig::read_from(p)?, &options).await?
+        }
         None => kube::Config::from_kubeconfig(&options).await?,
     };
     let namespace = config.default_namespace.clone();
@@ -47,18 +55,26 @@ pub async fn from_kubeconfig(path: Option<&Path>, context: Option<&str>) -> Resu
 /// An informer: a shared, always-current cache of the objects `api` lists, and the future that
 /// keeps it current (list, then watch from the last resourceVersion; relist on 410 Gone).
 /// Run the future (e.g. `tokio::spawn`) and read the store.
-pub fn informer<K>(api: Api<K>, config: watcher::Config) -> (reflector::Store<K>, impl Future<Output = ()> + Send)
+pub fn informer<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (reflector::Store<K>, impl Future<Output = ()> + Send)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, config).default_backoff().reflect(writer).applied_objects();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects();
     (reader, drive(stream))
 }
 
 /// Polls an informer's stream forever; the watcher retries (with backoff) after each error.
-pub(crate) async fn drive<T, E: std::fmt::Display>(stream: impl futures::Stream<Item = Result<T, E>> + Send) {
+pub(crate) async fn drive<T, E: std::fmt::Display>(
+    stream: impl futures::Stream<Item = Result<T, E>> + Send,
+) {
     futures::pin_mut!(stream);
     while let Some(item) = stream.next().await {
         if let Err(e) = item {

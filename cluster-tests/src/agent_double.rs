@@ -17,22 +17,43 @@
 //!
 //! It asks for a client certificate signed by the cluster CA, as an agent does.
 
-use std::{collections::HashMap, path::Path, process::Stdio, sync::{Arc, Mutex}, time::Duration};
+use std::{
+    collections::HashMap,
+    path::Path,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 use axum::{
     body::Body,
-    extract::{ws::{Message, WebSocket, WebSocketUpgrade}, Path as UrlPath, Query, RawQuery, State},
+    extract::{
+        ws::{Message, WebSocket, WebSocketUpgrade},
+        Path as UrlPath, Query, RawQuery, State,
+    },
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Router,
 };
 use futures::{SinkExt, StreamExt};
-use hyper_util::{rt::{TokioExecutor, TokioIo}, server::conn::auto::Builder};
-use rustls::{pki_types::{CertificateDer, PrivateKeyDer}, server::WebPkiClientVerifier, RootCertStore, ServerConfig};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto::Builder,
+};
+use rustls::{
+    pki_types::{CertificateDer, PrivateKeyDer},
+    server::WebPkiClientVerifier,
+    RootCertStore, ServerConfig,
+};
 use serde_json::json;
-use tokio::{io::{AsyncReadExt, AsyncWriteExt}, net::TcpListener, sync::mpsc, task::JoinHandle};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    sync::mpsc,
+    task::JoinHandle,
+};
 use tower::ServiceExt;
 
 /// A running agent double; stops when dropped.
@@ -87,7 +108,9 @@ impl AgentDouble {
         for c in certs(ca)? {
             roots.add(c)?;
         }
-        let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_client_cert_verifier(verifier)
@@ -97,15 +120,26 @@ impl AgentDouble {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
         let execs = ExecLog::default();
-        let app = Router::new().route("/containerLogs/{ns}/{pod}/{container}", get(logs)).route("/exec/{ns}/{pod}/{container}", get(exec)).with_state(execs.clone());
+        let app = Router::new()
+            .route("/containerLogs/{ns}/{pod}/{container}", get(logs))
+            .route("/exec/{ns}/{pod}/{container}", get(exec))
+            .with_state(execs.clone());
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
-                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| app.clone().oneshot(req.map(Body::new)));
-                    let _ = Builder::new(TokioExecutor::new()).serve_connection_with_upgrades(TokioIo::new(tls), service).await;
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            app.clone().oneshot(req.map(Body::new))
+                        },
+                    );
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .await;
                 });
             }
         });
@@ -113,18 +147,38 @@ impl AgentDouble {
     }
 }
 
-async fn logs(UrlPath((ns, pod, container)): UrlPath<(String, String, String)>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn logs(
+    UrlPath((ns, pod, container)): UrlPath<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     if pod == "waiting" {
         let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400, "reason": "BadRequest",
             "message": format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating")});
-        return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, "application/json")], status.to_string()).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            [(header::CONTENT_TYPE, "application/json")],
+            status.to_string(),
+        )
+            .into_response();
     }
     let flag = |name: &str| q.get(name).is_some_and(|v| v == "true" || v == "1");
     let (previous, timestamps) = (flag("previous"), flag("timestamps"));
     // The kubelet's timestamp format: RFC 3339 with nine fractional digits.
-    let stamp = move |second: u32| if timestamps { format!("2024-01-01T00:{:02}:{:02}.000000000Z ", second / 60, second % 60) } else { String::new() };
+    let stamp = move |second: u32| {
+        if timestamps {
+            format!(
+                "2024-01-01T00:{:02}:{:02}.000000000Z ",
+                second / 60,
+                second % 60
+            )
+        } else {
+            String::new()
+        }
+    };
     let instance = if previous { "previous line" } else { "line" };
-    let mut lines: Vec<String> = (1..=5).map(|i| format!("{}{ns}/{pod}/{container} {instance} {i}\n", stamp(i))).collect();
+    let mut lines: Vec<String> = (1..=5)
+        .map(|i| format!("{}{ns}/{pod}/{container} {instance} {i}\n", stamp(i)))
+        .collect();
     if let Some(n) = q.get("tailLines").and_then(|n| n.parse::<usize>().ok()) {
         lines = lines.split_off(lines.len().saturating_sub(n));
     }
@@ -146,11 +200,31 @@ async fn logs(UrlPath((ns, pod, container)): UrlPath<(String, String, String)>, 
     ([(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-async fn exec(State(execs): State<ExecLog>, RawQuery(q): RawQuery, ws: WebSocketUpgrade) -> Response {
-    let params: Vec<(String, String)> = url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect();
-    let command: Vec<String> = params.iter().filter(|(k, _)| k == "command").map(|(_, v)| v.clone()).collect();
-    let flag = |name: &str| params.iter().any(|(k, v)| k == name && (v == "true" || v == "1"));
-    let record = ExecRecord { command, stdin: flag("stdin"), tty: flag("tty"), resizes: Vec::new() };
+async fn exec(
+    State(execs): State<ExecLog>,
+    RawQuery(q): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let command: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let flag = |name: &str| {
+        params
+            .iter()
+            .any(|(k, v)| k == name && (v == "true" || v == "1"))
+    };
+    let record = ExecRecord {
+        command,
+        stdin: flag("stdin"),
+        tty: flag("tty"),
+        resizes: Vec::new(),
+    };
     let index = match execs.lock() {
         Ok(mut l) => {
             l.push(record.clone());
@@ -158,7 +232,8 @@ async fn exec(State(execs): State<ExecLog>, RawQuery(q): RawQuery, ws: WebSocket
         }
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
-    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"]).on_upgrade(move |socket| run(socket, record, execs, index))
+    ws.protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .on_upgrade(move |socket| run(socket, record, execs, index))
 }
 
 fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
@@ -167,7 +242,9 @@ fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
         Some(c) => json!({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
             "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {c}"),
             "details": {"causes": [{"reason": "ExitCode", "message": c.to_string()}]}}),
-        None => json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": "the command was killed"}),
+        None => {
+            json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": "the command was killed"})
+        }
     };
     let mut out = vec![3u8];
     out.extend_from_slice(status.to_string().as_bytes());
@@ -175,13 +252,24 @@ fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
 }
 
 async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize) {
-    let ExecRecord { command, stdin: with_stdin, tty, .. } = record;
+    let ExecRecord {
+        command,
+        stdin: with_stdin,
+        tty,
+        ..
+    } = record;
     let v5 = socket.protocol().and_then(|p| p.to_str().ok()) == Some("v5.channel.k8s.io");
     let (mut tx, mut rx) = socket.split();
-    let Some(program) = command.first() else { return };
+    let Some(program) = command.first() else {
+        return;
+    };
     let spawned = tokio::process::Command::new(program)
         .args(&command[1..])
-        .stdin(if with_stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if with_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();
@@ -193,7 +281,12 @@ async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize
             let mut msg = vec![3u8];
             msg.extend_from_slice(status.to_string().as_bytes());
             let _ = tx.send(Message::Binary(msg.into())).await;
-            let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))).await;
+            let _ = tx
+                .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: 1000,
+                    reason: "".into(),
+                })))
+                .await;
             return;
         }
     };
@@ -201,7 +294,22 @@ async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize
     let mut pumps = Vec::new();
     // A terminal has one output stream: stderr comes on stdout's channel.
     let err_channel = if tty { 1u8 } else { 2u8 };
-    for (channel, reader) in [(1u8, child.stdout.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>)), (err_channel, child.stderr.take().map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>))] {
+    for (channel, reader) in [
+        (
+            1u8,
+            child
+                .stdout
+                .take()
+                .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+        (
+            err_channel,
+            child
+                .stderr
+                .take()
+                .map(|r| Box::new(r) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ),
+    ] {
         let Some(mut reader) = reader else { continue };
         let out_tx = out_tx.clone();
         pumps.push(tokio::spawn(async move {
@@ -236,7 +344,12 @@ async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize
                 // Resize: {"Width":W,"Height":H}, as kubectl sends it.
                 Some(4) => {
                     let size: Option<serde_json::Value> = serde_json::from_slice(&data[1..]).ok();
-                    let dim = |k: &str| size.as_ref().and_then(|s| s.get(k)).and_then(serde_json::Value::as_u64).and_then(|v| u16::try_from(v).ok());
+                    let dim = |k: &str| {
+                        size.as_ref()
+                            .and_then(|s| s.get(k))
+                            .and_then(serde_json::Value::as_u64)
+                            .and_then(|v| u16::try_from(v).ok())
+                    };
                     if let (Some(w), Some(h)) = (dim("Width"), dim("Height")) {
                         if let Ok(mut log) = execs.lock() {
                             if let Some(r) = log.get_mut(index) {
@@ -256,7 +369,14 @@ async fn run(socket: WebSocket, record: ExecRecord, execs: ExecLog, index: usize
     }
     let code = child.wait().await.ok().and_then(|s| s.code());
     input.abort();
-    let _ = tx.send(Message::Binary(status_message(code, &command).into())).await;
+    let _ = tx
+        .send(Message::Binary(status_message(code, &command).into()))
+        .await;
     // A normal closure (1000): client-go reports a close without a code as an error.
-    let _ = tx.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1000, reason: "".into() }))).await;
+    let _ = tx
+        .send(Message::Close(Some(axum::extract::ws::CloseFrame {
+            code: 1000,
+            reason: "".into(),
+        })))
+        .await;
 }

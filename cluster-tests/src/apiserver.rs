@@ -43,8 +43,15 @@ pub enum Identity {
 }
 
 impl Identity {
-    const ALL: [Identity; 7] =
-        [Identity::Admin, Identity::Viewer, Identity::Node1, Identity::Node2, Identity::TokenAdmin, Identity::BogusToken, Identity::Anonymous];
+    const ALL: [Identity; 7] = [
+        Identity::Admin,
+        Identity::Viewer,
+        Identity::Node1,
+        Identity::Node2,
+        Identity::TokenAdmin,
+        Identity::BogusToken,
+        Identity::Anonymous,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -84,7 +91,11 @@ pub struct ApiConfig {
 impl ApiConfig {
     /// One store member, one apiserver.
     pub fn new() -> ApiConfig {
-        ApiConfig { store: ClusterConfig::new(1), replicas: 1, extra_args: Vec::new() }
+        ApiConfig {
+            store: ClusterConfig::new(1),
+            replicas: 1,
+            extra_args: Vec::new(),
+        }
     }
 }
 
@@ -127,7 +138,10 @@ impl ApiCluster {
     pub async fn start(cfg: ApiConfig) -> Result<ApiCluster> {
         let binary = apiserver_binary();
         if !binary.is_file() {
-            bail!("apiserver binary not found at {} (build it with `cargo build -p apiserver`)", binary.display());
+            bail!(
+                "apiserver binary not found at {} (build it with `cargo build -p apiserver`)",
+                binary.display()
+            );
         }
         if !Path::new(KUBECTL_BIN).is_file() {
             bail!("kubectl not found at {KUBECTL_BIN}");
@@ -137,7 +151,11 @@ impl ApiCluster {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let pki = dir.join("pki");
         fs::create_dir_all(&pki)?;
-        make_ca(&pki.join("ca.crt"), &pki.join("ca.key"), "apiserver test CA")?;
+        make_ca(
+            &pki.join("ca.crt"),
+            &pki.join("ca.key"),
+            "apiserver test CA",
+        )?;
         let ca = pki.join("ca.crt");
         let ca_key = pki.join("ca.key");
         sign_subject(
@@ -157,7 +175,12 @@ impl ApiCluster {
         }
         let tokens = dir.join("tokens.csv");
         fs::write(&tokens, format!("{ADMIN_TOKEN},token-admin,1,\"system:masters\"\n{VIEWER_TOKEN},token-viewer,2,\"system:viewers\"\n"))?;
-        let mut cluster = ApiCluster { store, dir: dir.clone(), servers: Vec::new(), binary };
+        let mut cluster = ApiCluster {
+            store,
+            dir: dir.clone(),
+            servers: Vec::new(),
+            binary,
+        };
         for i in 0..cfg.replicas.max(1) {
             let port = ports::allocate()?;
             let mut args = vec![
@@ -168,10 +191,19 @@ impl ApiCluster {
                 format!("--tls-private-key-file={}", s(&pki.join("apiserver.key"))),
                 format!("--client-ca-file={}", s(&ca)),
                 format!("--token-auth-file={}", s(&tokens)),
-                format!("--audit-log-path={}", s(&dir.join(format!("audit-{i}.log")))),
+                format!(
+                    "--audit-log-path={}",
+                    s(&dir.join(format!("audit-{i}.log")))
+                ),
                 "--bookmark-interval=1".into(),
-                format!("--kubelet-client-certificate={}", s(&pki.join("apiserver-kubelet-client.crt"))),
-                format!("--kubelet-client-key={}", s(&pki.join("apiserver-kubelet-client.key"))),
+                format!(
+                    "--kubelet-client-certificate={}",
+                    s(&pki.join("apiserver-kubelet-client.crt"))
+                ),
+                format!(
+                    "--kubelet-client-key={}",
+                    s(&pki.join("apiserver-kubelet-client.key"))
+                ),
                 format!("--kubelet-certificate-authority={}", s(&ca)),
             ];
             if let Some(t) = cluster.store.tls_files() {
@@ -180,7 +212,12 @@ impl ApiCluster {
                 args.push(format!("--etcd-keyfile={}", s(&t.client_key)));
             }
             args.extend(cfg.extra_args.iter().cloned());
-            cluster.servers.push(Server { port, args, log: dir.join(format!("apiserver-{i}.log")), child: None });
+            cluster.servers.push(Server {
+                port,
+                args,
+                log: dir.join(format!("apiserver-{i}.log")),
+                child: None,
+            });
         }
         for i in 0..cluster.servers.len() {
             cluster.spawn(i)?;
@@ -196,7 +233,11 @@ impl ApiCluster {
 
     fn spawn(&mut self, i: usize) -> Result<()> {
         let server = &mut self.servers[i];
-        server.child = Some(process::spawn_logged(&self.binary, &server.args, &server.log)?);
+        server.child = Some(process::spawn_logged(
+            &self.binary,
+            &server.args,
+            &server.log,
+        )?);
         Ok(())
     }
 
@@ -204,17 +245,27 @@ impl ApiCluster {
         let deadline = Instant::now() + Duration::from_secs(30);
         let url = format!("{}/readyz", self.url(i));
         loop {
-            let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"]).arg(self.ca()).arg(&url).output();
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+                .arg(self.ca())
+                .arg(&url)
+                .output();
             if out.as_ref().is_ok_and(|o| o.stdout == b"200") {
                 return Ok(());
             }
             if let Some(child) = self.servers[i].child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    bail!("apiserver {i} exited ({status}) before it was ready:\n{}", self.log_tail(i, 30));
+                    bail!(
+                        "apiserver {i} exited ({status}) before it was ready:\n{}",
+                        self.log_tail(i, 30)
+                    );
                 }
             }
             if Instant::now() > deadline {
-                bail!("apiserver {i} was not ready within 30 s:\n{}", self.log_tail(i, 30));
+                bail!(
+                    "apiserver {i} was not ready within 30 s:\n{}",
+                    self.log_tail(i, 30)
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -233,7 +284,12 @@ impl ApiCluster {
             &format!("/O=system:nodes/CN=system:node:{node}"),
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
         )?;
-        crate::agent_double::AgentDouble::start(&pki.join(format!("{name}.crt")), &pki.join(format!("{name}.key")), &pki.join("ca.crt")).await
+        crate::agent_double::AgentDouble::start(
+            &pki.join(format!("{name}.crt")),
+            &pki.join(format!("{name}.key")),
+            &pki.join("ca.crt"),
+        )
+        .await
     }
 
     /// The HTTPS URL of apiserver `i`.
@@ -248,7 +304,12 @@ impl ApiCluster {
 
     /// The certificate and key of an identity that has one.
     pub fn client_cert(&self, id: Identity) -> Option<(PathBuf, PathBuf)> {
-        id.subject().map(|_| (self.dir.join("pki").join(format!("{}.crt", id.name())), self.dir.join("pki").join(format!("{}.key", id.name()))))
+        id.subject().map(|_| {
+            (
+                self.dir.join("pki").join(format!("{}.crt", id.name())),
+                self.dir.join("pki").join(format!("{}.key", id.name())),
+            )
+        })
     }
 
     /// The kubeconfig of an identity (pointing at apiserver 0).
@@ -258,12 +319,20 @@ impl ApiCluster {
 
     fn write_kubeconfig(&self, id: Identity) -> Result<()> {
         let user = match (id, self.client_cert(id)) {
-            (_, Some((crt, key))) => format!("    client-certificate: {}\n    client-key: {}\n", s(&crt), s(&key)),
+            (_, Some((crt, key))) => format!(
+                "    client-certificate: {}\n    client-key: {}\n",
+                s(&crt),
+                s(&key)
+            ),
             (Identity::TokenAdmin, _) => format!("    token: {ADMIN_TOKEN}\n"),
             (Identity::BogusToken, _) => "    token: not-a-known-token\n".to_string(),
             _ => "    {}\n".to_string(),
         };
-        let user = if user.trim() == "{}" { "  user: {}\n".to_string() } else { format!("  user:\n{user}") };
+        let user = if user.trim() == "{}" {
+            "  user: {}\n".to_string()
+        } else {
+            format!("  user:\n{user}")
+        };
         let text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {}\n{user}contexts:\n- name: test\n  context:\n    cluster: test\n    user: {}\n    namespace: default\ncurrent-context: test\n",
             self.url(0),
@@ -278,7 +347,10 @@ impl ApiCluster {
     fn kubectl_command(&self, id: Identity, args: &[&str]) -> Command {
         let mut cmd = Command::new(KUBECTL_BIN);
         cmd.arg(format!("--kubeconfig={}", s(&self.kubeconfig(id))))
-            .arg(format!("--cache-dir={}", s(&self.dir.join(format!("kube-cache-{}", id.name())))))
+            .arg(format!(
+                "--cache-dir={}",
+                s(&self.dir.join(format!("kube-cache-{}", id.name())))
+            ))
             .args(args)
             .env_remove("KUBECONFIG");
         cmd
@@ -286,7 +358,10 @@ impl ApiCluster {
 
     /// Runs kubectl as `id`.
     pub fn kubectl(&self, id: Identity, args: &[&str]) -> Output {
-        self.kubectl_command(id, args).stdin(Stdio::null()).output().expect("running kubectl")
+        self.kubectl_command(id, args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubectl")
     }
 
     /// Runs kubectl as `id` with `stdin` as its standard input.
@@ -308,19 +383,41 @@ impl ApiCluster {
     pub fn kubectl_background(&self, id: Identity, args: &[&str], out: &Path) -> Child {
         let file = fs::File::create(out).expect("creating the output file");
         let err = file.try_clone().expect("duplicating the output file");
-        self.kubectl_command(id, args).stdin(Stdio::null()).stdout(file).stderr(err).spawn().expect("running kubectl")
+        self.kubectl_command(id, args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .expect("running kubectl")
     }
 
     /// A raw HTTPS request with curl as `id`: returns (HTTP status, body).
-    pub fn curl(&self, id: Identity, method: &str, path: &str, body: Option<(&str, &[u8])>) -> (u16, String) {
+    pub fn curl(
+        &self,
+        id: Identity,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+    ) -> (u16, String) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "--cacert"]).arg(self.ca());
+        cmd.args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "--cacert",
+        ])
+        .arg(self.ca());
         if let Some((crt, key)) = self.client_cert(id) {
             cmd.arg("--cert").arg(crt).arg("--key").arg(key);
         }
         match id {
             Identity::TokenAdmin => {
-                cmd.arg("-H").arg(format!("Authorization: Bearer {ADMIN_TOKEN}"));
+                cmd.arg("-H")
+                    .arg(format!("Authorization: Bearer {ADMIN_TOKEN}"));
             }
             Identity::BogusToken => {
                 cmd.arg("-H").arg("Authorization: Bearer not-a-known-token");
@@ -330,7 +427,10 @@ impl ApiCluster {
         let body_file = self.dir.join(format!("curl-body-{}", std::process::id()));
         if let Some((content_type, bytes)) = body {
             fs::write(&body_file, bytes).expect("writing the request body");
-            cmd.arg("-H").arg(format!("Content-Type: {content_type}")).arg("--data-binary").arg(format!("@{}", s(&body_file)));
+            cmd.arg("-H")
+                .arg(format!("Content-Type: {content_type}"))
+                .arg("--data-binary")
+                .arg(format!("@{}", s(&body_file)));
         }
         cmd.arg(format!("{}{path}", self.url(0)));
         let out = cmd.output().expect("running curl");
@@ -370,7 +470,10 @@ impl Drop for ApiCluster {
     fn drop(&mut self) {
         if std::thread::panicking() {
             for i in 0..self.servers.len() {
-                eprintln!("cluster-tests: apiserver {i} log tail:\n{}", self.log_tail(i, 40));
+                eprintln!(
+                    "cluster-tests: apiserver {i} log tail:\n{}",
+                    self.log_tail(i, 40)
+                );
             }
         }
         for i in 0..self.servers.len() {

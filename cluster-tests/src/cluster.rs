@@ -107,7 +107,11 @@ impl Cluster {
                 match tokio::time::timeout(Duration::from_secs(3), client.member_list()).await {
                     Ok(Ok(list)) => {
                         let members = list.members();
-                        if members.len() == self.members.len() && members.iter().all(|m| !m.name().is_empty() && !m.client_urls().is_empty()) {
+                        if members.len() == self.members.len()
+                            && members
+                                .iter()
+                                .all(|m| !m.name().is_empty() && !m.client_urls().is_empty())
+                        {
                             return Ok(());
                         }
                         last = format!("{} members listed, not all published", members.len());

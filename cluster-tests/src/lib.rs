@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_double;
 mod apiserver;
 mod clients;
 mod cluster;
@@ -20,7 +21,6 @@ mod etcdctl;
 pub mod history;
 mod member;
 mod membership;
-pub mod agent_double;
 pub mod ports;
 mod process;
 mod restart_many;
@@ -28,7 +28,9 @@ mod tls;
 
 use std::path::PathBuf;
 
-pub use apiserver::{apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, VIEWER_TOKEN};
+pub use apiserver::{
+    apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, VIEWER_TOKEN,
+};
 pub use cluster::Cluster;
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
 pub use tls::TlsFiles;
@@ -98,7 +100,9 @@ pub fn debug_dir() -> PathBuf {
 /// workspace, else `/work/shared/examples`.
 pub fn examples_dir() -> PathBuf {
     let candidates = [
-        std::env::var_os("EXAMPLES_DIR").filter(|v| !v.is_empty()).map(PathBuf::from),
+        std::env::var_os("EXAMPLES_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from),
         Some(workspace_root().join("../shared/examples")),
         Some(PathBuf::from("/work/shared/examples")),
     ];

@@ -36,7 +36,8 @@ impl TlsFiles {
         };
         let ca_key = dir.join("ca.key");
 
-        make_ca(&files.ca_cert, &ca_key, "cluster-tests CA").context("creating the CA certificate")?;
+        make_ca(&files.ca_cert, &ca_key, "cluster-tests CA")
+            .context("creating the CA certificate")?;
 
         let server_ext = "basicConstraints=CA:FALSE\n\
             keyUsage=critical,digitalSignature\n\
@@ -80,7 +81,14 @@ fn sign(
     common_name: &str,
     extensions: &str,
 ) -> Result<()> {
-    sign_subject(dir, &files.ca_cert, ca_key, name, &format!("/CN={common_name}"), extensions)
+    sign_subject(
+        dir,
+        &files.ca_cert,
+        ca_key,
+        name,
+        &format!("/CN={common_name}"),
+        extensions,
+    )
 }
 
 /// Makes a self-signed CA certificate and key.

@@ -21,7 +21,10 @@ async fn acknowledged_creates_survive_a_store_leader_kill() {
     };
     let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/configmaps", None);
     assert_eq!(code, 200, "{body}");
-    let rv = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = serde_json::from_str::<Value>(&body).unwrap()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (crt, key) = c.client_cert(Admin).unwrap();
     let watch_out = c.store.dir().join("watch.jsonl");
     let mut watch = Command::new("curl")
@@ -58,17 +61,37 @@ async fn acknowledged_creates_survive_a_store_leader_kill() {
     let leader = c.store.leader().await.expect("a leader");
     c.store.kill(leader);
     std::thread::sleep(Duration::from_secs(2));
-    c.store.restart(leader).await.expect("the old leader restarts");
-    let answers: Vec<(String, String)> = writers.into_iter().flat_map(|w| w.join().expect("writer")).collect();
+    c.store
+        .restart(leader)
+        .await
+        .expect("the old leader restarts");
+    let answers: Vec<(String, String)> = writers
+        .into_iter()
+        .flat_map(|w| w.join().expect("writer"))
+        .collect();
 
-    let acknowledged: Vec<&String> = answers.iter().filter(|(_, code)| code == "201").map(|(n, _)| n).collect();
-    assert!(acknowledged.len() >= 100, "too few creates succeeded: {answers:?}");
+    let acknowledged: Vec<&String> = answers
+        .iter()
+        .filter(|(_, code)| code == "201")
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        acknowledged.len() >= 100,
+        "too few creates succeeded: {answers:?}"
+    );
     let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/configmaps", None);
     assert_eq!(code, 200);
     let stored: HashSet<String> = serde_json::from_str::<Value>(&body).unwrap()["items"]
-        .as_array().unwrap().iter().map(|i| i["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
     for name in &acknowledged {
-        assert!(stored.contains(*name), "acknowledged create of {name} was lost");
+        assert!(
+            stored.contains(*name),
+            "acknowledged create of {name} was lost"
+        );
     }
     // Whatever is stored was created by a writer (a failed request may still have committed).
     assert!(stored.iter().all(|n| answers.iter().any(|(a, _)| a == n)));
@@ -81,12 +104,27 @@ async fn acknowledged_creates_survive_a_store_leader_kill() {
         seen.clear();
         let mut last_rv = 0i64;
         for line in text.lines() {
-            let ev: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad watch line {line:?}: {e}"));
+            let ev: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("bad watch line {line:?}: {e}"));
             assert_eq!(ev["type"], "ADDED", "{line}");
-            let rv: i64 = ev["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
-            assert!(rv > last_rv, "watch went back in resourceVersion: {rv} after {last_rv}");
+            let rv: i64 = ev["object"]["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(
+                rv > last_rv,
+                "watch went back in resourceVersion: {rv} after {last_rv}"
+            );
             last_rv = rv;
-            *seen.entry(ev["object"]["metadata"]["name"].as_str().unwrap().to_string()).or_default() += 1;
+            *seen
+                .entry(
+                    ev["object"]["metadata"]["name"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+                .or_default() += 1;
         }
         if stored.iter().all(|n| seen.contains_key(n)) || Instant::now() > deadline {
             break;
@@ -96,7 +134,16 @@ async fn acknowledged_creates_survive_a_store_leader_kill() {
     let _ = watch.kill();
     let _ = watch.wait();
     for name in &stored {
-        assert_eq!(seen.get(name), Some(&1), "watch saw {name} {:?} times", seen.get(name));
+        assert_eq!(
+            seen.get(name),
+            Some(&1),
+            "watch saw {name} {:?} times",
+            seen.get(name)
+        );
     }
-    assert_eq!(seen.len(), stored.len(), "the watch saw objects that are not stored");
+    assert_eq!(
+        seen.len(),
+        stored.len(),
+        "the watch saw objects that are not stored"
+    );
 }

@@ -11,7 +11,10 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 
 async fn admin_client(c: &ApiCluster) -> kube::Client {
-    client::from_kubeconfig(Some(&c.kubeconfig(Admin)), None).await.expect("client from kubeconfig").0
+    client::from_kubeconfig(Some(&c.kubeconfig(Admin)), None)
+        .await
+        .expect("client from kubeconfig")
+        .0
 }
 
 fn pod(name: &str, node: Option<&str>) -> Pod {
@@ -33,7 +36,10 @@ async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
 }
 
 fn names(pods: Vec<std::sync::Arc<Pod>>) -> Vec<String> {
-    let mut n: Vec<String> = pods.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let mut n: Vec<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     n.sort();
     n
 }
@@ -46,31 +52,71 @@ async fn indexed_informer_follows_the_api_across_restarts() {
     };
     let kc = admin_client(&c).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
-    pods.create(&PostParams::default(), &pod("before", Some("n1"))).await.unwrap();
-    let (cache, run) = cache::indexed_informer(pods.clone(), watcher::Config::default(), vec![cache::pods_by_node()]);
+    pods.create(&PostParams::default(), &pod("before", Some("n1")))
+        .await
+        .unwrap();
+    let (cache, run) = cache::indexed_informer(
+        pods.clone(),
+        watcher::Config::default(),
+        vec![cache::pods_by_node()],
+    );
     let task = tokio::spawn(run);
-    eventually("the initial list", || names(cache.by_index("nodeName", "n1")) == ["before"]).await;
-    pods.create(&PostParams::default(), &pod("a", Some("n1"))).await.unwrap();
-    pods.create(&PostParams::default(), &pod("b", None)).await.unwrap();
-    eventually("a on n1", || names(cache.by_index("nodeName", "n1")) == ["a", "before"]).await;
+    eventually("the initial list", || {
+        names(cache.by_index("nodeName", "n1")) == ["before"]
+    })
+    .await;
+    pods.create(&PostParams::default(), &pod("a", Some("n1")))
+        .await
+        .unwrap();
+    pods.create(&PostParams::default(), &pod("b", None))
+        .await
+        .unwrap();
+    eventually("a on n1", || {
+        names(cache.by_index("nodeName", "n1")) == ["a", "before"]
+    })
+    .await;
     // b (created after a) may reach the cache a moment later.
     eventually("all three pods cached", || cache.store().state().len() == 3).await;
     // Binding moves b into the index.
     let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n2"}});
-    let req = http::Request::post("/api/v1/namespaces/default/pods/b/binding").header("Content-Type", "application/json").body(serde_json::to_vec(&binding).unwrap()).unwrap();
+    let req = http::Request::post("/api/v1/namespaces/default/pods/b/binding")
+        .header("Content-Type", "application/json")
+        .body(serde_json::to_vec(&binding).unwrap())
+        .unwrap();
     kc.request_text(req).await.unwrap();
-    eventually("b bound to n2", || names(cache.by_index("nodeName", "n2")) == ["b"]).await;
-    pods.delete("a", &DeleteParams::default().grace_period(0)).await.unwrap();
-    eventually("a deleted", || names(cache.by_index("nodeName", "n1")) == ["before"]).await;
+    eventually("b bound to n2", || {
+        names(cache.by_index("nodeName", "n2")) == ["b"]
+    })
+    .await;
+    pods.delete("a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually("a deleted", || {
+        names(cache.by_index("nodeName", "n1")) == ["before"]
+    })
+    .await;
 
     // The apiserver restarts: the informer resumes (or relists) and sees what changed meanwhile.
     c.kill_apiserver(0);
     c.restart_apiserver(0).unwrap();
-    pods.patch("before", &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"labels": {"seen": "yes"}}}))).await.unwrap();
-    pods.create(&PostParams::default(), &pod("after", Some("n1"))).await.unwrap();
+    pods.patch(
+        "before",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"metadata": {"labels": {"seen": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    pods.create(&PostParams::default(), &pod("after", Some("n1")))
+        .await
+        .unwrap();
     eventually("changes after the restart", || {
         names(cache.by_index("nodeName", "n1")) == ["after", "before"]
-            && cache.by_index("nodeName", "n1").iter().any(|p| p.metadata.labels.as_ref().is_some_and(|l| l.get("seen").is_some()))
+            && cache.by_index("nodeName", "n1").iter().any(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .is_some_and(|l| l.get("seen").is_some())
+            })
     })
     .await;
     task.abort();
@@ -97,7 +143,10 @@ async fn leader_election_hands_over_when_the_leader_stops() {
     let thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let kc = client::from_kubeconfig(Some(&kubeconfig), None).await.unwrap().0;
+            let kc = client::from_kubeconfig(Some(&kubeconfig), None)
+                .await
+                .unwrap()
+                .0;
             a_tx.send(leader::run(kc, cfg_a)).unwrap();
         });
         let _ = stop_rx.recv();
@@ -117,9 +166,15 @@ async fn leader_election_hands_over_when_the_leader_stops() {
         assert!(!*b.borrow(), "b took a live lease");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(admin_client(&c).await, "kube-system");
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(admin_client(&c).await, "kube-system");
     let held = leases.get("test-controller").await.unwrap();
-    assert_eq!(held.spec.as_ref().and_then(|s| s.holder_identity.as_deref()), Some("a"));
+    assert_eq!(
+        held.spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref()),
+        Some("a")
+    );
     // a stops; b takes over once the lease has gone unrenewed for its duration.
     let stopped = Instant::now();
     stop_tx.send(()).unwrap();
@@ -130,7 +185,11 @@ async fn leader_election_hands_over_when_the_leader_stops() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // a's last renewal came at most one retry period (0.3 s) before it stopped.
-    assert!(stopped.elapsed() >= Duration::from_millis(2600), "b took over before the lease expired ({:?})", stopped.elapsed());
+    assert!(
+        stopped.elapsed() >= Duration::from_millis(2600),
+        "b took over before the lease expired ({:?})",
+        stopped.elapsed()
+    );
     let held = leases.get("test-controller").await.unwrap();
     let spec = held.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));

@@ -20,13 +20,23 @@ async fn api() -> ApiCluster {
 /// Runs kubectl as admin and returns stdout, failing the test on a non-zero exit.
 fn ok(c: &ApiCluster, args: &[&str]) -> String {
     let out = c.kubectl(Admin, args);
-    assert!(out.status.success(), "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
     stdout(&out)
 }
 
 fn ok_stdin(c: &ApiCluster, args: &[&str], input: &str) -> String {
     let out = c.kubectl_stdin(Admin, args, input);
-    assert!(out.status.success(), "kubectl {args:?} failed:\nstdout: {}\nstderr: {}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
     stdout(&out)
 }
 
@@ -41,7 +51,10 @@ fn list_rv(c: &ApiCluster) -> String {
     let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods", None);
     assert_eq!(code, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    let rv = v["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let rv = v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!rv.is_empty());
     rv
 }
@@ -63,18 +76,39 @@ async fn discovery_version_and_explain() {
     let v = ok(&c, &["version"]);
     assert!(v.contains("Server Version: v1."), "{v}");
     let resources = ok(&c, &["api-resources"]);
-    for (name, short) in [("pods", "po"), ("nodes", "no"), ("namespaces", "ns"), ("services", "svc"), ("deployments", "deploy"), ("replicasets", "rs"), ("endpoints", "ep"), ("events", "ev"), ("configmaps", "cm")] {
-        assert!(resources.lines().any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some(short)), "{name}/{short} missing:\n{resources}");
+    for (name, short) in [
+        ("pods", "po"),
+        ("nodes", "no"),
+        ("namespaces", "ns"),
+        ("services", "svc"),
+        ("deployments", "deploy"),
+        ("replicasets", "rs"),
+        ("endpoints", "ep"),
+        ("events", "ev"),
+        ("configmaps", "cm"),
+    ] {
+        assert!(
+            resources
+                .lines()
+                .any(|l| l.starts_with(name) && l.split_whitespace().nth(1) == Some(short)),
+            "{name}/{short} missing:\n{resources}"
+        );
     }
     let versions = ok(&c, &["api-versions"]);
     for gv in ["v1", "apps/v1", "coordination.k8s.io/v1"] {
         assert!(versions.lines().any(|l| l == gv), "{versions}");
     }
     let explain = ok(&c, &["explain", "pods.spec"]);
-    assert!(explain.contains("FIELD: spec <PodSpec>") && explain.contains("containers"), "{explain}");
+    assert!(
+        explain.contains("FIELD: spec <PodSpec>") && explain.contains("containers"),
+        "{explain}"
+    );
     let ns = ok(&c, &["get", "ns"]);
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert!(ns.lines().any(|l| l.starts_with(n) && l.contains("Active")), "{ns}");
+        assert!(
+            ns.lines().any(|l| l.starts_with(n) && l.contains("Active")),
+            "{ns}"
+        );
     }
     assert_eq!(ok(&c, &["get", "--raw", "/readyz"]).trim(), "ok");
 }
@@ -85,40 +119,108 @@ async fn example_manifests_apply_unmodified() {
     for f in examples() {
         let path = f.to_string_lossy().to_string();
         let out = ok(&c, &["apply", "-f", &path]);
-        assert!(out.lines().all(|l| l.ends_with(" created")), "{path}: {out}");
+        assert!(
+            out.lines().all(|l| l.ends_with(" created")),
+            "{path}: {out}"
+        );
         // Re-applying changes nothing (a pod's atomic toleration list is re-sent and gets the
         // server's default tolerations again, which kubectl reports as "configured").
-        let before = ok(&c, &["get", "-f", &path, "-o", "jsonpath={.items[*].metadata.resourceVersion}"]);
+        let before = ok(
+            &c,
+            &[
+                "get",
+                "-f",
+                &path,
+                "-o",
+                "jsonpath={.items[*].metadata.resourceVersion}",
+            ],
+        );
         let again = ok(&c, &["apply", "-f", &path]);
-        assert!(again.lines().all(|l| l.ends_with(" unchanged") || l.ends_with(" configured")), "{path}: {again}");
-        let after = ok(&c, &["get", "-f", &path, "-o", "jsonpath={.items[*].metadata.resourceVersion}"]);
+        assert!(
+            again
+                .lines()
+                .all(|l| l.ends_with(" unchanged") || l.ends_with(" configured")),
+            "{path}: {again}"
+        );
+        let after = ok(
+            &c,
+            &[
+                "get",
+                "-f",
+                &path,
+                "-o",
+                "jsonpath={.items[*].metadata.resourceVersion}",
+            ],
+        );
         assert_eq!(before, after, "{path}: re-applying changed a stored object");
     }
     // A change is applied as a strategic merge: replicas and a container env var.
-    let web = std::fs::read_to_string(cluster_tests::examples_dir().join("deployment-web.yaml")).unwrap();
+    let web =
+        std::fs::read_to_string(cluster_tests::examples_dir().join("deployment-web.yaml")).unwrap();
     let changed = web.replace("replicas: 3", "replicas: 4").replace("        image: localhost/busybox:1.36", "        image: localhost/busybox:1.36\n        env:\n        - name: MODE\n          value: test");
     let out = ok_stdin(&c, &["apply", "-f", "-"], &changed);
-    assert!(out.contains("deployment.apps/web configured") && out.contains("service/web unchanged"), "{out}");
+    assert!(
+        out.contains("deployment.apps/web configured") && out.contains("service/web unchanged"),
+        "{out}"
+    );
     let d = json(&c, &["get", "deploy", "web"]);
     assert_eq!(d["spec"]["replicas"], 4);
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"], "MODE");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"], "http");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"],
+        "MODE"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["name"],
+        "http"
+    );
     assert_eq!(d["metadata"]["generation"], 2);
     // Defaults the server filled in.
     assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], 1);
     assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
     let pod = json(&c, &["get", "pod", "busybox"]);
-    assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        pod["spec"]["containers"][0]["imagePullPolicy"],
+        "IfNotPresent"
+    );
     assert_eq!(pod["spec"]["terminationGracePeriodSeconds"], 30);
     assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
     // kubectl's usual columns, and -o wide.
     let pods = ok(&c, &["get", "pods"]);
-    assert!(pods.starts_with("NAME") && pods.lines().next().unwrap().split_whitespace().collect::<Vec<_>>() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"], "{pods}");
-    assert!(pods.lines().any(|l| l.starts_with("twocontainers") && l.contains("0/2") && l.contains("Pending")), "{pods}");
+    assert!(
+        pods.starts_with("NAME")
+            && pods
+                .lines()
+                .next()
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "{pods}"
+    );
+    assert!(
+        pods.lines()
+            .any(|l| l.starts_with("twocontainers") && l.contains("0/2") && l.contains("Pending")),
+        "{pods}"
+    );
     let wide = ok(&c, &["get", "pods", "-o", "wide"]);
-    assert!(wide.lines().next().unwrap().contains("IP       NODE     NOMINATED NODE   READINESS GATES") || wide.contains("NOMINATED NODE"), "{wide}");
+    assert!(
+        wide.lines()
+            .next()
+            .unwrap()
+            .contains("IP       NODE     NOMINATED NODE   READINESS GATES")
+            || wide.contains("NOMINATED NODE"),
+        "{wide}"
+    );
     let deploy = ok(&c, &["get", "deploy"]);
-    assert_eq!(deploy.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert_eq!(
+        deploy
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    );
     assert!(deploy.contains("web    0/4"), "{deploy}");
 }
 
@@ -130,7 +232,11 @@ async fn pods_label_annotate_patch_describe_delete() {
     assert!(ok(&c, &["get", "pod", "p1", "-o", "yaml"]).contains("name: p1"));
     assert!(ok(&c, &["label", "pod", "p1", "tier=web"]).contains("pod/p1 labeled"));
     let refused = c.kubectl(Admin, &["label", "pod", "p1", "tier=db"]);
-    assert!(!refused.status.success() && stderr(&refused).contains("already has a value (web)"), "{}", stderr(&refused));
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("already has a value (web)"),
+        "{}",
+        stderr(&refused)
+    );
     ok(&c, &["label", "pod", "p1", "tier=db", "--overwrite"]);
     ok(&c, &["annotate", "pod", "p1", "note=hello"]);
     ok(&c, &["label", "pod", "p1", "app-"]);
@@ -138,18 +244,70 @@ async fn pods_label_annotate_patch_describe_delete() {
     assert_eq!(p["metadata"]["labels"], serde_json::json!({"tier": "db"}));
     assert_eq!(p["metadata"]["annotations"]["note"], "hello");
     // The three patch types.
-    ok(&c, &["patch", "pod", "p1", "-p", r#"{"spec":{"containers":[{"name":"c","image":"busybox:1.37"}]}}"#]);
-    ok(&c, &["patch", "pod", "p1", "--type=merge", "-p", r#"{"metadata":{"labels":{"m":"1"}}}"#]);
-    ok(&c, &["patch", "pod", "p1", "--type=json", "-p", r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#]);
+    ok(
+        &c,
+        &[
+            "patch",
+            "pod",
+            "p1",
+            "-p",
+            r#"{"spec":{"containers":[{"name":"c","image":"busybox:1.37"}]}}"#,
+        ],
+    );
+    ok(
+        &c,
+        &[
+            "patch",
+            "pod",
+            "p1",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"m":"1"}}}"#,
+        ],
+    );
+    ok(
+        &c,
+        &[
+            "patch",
+            "pod",
+            "p1",
+            "--type=json",
+            "-p",
+            r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#,
+        ],
+    );
     let p = json(&c, &["get", "pod", "p1"]);
     assert_eq!(p["spec"]["containers"][0]["image"], "busybox:1.37");
     assert_eq!(p["spec"]["containers"][0]["command"][0], "sleep");
-    assert_eq!((p["metadata"]["labels"]["m"].as_str(), p["metadata"]["labels"]["j"].as_str()), (Some("1"), Some("2")));
+    assert_eq!(
+        (
+            p["metadata"]["labels"]["m"].as_str(),
+            p["metadata"]["labels"]["j"].as_str()
+        ),
+        (Some("1"), Some("2"))
+    );
     // A forbidden pod spec change is refused with Kubernetes' message.
-    let bad = c.kubectl(Admin, &["patch", "pod", "p1", "-p", r#"{"spec":{"containers":[{"name":"c","command":["true"]}]}}"#]);
-    assert!(!bad.status.success() && stderr(&bad).contains("pod updates may not change fields other than"), "{}", stderr(&bad));
+    let bad = c.kubectl(
+        Admin,
+        &[
+            "patch",
+            "pod",
+            "p1",
+            "-p",
+            r#"{"spec":{"containers":[{"name":"c","command":["true"]}]}}"#,
+        ],
+    );
+    assert!(
+        !bad.status.success()
+            && stderr(&bad).contains("pod updates may not change fields other than"),
+        "{}",
+        stderr(&bad)
+    );
     let describe = ok(&c, &["describe", "pod", "p1"]);
-    assert!(describe.contains("Name:") && describe.contains("p1") && describe.contains("busybox:1.37"), "{describe}");
+    assert!(
+        describe.contains("Name:") && describe.contains("p1") && describe.contains("busybox:1.37"),
+        "{describe}"
+    );
     // Graceful deletion: a pod bound to a node stays, marked, until its agent confirms.
     let out = ok(&c, &["delete", "pod", "p1", "--wait=false"]);
     assert!(out.contains("pod \"p1\" deleted"), "{out}");
@@ -160,14 +318,23 @@ async fn pods_label_annotate_patch_describe_delete() {
     let out = ok(&c, &["delete", "pod", "p1", "--grace-period=0", "--force"]);
     assert!(out.contains("force deleted"), "{out}");
     let gone = c.kubectl(Admin, &["get", "pod", "p1"]);
-    assert!(stderr(&gone).contains("Error from server (NotFound): pods \"p1\" not found"), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("Error from server (NotFound): pods \"p1\" not found"),
+        "{}",
+        stderr(&gone)
+    );
     // An unscheduled pod goes at once.
     ok(&c, &["run", "loose", "--image=busybox"]);
     ok(&c, &["delete", "pod", "loose"]);
     assert!(!c.kubectl(Admin, &["get", "pod", "loose"]).status.success());
     // The audit log has one line per mutating request.
     let audit = c.audit_log(0);
-    assert!(audit.lines().any(|l| l.contains("\"verb\":\"delete\"") && l.contains("\"name\":\"p1\"")), "{audit}");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"verb\":\"delete\"") && l.contains("\"name\":\"p1\"")),
+        "{audit}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -189,14 +356,33 @@ async fn get_watch_prints_changes() {
     };
     let _ = watch.kill();
     let _ = watch.wait();
-    assert!(text.lines().next().is_some_and(|l| l.starts_with("NAME")), "{text}");
-    assert!(text.lines().filter(|l| l.starts_with("w1") && l.contains("Pending")).count() >= 3, "{text}");
+    assert!(
+        text.lines().next().is_some_and(|l| l.starts_with("NAME")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("w1") && l.contains("Pending"))
+            .count()
+            >= 3,
+        "{text}"
+    );
     // A watch from a resourceVersion sees exactly the later events, as JSON.
     let rv = list_rv(&c);
     ok(&c, &["run", "w2", "--image=busybox"]);
-    let (code, body) = c.curl(Admin, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=2"), None);
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=2"
+        ),
+        None,
+    );
     assert_eq!(code, 200, "{body}");
-    let events: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).expect("watch line is JSON")).collect();
+    let events: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("watch line is JSON"))
+        .collect();
     assert_eq!(events.len(), 1, "{body}");
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
@@ -205,15 +391,38 @@ async fn get_watch_prints_changes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_services_and_nodes() {
     let c = api().await;
-    ok(&c, &["apply", "-f", &cluster_tests::examples_dir().join("deployment-web.yaml").to_string_lossy()]);
-    assert!(ok(&c, &["scale", "deployment", "web", "--replicas=5"]).contains("deployment.apps/web scaled"));
+    ok(
+        &c,
+        &[
+            "apply",
+            "-f",
+            &cluster_tests::examples_dir()
+                .join("deployment-web.yaml")
+                .to_string_lossy(),
+        ],
+    );
+    assert!(ok(&c, &["scale", "deployment", "web", "--replicas=5"])
+        .contains("deployment.apps/web scaled"));
     assert_eq!(json(&c, &["get", "deploy", "web"])["spec"]["replicas"], 5);
-    let scale = ok(&c, &["get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"]);
-    assert!(scale.contains("\"replicas\":5") && scale.contains("app=web"), "{scale}");
+    let scale = ok(
+        &c,
+        &[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        ],
+    );
+    assert!(
+        scale.contains("\"replicas\":5") && scale.contains("app=web"),
+        "{scale}"
+    );
     // Services: a cluster IP from the range, node ports from theirs, a taken port refused.
     let svc = json(&c, &["get", "svc", "web"]);
     let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
-    assert!(ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"), "{ip}");
+    assert!(
+        ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"),
+        "{ip}"
+    );
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
     ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - port: 80\n    name: main\n    nodePort: 30080\n  - port: 81\n    name: other\n    nodePort: 0\n");
     let np = json(&c, &["get", "svc", "np"]);
@@ -226,84 +435,273 @@ async fn deployments_services_and_nodes() {
     let replaced = ok_stdin(&c, &["replace", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np, labels: {replaced: 'yes'}}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - port: 80\n    name: main\n  - port: 81\n    name: other\n");
     assert_eq!(replaced.trim(), "service/np replaced");
     let np = json(&c, &["get", "svc", "np"]);
-    assert_eq!((np["spec"]["clusterIP"].as_str(), &np["spec"]["clusterIPs"]), (Some(np_ip.as_str()), &serde_json::json!([np_ip])));
-    assert_eq!((np["spec"]["ports"][0]["nodePort"].as_i64(), np["spec"]["ports"][1]["nodePort"].as_i64()), (Some(30080), Some(other)));
+    assert_eq!(
+        (np["spec"]["clusterIP"].as_str(), &np["spec"]["clusterIPs"]),
+        (Some(np_ip.as_str()), &serde_json::json!([np_ip]))
+    );
+    assert_eq!(
+        (
+            np["spec"]["ports"][0]["nodePort"].as_i64(),
+            np["spec"]["ports"][1]["nodePort"].as_i64()
+        ),
+        (Some(30080), Some(other))
+    );
     assert_eq!(np["metadata"]["labels"]["replaced"], "yes");
-    let other_ip = if np_ip == "10.96.0.250" { "10.96.0.251" } else { "10.96.0.250" };
+    let other_ip = if np_ip == "10.96.0.250" {
+        "10.96.0.251"
+    } else {
+        "10.96.0.250"
+    };
     let moved = c.kubectl_stdin(Admin, &["replace", "-f", "-"], &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: np}}\nspec:\n  type: NodePort\n  clusterIP: {other_ip}\n  ports:\n  - port: 80\n    name: main\n"));
     assert_eq!(stderr(&moved).trim(), format!("The Service \"np\" is invalid: spec.clusterIPs[0]: Invalid value: []string{{\"{other_ip}\"}}: may not change once set"));
-    assert_eq!(json(&c, &["get", "svc", "np"])["spec"]["clusterIP"].as_str(), Some(np_ip.as_str()));
+    assert_eq!(
+        json(&c, &["get", "svc", "np"])["spec"]["clusterIP"].as_str(),
+        Some(np_ip.as_str())
+    );
     let dup = c.kubectl_stdin(Admin, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np2}\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30080\n");
-    assert!(stderr(&dup).contains("provided port is already allocated"), "{}", stderr(&dup));
+    assert!(
+        stderr(&dup).contains("provided port is already allocated"),
+        "{}",
+        stderr(&dup)
+    );
     let svcs = ok(&c, &["get", "svc"]);
-    assert!(svcs.lines().any(|l| l.starts_with("np ") && l.contains("NodePort") && l.contains("80:30080/TCP")), "{svcs}");
-    assert!(svcs.lines().any(|l| l.starts_with("kubernetes") && l.contains("10.96.0.1")), "{svcs}");
+    assert!(
+        svcs.lines()
+            .any(|l| l.starts_with("np ") && l.contains("NodePort") && l.contains("80:30080/TCP")),
+        "{svcs}"
+    );
+    assert!(
+        svcs.lines()
+            .any(|l| l.starts_with("kubernetes") && l.contains("10.96.0.1")),
+        "{svcs}"
+    );
     // Deleting the service frees its port for the next one.
     ok(&c, &["delete", "svc", "np"]);
     ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np3}\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30080\n");
     // Nodes: create, label, taint, cordon.
     ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {kubernetes.io/hostname: n1}\nstatus:\n  conditions:\n  - {type: Ready, status: 'True'}\n");
     ok(&c, &["label", "node", "n1", "disktype=ssd"]);
-    assert!(ok(&c, &["taint", "nodes", "n1", "dedicated=batch:NoSchedule"]).contains("node/n1 tainted"));
+    assert!(
+        ok(&c, &["taint", "nodes", "n1", "dedicated=batch:NoSchedule"]).contains("node/n1 tainted")
+    );
     ok(&c, &["cordon", "n1"]);
     let node = json(&c, &["get", "node", "n1"]);
     assert_eq!(node["spec"]["taints"][0]["key"], "dedicated");
     assert_eq!(node["spec"]["unschedulable"], true);
     let nodes = ok(&c, &["get", "nodes"]);
-    assert_eq!(nodes.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
+    assert_eq!(
+        nodes
+            .lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    );
     assert!(nodes.contains("Ready,SchedulingDisabled"), "{nodes}");
     ok(&c, &["taint", "nodes", "n1", "dedicated:NoSchedule-"]);
     ok(&c, &["uncordon", "n1"]);
     let node = json(&c, &["get", "node", "n1"]);
-    assert!(node["spec"]["taints"].as_array().is_none_or(|t| t.is_empty()), "{node}");
-    assert_eq!(ok(&c, &["get", "nodes", "-l", "disktype=ssd", "-o", "name"]).trim(), "node/n1");
+    assert!(
+        node["spec"]["taints"]
+            .as_array()
+            .is_none_or(|t| t.is_empty()),
+        "{node}"
+    );
+    assert_eq!(
+        ok(&c, &["get", "nodes", "-l", "disktype=ssd", "-o", "name"]).trim(),
+        "node/n1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn namespaces_selectors_and_pagination() {
     let c = api().await;
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n");
+    ok_stdin(
+        &c,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n",
+    );
     for i in 0..12 {
         let tier = if i % 2 == 0 { "front" } else { "back" };
-        ok(&c, &["-n", "team", "run", &format!("p{i:02}"), "--image=busybox", &format!("--labels=tier={tier},i=n{i}")]);
+        ok(
+            &c,
+            &[
+                "-n",
+                "team",
+                "run",
+                &format!("p{i:02}"),
+                "--image=busybox",
+                &format!("--labels=tier={tier},i=n{i}"),
+            ],
+        );
     }
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "-l", "tier=front", "-o", "name"]).lines().count(), 6);
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "-l", "tier in (front,back),i notin (n0,n1)", "-o", "name"]).lines().count(), 10);
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "-l", "!tier", "-o", "name"]).lines().count(), 0);
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "--field-selector", "metadata.name=p03", "-o", "name"]).trim(), "pod/p03");
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "--field-selector", "status.phase=Pending", "-o", "name"]).lines().count(), 12);
-    assert_eq!(ok(&c, &["-n", "team", "get", "pods", "--chunk-size=5", "-o", "name"]).lines().count(), 12);
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "-n",
+                "team",
+                "get",
+                "pods",
+                "-l",
+                "tier=front",
+                "-o",
+                "name"
+            ]
+        )
+        .lines()
+        .count(),
+        6
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "-n",
+                "team",
+                "get",
+                "pods",
+                "-l",
+                "tier in (front,back),i notin (n0,n1)",
+                "-o",
+                "name"
+            ]
+        )
+        .lines()
+        .count(),
+        10
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &["-n", "team", "get", "pods", "-l", "!tier", "-o", "name"]
+        )
+        .lines()
+        .count(),
+        0
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "-n",
+                "team",
+                "get",
+                "pods",
+                "--field-selector",
+                "metadata.name=p03",
+                "-o",
+                "name"
+            ]
+        )
+        .trim(),
+        "pod/p03"
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "-n",
+                "team",
+                "get",
+                "pods",
+                "--field-selector",
+                "status.phase=Pending",
+                "-o",
+                "name"
+            ]
+        )
+        .lines()
+        .count(),
+        12
+    );
+    assert_eq!(
+        ok(
+            &c,
+            &["-n", "team", "get", "pods", "--chunk-size=5", "-o", "name"]
+        )
+        .lines()
+        .count(),
+        12
+    );
     let all = ok(&c, &["get", "pods", "-A"]);
-    assert!(all.lines().next().unwrap().starts_with("NAMESPACE"), "{all}");
-    let page = c.kubectl(Admin, &["get", "--raw", "/api/v1/namespaces/team/pods?limit=5"]);
+    assert!(
+        all.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all}"
+    );
+    let page = c.kubectl(
+        Admin,
+        &["get", "--raw", "/api/v1/namespaces/team/pods?limit=5"],
+    );
     let page: Value = serde_json::from_str(&stdout(&page)).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert_eq!(page["metadata"]["remainingItemCount"], 7);
     // deletecollection: the verb with a selector, then kubectl's `delete -l` and `--all`.
-    let count = || ok(&c, &["-n", "team", "get", "pods", "-o", "name"]).lines().count();
-    let (code, body) = c.curl(Admin, "DELETE", "/api/v1/namespaces/team/pods?labelSelector=i%3Dn0", None);
+    let count = || {
+        ok(&c, &["-n", "team", "get", "pods", "-o", "name"])
+            .lines()
+            .count()
+    };
+    let (code, body) = c.curl(
+        Admin,
+        "DELETE",
+        "/api/v1/namespaces/team/pods?labelSelector=i%3Dn0",
+        None,
+    );
     assert_eq!(code, 200, "{body}");
     let gone: Value = serde_json::from_str(&body).unwrap();
-    let names: Vec<&str> = gone["items"].as_array().unwrap().iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+    let names: Vec<&str> = gone["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["metadata"]["name"].as_str())
+        .collect();
     assert_eq!(names, ["p00"], "{body}");
     assert_eq!(count(), 11);
     let deleted = ok(&c, &["delete", "pods", "-l", "tier=front", "-n", "team"]);
-    assert_eq!(deleted, ["p02", "p04", "p06", "p08", "p10"].iter().map(|p| format!("pod \"{p}\" deleted\n")).collect::<String>());
+    assert_eq!(
+        deleted,
+        ["p02", "p04", "p06", "p08", "p10"]
+            .iter()
+            .map(|p| format!("pod \"{p}\" deleted\n"))
+            .collect::<String>()
+    );
     assert_eq!(count(), 6);
-    assert!(ok(&c, &["get", "pods", "-n", "team", "-l", "tier=back", "-o", "name"]).lines().all(|l| l.starts_with("pod/p")));
+    assert!(ok(
+        &c,
+        &["get", "pods", "-n", "team", "-l", "tier=back", "-o", "name"]
+    )
+    .lines()
+    .all(|l| l.starts_with("pod/p")));
     let deleted = ok(&c, &["delete", "pods", "--all", "-n", "team"]);
     assert_eq!(deleted.lines().count(), 6, "{deleted}");
     let none = c.kubectl(Admin, &["-n", "team", "get", "pods"]);
-    assert_eq!((stdout(&none).as_str(), stderr(&none).trim()), ("", "No resources found in team namespace."));
+    assert_eq!(
+        (stdout(&none).as_str(), stderr(&none).trim()),
+        ("", "No resources found in team namespace.")
+    );
     // A missing namespace refuses objects; a terminating one too.
     let missing = c.kubectl(Admin, &["-n", "nope", "run", "x", "--image=busybox"]);
-    assert!(stderr(&missing).contains("namespaces \"nope\" not found"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("namespaces \"nope\" not found"),
+        "{}",
+        stderr(&missing)
+    );
     ok(&c, &["delete", "ns", "team", "--wait=false"]);
     assert!(ok(&c, &["get", "ns", "team"]).contains("Terminating"));
     let refused = c.kubectl(Admin, &["-n", "team", "run", "late", "--image=busybox"]);
-    assert!(stderr(&refused).contains("because it is being terminated"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("because it is being terminated"),
+        "{}",
+        stderr(&refused)
+    );
     let builtin = c.kubectl(Admin, &["delete", "ns", "default"]);
-    assert!(stderr(&builtin).contains("this namespace may not be deleted"), "{}", stderr(&builtin));
+    assert!(
+        stderr(&builtin).contains("this namespace may not be deleted"),
+        "{}",
+        stderr(&builtin)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -315,22 +713,53 @@ async fn two_apiservers_share_one_store() {
         Ok(c) => c,
         Err(e) => panic!("API cluster did not start: {e:#}"),
     };
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: v}\n");
+    ok_stdin(
+        &c,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: v}\n",
+    );
     // The second apiserver sees the object and a stale update through it is a conflict.
-    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/configmaps/shared", None);
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/shared",
+        None,
+    );
     assert_eq!(code, 200, "{body}");
     let mut cm: Value = serde_json::from_str(&body).unwrap();
     let url1 = c.url(1);
     let get1 = std::process::Command::new("curl")
-        .args(["-s", "--cacert"]).arg(c.ca())
-        .arg("--cert").arg(c.client_cert(Admin).unwrap().0).arg("--key").arg(c.client_cert(Admin).unwrap().1)
-        .arg(format!("{url1}/api/v1/namespaces/default/configmaps/shared"))
-        .output().unwrap();
+        .args(["-s", "--cacert"])
+        .arg(c.ca())
+        .arg("--cert")
+        .arg(c.client_cert(Admin).unwrap().0)
+        .arg("--key")
+        .arg(c.client_cert(Admin).unwrap().1)
+        .arg(format!(
+            "{url1}/api/v1/namespaces/default/configmaps/shared"
+        ))
+        .output()
+        .unwrap();
     let via1: Value = serde_json::from_slice(&get1.stdout).unwrap();
     assert_eq!(via1["data"]["k"], "v");
-    ok(&c, &["patch", "configmap", "shared", "--type=merge", "-p", r#"{"data":{"k":"w"}}"#]);
+    ok(
+        &c,
+        &[
+            "patch",
+            "configmap",
+            "shared",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"k":"w"}}"#,
+        ],
+    );
     cm["data"]["k"] = Value::from("stale");
-    let (code, body) = c.curl(Admin, "PUT", "/api/v1/namespaces/default/configmaps/shared", Some(("application/json", cm.to_string().as_bytes())));
+    let (code, body) = c.curl(
+        Admin,
+        "PUT",
+        "/api/v1/namespaces/default/configmaps/shared",
+        Some(("application/json", cm.to_string().as_bytes())),
+    );
     assert_eq!(code, 409, "{body}");
     assert!(body.contains("the object has been modified; please apply your changes to the latest version and try again"), "{body}");
     // Concurrent creates of the same name through both: exactly one wins.
@@ -340,11 +769,29 @@ async fn two_apiservers_share_one_store() {
         let ca = c.ca();
         handles.push(std::thread::spawn(move || {
             std::process::Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json", "--cacert"]).arg(ca)
-                .arg("--cert").arg(crt).arg("--key").arg(key)
-                .arg("--data").arg(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"race"}}"#)
+                .args([
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "-X",
+                    "POST",
+                    "-H",
+                    "Content-Type: application/json",
+                    "--cacert",
+                ])
+                .arg(ca)
+                .arg("--cert")
+                .arg(crt)
+                .arg("--key")
+                .arg(key)
+                .arg("--data")
+                .arg(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"race"}}"#)
                 .arg(format!("{url}/api/v1/namespaces/default/configmaps"))
-                .output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
         }));
     }
     let mut codes: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -357,15 +804,33 @@ async fn watch_bookmarks_gone_and_metrics() {
     let mut c = api().await;
     ok(&c, &["run", "b1", "--image=busybox"]);
     // Bookmarks every second (the harness sets --bookmark-interval=1) when asked for.
-    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true&timeoutSeconds=3", None);
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        "/api/v1/namespaces/default/pods?watch=true&allowWatchBookmarks=true&timeoutSeconds=3",
+        None,
+    );
     assert_eq!(code, 200, "{body}");
-    let types: Vec<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(types.first().map(String::as_str), Some("ADDED"), "{body}");
     assert!(types.iter().any(|t| t == "BOOKMARK"), "{body}");
     // A resourceVersion older than the watch cache's window (a restarted apiserver's cache
     // begins at the store's current revision): 410 Gone (Expired).
     c.restart_apiserver(0).expect("apiserver restarts");
-    let (code, body) = c.curl(Admin, "GET", "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1&timeoutSeconds=2", None);
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        "/api/v1/namespaces/default/pods?watch=true&resourceVersion=1&timeoutSeconds=2",
+        None,
+    );
     assert_eq!(code, 200, "{body}");
     let ev: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
     assert_eq!(ev["type"], "ERROR");
@@ -376,11 +841,25 @@ async fn watch_bookmarks_gone_and_metrics() {
     ok(&c, &["label", "pod", "b1", "sel=yes"]);
     ok(&c, &["label", "pod", "b1", "sel-"]);
     let (_, body) = c.curl(Admin, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&labelSelector=sel%3Dyes&resourceVersion={rv}&timeoutSeconds=2"), None);
-    let types: Vec<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string()).collect();
+    let types: Vec<String> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
     assert_eq!(types, ["ADDED", "DELETED"], "{body}");
     let metrics = ok(&c, &["get", "--raw", "/metrics"]);
-    assert!(metrics.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"patch\"}"), "{metrics}");
-    assert!(metrics.contains("apiserver_request_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"patch\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("apiserver_request_duration_seconds_bucket"),
+        "{metrics}"
+    );
     assert_eq!(ok(&c, &["get", "--raw", "/livez"]).trim(), "ok");
 }
 
@@ -388,19 +867,41 @@ async fn watch_bookmarks_gone_and_metrics() {
 async fn typed_create_commands_send_protobuf() {
     let c = api().await;
     assert!(ok(&c, &["create", "namespace", "team"]).contains("namespace/team created"));
-    assert!(ok(&c, &["create", "deployment", "web", "--image=localhost/busybox:1.36", "--replicas=2", "--port=8080"]).contains("deployment.apps/web created"));
+    assert!(ok(
+        &c,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=localhost/busybox:1.36",
+            "--replicas=2",
+            "--port=8080"
+        ]
+    )
+    .contains("deployment.apps/web created"));
     ok(&c, &["create", "configmap", "cfg", "--from-literal=a=b"]);
-    ok(&c, &["create", "secret", "generic", "sec", "--from-literal=p=q"]);
+    ok(
+        &c,
+        &["create", "secret", "generic", "sec", "--from-literal=p=q"],
+    );
     ok(&c, &["create", "serviceaccount", "robot"]);
-    ok(&c, &["create", "service", "nodeport", "np", "--tcp=81:8081"]);
+    ok(
+        &c,
+        &["create", "service", "nodeport", "np", "--tcp=81:8081"],
+    );
     let d = json(&c, &["get", "deploy", "web"]);
     assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"], 8080);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        8080
+    );
     assert_eq!(json(&c, &["get", "cm", "cfg"])["data"]["a"], "b");
     assert_eq!(json(&c, &["get", "secret", "sec"])["data"]["p"], "cQ==");
     let svc = json(&c, &["get", "svc", "np"]);
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8081);
-    assert!(svc["spec"]["ports"][0]["nodePort"].as_i64().is_some_and(|p| (30000..=32767).contains(&p)));
+    assert!(svc["spec"]["ports"][0]["nodePort"]
+        .as_i64()
+        .is_some_and(|p| (30000..=32767).contains(&p)));
     assert!(ok(&c, &["get", "ns", "team"]).contains("Active"));
 }

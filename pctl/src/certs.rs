@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use base64::Engine;
 use clap::Args;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
 
 #[derive(Debug, Args)]
 pub struct CertsArgs {
@@ -28,18 +31,66 @@ pub struct CertsArgs {
 /// (file name, CN, groups, server use, client use, extra SANs)
 fn identities(nodes: &[String]) -> Vec<(String, String, Vec<&'static str>, bool, bool)> {
     let mut out = vec![
-        ("apiserver".to_string(), "kube-apiserver".to_string(), vec![], true, false),
+        (
+            "apiserver".to_string(),
+            "kube-apiserver".to_string(),
+            vec![],
+            true,
+            false,
+        ),
         ("store".into(), "store".into(), vec![], true, true),
-        ("apiserver-etcd-client".into(), "kube-apiserver".into(), vec![], false, true),
-        ("apiserver-kubelet-client".into(), "kube-apiserver-kubelet-client".into(), vec!["system:masters"], false, true),
-        ("admin".into(), "admin".into(), vec!["system:masters"], false, true),
-        ("viewer".into(), "viewer".into(), vec!["system:viewers"], false, true),
-        ("scheduler".into(), "system:kube-scheduler".into(), vec![], false, true),
-        ("controller-manager".into(), "system:kube-controller-manager".into(), vec![], false, true),
+        (
+            "apiserver-etcd-client".into(),
+            "kube-apiserver".into(),
+            vec![],
+            false,
+            true,
+        ),
+        (
+            "apiserver-kubelet-client".into(),
+            "kube-apiserver-kubelet-client".into(),
+            vec!["system:masters"],
+            false,
+            true,
+        ),
+        (
+            "admin".into(),
+            "admin".into(),
+            vec!["system:masters"],
+            false,
+            true,
+        ),
+        (
+            "viewer".into(),
+            "viewer".into(),
+            vec!["system:viewers"],
+            false,
+            true,
+        ),
+        (
+            "scheduler".into(),
+            "system:kube-scheduler".into(),
+            vec![],
+            false,
+            true,
+        ),
+        (
+            "controller-manager".into(),
+            "system:kube-controller-manager".into(),
+            vec![],
+            false,
+            true,
+        ),
     ];
     for n in nodes {
         // An agent both calls the apiserver and serves pods/log and pods/exec to it.
-        out.push((format!("node-{n}"), format!("system:node:{n}"), vec!["system:nodes"], true, true));
+        out.push((
+            format!("node-{n}"),
+            format!("system:node:{n}"),
+            vec!["system:nodes"],
+            true,
+            true,
+        ));
     }
     out
 }
@@ -59,24 +110,56 @@ pub fn generate(a: CertsArgs) -> Result<()> {
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.distinguished_name = DistinguishedName::new();
-    ca_params.distinguished_name.push(DnType::CommonName, "pctl cluster CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pctl cluster CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = ca_params.self_signed(&ca_key)?;
     fs::write(a.dir.join("ca.crt"), ca.pem())?;
     write_key(&a.dir.join("ca.key"), &ca_key.serialize_pem())?;
-    let mut server_names: Vec<String> = ["localhost", "127.0.0.1", "::1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "10.96.0.1"].iter().map(|s| s.to_string()).collect();
+    let mut server_names: Vec<String> = [
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     server_names.extend(a.hosts.iter().cloned());
     for (file, cn, groups, server, client) in identities(&a.nodes) {
         let key = KeyPair::generate()?;
-        let mut p = CertificateParams::new(if server { server_names.clone() } else { Vec::new() })?;
+        let mut p = CertificateParams::new(if server {
+            server_names.clone()
+        } else {
+            Vec::new()
+        })?;
         p.distinguished_name = DistinguishedName::new();
         for g in groups {
             p.distinguished_name.push(DnType::OrganizationName, g);
         }
         p.distinguished_name.push(DnType::CommonName, cn.as_str());
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        p.extended_key_usages = [(server, ExtendedKeyUsagePurpose::ServerAuth), (client, ExtendedKeyUsagePurpose::ClientAuth)].into_iter().filter(|(on, _)| *on).map(|(_, u)| u).collect();
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        p.extended_key_usages = [
+            (server, ExtendedKeyUsagePurpose::ServerAuth),
+            (client, ExtendedKeyUsagePurpose::ClientAuth),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, u)| u)
+        .collect();
         let cert = p.signed_by(&key, &ca, &ca_key)?;
         fs::write(a.dir.join(format!("{file}.crt")), cert.pem())?;
         write_key(&a.dir.join(format!("{file}.key")), &key.serialize_pem())?;
@@ -100,7 +183,12 @@ pub struct KubeconfigArgs {
 
 pub fn kubeconfig(a: KubeconfigArgs) -> Result<()> {
     let b64 = |p: PathBuf| -> Result<String> {
-        let bytes = fs::read(&p).map_err(|e| anyhow!("error: reading {}: {e} (run `pctl certs generate` first)", p.display()))?;
+        let bytes = fs::read(&p).map_err(|e| {
+            anyhow!(
+                "error: reading {}: {e} (run `pctl certs generate` first)",
+                p.display()
+            )
+        })?;
         Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
     };
     let ca = b64(a.certs_dir.join("ca.crt"))?;

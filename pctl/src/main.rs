@@ -25,7 +25,11 @@ pub struct Global {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "pctl", version, about = "pctl controls the cluster: kubectl's everyday commands plus cluster setup.")]
+#[command(
+    name = "pctl",
+    version,
+    about = "pctl controls the cluster: kubectl's everyday commands plus cluster setup."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -96,7 +100,9 @@ async fn main() {
         },
         Command::Delete(a) => cmd::delete::delete(&cli.global, a).await,
         Command::Label(a) => cmd::meta::update(&cli.global, a, cmd::meta::Field::Labels).await,
-        Command::Annotate(a) => cmd::meta::update(&cli.global, a, cmd::meta::Field::Annotations).await,
+        Command::Annotate(a) => {
+            cmd::meta::update(&cli.global, a, cmd::meta::Field::Annotations).await
+        }
         Command::Scale(a) => cmd::scale::scale(&cli.global, a).await,
         Command::Cordon(a) => cmd::node::cordon(&cli.global, a, true).await,
         Command::Uncordon(a) => cmd::node::cordon(&cli.global, a, false).await,

@@ -22,7 +22,10 @@ pub fn error_text(e: &anyhow::Error) -> String {
 /// Fetches `path` as a `meta.k8s.io/v1 Table`.
 pub async fn fetch_table(client: &kube::Client, path: &str) -> Result<Value> {
     let req = http::Request::get(path)
-        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json")
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
         .body(Vec::new())?;
     let text = client.request_text(req).await?;
     Ok(serde_json::from_str(&text)?)
@@ -45,12 +48,28 @@ fn cell_text(v: &Value) -> String {
 
 /// The header and rows of a Table: priority-0 columns, plus the wide ones when `wide`,
 /// with a NAMESPACE column first when `namespace_column`.
-pub fn table_rows(table: &Value, wide: bool, namespace_column: bool, header: bool) -> Vec<Vec<String>> {
-    let cols = table["columnDefinitions"].as_array().cloned().unwrap_or_default();
-    let keep: Vec<usize> = cols.iter().enumerate().filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0).map(|(i, _)| i).collect();
+pub fn table_rows(
+    table: &Value,
+    wide: bool,
+    namespace_column: bool,
+    header: bool,
+) -> Vec<Vec<String>> {
+    let cols = table["columnDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let keep: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| wide || c["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|(i, _)| i)
+        .collect();
     let mut out = Vec::new();
     if header {
-        let mut h: Vec<String> = keep.iter().map(|i| cols[*i]["name"].as_str().unwrap_or("").to_uppercase()).collect();
+        let mut h: Vec<String> = keep
+            .iter()
+            .map(|i| cols[*i]["name"].as_str().unwrap_or("").to_uppercase())
+            .collect();
         if namespace_column {
             h.insert(0, "NAMESPACE".into());
         }
@@ -58,9 +77,18 @@ pub fn table_rows(table: &Value, wide: bool, namespace_column: bool, header: boo
     }
     for row in table["rows"].as_array().cloned().unwrap_or_default() {
         let cells = row["cells"].as_array().cloned().unwrap_or_default();
-        let mut r: Vec<String> = keep.iter().map(|i| cells.get(*i).map(cell_text).unwrap_or_default()).collect();
+        let mut r: Vec<String> = keep
+            .iter()
+            .map(|i| cells.get(*i).map(cell_text).unwrap_or_default())
+            .collect();
         if namespace_column {
-            r.insert(0, row.pointer("/object/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string());
+            r.insert(
+                0,
+                row.pointer("/object/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            );
         }
         out.push(r);
     }
@@ -70,7 +98,15 @@ pub fn table_rows(table: &Value, wide: bool, namespace_column: bool, header: boo
 /// Lines aligned as kubectl's tabwriter: columns padded to the widest cell plus 3 spaces.
 pub fn align(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
         let mut line = String::new();
@@ -100,7 +136,16 @@ mod tests {
     fn aligns_like_kubectl() {
         let t = json!({"columnDefinitions": [{"name": "Name", "priority": 0}, {"name": "Ready", "priority": 0}, {"name": "IP", "priority": 1}],
             "rows": [{"cells": ["web", "1/1", "10.0.0.1"], "object": {"metadata": {"namespace": "default"}}}, {"cells": ["a", "0/1", "<none>"], "object": {"metadata": {"namespace": "x"}}}]});
-        assert_eq!(align(&table_rows(&t, false, false, true)), "NAME   READY\nweb    1/1\na      0/1\n");
-        assert_eq!(align(&table_rows(&t, true, true, true)).lines().next().unwrap(), "NAMESPACE   NAME   READY   IP");
+        assert_eq!(
+            align(&table_rows(&t, false, false, true)),
+            "NAME   READY\nweb    1/1\na      0/1\n"
+        );
+        assert_eq!(
+            align(&table_rows(&t, true, true, true))
+                .lines()
+                .next()
+                .unwrap(),
+            "NAMESPACE   NAME   READY   IP"
+        );
     }
 }

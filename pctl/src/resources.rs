@@ -17,15 +17,20 @@ pub struct Conn {
 }
 
 pub async fn connect(g: &Global) -> Result<Conn> {
-    let (client, default_ns) = client::from_kubeconfig(g.kubeconfig.as_deref(), g.context.as_deref())
-        .await
-        .context("connecting to the cluster")?;
-    Ok(Conn { client, namespace: g.namespace.clone().unwrap_or(default_ns) })
+    let (client, default_ns) =
+        client::from_kubeconfig(g.kubeconfig.as_deref(), g.context.as_deref())
+            .await
+            .context("connecting to the cluster")?;
+    Ok(Conn {
+        client,
+        namespace: g.namespace.clone().unwrap_or(default_ns),
+    })
 }
 
 /// The resource a user names, or kubectl's error.
 pub fn resolve(name: &str) -> Result<&'static Resource> {
-    registry::find_by_user_name(name).ok_or_else(|| anyhow!("error: the server doesn't have a resource type \"{name}\""))
+    registry::find_by_user_name(name)
+        .ok_or_else(|| anyhow!("error: the server doesn't have a resource type \"{name}\""))
 }
 
 /// The resource of a manifest's apiVersion and kind, or kubectl's error.
@@ -65,7 +70,9 @@ pub fn display_name(r: &Resource, name: &str) -> String {
 /// Splits `TYPE NAME...` or `TYPE/NAME...` arguments into (resource, names).
 pub fn targets(args: &[String]) -> Result<Vec<(&'static Resource, Option<String>)>> {
     let mut out = Vec::new();
-    let Some(first) = args.first() else { return Err(anyhow!("error: you must specify the type of resource")) };
+    let Some(first) = args.first() else {
+        return Err(anyhow!("error: you must specify the type of resource"));
+    };
     if first.contains('/') {
         for a in args {
             let (t, n) = a.split_once('/').ok_or_else(|| anyhow!("error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form"))?;
@@ -98,7 +105,10 @@ mod tests {
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].0.plural, "pods");
         let t = targets(&["deploy/web".into()]).unwrap();
-        assert_eq!((t[0].0.kind, t[0].1.as_deref()), ("Deployment", Some("web")));
+        assert_eq!(
+            (t[0].0.kind, t[0].1.as_deref()),
+            ("Deployment", Some("web"))
+        );
         assert!(targets(&["widgets".into()]).is_err());
         assert_eq!(display_name(t[0].0, "web"), "deployment.apps/web");
     }
@@ -106,7 +116,11 @@ mod tests {
 
 /// The REST path of a collection (namespace None: all namespaces) or of one object.
 pub fn path(r: &Resource, namespace: Option<&str>, name: Option<&str>) -> String {
-    let root = if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
+    let root = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
     let mut p = match (r.namespaced, namespace) {
         (true, Some(ns)) => format!("{root}/namespaces/{ns}/{}", r.plural),
         _ => format!("{root}/{}", r.plural),

@@ -11,8 +11,8 @@ use proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use proto::etcdserverpb::request_op::Request;
 use proto::etcdserverpb::response_op::Response;
 use proto::etcdserverpb::{
-    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, ResponseOp, TxnRequest,
-    TxnResponse,
+    Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
+    ResponseOp, TxnRequest, TxnResponse,
 };
 use proto::mvccpb::{Event, KeyValue};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,11 @@ pub enum Command {
     /// Delete a lease and its keys (by a client, or by the leader on expiry).
     LeaseRevoke { id: i64 },
     /// Raise (`activate`) or clear an alarm for a member.
-    Alarm { activate: bool, member_id: u64, alarm: i32 },
+    Alarm {
+        activate: bool,
+        member_id: u64,
+        alarm: i32,
+    },
     /// A member publishes its name and client URLs.
     MemberAttrs { id: u64, attrs: MemberAttrs },
 }
@@ -59,7 +63,9 @@ impl Command {
     pub fn size(&self) -> usize {
         match self {
             Command::Put(b) | Command::DeleteRange(b) | Command::Txn(b) => b.len() + 8,
-            Command::MemberAttrs { attrs, .. } => 64 + attrs.name.len() + attrs.client_urls.iter().map(String::len).sum::<usize>(),
+            Command::MemberAttrs { attrs, .. } => {
+                64 + attrs.name.len() + attrs.client_urls.iter().map(String::len).sum::<usize>()
+            }
             _ => 32,
         }
     }
@@ -126,7 +132,11 @@ pub struct ApplyCtx<'a> {
 }
 
 /// Applies one command; returns the response and the events it produced (at its revision).
-pub fn apply(b: &mut ApplyBatch<'_>, ctx: &mut ApplyCtx<'_>, cmd: &Command) -> (Applied, Vec<Event>) {
+pub fn apply(
+    b: &mut ApplyBatch<'_>,
+    ctx: &mut ApplyCtx<'_>,
+    cmd: &Command,
+) -> (Applied, Vec<Event>) {
     let mut events = Vec::new();
     let result = match cmd {
         Command::Put(bytes) => decode::<PutRequest>(bytes).and_then(|req| {
@@ -143,11 +153,15 @@ pub fn apply(b: &mut ApplyBatch<'_>, ctx: &mut ApplyCtx<'_>, cmd: &Command) -> (
         }),
         Command::Txn(bytes) => decode::<TxnRequest>(bytes).and_then(|req| {
             let mut txn = b.txn();
-            let r = check_txn(&txn, ctx.lessor, &req).and_then(|_| run_txn(&mut txn, ctx.lessor, &req));
+            let r =
+                check_txn(&txn, ctx.lessor, &req).and_then(|_| run_txn(&mut txn, ctx.lessor, &req));
             events = txn.end().1;
             r.map(|resp| resp.encode_to_vec())
         }),
-        Command::Compact(rev) => b.compact(*rev).map(|_| Vec::new()).map_err(ApplyError::from),
+        Command::Compact(rev) => b
+            .compact(*rev)
+            .map(|_| Vec::new())
+            .map_err(ApplyError::from),
         Command::LeaseGrant { id, ttl } => {
             if ctx.lessor.exists(*id) {
                 Err(ApplyError::LeaseExists)
@@ -180,7 +194,11 @@ pub fn apply(b: &mut ApplyBatch<'_>, ctx: &mut ApplyCtx<'_>, cmd: &Command) -> (
                 r
             }
         },
-        Command::Alarm { activate, member_id, alarm } => {
+        Command::Alarm {
+            activate,
+            member_id,
+            alarm,
+        } => {
             let entry = (*member_id, *alarm);
             if *activate {
                 if !ctx.meta.alarms.contains(&entry) {
@@ -198,7 +216,14 @@ pub fn apply(b: &mut ApplyBatch<'_>, ctx: &mut ApplyCtx<'_>, cmd: &Command) -> (
             Ok(Vec::new())
         }
     };
-    (Applied { revision: b.st.current_rev, index: 0, result }, events)
+    (
+        Applied {
+            revision: b.st.current_rev,
+            index: 0,
+            result,
+        },
+        events,
+    )
 }
 
 fn decode<M: Message + Default>(b: &[u8]) -> Result<M, ApplyError> {
@@ -216,7 +241,11 @@ fn check_put(txn: &WriteTxn<'_, '_>, lessor: &Lessor, req: &PutRequest) -> Resul
     Ok(())
 }
 
-fn put(txn: &mut WriteTxn<'_, '_>, lessor: &Lessor, req: &PutRequest) -> Result<PutResponse, ApplyError> {
+fn put(
+    txn: &mut WriteTxn<'_, '_>,
+    lessor: &Lessor,
+    req: &PutRequest,
+) -> Result<PutResponse, ApplyError> {
     let prev = txn.get(&req.key)?;
     let value = match (&prev, req.ignore_value) {
         (Some(p), true) => p.value.clone(),
@@ -237,7 +266,10 @@ fn put(txn: &mut WriteTxn<'_, '_>, lessor: &Lessor, req: &PutRequest) -> Result<
     if lease != 0 {
         lessor.attach(&req.key, lease);
     }
-    Ok(PutResponse { header: None, prev_kv: if req.prev_kv { prev } else { None } })
+    Ok(PutResponse {
+        header: None,
+        prev_kv: if req.prev_kv { prev } else { None },
+    })
 }
 
 fn delete(
@@ -272,7 +304,11 @@ fn compare_holds(txn: &WriteTxn<'_, '_>, c: &Compare) -> Result<bool, ApplyError
     let kvs = if c.range_end.is_empty() {
         txn.get(&c.key)?.into_iter().collect::<Vec<_>>()
     } else {
-        let req = RangeRequest { key: c.key.clone(), range_end: c.range_end.clone(), ..Default::default() };
+        let req = RangeRequest {
+            key: c.key.clone(),
+            range_end: c.range_end.clone(),
+            ..Default::default()
+        };
         txn.range(&req)?.kvs
     };
     let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
@@ -288,7 +324,9 @@ fn compare_holds(txn: &WriteTxn<'_, '_>, c: &Compare) -> Result<bool, ApplyError
 fn compare_kv(c: &Compare, target: CompareTarget, kv: &KeyValue) -> bool {
     use std::cmp::Ordering;
     let ord = match (target, &c.target_union) {
-        (CompareTarget::Value, Some(TargetUnion::Value(v))) => kv.value.as_slice().cmp(v.as_slice()),
+        (CompareTarget::Value, Some(TargetUnion::Value(v))) => {
+            kv.value.as_slice().cmp(v.as_slice())
+        }
         (CompareTarget::Version, Some(TargetUnion::Version(v))) => kv.version.cmp(v),
         (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => kv.create_revision.cmp(v),
         (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => kv.mod_revision.cmp(v),
@@ -310,14 +348,21 @@ fn compare_kv(c: &Compare, target: CompareTarget, kv: &KeyValue) -> bool {
 
 /// Checks the puts of the branch a transaction will take, before it changes anything.
 fn check_txn(txn: &WriteTxn<'_, '_>, lessor: &Lessor, req: &TxnRequest) -> Result<(), ApplyError> {
-    let ops = if compares_hold(txn, &req.compare)? { &req.success } else { &req.failure };
+    let ops = if compares_hold(txn, &req.compare)? {
+        &req.success
+    } else {
+        &req.failure
+    };
     for op in ops {
         match &op.request {
             Some(Request::RequestPut(p)) => check_put(txn, lessor, p)?,
             Some(Request::RequestTxn(t)) => check_txn(txn, lessor, t)?,
             Some(Request::RequestRange(r)) => {
                 // A read of a compacted or future revision fails the whole transaction.
-                txn.range(&RangeRequest { count_only: true, ..r.clone() })?;
+                txn.range(&RangeRequest {
+                    count_only: true,
+                    ..r.clone()
+                })?;
             }
             _ => {}
         }
@@ -325,19 +370,35 @@ fn check_txn(txn: &WriteTxn<'_, '_>, lessor: &Lessor, req: &TxnRequest) -> Resul
     Ok(())
 }
 
-fn run_txn(txn: &mut WriteTxn<'_, '_>, lessor: &Lessor, req: &TxnRequest) -> Result<TxnResponse, ApplyError> {
+fn run_txn(
+    txn: &mut WriteTxn<'_, '_>,
+    lessor: &Lessor,
+    req: &TxnRequest,
+) -> Result<TxnResponse, ApplyError> {
     let succeeded = compares_hold(txn, &req.compare)?;
-    let ops = if succeeded { &req.success } else { &req.failure };
+    let ops = if succeeded {
+        &req.success
+    } else {
+        &req.failure
+    };
     let mut responses = Vec::with_capacity(ops.len());
     for op in ops {
         let response = match &op.request {
             Some(Request::RequestRange(r)) => Response::ResponseRange(txn.range(r)?),
             Some(Request::RequestPut(p)) => Response::ResponsePut(put(txn, lessor, p)?),
-            Some(Request::RequestDeleteRange(d)) => Response::ResponseDeleteRange(delete(txn, lessor, d)?),
+            Some(Request::RequestDeleteRange(d)) => {
+                Response::ResponseDeleteRange(delete(txn, lessor, d)?)
+            }
             Some(Request::RequestTxn(t)) => Response::ResponseTxn(run_txn(txn, lessor, t)?),
             None => continue,
         };
-        responses.push(ResponseOp { response: Some(response) });
+        responses.push(ResponseOp {
+            response: Some(response),
+        });
     }
-    Ok(TxnResponse { header: None, succeeded, responses })
+    Ok(TxnResponse {
+        header: None,
+        succeeded,
+        responses,
+    })
 }

@@ -54,16 +54,29 @@ pub fn initial_member_id(peer_urls: &[String], token: &str) -> u64 {
 }
 
 async fn identity(cfg: &ServerConfig, db: &Db, peers: &PeerClients) -> anyhow::Result<Identity> {
-    if let (Some(id), Some(cluster_id)) = (read_u64(db, META_MEMBER_ID)?, read_u64(db, META_CLUSTER_ID)?) {
-        return Ok(Identity { id, cluster_id, initial: None });
+    if let (Some(id), Some(cluster_id)) = (
+        read_u64(db, META_MEMBER_ID)?,
+        read_u64(db, META_CLUSTER_ID)?,
+    ) {
+        return Ok(Identity {
+            id,
+            cluster_id,
+            initial: None,
+        });
     }
     let members = cfg.initial_members()?;
     let mine = cfg.peer_urls();
     match cfg.initial_cluster_state {
         ClusterState::New => {
-            let (_, urls) = members.iter().find(|(n, _)| *n == cfg.name).with_context(|| {
-                format!("--initial-cluster has no member named {:?} (--name)", cfg.name)
-            })?;
+            let (_, urls) = members
+                .iter()
+                .find(|(n, _)| *n == cfg.name)
+                .with_context(|| {
+                    format!(
+                        "--initial-cluster has no member named {:?} (--name)",
+                        cfg.name
+                    )
+                })?;
             let (mut a, mut b) = (urls.clone(), mine.clone());
             a.sort();
             b.sort();
@@ -78,21 +91,37 @@ async fn identity(cfg: &ServerConfig, db: &Db, peers: &PeerClients) -> anyhow::R
             let mut initial = BTreeMap::new();
             for (name, urls) in &members {
                 let id = initial_member_id(urls, &cfg.initial_cluster_token);
-                initial.insert(id, Member { name: name.clone(), peer_urls: urls.clone() });
+                initial.insert(
+                    id,
+                    Member {
+                        name: name.clone(),
+                        peer_urls: urls.clone(),
+                    },
+                );
             }
             let ids: Vec<String> = initial.keys().map(|i| i.to_string()).collect();
             let cluster_id = hash_id(&[&ids.join(","), &cfg.initial_cluster_token]);
             let id = initial_member_id(&mine, &cfg.initial_cluster_token);
             write_identity(db, id, cluster_id)?;
-            Ok(Identity { id, cluster_id, initial: Some(initial) })
+            Ok(Identity {
+                id,
+                cluster_id,
+                initial: Some(initial),
+            })
         }
         ClusterState::Existing => {
             let mut last_err = String::from("no other member in --initial-cluster");
             for (_, urls) in &members {
                 for url in urls.iter().filter(|u| !mine.contains(u)) {
-                    match peers.call::<_, MembersInfo>(url, PeerRpc::Members, &(), Duration::from_secs(3)).await {
+                    match peers
+                        .call::<_, MembersInfo>(url, PeerRpc::Members, &(), Duration::from_secs(3))
+                        .await
+                    {
                         Ok(info) => {
-                            let me = info.members.iter().find(|(_, m, _)| m.peer_urls.iter().any(|u| mine.contains(u)));
+                            let me = info
+                                .members
+                                .iter()
+                                .find(|(_, m, _)| m.peer_urls.iter().any(|u| mine.contains(u)));
                             let Some((id, _, _)) = me else {
                                 anyhow::bail!(
                                     "this member ({}) is not in the cluster: add it first with `etcdctl member add {} --peer-urls={}`",
@@ -102,7 +131,11 @@ async fn identity(cfg: &ServerConfig, db: &Db, peers: &PeerClients) -> anyhow::R
                                 );
                             };
                             write_identity(db, *id, info.cluster_id)?;
-                            return Ok(Identity { id: *id, cluster_id: info.cluster_id, initial: None });
+                            return Ok(Identity {
+                                id: *id,
+                                cluster_id: info.cluster_id,
+                                initial: None,
+                            });
                         }
                         Err(e) => last_err = format!("{url}: {e}"),
                     }
@@ -137,7 +170,13 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     .context("raft configuration")?;
     let log = LogStore::new(db.clone(), metrics.clone(), ident.id)?;
     let durability = log.durability();
-    let sm = StateMachine::new(state.clone(), db.clone(), metrics.clone(), data_dir.join("member").join("snap"), durability.clone())?;
+    let sm = StateMachine::new(
+        state.clone(),
+        db.clone(),
+        metrics.clone(),
+        data_dir.join("member").join("snap"),
+        durability.clone(),
+    )?;
     let network = Network::new(peers.clone(), metrics.clone(), durability);
     let raft = Raft::new(ident.id, Arc::new(raft_config), network, log, sm).await?;
 
@@ -227,9 +266,13 @@ async fn watch_leadership(node: Arc<Node>) {
         }
         node.term.store(m.current_term, Ordering::Relaxed);
         let leading = m.state == ServerState::Leader;
-        node.metrics.has_leader.set(i64::from(m.current_leader.is_some()));
+        node.metrics
+            .has_leader
+            .set(i64::from(m.current_leader.is_some()));
         node.metrics.is_leader.set(i64::from(leading));
-        node.metrics.committed.set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
+        node.metrics
+            .committed
+            .set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
         let led_term = node.lease_term.load(Ordering::Acquire);
         if leading && led_term != m.current_term {
             // A new leader restarts every lease clock: no lease expires early for the change.
@@ -238,7 +281,11 @@ async fn watch_leadership(node: Arc<Node>) {
         } else if !leading && led_term != 0 {
             node.lease_term.store(0, Ordering::Release);
         }
-        let in_config = m.membership_config.membership().get_node(&node.id).is_some();
+        let in_config = m
+            .membership_config
+            .membership()
+            .get_node(&node.id)
+            .is_some();
         if in_config {
             member_seen = true;
         } else if member_seen && m.membership_config.log_id().is_some() {
@@ -293,26 +340,42 @@ async fn probe_peers(node: Arc<Node>) {
             return;
         }
         let info = node.members();
-        let probes = info.members.iter().filter(|(id, _, _)| *id != node.id).filter_map(|(id, m, _)| {
-            let url = m.peer_urls.first()?.clone();
-            let (id, peers) = (*id, node.peers.clone());
-            Some(async move {
-                let ok = peers.call::<_, MembersInfo>(&url, PeerRpc::Members, &(), Duration::from_secs(1)).await.is_ok();
-                peers.mark(id, ok);
-            })
-        });
+        let probes = info
+            .members
+            .iter()
+            .filter(|(id, _, _)| *id != node.id)
+            .filter_map(|(id, m, _)| {
+                let url = m.peer_urls.first()?.clone();
+                let (id, peers) = (*id, node.peers.clone());
+                Some(async move {
+                    let ok = peers
+                        .call::<_, MembersInfo>(&url, PeerRpc::Members, &(), Duration::from_secs(1))
+                        .await
+                        .is_ok();
+                    peers.mark(id, ok);
+                })
+            });
         futures::future::join_all(probes).await;
     }
 }
 
 /// Publishes this member's name and client URLs through the log (once they differ).
 async fn publish_attrs(node: Arc<Node>) {
-    let attrs = MemberAttrs { name: node.name.clone(), client_urls: node.client_urls.clone() };
+    let attrs = MemberAttrs {
+        name: node.name.clone(),
+        client_urls: node.client_urls.clone(),
+    };
     loop {
         if node.member_attrs().get(&node.id) == Some(&attrs) {
             return;
         }
-        match node.propose(Command::MemberAttrs { id: node.id, attrs: attrs.clone() }).await {
+        match node
+            .propose(Command::MemberAttrs {
+                id: node.id,
+                attrs: attrs.clone(),
+            })
+            .await
+        {
             Ok(_) => return,
             Err(e) => tracing::debug!("publishing member attributes: {e}; retrying"),
         }
@@ -323,14 +386,19 @@ async fn publish_attrs(node: Arc<Node>) {
 /// `store snapshot restore`: a new data dir holding the backup's key space and leases.
 pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
     if data_dir.exists() {
-        anyhow::bail!("data-dir {} exists; restore into a new directory", data_dir.display());
+        anyhow::bail!(
+            "data-dir {} exists; restore into a new directory",
+            data_dir.display()
+        );
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let mut payload = crate::snapshot::from_backup(&bytes)?;
     // A restored member starts a new cluster: no Raft history, no membership.
     payload.last_applied = None;
     payload.membership = Default::default();
-    payload.meta.retain(|(k, _)| k.as_slice() != crate::snapshot::META_CLUSTER);
+    payload
+        .meta
+        .retain(|(k, _)| k.as_slice() != crate::snapshot::META_CLUSTER);
     let db = Db::open(data_dir)?;
     crate::snapshot::install(&db, &payload)?;
     Ok(())

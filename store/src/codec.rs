@@ -9,7 +9,8 @@ pub struct CodecError(pub String);
 
 /// Encodes a value.
 pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(v, bincode::config::standard()).map_err(|e| CodecError(e.to_string()))
+    bincode::serde::encode_to_vec(v, bincode::config::standard())
+        .map_err(|e| CodecError(e.to_string()))
 }
 
 /// Decodes a value encoded by [`encode`].

@@ -68,25 +68,46 @@ pub struct ServerConfig {
     #[arg(long, env = "STORE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// URLs to listen on for client traffic (comma-separated).
-    #[arg(long, env = "STORE_LISTEN_CLIENT_URLS", default_value = "http://127.0.0.1:2379")]
+    #[arg(
+        long,
+        env = "STORE_LISTEN_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379"
+    )]
     pub listen_client_urls: String,
     /// Client URLs to advertise to the cluster (default: the listen URLs).
     #[arg(long, env = "STORE_ADVERTISE_CLIENT_URLS")]
     pub advertise_client_urls: Option<String>,
     /// URLs to listen on for peer traffic.
-    #[arg(long, env = "STORE_LISTEN_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long,
+        env = "STORE_LISTEN_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub listen_peer_urls: String,
     /// Peer URLs of this member as the others reach it.
-    #[arg(long, env = "STORE_INITIAL_ADVERTISE_PEER_URLS", default_value = "http://127.0.0.1:2380")]
+    #[arg(
+        long,
+        env = "STORE_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://127.0.0.1:2380"
+    )]
     pub initial_advertise_peer_urls: String,
     /// Initial cluster: `name=peer-url,...` (default: this member alone).
     #[arg(long, env = "STORE_INITIAL_CLUSTER")]
     pub initial_cluster: Option<String>,
     /// `new` to bootstrap, `existing` to join.
-    #[arg(long, env = "STORE_INITIAL_CLUSTER_STATE", value_enum, default_value = "new")]
+    #[arg(
+        long,
+        env = "STORE_INITIAL_CLUSTER_STATE",
+        value_enum,
+        default_value = "new"
+    )]
     pub initial_cluster_state: ClusterState,
     /// Token distinguishing clusters bootstrapped with the same members.
-    #[arg(long, env = "STORE_INITIAL_CLUSTER_TOKEN", default_value = "etcd-cluster")]
+    #[arg(
+        long,
+        env = "STORE_INITIAL_CLUSTER_TOKEN",
+        default_value = "etcd-cluster"
+    )]
     pub initial_cluster_token: String,
     /// URLs serving /health and /metrics over plain HTTP.
     #[arg(long, env = "STORE_LISTEN_METRICS_URLS")]
@@ -115,7 +136,11 @@ pub struct ServerConfig {
     #[arg(long, env = "STORE_QUOTA_BACKEND_BYTES", default_value_t = 0)]
     pub quota_backend_bytes: u64,
     /// Seconds between progress notifications to watchers that asked for them.
-    #[arg(long, env = "STORE_WATCH_PROGRESS_NOTIFY_INTERVAL", default_value_t = 600)]
+    #[arg(
+        long,
+        env = "STORE_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        default_value_t = 600
+    )]
     pub watch_progress_notify_interval: u64,
     /// Client server TLS certificate (PEM).
     #[arg(long, env = "STORE_CERT_FILE")]
@@ -145,18 +170,28 @@ pub struct ServerConfig {
 
 /// Splits a comma-separated URL list.
 pub fn split_urls(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|u| !u.is_empty()).map(String::from).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 impl ServerConfig {
     /// The data dir, defaulting to `<name>.store`.
     pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{}.store", self.name)))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("{}.store", self.name)))
     }
 
     /// Advertised client URLs.
     pub fn client_urls(&self) -> Vec<String> {
-        split_urls(self.advertise_client_urls.as_deref().unwrap_or(&self.listen_client_urls))
+        split_urls(
+            self.advertise_client_urls
+                .as_deref()
+                .unwrap_or(&self.listen_client_urls),
+        )
     }
 
     /// Advertised peer URLs.
@@ -174,7 +209,9 @@ impl ServerConfig {
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--initial-cluster: {part:?} is not name=url"))?;
             if !crate::node::valid_url(url) {
-                anyhow::bail!("--initial-cluster: {url:?} is not a valid peer URL (scheme://host:port)");
+                anyhow::bail!(
+                    "--initial-cluster: {url:?} is not a valid peer URL (scheme://host:port)"
+                );
             }
             match out.iter_mut().find(|(n, _)| n == name) {
                 Some((_, urls)) => urls.push(url.to_string()),

@@ -65,9 +65,18 @@ impl Db {
         let shown = data_dir.display().to_string();
         let path = data_dir.join("member").join("db");
         let fresh = !path.join("CURRENT").exists();
-        if fresh && path.exists() && std::fs::read_dir(&path).map_err(|e| OpenError::Io(shown.clone(), e))?.next().is_some() {
+        if fresh
+            && path.exists()
+            && std::fs::read_dir(&path)
+                .map_err(|e| OpenError::Io(shown.clone(), e))?
+                .next()
+                .is_some()
+        {
             // Database files without RocksDB's CURRENT: damaged, never silently recreated.
-            return Err(OpenError::Damaged(shown, "the database has files but no CURRENT file".into()));
+            return Err(OpenError::Damaged(
+                shown,
+                "the database has files but no CURRENT file".into(),
+            ));
         }
         if fresh && data_dir.exists() {
             let foreign = std::fs::read_dir(data_dir)
@@ -85,18 +94,35 @@ impl Db {
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.set_max_background_jobs(2);
         opts.set_paranoid_checks(true);
-        let cfs = ALL_CFS.iter().map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
-        let db = DB::open_cf_descriptors(&opts, &path, cfs).map_err(|e| OpenError::Rocks(shown.clone(), e))?;
+        let cfs = ALL_CFS
+            .iter()
+            .map(|n| ColumnFamilyDescriptor::new(*n, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, &path, cfs)
+            .map_err(|e| OpenError::Rocks(shown.clone(), e))?;
         let db = Db { db, fresh };
         let meta = db.cf(CF_META);
-        match db.db.get_cf(meta, FORMAT_KEY).map_err(|e| OpenError::Rocks(shown.clone(), e))? {
+        match db
+            .db
+            .get_cf(meta, FORMAT_KEY)
+            .map_err(|e| OpenError::Rocks(shown.clone(), e))?
+        {
             Some(v) if v == FORMAT_VALUE => {}
             Some(v) if OLDER_FORMATS.contains(&v.as_slice()) => {
-                return Err(OpenError::OlderFormat(shown, String::from_utf8_lossy(&v).into_owned()))
+                return Err(OpenError::OlderFormat(
+                    shown,
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
             }
-            Some(v) => return Err(OpenError::WrongFormat(shown, String::from_utf8_lossy(&v).into_owned())),
+            Some(v) => {
+                return Err(OpenError::WrongFormat(
+                    shown,
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            }
             None if fresh => {
-                db.db.put_cf(meta, FORMAT_KEY, FORMAT_VALUE).map_err(|e| OpenError::Rocks(shown.clone(), e))?;
+                db.db
+                    .put_cf(meta, FORMAT_KEY, FORMAT_VALUE)
+                    .map_err(|e| OpenError::Rocks(shown.clone(), e))?;
             }
             None => return Err(OpenError::WrongFormat(shown, "no format marker".into())),
         }
@@ -110,7 +136,9 @@ impl Db {
 
     /// A column family handle; the names are fixed at open, so absence is a bug.
     pub fn cf(&self, name: &str) -> &ColumnFamily {
-        self.db.cf_handle(name).unwrap_or_else(|| panic!("column family {name} opened at start"))
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| panic!("column family {name} opened at start"))
     }
 
     /// Bytes of the replicated state (key space, leases, metadata) in table files on disk.
@@ -124,7 +152,12 @@ impl Db {
         let mut total = 0u64;
         for name in [CF_KV, CF_LEASE, CF_META] {
             for prop in props {
-                total += self.db.property_int_value_cf(self.cf(name), *prop).ok().flatten().unwrap_or(0);
+                total += self
+                    .db
+                    .property_int_value_cf(self.cf(name), *prop)
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
             }
         }
         total
@@ -133,7 +166,8 @@ impl Db {
     /// Compacts every column family fully: RocksDB's equivalent of etcd's defragmentation.
     pub fn defragment(&self) -> Result<(), rocksdb::Error> {
         for name in ALL_CFS {
-            self.db.compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
+            self.db
+                .compact_range_cf(self.cf(name), None::<&[u8]>, None::<&[u8]>);
         }
         self.db.flush_wal(true)
     }
@@ -148,12 +182,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         {
             let db = Db::open(dir.path()).expect("a new data dir opens");
-            db.db.put_cf(db.cf(CF_META), FORMAT_KEY, b"pctl-store/1").expect("mark as format 1");
+            db.db
+                .put_cf(db.cf(CF_META), FORMAT_KEY, b"pctl-store/1")
+                .expect("mark as format 1");
         }
         let err = Db::open(dir.path()).err().expect("refused");
-        assert!(matches!(err, OpenError::OlderFormat(_, ref f) if f == "pctl-store/1"), "{err}");
+        assert!(
+            matches!(err, OpenError::OlderFormat(_, ref f) if f == "pctl-store/1"),
+            "{err}"
+        );
         assert!(err.to_string().contains("store snapshot restore"), "{err}");
         // Still refused the second time: nothing was rewritten.
-        assert!(matches!(Db::open(dir.path()), Err(OpenError::OlderFormat(..))));
+        assert!(matches!(
+            Db::open(dir.path()),
+            Err(OpenError::OlderFormat(..))
+        ));
     }
 }

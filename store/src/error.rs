@@ -69,14 +69,17 @@ impl StoreError {
     pub fn code(&self) -> Code {
         use StoreError::*;
         match self {
-            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | MemberBadUrls
-            | RequestTooLarge => Code::InvalidArgument,
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | MemberBadUrls | RequestTooLarge => Code::InvalidArgument,
             Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             NoSpace => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
-            LeaseExist | MemberExist | PeerUrlExist | MemberNotEnoughStarted | MemberNotLearner | LearnerNotReady => {
-                Code::FailedPrecondition
-            }
+            LeaseExist
+            | MemberExist
+            | PeerUrlExist
+            | MemberNotEnoughStarted
+            | MemberNotLearner
+            | LearnerNotReady => Code::FailedPrecondition,
             NoLeader | Stopped | Timeout | Unhealthy => Code::Unavailable,
             NotCapable => Code::Unimplemented,
             Internal(_) => Code::Unknown,

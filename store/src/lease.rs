@@ -65,11 +65,25 @@ impl Lessor {
     pub fn reload(&self, db: &Db, keys: Vec<(Vec<u8>, i64)>) -> Result<(), String> {
         let mut map = BTreeMap::new();
         let now = Instant::now();
-        for item in db.raw().iterator_cf(db.cf(CF_LEASE), rocksdb::IteratorMode::Start) {
+        for item in db
+            .raw()
+            .iterator_cf(db.cf(CF_LEASE), rocksdb::IteratorMode::Start)
+        {
             let (k, v) = item.map_err(|e| e.to_string())?;
-            let id = i64::from_be_bytes(k.as_ref().try_into().map_err(|_| "bad lease key".to_string())?);
+            let id = i64::from_be_bytes(
+                k.as_ref()
+                    .try_into()
+                    .map_err(|_| "bad lease key".to_string())?,
+            );
             let rec: LeaseRecord = crate::codec::decode(&v).map_err(|e| e.to_string())?;
-            map.insert(id, Lease { ttl: rec.ttl, keys: BTreeSet::new(), expiry: now + secs(rec.ttl) });
+            map.insert(
+                id,
+                Lease {
+                    ttl: rec.ttl,
+                    keys: BTreeSet::new(),
+                    expiry: now + secs(rec.ttl),
+                },
+            );
         }
         for (key, id) in keys {
             if let Some(l) = map.get_mut(&id) {
@@ -87,18 +101,29 @@ impl Lessor {
 
     /// Applies a grant (the caller persists the record).
     pub fn grant(&self, id: i64, ttl: i64) {
-        let lease = Lease { ttl, keys: BTreeSet::new(), expiry: Instant::now() + secs(ttl) };
+        let lease = Lease {
+            ttl,
+            keys: BTreeSet::new(),
+            expiry: Instant::now() + secs(ttl),
+        };
         self.leases.lock().insert(id, lease);
     }
 
     /// Applies a revoke; returns the keys that were attached.
     pub fn revoke(&self, id: i64) -> Option<Vec<Vec<u8>>> {
-        self.leases.lock().remove(&id).map(|l| l.keys.into_iter().collect())
+        self.leases
+            .lock()
+            .remove(&id)
+            .map(|l| l.keys.into_iter().collect())
     }
 
     /// Keys attached to a lease.
     pub fn keys(&self, id: i64) -> Vec<Vec<u8>> {
-        self.leases.lock().get(&id).map(|l| l.keys.iter().cloned().collect()).unwrap_or_default()
+        self.leases
+            .lock()
+            .get(&id)
+            .map(|l| l.keys.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Attaches a key to a lease (no-op for lease 0 or an unknown lease).
@@ -142,13 +167,22 @@ impl Lessor {
         let l = leases.get(&id)?;
         let left = l.expiry.saturating_duration_since(Instant::now());
         let remaining = (left.as_millis() as i64 + 999) / 1000;
-        Some(LeaseTtl { remaining, granted: l.ttl, keys: l.keys.iter().cloned().collect() })
+        Some(LeaseTtl {
+            remaining,
+            granted: l.ttl,
+            keys: l.keys.iter().cloned().collect(),
+        })
     }
 
     /// Leases whose clock has run out (the leader proposes their revocation).
     pub fn expired(&self) -> Vec<i64> {
         let now = Instant::now();
-        self.leases.lock().iter().filter(|(_, l)| l.expiry <= now).map(|(id, _)| *id).collect()
+        self.leases
+            .lock()
+            .iter()
+            .filter(|(_, l)| l.expiry <= now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 

@@ -13,13 +13,20 @@ fn main() -> std::process::ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Sub::Snapshot { op: SnapshotOp::Restore(args) }) => {
-            let dir = args.data_dir.unwrap_or_else(|| format!("{}.store", args.name).into());
+        Some(Sub::Snapshot {
+            op: SnapshotOp::Restore(args),
+        }) => {
+            let dir = args
+                .data_dir
+                .unwrap_or_else(|| format!("{}.store", args.name).into());
             store::bootstrap::restore(&args.file, &dir).map(|_| {
                 println!("restored snapshot into {}", dir.display());
             })
         }
-        None => match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        None => match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(rt) => rt.block_on(store::bootstrap::run(cli.server)),
             Err(e) => Err(e.into()),
         },

@@ -53,7 +53,8 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 
 fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
     let buckets = prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets");
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -69,30 +70,94 @@ impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
         Metrics {
-            committed: gauge(&r, "etcd_server_proposals_committed_total", "The total number of consensus proposals committed."),
-            applied: counter(&r, "etcd_server_proposals_applied_total", "The total number of consensus proposals applied."),
-            pending: gauge(&r, "etcd_server_proposals_pending", "The current number of pending proposals to commit."),
-            failed: counter(&r, "etcd_server_proposals_failed_total", "The total number of failed proposals seen."),
-            leader_changes: counter(&r, "etcd_server_leader_changes_seen_total", "The number of leader changes seen."),
-            has_leader: gauge(&r, "etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not."),
-            is_leader: gauge(&r, "etcd_server_is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise."),
-            wal_fsync: histogram(&r, "etcd_disk_wal_fsync_duration_seconds", "The latency distributions of synced Raft log appends."),
-            backend_commit: histogram(&r, "etcd_disk_backend_commit_duration_seconds", "The latency distributions of state-machine batch writes."),
-            peer_rtt: histogram(&r, "etcd_network_peer_round_trip_time_seconds", "Round-trip time of Raft AppendEntries to peers."),
-            append_handling: histogram(&r, "store_peer_append_entries_handling_seconds", "Time this member takes to handle a Raft AppendEntries."),
-            proposal_duration: histogram(&r, "store_proposal_duration_seconds", "Time from proposing a command until it is applied."),
+            committed: gauge(
+                &r,
+                "etcd_server_proposals_committed_total",
+                "The total number of consensus proposals committed.",
+            ),
+            applied: counter(
+                &r,
+                "etcd_server_proposals_applied_total",
+                "The total number of consensus proposals applied.",
+            ),
+            pending: gauge(
+                &r,
+                "etcd_server_proposals_pending",
+                "The current number of pending proposals to commit.",
+            ),
+            failed: counter(
+                &r,
+                "etcd_server_proposals_failed_total",
+                "The total number of failed proposals seen.",
+            ),
+            leader_changes: counter(
+                &r,
+                "etcd_server_leader_changes_seen_total",
+                "The number of leader changes seen.",
+            ),
+            has_leader: gauge(
+                &r,
+                "etcd_server_has_leader",
+                "Whether or not a leader exists. 1 is existence, 0 is not.",
+            ),
+            is_leader: gauge(
+                &r,
+                "etcd_server_is_leader",
+                "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            ),
+            wal_fsync: histogram(
+                &r,
+                "etcd_disk_wal_fsync_duration_seconds",
+                "The latency distributions of synced Raft log appends.",
+            ),
+            backend_commit: histogram(
+                &r,
+                "etcd_disk_backend_commit_duration_seconds",
+                "The latency distributions of state-machine batch writes.",
+            ),
+            peer_rtt: histogram(
+                &r,
+                "etcd_network_peer_round_trip_time_seconds",
+                "Round-trip time of Raft AppendEntries to peers.",
+            ),
+            append_handling: histogram(
+                &r,
+                "store_peer_append_entries_handling_seconds",
+                "Time this member takes to handle a Raft AppendEntries.",
+            ),
+            proposal_duration: histogram(
+                &r,
+                "store_proposal_duration_seconds",
+                "Time from proposing a command until it is applied.",
+            ),
             batch_size: {
                 let buckets = prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets");
                 let h = Histogram::with_opts(
-                    HistogramOpts::new("store_proposal_batch_commands", "Commands per proposed log entry.").buckets(buckets),
+                    HistogramOpts::new(
+                        "store_proposal_batch_commands",
+                        "Commands per proposed log entry.",
+                    )
+                    .buckets(buckets),
                 )
                 .expect("valid metric");
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
-            watchers: gauge(&r, "etcd_debugging_mvcc_watcher_total", "Total number of watchers."),
-            db_size: gauge(&r, "etcd_mvcc_db_total_size_in_bytes", "Total size of the underlying database in bytes."),
-            revision: gauge(&r, "etcd_debugging_mvcc_current_revision", "The current revision of the store."),
+            watchers: gauge(
+                &r,
+                "etcd_debugging_mvcc_watcher_total",
+                "Total number of watchers.",
+            ),
+            db_size: gauge(
+                &r,
+                "etcd_mvcc_db_total_size_in_bytes",
+                "Total size of the underlying database in bytes.",
+            ),
+            revision: gauge(
+                &r,
+                "etcd_debugging_mvcc_current_revision",
+                "The current revision of the store.",
+            ),
             registry: r,
         }
     }

@@ -66,7 +66,10 @@ pub enum LeaseOpResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum MemberChange {
     /// Add a member (voter, or learner).
-    Add { peer_urls: Vec<String>, learner: bool },
+    Add {
+        peer_urls: Vec<String>,
+        learner: bool,
+    },
     /// Remove a member.
     Remove { id: u64 },
     /// Make a learner a voter.
@@ -156,7 +159,11 @@ fn answer(waiters: Vec<Waiter>, results: Result<Vec<Result<Applied, StoreError>>
             }
             return;
         }
-        Ok(results) => StoreError::Internal(format!("{} results for {} commands", results.len(), waiters.len())),
+        Ok(results) => StoreError::Internal(format!(
+            "{} results for {} commands",
+            results.len(),
+            waiters.len()
+        )),
         Err(e) => e,
     };
     for w in waiters {
@@ -273,7 +280,10 @@ impl Node {
     }
 
     fn peer_url(m: &Member) -> Result<&str, StoreError> {
-        m.peer_urls.first().map(String::as_str).ok_or(StoreError::NoLeader)
+        m.peer_urls
+            .first()
+            .map(String::as_str)
+            .ok_or(StoreError::NoLeader)
     }
 
     /// Runs `cmd` through Raft (on the leader, forwarding if needed); returns once applied
@@ -282,7 +292,9 @@ impl Node {
         self.metrics.pending.inc();
         let started = std::time::Instant::now();
         let res = self.propose_inner(cmd).await;
-        self.metrics.proposal_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .proposal_duration
+            .observe(started.elapsed().as_secs_f64());
         self.metrics.pending.dec();
         if res.is_err() {
             self.metrics.failed.inc();
@@ -299,7 +311,11 @@ impl Node {
             .await?;
         // Read-your-writes on this member: wait until it applied the same entry (not only
         // the same revision: a compaction or a lease change leaves the revision as it is).
-        if !self.state.wait_applied(applied.index, REQUEST_TIMEOUT).await {
+        if !self
+            .state
+            .wait_applied(applied.index, REQUEST_TIMEOUT)
+            .await
+        {
             return Err(StoreError::Timeout);
         }
         Ok(applied)
@@ -308,7 +324,12 @@ impl Node {
     /// Runs `local` if this member leads, else sends `req` to the leader's `rpc`. While no
     /// leader is known or reachable (an election is under way), waits and tries again, up to
     /// [`REQUEST_TIMEOUT`]. A request that may have reached the leader is never repeated.
-    async fn leader_or_forward<Req, T, F, Fut>(&self, rpc: PeerRpc, req: &Req, local: F) -> Result<T, StoreError>
+    async fn leader_or_forward<Req, T, F, Fut>(
+        &self,
+        rpc: PeerRpc,
+        req: &Req,
+        local: F,
+    ) -> Result<T, StoreError>
     where
         Req: Serialize,
         T: serde::de::DeserializeOwned,
@@ -316,7 +337,11 @@ impl Node {
         Fut: std::future::Future<Output = Result<T, StoreError>>,
     {
         self.leader_or_else(local, |url, left| async move {
-            match self.peers.call::<Req, Result<T, StoreError>>(&url, rpc, req, left).await {
+            match self
+                .peers
+                .call::<Req, Result<T, StoreError>>(&url, rpc, req, left)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => Err(forward_err(e)),
             }
@@ -353,9 +378,16 @@ impl Node {
 
     /// Queues `cmd` for [`Node::serve_forwards`], which sends concurrent commands to the
     /// leader at `url` in one call.
-    async fn forward_proposal(&self, cmd: Command, url: String, left: Duration) -> Result<Applied, StoreError> {
+    async fn forward_proposal(
+        &self,
+        cmd: Command,
+        url: String,
+        left: Duration,
+    ) -> Result<Applied, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.forwards.send(Forward { cmd, url, tx }).map_err(|_| StoreError::Stopped)?;
+        self.forwards
+            .send(Forward { cmd, url, tx })
+            .map_err(|_| StoreError::Stopped)?;
         result_within(rx, left).await
     }
 
@@ -364,23 +396,41 @@ impl Node {
     /// the leader puts concurrent commands in one log entry. Each command gets its own
     /// result; a call that cannot have reached the leader answers NoLeader, so the commands
     /// are retried, and one that may have reached it is never repeated.
-    pub async fn serve_forwards(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>) {
+    pub async fn serve_forwards(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>,
+    ) {
         const MAX_CALLS_IN_FLIGHT: usize = 8;
         let mut carry: Option<Forward> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_CALLS_IN_FLIGHT));
         loop {
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-            let Some(batch) = next_batch(&mut rx, &mut carry, |f| &f.cmd, |first, f| f.url == first.url).await else {
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(batch) = next_batch(
+                &mut rx,
+                &mut carry,
+                |f| &f.cmd,
+                |first, f| f.url == first.url,
+            )
+            .await
+            else {
                 return;
             };
             let url = batch[0].url.clone();
             let node = self.clone();
             tokio::spawn(async move {
                 let _permit = permit;
-                let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|f| (f.cmd, f.tx)).unzip();
+                let (cmds, waiters): (Vec<Command>, Vec<_>) =
+                    batch.into_iter().map(|f| (f.cmd, f.tx)).unzip();
                 let res = node
                     .peers
-                    .call::<Vec<Command>, Vec<Result<Applied, StoreError>>>(&url, PeerRpc::Propose, &cmds, REQUEST_TIMEOUT)
+                    .call::<Vec<Command>, Vec<Result<Applied, StoreError>>>(
+                        &url,
+                        PeerRpc::Propose,
+                        &cmds,
+                        REQUEST_TIMEOUT,
+                    )
                     .await;
                 answer(waiters, res.map_err(forward_err));
             });
@@ -391,7 +441,9 @@ impl Node {
     /// queued for [`Node::serve_proposals`], which puts concurrent commands in one entry.
     pub async fn propose_as_leader(&self, cmd: Command) -> Result<Applied, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.proposals.send(Proposal { cmd, tx }).map_err(|_| StoreError::Stopped)?;
+        self.proposals
+            .send(Proposal { cmd, tx })
+            .map_err(|_| StoreError::Stopped)?;
         result_within(rx, REQUEST_TIMEOUT).await
     }
 
@@ -399,34 +451,57 @@ impl Node {
     /// entry was being submitted goes into the next one (bounded in count and bytes), so
     /// under load Raft handles few large entries instead of many small ones. Entries are
     /// submitted in order and their results awaited concurrently.
-    pub async fn serve_proposals(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>) {
+    pub async fn serve_proposals(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
+    ) {
         const MAX_ENTRIES_IN_FLIGHT: usize = 2;
         let mut carry: Option<Proposal> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_ENTRIES_IN_FLIGHT));
         loop {
             // While the entries in flight are not applied, proposals queue up and the next
             // entry takes them all: the batch grows with the load.
-            let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-            let Some(batch) = next_batch(&mut rx, &mut carry, |p| &p.cmd, |_, _| true).await else { return };
-            let (cmds, waiters): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
+            let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let Some(batch) = next_batch(&mut rx, &mut carry, |p| &p.cmd, |_, _| true).await else {
+                return;
+            };
+            let (cmds, waiters): (Vec<Command>, Vec<_>) =
+                batch.into_iter().map(|p| (p.cmd, p.tx)).unzip();
             self.metrics.batch_size.observe(cmds.len() as f64);
             // The state machine answers the waiters as it applies the entry (and so frees
             // its place in flight); Raft's responder only reports an entry that failed.
             let proposer = self.id;
-            let ticket = self.state.waiting.register(proposer, Box::new(move |results| {
-                let _permit = permit;
-                answer(waiters, results.map(|r| r.into_iter().map(Ok).collect()));
-            }));
-            match self.raft.client_write_ff(Proposed { proposer, ticket, cmds }).await {
+            let ticket = self.state.waiting.register(
+                proposer,
+                Box::new(move |results| {
+                    let _permit = permit;
+                    answer(waiters, results.map(|r| r.into_iter().map(Ok).collect()));
+                }),
+            );
+            match self
+                .raft
+                .client_write_ff(Proposed {
+                    proposer,
+                    ticket,
+                    cmds,
+                })
+                .await
+            {
                 Err(_) => {
-                    self.state.waiting.answer(proposer, ticket, Err(StoreError::Stopped));
+                    self.state
+                        .waiting
+                        .answer(proposer, ticket, Err(StoreError::Stopped));
                 }
                 Ok(responder) => {
                     let node = self.clone();
                     tokio::spawn(async move {
                         let err = match responder.await {
                             // Applied, so answered already (this only guards against a leak).
-                            Ok(Ok(_)) => StoreError::Internal("entry applied without its results".into()),
+                            Ok(Ok(_)) => {
+                                StoreError::Internal("entry applied without its results".into())
+                            }
                             Ok(Err(ClientWriteError::ForwardToLeader(_))) => StoreError::NoLeader,
                             Ok(Err(e)) => StoreError::Internal(e.to_string()),
                             Err(_) => StoreError::Stopped,
@@ -442,7 +517,9 @@ impl Node {
     /// and waits until this member applied everything committed before the call.
     pub async fn read_index(&self) -> Result<(), StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.read_waiters.send(tx).map_err(|_| StoreError::Stopped)?;
+        self.read_waiters
+            .send(tx)
+            .map_err(|_| StoreError::Stopped)?;
         let index = rx.await.map_err(|_| StoreError::Stopped)??;
         if let Some(index) = index {
             self.raft
@@ -456,13 +533,18 @@ impl Node {
 
     /// Serves queued linearizable reads: every read queued before a leader round trip
     /// starts may use the index it returns, so one round trip serves the whole batch.
-    pub async fn serve_read_index(self: Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<ReadWaiter>) {
+    pub async fn serve_read_index(
+        self: Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<ReadWaiter>,
+    ) {
         while let Some(first) = rx.recv().await {
             let mut waiters = vec![first];
             while let Ok(w) = rx.try_recv() {
                 waiters.push(w);
             }
-            let res = self.leader_or_forward(PeerRpc::ReadIndex, &(), || self.leader_read_index()).await;
+            let res = self
+                .leader_or_forward(PeerRpc::ReadIndex, &(), || self.leader_read_index())
+                .await;
             for w in waiters {
                 let _ = w.send(res.clone());
             }
@@ -481,7 +563,10 @@ impl Node {
 
     /// Runs a lease operation on the leader.
     pub async fn lease_op(&self, op: LeaseOp) -> Result<LeaseOpResult, StoreError> {
-        self.leader_or_forward(PeerRpc::LeaseOp, &op, || std::future::ready(self.leader_lease_op(op.clone()))).await
+        self.leader_or_forward(PeerRpc::LeaseOp, &op, || {
+            std::future::ready(self.leader_lease_op(op.clone()))
+        })
+        .await
     }
 
     /// A lease operation, on this member as leader.
@@ -500,8 +585,14 @@ impl Node {
         let m = self.raft.metrics().borrow().membership_config.clone();
         let membership = m.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let members = membership.nodes().map(|(id, n)| (*id, n.clone(), !voters.contains(id))).collect();
-        MembersInfo { cluster_id: self.cluster_id, members }
+        let members = membership
+            .nodes()
+            .map(|(id, n)| (*id, n.clone(), !voters.contains(id)))
+            .collect();
+        MembersInfo {
+            cluster_id: self.cluster_id,
+            members,
+        }
     }
 
     /// Published attributes of members.
@@ -512,7 +603,12 @@ impl Node {
     /// Voters that have answered this leader without a failure since `since` (this member
     /// counts itself).
     fn connected_since(&self, voters: &[u64], since: std::time::Instant) -> usize {
-        voters.iter().filter(|id| **id == self.id || self.peers.active_since(**id).is_some_and(|t| t <= since)).count()
+        voters
+            .iter()
+            .filter(|id| {
+                **id == self.id || self.peers.active_since(**id).is_some_and(|t| t <= since)
+            })
+            .count()
     }
 
     /// etcd's mayAddMember: a new voter raises the quorum, so the started members must still
@@ -521,13 +617,23 @@ impl Node {
         if !self.limits.strict_reconfig_check {
             return Ok(());
         }
-        let voters: Vec<u64> = info.members.iter().filter(|(_, _, learner)| !learner).map(|(id, _, _)| *id).collect();
+        let voters: Vec<u64> = info
+            .members
+            .iter()
+            .filter(|(_, _, learner)| !learner)
+            .map(|(id, _, _)| *id)
+            .collect();
         let attrs = self.member_attrs();
-        let started = voters.iter().filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty())).count();
+        let started = voters
+            .iter()
+            .filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty()))
+            .count();
         if started < (voters.len() + 1) / 2 + 1 {
             return Err(StoreError::MemberNotEnoughStarted);
         }
-        let since = std::time::Instant::now().checked_sub(HEALTH_INTERVAL).unwrap_or_else(std::time::Instant::now);
+        let since = std::time::Instant::now()
+            .checked_sub(HEALTH_INTERVAL)
+            .unwrap_or_else(std::time::Instant::now);
         if self.connected_since(&voters, since) < voters.len() {
             return Err(StoreError::Unhealthy);
         }
@@ -543,8 +649,15 @@ impl Node {
         if id != self.id && self.peers.active_since(id).is_none() {
             return Ok(());
         }
-        let voters: Vec<u64> = info.members.iter().filter(|(_, _, learner)| !learner).map(|(id, _, _)| *id).collect();
-        let since = std::time::Instant::now().checked_sub(HEALTH_INTERVAL).unwrap_or_else(std::time::Instant::now);
+        let voters: Vec<u64> = info
+            .members
+            .iter()
+            .filter(|(_, _, learner)| !learner)
+            .map(|(id, _, _)| *id)
+            .collect();
+        let since = std::time::Instant::now()
+            .checked_sub(HEALTH_INTERVAL)
+            .unwrap_or_else(std::time::Instant::now);
         let active = self.connected_since(&voters, since);
         if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
             return Err(StoreError::Unhealthy);
@@ -553,17 +666,28 @@ impl Node {
     }
 
     /// Runs a membership change on the leader; returns the added member, if any.
-    pub async fn member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
-        self.leader_or_forward(PeerRpc::MemberChange, &change, || self.leader_member_change(change.clone())).await
+    pub async fn member_change(
+        &self,
+        change: MemberChange,
+    ) -> Result<Option<(u64, Member)>, StoreError> {
+        self.leader_or_forward(PeerRpc::MemberChange, &change, || {
+            self.leader_member_change(change.clone())
+        })
+        .await
     }
 
     /// A membership change, on this member as leader, through joint consensus.
-    pub async fn leader_member_change(&self, change: MemberChange) -> Result<Option<(u64, Member)>, StoreError> {
+    pub async fn leader_member_change(
+        &self,
+        change: MemberChange,
+    ) -> Result<Option<(u64, Member)>, StoreError> {
         let info = self.members();
         let find = |id: u64| info.members.iter().find(|(i, _, _)| *i == id).cloned();
         let change_err = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => StoreError::NoLeader,
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => StoreError::Internal(e.to_string()),
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+                StoreError::Internal(e.to_string())
+            }
             e => raft_unavailable(e),
         };
         match change {
@@ -574,18 +698,31 @@ impl Node {
                 if !learner {
                     self.may_add_voter(&info)?;
                 }
-                if info.members.iter().any(|(_, m, _)| m.peer_urls.iter().any(|u| peer_urls.contains(u))) {
+                if info
+                    .members
+                    .iter()
+                    .any(|(_, m, _)| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
+                {
                     return Err(StoreError::PeerUrlExist);
                 }
                 let id = new_member_id(&peer_urls, self.cluster_id);
                 if find(id).is_some() {
                     return Err(StoreError::MemberExist);
                 }
-                let member = Member { name: String::new(), peer_urls };
-                self.raft.add_learner(id, member.clone(), false).await.map_err(change_err)?;
+                let member = Member {
+                    name: String::new(),
+                    peer_urls,
+                };
+                self.raft
+                    .add_learner(id, member.clone(), false)
+                    .await
+                    .map_err(change_err)?;
                 if !learner {
                     let voters = BTreeSet::from([id]);
-                    self.raft.change_membership(ChangeMembers::AddVoterIds(voters), false).await.map_err(change_err)?;
+                    self.raft
+                        .change_membership(ChangeMembers::AddVoterIds(voters), false)
+                        .await
+                        .map_err(change_err)?;
                 }
                 Ok(Some((id, member)))
             }
@@ -595,8 +732,15 @@ impl Node {
                     self.may_remove_voter(&info, id)?;
                 }
                 let ids = BTreeSet::from([id]);
-                let change = if learner { ChangeMembers::RemoveNodes(ids) } else { ChangeMembers::RemoveVoters(ids) };
-                self.raft.change_membership(change, false).await.map_err(change_err)?;
+                let change = if learner {
+                    ChangeMembers::RemoveNodes(ids)
+                } else {
+                    ChangeMembers::RemoveVoters(ids)
+                };
+                self.raft
+                    .change_membership(change, false)
+                    .await
+                    .map_err(change_err)?;
                 Ok(None)
             }
             MemberChange::Promote { id } => {
@@ -630,7 +774,10 @@ impl Node {
                 }
                 member.peer_urls = peer_urls;
                 self.raft
-                    .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, member)])), false)
+                    .change_membership(
+                        ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
+                        false,
+                    )
                     .await
                     .map_err(change_err)?;
                 Ok(None)
@@ -642,7 +789,14 @@ impl Node {
     /// NOSPACE alarm the first time, as etcd does.
     pub async fn check_quota(&self, cost: usize) -> Result<(), StoreError> {
         const NOSPACE: i32 = 1;
-        if self.state.cluster.read().alarms.iter().any(|(_, a)| *a == NOSPACE) {
+        if self
+            .state
+            .cluster
+            .read()
+            .alarms
+            .iter()
+            .any(|(_, a)| *a == NOSPACE)
+        {
             return Err(StoreError::NoSpace);
         }
         let quota = match self.limits.quota_backend_bytes {
@@ -650,7 +804,13 @@ impl Node {
             q => q,
         };
         if self.db_size() + cost as u64 > quota {
-            let _ = self.propose(Command::Alarm { activate: true, member_id: self.id, alarm: NOSPACE }).await;
+            let _ = self
+                .propose(Command::Alarm {
+                    activate: true,
+                    member_id: self.id,
+                    alarm: NOSPACE,
+                })
+                .await;
             return Err(StoreError::NoSpace);
         }
         Ok(())
@@ -660,7 +820,9 @@ impl Node {
 /// A URL etcd accepts for a member: http or https with host and port.
 pub fn valid_url(u: &str) -> bool {
     match url::Url::parse(u) {
-        Ok(p) => matches!(p.scheme(), "http" | "https") && p.host_str().is_some() && p.port().is_some(),
+        Ok(p) => {
+            matches!(p.scheme(), "http" | "https") && p.host_str().is_some() && p.port().is_some()
+        }
         Err(_) => false,
     }
 }
@@ -668,8 +830,15 @@ pub fn valid_url(u: &str) -> bool {
 /// A member ID derived from its peer URLs and the cluster (plus the time for added members,
 /// so that re-adding the same URLs gives a new ID, as in etcd).
 pub fn new_member_id(peer_urls: &[String], cluster_id: u64) -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    hash_id(&[&peer_urls.join(","), &cluster_id.to_string(), &now.to_string()])
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    hash_id(&[
+        &peer_urls.join(","),
+        &cluster_id.to_string(),
+        &now.to_string(),
+    ])
 }
 
 /// A stable non-zero 64-bit ID from strings.
@@ -690,7 +859,11 @@ mod batch_tests {
     use super::*;
 
     fn cmd(member_id: u64) -> Command {
-        Command::Alarm { activate: true, member_id, alarm: 1 }
+        Command::Alarm {
+            activate: true,
+            member_id,
+            alarm: 1,
+        }
     }
 
     #[tokio::test]
@@ -701,21 +874,35 @@ mod batch_tests {
         }
         let mut carry = None;
         let by_url = |first: &(Command, &str), next: &(Command, &str)| first.1 == next.1;
-        let first = next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.expect("a batch");
+        let first = next_batch(&mut rx, &mut carry, |x| &x.0, by_url)
+            .await
+            .expect("a batch");
         assert_eq!(first.iter().map(|x| x.1).collect::<Vec<_>>(), ["a", "a"]);
-        let second = next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.expect("a batch");
+        let second = next_batch(&mut rx, &mut carry, |x| &x.0, by_url)
+            .await
+            .expect("a batch");
         assert_eq!(second.len(), 2);
         assert!(carry.is_none());
         drop(tx);
-        assert!(next_batch(&mut rx, &mut carry, |x| &x.0, by_url).await.is_none());
+        assert!(next_batch(&mut rx, &mut carry, |x| &x.0, by_url)
+            .await
+            .is_none());
     }
 
     #[tokio::test]
     async fn every_waiter_gets_its_own_result_or_the_batch_error() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..2).map(|_| tokio::sync::oneshot::channel()).unzip();
-        let applied = |revision| Applied { revision, index: 1, result: Ok(Vec::new()) };
+        let applied = |revision| Applied {
+            revision,
+            index: 1,
+            result: Ok(Vec::new()),
+        };
         answer(txs, Ok(vec![Ok(applied(5)), Err(StoreError::NoLeader)]));
-        let got: Vec<_> = futures::future::join_all(rxs).await.into_iter().map(|r| r.expect("answered")).collect();
+        let got: Vec<_> = futures::future::join_all(rxs)
+            .await
+            .into_iter()
+            .map(|r| r.expect("answered"))
+            .collect();
         assert!(matches!(&got[0], Ok(a) if a.revision == 5));
         assert!(matches!(&got[1], Err(StoreError::NoLeader)));
         // A leader that answers for fewer commands than it was sent fails the whole batch.

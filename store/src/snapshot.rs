@@ -76,7 +76,13 @@ pub fn capture(db: &Db) -> Result<Payload, SnapshotError> {
     };
     let mut meta = read(CF_META)?;
     meta.retain(|(k, _)| !LOCAL_META.contains(&k.as_slice()));
-    Ok(Payload { last_applied, membership, kv: read(CF_KV)?, lease: read(CF_LEASE)?, meta })
+    Ok(Payload {
+        last_applied,
+        membership,
+        kv: read(CF_KV)?,
+        lease: read(CF_LEASE)?,
+        meta,
+    })
 }
 
 /// Replaces the replicated state in the database with `p` (one atomic write).
@@ -100,8 +106,16 @@ pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
             batch.put_cf(db.cf(cf), k, v);
         }
     }
-    batch.put_cf(db.cf(CF_META), META_LAST_APPLIED, codec::encode(&p.last_applied)?);
-    batch.put_cf(db.cf(CF_META), META_MEMBERSHIP, codec::encode(&p.membership)?);
+    batch.put_cf(
+        db.cf(CF_META),
+        META_LAST_APPLIED,
+        codec::encode(&p.last_applied)?,
+    );
+    batch.put_cf(
+        db.cf(CF_META),
+        META_MEMBERSHIP,
+        codec::encode(&p.membership)?,
+    );
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     raw.write_opt(batch, &opts)?;

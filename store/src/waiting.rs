@@ -29,7 +29,10 @@ impl Default for Waiting {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1)
             .max(1);
-        Waiting { next: AtomicU64::new(start), answers: Mutex::new(HashMap::new()) }
+        Waiting {
+            next: AtomicU64::new(start),
+            answers: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -43,8 +46,15 @@ impl Waiting {
     }
 
     /// Answers `ticket` of `proposer`, if it is still waiting here; true if it was.
-    pub fn answer(&self, proposer: u64, ticket: u64, result: Result<Vec<Applied>, StoreError>) -> bool {
-        let Some(answer) = self.answers.lock().remove(&(proposer, ticket)) else { return false };
+    pub fn answer(
+        &self,
+        proposer: u64,
+        ticket: u64,
+        result: Result<Vec<Applied>, StoreError>,
+    ) -> bool {
+        let Some(answer) = self.answers.lock().remove(&(proposer, ticket)) else {
+            return false;
+        };
         answer(result);
         true
     }
@@ -58,9 +68,12 @@ mod tests {
     fn a_ticket_is_answered_once() {
         let w = Waiting::default();
         let (tx, rx) = std::sync::mpsc::channel();
-        let t = w.register(7, Box::new(move |r| {
-            let _ = tx.send(r.map(|v| v.len()));
-        }));
+        let t = w.register(
+            7,
+            Box::new(move |r| {
+                let _ = tx.send(r.map(|v| v.len()));
+            }),
+        );
         // The same ticket number from another proposer is not ours.
         assert!(!w.answer(8, t, Err(StoreError::NoLeader)));
         assert!(w.answer(7, t, Ok(Vec::new())));

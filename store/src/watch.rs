@@ -33,7 +33,10 @@ const HUB_CAPACITY: usize = 16 * 1024;
 
 impl Default for WatchHub {
     fn default() -> Self {
-        WatchHub { tx: broadcast::channel(HUB_CAPACITY).0, watchers: AtomicI64::new(0) }
+        WatchHub {
+            tx: broadcast::channel(HUB_CAPACITY).0,
+            watchers: AtomicI64::new(0),
+        }
     }
 }
 
@@ -42,13 +45,21 @@ impl WatchHub {
     pub fn publish(&self, batches: Vec<(i64, Vec<Event>)>) {
         for (rev, events) in batches {
             // No subscriber is not an error.
-            let _ = self.tx.send(Arc::new(Published { rev, events, reset: false }));
+            let _ = self.tx.send(Arc::new(Published {
+                rev,
+                events,
+                reset: false,
+            }));
         }
     }
 
     /// Tells watchers the store jumped to `rev` (snapshot install).
     pub fn reset(&self, rev: i64) {
-        let _ = self.tx.send(Arc::new(Published { rev, events: Vec::new(), reset: true }));
+        let _ = self.tx.send(Arc::new(Published {
+            rev,
+            events: Vec::new(),
+            reset: true,
+        }));
     }
 
     /// Subscribes to transactions published from now on.

@@ -17,7 +17,14 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         let state = Arc::new(StoreState::load(db.clone()).expect("load state"));
         // The suite's votes are for node 0: its appends under them are a leader's own.
         let log = LogStore::new(db.clone(), metrics.clone(), 0)?;
-        let sm = StateMachine::new(state, db, metrics, dir.path().join("snap"), log.durability()).expect("state machine");
+        let sm = StateMachine::new(
+            state,
+            db,
+            metrics,
+            dir.path().join("snap"),
+            log.durability(),
+        )
+        .expect("state machine");
         Ok((dir, log, sm))
     }
 }

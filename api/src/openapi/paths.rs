@@ -3,7 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::schemas::{list_schema_name, reference, BINDING, DELETE_OPTIONS, EVICTION, PATCH, SCALE, STATUS};
+use super::schemas::{
+    list_schema_name, reference, BINDING, DELETE_OPTIONS, EVICTION, PATCH, SCALE, STATUS,
+};
 use crate::registry::Resource;
 
 /// How the query parameters of an operation read (descriptions as Kubernetes words them).
@@ -47,15 +49,38 @@ fn queries(names: &[&str]) -> Vec<Value> {
 }
 
 const LIST_QUERIES: &[&str] = &[
-    "allowWatchBookmarks", "continue", "fieldSelector", "labelSelector", "limit", "resourceVersion",
-    "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds", "watch",
+    "allowWatchBookmarks",
+    "continue",
+    "fieldSelector",
+    "labelSelector",
+    "limit",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "sendInitialEvents",
+    "timeoutSeconds",
+    "watch",
 ];
 const WRITE_QUERIES: &[&str] = &["dryRun", "fieldManager", "fieldValidation"];
 const PATCH_QUERIES: &[&str] = &["dryRun", "fieldManager", "fieldValidation", "force"];
-const DELETE_QUERIES: &[&str] = &["dryRun", "gracePeriodSeconds", "orphanDependents", "propagationPolicy"];
+const DELETE_QUERIES: &[&str] = &[
+    "dryRun",
+    "gracePeriodSeconds",
+    "orphanDependents",
+    "propagationPolicy",
+];
 const DELETE_COLLECTION_QUERIES: &[&str] = &[
-    "continue", "dryRun", "fieldSelector", "gracePeriodSeconds", "labelSelector", "limit", "orphanDependents",
-    "propagationPolicy", "resourceVersion", "resourceVersionMatch", "sendInitialEvents", "timeoutSeconds",
+    "continue",
+    "dryRun",
+    "fieldSelector",
+    "gracePeriodSeconds",
+    "labelSelector",
+    "limit",
+    "orphanDependents",
+    "propagationPolicy",
+    "resourceVersion",
+    "resourceVersionMatch",
+    "sendInitialEvents",
+    "timeoutSeconds",
 ];
 
 /// JSON and YAML content of one schema.
@@ -79,14 +104,27 @@ struct Op<'a> {
 }
 
 impl Op<'_> {
-    fn operation(&self, verb: &str, action: &str, id_suffix: &str, description: String, gvk: Value) -> Map<String, Value> {
+    fn operation(
+        &self,
+        verb: &str,
+        action: &str,
+        id_suffix: &str,
+        description: String,
+        gvk: Value,
+    ) -> Map<String, Value> {
         let mut op = Map::new();
         op.insert("description".into(), Value::String(description));
-        op.insert("operationId".into(), Value::String(format!("{verb}{}{id_suffix}", self.group_prefix)));
+        op.insert(
+            "operationId".into(),
+            Value::String(format!("{verb}{}{id_suffix}", self.group_prefix)),
+        );
         op.insert("tags".into(), json!([self.tag]));
         op.insert("x-kubernetes-action".into(), Value::String(action.into()));
         op.insert("x-kubernetes-group-version-kind".into(), gvk);
-        op.insert("responses".into(), json!({ "401": { "description": "Unauthorized" } }));
+        op.insert(
+            "responses".into(),
+            json!({ "401": { "description": "Unauthorized" } }),
+        );
         op
     }
 
@@ -95,7 +133,12 @@ impl Op<'_> {
     }
 }
 
-fn with(mut op: Map<String, Value>, params: &[&str], body: Option<Value>, responses: &[(&str, Value)]) -> Value {
+fn with(
+    mut op: Map<String, Value>,
+    params: &[&str],
+    body: Option<Value>,
+    responses: &[(&str, Value)],
+) -> Value {
     if !params.is_empty() {
         op.insert("parameters".into(), Value::Array(queries(params)));
     }
@@ -128,18 +171,41 @@ fn patch_body() -> Value {
 }
 
 /// get/put/patch of one object (or of its `status`/`scale` subresource) of `schema`.
-fn read_write(op: &Op, id_suffix: &str, what: &str, schema: &str, gvk: Value) -> Map<String, Value> {
+fn read_write(
+    op: &Op,
+    id_suffix: &str,
+    what: &str,
+    schema: &str,
+    gvk: Value,
+) -> Map<String, Value> {
     let mut item = Map::new();
     let ok = response("OK", schema);
     let created = response("Created", schema);
     item.insert(
         "get".into(),
-        with(op.operation("read", "get", id_suffix, format!("read {what}"), gvk.clone()), &[], None, &[("200", ok.clone())]),
+        with(
+            op.operation(
+                "read",
+                "get",
+                id_suffix,
+                format!("read {what}"),
+                gvk.clone(),
+            ),
+            &[],
+            None,
+            &[("200", ok.clone())],
+        ),
     );
     item.insert(
         "put".into(),
         with(
-            op.operation("replace", "put", id_suffix, format!("replace {what}"), gvk.clone()),
+            op.operation(
+                "replace",
+                "put",
+                id_suffix,
+                format!("replace {what}"),
+                gvk.clone(),
+            ),
             WRITE_QUERIES,
             Some(body(schema)),
             &[("200", ok.clone()), ("201", created.clone())],
@@ -148,7 +214,13 @@ fn read_write(op: &Op, id_suffix: &str, what: &str, schema: &str, gvk: Value) ->
     item.insert(
         "patch".into(),
         with(
-            op.operation("patch", "patch", id_suffix, format!("partially update {what}"), gvk),
+            op.operation(
+                "patch",
+                "patch",
+                id_suffix,
+                format!("partially update {what}"),
+                gvk,
+            ),
             PATCH_QUERIES,
             Some(patch_body()),
             &[("200", ok), ("201", created)],
@@ -165,15 +237,46 @@ fn set_params(mut item: Map<String, Value>, params: Vec<Value>) -> Value {
 /// The `paths` entries of one resource.
 pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
     let group_word = r.group.split('.').next().unwrap_or("");
-    let group_prefix = format!("{}{}", if r.group.is_empty() { "Core".to_string() } else { capitalize(group_word) }, capitalize(r.version));
-    let tag = format!("{}_{}", if r.group.is_empty() { "core" } else { group_word }, r.version);
-    let op = Op { r, group_prefix, tag };
-    let root = if r.group.is_empty() { format!("/api/{}", r.version) } else { format!("/apis/{}/{}", r.group, r.version) };
+    let group_prefix = format!(
+        "{}{}",
+        if r.group.is_empty() {
+            "Core".to_string()
+        } else {
+            capitalize(group_word)
+        },
+        capitalize(r.version)
+    );
+    let tag = format!(
+        "{}_{}",
+        if r.group.is_empty() {
+            "core"
+        } else {
+            group_word
+        },
+        r.version
+    );
+    let op = Op {
+        r,
+        group_prefix,
+        tag,
+    };
+    let root = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
     let scope = if r.namespaced { "Namespaced" } else { "" };
-    let collection = if r.namespaced { format!("{root}/namespaces/{{namespace}}/{}", r.plural) } else { format!("{root}/{}", r.plural) };
+    let collection = if r.namespaced {
+        format!("{root}/namespaces/{{namespace}}/{}", r.plural)
+    } else {
+        format!("{root}/{}", r.plural)
+    };
     let mut common = vec![];
     if r.namespaced {
-        common.push(path_param("namespace", "object name and auth scope, such as for teams and projects".into()));
+        common.push(path_param(
+            "namespace",
+            "object name and auth scope, such as for teams and projects".into(),
+        ));
     }
     common.push(query("pretty"));
     let mut named = vec![path_param("name", format!("name of the {}", r.kind))];
@@ -184,21 +287,48 @@ pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
     let mut coll = Map::new();
     coll.insert(
         "get".into(),
-        with(op.operation("list", "list", &kind_id, format!("list or watch objects of kind {}", r.kind), op.gvk()), LIST_QUERIES, None, &[("200", response("OK", &list))]),
+        with(
+            op.operation(
+                "list",
+                "list",
+                &kind_id,
+                format!("list or watch objects of kind {}", r.kind),
+                op.gvk(),
+            ),
+            LIST_QUERIES,
+            None,
+            &[("200", response("OK", &list))],
+        ),
     );
     coll.insert(
         "post".into(),
         with(
-            op.operation("create", "post", &kind_id, format!("create a {}", r.kind), op.gvk()),
+            op.operation(
+                "create",
+                "post",
+                &kind_id,
+                format!("create a {}", r.kind),
+                op.gvk(),
+            ),
             WRITE_QUERIES,
             Some(body(r.schema_name)),
-            &[("200", response("OK", r.schema_name)), ("201", response("Created", r.schema_name)), ("202", response("Accepted", r.schema_name))],
+            &[
+                ("200", response("OK", r.schema_name)),
+                ("201", response("Created", r.schema_name)),
+                ("202", response("Accepted", r.schema_name)),
+            ],
         ),
     );
     coll.insert(
         "delete".into(),
         with(
-            op.operation("deletecollection", "deletecollection", &kind_id, format!("delete collection of {}", r.kind), op.gvk()),
+            op.operation(
+                "deletecollection",
+                "deletecollection",
+                &kind_id,
+                format!("delete collection of {}", r.kind),
+                op.gvk(),
+            ),
             DELETE_COLLECTION_QUERIES,
             Some(json!({ "content": { "*/*": { "schema": reference(DELETE_OPTIONS) } } })),
             &[("200", response("OK", STATUS))],
@@ -211,38 +341,80 @@ pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
     item.insert(
         "delete".into(),
         with(
-            op.operation("delete", "delete", &kind_id, format!("delete a {}", r.kind), op.gvk()),
+            op.operation(
+                "delete",
+                "delete",
+                &kind_id,
+                format!("delete a {}", r.kind),
+                op.gvk(),
+            ),
             DELETE_QUERIES,
             Some(json!({ "content": { "*/*": { "schema": reference(DELETE_OPTIONS) } } })),
-            &[("200", response("OK", STATUS)), ("202", response("Accepted", STATUS))],
+            &[
+                ("200", response("OK", STATUS)),
+                ("202", response("Accepted", STATUS)),
+            ],
         ),
     );
-    out.insert(format!("{collection}/{{name}}"), set_params(item, named.clone()));
+    out.insert(
+        format!("{collection}/{{name}}"),
+        set_params(item, named.clone()),
+    );
 
     if r.namespaced {
         let mut all = Map::new();
         all.insert(
             "get".into(),
             with(
-                op.operation("list", "list", &format!("{}ForAllNamespaces", r.kind), format!("list or watch objects of kind {}", r.kind), op.gvk()),
+                op.operation(
+                    "list",
+                    "list",
+                    &format!("{}ForAllNamespaces", r.kind),
+                    format!("list or watch objects of kind {}", r.kind),
+                    op.gvk(),
+                ),
                 LIST_QUERIES,
                 None,
                 &[("200", response("OK", &list))],
             ),
         );
-        out.insert(format!("{root}/{}", r.plural), set_params(all, vec![query("pretty")]));
+        out.insert(
+            format!("{root}/{}", r.plural),
+            set_params(all, vec![query("pretty")]),
+        );
     }
     if r.has_subresource("status") {
-        let item = read_write(&op, &format!("{kind_id}Status"), &format!("status of {what}"), r.schema_name, op.gvk());
-        out.insert(format!("{collection}/{{name}}/status"), set_params(item, named.clone()));
+        let item = read_write(
+            &op,
+            &format!("{kind_id}Status"),
+            &format!("status of {what}"),
+            r.schema_name,
+            op.gvk(),
+        );
+        out.insert(
+            format!("{collection}/{{name}}/status"),
+            set_params(item, named.clone()),
+        );
     }
     if r.has_subresource("scale") {
         let gvk = json!({ "group": "autoscaling", "kind": "Scale", "version": "v1" });
-        let item = read_write(&op, &format!("{kind_id}Scale"), &format!("scale of {what}"), SCALE, gvk);
-        out.insert(format!("{collection}/{{name}}/scale"), set_params(item, named.clone()));
+        let item = read_write(
+            &op,
+            &format!("{kind_id}Scale"),
+            &format!("scale of {what}"),
+            SCALE,
+            gvk,
+        );
+        out.insert(
+            format!("{collection}/{{name}}/scale"),
+            set_params(item, named.clone()),
+        );
     }
     // POST-only subresources that take an object of their own kind: pods/binding, pods/eviction.
-    for (sub, group, kind, schema) in [("binding", "", "Binding", BINDING), ("eviction", "policy", "Eviction", EVICTION)] {
+    for (sub, group, kind, schema) in [
+        ("binding", "", "Binding", BINDING),
+        ("eviction", "policy", "Eviction", EVICTION),
+    ] {
         if !r.has_subresource(sub) {
             continue;
         }
@@ -251,15 +423,28 @@ pub fn for_resource(r: &Resource, out: &mut Map<String, Value>) {
         item.insert(
             "post".into(),
             with(
-                op.operation("create", "post", &format!("{kind_id}{kind}"), format!("create {sub} of a {}", r.kind), gvk),
+                op.operation(
+                    "create",
+                    "post",
+                    &format!("{kind_id}{kind}"),
+                    format!("create {sub} of a {}", r.kind),
+                    gvk,
+                ),
                 WRITE_QUERIES,
                 Some(body(schema)),
-                &[("200", response("OK", schema)), ("201", response("Created", schema)), ("202", response("Accepted", schema))],
+                &[
+                    ("200", response("OK", schema)),
+                    ("201", response("Created", schema)),
+                    ("202", response("Accepted", schema)),
+                ],
             ),
         );
         let mut params = vec![path_param("name", format!("name of the {kind}"))];
         params.extend(common.iter().cloned());
-        out.insert(format!("{collection}/{{name}}/{sub}"), set_params(item, params));
+        out.insert(
+            format!("{collection}/{{name}}/{sub}"),
+            set_params(item, params),
+        );
     }
 }
 
@@ -279,15 +464,35 @@ mod tests {
     #[test]
     fn namespaced_resource_paths_and_ids() {
         let mut out = Map::new();
-        for_resource(find("apps", "v1", "deployments").expect("deployments"), &mut out);
+        for_resource(
+            find("apps", "v1", "deployments").expect("deployments"),
+            &mut out,
+        );
         let item = &out["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"];
-        assert_eq!(item["patch"]["operationId"], "patchAppsV1NamespacedDeployment");
-        assert_eq!(item["patch"]["x-kubernetes-group-version-kind"]["kind"], "Deployment");
-        let names: Vec<&str> = item["patch"]["parameters"].as_array().expect("params").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(
+            item["patch"]["operationId"],
+            "patchAppsV1NamespacedDeployment"
+        );
+        assert_eq!(
+            item["patch"]["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
+        let names: Vec<&str> = item["patch"]["parameters"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
         assert!(names.contains(&"fieldValidation"));
-        assert!(item["patch"]["requestBody"]["content"].get("application/strategic-merge-patch+json").is_some());
+        assert!(item["patch"]["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_some());
         assert!(out.contains_key("/apis/apps/v1/deployments"));
-        assert_eq!(out["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["get"]["x-kubernetes-group-version-kind"]["group"], "autoscaling");
+        assert_eq!(
+            out["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]["get"]
+                ["x-kubernetes-group-version-kind"]["group"],
+            "autoscaling"
+        );
     }
 
     #[test]
@@ -295,7 +500,15 @@ mod tests {
         let mut out = Map::new();
         for_resource(find("", "v1", "nodes").expect("nodes"), &mut out);
         assert_eq!(out["/api/v1/nodes"]["get"]["operationId"], "listCoreV1Node");
-        assert_eq!(out["/api/v1/nodes/{name}/status"]["put"]["operationId"], "replaceCoreV1NodeStatus");
-        assert_eq!(out["/api/v1/nodes/{name}"]["parameters"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            out["/api/v1/nodes/{name}/status"]["put"]["operationId"],
+            "replaceCoreV1NodeStatus"
+        );
+        assert_eq!(
+            out["/api/v1/nodes/{name}"]["parameters"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
     }
 }

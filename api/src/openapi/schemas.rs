@@ -2,7 +2,10 @@
 //! reshaped the way Kubernetes publishes them (refs with siblings wrapped in `allOf`, GVK and
 //! patch-strategy extensions, hand-built `List` types).
 
-use k8s_openapi::api::{apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord, core::v1 as core, policy::v1 as policy};
+use k8s_openapi::api::{
+    apps::v1 as apps, autoscaling::v1 as autoscaling, coordination::v1 as coord, core::v1 as core,
+    policy::v1 as policy,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
@@ -99,14 +102,22 @@ pub fn for_group_version(resources: &[&Resource]) -> Map<String, Value> {
                     schema.remove("required");
                 }
             }
-            schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk(r.group, r.version, r.kind)]));
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([gvk(r.group, r.version, r.kind)]),
+            );
         }
         defs.insert(list_schema_name(r), list_schema(r));
     }
-    let served: Vec<Value> =
-        crate::registry::groups().iter().map(|(g, v)| gvk(g, v, "DeleteOptions")).collect();
+    let served: Vec<Value> = crate::registry::groups()
+        .iter()
+        .map(|(g, v)| gvk(g, v, "DeleteOptions"))
+        .collect();
     set_gvk(&mut defs, DELETE_OPTIONS, Value::Array(served));
-    let watch: Vec<Value> = crate::registry::groups().iter().map(|(g, v)| gvk(g, v, "WatchEvent")).collect();
+    let watch: Vec<Value> = crate::registry::groups()
+        .iter()
+        .map(|(g, v)| gvk(g, v, "WatchEvent"))
+        .collect();
     set_gvk(&mut defs, WATCH_EVENT, Value::Array(watch));
     set_gvk(&mut defs, STATUS, json!([gvk("", "v1", "Status")]));
     set_gvk(&mut defs, SCALE, json!([gvk("autoscaling", "v1", "Scale")]));
@@ -143,13 +154,24 @@ fn wrap_ref_siblings(schema: &mut Value) {
 /// `x-kubernetes-patch-strategy` / `x-kubernetes-patch-merge-key` on every field with one.
 fn add_patch_extensions(defs: &mut Map<String, Value>) {
     for (name, schema) in defs.iter_mut() {
-        let Some(Value::Object(props)) = schema.get_mut("properties") else { continue };
+        let Some(Value::Object(props)) = schema.get_mut("properties") else {
+            continue;
+        };
         for (field, prop) in props.iter_mut() {
-            let (Some((strategy, key)), Value::Object(prop)) = (merge_strategy(name, field), prop) else { continue };
+            let (Some((strategy, key)), Value::Object(prop)) = (merge_strategy(name, field), prop)
+            else {
+                continue;
+            };
             if let Some(key) = key {
-                prop.insert("x-kubernetes-patch-merge-key".into(), Value::String(key.into()));
+                prop.insert(
+                    "x-kubernetes-patch-merge-key".into(),
+                    Value::String(key.into()),
+                );
             }
-            prop.insert("x-kubernetes-patch-strategy".into(), Value::String(strategy.into()));
+            prop.insert(
+                "x-kubernetes-patch-strategy".into(),
+                Value::String(strategy.into()),
+            );
         }
     }
 }
@@ -216,7 +238,10 @@ mod tests {
             defs["io.k8s.api.core.v1.Pod"]["x-kubernetes-group-version-kind"],
             json!([{"group": "", "kind": "Pod", "version": "v1"}])
         );
-        assert_eq!(defs["io.k8s.api.core.v1.PodList"]["x-kubernetes-group-version-kind"][0]["kind"], "PodList");
+        assert_eq!(
+            defs["io.k8s.api.core.v1.PodList"]["x-kubernetes-group-version-kind"][0]["kind"],
+            "PodList"
+        );
         assert!(defs["io.k8s.api.core.v1.Pod"].get("required").is_none());
         assert!(defs.contains_key(BINDING));
         assert!(!defs.contains_key(SCALE));
@@ -226,7 +251,10 @@ mod tests {
     fn refs_with_descriptions_are_wrapped() {
         let defs = core();
         let meta = &defs["io.k8s.api.core.v1.Pod"]["properties"]["metadata"];
-        assert_eq!(meta["allOf"][0]["$ref"], "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta");
+        assert_eq!(
+            meta["allOf"][0]["$ref"],
+            "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+        );
         assert!(meta["description"].is_string());
         assert!(meta.get("$ref").is_none());
     }
@@ -237,7 +265,8 @@ mod tests {
         let containers = &defs["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
         assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        let finalizers = &defs["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
+        let finalizers =
+            &defs["io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"]["properties"]["finalizers"];
         assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
         assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none());
     }

@@ -9,7 +9,9 @@ use super::Ctx;
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Unknown-field handling asked by `fieldValidation` (default Warn, as Kubernetes).
@@ -47,20 +49,36 @@ pub fn decode_object(ctx: &Ctx, raw: Value) -> Result<(Value, Vec<String>), Stat
     }
     if let Some(kind) = raw.get("kind").and_then(Value::as_str) {
         if kind != r.kind {
-            return Err(StatusError::bad_request(format!("the kind in the data ({kind}) does not match the expected kind ({})", r.kind)));
+            return Err(StatusError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind ({})",
+                r.kind
+            )));
         }
     }
-    let normalized = api::registry::normalize(r, raw.clone())
-        .map_err(|e| StatusError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {e}", r.kind, r.version, r.kind)))?;
+    let normalized = api::registry::normalize(r, raw.clone()).map_err(|e| {
+        StatusError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            r.kind, r.version, r.kind
+        ))
+    })?;
     let unknown = api::registry::unknown_fields(&raw, &normalized);
     let mode = FieldValidation::from_query(ctx)?;
     let warnings = match mode {
         FieldValidation::Ignore => Vec::new(),
         FieldValidation::Strict if !unknown.is_empty() => {
-            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            return Err(StatusError::bad_request(format!("strict decoding error: {}", list.join(", "))));
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            return Err(StatusError::bad_request(format!(
+                "strict decoding error: {}",
+                list.join(", ")
+            )));
         }
-        _ => unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect(),
+        _ => unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect(),
     };
     Ok((normalized, warnings))
 }
@@ -69,7 +87,9 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj.get_mut("metadata").and_then(Value::as_object_mut).expect("metadata was just made an object")
+    obj.get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .expect("metadata was just made an object")
 }
 
 /// Generation counts spec changes for these kinds.
@@ -96,16 +116,29 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
     } else {
         meta.remove("namespace");
     }
-    let has_name = meta.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+    let has_name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
     if !has_name {
-        if let Some(prefix) = meta.get("generateName").and_then(Value::as_str).filter(|p| !p.is_empty()) {
+        if let Some(prefix) = meta
+            .get("generateName")
+            .and_then(Value::as_str)
+            .filter(|p| !p.is_empty())
+        {
             let name = format!("{prefix}{}", random_suffix());
             meta.insert("name".into(), json!(name));
         }
     }
     meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
     meta.insert("creationTimestamp".into(), json!(now()));
-    for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+    for k in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "managedFields",
+        "selfLink",
+    ] {
         meta.remove(k);
     }
     if tracks_generation(r) {
@@ -120,7 +153,9 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Refuses objects in a namespace that does not exist or is being deleted.
@@ -129,34 +164,60 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), StatusError> {
     if !r.namespaced {
         return Ok(());
     }
-    let Some(ns) = ctx.namespace() else { return Ok(()) };
-    let namespaces = api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
+    let Some(ns) = ctx.namespace() else {
+        return Ok(());
+    };
+    let namespaces =
+        api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
     let key = namespaces.key(None, ns);
     let cached = ctx.state.caches.get(namespaces).and_then(|c| {
         let (items, _) = c.snapshot(&key);
-        items.into_iter().find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns)).map(|o| (*o).clone())
+        items
+            .into_iter()
+            .find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns))
+            .map(|o| (*o).clone())
     });
     let found = match cached {
         Some(o) => Some(o),
-        None => ctx.state.storage.get(&key).await.map_err(|e| super::storage_error(ctx, e))?.map(|s| s.object),
+        None => ctx
+            .state
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| super::storage_error(ctx, e))?
+            .map(|s| s.object),
     };
     match found {
         None => Err(StatusError::not_found("namespaces", "", ns)),
-        Some(o) if o.pointer("/metadata/deletionTimestamp").is_some() || o.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") => {
-            Err(StatusError::namespace_terminating(&r.qualified_plural(), name, ns))
+        Some(o)
+            if o.pointer("/metadata/deletionTimestamp").is_some()
+                || o.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating") =>
+        {
+            Err(StatusError::namespace_terminating(
+                &r.qualified_plural(),
+                name,
+                ns,
+            ))
         }
         Some(_) => Ok(()),
     }
 }
 
 /// Defaults and validates; 422 with every field error.
-pub fn default_and_validate(r: &Resource, obj: &mut Value, old: Option<&Value>) -> Result<(), StatusError> {
+pub fn default_and_validate(
+    r: &Resource,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), StatusError> {
     api::defaults::apply(r, obj);
     let errors = api::validation::validate(r, obj, old);
     if errors.is_empty() {
         Ok(())
     } else {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         Err(StatusError::invalid(r.kind, r.group, name, &errors))
     }
 }
@@ -177,7 +238,10 @@ pub fn merge_update(r: &Resource, sub: Option<&str>, new: Value, old: &Value) ->
         }
         Some("finalize") => {
             let mut o = old.clone();
-            o["spec"]["finalizers"] = new.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
+            o["spec"]["finalizers"] = new
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(json!([]));
             o
         }
         _ => {
@@ -197,7 +261,15 @@ pub fn merge_update(r: &Resource, sub: Option<&str>, new: Value, old: &Value) ->
     };
     let old_meta = old.get("metadata").cloned().unwrap_or(json!({}));
     let meta = meta_mut(&mut out);
-    for k in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+    for k in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "namespace",
+        "name",
+        "generation",
+    ] {
         match old_meta.get(k) {
             Some(v) => {
                 meta.insert(k.into(), v.clone());
@@ -215,7 +287,10 @@ pub fn merge_update(r: &Resource, sub: Option<&str>, new: Value, old: &Value) ->
 /// client left out do not count as changes).
 pub fn bump_generation(r: &Resource, sub: Option<&str>, new: &mut Value, old: &Value) {
     if tracks_generation(r) && sub.is_none() && new.get("spec") != old.get("spec") {
-        let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
         meta_mut(new).insert("generation".into(), json!(g + 1));
     }
 }
@@ -223,13 +298,22 @@ pub fn bump_generation(r: &Resource, sub: Option<&str>, new: &mut Value, old: &V
 /// True when an object marked for deletion has no finalizers left and can go.
 pub fn ready_to_delete(obj: &Value) -> bool {
     obj.pointer("/metadata/deletionTimestamp").is_some()
-        && obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
-        && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_none_or(|f| f.is_empty())
+        && obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty())
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(|f| f.is_empty())
         && !is_pod_awaiting_agent(obj)
 }
 
 /// A pod in graceful deletion stays until its agent confirms with a zero-second delete.
 fn is_pod_awaiting_agent(obj: &Value) -> bool {
     obj.get("kind").and_then(Value::as_str) == Some("Pod")
-        && obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).is_some_and(|g| g > 0)
+        && obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0)
 }

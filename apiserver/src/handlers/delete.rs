@@ -8,14 +8,20 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use super::{admission::now, output::{Filter, Render}, read::collection_prefix, storage_error, Ctx};
+use super::{
+    admission::now,
+    output::{Filter, Render},
+    read::collection_prefix,
+    storage_error, Ctx,
+};
 use crate::{
     services::Allocator,
     storage::{set_resource_version, StorageError, Stored},
 };
 
 /// Namespaces that always exist.
-pub const BUILTIN_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const BUILTIN_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// DeleteOptions from the body or the query.
 #[derive(Debug, Default)]
@@ -31,20 +37,38 @@ fn options(ctx: &Ctx, body: &[u8]) -> Result<Options, StatusError> {
     let v = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(serde_json::from_slice::<Value>(body).map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?)
+        Some(
+            serde_json::from_slice::<Value>(body)
+                .map_err(|e| StatusError::bad_request(format!("invalid DeleteOptions: {e}")))?,
+        )
     };
     options_from(ctx, v.as_ref())
 }
 
 /// DeleteOptions from a decoded body (None: no body) and the query.
 fn options_from(ctx: &Ctx, body: Option<&Value>) -> Result<Options, StatusError> {
-    let mut o = Options { dry_run: ctx.query.dry_run()?, ..Default::default() };
+    let mut o = Options {
+        dry_run: ctx.query.dry_run()?,
+        ..Default::default()
+    };
     if let Some(v) = body {
         o.grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-        o.propagation = v.get("propagationPolicy").and_then(Value::as_str).map(str::to_string);
-        o.uid = v.pointer("/preconditions/uid").and_then(Value::as_str).map(str::to_string);
-        o.rv = v.pointer("/preconditions/resourceVersion").and_then(Value::as_str).map(str::to_string);
-        if v.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|d| d == "All")) {
+        o.propagation = v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        o.rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if v.get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|d| d == "All"))
+        {
             o.dry_run = true;
         }
     }
@@ -56,12 +80,17 @@ fn options_from(ctx: &Ctx, body: Option<&Value>) -> Result<Options, StatusError>
     }
     if let Some(p) = &o.propagation {
         if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(StatusError::invalid("DeleteOptions", "", "", &[api::validation::FieldError::new(
-                api::validation::ErrorType::NotSupported,
-                "propagationPolicy",
-                Some(&format!("{p:?}")),
-                "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
-            )]));
+            return Err(StatusError::invalid(
+                "DeleteOptions",
+                "",
+                "",
+                &[api::validation::FieldError::new(
+                    api::validation::ErrorType::NotSupported,
+                    "propagationPolicy",
+                    Some(&format!("{p:?}")),
+                    "supported values: \"Foreground\", \"Background\", \"Orphan\", \"nil\"",
+                )],
+            ));
         }
     }
     if o.grace.is_some_and(|g| g < 0) {
@@ -74,10 +103,19 @@ fn options_from(ctx: &Ctx, body: Option<&Value>) -> Result<Options, StatusError>
 pub async fn delete(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let opts = options(ctx, body)?;
     if ctx.req.resource.kind == "Namespace" && BUILTIN_NAMESPACES.contains(&ctx.name()) {
-        return Err(StatusError::forbidden(format!("namespaces \"{}\" is forbidden: this namespace may not be deleted", ctx.name())));
+        return Err(StatusError::forbidden(format!(
+            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
+            ctx.name()
+        )));
     }
     for _ in 0..8 {
-        let current = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+        let current = ctx
+            .state
+            .storage
+            .get(&ctx.key())
+            .await
+            .map_err(|e| storage_error(ctx, e))?
+            .ok_or_else(|| ctx.not_found())?;
         ctx.check_bound(&current.object)?;
         match delete_one(ctx, &current, &opts).await? {
             Ok((code, obj)) => return Ok(Render::Plain.object(ctx, code, obj).into_response()),
@@ -91,9 +129,20 @@ pub async fn delete(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
 fn check_preconditions(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<(), StatusError> {
     let r = ctx.req.resource;
     if let Some(uid) = &opts.uid {
-        let actual = current.object.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+        let actual = current
+            .object
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if actual != uid {
-            return Err(StatusError::conflict(&r.qualified_plural(), r.group, ctx.name(), &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
+            return Err(StatusError::conflict(
+                &r.qualified_plural(),
+                r.group,
+                ctx.name(),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
+            ));
         }
     }
     if let Some(rv) = &opts.rv {
@@ -110,7 +159,11 @@ fn check_preconditions(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<()
 }
 
 /// Deletes (or marks for deletion) one object. Inner `Err` is a store error to retry on.
-async fn delete_one(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<Result<(StatusCode, Value), StorageError>, StatusError> {
+async fn delete_one(
+    ctx: &Ctx,
+    current: &Stored,
+    opts: &Options,
+) -> Result<Result<(StatusCode, Value), StorageError>, StatusError> {
     check_preconditions(ctx, current, opts)?;
     let r = ctx.req.resource;
     let mut obj = current.object.clone();
@@ -122,17 +175,26 @@ async fn delete_one(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<Resul
         _ => None,
     };
     if let Some(f) = finalizer {
-        let list = obj["metadata"].as_object_mut().map(|m| m.entry("finalizers").or_insert(json!([])));
+        let list = obj["metadata"]
+            .as_object_mut()
+            .map(|m| m.entry("finalizers").or_insert(json!([])));
         if let Some(Value::Array(list)) = list {
             if !list.iter().any(|x| x == f) {
                 list.push(json!(f));
             }
         }
     }
-    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let has_finalizers = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
     if r.kind == "Namespace" {
         // The namespace controller empties it, then clears spec.finalizers.
-        mark = obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty()) || has_finalizers;
+        mark = obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty())
+            || has_finalizers;
         if mark {
             obj["status"]["phase"] = json!("Terminating");
         }
@@ -140,21 +202,33 @@ async fn delete_one(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<Resul
         mark = true;
     }
     if r.kind == "Pod" {
-        let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-        let finished = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
-        let default_grace = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+        let bound = obj
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            obj.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        let default_grace = obj
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30);
         let mut grace = opts.grace.unwrap_or(default_grace);
         if !bound || finished {
             grace = 0;
         }
-        let current_grace = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+        let current_grace = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
         if grace > 0 {
             // Graceful: only shorten an already running grace period.
             if current_grace.is_some_and(|c| c <= grace) {
                 return Ok(Ok((StatusCode::OK, obj)));
             }
             let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-            obj["metadata"]["deletionTimestamp"] = json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+            obj["metadata"]["deletionTimestamp"] =
+                json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
             obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             mark = true;
         } else if mark {
@@ -164,43 +238,80 @@ async fn delete_one(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<Resul
     if mark {
         if obj.pointer("/metadata/deletionTimestamp").is_none() {
             obj["metadata"]["deletionTimestamp"] = json!(now());
-            if obj.pointer("/metadata/deletionGracePeriodSeconds").is_none() {
+            if obj
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .is_none()
+            {
                 obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
             }
         }
         if opts.dry_run {
             return Ok(Ok((StatusCode::OK, obj)));
         }
-        return Ok(ctx.state.storage.update(&current.key, &obj, current.mod_revision, &[], &[]).await.map(|rev| {
-            set_resource_version(&mut obj, rev);
-            (StatusCode::OK, obj)
-        }));
+        return Ok(ctx
+            .state
+            .storage
+            .update(&current.key, &obj, current.mod_revision, &[], &[])
+            .await
+            .map(|rev| {
+                set_resource_version(&mut obj, rev);
+                (StatusCode::OK, obj)
+            }));
     }
     if opts.dry_run {
         return Ok(Ok((StatusCode::OK, obj)));
     }
-    let release = if r.kind == "Service" { Allocator::held_by(&obj) } else { Vec::new() };
-    Ok(ctx.state.storage.delete(&current.key, current.mod_revision, &release).await.map(|_| (StatusCode::OK, obj)))
+    let release = if r.kind == "Service" {
+        Allocator::held_by(&obj)
+    } else {
+        Vec::new()
+    };
+    Ok(ctx
+        .state
+        .storage
+        .delete(&current.key, current.mod_revision, &release)
+        .await
+        .map(|_| (StatusCode::OK, obj)))
 }
 
 /// POST `pods/NAME/eviction` (policy/v1 Eviction, as `kubectl drain` sends): a delete with the
 /// Eviction's deleteOptions. No PodDisruptionBudget exists in this API, so nothing refuses it.
 pub async fn evict(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let eviction = super::decode_body(&ctx.headers, body, "Eviction")?;
-    let kind = eviction.get("kind").and_then(Value::as_str).unwrap_or("Eviction");
+    let kind = eviction
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("Eviction");
     if kind != "Eviction" {
-        return Err(StatusError::bad_request(format!("the object provided is unrecognized (must be of type Eviction): kind {kind:?}")));
+        return Err(StatusError::bad_request(format!(
+            "the object provided is unrecognized (must be of type Eviction): kind {kind:?}"
+        )));
     }
-    let named = eviction.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let named = eviction
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if named != ctx.name() {
-        return Err(StatusError::bad_request("name in URL does not match name in Eviction object"));
+        return Err(StatusError::bad_request(
+            "name in URL does not match name in Eviction object",
+        ));
     }
     let opts = options_from(ctx, eviction.get("deleteOptions").filter(|v| !v.is_null()))?;
     for _ in 0..8 {
-        let current = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+        let current = ctx
+            .state
+            .storage
+            .get(&ctx.key())
+            .await
+            .map_err(|e| storage_error(ctx, e))?
+            .ok_or_else(|| ctx.not_found())?;
         ctx.check_bound(&current.object)?;
         match delete_one(ctx, &current, &opts).await? {
-            Ok(_) => return Ok((StatusCode::CREATED, axum::Json(api::status::success(None))).into_response()),
+            Ok(_) => {
+                return Ok(
+                    (StatusCode::CREATED, axum::Json(api::status::success(None))).into_response(),
+                )
+            }
             Err(StorageError::Conflict) => continue,
             Err(e) => return Err(storage_error(ctx, e)),
         }
@@ -216,13 +327,22 @@ pub async fn delete_collection(ctx: &Ctx, body: &[u8]) -> Result<Response, Statu
     let mut deleted = Vec::new();
     let mut start: Option<String> = None;
     loop {
-        let page = ctx.state.storage.list(&prefix, start.as_deref(), 500, 0).await.map_err(|e| storage_error(ctx, e))?;
+        let page = ctx
+            .state
+            .storage
+            .list(&prefix, start.as_deref(), 500, 0)
+            .await
+            .map_err(|e| storage_error(ctx, e))?;
         for s in &page.items {
             start = Some(s.key.clone());
             if !filter.matches(&s.object) {
                 continue;
             }
-            if ctx.req.resource.kind == "Namespace" && BUILTIN_NAMESPACES.iter().any(|n| s.key.ends_with(&format!("/{n}"))) {
+            if ctx.req.resource.kind == "Namespace"
+                && BUILTIN_NAMESPACES
+                    .iter()
+                    .any(|n| s.key.ends_with(&format!("/{n}")))
+            {
                 continue;
             }
             ctx.check_bound(&s.object)?;
@@ -236,6 +356,13 @@ pub async fn delete_collection(ctx: &Ctx, body: &[u8]) -> Result<Response, Statu
             break;
         }
     }
-    let rev = ctx.state.storage.current_revision().await.map_err(|e| storage_error(ctx, e))?;
-    Ok(Render::Plain.list(ctx, deleted, rev, None, None).into_response())
+    let rev = ctx
+        .state
+        .storage
+        .current_revision()
+        .await
+        .map_err(|e| storage_error(ctx, e))?;
+    Ok(Render::Plain
+        .list(ctx, deleted, rev, None, None)
+        .into_response())
 }

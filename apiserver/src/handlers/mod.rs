@@ -17,7 +17,12 @@ use axum::{
 };
 use serde_json::Value;
 
-use crate::{auth::UserInfo, request::{Query, ResourceRequest}, server::Shared, storage::StorageError};
+use crate::{
+    auth::UserInfo,
+    request::{Query, ResourceRequest},
+    server::Shared,
+    storage::StorageError,
+};
 
 /// One request's context.
 pub struct Ctx {
@@ -51,20 +56,36 @@ impl Ctx {
 
     /// 404 for the named object.
     pub fn not_found(&self) -> StatusError {
-        StatusError::not_found(&self.req.resource.qualified_plural(), self.req.resource.group, self.name())
+        StatusError::not_found(
+            &self.req.resource.qualified_plural(),
+            self.req.resource.group,
+            self.name(),
+        )
     }
 
     /// 409 for a stale resourceVersion on the named object.
     pub fn conflict(&self) -> StatusError {
-        StatusError::conflict(&self.req.resource.qualified_plural(), self.req.resource.group, self.name(), StatusError::STALE)
+        StatusError::conflict(
+            &self.req.resource.qualified_plural(),
+            self.req.resource.group,
+            self.name(),
+            StatusError::STALE,
+        )
     }
 
     /// Enforces node restriction on an existing pod: an agent may only touch pods bound to it.
     pub fn check_bound(&self, pod: &Value) -> Result<(), StatusError> {
         if let Some(node) = &self.bound_node {
-            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            let bound = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if bound != node {
-                let verb = if self.req.subresource.is_some() { "update" } else { "delete" };
+                let verb = if self.req.subresource.is_some() {
+                    "update"
+                } else {
+                    "delete"
+                };
                 let attrs = crate::auth::Attributes {
                     verb,
                     group: "",
@@ -73,7 +94,11 @@ impl Ctx {
                     namespace: self.namespace(),
                     name: self.req.name.as_deref(),
                 };
-                return Err(crate::auth::forbidden(&self.user, &attrs, &format!("node \"{node}\" can only modify pods bound to it")));
+                return Err(crate::auth::forbidden(
+                    &self.user,
+                    &attrs,
+                    &format!("node \"{node}\" can only modify pods bound to it"),
+                ));
             }
         }
         Ok(())
@@ -86,12 +111,23 @@ pub struct Json(pub StatusCode, pub Value);
 /// Maps a store failure to the Status a client sees.
 pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
     match e {
-        StorageError::AlreadyExists => StatusError::already_exists(&ctx.req.resource.qualified_plural(), ctx.req.resource.group, ctx.name()),
+        StorageError::AlreadyExists => StatusError::already_exists(
+            &ctx.req.resource.qualified_plural(),
+            ctx.req.resource.group,
+            ctx.name(),
+        ),
         StorageError::NotFound => ctx.not_found(),
         StorageError::Conflict => ctx.conflict(),
         StorageError::Compacted(rv) => StatusError::gone(format!("too old resource version: {rv}")),
-        ref e if e.is_too_large() => StatusError::too_large(format!("etcdserver: request is too large")),
-        StorageError::Reserved(k) => StatusError::conflict(&ctx.req.resource.qualified_plural(), ctx.req.resource.group, ctx.name(), &format!("{k} was allocated concurrently; try again")),
+        ref e if e.is_too_large() => {
+            StatusError::too_large(format!("etcdserver: request is too large"))
+        }
+        StorageError::Reserved(k) => StatusError::conflict(
+            &ctx.req.resource.qualified_plural(),
+            ctx.req.resource.group,
+            ctx.name(),
+            &format!("{k} was allocated concurrently; try again"),
+        ),
         StorageError::Corrupt { .. } => StatusError::internal(e.to_string()),
         StorageError::Store(err) => {
             let msg = err.to_string();
@@ -105,7 +141,12 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
 }
 
 /// Runs one resource request.
-pub async fn handle(ctx: &Ctx, method: &Method, verb: &str, body: Bytes) -> Result<Response, StatusError> {
+pub async fn handle(
+    ctx: &Ctx,
+    method: &Method,
+    verb: &str,
+    body: Bytes,
+) -> Result<Response, StatusError> {
     let sub = ctx.req.subresource.as_deref();
     let resp = match (verb, sub) {
         ("get", None | Some("status")) => read::get(ctx).await?.into_response(),
@@ -135,32 +176,48 @@ pub async fn handle(ctx: &Ctx, method: &Method, verb: &str, body: Bytes) -> Resu
 /// Decodes a request body (JSON, or YAML by Content-Type) into a JSON object.
 pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value, StatusError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(StatusError::bad_request("the request body is empty: an object is required"));
+        return Err(StatusError::bad_request(
+            "the request body is empty: an object is required",
+        ));
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
     if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-        return crate::protobuf::decode(body).map(|(_, _, obj)| obj).map_err(|e| match e {
-            crate::protobuf::ProtoError::Malformed | crate::protobuf::ProtoError::NoMagic => {
-                StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): {e}"))
-            }
-            other => StatusError::unsupported_media_type(other.to_string()),
-        });
+        return crate::protobuf::decode(body)
+            .map(|(_, _, obj)| obj)
+            .map_err(|e| match e {
+                crate::protobuf::ProtoError::Malformed | crate::protobuf::ProtoError::NoMagic => {
+                    StatusError::bad_request(format!(
+                        "the object provided is unrecognized (must be of type {what}): {e}"
+                    ))
+                }
+                other => StatusError::unsupported_media_type(other.to_string()),
+            });
     }
     if content_type.starts_with("application/cbor") {
         return Err(StatusError::unsupported_media_type(format!(
             "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
         )));
     }
-    let value: Value = if content_type.starts_with("application/yaml") || content_type.starts_with("application/x-yaml") {
-        serde_norway::from_slice(body)
-            .map_err(|e| StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): yaml: {e}")))?
+    let value: Value = if content_type.starts_with("application/yaml")
+        || content_type.starts_with("application/x-yaml")
+    {
+        serde_norway::from_slice(body).map_err(|e| {
+            StatusError::bad_request(format!(
+                "the object provided is unrecognized (must be of type {what}): yaml: {e}"
+            ))
+        })?
     } else {
         serde_json::from_slice(body).map_err(|e| {
             StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): couldn't get version/kind; json parse error: {e}"))
         })?
     };
     if !value.is_object() {
-        return Err(StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): not a JSON object")));
+        return Err(StatusError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {what}): not a JSON object"
+        )));
     }
     Ok(value)
 }

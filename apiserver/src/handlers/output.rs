@@ -20,11 +20,16 @@ pub struct Filter {
 impl Filter {
     pub fn from_query(ctx: &Ctx) -> Result<Filter, StatusError> {
         let labels = match ctx.query.get("labelSelector") {
-            Some(s) => Some(LabelSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?),
+            Some(s) => {
+                Some(LabelSelector::parse(s).map_err(|e| StatusError::bad_request(e.to_string()))?)
+            }
             None => None,
         };
         let fields = match ctx.query.get("fieldSelector") {
-            Some(s) => Some(FieldSelector::parse(ctx.req.resource, s).map_err(|e| StatusError::bad_request(e.to_string()))?),
+            Some(s) => Some(
+                FieldSelector::parse(ctx.req.resource, s)
+                    .map_err(|e| StatusError::bad_request(e.to_string()))?,
+            ),
             None => None,
         };
         Ok(Filter { labels, fields })
@@ -37,7 +42,10 @@ impl Filter {
     pub fn matches(&self, obj: &Value) -> bool {
         if let Some(l) = &self.labels {
             let empty = serde_json::Map::new();
-            let labels = obj.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+            let labels = obj
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .unwrap_or(&empty);
             if !l.matches(labels) {
                 return false;
             }
@@ -83,8 +91,16 @@ impl Render {
         match self {
             Render::Plain => Json(code, obj),
             Render::Table(include) => {
-                let rv = obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""));
-                let mut t = api::table::table(ctx.req.resource, std::slice::from_ref(&obj), *include, jiff::Timestamp::now());
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                let mut t = api::table::table(
+                    ctx.req.resource,
+                    std::slice::from_ref(&obj),
+                    *include,
+                    jiff::Timestamp::now(),
+                );
                 t["metadata"] = json!({"resourceVersion": rv});
                 Json(code, t)
             }
@@ -92,15 +108,37 @@ impl Render {
     }
 
     /// A list of shared objects (from the watch cache), serialized without copying them.
-    pub fn list_shared(&self, ctx: &Ctx, items: Vec<std::sync::Arc<Value>>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> axum::response::Response {
+    pub fn list_shared(
+        &self,
+        ctx: &Ctx,
+        items: Vec<std::sync::Arc<Value>>,
+        rv: i64,
+        cont: Option<String>,
+        remaining: Option<i64>,
+    ) -> axum::response::Response {
         use axum::response::IntoResponse;
         match self {
-            Render::Table(_) => self.list(ctx, items.iter().map(|o| (**o).clone()).collect(), rv, cont, remaining).into_response(),
+            Render::Table(_) => self
+                .list(
+                    ctx,
+                    items.iter().map(|o| (**o).clone()).collect(),
+                    rv,
+                    cont,
+                    remaining,
+                )
+                .into_response(),
             Render::Plain => {
                 let r = ctx.req.resource;
                 let meta = list_meta(rv, cont, remaining);
                 let mut buf = Vec::with_capacity(items.len() * 1024 + 128);
-                buf.extend_from_slice(format!("{{\"kind\":{:?},\"apiVersion\":{:?},\"metadata\":", r.list_kind(), r.api_version()).as_bytes());
+                buf.extend_from_slice(
+                    format!(
+                        "{{\"kind\":{:?},\"apiVersion\":{:?},\"metadata\":",
+                        r.list_kind(),
+                        r.api_version()
+                    )
+                    .as_bytes(),
+                );
                 let _ = serde_json::to_writer(&mut buf, &meta);
                 buf.extend_from_slice(b",\"items\":[");
                 for (i, o) in items.iter().enumerate() {
@@ -111,22 +149,36 @@ impl Render {
                 }
                 buf.extend_from_slice(b"]}");
                 let mut resp = axum::response::Response::new(axum::body::Body::from(buf));
-                resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, axum::http::HeaderValue::from_static("application/json"));
+                resp.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
                 resp
             }
         }
     }
 
     /// A list with its metadata.
-    pub fn list(&self, ctx: &Ctx, items: Vec<Value>, rv: i64, cont: Option<String>, remaining: Option<i64>) -> Json {
+    pub fn list(
+        &self,
+        ctx: &Ctx,
+        items: Vec<Value>,
+        rv: i64,
+        cont: Option<String>,
+        remaining: Option<i64>,
+    ) -> Json {
         let meta = list_meta(rv, cont, remaining);
         match self {
             Render::Plain => {
                 let r = ctx.req.resource;
-                Json(StatusCode::OK, json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items}))
+                Json(
+                    StatusCode::OK,
+                    json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items}),
+                )
             }
             Render::Table(include) => {
-                let mut t = api::table::table(ctx.req.resource, &items, *include, jiff::Timestamp::now());
+                let mut t =
+                    api::table::table(ctx.req.resource, &items, *include, jiff::Timestamp::now());
                 t["metadata"] = meta;
                 Json(StatusCode::OK, t)
             }

@@ -13,8 +13,15 @@ use super::{storage_error, Ctx};
 
 /// Query parameters of PodLogOptions that the agent understands, with whether each is an
 /// integer (checked here so that a bad one is the apiserver's 400, as Kubernetes does).
-const LOG_PARAMS: [(&str, bool); 7] =
-    [("follow", false), ("previous", false), ("timestamps", false), ("tailLines", true), ("sinceSeconds", true), ("limitBytes", true), ("sinceTime", false)];
+const LOG_PARAMS: [(&str, bool); 7] = [
+    ("follow", false),
+    ("previous", false),
+    ("timestamps", false),
+    ("tailLines", true),
+    ("sinceSeconds", true),
+    ("limitBytes", true),
+    ("sinceTime", false),
+];
 
 /// The container a request names, or the pod's only container; Kubernetes' 400s otherwise.
 fn container(ctx: &Ctx, pod: &Value) -> Result<String, StatusError> {
@@ -23,13 +30,23 @@ fn container(ctx: &Ctx, pod: &Value) -> Result<String, StatusError> {
         .flat_map(|k| pod["spec"][*k].as_array().into_iter().flatten())
         .filter_map(|c| c["name"].as_str())
         .collect();
-    let regular: Vec<&str> = pod["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
+    let regular: Vec<&str> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
     match ctx.query.get("container") {
         Some(c) if names.contains(&c) => Ok(c.to_string()),
-        Some(c) => Err(StatusError::bad_request(format!("container {c} is not valid for pod {}", ctx.name()))),
+        Some(c) => Err(StatusError::bad_request(format!(
+            "container {c} is not valid for pod {}",
+            ctx.name()
+        ))),
         None => {
             // kubectl.kubernetes.io/default-container picks one among several.
-            let default = pod.pointer("/metadata/annotations/kubectl.kubernetes.io~1default-container").and_then(Value::as_str);
+            let default = pod
+                .pointer("/metadata/annotations/kubectl.kubernetes.io~1default-container")
+                .and_then(Value::as_str);
             match (default, regular.as_slice()) {
                 (Some(d), _) if names.contains(&d) => Ok(d.to_string()),
                 (_, [one]) => Ok(one.to_string()),
@@ -44,11 +61,23 @@ fn container(ctx: &Ctx, pod: &Value) -> Result<String, StatusError> {
 }
 
 async fn pod_and_node(ctx: &Ctx) -> Result<(Value, Option<Value>), StatusError> {
-    let pod = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?.object;
-    let Some(node_name) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+    let pod = ctx
+        .state
+        .storage
+        .get(&ctx.key())
+        .await
+        .map_err(|e| storage_error(ctx, e))?
+        .ok_or_else(|| ctx.not_found())?
+        .object;
+    let Some(node_name) = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    else {
         return Ok((pod, None));
     };
-    let nodes = api::registry::find_by_user_name("nodes").ok_or_else(|| StatusError::internal("no nodes resource"))?;
+    let nodes = api::registry::find_by_user_name("nodes")
+        .ok_or_else(|| StatusError::internal("no nodes resource"))?;
     let node = ctx
         .state
         .storage
@@ -75,12 +104,17 @@ pub async fn log(ctx: &Ctx) -> Result<Response, StatusError> {
             if integer {
                 let n = ctx.query.int(name)?.unwrap_or(0);
                 if n < 0 || (n == 0 && name != "tailLines") {
-                    return Err(StatusError::invalid("PodLogOptions", "", "", &[api::validation::FieldError::new(
-                        api::validation::ErrorType::Invalid,
-                        name,
-                        Some(v),
-                        "must be greater than 0",
-                    )]));
+                    return Err(StatusError::invalid(
+                        "PodLogOptions",
+                        "",
+                        "",
+                        &[api::validation::FieldError::new(
+                            api::validation::ErrorType::Invalid,
+                            name,
+                            Some(v),
+                            "must be greater than 0",
+                        )],
+                    ));
                 }
             }
             pairs.push((name, v));
@@ -88,31 +122,53 @@ pub async fn log(ctx: &Ctx) -> Result<Response, StatusError> {
     }
     let Some(node) = node else {
         let mut resp = Response::new(Body::empty());
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         return Ok(resp);
     };
     let (host, port) = ctx.state.kubelet.endpoint(&node)?;
     let ns = ctx.namespace().unwrap_or("default");
-    let path = format!("/containerLogs/{}/{}/{}?{}", path_segment(ns), path_segment(ctx.name()), path_segment(&container), url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish());
+    let path = format!(
+        "/containerLogs/{}/{}/{}?{}",
+        path_segment(ns),
+        path_segment(ctx.name()),
+        path_segment(&container),
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+    );
     ctx.state.kubelet.stream(&host, port, &path).await
 }
 
 /// `pods/NAME/exec` (GET or POST with `Upgrade`): the agent runs the command; the upgraded
 /// connection is spliced between kubectl and the agent.
 pub async fn exec(ctx: &Ctx, method: &Method) -> Result<Response, StatusError> {
-    let commands: Vec<String> = url::form_urlencoded::parse(ctx.raw_query.as_bytes()).filter(|(k, _)| k == "command").map(|(_, v)| v.into_owned()).collect();
+    let commands: Vec<String> = url::form_urlencoded::parse(ctx.raw_query.as_bytes())
+        .filter(|(k, _)| k == "command")
+        .map(|(_, v)| v.into_owned())
+        .collect();
     if commands.is_empty() {
-        return Err(StatusError::bad_request("you must specify at least 1 command"));
+        return Err(StatusError::bad_request(
+            "you must specify at least 1 command",
+        ));
     }
     if !(ctx.query.flag("stdin") || ctx.query.flag("stdout") || ctx.query.flag("stderr")) {
-        return Err(StatusError::bad_request("you must specify at least one of stdin, stdout, stderr"));
+        return Err(StatusError::bad_request(
+            "you must specify at least one of stdin, stdout, stderr",
+        ));
     }
     let (pod, node) = pod_and_node(ctx).await?;
     let container = container(ctx, &pod)?;
     let Some(node) = node else {
-        return Err(StatusError::bad_request(format!("pod {} does not have a host assigned", ctx.name())));
+        return Err(StatusError::bad_request(format!(
+            "pod {} does not have a host assigned",
+            ctx.name()
+        )));
     };
-    if matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")) {
+    if matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    ) {
         return Err(StatusError::bad_request(format!(
             "cannot exec into a container in a completed pod; current phase is {}",
             pod["status"]["phase"].as_str().unwrap_or("")
@@ -120,9 +176,19 @@ pub async fn exec(ctx: &Ctx, method: &Method) -> Result<Response, StatusError> {
     }
     let (host, port) = ctx.state.kubelet.endpoint(&node)?;
     let ns = ctx.namespace().unwrap_or("default");
-    let path = format!("/exec/{}/{}/{}?{}", path_segment(ns), path_segment(ctx.name()), path_segment(&container), ctx.raw_query);
+    let path = format!(
+        "/exec/{}/{}/{}?{}",
+        path_segment(ns),
+        path_segment(ctx.name()),
+        path_segment(&container),
+        ctx.raw_query
+    );
     let upgrade = take_upgrade(ctx);
-    let resp = ctx.state.kubelet.upgrade(&host, port, method, &path, &ctx.headers, upgrade).await?;
+    let resp = ctx
+        .state
+        .kubelet
+        .upgrade(&host, port, method, &path, &ctx.headers, upgrade)
+        .await?;
     debug_assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
     Ok(resp)
 }

@@ -14,7 +14,13 @@ use super::{
 
 /// get (also of the status subresource, which shows the whole object).
 pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
-    let stored = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+    let stored = ctx
+        .state
+        .storage
+        .get(&ctx.key())
+        .await
+        .map_err(|e| storage_error(ctx, e))?
+        .ok_or_else(|| ctx.not_found())?;
     Ok(Render::from_ctx(ctx).object(ctx, StatusCode::OK, stored.object))
 }
 
@@ -26,13 +32,23 @@ struct Continue {
 }
 
 fn encode_continue(rv: i64, last_key: &str) -> String {
-    let json = serde_json::to_vec(&Continue { rv, start: last_key.to_string() }).unwrap_or_default();
+    let json = serde_json::to_vec(&Continue {
+        rv,
+        start: last_key.to_string(),
+    })
+    .unwrap_or_default();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
 fn decode_continue(token: &str, prefix: &str) -> Result<Continue, StatusError> {
-    let bad = || StatusError::bad_request(format!("invalid continue token {token:?}: start a new list without the continue parameter"));
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
+    let bad = || {
+        StatusError::bad_request(format!(
+            "invalid continue token {token:?}: start a new list without the continue parameter"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
     let c: Continue = serde_json::from_slice(&bytes).map_err(|_| bad())?;
     if !c.start.starts_with(prefix) || c.rv <= 0 {
         return Err(bad());
@@ -65,22 +81,34 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             return Err(StatusError::bad_request(format!("resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\"")));
         }
         if rv.is_none() {
-            return Err(StatusError::bad_request("resourceVersionMatch is forbidden unless resourceVersion is provided"));
+            return Err(StatusError::bad_request(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
     }
     if cont.is_some() && rv.is_some_and(|v| v != "0") {
-        return Err(StatusError::bad_request("specifying resource version is not allowed when using continue"));
+        return Err(StatusError::bad_request(
+            "specifying resource version is not allowed when using continue",
+        ));
     }
     // resourceVersion=0 (and NotOlderThan a version the cache has): any recent state will do.
     if cont.is_none() && !exact && rv.is_some() {
-        let min: i64 = rv.unwrap_or("0").parse().map_err(|_| StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or(""))))?;
+        let min: i64 = rv.unwrap_or("0").parse().map_err(|_| {
+            StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or("")))
+        })?;
         if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
-            if cache.wait_for(min.max(1), std::time::Duration::from_secs(3)).await {
+            if cache
+                .wait_for(min.max(1), std::time::Duration::from_secs(3))
+                .await
+            {
                 let (items, crv) = cache.snapshot(&prefix);
                 let items = items.into_iter().filter(|o| filter.matches(o)).collect();
                 return Ok(render.list_shared(ctx, items, crv, None, None));
             }
-            return Err(StatusError::timeout(format!("Too large resource version: {min}, current: {}", cache.revision())));
+            return Err(StatusError::timeout(format!(
+                "Too large resource version: {min}, current: {}",
+                cache.revision()
+            )));
         }
     }
     // A consistent first page (no resourceVersion): the cache once it has caught up with the
@@ -99,7 +127,10 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             if cache.revision() == c.rv {
                 let (all, revision) = cache.snapshot_keyed(&prefix);
                 if revision == c.rv {
-                    let after: Vec<(String, std::sync::Arc<Value>)> = all.into_iter().filter(|(k, _)| k.as_str() > c.start.as_str()).collect();
+                    let after: Vec<(String, std::sync::Arc<Value>)> = all
+                        .into_iter()
+                        .filter(|(k, _)| k.as_str() > c.start.as_str())
+                        .collect();
                     let (items, next, remaining) = page_of(&after, &filter, limit, revision);
                     return Ok(render.list_shared(ctx, items, revision, next, remaining));
                 }
@@ -112,7 +143,9 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             (Some(c.start), c.rv)
         }
         None if exact => {
-            let v: i64 = rv.unwrap_or("").parse().map_err(|_| StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or(""))))?;
+            let v: i64 = rv.unwrap_or("").parse().map_err(|_| {
+                StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or("")))
+            })?;
             (None, v)
         }
         None => (None, 0),
@@ -129,10 +162,19 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             (Some(w), false) => w.max(500) + 1,
             (None, _) => 0,
         };
-        let page = match ctx.state.storage.list(&prefix, start.as_deref(), batch, revision).await {
+        let page = match ctx
+            .state
+            .storage
+            .list(&prefix, start.as_deref(), batch, revision)
+            .await
+        {
             Ok(p) => p,
             Err(crate::storage::StorageError::Compacted(rv)) => {
-                return Err(if cont.is_some() { StatusError::gone(EXPIRED_CONTINUE) } else { StatusError::gone(format!("too old resource version: {rv}")) })
+                return Err(if cont.is_some() {
+                    StatusError::gone(EXPIRED_CONTINUE)
+                } else {
+                    StatusError::gone(format!("too old resource version: {rv}"))
+                })
             }
             Err(e) => return Err(storage_error(ctx, e)),
         };
@@ -156,7 +198,10 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
         if filled {
             let unread = filled_at.map(|i| len - i).unwrap_or(0) as i64;
             if unread > 0 || page.more {
-                next = Some(encode_continue(revision, last_key.as_deref().unwrap_or_default()));
+                next = Some(encode_continue(
+                    revision,
+                    last_key.as_deref().unwrap_or_default(),
+                ));
                 if filter.is_everything() {
                     remaining = Some(unread + page.remaining);
                 }
@@ -168,11 +213,18 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
         }
         start = last_key;
     }
-    Ok(render.list(ctx, items, revision, next, remaining).into_response())
+    Ok(render
+        .list(ctx, items, revision, next, remaining)
+        .into_response())
 }
 
 /// One page of cached objects (in key order): the items, the continue token, the count left.
-fn page_of(all: &[(String, std::sync::Arc<Value>)], filter: &Filter, limit: Option<i64>, revision: i64) -> (Vec<std::sync::Arc<Value>>, Option<String>, Option<i64>) {
+fn page_of(
+    all: &[(String, std::sync::Arc<Value>)],
+    filter: &Filter,
+    limit: Option<i64>,
+    revision: i64,
+) -> (Vec<std::sync::Arc<Value>>, Option<String>, Option<i64>) {
     let mut items = Vec::new();
     let mut next = None;
     let mut remaining = None;
@@ -199,10 +251,25 @@ type CachePage = (Vec<std::sync::Arc<Value>>, i64, Option<String>, Option<i64>);
 
 /// Serves a list from the watch cache after it has seen the store's current revision; None
 /// when the cache cannot catch up quickly (the caller then reads the store).
-async fn consistent_from_cache(ctx: &Ctx, filter: &Filter, prefix: &str, limit: Option<i64>) -> Result<Option<CachePage>, StatusError> {
-    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else { return Ok(None) };
-    let current = ctx.state.storage.current_revision().await.map_err(|e| storage_error(ctx, e))?;
-    if !cache.wait_for(current, std::time::Duration::from_secs(1)).await {
+async fn consistent_from_cache(
+    ctx: &Ctx,
+    filter: &Filter,
+    prefix: &str,
+    limit: Option<i64>,
+) -> Result<Option<CachePage>, StatusError> {
+    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else {
+        return Ok(None);
+    };
+    let current = ctx
+        .state
+        .storage
+        .current_revision()
+        .await
+        .map_err(|e| storage_error(ctx, e))?;
+    if !cache
+        .wait_for(current, std::time::Duration::from_secs(1))
+        .await
+    {
         return Ok(None);
     }
     let (all, revision) = cache.snapshot_keyed(prefix);

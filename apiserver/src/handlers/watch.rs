@@ -28,35 +28,60 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
     let filter = Filter::from_query(ctx)?;
     let render = Render::from_ctx(ctx);
-    let cache = ctx.state.caches.get(ctx.req.resource).cloned().ok_or_else(|| StatusError::internal("no watch cache for this resource"))?;
+    let cache = ctx
+        .state
+        .caches
+        .get(ctx.req.resource)
+        .cloned()
+        .ok_or_else(|| StatusError::internal("no watch cache for this resource"))?;
     let from = match ctx.query.get("resourceVersion") {
         None | Some("0") => None,
-        Some(v) => Some(v.parse::<i64>().map_err(|_| StatusError::bad_request(format!("invalid resource version {v:?}")))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| StatusError::bad_request(format!("invalid resource version {v:?}")))?,
+        ),
     };
-    let timeout = ctx.query.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64)).unwrap_or(DEFAULT_TIMEOUT);
+    let timeout = ctx
+        .query
+        .int("timeoutSeconds")?
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64))
+        .unwrap_or(DEFAULT_TIMEOUT);
     let bookmarks = ctx.query.flag("allowWatchBookmarks");
     let bookmark_every = Duration::from_secs(ctx.state.config.bookmark_interval.max(1));
     // Only a name restriction via fieldSelector metadata.name narrows the key prefix further.
     let prefix = collection_prefix(ctx);
     if !cache.wait_for(1, Duration::from_secs(5)).await {
-        return Err(StatusError::unavailable("the watch cache is not ready yet; try again"));
+        return Err(StatusError::unavailable(
+            "the watch cache is not ready yet; try again",
+        ));
     }
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     let metrics_resource = ctx.req.resource.plural;
     let state = ctx.state.clone();
     let kind = ctx.req.resource.kind;
     let api_version = ctx.req.resource.api_version();
-    let table_ctx = TableCtx { render, resource: ctx.req.resource };
+    let table_ctx = TableCtx {
+        render,
+        resource: ctx.req.resource,
+    };
     let sub = match cache.subscribe(&prefix, from) {
         Ok(s) => Some(s),
         Err(CacheError::TooOld { .. }) => None,
     };
     let gone = match (&sub, from) {
-        (None, Some(rv)) => Some(StatusError::gone(format!("too old resource version: {rv} ({})", cache.revision()))),
+        (None, Some(rv)) => Some(StatusError::gone(format!(
+            "too old resource version: {rv} ({})",
+            cache.revision()
+        ))),
         _ => None,
     };
     tokio::spawn(async move {
-        state.metrics.watchers.with_label_values(&[metrics_resource]).inc();
+        state
+            .metrics
+            .watchers
+            .with_label_values(&[metrics_resource])
+            .inc();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let send = |v: Value| tx.send(line(&v));
@@ -111,13 +136,23 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                 }
             }
         }
-        state.metrics.watchers.with_label_values(&[metrics_resource]).dec();
+        state
+            .metrics
+            .watchers
+            .with_label_values(&[metrics_resource])
+            .dec();
     });
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(Ok::<_, std::io::Error>);
     let mut resp = Response::new(Body::from_stream(stream));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     Ok(resp)
 }
 
@@ -132,7 +167,12 @@ impl TableCtx {
         match &self.render {
             Render::Plain => json!({"type": kind, "object": obj}),
             Render::Table(include) => {
-                let mut t = api::table::table(self.resource, std::slice::from_ref(obj), *include, jiff::Timestamp::now());
+                let mut t = api::table::table(
+                    self.resource,
+                    std::slice::from_ref(obj),
+                    *include,
+                    jiff::Timestamp::now(),
+                );
                 t["metadata"] = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
                 json!({"type": kind, "object": t})
             }

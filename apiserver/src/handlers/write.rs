@@ -11,7 +11,9 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    admission::{self, decode_object, default_and_validate, merge_update, prepare_create, ready_to_delete},
+    admission::{
+        self, decode_object, default_and_validate, merge_update, prepare_create, ready_to_delete,
+    },
     decode_body,
     output::Render,
     storage_error, Ctx,
@@ -36,19 +38,41 @@ fn with_warnings(resp: Response, warnings: &[String]) -> Response {
 }
 
 async fn taken_reservations(ctx: &Ctx) -> Result<(HashSet<String>, HashSet<i64>), StatusError> {
-    let ips = ctx.state.storage.keys(Allocator::ip_prefix()).await.map_err(|e| storage_error(ctx, e))?;
-    let ports = ctx.state.storage.keys(Allocator::port_prefix()).await.map_err(|e| storage_error(ctx, e))?;
+    let ips = ctx
+        .state
+        .storage
+        .keys(Allocator::ip_prefix())
+        .await
+        .map_err(|e| storage_error(ctx, e))?;
+    let ports = ctx
+        .state
+        .storage
+        .keys(Allocator::port_prefix())
+        .await
+        .map_err(|e| storage_error(ctx, e))?;
     Ok((
-        ips.iter().filter_map(|k| k.strip_prefix(Allocator::ip_prefix()).map(str::to_string)).collect(),
-        ports.iter().filter_map(|k| k.strip_prefix(Allocator::port_prefix()).and_then(|p| p.parse().ok())).collect(),
+        ips.iter()
+            .filter_map(|k| k.strip_prefix(Allocator::ip_prefix()).map(str::to_string))
+            .collect(),
+        ports
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix(Allocator::port_prefix())
+                    .and_then(|p| p.parse().ok())
+            })
+            .collect(),
     ))
 }
 
 fn owner_of(obj: &Value) -> String {
     format!(
         "{}/{}",
-        obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(""),
-        obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     )
 }
 
@@ -59,7 +83,11 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let (mut obj, warnings) = decode_object(ctx, raw)?;
     prepare_create(ctx, &mut obj)?;
     default_and_validate(r, &mut obj, None)?;
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     admission::check_namespace(ctx, &name).await?;
     let key = r.key(ctx.namespace(), &name);
     let dry_run = ctx.query.dry_run()?;
@@ -70,22 +98,43 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         let plan = if r.kind == "Service" {
             let (ips, ports) = taken_reservations(ctx).await?;
             let owner = owner_of(&candidate);
-            ctx.state.allocator.plan_create(&mut candidate, &owner, &ips, &ports)?
+            ctx.state
+                .allocator
+                .plan_create(&mut candidate, &owner, &ips, &ports)?
         } else {
             Plan::default()
         };
         if dry_run {
-            return Ok(with_warnings(Render::from_ctx(ctx).object(ctx, StatusCode::CREATED, candidate).into_response(), &warnings));
+            return Ok(with_warnings(
+                Render::from_ctx(ctx)
+                    .object(ctx, StatusCode::CREATED, candidate)
+                    .into_response(),
+                &warnings,
+            ));
         }
-        match ctx.state.storage.create(&key, &candidate, &plan.reserve).await {
+        match ctx
+            .state
+            .storage
+            .create(&key, &candidate, &plan.reserve)
+            .await
+        {
             Ok(rev) => {
                 set_resource_version(&mut candidate, rev);
-                return Ok(with_warnings(Render::from_ctx(ctx).object(ctx, StatusCode::CREATED, candidate).into_response(), &warnings));
+                return Ok(with_warnings(
+                    Render::from_ctx(ctx)
+                        .object(ctx, StatusCode::CREATED, candidate)
+                        .into_response(),
+                    &warnings,
+                ));
             }
             // Another apiserver took the same random address: pick again.
             Err(StorageError::Reserved(_)) if attempt < RETRIES => continue,
             Err(StorageError::AlreadyExists) => {
-                return Err(StatusError::already_exists(&r.qualified_plural(), r.group, &name));
+                return Err(StatusError::already_exists(
+                    &r.qualified_plural(),
+                    r.group,
+                    &name,
+                ));
             }
             Err(e) => return Err(storage_error(ctx, e)),
         }
@@ -94,7 +143,12 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
 
 /// Validates and writes `body` as the new state of `current`. `expected_rv`: the
 /// resourceVersion the client based its change on, if it gave one.
-async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Option<i64>) -> Result<Result<Value, StorageError>, StatusError> {
+async fn write_update(
+    ctx: &Ctx,
+    current: &Stored,
+    body: Value,
+    expected_rv: Option<i64>,
+) -> Result<Result<Value, StorageError>, StatusError> {
     let r = ctx.req.resource;
     let sub = ctx.req.subresource.as_deref();
     if let Some(rv) = expected_rv {
@@ -112,7 +166,9 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
     let plan = if r.kind == "Service" {
         let (_, ports) = taken_reservations(ctx).await?;
         let owner = owner_of(&new);
-        ctx.state.allocator.plan_update(&mut new, &current.object, &owner, &ports)?
+        ctx.state
+            .allocator
+            .plan_update(&mut new, &current.object, &owner, &ports)?
     } else {
         Plan::default()
     };
@@ -120,22 +176,46 @@ async fn write_update(ctx: &Ctx, current: &Stored, body: Value, expected_rv: Opt
         return Ok(Ok(new));
     }
     // A no-op update writes nothing and keeps the resourceVersion, as Kubernetes does.
-    if plan.reserve.is_empty() && plan.release.is_empty() && same_content(&new, &current.object) && !ready_to_delete(&new) {
+    if plan.reserve.is_empty()
+        && plan.release.is_empty()
+        && same_content(&new, &current.object)
+        && !ready_to_delete(&new)
+    {
         let mut unchanged = current.object.clone();
         set_resource_version(&mut unchanged, current.mod_revision);
         return Ok(Ok(unchanged));
     }
     if ready_to_delete(&new) {
-        let release = if r.kind == "Service" { Allocator::held_by(&new) } else { Vec::new() };
-        return Ok(ctx.state.storage.delete(&current.key, current.mod_revision, &release).await.map(|rev| {
+        let release = if r.kind == "Service" {
+            Allocator::held_by(&new)
+        } else {
+            Vec::new()
+        };
+        return Ok(ctx
+            .state
+            .storage
+            .delete(&current.key, current.mod_revision, &release)
+            .await
+            .map(|rev| {
+                set_resource_version(&mut new, rev);
+                new
+            }));
+    }
+    Ok(ctx
+        .state
+        .storage
+        .update(
+            &current.key,
+            &new,
+            current.mod_revision,
+            &plan.reserve,
+            &plan.release,
+        )
+        .await
+        .map(|rev| {
             set_resource_version(&mut new, rev);
             new
-        }));
-    }
-    Ok(ctx.state.storage.update(&current.key, &new, current.mod_revision, &plan.reserve, &plan.release).await.map(|rev| {
-        set_resource_version(&mut new, rev);
-        new
-    }))
+        }))
 }
 
 /// Equal apart from the resourceVersion.
@@ -151,9 +231,15 @@ fn same_content(a: &Value, b: &Value) -> bool {
 }
 
 fn body_rv(body: &Value) -> Result<Option<i64>, StatusError> {
-    match body.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+    match body
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+    {
         None | Some("") => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| StatusError::bad_request(format!("invalid resourceVersion {v:?}"))),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| StatusError::bad_request(format!("invalid resourceVersion {v:?}"))),
     }
 }
 
@@ -167,21 +253,33 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let r = ctx.req.resource;
     let raw = decode_body(&ctx.headers, body, r.kind)?;
     let (obj, warnings) = decode_object(ctx, raw)?;
-    let body_name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
+    let body_name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if body_name != ctx.name() {
         return Err(StatusError::bad_request(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({})",
             ctx.name()
         )));
     }
-    if let (Some(ns), Some(body_ns)) = (ctx.namespace(), obj.pointer("/metadata/namespace").and_then(Value::as_str)) {
+    if let (Some(ns), Some(body_ns)) = (
+        ctx.namespace(),
+        obj.pointer("/metadata/namespace").and_then(Value::as_str),
+    ) {
         if !body_ns.is_empty() && body_ns != ns {
             return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
         }
     }
     let expected = body_rv(&obj)?;
     for _ in 0..RETRIES {
-        let current = match ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))? {
+        let current = match ctx
+            .state
+            .storage
+            .get(&ctx.key())
+            .await
+            .map_err(|e| storage_error(ctx, e))?
+        {
             Some(c) => c,
             None if create_on_update(r.kind) && ctx.req.subresource.is_none() => {
                 return create(ctx, &serde_json::to_vec(&obj).unwrap_or_default()).await;
@@ -189,7 +287,14 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
             None => return Err(ctx.not_found()),
         };
         match write_update(ctx, &current, obj.clone(), expected).await? {
-            Ok(stored) => return Ok(with_warnings(Render::from_ctx(ctx).object(ctx, StatusCode::OK, stored).into_response(), &warnings)),
+            Ok(stored) => {
+                return Ok(with_warnings(
+                    Render::from_ctx(ctx)
+                        .object(ctx, StatusCode::OK, stored)
+                        .into_response(),
+                    &warnings,
+                ))
+            }
             Err(StorageError::Conflict) if expected.is_none() => continue,
             Err(StorageError::Reserved(_)) => continue,
             Err(e) => return Err(storage_error(ctx, e)),
@@ -206,7 +311,11 @@ enum PatchKind {
 }
 
 fn patch_kind(ctx: &Ctx) -> Result<PatchKind, StatusError> {
-    let ct = ctx.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let ct = ctx
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
         "application/json-patch+json" => Ok(PatchKind::Json),
@@ -219,13 +328,25 @@ fn patch_kind(ctx: &Ctx) -> Result<PatchKind, StatusError> {
 }
 
 /// Applies a patch document to an object.
-pub fn apply_patch(ctx: &Ctx, current: &Value, patch: &Value, kind: &PatchKindRef) -> Result<Value, StatusError> {
+pub fn apply_patch(
+    ctx: &Ctx,
+    current: &Value,
+    patch: &Value,
+    kind: &PatchKindRef,
+) -> Result<Value, StatusError> {
     let out = match kind.0 {
         PatchKind::Json => api::patch::apply_json_patch(current, patch),
         PatchKind::Merge => api::patch::apply_merge_patch(current, patch),
-        PatchKind::Strategic => api::patch::apply_strategic_merge_patch(ctx.req.resource, current, patch),
+        PatchKind::Strategic => {
+            api::patch::apply_strategic_merge_patch(ctx.req.resource, current, patch)
+        }
     };
-    out.map_err(|e| StatusError { code: 422, reason: "Invalid", message: e.to_string(), details: None })
+    out.map_err(|e| StatusError {
+        code: 422,
+        reason: "Invalid",
+        message: e.to_string(),
+        details: None,
+    })
 }
 
 /// A patch format, as the caller of [`apply_patch`] names it.
@@ -234,10 +355,15 @@ pub struct PatchKindRef(PatchKind);
 /// Reads the patch format and document of a PATCH request.
 pub fn read_patch(ctx: &Ctx, body: &[u8]) -> Result<(PatchKindRef, Value), StatusError> {
     let kind = patch_kind(ctx)?;
-    let doc: Value = serde_json::from_slice(body).map_err(|e| StatusError::bad_request(format!("error decoding patch: {e}")))?;
+    let doc: Value = serde_json::from_slice(body)
+        .map_err(|e| StatusError::bad_request(format!("error decoding patch: {e}")))?;
     match kind {
-        PatchKind::Json if !doc.is_array() => Err(StatusError::bad_request("json patch must be a JSON array of operations")),
-        PatchKind::Merge | PatchKind::Strategic if !doc.is_object() => Err(StatusError::bad_request("patch must be a JSON object")),
+        PatchKind::Json if !doc.is_array() => Err(StatusError::bad_request(
+            "json patch must be a JSON array of operations",
+        )),
+        PatchKind::Merge | PatchKind::Strategic if !doc.is_object() => {
+            Err(StatusError::bad_request("patch must be a JSON object"))
+        }
         _ => Ok((PatchKindRef(kind), doc)),
     }
 }
@@ -247,11 +373,20 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let r = ctx.req.resource;
     let (kind, doc) = read_patch(ctx, body)?;
     for _ in 0..RETRIES {
-        let current = ctx.state.storage.get(&ctx.key()).await.map_err(|e| storage_error(ctx, e))?.ok_or_else(|| ctx.not_found())?;
+        let current = ctx
+            .state
+            .storage
+            .get(&ctx.key())
+            .await
+            .map_err(|e| storage_error(ctx, e))?
+            .ok_or_else(|| ctx.not_found())?;
         let patched = apply_patch(ctx, &current.object, &doc, &kind)?;
         let (obj, warnings) = decode_object(ctx, patched)?;
         if obj.pointer("/metadata/name").and_then(Value::as_str) != Some(ctx.name()) {
-            return Err(StatusError::bad_request(format!("metadata.name: Invalid value: the name of a {} cannot be changed by a patch", r.kind)));
+            return Err(StatusError::bad_request(format!(
+                "metadata.name: Invalid value: the name of a {} cannot be changed by a patch",
+                r.kind
+            )));
         }
         // A resourceVersion written by the patch is a precondition.
         let expected = match body_rv(&obj)? {
@@ -260,7 +395,14 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
             None => None,
         };
         match write_update(ctx, &current, obj, expected).await? {
-            Ok(stored) => return Ok(with_warnings(Render::from_ctx(ctx).object(ctx, StatusCode::OK, stored).into_response(), &warnings)),
+            Ok(stored) => {
+                return Ok(with_warnings(
+                    Render::from_ctx(ctx)
+                        .object(ctx, StatusCode::OK, stored)
+                        .into_response(),
+                    &warnings,
+                ))
+            }
             Err(StorageError::Conflict) if expected.is_none() => continue,
             Err(StorageError::Reserved(_)) => continue,
             Err(e) => return Err(storage_error(ctx, e)),
@@ -273,7 +415,9 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
 fn patch_sets_rv(doc: &Value) -> bool {
     match doc {
         Value::Object(_) => doc.pointer("/metadata/resourceVersion").is_some(),
-        Value::Array(ops) => ops.iter().any(|op| op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")),
+        Value::Array(ops) => ops
+            .iter()
+            .any(|op| op.get("path").and_then(Value::as_str) == Some("/metadata/resourceVersion")),
         _ => false,
     }
 }

@@ -14,7 +14,10 @@ async fn concurrent_writes_through_a_follower_each_get_their_own_result() {
     let writes = (0..64).map(|i| {
         let mut kv = client.kv_client();
         async move {
-            let resp = kv.put(format!("fwd/{i:02}"), format!("v{i}"), None).await.expect("put");
+            let resp = kv
+                .put(format!("fwd/{i:02}"), format!("v{i}"), None)
+                .await
+                .expect("put");
             (i, resp.header().expect("header").revision())
         }
     });
@@ -22,13 +25,26 @@ async fn concurrent_writes_through_a_follower_each_get_their_own_result() {
     let mut revisions: Vec<i64> = results.iter().map(|(_, rev)| *rev).collect();
     revisions.sort();
     revisions.dedup();
-    assert_eq!(revisions.len(), 64, "each write has a revision of its own: {results:?}");
+    assert_eq!(
+        revisions.len(),
+        64,
+        "each write has a revision of its own: {results:?}"
+    );
     // Read back on the follower alone (serializable): acknowledged means applied there too.
     results.sort();
     let mut kv = client.kv_client();
     for (i, rev) in results {
-        let got = kv.get(format!("fwd/{i:02}"), Some(GetOptions::new().with_serializable())).await.expect("get");
+        let got = kv
+            .get(
+                format!("fwd/{i:02}"),
+                Some(GetOptions::new().with_serializable()),
+            )
+            .await
+            .expect("get");
         let kv = &got.kvs()[0];
-        assert_eq!((kv.value_str().expect("utf-8"), kv.mod_revision()), (format!("v{i}").as_str(), rev));
+        assert_eq!(
+            (kv.value_str().expect("utf-8"), kv.mod_revision()),
+            (format!("v{i}").as_str(), rev)
+        );
     }
 }

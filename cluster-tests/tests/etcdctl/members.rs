@@ -283,7 +283,10 @@ async fn member_changes_that_risk_the_quorum_are_refused() {
     // The leader notices at its next heartbeat.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let live = [0, 1];
-    let add = cluster.etcdctl_on(&live, &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"]);
+    let add = cluster.etcdctl_on(
+        &live,
+        &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"],
+    );
     fails_with(&add, 1, "Error: etcdserver: unhealthy cluster");
     let remove_live = cluster.etcdctl_on(&live, &["member", "remove", &format!("{live_id:x}")]);
     fails_with(&remove_live, 1, "Error: etcdserver: unhealthy cluster");
@@ -292,7 +295,10 @@ async fn member_changes_that_risk_the_quorum_are_refused() {
     assert_eq!(list.lines().count(), 3, "{list}");
     // The dead member may go.
     let removed = ok(&cluster.etcdctl_on(&live, &["member", "remove", &format!("{dead_id:x}")]));
-    assert!(removed.starts_with(&format!("Member {dead_id:16x} removed from cluster")), "{removed}");
+    assert!(
+        removed.starts_with(&format!("Member {dead_id:16x} removed from cluster")),
+        "{removed}"
+    );
 }
 
 /// After the leader is removed, the new leader already knows its peers have long been
@@ -304,13 +310,25 @@ async fn member_add_right_after_the_leader_is_removed() {
     let leader = cluster.leader().await.expect("a leader");
     let leader_id = cluster.member_id(leader).expect("member id");
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
-    let removed = ok(&cluster.etcdctl_on(&others, &["member", "remove", &format!("{leader_id:x}")]));
-    assert!(removed.starts_with(&format!("Member {leader_id:16x} removed from cluster")), "{removed}");
+    let removed =
+        ok(&cluster.etcdctl_on(&others, &["member", "remove", &format!("{leader_id:x}")]));
+    assert!(
+        removed.starts_with(&format!("Member {leader_id:16x} removed from cluster")),
+        "{removed}"
+    );
     // Retry only while there is no leader yet; "unhealthy cluster" would be a failure.
     let added = eventually(Duration::from_secs(10), || {
-        let out = cluster.etcdctl_on(&others, &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"]);
+        let out = cluster.etcdctl_on(
+            &others,
+            &["member", "add", "extra", "--peer-urls=http://127.0.0.1:1"],
+        );
         let err = stderr(&out);
-        let electing = ["no leader", "leader changed", "request timed out", "context deadline exceeded"];
+        let electing = [
+            "no leader",
+            "leader changed",
+            "request timed out",
+            "context deadline exceeded",
+        ];
         if !out.status.success() && electing.iter().any(|e| err.contains(e)) {
             return None;
         }

@@ -30,7 +30,13 @@ fn events(resp: &WatchResponse) -> Vec<Seen> {
                 EventType::Delete => "DELETE",
             };
             let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            (resp.watch_id(), kind, text(kv.key()), text(kv.value()), e.prev_kv().map(|p| text(p.value())))
+            (
+                resp.watch_id(),
+                kind,
+                text(kv.key()),
+                text(kv.value()),
+                e.prev_kv().map(|p| text(p.value())),
+            )
         })
         .collect()
 }
@@ -40,7 +46,10 @@ async fn read_events(stream: &mut WatchStream, n: usize) -> Vec<Seen> {
     let mut seen = Vec::new();
     while seen.len() < n {
         let resp = next(stream).await;
-        assert!(!resp.events().is_empty() && !resp.created() && !resp.canceled(), "{resp:?}");
+        assert!(
+            !resp.events().is_empty() && !resp.created() && !resp.canceled(),
+            "{resp:?}"
+        );
         seen.extend(events(&resp));
     }
     seen
@@ -61,7 +70,14 @@ async fn many_watchers_on_one_stream() {
 
     // From a past revision: history first, with the previous values asked for.
     let mut stream = client
-        .watch("a", Some(WatchOptions::new().with_start_revision(first).with_prev_key()))
+        .watch(
+            "a",
+            Some(
+                WatchOptions::new()
+                    .with_start_revision(first)
+                    .with_prev_key(),
+            ),
+        )
         .await
         .expect("watch");
     let created = next(&mut stream).await;
@@ -69,22 +85,43 @@ async fn many_watchers_on_one_stream() {
     let w0 = created.watch_id();
     assert_eq!(
         read_events(&mut stream, 2).await,
-        [(w0, "PUT", "a".into(), "1".into(), None), (w0, "DELETE", "a".into(), "".into(), Some("1".into()))]
+        [
+            (w0, "PUT", "a".into(), "1".into(), None),
+            (w0, "DELETE", "a".into(), "".into(), Some("1".into()))
+        ]
     );
 
     // A second watcher on the same stream, with its own ID, a prefix and a filter.
     stream
-        .watch("p/", Some(WatchOptions::new().with_prefix().with_watch_id(7).with_filters([WatchFilterType::NoDelete])))
+        .watch(
+            "p/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_watch_id(7)
+                    .with_filters([WatchFilterType::NoDelete]),
+            ),
+        )
         .await
         .expect("second watch");
     let created = next(&mut stream).await;
-    assert!(created.created() && !created.canceled() && created.watch_id() == 7, "{created:?}");
+    assert!(
+        created.created() && !created.canceled() && created.watch_id() == 7,
+        "{created:?}"
+    );
 
     // A watch ID already in use on the stream is refused.
-    stream.watch("x", Some(WatchOptions::new().with_watch_id(7))).await.expect("duplicate watch");
+    stream
+        .watch("x", Some(WatchOptions::new().with_watch_id(7)))
+        .await
+        .expect("duplicate watch");
     let dup = next(&mut stream).await;
     assert!(dup.created() && dup.canceled(), "{dup:?}");
-    assert_eq!((dup.watch_id(), dup.cancel_reason()), (-1, "mvcc: duplicate watch ID provided on the WatchStream"), "{dup:?}");
+    assert_eq!(
+        (dup.watch_id(), dup.cancel_reason()),
+        (-1, "mvcc: duplicate watch ID provided on the WatchStream"),
+        "{dup:?}"
+    );
 
     put(&mut client, "p/x", "1").await;
     client.delete("p/x", None).await.expect("delete");
@@ -92,28 +129,43 @@ async fn many_watchers_on_one_stream() {
     let last = put(&mut client, "a", "2").await;
     assert_eq!(
         read_events(&mut stream, 2).await,
-        [(7, "PUT", "p/x".into(), "1".into(), None), (w0, "PUT", "a".into(), "2".into(), None)]
+        [
+            (7, "PUT", "p/x".into(), "1".into(), None),
+            (w0, "PUT", "a".into(), "2".into(), None)
+        ]
     );
 
     // Everything up to the current revision has been sent: a progress request says so.
     stream.request_progress().await.expect("progress request");
     let progress = next(&mut stream).await;
-    assert!(progress.events().is_empty() && !progress.created() && !progress.canceled(), "{progress:?}");
+    assert!(
+        progress.events().is_empty() && !progress.created() && !progress.canceled(),
+        "{progress:?}"
+    );
     assert_eq!(progress.watch_id(), -1);
     assert_eq!(progress.header().expect("header").revision(), last);
 
     // After a cancel, the watcher gets nothing more; the other one goes on.
     stream.cancel(7).await.expect("cancel");
     let canceled = next(&mut stream).await;
-    assert!(canceled.canceled() && canceled.watch_id() == 7, "{canceled:?}");
+    assert!(
+        canceled.canceled() && canceled.watch_id() == 7,
+        "{canceled:?}"
+    );
     put(&mut client, "p/y", "1").await;
     put(&mut client, "a", "3").await;
-    assert_eq!(read_events(&mut stream, 1).await, [(w0, "PUT", "a".into(), "3".into(), Some("2".into()))]);
+    assert_eq!(
+        read_events(&mut stream, 1).await,
+        [(w0, "PUT", "a".into(), "3".into(), Some("2".into()))]
+    );
 
     // A watch from a compacted revision is canceled with the compaction point.
     let now = put(&mut client, "c", "1").await;
     client.compact(now, None).await.expect("compact");
-    stream.watch("a", Some(WatchOptions::new().with_start_revision(first))).await.expect("watch");
+    stream
+        .watch("a", Some(WatchOptions::new().with_start_revision(first)))
+        .await
+        .expect("watch");
     let mut resp = next(&mut stream).await;
     if resp.created() && !resp.canceled() {
         // etcd answers created first, then cancels.
@@ -144,7 +196,15 @@ async fn every_watcher_of_a_stream_sees_every_event() {
     }
     let seen = read_events(&mut stream, ids.len() * 20).await;
     for id in &ids {
-        let values: Vec<String> = seen.iter().filter(|s| s.0 == *id).map(|s| s.3.clone()).collect();
-        assert_eq!(values, (0..20).map(|i| i.to_string()).collect::<Vec<_>>(), "watcher {id}");
+        let values: Vec<String> = seen
+            .iter()
+            .filter(|s| s.0 == *id)
+            .map(|s| s.3.clone())
+            .collect();
+        assert_eq!(
+            values,
+            (0..20).map(|i| i.to_string()).collect::<Vec<_>>(),
+            "watcher {id}"
+        );
     }
 }

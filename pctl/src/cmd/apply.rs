@@ -27,17 +27,27 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
     for f in files {
         if f == "-" {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading stdin")?;
             out.extend(parse_documents(&s, "STDIN")?);
         } else if Path::new(f).is_dir() {
-            let mut entries: Vec<_> = std::fs::read_dir(f)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json")).collect();
+            let mut entries: Vec<_> = std::fs::read_dir(f)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+                })
+                .collect();
             entries.sort();
             for p in entries {
-                let s = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+                let s = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 out.extend(parse_documents(&s, &p.display().to_string())?);
             }
         } else {
-            let s = std::fs::read_to_string(f).map_err(|e| anyhow!("error: the path \"{f}\" does not exist ({e})"))?;
+            let s = std::fs::read_to_string(f)
+                .map_err(|e| anyhow!("error: the path \"{f}\" does not exist ({e})"))?;
             out.extend(parse_documents(&s, f)?);
         }
     }
@@ -48,11 +58,17 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
 pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
-        let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}"))?;
+        let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| {
+            anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}")
+        })?;
         match v {
             Value::Null => {}
             Value::Object(_) => out.push(v),
-            _ => return Err(anyhow!("error: error parsing {source}: a manifest must be an object")),
+            _ => {
+                return Err(anyhow!(
+                    "error: error parsing {source}: a manifest must be an object"
+                ))
+            }
         }
     }
     Ok(out)
@@ -99,7 +115,10 @@ fn merge(a: &mut Value, b: &Value) {
 }
 
 fn name_of(obj: &Value) -> Result<String> {
-    obj.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string).ok_or_else(|| anyhow!("error: resource name may not be empty"))
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("error: resource name may not be empty"))
 }
 
 pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
@@ -109,14 +128,24 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let r = resources::resolve_kind(&av, &kind)?;
         let name = name_of(&obj)?;
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| conn.namespace.clone());
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| conn.namespace.clone());
         let api = resources::dynamic(&conn, r, Some(&ns));
         let mut applied = obj.clone();
-        if let Some(m) = applied.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+        if let Some(m) = applied
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
             m.remove(LAST_APPLIED);
         }
         let config = serde_json::to_string(&applied)?;
-        merge(&mut obj, &serde_json::json!({"metadata": {"annotations": {LAST_APPLIED: config}}}));
+        merge(
+            &mut obj,
+            &serde_json::json!({"metadata": {"annotations": {LAST_APPLIED: config}}}),
+        );
         match api.get_opt(&name).await? {
             None => {
                 let d: DynamicObject = serde_json::from_value(obj)?;
@@ -134,8 +163,14 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
                 let mut patch = deletions(&last, &applied);
                 merge(&mut patch, &obj);
                 let before = live.metadata.resource_version.clone();
-                let after = api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-                let verb = if after.metadata.resource_version == before { "unchanged" } else { "configured" };
+                let after = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                let verb = if after.metadata.resource_version == before {
+                    "unchanged"
+                } else {
+                    "configured"
+                };
                 println!("{} {verb}", resources::display_name(r, &name));
             }
         }
@@ -153,7 +188,13 @@ mod tests {
         let docs = parse_documents("a: 1\n---\n---\nb: 2\n", "x").unwrap();
         assert_eq!(docs.len(), 2);
         assert!(parse_documents("a: [", "x").is_err());
-        let d = deletions(&json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}}), &json!({"metadata": {"labels": {"a": "1"}}}));
-        assert_eq!(d, json!({"metadata": {"labels": {"b": null}}, "spec": null}));
+        let d = deletions(
+            &json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}}),
+            &json!({"metadata": {"labels": {"a": "1"}}}),
+        );
+        assert_eq!(
+            d,
+            json!({"metadata": {"labels": {"b": null}}, "spec": null})
+        );
     }
 }

@@ -63,20 +63,42 @@ async fn create_one(conn: &resources::Conn, obj: Value) -> Result<()> {
     let av = obj["apiVersion"].as_str().unwrap_or("").to_string();
     let kind = obj["kind"].as_str().unwrap_or("").to_string();
     let r = resources::resolve_kind(&av, &kind)?;
-    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-    let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| conn.namespace.clone());
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| conn.namespace.clone());
     let api = resources::dynamic(conn, r, Some(&ns));
     let d: DynamicObject = serde_json::from_value(obj)?;
     let created = api.create(&PostParams::default(), &d).await?;
-    println!("{} created", resources::display_name(r, created.metadata.name.as_deref().unwrap_or(&name)));
+    println!(
+        "{} created",
+        resources::display_name(r, created.metadata.name.as_deref().unwrap_or(&name))
+    );
     Ok(())
 }
 
 pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
     match a.what {
-        Some(What::Deployment { name, image, replicas, port }) => create_one(&conn, deployment(&name, &image, replicas, port)).await,
-        Some(What::Namespace { name }) => create_one(&conn, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})).await,
+        Some(What::Deployment {
+            name,
+            image,
+            replicas,
+            port,
+        }) => create_one(&conn, deployment(&name, &image, replicas, port)).await,
+        Some(What::Namespace { name }) => {
+            create_one(
+                &conn,
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+            )
+            .await
+        }
         None if a.files.is_empty() => Err(anyhow!("error: must specify one of -f and -k")),
         None => {
             for obj in read_manifests(&a.files)? {
@@ -94,7 +116,10 @@ mod tests {
     #[test]
     fn deployment_generator() {
         let d = deployment("web", &["localhost/busybox:1.36".into()], 2, Some(80));
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["name"], "busybox");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["name"],
+            "busybox"
+        );
         assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
         assert_eq!(d["spec"]["replicas"], 2);
     }

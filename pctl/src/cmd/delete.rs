@@ -35,22 +35,46 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
     } else if a.grace_period >= 0 {
         dp.grace_period_seconds = Some(a.grace_period.max(1) as u32);
     }
-    let verb = if a.force && a.grace_period <= 0 { "force deleted" } else { "deleted" };
+    let verb = if a.force && a.grace_period <= 0 {
+        "force deleted"
+    } else {
+        "deleted"
+    };
     let mut targets: Vec<(&'static api::registry::Resource, String, String)> = Vec::new();
     for obj in read_manifests(&a.files)? {
-        let r = resources::resolve_kind(obj["apiVersion"].as_str().unwrap_or(""), obj["kind"].as_str().unwrap_or(""))?;
-        let ns = obj.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&conn.namespace).to_string();
-        targets.push((r, ns, obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string()));
+        let r = resources::resolve_kind(
+            obj["apiVersion"].as_str().unwrap_or(""),
+            obj["kind"].as_str().unwrap_or(""),
+        )?;
+        let ns = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(&conn.namespace)
+            .to_string();
+        targets.push((
+            r,
+            ns,
+            obj.pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        ));
     }
     if !a.args.is_empty() {
         for (r, name) in resources::targets(&a.args)? {
             match name {
                 Some(n) => targets.push((r, conn.namespace.clone(), n)),
                 None => {
-                    let sel = a.selector.as_deref().ok_or_else(|| anyhow!("error: resource(s) were provided, but no name was specified"))?;
+                    let sel = a.selector.as_deref().ok_or_else(|| {
+                        anyhow!("error: resource(s) were provided, but no name was specified")
+                    })?;
                     let api = resources::dynamic(&conn, r, Some(&conn.namespace));
                     for o in api.list(&ListParams::default().labels(sel)).await? {
-                        targets.push((r, conn.namespace.clone(), o.metadata.name.unwrap_or_default()));
+                        targets.push((
+                            r,
+                            conn.namespace.clone(),
+                            o.metadata.name.unwrap_or_default(),
+                        ));
                     }
                 }
             }
@@ -58,7 +82,9 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
     }
     if targets.is_empty() && a.files.is_empty() {
         if a.args.is_empty() {
-            return Err(anyhow!("error: You must provide one or more resources by argument or filename."));
+            return Err(anyhow!(
+                "error: You must provide one or more resources by argument or filename."
+            ));
         }
         eprintln!("No resources found");
     }

@@ -43,7 +43,9 @@ fn query(a: &GetArgs) -> String {
 pub fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -52,13 +54,22 @@ pub fn urlencode(s: &str) -> String {
 pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
     let targets = resources::targets(&a.args)?;
-    let ns = if a.all_namespaces { None } else { Some(conn.namespace.as_str()) };
+    let ns = if a.all_namespaces {
+        None
+    } else {
+        Some(conn.namespace.as_str())
+    };
     let fmt = a.output.as_deref().unwrap_or("");
     if !matches!(fmt, "" | "wide" | "yaml" | "json" | "name") {
         return Err(anyhow!("error: unable to match a printer suitable for the output format \"{fmt}\", allowed formats are: json,name,wide,yaml"));
     }
     let q = query(&a);
-    let multi = targets.iter().map(|(r, _)| r.plural).collect::<std::collections::HashSet<_>>().len() > 1;
+    let multi = targets
+        .iter()
+        .map(|(r, _)| r.plural)
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        > 1;
     let mut printed_header = false;
     let mut any = false;
     let mut last_rv = String::new();
@@ -80,16 +91,33 @@ pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
             }
             "name" => {
                 let v = output::fetch_json(&conn.client, &path).await?;
-                let items = if name.is_some() { vec![v] } else { v["items"].as_array().cloned().unwrap_or_default() };
+                let items = if name.is_some() {
+                    vec![v]
+                } else {
+                    v["items"].as_array().cloned().unwrap_or_default()
+                };
                 for i in items {
                     any = true;
-                    println!("{}", resources::display_name(r, i.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")));
+                    println!(
+                        "{}",
+                        resources::display_name(
+                            r,
+                            i.pointer("/metadata/name")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                        )
+                    );
                 }
             }
             _ => {
                 let t = output::fetch_table(&conn.client, &path).await?;
-                last_rv = t.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or("").to_string();
-                let mut rows = output::table_rows(&t, fmt == "wide", a.all_namespaces && r.namespaced, true);
+                last_rv = t
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let mut rows =
+                    output::table_rows(&t, fmt == "wide", a.all_namespaces && r.namespaced, true);
                 if rows.len() > 1 {
                     // Several types: one table each, names prefixed with the type, as kubectl.
                     if multi {
@@ -112,7 +140,9 @@ pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
     }
     if !any && !a.watch {
         match ns {
-            Some(n) if targets.iter().any(|(r, _)| r.namespaced) => eprintln!("No resources found in {n} namespace."),
+            Some(n) if targets.iter().any(|(r, _)| r.namespaced) => {
+                eprintln!("No resources found in {n} namespace.")
+            }
             _ => eprintln!("No resources found"),
         }
     }
@@ -127,15 +157,28 @@ pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
             params.push(q.clone());
         }
         path = format!("{path}?{}", params.join("&"));
-        let req = http::Request::get(path).header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io,application/json").body(Vec::new())?;
+        let req = http::Request::get(path)
+            .header(
+                "Accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .body(Vec::new())?;
         let lines = conn.client.request_stream(req).await?.lines();
         futures::pin_mut!(lines);
         while let Some(line) = lines.try_next().await? {
             let ev: Value = serde_json::from_str(&line)?;
             if ev["type"] == "ERROR" {
-                return Err(anyhow!("error: {}", ev["object"]["message"].as_str().unwrap_or("watch failed")));
+                return Err(anyhow!(
+                    "error: {}",
+                    ev["object"]["message"].as_str().unwrap_or("watch failed")
+                ));
             }
-            let rows = output::table_rows(&ev["object"], fmt == "wide", a.all_namespaces && r.namespaced, !printed_header);
+            let rows = output::table_rows(
+                &ev["object"],
+                fmt == "wide",
+                a.all_namespaces && r.namespaced,
+                !printed_header,
+            );
             printed_header = true;
             print!("{}", output::align(&rows));
         }

@@ -43,7 +43,11 @@ pub fn parse_changes(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<S
 
 pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
     let conn = resources::connect(g).await?;
-    let split = a.args.iter().position(|x| x.contains('=') || x.ends_with('-')).unwrap_or(a.args.len());
+    let split = a
+        .args
+        .iter()
+        .position(|x| x.contains('=') || x.ends_with('-'))
+        .unwrap_or(a.args.len());
     let (what, changes) = a.args.split_at(split);
     let (set, remove) = parse_changes(changes)?;
     let key = match field {
@@ -51,7 +55,9 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
         Field::Annotations => "annotations",
     };
     for (r, name) in resources::targets(what)? {
-        let name = name.ok_or_else(|| anyhow!("error: resource(s) were provided, but no name was specified"))?;
+        let name = name.ok_or_else(|| {
+            anyhow!("error: resource(s) were provided, but no name was specified")
+        })?;
         let api = resources::dynamic(&conn, r, Some(&conn.namespace));
         let obj = api.get(&name).await?;
         let current = match field {
@@ -62,7 +68,9 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
             for (k, v) in &set {
                 if let Some(old) = current.get(k) {
                     if old != v {
-                        return Err(anyhow!("error: '{k}' already has a value ({old}), and --overwrite is false"));
+                        return Err(anyhow!(
+                            "error: '{k}' already has a value ({old}), and --overwrite is false"
+                        ));
                     }
                 }
             }
@@ -75,7 +83,8 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
             m.insert(k.clone(), Value::Null);
         }
         let patch = json!({"metadata": {key: m}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         let verb = match (field, set.is_empty()) {
             (Field::Labels, true) => "unlabeled",
             (Field::Labels, false) => "labeled",

@@ -24,9 +24,21 @@ async fn set_unschedulable(conn: &resources::Conn, name: &str, on: bool) -> Resu
     let r = resources::resolve("nodes")?;
     let api = resources::dynamic(conn, r, None);
     let node = api.get(name).await?;
-    let already = node.data.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false) == on;
+    let already = node
+        .data
+        .pointer("/spec/unschedulable")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        == on;
     if !already {
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"unschedulable": if on { json!(true) } else { Value::Null }}}))).await?;
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(
+                &json!({"spec": {"unschedulable": if on { json!(true) } else { Value::Null }}}),
+            ),
+        )
+        .await?;
     }
     let verb = match (on, already) {
         (true, false) => "cordoned",
@@ -67,8 +79,13 @@ pub struct DrainArgs {
 
 /// Parses kubectl's durations: `30s`, `5m`, `1h`, or bare seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| anyhow!("error: invalid duration {s:?}"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| anyhow!("error: invalid duration {s:?}"))?;
     let secs = match unit {
         "s" | "" => n,
         "m" => n * 60,
@@ -80,14 +97,25 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 
 /// Why drain may not remove a pod without an override flag.
 fn drain_blocker(pod: &Value, a: &DrainArgs) -> Option<&'static str> {
-    let finished = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
-    let controlled = pod.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|o| o.iter().any(|r| r["controller"] == json!(true)));
-    let empty_dir = pod.pointer("/spec/volumes").and_then(Value::as_array).is_some_and(|v| v.iter().any(|v| v.get("emptyDir").is_some()));
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    let controlled = pod
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|o| o.iter().any(|r| r["controller"] == json!(true)));
+    let empty_dir = pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .is_some_and(|v| v.iter().any(|v| v.get("emptyDir").is_some()));
     if !finished && !controlled && !a.force {
         return Some("cannot delete Pods declare no controller (use --force to override)");
     }
     if !finished && empty_dir && !a.delete_emptydir_data {
-        return Some("cannot delete Pods with local storage (use --delete-emptydir-data to override)");
+        return Some(
+            "cannot delete Pods with local storage (use --delete-emptydir-data to override)",
+        );
     }
     None
 }
@@ -103,13 +131,32 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
     if let Some(sel) = &a.pod_selector {
         lp = lp.labels(sel);
     }
-    let pods: Vec<Value> = all.list(&lp).await?.items.into_iter().map(|p| serde_json::to_value(p).unwrap_or_default()).collect();
+    let pods: Vec<Value> = all
+        .list(&lp)
+        .await?
+        .items
+        .into_iter()
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
     // Mirror pods belong to their node's agent and cannot be removed through the API.
-    let pods: Vec<Value> = pods.into_iter().filter(|p| p.pointer("/metadata/annotations/kubernetes.io~1config.mirror").is_none()).collect();
+    let pods: Vec<Value> = pods
+        .into_iter()
+        .filter(|p| {
+            p.pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+                .is_none()
+        })
+        .collect();
     let mut blocked: Vec<(&str, String)> = Vec::new();
     for p in &pods {
         if let Some(why) = drain_blocker(p, &a) {
-            blocked.push((why, format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap_or(""), p["metadata"]["name"].as_str().unwrap_or(""))));
+            blocked.push((
+                why,
+                format!(
+                    "{}/{}",
+                    p["metadata"]["namespace"].as_str().unwrap_or(""),
+                    p["metadata"]["name"].as_str().unwrap_or("")
+                ),
+            ));
         }
     }
     if !blocked.is_empty() {
@@ -117,14 +164,27 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
         reasons.dedup();
         let text: Vec<String> = reasons
             .iter()
-            .map(|r| format!("{r}: {}", blocked.iter().filter(|(w, _)| w == r).map(|(_, p)| p.as_str()).collect::<Vec<_>>().join(", ")))
+            .map(|r| {
+                format!(
+                    "{r}: {}",
+                    blocked
+                        .iter()
+                        .filter(|(w, _)| w == r)
+                        .map(|(_, p)| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
             .collect();
         bail!("error: unable to drain node {:?} due to error: {}\nThere are pending nodes to be drained:\n {}", a.node, text.join("; "), a.node);
     }
     let grace = (a.grace_period >= 0).then_some(a.grace_period);
     let mut waiting: Vec<(String, String, String)> = Vec::new();
     for p in &pods {
-        let ns = p["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+        let ns = p["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         let name = p["metadata"]["name"].as_str().unwrap_or("").to_string();
         let uid = p["metadata"]["uid"].as_str().unwrap_or("").to_string();
         let base = resources::path(pods_r, Some(&ns), Some(&name));
@@ -133,11 +193,15 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
             delete_options["gracePeriodSeconds"] = json!(g);
         }
         let req = if a.disable_eviction {
-            http::Request::delete(base).header("Content-Type", "application/json").body(serde_json::to_vec(&delete_options)?)?
+            http::Request::delete(base)
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&delete_options)?)?
         } else {
             println!("evicting pod {ns}/{name}");
             let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}, "deleteOptions": delete_options});
-            http::Request::post(format!("{base}/eviction")).header("Content-Type", "application/json").body(serde_json::to_vec(&eviction)?)?
+            http::Request::post(format!("{base}/eviction"))
+                .header("Content-Type", "application/json")
+                .body(serde_json::to_vec(&eviction)?)?
         };
         match conn.client.request_text(req).await {
             Ok(_) => waiting.push((ns, name, uid)),
@@ -152,8 +216,17 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
         for (ns, name, uid) in waiting {
             let api = resources::dynamic(&conn, pods_r, Some(&ns));
             match api.get_opt(&name).await? {
-                Some(p) if p.metadata.uid.as_deref() == Some(uid.as_str()) => still.push((ns, name, uid)),
-                _ => println!("pod/{name} {}", if a.disable_eviction { "deleted" } else { "evicted" }),
+                Some(p) if p.metadata.uid.as_deref() == Some(uid.as_str()) => {
+                    still.push((ns, name, uid))
+                }
+                _ => println!(
+                    "pod/{name} {}",
+                    if a.disable_eviction {
+                        "deleted"
+                    } else {
+                        "evicted"
+                    }
+                ),
             }
         }
         waiting = still;
@@ -161,7 +234,10 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
             break;
         }
         if !timeout.is_zero() && started.elapsed() >= timeout {
-            let names: Vec<String> = waiting.iter().map(|(ns, n, _)| format!("{ns}/{n}")).collect();
+            let names: Vec<String> = waiting
+                .iter()
+                .map(|(ns, n, _)| format!("{ns}/{n}"))
+                .collect();
             bail!("error: unable to drain node {:?} due to error: global timeout reached: {}, pods still terminating: {}", a.node, a.timeout, names.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -183,8 +259,15 @@ pub struct TaintArgs {
 /// One taint change.
 #[derive(Debug, PartialEq)]
 pub enum TaintChange {
-    Add { key: String, value: Option<String>, effect: String },
-    Remove { key: String, effect: Option<String> },
+    Add {
+        key: String,
+        value: Option<String>,
+        effect: String,
+    },
+    Remove {
+        key: String,
+        effect: Option<String>,
+    },
 }
 
 pub fn parse_taint(s: &str) -> Result<TaintChange> {
@@ -195,34 +278,59 @@ pub fn parse_taint(s: &str) -> Result<TaintChange> {
         };
         return Ok(TaintChange::Remove { key, effect });
     }
-    let (kv, effect) = s.split_once(':').ok_or_else(|| anyhow!("error: invalid taint spec: {s}, unknown taint effect"))?;
+    let (kv, effect) = s
+        .split_once(':')
+        .ok_or_else(|| anyhow!("error: invalid taint spec: {s}, unknown taint effect"))?;
     if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-        return Err(anyhow!("error: invalid taint effect: {effect}, unsupported taint effect"));
+        return Err(anyhow!(
+            "error: invalid taint effect: {effect}, unsupported taint effect"
+        ));
     }
     let (key, value) = match kv.split_once('=') {
         Some((k, v)) => (k.to_string(), Some(v.to_string())),
         None => (kv.to_string(), None),
     };
-    Ok(TaintChange::Add { key, value, effect: effect.to_string() })
+    Ok(TaintChange::Add {
+        key,
+        value,
+        effect: effect.to_string(),
+    })
 }
 
 pub async fn taint(g: &Global, a: TaintArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
     let mut args = a.args.clone();
-    if args.first().is_some_and(|t| matches!(t.as_str(), "nodes" | "node" | "no")) {
+    if args
+        .first()
+        .is_some_and(|t| matches!(t.as_str(), "nodes" | "node" | "no"))
+    {
         args.remove(0);
     }
-    let node = args.first().cloned().ok_or_else(|| anyhow!("error: at least one taint update is required"))?;
-    let changes: Vec<TaintChange> = args[1..].iter().map(|s| parse_taint(s)).collect::<Result<_>>()?;
+    let node = args
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("error: at least one taint update is required"))?;
+    let changes: Vec<TaintChange> = args[1..]
+        .iter()
+        .map(|s| parse_taint(s))
+        .collect::<Result<_>>()?;
     let r = resources::resolve("nodes")?;
     let api = resources::dynamic(&conn, r, None);
     let obj = api.get(&node).await?;
-    let mut taints: Vec<Value> = obj.data.pointer("/spec/taints").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut taints: Vec<Value> = obj
+        .data
+        .pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut removed = false;
     for c in changes {
         match c {
             TaintChange::Add { key, value, effect } => {
-                if let Some(existing) = taints.iter_mut().find(|t| t["key"] == json!(key) && t["effect"] == json!(effect)) {
+                if let Some(existing) = taints
+                    .iter_mut()
+                    .find(|t| t["key"] == json!(key) && t["effect"] == json!(effect))
+                {
                     if !a.overwrite {
                         return Err(anyhow!("error: node {node} already has {key} taint(s) with same effect(s) and --overwrite is false"));
                     }
@@ -237,7 +345,10 @@ pub async fn taint(g: &Global, a: TaintArgs) -> Result<()> {
             }
             TaintChange::Remove { key, effect } => {
                 let before = taints.len();
-                taints.retain(|t| !(t["key"] == json!(key) && effect.as_ref().is_none_or(|e| t["effect"] == json!(e))));
+                taints.retain(|t| {
+                    !(t["key"] == json!(key)
+                        && effect.as_ref().is_none_or(|e| t["effect"] == json!(e)))
+                });
                 if taints.len() == before {
                     return Err(anyhow!("error: taint {key:?} not found"));
                 }
@@ -245,8 +356,16 @@ pub async fn taint(g: &Global, a: TaintArgs) -> Result<()> {
             }
         }
     }
-    api.patch(&node, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": taints}}))).await?;
-    println!("node/{node} {}", if removed { "untainted" } else { "tainted" });
+    api.patch(
+        &node,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"spec": {"taints": taints}})),
+    )
+    .await?;
+    println!(
+        "node/{node} {}",
+        if removed { "untainted" } else { "tainted" }
+    );
     Ok(())
 }
 
@@ -256,9 +375,28 @@ mod tests {
 
     #[test]
     fn taint_specs() {
-        assert_eq!(parse_taint("dedicated=batch:NoSchedule").unwrap(), TaintChange::Add { key: "dedicated".into(), value: Some("batch".into()), effect: "NoSchedule".into() });
-        assert_eq!(parse_taint("dedicated:NoSchedule-").unwrap(), TaintChange::Remove { key: "dedicated".into(), effect: Some("NoSchedule".into()) });
-        assert_eq!(parse_taint("dedicated-").unwrap(), TaintChange::Remove { key: "dedicated".into(), effect: None });
+        assert_eq!(
+            parse_taint("dedicated=batch:NoSchedule").unwrap(),
+            TaintChange::Add {
+                key: "dedicated".into(),
+                value: Some("batch".into()),
+                effect: "NoSchedule".into()
+            }
+        );
+        assert_eq!(
+            parse_taint("dedicated:NoSchedule-").unwrap(),
+            TaintChange::Remove {
+                key: "dedicated".into(),
+                effect: Some("NoSchedule".into())
+            }
+        );
+        assert_eq!(
+            parse_taint("dedicated-").unwrap(),
+            TaintChange::Remove {
+                key: "dedicated".into(),
+                effect: None
+            }
+        );
         assert!(parse_taint("x=y:Sometimes").is_err());
     }
 

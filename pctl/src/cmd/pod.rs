@@ -66,18 +66,34 @@ fn pod_name(arg: &str) -> Result<String> {
 
 /// The container to use when none is named: kubectl's defaulting (the default-container
 /// annotation, else the first container, with a note on stderr when there are several).
-async fn default_container(api: &Api<Pod>, name: &str, named: Option<String>) -> Result<Option<String>> {
+async fn default_container(
+    api: &Api<Pod>,
+    name: &str,
+    named: Option<String>,
+) -> Result<Option<String>> {
     if named.is_some() {
         return Ok(named);
     }
     let pod = api.get(name).await?;
-    let annotated = pod.metadata.annotations.as_ref().and_then(|a| a.get("kubectl.kubernetes.io/default-container")).cloned();
+    let annotated = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("kubectl.kubernetes.io/default-container"))
+        .cloned();
     if annotated.is_some() {
         return Ok(annotated);
     }
-    let names: Vec<String> = pod.spec.map(|s| s.containers.into_iter().map(|c| c.name).collect()).unwrap_or_default();
+    let names: Vec<String> = pod
+        .spec
+        .map(|s| s.containers.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default();
     if names.len() > 1 {
-        eprintln!("Defaulted container {:?} out of: {}", names[0], names.join(", "));
+        eprintln!(
+            "Defaulted container {:?} out of: {}",
+            names[0],
+            names.join(", ")
+        );
     }
     Ok(names.into_iter().next())
 }
@@ -106,7 +122,8 @@ pub async fn logs(g: &Global, a: LogsArgs) -> Result<()> {
 }
 
 /// kubectl's warning when -t is asked for but stdin is not a terminal (then no TTY is used).
-pub const NO_TTY_WARNING: &str = "Unable to use a TTY - input is not a terminal or the right kind of file";
+pub const NO_TTY_WARNING: &str =
+    "Unable to use a TTY - input is not a terminal or the right kind of file";
 
 /// The local terminal in raw mode for an exec session with a TTY, as kubectl's term.TTY.Safe:
 /// restored when dropped (every return, error or panic) and before exiting on a signal.
@@ -114,7 +131,8 @@ struct RawTerminal;
 
 impl RawTerminal {
     fn enable() -> Result<RawTerminal> {
-        crossterm::terminal::enable_raw_mode().map_err(|e| anyhow!("error: unable to put the terminal in raw mode: {e}"))?;
+        crossterm::terminal::enable_raw_mode()
+            .map_err(|e| anyhow!("error: unable to put the terminal in raw mode: {e}"))?;
         Ok(RawTerminal)
     }
 }
@@ -127,26 +145,45 @@ impl Drop for RawTerminal {
 
 /// The local terminal's size, as kubectl's resize messages carry it.
 fn terminal_size() -> Option<TerminalSize> {
-    crossterm::terminal::size().ok().map(|(width, height)| TerminalSize { width, height })
+    crossterm::terminal::size()
+        .ok()
+        .map(|(width, height)| TerminalSize { width, height })
 }
 
 /// Sends the terminal size now and again on every SIGWINCH that changes it (kubectl's
 /// MonitorSize); the exec protocol carries it on the resize channel (4).
-fn monitor_size(mut tx: futures::channel::mpsc::Sender<TerminalSize>) -> Result<tokio::task::JoinHandle<()>> {
+fn monitor_size(
+    mut tx: futures::channel::mpsc::Sender<TerminalSize>,
+) -> Result<tokio::task::JoinHandle<()>> {
     let mut winch = signal(SignalKind::window_change())?;
     Ok(tokio::spawn(async move {
         let mut last = terminal_size();
         if let Some(size) = last.as_ref() {
-            if tx.send(TerminalSize { width: size.width, height: size.height }).await.is_err() {
+            if tx
+                .send(TerminalSize {
+                    width: size.width,
+                    height: size.height,
+                })
+                .await
+                .is_err()
+            {
                 return;
             }
         }
         while winch.recv().await.is_some() {
-            let Some(size) = terminal_size() else { continue };
-            if last.as_ref().is_some_and(|l| l.width == size.width && l.height == size.height) {
+            let Some(size) = terminal_size() else {
+                continue;
+            };
+            if last
+                .as_ref()
+                .is_some_and(|l| l.width == size.width && l.height == size.height)
+            {
                 continue;
             }
-            last = Some(TerminalSize { width: size.width, height: size.height });
+            last = Some(TerminalSize {
+                width: size.width,
+                height: size.height,
+            });
             if tx.send(size).await.is_err() {
                 return;
             }
@@ -158,7 +195,12 @@ fn monitor_size(mut tx: futures::channel::mpsc::Sender<TerminalSize>) -> Result<
 /// kubectl's interrupt handler). Ctrl-C itself is no signal then: it goes to the command.
 fn restore_on_signals() -> Result<tokio::task::JoinHandle<()>> {
     let mut signals = Vec::new();
-    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup(), SignalKind::quit()] {
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+        SignalKind::quit(),
+    ] {
         signals.push(signal(kind)?);
     }
     Ok(tokio::spawn(async move {
@@ -183,12 +225,18 @@ pub async fn exec(g: &Global, a: ExecArgs) -> Result<i32> {
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), &conn.namespace);
     let name = pod_name(&a.pod)?;
     // With a TTY, stderr comes on the one terminal stream.
-    let mut params = AttachParams::default().stdin(a.stdin).stdout(true).stderr(!tty).tty(tty);
+    let mut params = AttachParams::default()
+        .stdin(a.stdin)
+        .stdout(true)
+        .stderr(!tty)
+        .tty(tty);
     if let Some(c) = default_container(&api, &name, a.container.clone()).await? {
         params = params.container(c);
     }
     let mut process = api.exec(&name, a.command.clone(), &params).await?;
-    let status = process.take_status().ok_or_else(|| anyhow!("error: the exec stream has no status channel"))?;
+    let status = process
+        .take_status()
+        .ok_or_else(|| anyhow!("error: the exec stream has no status channel"))?;
     let mut session: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let raw = if tty {
         let raw = RawTerminal::enable()?;
@@ -206,8 +254,12 @@ pub async fn exec(g: &Global, a: ExecArgs) -> Result<i32> {
             let _ = w.shutdown().await;
         })
     });
-    let copy_out = process.stdout().map(|mut r| tokio::spawn(async move { tokio::io::copy(&mut r, &mut tokio::io::stdout()).await }));
-    let copy_err = process.stderr().map(|mut r| tokio::spawn(async move { tokio::io::copy(&mut r, &mut tokio::io::stderr()).await }));
+    let copy_out = process.stdout().map(|mut r| {
+        tokio::spawn(async move { tokio::io::copy(&mut r, &mut tokio::io::stdout()).await })
+    });
+    let copy_err = process.stderr().map(|mut r| {
+        tokio::spawn(async move { tokio::io::copy(&mut r, &mut tokio::io::stderr()).await })
+    });
     let status = status.await;
     for task in [copy_out, copy_err].into_iter().flatten() {
         let _ = task.await;
@@ -247,7 +299,11 @@ mod tests {
     /// What goes on the resize channel after its channel byte: kubectl's TerminalSize JSON.
     #[test]
     fn resize_messages_are_kubectls_json() {
-        let text = serde_json::to_string(&TerminalSize { width: 120, height: 50 }).unwrap();
+        let text = serde_json::to_string(&TerminalSize {
+            width: 120,
+            height: 50,
+        })
+        .unwrap();
         assert_eq!(text, r#"{"Width":120,"Height":50}"#);
     }
 

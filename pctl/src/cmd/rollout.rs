@@ -72,7 +72,9 @@ pub enum RolloutCmd {
 fn deployments(args: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (r, name) in resources::targets(args)? {
-        let name = name.ok_or_else(|| anyhow!("error: resource(s) were provided, but no name was specified"))?;
+        let name = name.ok_or_else(|| {
+            anyhow!("error: resource(s) were provided, but no name was specified")
+        })?;
         if r.kind != "Deployment" {
             bail!("error: no rollout support for {}", r.plural);
         }
@@ -88,13 +90,20 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
     match a.what {
         RolloutCmd::Restart { args } => {
             for name in deployments(&args)? {
-                let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+                let now = k8s_openapi::jiff::Timestamp::now()
+                    .strftime("%Y-%m-%dT%H:%M:%SZ")
+                    .to_string();
                 let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
-                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
                 println!("{} restarted", resources::display_name(deploy_r, &name));
             }
         }
-        RolloutCmd::Status { args, watch, timeout } => {
+        RolloutCmd::Status {
+            args,
+            watch,
+            timeout,
+        } => {
             let timeout = super::node::parse_duration(&timeout)?;
             let started = Instant::now();
             for name in deployments(&args)? {
@@ -122,7 +131,10 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 let history = history(&conn, &d).await?;
                 let display = resources::display_name(deploy_r, &name);
                 if revision > 0 {
-                    let rs = history.iter().find(|(r, _)| *r == revision).ok_or_else(|| anyhow!("error: unable to find the specified revision"))?;
+                    let rs = history
+                        .iter()
+                        .find(|(r, _)| *r == revision)
+                        .ok_or_else(|| anyhow!("error: unable to find the specified revision"))?;
                     println!("{display} with revision #{revision}");
                     print!("{}", template_text(&rs.1["spec"]["template"]));
                     continue;
@@ -130,7 +142,11 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 println!("{display} ");
                 let mut rows = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".to_string()]];
                 for (rev, rs) in &history {
-                    let cause = rs.pointer("/metadata/annotations").and_then(|a| a.get(CHANGE_CAUSE)).and_then(Value::as_str).unwrap_or("<none>");
+                    let cause = rs
+                        .pointer("/metadata/annotations")
+                        .and_then(|a| a.get(CHANGE_CAUSE))
+                        .and_then(Value::as_str)
+                        .unwrap_or("<none>");
                     rows.push(vec![rev.to_string(), cause.to_string()]);
                 }
                 print!("{}", output::align(&rows));
@@ -146,22 +162,38 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 let history = history(&conn, &d).await?;
                 let display = resources::display_name(deploy_r, &name);
                 let target = if to_revision > 0 {
-                    history.iter().find(|(r, _)| *r == to_revision).ok_or_else(|| anyhow!("error: unable to find specified revision {to_revision} in history"))?
+                    history
+                        .iter()
+                        .find(|(r, _)| *r == to_revision)
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "error: unable to find specified revision {to_revision} in history"
+                            )
+                        })?
                 } else {
                     // The previous revision: the second highest.
                     if history.is_empty() {
                         bail!("error: no rollout history found for deployment {name:?}");
                     }
-                    history.iter().rev().nth(1).ok_or_else(|| anyhow!("error: no revision found for deployment {name:?}"))?
+                    history.iter().rev().nth(1).ok_or_else(|| {
+                        anyhow!("error: no revision found for deployment {name:?}")
+                    })?
                 };
                 // Templates compare as the deployment controller compares them: without the hash.
                 let template = without_hash(&target.1["spec"]["template"]);
                 if template == without_hash(&d["spec"]["template"]) {
-                    println!("{display} skipped rollback (current template already matches revision {})", target.0);
+                    println!(
+                        "{display} skipped rollback (current template already matches revision {})",
+                        target.0
+                    );
                     continue;
                 }
                 let mut annotations = serde_json::Map::new();
-                if let Some(a) = target.1.pointer("/metadata/annotations").and_then(Value::as_object) {
+                if let Some(a) = target
+                    .1
+                    .pointer("/metadata/annotations")
+                    .and_then(Value::as_object)
+                {
                     for (k, v) in a {
                         if !NOT_COPIED.contains(&k.as_str()) {
                             annotations.insert(k.clone(), v.clone());
@@ -169,15 +201,29 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                     }
                 }
                 // A JSON patch with a test on the resourceVersion: a concurrent change fails it.
-                let rv = d.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null);
-                let mut ops = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}), json!({"op": "replace", "path": "/spec/template", "value": template})];
+                let rv = d
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let mut ops = vec![
+                    json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv}),
+                    json!({"op": "replace", "path": "/spec/template", "value": template}),
+                ];
                 if !annotations.is_empty() {
-                    let mut merged = d.pointer("/metadata/annotations").and_then(Value::as_object).cloned().unwrap_or_default();
+                    let mut merged = d
+                        .pointer("/metadata/annotations")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
                     merged.extend(annotations);
-                    ops.push(json!({"op": "add", "path": "/metadata/annotations", "value": merged}));
+                    ops.push(
+                        json!({"op": "add", "path": "/metadata/annotations", "value": merged}),
+                    );
                 }
                 let path = resources::path(deploy_r, Some(&conn.namespace), Some(&name));
-                let req = http::Request::patch(path).header("Content-Type", "application/json-patch+json").body(serde_json::to_vec(&ops)?)?;
+                let req = http::Request::patch(path)
+                    .header("Content-Type", "application/json-patch+json")
+                    .body(serde_json::to_vec(&ops)?)?;
                 conn.client.request_text(req).await?;
                 println!("{display} rolled back");
             }
@@ -192,15 +238,25 @@ pub fn status_line(name: &str, d: &Value) -> Result<(String, bool)> {
     let generation = int("/metadata/generation");
     let observed = int("/status/observedGeneration");
     if generation > observed {
-        return Ok(("Waiting for deployment spec update to be observed...\n".into(), false));
+        return Ok((
+            "Waiting for deployment spec update to be observed...\n".into(),
+            false,
+        ));
     }
-    let timed_out = d.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|c| {
-        c.iter().any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
-    });
+    let timed_out = d
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Progressing" && c["reason"] == "ProgressDeadlineExceeded")
+        });
     if timed_out {
         bail!("error: deployment {name:?} exceeded its progress deadline");
     }
-    let desired = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let desired = d
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .unwrap_or(1);
     let updated = int("/status/updatedReplicas");
     let replicas = int("/status/replicas");
     let available = int("/status/availableReplicas");
@@ -213,21 +269,40 @@ pub fn status_line(name: &str, d: &Value) -> Result<(String, bool)> {
     if available < updated {
         return Ok((format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available...\n"), false));
     }
-    Ok((format!("deployment {name:?} successfully rolled out\n"), true))
+    Ok((
+        format!("deployment {name:?} successfully rolled out\n"),
+        true,
+    ))
 }
 
 /// The deployment's replica sets by revision, oldest first.
 async fn history(conn: &resources::Conn, d: &Value) -> Result<Vec<(i64, Value)>> {
-    let uid = d.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-    let ns = d.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or(&conn.namespace);
+    let uid = d
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let ns = d
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(&conn.namespace);
     let rs_api = resources::dynamic(conn, resources::resolve("replicasets")?, Some(ns));
     let mut out = Vec::new();
     for rs in rs_api.list(&ListParams::default()).await? {
-        let owned = rs.metadata.owner_references.as_ref().is_some_and(|o| o.iter().any(|r| r.uid == uid && r.controller == Some(true)));
+        let owned = rs
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|r| r.uid == uid && r.controller == Some(true)));
         if !owned {
             continue;
         }
-        let rev = rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse::<i64>().ok()).unwrap_or(0);
+        let rev = rs
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION))
+            .and_then(|r| r.parse::<i64>().ok())
+            .unwrap_or(0);
         if rev > 0 {
             out.push((rev, serde_json::to_value(rs)?));
         }
@@ -239,7 +314,10 @@ async fn history(conn: &resources::Conn, d: &Value) -> Result<Vec<(i64, Value)>>
 /// A pod template without the pod-template-hash label the controller adds to replica sets'.
 fn without_hash(t: &Value) -> Value {
     let mut t = t.clone();
-    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         labels.remove("pod-template-hash");
     }
     t
@@ -248,18 +326,56 @@ fn without_hash(t: &Value) -> Value {
 /// A revision's pod template, as `rollout history --revision` prints it.
 fn template_text(t: &Value) -> String {
     let mut out = String::from("Pod Template:\n");
-    let labels = t.pointer("/metadata/labels").and_then(Value::as_object).map(|l| l.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>()).unwrap_or_default();
-    out.push_str(&format!("  Labels:\t{}\n", if labels.is_empty() { "<none>".to_string() } else { labels.join("\n\t\t") }));
+    let labels = t
+        .pointer("/metadata/labels")
+        .and_then(Value::as_object)
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "  Labels:\t{}\n",
+        if labels.is_empty() {
+            "<none>".to_string()
+        } else {
+            labels.join("\n\t\t")
+        }
+    ));
     out.push_str("  Containers:\n");
-    for c in t.pointer("/spec/containers").and_then(Value::as_array).cloned().unwrap_or_default() {
+    for c in t
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
         out.push_str(&format!("   {}:\n", c["name"].as_str().unwrap_or("")));
-        out.push_str(&format!("    Image:\t{}\n", c["image"].as_str().unwrap_or("")));
+        out.push_str(&format!(
+            "    Image:\t{}\n",
+            c["image"].as_str().unwrap_or("")
+        ));
         if let Some(ports) = c["ports"].as_array() {
-            let p: Vec<String> = ports.iter().map(|p| format!("{}/{}", p["containerPort"], p["protocol"].as_str().unwrap_or("TCP"))).collect();
+            let p: Vec<String> = ports
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}/{}",
+                        p["containerPort"],
+                        p["protocol"].as_str().unwrap_or("TCP")
+                    )
+                })
+                .collect();
             out.push_str(&format!("    Port:\t{}\n", p.join(", ")));
         }
         if let Some(cmd) = c["command"].as_array() {
-            out.push_str(&format!("    Command:\t{}\n", cmd.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" ")));
+            out.push_str(&format!(
+                "    Command:\t{}\n",
+                cmd.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         }
     }
     out
@@ -272,22 +388,44 @@ mod tests {
     #[test]
     fn status_lines_follow_kubectl() {
         let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1}});
-        assert_eq!(status_line("web", &d).unwrap(), ("Waiting for deployment spec update to be observed...\n".to_string(), false));
+        assert_eq!(
+            status_line("web", &d).unwrap(),
+            (
+                "Waiting for deployment spec update to be observed...\n".to_string(),
+                false
+            )
+        );
         let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 3}});
-        assert!(status_line("web", &d).unwrap().0.contains("1 out of 3 new replicas have been updated"));
+        assert!(status_line("web", &d)
+            .unwrap()
+            .0
+            .contains("1 out of 3 new replicas have been updated"));
         let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 4}});
-        assert!(status_line("web", &d).unwrap().0.contains("1 old replicas are pending termination"));
+        assert!(status_line("web", &d)
+            .unwrap()
+            .0
+            .contains("1 old replicas are pending termination"));
         let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2}});
-        assert!(status_line("web", &d).unwrap().0.contains("2 of 3 updated replicas are available"));
+        assert!(status_line("web", &d)
+            .unwrap()
+            .0
+            .contains("2 of 3 updated replicas are available"));
         let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3}});
-        assert_eq!(status_line("web", &d).unwrap(), ("deployment \"web\" successfully rolled out\n".to_string(), true));
+        assert_eq!(
+            status_line("web", &d).unwrap(),
+            (
+                "deployment \"web\" successfully rolled out\n".to_string(),
+                true
+            )
+        );
         let d = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]}});
         assert!(status_line("web", &d).is_err());
     }
 
     #[test]
     fn templates_compare_without_hash() {
-        let a = json!({"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}}, "spec": {}});
+        let a =
+            json!({"metadata": {"labels": {"app": "web", "pod-template-hash": "abc"}}, "spec": {}});
         let b = json!({"metadata": {"labels": {"app": "web"}}, "spec": {}});
         assert_eq!(without_hash(&a), without_hash(&b));
     }

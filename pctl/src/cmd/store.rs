@@ -13,7 +13,13 @@ use crate::output;
 #[derive(Debug, Args)]
 pub struct StoreArgs {
     /// Store members to talk to (comma-separated client URLs).
-    #[arg(long, env = "PCTL_STORE_ENDPOINTS", default_value = "http://127.0.0.1:2379", value_delimiter = ',', global = true)]
+    #[arg(
+        long,
+        env = "PCTL_STORE_ENDPOINTS",
+        default_value = "http://127.0.0.1:2379",
+        value_delimiter = ',',
+        global = true
+    )]
     pub endpoints: Vec<String>,
     /// CA bundle that signed the members' certificates (https endpoints).
     #[arg(long, env = "PCTL_STORE_CACERT", global = true)]
@@ -84,28 +90,47 @@ pub enum SnapshotOp {
 
 pub async fn store(a: StoreArgs) -> Result<()> {
     match &a.what {
-        StoreCmd::Snapshot { op: SnapshotOp::Restore { file, name, data_dir } } => {
-            let dir = data_dir.clone().unwrap_or_else(|| PathBuf::from(format!("{name}.store")));
+        StoreCmd::Snapshot {
+            op:
+                SnapshotOp::Restore {
+                    file,
+                    name,
+                    data_dir,
+                },
+        } => {
+            let dir = data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.store")));
             store::bootstrap::restore(file, &dir)?;
             println!("Snapshot restored into {} (member {name})", dir.display());
-            println!("Start it with: store --name {name} --data-dir {} --initial-cluster-state new ...", dir.display());
+            println!(
+                "Start it with: store --name {name} --data-dir {} --initial-cluster-state new ...",
+                dir.display()
+            );
             Ok(())
         }
-        StoreCmd::Snapshot { op: SnapshotOp::Save { file } } => save(&a, file).await,
+        StoreCmd::Snapshot {
+            op: SnapshotOp::Save { file },
+        } => save(&a, file).await,
         StoreCmd::Member { op } => member(&a, op).await,
     }
 }
 
 /// A client for `endpoints` with the TLS material of `a`.
 async fn connect(a: &StoreArgs, endpoints: &[String]) -> Result<Client> {
-    let mut options = ConnectOptions::new().with_connect_timeout(Duration::from_secs(5)).with_timeout(Duration::from_secs(30));
+    let mut options = ConnectOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(30));
     if a.cacert.is_some() || a.cert.is_some() {
         let mut t = TlsOptions::new();
         if let Some(ca) = &a.cacert {
-            t = t.ca_certificate(Certificate::from_pem(std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?));
+            t = t.ca_certificate(Certificate::from_pem(
+                std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?,
+            ));
         }
         if let (Some(cert), Some(key)) = (&a.cert, &a.key) {
-            let cert = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            let cert =
+                std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
             let key = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
             t = t.identity(Identity::from_pem(cert, key));
         }
@@ -121,10 +146,23 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
     match op {
         MemberOp::List => {
             let resp = c.member_list().await?;
-            let mut rows = vec![["ID", "STATUS", "NAME", "PEER URLS", "CLIENT URLS", "IS LEARNER"].map(String::from).to_vec()];
+            let mut rows = vec![[
+                "ID",
+                "STATUS",
+                "NAME",
+                "PEER URLS",
+                "CLIENT URLS",
+                "IS LEARNER",
+            ]
+            .map(String::from)
+            .to_vec()];
             for m in resp.members() {
                 // etcd's rule: a member that has not started yet has no name.
-                let started = if m.name().is_empty() { "unstarted" } else { "started" };
+                let started = if m.name().is_empty() {
+                    "unstarted"
+                } else {
+                    "started"
+                };
                 rows.push(vec![
                     format!("{:x}", m.id()),
                     started.into(),
@@ -138,12 +176,18 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
         }
         MemberOp::Add { name, peer_urls } => {
             let resp = c.member_add(peer_urls, None).await?;
-            let added = resp.member().ok_or_else(|| anyhow!("the store did not return the added member"))?;
+            let added = resp
+                .member()
+                .ok_or_else(|| anyhow!("the store did not return the added member"))?;
             let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or_default();
             println!("Member {:x} added to cluster {cluster_id:x}", added.id());
             let mut initial = Vec::new();
             for m in resp.member_list() {
-                let n = if m.id() == added.id() { name.as_str() } else { m.name() };
+                let n = if m.id() == added.id() {
+                    name.as_str()
+                } else {
+                    m.name()
+                };
                 for u in m.peer_urls() {
                     initial.push(format!("{n}={u}"));
                 }
@@ -159,7 +203,12 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
         }
         MemberOp::Remove { member } => {
             let list = c.member_list().await?;
-            let by_name: Vec<u64> = list.members().iter().filter(|m| m.name() == member).map(|m| m.id()).collect();
+            let by_name: Vec<u64> = list
+                .members()
+                .iter()
+                .filter(|m| m.name() == member)
+                .map(|m| m.id())
+                .collect();
             let id = match (u64::from_str_radix(member, 16), by_name.as_slice()) {
                 (Ok(id), _) if list.members().iter().any(|m| m.id() == id) => id,
                 (_, [id]) => *id,
@@ -176,7 +225,11 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
 
 async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
     // One member serves the whole backup: like etcdctl, take the first endpoint only.
-    let first = a.endpoints.first().cloned().ok_or_else(|| anyhow!("error: no store endpoint"))?;
+    let first = a
+        .endpoints
+        .first()
+        .cloned()
+        .ok_or_else(|| anyhow!("error: no store endpoint"))?;
     let mut c = connect(a, std::slice::from_ref(&first)).await?;
     let mut stream = c.snapshot().await?;
     let mut bytes = Vec::new();
@@ -184,18 +237,29 @@ async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
     while let Some(msg) = stream.message().await? {
         bytes.extend_from_slice(msg.blob());
         if last_report.elapsed() > Duration::from_secs(1) {
-            eprintln!("received {} bytes, {} to go", bytes.len(), msg.remaining_bytes());
+            eprintln!(
+                "received {} bytes, {} to go",
+                bytes.len(),
+                msg.remaining_bytes()
+            );
             last_report = std::time::Instant::now();
         }
     }
     // Check the backup's checksum before calling it saved.
-    store::snapshot::from_backup(&bytes).map_err(|e| anyhow!("error: the backup from {first} is not valid: {e}"))?;
+    store::snapshot::from_backup(&bytes)
+        .map_err(|e| anyhow!("error: the backup from {first} is not valid: {e}"))?;
     // Written beside the target and renamed: FILE is either absent or a whole, checked backup.
     let part = file.with_extension("part");
-    let mut out = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let mut out =
+        std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
     out.write_all(&bytes)?;
     out.sync_all()?;
-    std::fs::rename(&part, file).with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;
-    println!("Snapshot saved at {} ({} bytes)", file.display(), bytes.len());
+    std::fs::rename(&part, file)
+        .with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;
+    println!(
+        "Snapshot saved at {} ({} bytes)",
+        file.display(),
+        bytes.len()
+    );
     Ok(())
 }

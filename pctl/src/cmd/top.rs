@@ -65,7 +65,10 @@ pub async fn top(g: &Global, a: TopArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
     // kubectl's SupportedMetricsAPIVersionAvailable: the group and version in discovery.
     let groups = conn.client.list_api_groups().await?;
-    let served = groups.groups.iter().any(|grp| grp.name == GROUP && grp.versions.iter().any(|v| v.version == VERSION));
+    let served = groups
+        .groups
+        .iter()
+        .any(|grp| grp.name == GROUP && grp.versions.iter().any(|v| v.version == VERSION));
     if !served {
         bail!("error: Metrics API not available");
     }
@@ -87,7 +90,10 @@ fn items(v: Value, by_name: bool) -> Vec<Value> {
     if by_name {
         vec![v]
     } else {
-        v.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+        v.get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -98,40 +104,75 @@ async fn nodes(conn: &resources::Conn, a: TopNodeArgs) -> Result<()> {
         Some(n) => format!("{base}/{n}"),
         None => with_selector(base.to_string(), a.selector.as_deref()),
     };
-    let metrics = items(output::fetch_json(&conn.client, &path(&base)).await?, by_name);
-    let nodes = items(output::fetch_json(&conn.client, &path("/api/v1/nodes")).await?, by_name);
+    let metrics = items(
+        output::fetch_json(&conn.client, &path(&base)).await?,
+        by_name,
+    );
+    let nodes = items(
+        output::fetch_json(&conn.client, &path("/api/v1/nodes")).await?,
+        by_name,
+    );
     let allocatable: BTreeMap<String, Value> = nodes
         .iter()
-        .filter_map(|n| Some((n.pointer("/metadata/name")?.as_str()?.to_string(), n.pointer("/status/allocatable").cloned().unwrap_or(Value::Null))))
+        .filter_map(|n| {
+            Some((
+                n.pointer("/metadata/name")?.as_str()?.to_string(),
+                n.pointer("/status/allocatable")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ))
+        })
         .collect();
     print!("{}", node_lines(&metrics, &allocatable, !a.no_headers)?);
     Ok(())
 }
 
 async fn pods(conn: &resources::Conn, a: TopPodArgs) -> Result<()> {
-    let ns_part = if a.all_namespaces { String::new() } else { format!("/namespaces/{}", conn.namespace) };
+    let ns_part = if a.all_namespaces {
+        String::new()
+    } else {
+        format!("/namespaces/{}", conn.namespace)
+    };
     let by_name = a.name.is_some() && !a.all_namespaces;
     let path = |base: String| match (&a.name, by_name) {
         (Some(n), true) => format!("{base}/{n}"),
         _ => with_selector(base, a.selector.as_deref()),
     };
-    let mut metrics = items(output::fetch_json(&conn.client, &path(format!("/apis/{GROUP}/{VERSION}{ns_part}/pods"))).await?, by_name);
+    let mut metrics = items(
+        output::fetch_json(
+            &conn.client,
+            &path(format!("/apis/{GROUP}/{VERSION}{ns_part}/pods")),
+        )
+        .await?,
+        by_name,
+    );
     if let (Some(n), false) = (&a.name, by_name) {
         metrics.retain(|m| m.pointer("/metadata/name").and_then(Value::as_str) == Some(n));
     }
     if metrics.is_empty() {
         // kubectl's verifyEmptyMetrics: pods that exist but have no metrics are an error once
         // they are old enough to have them.
-        let pods = items(output::fetch_json(&conn.client, &path(format!("/api/v1{ns_part}/pods"))).await?, by_name);
+        let pods = items(
+            output::fetch_json(&conn.client, &path(format!("/api/v1{ns_part}/pods"))).await?,
+            by_name,
+        );
         let now = k8s_openapi::jiff::Timestamp::now();
         for pod in &pods {
-            let Ok(pod) = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod.clone()) else { continue };
-            let Some(created) = pod.metadata.creation_timestamp.as_ref() else { continue };
+            let Ok(pod) = serde_json::from_value::<k8s_openapi::api::core::v1::Pod>(pod.clone())
+            else {
+                continue;
+            };
+            let Some(created) = pod.metadata.creation_timestamp.as_ref() else {
+                continue;
+            };
             let age_nanos = now.as_nanosecond() - created.0.as_nanosecond();
             if age_nanos > i128::from(METRICS_CREATION_DELAY_SECS) * 1_000_000_000 {
                 let ns = pod.metadata.namespace.as_deref().unwrap_or("");
                 let name = pod.metadata.name.as_deref().unwrap_or("");
-                bail!("error: Metrics not available for pod {ns}/{name}, age: {}", go_duration(age_nanos));
+                bail!(
+                    "error: Metrics not available for pod {ns}/{name}, age: {}",
+                    go_duration(age_nanos)
+                );
             }
         }
         if !pods.is_empty() {
@@ -144,7 +185,10 @@ async fn pods(conn: &resources::Conn, a: TopPodArgs) -> Result<()> {
         }
         return Ok(());
     }
-    print!("{}", pod_lines(&metrics, a.all_namespaces, a.containers, !a.no_headers)?);
+    print!(
+        "{}",
+        pod_lines(&metrics, a.all_namespaces, a.containers, !a.no_headers)?
+    );
     Ok(())
 }
 
@@ -152,7 +196,11 @@ async fn pods(conn: &resources::Conn, a: TopPodArgs) -> Result<()> {
 fn go_duration(nanos: i128) -> String {
     let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
     let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    let frac = if frac == 0 { String::new() } else { format!(".{frac:09}").trim_end_matches('0').to_string() };
+    let frac = if frac == 0 {
+        String::new()
+    } else {
+        format!(".{frac:09}").trim_end_matches('0').to_string()
+    };
     match (h, m) {
         (0, 0) => format!("{s}{frac}s"),
         (0, _) => format!("{m}m{s}{frac}s"),
@@ -162,9 +210,16 @@ fn go_duration(nanos: i128) -> String {
 
 /// Quantity.MilliValue(): thousandths, rounded up (a float error below 1e-6 is not a step).
 fn milli(q: &str) -> Result<i128> {
-    let v = api::quantity::parse(q).map_err(|_| anyhow!("error: invalid quantity {q:?} in the metrics"))?.value() * 1000.0;
+    let v = api::quantity::parse(q)
+        .map_err(|_| anyhow!("error: invalid quantity {q:?} in the metrics"))?
+        .value()
+        * 1000.0;
     let r = v.round();
-    Ok(if (v - r).abs() < 1e-6 { r as i128 } else { v.ceil() as i128 })
+    Ok(if (v - r).abs() < 1e-6 {
+        r as i128
+    } else {
+        v.ceil() as i128
+    })
 }
 
 /// kubectl's printSingleResourceUsage: cpu as millicores, memory as whole MiB.
@@ -183,7 +238,10 @@ fn percent(used_milli: i128, available_milli: i128) -> String {
         // Go's float division by zero gives +Inf (or NaN), which int64() makes the minimum.
         return format!("{}%", i64::MIN);
     }
-    format!("{}%", (used_milli as f64 / available_milli as f64 * 100.0) as i64)
+    format!(
+        "{}%",
+        (used_milli as f64 / available_milli as f64 * 100.0) as i64
+    )
 }
 
 fn usage_of(usage: Option<&Value>, resource: &str) -> Result<i128> {
@@ -197,19 +255,35 @@ const MEASURED: [&str; 2] = ["cpu", "memory"];
 
 /// The lines of `top nodes`: every node with metrics, against its allocatable resources; nodes
 /// without metrics follow with `<unknown>`, as kubectl prints them.
-pub fn node_lines(metrics: &[Value], allocatable: &BTreeMap<String, Value>, header: bool) -> Result<String> {
+pub fn node_lines(
+    metrics: &[Value],
+    allocatable: &BTreeMap<String, Value>,
+    header: bool,
+) -> Result<String> {
     let mut rows = Vec::new();
     if header {
-        rows.push(["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"].map(String::from).to_vec());
+        rows.push(
+            ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+                .map(String::from)
+                .to_vec(),
+        );
     }
     let mut seen = Vec::new();
     for m in metrics {
-        let name = m.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = m
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let mut row = vec![name.clone()];
         for res in MEASURED {
             let used = usage_of(m.get("usage"), res)?;
             row.push(usage_text(res, used));
-            if let Some(avail) = allocatable.get(&name).and_then(|a| a.get(res)).and_then(Value::as_str) {
+            if let Some(avail) = allocatable
+                .get(&name)
+                .and_then(|a| a.get(res))
+                .and_then(Value::as_str)
+            {
                 row.push(percent(used, milli(avail)?));
             }
         }
@@ -217,13 +291,24 @@ pub fn node_lines(metrics: &[Value], allocatable: &BTreeMap<String, Value>, head
         rows.push(row);
     }
     for name in allocatable.keys().filter(|n| !seen.contains(n)) {
-        rows.push(vec![name.clone(), "<unknown>".into(), "<unknown>".into(), "<unknown>".into(), "<unknown>".into()]);
+        rows.push(vec![
+            name.clone(),
+            "<unknown>".into(),
+            "<unknown>".into(),
+            "<unknown>".into(),
+            "<unknown>".into(),
+        ]);
     }
     Ok(tab_lines(&rows))
 }
 
 /// The lines of `top pods`: one per pod (its containers summed), or per container.
-pub fn pod_lines(metrics: &[Value], namespace_column: bool, containers: bool, header: bool) -> Result<String> {
+pub fn pod_lines(
+    metrics: &[Value],
+    namespace_column: bool,
+    containers: bool,
+    header: bool,
+) -> Result<String> {
     let mut rows = Vec::new();
     if header {
         let mut h: Vec<String> = Vec::new();
@@ -237,14 +322,27 @@ pub fn pod_lines(metrics: &[Value], namespace_column: bool, containers: bool, he
         rows.push(h);
     }
     for m in metrics {
-        let ns = m.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("");
-        let pod = m.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-        let list = m.get("containers").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ns = m
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let pod = m
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let list = m
+            .get("containers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         let mut lines: Vec<(Vec<String>, Vec<i128>)> = Vec::new();
         if containers {
             for c in &list {
                 let name = c.get("name").and_then(Value::as_str).unwrap_or("");
-                let usage = MEASURED.iter().map(|r| usage_of(c.get("usage"), r)).collect::<Result<Vec<_>>>()?;
+                let usage = MEASURED
+                    .iter()
+                    .map(|r| usage_of(c.get("usage"), r))
+                    .collect::<Result<Vec<_>>>()?;
                 lines.push((vec![pod.to_string(), name.to_string()], usage));
             }
         } else {
@@ -273,7 +371,16 @@ pub fn pod_lines(metrics: &[Value], namespace_column: bool, containers: bool, he
 /// tab, so every one, the last included, is padded to its column's width.
 fn tab_lines(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count() + 3).max().unwrap_or(0).max(6)).collect();
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(|c| c.chars().count() + 3)
+                .max()
+                .unwrap_or(0)
+                .max(6)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -303,15 +410,22 @@ mod tests {
         assert_eq!(usage_text("memory", milli("1Gi").unwrap()), "1024Mi");
         assert!(milli("lots").is_err());
         assert_eq!(percent(250, 2000), "12%");
-        assert_eq!(percent(milli("128Mi").unwrap(), milli("1Gi").unwrap()), "12%");
+        assert_eq!(
+            percent(milli("128Mi").unwrap(), milli("1Gi").unwrap()),
+            "12%"
+        );
         assert_eq!(percent(1999, 2000), "99%");
     }
 
     #[test]
     fn node_lines_use_allocatable() {
-        let metrics = vec![json!({"metadata": {"name": "n1"}, "usage": {"cpu": "250m", "memory": "128Mi"}})];
+        let metrics =
+            vec![json!({"metadata": {"name": "n1"}, "usage": {"cpu": "250m", "memory": "128Mi"}})];
         let mut alloc = BTreeMap::new();
-        alloc.insert("n1".to_string(), json!({"cpu": "2", "memory": "1Gi", "pods": "110"}));
+        alloc.insert(
+            "n1".to_string(),
+            json!({"cpu": "2", "memory": "1Gi", "pods": "110"}),
+        );
         alloc.insert("n2".to_string(), json!({"cpu": "4"}));
         let out = node_lines(&metrics, &alloc, true).unwrap();
         assert_eq!(
@@ -320,14 +434,21 @@ mod tests {
              n1     250m         12%         128Mi           12%         \n\
              n2     <unknown>    <unknown>   <unknown>       <unknown>   \n"
         );
-        assert!(!node_lines(&metrics, &alloc, false).unwrap().contains("NAME"));
+        assert!(!node_lines(&metrics, &alloc, false)
+            .unwrap()
+            .contains("NAME"));
     }
 
     #[test]
     fn pod_lines_sum_containers_or_list_them() {
-        let metrics = vec![json!({"metadata": {"name": "web", "namespace": "default"}, "containers": [
-            {"name": "app", "usage": {"cpu": "200m", "memory": "100Mi"}}, {"name": "sidecar", "usage": {"cpu": "50m", "memory": "28Mi"}}]})];
-        assert_eq!(pod_lines(&metrics, false, false, true).unwrap(), "NAME   CPU(cores)   MEMORY(bytes)   \nweb    250m         128Mi           \n");
+        let metrics = vec![
+            json!({"metadata": {"name": "web", "namespace": "default"}, "containers": [
+            {"name": "app", "usage": {"cpu": "200m", "memory": "100Mi"}}, {"name": "sidecar", "usage": {"cpu": "50m", "memory": "28Mi"}}]}),
+        ];
+        assert_eq!(
+            pod_lines(&metrics, false, false, true).unwrap(),
+            "NAME   CPU(cores)   MEMORY(bytes)   \nweb    250m         128Mi           \n"
+        );
         assert_eq!(
             pod_lines(&metrics, true, true, true).unwrap(),
             "NAMESPACE   POD   NAME      CPU(cores)   MEMORY(bytes)   \n\

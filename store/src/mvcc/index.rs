@@ -67,7 +67,10 @@ pub fn key_range(key: &[u8], range_end: &[u8]) -> Option<(Bound<Vec<u8>>, Bound<
     if range_end <= key {
         return None;
     }
-    Some((Bound::Included(key.to_vec()), Bound::Excluded(range_end.to_vec())))
+    Some((
+        Bound::Included(key.to_vec()),
+        Bound::Excluded(range_end.to_vec()),
+    ))
 }
 
 /// Whether `k` lies in the interval of (`key`, `range_end`) as [`key_range`] reads it.

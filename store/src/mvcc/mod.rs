@@ -91,9 +91,15 @@ impl Record {
 
     /// Decodes a record written by [`Record::encode`].
     pub fn decode(b: &[u8]) -> Result<Record, MvccError> {
-        let (kind, rest) = b.split_first().ok_or_else(|| MvccError::Storage("empty kv record".into()))?;
-        let kv = KeyValue::decode(rest).map_err(|e| MvccError::Storage(format!("kv record: {e}")))?;
-        Ok(Record { tombstone: *kind == 1, kv })
+        let (kind, rest) = b
+            .split_first()
+            .ok_or_else(|| MvccError::Storage("empty kv record".into()))?;
+        let kv =
+            KeyValue::decode(rest).map_err(|e| MvccError::Storage(format!("kv record: {e}")))?;
+        Ok(Record {
+            tombstone: *kind == 1,
+            kv,
+        })
     }
 }
 
@@ -125,7 +131,11 @@ pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
 impl Mvcc {
     /// Loads the key space from the database, rebuilding the in-memory index.
     pub fn open(db: Arc<Db>) -> Result<Mvcc, MvccError> {
-        let mvcc = Mvcc { db, bytes: Default::default(), state: RwLock::new(MvccState::default()) };
+        let mvcc = Mvcc {
+            db,
+            bytes: Default::default(),
+            state: RwLock::new(MvccState::default()),
+        };
         mvcc.reload()?;
         Ok(mvcc)
     }
@@ -145,16 +155,24 @@ impl Mvcc {
         for item in iter {
             let (k, v) = item?;
             bytes += (k.len() + v.len()) as u64;
-            let rev = Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
+            let rev =
+                Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
             let rec = Record::decode(&v)?;
-            st.index.entry(rec.kv.key).or_default().push(rev, rec.tombstone);
+            st.index
+                .entry(rec.kv.key)
+                .or_default()
+                .push(rev, rec.tombstone);
             st.current_rev = st.current_rev.max(rev.main);
         }
         let meta = self.db.cf(CF_META);
         // An empty store is at revision 1, as etcd's: the first write gets revision 2.
-        st.current_rev = st.current_rev.max(read_i64(raw, meta, META_CURRENT_REV)?).max(1);
+        st.current_rev = st
+            .current_rev
+            .max(read_i64(raw, meta, META_CURRENT_REV)?)
+            .max(1);
         st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
-        self.bytes.store(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.bytes
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
         *out = st;
         Ok(())
     }
@@ -174,7 +192,11 @@ impl Mvcc {
         if delta >= 0 {
             self.bytes.fetch_add(delta as u64, Ordering::Relaxed);
         } else {
-            let _ = self.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some(b.saturating_sub(delta.unsigned_abs())));
+            let _ = self
+                .bytes
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    Some(b.saturating_sub(delta.unsigned_abs()))
+                });
         }
     }
 
@@ -190,7 +212,11 @@ impl Mvcc {
 
     /// Reads the record stored at a revision.
     pub fn record_at(&self, rev: Rev) -> Result<Option<Record>, MvccError> {
-        match self.db.raw().get_pinned_cf(self.db.cf(CF_KV), rev.to_key())? {
+        match self
+            .db
+            .raw()
+            .get_pinned_cf(self.db.cf(CF_KV), rev.to_key())?
+        {
             Some(b) => Ok(Some(Record::decode(&b)?)),
             None => Ok(None),
         }
@@ -246,7 +272,8 @@ impl Mvcc {
         let mut out: Vec<(i64, Vec<Event>)> = Vec::new();
         for item in iter {
             let (k, v) = item?;
-            let rev = Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
+            let rev =
+                Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
             if rev.main > to {
                 break;
             }
@@ -258,26 +285,45 @@ impl Mvcc {
             }
             let rec = Record::decode(&v)?;
             let prev_kv = if with_prev {
-                match st.index.get(&rec.kv.key).and_then(|i| i.visible_before(rev)) {
+                match st
+                    .index
+                    .get(&rec.kv.key)
+                    .and_then(|i| i.visible_before(rev))
+                {
                     Some(p) => self.record_at(p)?.map(|r| r.kv),
                     None => None,
                 }
             } else {
                 None
             };
-            let typ = if rec.tombstone { EventType::Delete } else { EventType::Put };
+            let typ = if rec.tombstone {
+                EventType::Delete
+            } else {
+                EventType::Put
+            };
             if let Some((_, evs)) = out.last_mut() {
-                evs.push(Event { r#type: typ as i32, kv: Some(rec.kv), prev_kv });
+                evs.push(Event {
+                    r#type: typ as i32,
+                    kv: Some(rec.kv),
+                    prev_kv,
+                });
             }
         }
         Ok(out)
     }
 }
 
-pub(crate) fn read_i64(db: &rocksdb::DB, cf: &rocksdb::ColumnFamily, key: &[u8]) -> Result<i64, MvccError> {
+pub(crate) fn read_i64(
+    db: &rocksdb::DB,
+    cf: &rocksdb::ColumnFamily,
+    key: &[u8],
+) -> Result<i64, MvccError> {
     match db.get_cf(cf, key)? {
         Some(b) if b.len() == 8 => Ok(i64::from_be_bytes(b[..8].try_into().unwrap_or_default())),
-        Some(_) => Err(MvccError::Storage(format!("bad meta value for {}", String::from_utf8_lossy(key)))),
+        Some(_) => Err(MvccError::Storage(format!(
+            "bad meta value for {}",
+            String::from_utf8_lossy(key)
+        ))),
         None => Ok(0),
     }
 }

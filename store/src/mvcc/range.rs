@@ -22,7 +22,11 @@ pub(crate) fn range_with(
     req: &RangeRequest,
     fetch: impl Fn(Rev) -> Result<Option<Record>, MvccError>,
 ) -> Result<RangeResponse, MvccError> {
-    let at = if req.revision <= 0 { cur_rev } else { req.revision };
+    let at = if req.revision <= 0 {
+        cur_rev
+    } else {
+        req.revision
+    };
     if at > cur_rev {
         return Err(MvccError::FutureRev);
     }
@@ -38,11 +42,19 @@ pub(crate) fn range_with(
         }
     }
     let count = revs.len() as i64;
-    let mut resp = RangeResponse { header: None, kvs: Vec::new(), more: false, count };
+    let mut resp = RangeResponse {
+        header: None,
+        kvs: Vec::new(),
+        more: false,
+        count,
+    };
     if req.count_only || revs.is_empty() {
         return Ok(resp);
     }
-    let order = match (SortOrder::try_from(req.sort_order), SortTarget::try_from(req.sort_target)) {
+    let order = match (
+        SortOrder::try_from(req.sort_order),
+        SortTarget::try_from(req.sort_target),
+    ) {
         (Ok(SortOrder::None), Ok(SortTarget::Key)) | (Err(_), _) => SortOrder::None,
         (Ok(SortOrder::None), _) => SortOrder::Ascend,
         (Ok(o), _) => o,
@@ -53,13 +65,18 @@ pub(crate) fn range_with(
         || req.min_create_revision != 0
         || req.max_create_revision != 0;
     // Without sorting or filters only limit+1 records are needed (one more tells `more`).
-    let sorted = !matches!((order, target), (SortOrder::None, _) | (SortOrder::Ascend, SortTarget::Key));
+    let sorted = !matches!(
+        (order, target),
+        (SortOrder::None, _) | (SortOrder::Ascend, SortTarget::Key)
+    );
     if req.limit > 0 && !sorted && !filtered {
         revs.truncate(req.limit as usize + 1);
     }
     let mut kvs: Vec<KeyValue> = Vec::with_capacity(revs.len());
     for rev in revs {
-        let rec = fetch(rev)?.ok_or_else(|| MvccError::Storage(format!("missing record at {}/{}", rev.main, rev.sub)))?;
+        let rec = fetch(rev)?.ok_or_else(|| {
+            MvccError::Storage(format!("missing record at {}/{}", rev.main, rev.sub))
+        })?;
         kvs.push(rec.kv);
     }
     if filtered {

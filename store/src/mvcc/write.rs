@@ -9,7 +9,9 @@ use proto::mvccpb::{event::EventType, Event, KeyValue};
 use rocksdb::WriteBatch;
 
 use super::range::range_with;
-use super::{key_range, Mvcc, MvccError, MvccState, Record, Rev, META_COMPACT_REV, META_CURRENT_REV};
+use super::{
+    key_range, Mvcc, MvccError, MvccState, Record, Rev, META_COMPACT_REV, META_CURRENT_REV,
+};
 use crate::db::{CF_KV, CF_META};
 
 /// Changes of several Raft entries, collected under the exclusive state lock and written to
@@ -27,7 +29,12 @@ pub struct ApplyBatch<'a> {
 impl<'a> ApplyBatch<'a> {
     /// Starts a batch, taking the state lock.
     pub fn begin(mvcc: &'a Mvcc) -> ApplyBatch<'a> {
-        ApplyBatch { mvcc, st: mvcc.state.write(), batch: WriteBatch::default(), overlay: HashMap::new() }
+        ApplyBatch {
+            mvcc,
+            st: mvcc.state.write(),
+            batch: WriteBatch::default(),
+            overlay: HashMap::new(),
+        }
     }
 
     /// The column family handle for `name`.
@@ -46,7 +53,12 @@ impl<'a> ApplyBatch<'a> {
     /// Starts a write transaction at the next revision.
     pub fn txn(&mut self) -> WriteTxn<'_, 'a> {
         let begin_rev = self.st.current_rev;
-        WriteTxn { b: self, begin_rev, sub: 0, events: Vec::new() }
+        WriteTxn {
+            b: self,
+            begin_rev,
+            sub: 0,
+            events: Vec::new(),
+        }
     }
 
     /// Compacts history up to `rev` (etcd's Compact): afterwards reads below `rev` fail.
@@ -64,7 +76,12 @@ impl<'a> ApplyBatch<'a> {
                 let key = dropped.to_key();
                 let size = match self.overlay.remove(&dropped) {
                     Some(rec) => rec.encode().len(),
-                    None => self.mvcc.db().raw().get_pinned_cf(kv, key)?.map_or(0, |v| v.len()),
+                    None => self
+                        .mvcc
+                        .db()
+                        .raw()
+                        .get_pinned_cf(kv, key)?
+                        .map_or(0, |v| v.len()),
                 };
                 self.mvcc.add_bytes(-((size + key.len()) as i64));
                 self.batch.delete_cf(kv, key);
@@ -84,11 +101,16 @@ impl<'a> ApplyBatch<'a> {
     /// state lock. Not synced: the next Raft log append, synced, shares the WAL.
     pub fn commit(mut self) -> Result<(), MvccError> {
         let meta = self.mvcc.db().cf(CF_META);
-        self.batch.put_cf(meta, META_CURRENT_REV, self.st.current_rev.to_be_bytes());
-        self.batch.put_cf(meta, META_COMPACT_REV, self.st.compact_rev.to_be_bytes());
+        self.batch
+            .put_cf(meta, META_CURRENT_REV, self.st.current_rev.to_be_bytes());
+        self.batch
+            .put_cf(meta, META_COMPACT_REV, self.st.compact_rev.to_be_bytes());
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(false);
-        self.mvcc.db().raw().write_opt(std::mem::take(&mut self.batch), &opts)?;
+        self.mvcc
+            .db()
+            .raw()
+            .write_opt(std::mem::take(&mut self.batch), &opts)?;
         Ok(())
     }
 }
@@ -129,7 +151,13 @@ impl WriteTxn<'_, '_> {
 
     /// The live value of one key inside the transaction.
     pub fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, MvccError> {
-        let Some(rev) = self.b.st.index.get(key).and_then(|i| i.visible_at(self.read_rev())) else {
+        let Some(rev) = self
+            .b
+            .st
+            .index
+            .get(key)
+            .and_then(|i| i.visible_at(self.read_rev()))
+        else {
             return Ok(None);
         };
         Ok(self.b.fetch(rev)?.map(|r| r.kv))
@@ -139,15 +167,23 @@ impl WriteTxn<'_, '_> {
     pub fn keys_in(&self, key: &[u8], range_end: &[u8]) -> Vec<Vec<u8>> {
         let at = self.read_rev();
         match key_range(key, range_end) {
-            Some(bounds) => {
-                self.b.st.index.range(bounds).filter(|(_, i)| i.visible_at(at).is_some()).map(|(k, _)| k.clone()).collect()
-            }
+            Some(bounds) => self
+                .b
+                .st
+                .index
+                .range(bounds)
+                .filter(|(_, i)| i.visible_at(at).is_some())
+                .map(|(k, _)| k.clone())
+                .collect(),
             None => Vec::new(),
         }
     }
 
     fn next_rev(&mut self) -> Rev {
-        let rev = Rev { main: self.begin_rev + 1, sub: self.sub };
+        let rev = Rev {
+            main: self.begin_rev + 1,
+            sub: self.sub,
+        };
         self.sub += 1;
         rev
     }
@@ -157,12 +193,22 @@ impl WriteTxn<'_, '_> {
         let bytes = rec.encode();
         self.b.mvcc.add_bytes((bytes.len() + 16) as i64);
         self.b.batch.put_cf(kv, rev.to_key(), bytes);
-        self.b.st.index.entry(rec.kv.key.clone()).or_default().push(rev, rec.tombstone);
+        self.b
+            .st
+            .index
+            .entry(rec.kv.key.clone())
+            .or_default()
+            .push(rev, rec.tombstone);
         self.b.overlay.insert(rev, rec);
     }
 
     /// Puts `key`; returns the previous live value.
-    pub fn put(&mut self, key: &[u8], value: Vec<u8>, lease: i64) -> Result<Option<KeyValue>, MvccError> {
+    pub fn put(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        lease: i64,
+    ) -> Result<Option<KeyValue>, MvccError> {
         let prev = self.get(key)?;
         let rev = self.next_rev();
         let kv = KeyValue {
@@ -173,20 +219,48 @@ impl WriteTxn<'_, '_> {
             value,
             lease,
         };
-        self.write(rev, Record { tombstone: false, kv: kv.clone() });
-        self.events.push(Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv: prev.clone() });
+        self.write(
+            rev,
+            Record {
+                tombstone: false,
+                kv: kv.clone(),
+            },
+        );
+        self.events.push(Event {
+            r#type: EventType::Put as i32,
+            kv: Some(kv),
+            prev_kv: prev.clone(),
+        });
         Ok(prev)
     }
 
     /// Deletes every live key in the interval; returns the deleted values.
-    pub fn delete_range(&mut self, key: &[u8], range_end: &[u8]) -> Result<Vec<KeyValue>, MvccError> {
+    pub fn delete_range(
+        &mut self,
+        key: &[u8],
+        range_end: &[u8],
+    ) -> Result<Vec<KeyValue>, MvccError> {
         let mut deleted = Vec::new();
         for k in self.keys_in(key, range_end) {
             let Some(prev) = self.get(&k)? else { continue };
             let rev = self.next_rev();
-            let kv = KeyValue { key: k, mod_revision: rev.main, ..Default::default() };
-            self.write(rev, Record { tombstone: true, kv: kv.clone() });
-            self.events.push(Event { r#type: EventType::Delete as i32, kv: Some(kv), prev_kv: Some(prev.clone()) });
+            let kv = KeyValue {
+                key: k,
+                mod_revision: rev.main,
+                ..Default::default()
+            };
+            self.write(
+                rev,
+                Record {
+                    tombstone: true,
+                    kv: kv.clone(),
+                },
+            );
+            self.events.push(Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(kv),
+                prev_kv: Some(prev.clone()),
+            });
             deleted.push(prev);
         }
         Ok(deleted)

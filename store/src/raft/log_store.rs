@@ -64,7 +64,12 @@ struct Synced {
 
 impl LogDurability {
     fn new(index: u64) -> LogDurability {
-        LogDurability { synced: Arc::new(tokio::sync::watch::Sender::new(Synced { generation: 0, index })) }
+        LogDurability {
+            synced: Arc::new(tokio::sync::watch::Sender::new(Synced {
+                generation: 0,
+                index,
+            })),
+        }
     }
 
     /// Index up to which the log is on disk.
@@ -109,26 +114,32 @@ impl LogDurability {
 /// Group commit for the leader's own appends: they are written to RocksDB unsynced (readable
 /// at once, as openraft requires) and queued here; one thread syncs the WAL once for
 /// everything queued and records how far the log is on disk.
-fn spawn_flusher(db: Arc<Db>, metrics: Arc<Metrics>, durability: LogDurability) -> std::sync::mpsc::Sender<Queued> {
+fn spawn_flusher(
+    db: Arc<Db>,
+    metrics: Arc<Metrics>,
+    durability: LogDurability,
+) -> std::sync::mpsc::Sender<Queued> {
     let (tx, rx) = std::sync::mpsc::channel::<Queued>();
-    let spawned = std::thread::Builder::new().name("wal-flusher".into()).spawn(move || {
-        while let Ok(first) = rx.recv() {
-            let mut pending = vec![first];
-            pending.extend(rx.try_iter());
-            let started = Instant::now();
-            let res = db.raw().flush_wal(true);
-            metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
-            if let Err(e) = res {
-                // The appends were already reported; their entries can no longer be made
-                // durable. etcd stops on a failed WAL sync too.
-                tracing::error!("cannot sync the Raft log (WAL): {e}; stopping");
-                std::process::exit(1);
+    let spawned = std::thread::Builder::new()
+        .name("wal-flusher".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut pending = vec![first];
+                pending.extend(rx.try_iter());
+                let started = Instant::now();
+                let res = db.raw().flush_wal(true);
+                metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
+                if let Err(e) = res {
+                    // The appends were already reported; their entries can no longer be made
+                    // durable. etcd stops on a failed WAL sync too.
+                    tracing::error!("cannot sync the Raft log (WAL): {e}; stopping");
+                    std::process::exit(1);
+                }
+                for q in &pending {
+                    durability.raise(q.generation, q.upto);
+                }
             }
-            for q in &pending {
-                durability.raise(q.generation, q.upto);
-            }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the WAL flusher thread: {e}");
     }
@@ -140,7 +151,9 @@ fn index_key(i: u64) -> [u8; 8] {
 }
 
 fn decode_index(k: &[u8]) -> Result<u64, StorageError> {
-    let raw: [u8; 8] = k.try_into().map_err(|_| StorageIOError::read_logs(&codec::CodecError("bad log key".into())))?;
+    let raw: [u8; 8] = k
+        .try_into()
+        .map_err(|_| StorageIOError::read_logs(&codec::CodecError("bad log key".into())))?;
     Ok(u64::from_be_bytes(raw))
 }
 
@@ -148,9 +161,13 @@ impl LogStore {
     /// The log store of member `id` on the member database. Syncs the WAL first: whatever
     /// the log holds at start is on disk.
     pub fn new(db: Arc<Db>, metrics: Arc<Metrics>, id: u64) -> Result<LogStore, StorageError> {
-        db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+        db.raw()
+            .flush_wal(true)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         let synced = {
-            let mut last = db.raw().iterator_cf(db.cf(CF_LOGS), rocksdb::IteratorMode::End);
+            let mut last = db
+                .raw()
+                .iterator_cf(db.cf(CF_LOGS), rocksdb::IteratorMode::End);
             match last.next() {
                 Some(item) => {
                     let (k, _) = item.map_err(|e| StorageIOError::read_logs(&e))?;
@@ -161,7 +178,14 @@ impl LogStore {
         };
         let durability = LogDurability::new(synced);
         let flusher = spawn_flusher(db.clone(), metrics.clone(), durability.clone());
-        Ok(LogStore { db, id, vote: Arc::new(Mutex::new(None)), flusher, durability, metrics })
+        Ok(LogStore {
+            db,
+            id,
+            vote: Arc::new(Mutex::new(None)),
+            flusher,
+            durability,
+            metrics,
+        })
     }
 
     /// How far the log is on disk.
@@ -178,16 +202,32 @@ impl LogStore {
         }
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let raw = self.db.raw().get_cf(self.db.cf(CF_RAFT), key).map_err(|e| StorageIOError::read(&e))?;
-        raw.map(|b| codec::decode(&b).map_err(|e| StorageIOError::read(&e).into())).transpose()
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        let raw = self
+            .db
+            .raw()
+            .get_cf(self.db.cf(CF_RAFT), key)
+            .map_err(|e| StorageIOError::read(&e))?;
+        raw.map(|b| codec::decode(&b).map_err(|e| StorageIOError::read(&e).into()))
+            .transpose()
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], v: &T, sync: bool) -> Result<(), StorageError> {
+    fn put_meta<T: serde::Serialize>(
+        &self,
+        key: &[u8],
+        v: &T,
+        sync: bool,
+    ) -> Result<(), StorageError> {
         let bytes = codec::encode(v).map_err(|e| StorageIOError::write(&e))?;
         let mut opts = rocksdb::WriteOptions::default();
         opts.set_sync(sync);
-        self.db.raw().put_cf_opt(self.db.cf(CF_RAFT), key, bytes, &opts).map_err(|e| StorageIOError::write(&e))?;
+        self.db
+            .raw()
+            .put_cf_opt(self.db.cf(CF_RAFT), key, bytes, &opts)
+            .map_err(|e| StorageIOError::write(&e))?;
         Ok(())
     }
 }
@@ -203,10 +243,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let from = index_key(start);
-        let iter = self
-            .db
-            .raw()
-            .iterator_cf(self.db.cf(CF_LOGS), rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward));
+        let iter = self.db.raw().iterator_cf(
+            self.db.cf(CF_LOGS),
+            rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
+        );
         let mut out = Vec::new();
         for item in iter {
             let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
@@ -225,15 +265,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
-        let mut iter = self.db.raw().iterator_cf(self.db.cf(CF_LOGS), rocksdb::IteratorMode::End);
+        let mut iter = self
+            .db
+            .raw()
+            .iterator_cf(self.db.cf(CF_LOGS), rocksdb::IteratorMode::End);
         let last = match iter.next() {
             Some(item) => {
                 let (_, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
-                Some(codec::decode::<Entry>(&v).map_err(|e| StorageIOError::read_logs(&e))?.log_id)
+                Some(
+                    codec::decode::<Entry>(&v)
+                        .map_err(|e| StorageIOError::read_logs(&e))?
+                        .log_id,
+                )
             }
             None => last_purged,
         };
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -242,7 +292,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         // The vote must survive a crash before we answer the candidate.
-        self.put_meta(KEY_VOTE, vote, true).map_err(|_| StorageIOError::write_vote(&codec::CodecError("vote".into())))?;
+        self.put_meta(KEY_VOTE, vote, true)
+            .map_err(|_| StorageIOError::write_vote(&codec::CodecError("vote".into())))?;
         *self.vote.lock() = Some(*vote);
         Ok(())
     }
@@ -257,7 +308,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     // last applied id with every batch, and a restarted member learns how far the log is
     // committed from the leader. Saving it was one more RocksDB write per commit.
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -287,20 +342,32 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             // and back (two cross-thread wake-ups per append).
             let started = Instant::now();
             let res = self.db.raw().flush_wal(true);
-            self.metrics.wal_fsync.observe(started.elapsed().as_secs_f64());
+            self.metrics
+                .wal_fsync
+                .observe(started.elapsed().as_secs_f64());
             if res.is_ok() {
-                self.durability.raise(self.durability.generation(), last.index);
+                self.durability
+                    .raise(self.durability.generation(), last.index);
             }
-            callback.log_io_completed(res.clone().map_err(|e| std::io::Error::other(e.to_string())));
+            callback.log_io_completed(
+                res.clone()
+                    .map_err(|e| std::io::Error::other(e.to_string())),
+            );
             return res.map_err(|e| StorageIOError::write_logs(&e).into());
         }
         // A leader's own entries are reported at once (see LogDurability) and synced by the
         // flusher, which groups concurrent appends into one sync.
         callback.log_io_completed(Ok(()));
-        let queued = Queued { upto: last.index, generation: self.durability.generation() };
+        let queued = Queued {
+            upto: last.index,
+            generation: self.durability.generation(),
+        };
         if let Err(std::sync::mpsc::SendError(q)) = self.flusher.send(queued) {
             // No flusher thread: sync here.
-            self.db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+            self.db
+                .raw()
+                .flush_wal(true)
+                .map_err(|e| StorageIOError::write_logs(&e))?;
             self.durability.raise(q.generation, q.upto);
         }
         Ok(())
@@ -312,7 +379,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .raw()
             .delete_range_cf(cf, &index_key(log_id.index)[..], &[0xffu8; 9][..])
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .raw()
+            .flush_wal(true)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         // All that is left is on disk; entries appended at these indexes count once synced.
         self.durability.truncated(log_id.index.saturating_sub(1));
         Ok(())
@@ -321,7 +391,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // State-machine writes are not synced on their own; make them durable before the
         // log entries that could replay them go away.
-        self.db.raw().flush_wal(true).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .raw()
+            .flush_wal(true)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         self.put_meta(KEY_PURGED, &log_id, true)?;
         let cf = self.db.cf(CF_LOGS);
         self.db

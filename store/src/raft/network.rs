@@ -5,11 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 use parking_lot::Mutex;
 use proto::peerpb::peer_client::PeerClient;
@@ -112,7 +114,9 @@ impl PeerClients {
             return self.stream_call(url, rpc, req, timeout).await;
         }
         let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
-        let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
+        let ch = self
+            .channel(url)
+            .map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
         let mut client = PeerClient::new(ch)
             .max_decoding_message_size(MAX_PEER_MESSAGE)
             .max_encoding_message_size(MAX_PEER_MESSAGE);
@@ -120,7 +124,9 @@ impl PeerClients {
         let fut = async {
             match rpc {
                 // Sent on streams by `stream_call` above.
-                PeerRpc::AppendEntries | PeerRpc::Propose => Err(tonic::Status::internal("sent on a stream")),
+                PeerRpc::AppendEntries | PeerRpc::Propose => {
+                    Err(tonic::Status::internal("sent on a stream"))
+                }
                 PeerRpc::Vote => client.vote(payload).await,
                 PeerRpc::InstallSnapshot => client.install_snapshot(payload).await,
                 PeerRpc::ReadIndex => client.read_index(payload).await,
@@ -160,11 +166,16 @@ enum StreamFailure {
 
 impl RequestStream {
     async fn exchange(&mut self, payload: Payload) -> Result<Payload, StreamFailure> {
-        self.tx.send(payload).await.map_err(|_| StreamFailure::NotSent)?;
+        self.tx
+            .send(payload)
+            .await
+            .map_err(|_| StreamFailure::NotSent)?;
         match self.answers.message().await {
             Ok(Some(answer)) => Ok(answer),
             Ok(None) => Err(StreamFailure::Lost("stream ended".into())),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => Err(StreamFailure::Status(status)),
+            Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                Err(StreamFailure::Status(status))
+            }
             Err(status) => Err(StreamFailure::Lost(status.message().to_string())),
         }
     }
@@ -173,9 +184,12 @@ impl RequestStream {
 impl PeerClients {
     /// Opens a request stream of `rpc` to the peer at `url`.
     async fn open_stream(&self, url: &str, rpc: PeerRpc) -> Result<RequestStream, PeerCallError> {
-        let ch = self.channel(url).map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
-        let mut client =
-            PeerClient::new(ch).max_decoding_message_size(MAX_PEER_MESSAGE).max_encoding_message_size(MAX_PEER_MESSAGE);
+        let ch = self
+            .channel(url)
+            .map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
+        let mut client = PeerClient::new(ch)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE);
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
         let opened = match rpc {
@@ -219,9 +233,13 @@ impl PeerClients {
                     Ok(answer) => return Ok((stream, answer)),
                     Err(StreamFailure::NotSent) if !fresh => {}
                     Err(StreamFailure::Lost(_)) if !fresh && rpc == PeerRpc::AppendEntries => {}
-                    Err(StreamFailure::NotSent) => return Err(PeerCallError::Unreachable("stream closed".into())),
+                    Err(StreamFailure::NotSent) => {
+                        return Err(PeerCallError::Unreachable("stream closed".into()))
+                    }
                     Err(StreamFailure::Lost(m)) => return Err(PeerCallError::Lost(m)),
-                    Err(StreamFailure::Status(status)) => return Err(PeerCallError::Status(status.message().to_string())),
+                    Err(StreamFailure::Status(status)) => {
+                        return Err(PeerCallError::Status(status.message().to_string()))
+                    }
                 }
                 stream = self.open_stream(url, rpc).await?;
                 fresh = true;
@@ -277,7 +295,11 @@ pub struct Network {
 impl Network {
     /// A network over `peers` for the member whose log is `durability`.
     pub fn new(peers: PeerClients, metrics: Arc<Metrics>, durability: LogDurability) -> Network {
-        Network { peers, metrics, durability }
+        Network {
+            peers,
+            metrics,
+            durability,
+        }
     }
 }
 
@@ -305,7 +327,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 }
 
 impl Conn {
-    async fn rpc<Req, Resp, E>(&self, rpc: PeerRpc, req: &Req, ttl: Duration) -> Result<Resp, RPCError<u64, Member, E>>
+    async fn rpc<Req, Resp, E>(
+        &self,
+        rpc: PeerRpc,
+        req: &Req,
+        ttl: Duration,
+    ) -> Result<Resp, RPCError<u64, Member, E>>
     where
         Req: Serialize,
         Resp: DeserializeOwned,
@@ -314,7 +341,9 @@ impl Conn {
         let reply: Result<Resp, E> = match self.peers.call(&self.url, rpc, req, ttl).await {
             Ok(r) => r,
             Err(PeerCallError::Unreachable(m)) => {
-                return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(m))))
+                return Err(RPCError::Unreachable(Unreachable::new(
+                    &std::io::Error::other(m),
+                )))
             }
             Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
         };
@@ -326,8 +355,14 @@ impl Conn {
     /// disk, so that no member applies an entry a quorum does not hold durably. A heartbeat
     /// waits for the leader's sync under way (its only news may be the commit index); an
     /// append does not wait, and carries the furthest of its own log ids that is on disk.
-    async fn commit_on_disk(&self, mut rpc: AppendEntriesRequest<TypeConfig>, wait: Duration) -> AppendEntriesRequest<TypeConfig> {
-        let Some(commit) = rpc.leader_commit else { return rpc };
+    async fn commit_on_disk(
+        &self,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
+        wait: Duration,
+    ) -> AppendEntriesRequest<TypeConfig> {
+        let Some(commit) = rpc.leader_commit else {
+            return rpc;
+        };
         if commit.index <= self.durability.synced() {
             return rpc;
         }
@@ -337,8 +372,13 @@ impl Conn {
         let synced = self.durability.synced();
         // These are ids of the leader's log below its commit index, so committed; a lower
         // commit index than before is ignored by the follower.
-        rpc.leader_commit =
-            rpc.entries.iter().map(|e| e.log_id).chain(rpc.prev_log_id).filter(|l| l.index <= synced).max_by_key(|l| l.index);
+        rpc.leader_commit = rpc
+            .entries
+            .iter()
+            .map(|e| e.log_id)
+            .chain(rpc.prev_log_id)
+            .filter(|l| l.index <= synced)
+            .max_by_key(|l| l.index);
         rpc
     }
 }
@@ -351,9 +391,19 @@ impl RaftNetwork<TypeConfig> for Conn {
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
         let rpc = self.commit_on_disk(rpc, option.soft_ttl()).await;
         let started = std::time::Instant::now();
-        let res = self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl()).await;
-        self.metrics.peer_rtt.observe(started.elapsed().as_secs_f64());
-        self.peers.mark(self.target, !matches!(res, Err(RPCError::Unreachable(_) | RPCError::Network(_) | RPCError::Timeout(_))));
+        let res = self
+            .rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
+            .await;
+        self.metrics
+            .peer_rtt
+            .observe(started.elapsed().as_secs_f64());
+        self.peers.mark(
+            self.target,
+            !matches!(
+                res,
+                Err(RPCError::Unreachable(_) | RPCError::Network(_) | RPCError::Timeout(_))
+            ),
+        );
         res
     }
 
@@ -361,8 +411,12 @@ impl RaftNetwork<TypeConfig> for Conn {
         &mut self,
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<u64>, RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>> {
-        self.rpc(PeerRpc::InstallSnapshot, &rpc, option.hard_ttl()).await
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, Member, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.rpc(PeerRpc::InstallSnapshot, &rpc, option.hard_ttl())
+            .await
     }
 
     async fn vote(

@@ -46,11 +46,19 @@ impl StoreState {
         let lessor = Lessor::load(&db, mvcc.live_keys_with_lease()?).map_err(anyhow::Error::msg)?;
         let cluster = read_cluster_meta(&db)?;
         let applied = tokio::sync::watch::Sender::new(0);
-        Ok(StoreState { mvcc, lessor, cluster: RwLock::new(cluster), hub: WatchHub::default(), waiting: Waiting::default(), applied })
+        Ok(StoreState {
+            mvcc,
+            lessor,
+            cluster: RwLock::new(cluster),
+            hub: WatchHub::default(),
+            waiting: Waiting::default(),
+            applied,
+        })
     }
 
     fn set_applied(&self, last: Option<LogId>) {
-        self.applied.send_replace(last.map(|l| l.index).unwrap_or(0));
+        self.applied
+            .send_replace(last.map(|l| l.index).unwrap_or(0));
     }
 
     /// Waits (at most `timeout`) until the log entry at `index` is applied here; false if it
@@ -107,7 +115,15 @@ impl StateMachine {
             None => StoredMembership::default(),
         };
         state.set_applied(last_applied);
-        Ok(StateMachine { state, db, metrics, snap_dir, last_applied, membership, durability })
+        Ok(StateMachine {
+            state,
+            db,
+            metrics,
+            snap_dir,
+            last_applied,
+            membership,
+            durability,
+        })
     }
 
     fn snap_path(&self) -> PathBuf {
@@ -143,7 +159,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         let mut batch = ApplyBatch::begin(&state.mvcc);
         let mut meta = state.cluster.read().clone();
-        let mut ctx = ApplyCtx { lessor: &state.lessor, meta: &mut meta, meta_dirty: false };
+        let mut ctx = ApplyCtx {
+            lessor: &state.lessor,
+            meta: &mut meta,
+            meta_dirty: false,
+        };
         let mut responses = Vec::new();
         let mut answers = Vec::new();
         let mut published = Vec::new();
@@ -174,10 +194,22 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         let meta_dirty = ctx.meta_dirty;
         let cf = batch.cf(CF_META);
-        batch.batch.put_cf(cf, META_LAST_APPLIED, codec::encode(&self.last_applied).map_err(sm_write_err)?);
-        batch.batch.put_cf(cf, META_MEMBERSHIP, codec::encode(&self.membership).map_err(sm_write_err)?);
+        batch.batch.put_cf(
+            cf,
+            META_LAST_APPLIED,
+            codec::encode(&self.last_applied).map_err(sm_write_err)?,
+        );
+        batch.batch.put_cf(
+            cf,
+            META_MEMBERSHIP,
+            codec::encode(&self.membership).map_err(sm_write_err)?,
+        );
         if meta_dirty {
-            batch.batch.put_cf(cf, META_CLUSTER, codec::encode(&meta).map_err(sm_write_err)?);
+            batch.batch.put_cf(
+                cf,
+                META_CLUSTER,
+                codec::encode(&meta).map_err(sm_write_err)?,
+            );
         }
         // An unsynced write (memtable and WAL buffer): shorter than handing this worker's
         // other tasks to another thread, which `block_in_place` would do on every apply.
@@ -186,7 +218,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             *state.cluster.write() = meta;
         }
         self.metrics.applied.inc_by(commands as u64);
-        self.metrics.backend_commit.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .backend_commit
+            .observe(started.elapsed().as_secs_f64());
         state.set_applied(self.last_applied);
         state.hub.publish(published);
         for (proposer, ticket, results) in answers {
@@ -196,7 +230,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone(), snap_path: self.snap_path() }
+        SnapshotBuilder {
+            db: self.db.clone(),
+            snap_path: self.snap_path(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -217,15 +254,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = self.state.clone();
         {
             let mut st = state.mvcc.state.write();
-            snapshot::install(&self.db, &payload).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            state.mvcc.rebuild(&mut st).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            let keys = live_keys(&state, &st).map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            snapshot::install(&self.db, &payload)
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            state
+                .mvcc
+                .rebuild(&mut st)
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            let keys = live_keys(&state, &st)
+                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
             state
                 .lessor
                 .reload(&self.db, keys)
                 .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e)))?;
-            let cluster = read_cluster_meta(&self.db)
-                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e.to_string())))?;
+            let cluster = read_cluster_meta(&self.db).map_err(|e| {
+                StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e.to_string()))
+            })?;
             *state.cluster.write() = cluster;
             state.hub.reset(st.current_rev);
         }
@@ -238,7 +281,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = meta.last_log_id;
         state.set_applied(self.last_applied);
         self.membership = meta.last_membership.clone();
-        save_snapshot_file(&self.snap_path(), meta, &bytes).map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        save_snapshot_file(&self.snap_path(), meta, &bytes)
+            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         Ok(())
     }
 
@@ -251,12 +295,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         };
         let (meta, data): (SnapshotMeta<u64, Member>, Vec<u8>) =
             codec::decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
-        Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
     }
 }
 
 /// Live keys with their lease from a locked state (for the lessor after an install).
-fn live_keys(state: &StoreState, st: &crate::mvcc::MvccState) -> Result<Vec<(Vec<u8>, i64)>, crate::mvcc::MvccError> {
+fn live_keys(
+    state: &StoreState,
+    st: &crate::mvcc::MvccState,
+) -> Result<Vec<(Vec<u8>, i64)>, crate::mvcc::MvccError> {
     let mut out = Vec::new();
     for (key, idx) in &st.index {
         if let Some(rev) = idx.visible_at(st.current_rev) {
@@ -270,7 +320,11 @@ fn live_keys(state: &StoreState, st: &crate::mvcc::MvccState) -> Result<Vec<(Vec
     Ok(out)
 }
 
-fn save_snapshot_file(path: &std::path::Path, meta: &SnapshotMeta<u64, Member>, data: &[u8]) -> std::io::Result<()> {
+fn save_snapshot_file(
+    path: &std::path::Path,
+    meta: &SnapshotMeta<u64, Member>,
+    data: &[u8],
+) -> std::io::Result<()> {
     let bytes = codec::encode(&(meta, data)).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes)?;
@@ -293,14 +347,23 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
 impl SnapshotBuilder {
     fn build_blocking(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let payload = snapshot::capture(&self.db).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let payload =
+            snapshot::capture(&self.db).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let data = codec::encode(&payload).map_err(|e| StorageIOError::read_state_machine(&e))?;
         let snapshot_id = match payload.last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("0-0-{}", rand::random::<u32>()),
         };
-        let meta = SnapshotMeta { last_log_id: payload.last_applied, last_membership: payload.membership, snapshot_id };
-        save_snapshot_file(&self.snap_path, &meta, &data).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        let meta = SnapshotMeta {
+            last_log_id: payload.last_applied,
+            last_membership: payload.membership,
+            snapshot_id,
+        };
+        save_snapshot_file(&self.snap_path, &meta, &data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }

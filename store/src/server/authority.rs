@@ -61,7 +61,10 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wraps `io` so that a `:authority` of the form `scheme://host:port[/...]` reaches the HTTP/2
 /// server as `host:port`.
 pub fn fix_authority<S: AsyncRead + AsyncWrite + Unpin>(io: S) -> FixAuthority<S> {
-    FixAuthority { inner: io, rd: Box::default() }
+    FixAuthority {
+        inner: io,
+        rd: Box::default(),
+    }
 }
 
 /// An accepted connection whose client header blocks are re-encoded on the way in; see the
@@ -80,7 +83,11 @@ impl<S: Connected> Connected for FixAuthority<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for FixAuthority<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let rd = &mut *this.rd;
         let start = buf.filled().len();
@@ -117,7 +124,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for FixAuthority<S> {
             }
             let keep = rd.scan_in_place(&buf.filled()[before..after]);
             if before + keep < after {
-                rd.stash.extend_from_slice(&buf.filled()[before + keep..after]);
+                rd.stash
+                    .extend_from_slice(&buf.filled()[before + keep..after]);
                 buf.set_filled(before + keep);
             }
         }
@@ -125,7 +133,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for FixAuthority<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for FixAuthority<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
 
@@ -271,12 +283,20 @@ impl Reader {
                         return data.len();
                     }
                     i += n;
-                    self.phase = if seen + n == PREFACE.len() { Phase::Head } else { Phase::Preface(seen + n) };
+                    self.phase = if seen + n == PREFACE.len() {
+                        Phase::Head
+                    } else {
+                        Phase::Preface(seen + n)
+                    };
                 }
                 Phase::Skip(left) => {
                     let n = left.min(data.len() - i);
                     i += n;
-                    self.phase = if n == left { Phase::Head } else { Phase::Skip(left - n) };
+                    self.phase = if n == left {
+                        Phase::Head
+                    } else {
+                        Phase::Skip(left - n)
+                    };
                 }
                 Phase::Head => {
                     if self.head_len > 0 || data.len() - i < FRAME_HEAD || self.open.is_some() {
@@ -287,7 +307,11 @@ impl Reader {
                         return i;
                     }
                     i += FRAME_HEAD;
-                    self.phase = if h.len == 0 { Phase::Head } else { Phase::Skip(h.len) };
+                    self.phase = if h.len == 0 {
+                        Phase::Head
+                    } else {
+                        Phase::Skip(h.len)
+                    };
                 }
                 Phase::Block(_) => return i,
             }
@@ -314,13 +338,21 @@ impl Reader {
                     }
                     buf.put_slice(&avail[..n]);
                     self.stash_pos += n;
-                    self.phase = if seen + n == PREFACE.len() { Phase::Head } else { Phase::Preface(seen + n) };
+                    self.phase = if seen + n == PREFACE.len() {
+                        Phase::Head
+                    } else {
+                        Phase::Preface(seen + n)
+                    };
                 }
                 Phase::Skip(left) => {
                     let n = left.min(avail.len()).min(buf.remaining());
                     buf.put_slice(&avail[..n]);
                     self.stash_pos += n;
-                    self.phase = if n == left { Phase::Head } else { Phase::Skip(left - n) };
+                    self.phase = if n == left {
+                        Phase::Head
+                    } else {
+                        Phase::Skip(left - n)
+                    };
                 }
                 Phase::Head => {
                     let n = (FRAME_HEAD - self.head_len).min(avail.len());
@@ -360,7 +392,9 @@ impl Reader {
                 match (h.kind, self.open) {
                     (HEADERS, None) => {}
                     (CONTINUATION, Some(open)) if open.stream == h.stream => {}
-                    (HEADERS, Some(_)) => return Err(invalid("HEADERS frame inside an open header block")),
+                    (HEADERS, Some(_)) => {
+                        return Err(invalid("HEADERS frame inside an open header block"))
+                    }
                     (_, None) => return Err(invalid("CONTINUATION frame without a header block")),
                     _ => return Err(invalid("CONTINUATION frame for another stream")),
                 }
@@ -380,7 +414,11 @@ impl Reader {
             _ if self.open.is_some() => Err(invalid("frame inside an open header block")),
             _ => {
                 self.out.extend_from_slice(&self.head);
-                self.phase = if h.len == 0 { Phase::Head } else { Phase::Skip(h.len) };
+                self.phase = if h.len == 0 {
+                    Phase::Head
+                } else {
+                    Phase::Skip(h.len)
+                };
                 Ok(())
             }
         }
@@ -395,12 +433,17 @@ impl Reader {
             let (mut start, mut end) = (0, p.len());
             let mut pad = 0;
             if h.flags & PADDED != 0 {
-                pad = *p.first().ok_or_else(|| invalid("PADDED HEADERS frame without a pad length"))? as usize;
+                pad = *p
+                    .first()
+                    .ok_or_else(|| invalid("PADDED HEADERS frame without a pad length"))?
+                    as usize;
                 start = 1;
             }
             let mut priority = None;
             if h.flags & PRIORITY != 0 {
-                let prio = p.get(start..start + 5).ok_or_else(|| invalid("HEADERS frame too short for PRIORITY"))?;
+                let prio = p
+                    .get(start..start + 5)
+                    .ok_or_else(|| invalid("HEADERS frame too short for PRIORITY"))?;
                 priority = Some(<[u8; 5]>::try_from(prio).expect("5 bytes"));
                 start += 5;
             }
@@ -408,7 +451,11 @@ impl Reader {
                 return Err(invalid("HEADERS padding longer than the frame"));
             }
             end -= pad;
-            self.open = Some(OpenBlock { stream: h.stream, end_stream: h.flags & END_STREAM != 0, priority });
+            self.open = Some(OpenBlock {
+                stream: h.stream,
+                end_stream: h.flags & END_STREAM != 0,
+                priority,
+            });
             &p[start..end]
         } else {
             &p[..]
@@ -440,7 +487,12 @@ impl Reader {
 
 /// Decodes the header block `fragment` and appends it to `out` re-encoded, as a HEADERS frame
 /// followed by CONTINUATION frames if it doesn't fit in one.
-fn emit_block(hpack: &mut Decoder, fragment: &[u8], open: OpenBlock, out: &mut Vec<u8>) -> io::Result<()> {
+fn emit_block(
+    hpack: &mut Decoder,
+    fragment: &[u8],
+    open: OpenBlock,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
     let frame_start = out.len();
     out.extend_from_slice(&[0; FRAME_HEAD]);
     let mut flags = if open.end_stream { END_STREAM } else { 0 };
@@ -449,22 +501,40 @@ fn emit_block(hpack: &mut Decoder, fragment: &[u8], open: OpenBlock, out: &mut V
         flags |= PRIORITY;
     }
     let body_start = out.len();
-    hpack.decode_block(fragment, out).map_err(|e| invalid(format!("HPACK: {e}")))?;
+    hpack
+        .decode_block(fragment, out)
+        .map_err(|e| invalid(format!("HPACK: {e}")))?;
     if out.len() - body_start > MAX_BLOCK_OUT {
         return Err(invalid("decoded header block too large"));
     }
     let len = out.len() - frame_start - FRAME_HEAD;
     if len <= MAX_FRAME_PAYLOAD {
-        FrameHead::write(&mut out[frame_start..], len, HEADERS, flags | END_HEADERS, open.stream);
+        FrameHead::write(
+            &mut out[frame_start..],
+            len,
+            HEADERS,
+            flags | END_HEADERS,
+            open.stream,
+        );
         return Ok(());
     }
     let first = MAX_FRAME_PAYLOAD - (body_start - frame_start - FRAME_HEAD);
     let rest = out.split_off(body_start + first);
-    FrameHead::write(&mut out[frame_start..], MAX_FRAME_PAYLOAD, HEADERS, flags, open.stream);
+    FrameHead::write(
+        &mut out[frame_start..],
+        MAX_FRAME_PAYLOAD,
+        HEADERS,
+        flags,
+        open.stream,
+    );
     let mut chunks = rest.chunks(MAX_FRAME_PAYLOAD).peekable();
     while let Some(chunk) = chunks.next() {
         let mut head = [0; FRAME_HEAD];
-        let flags = if chunks.peek().is_none() { END_HEADERS } else { 0 };
+        let flags = if chunks.peek().is_none() {
+            END_HEADERS
+        } else {
+            0
+        };
         FrameHead::write(&mut head, chunk.len(), CONTINUATION, flags, open.stream);
         out.extend_from_slice(&head);
         out.extend_from_slice(chunk);
@@ -475,15 +545,22 @@ fn emit_block(hpack: &mut Decoder, fragment: &[u8], open: OpenBlock, out: &mut V
 /// `value` as an `:authority` h2 accepts: `scheme://host:port[/...]` becomes `host:port`; any
 /// other value stays. `None`: `scheme://` with no host, so the field is better left out.
 fn authority_value(value: &[u8]) -> Option<&[u8]> {
-    let Some(sep) = value.windows(3).position(|w| w == b"://") else { return Some(value) };
+    let Some(sep) = value.windows(3).position(|w| w == b"://") else {
+        return Some(value);
+    };
     let scheme = &value[..sep];
     let valid_scheme = scheme.first().is_some_and(u8::is_ascii_alphabetic)
-        && scheme.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        && scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !valid_scheme {
         return Some(value);
     }
     let rest = &value[sep + 3..];
-    let end = rest.iter().position(|&c| matches!(c, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+    let end = rest
+        .iter()
+        .position(|&c| matches!(c, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
     (end > 0).then_some(&rest[..end])
 }
 
@@ -576,7 +653,10 @@ const AUTHORITY: u8 = 1;
 
 /// The 1-based static index of the first entry named `name`, or 0.
 fn static_name_index(name: &[u8]) -> u8 {
-    STATIC_TABLE.iter().position(|(n, _)| *n == name).map_or(0, |i| i as u8 + 1)
+    STATIC_TABLE
+        .iter()
+        .position(|(n, _)| *n == name)
+        .map_or(0, |i| i as u8 + 1)
 }
 
 /// A dynamic table entry: name and value in one allocation.
@@ -616,7 +696,14 @@ pub struct Decoder {
 
 impl Decoder {
     pub fn new(limit: usize) -> Decoder {
-        Decoder { table: VecDeque::new(), size: 0, max_size: limit, limit, name_buf: Vec::new(), value_buf: Vec::new() }
+        Decoder {
+            table: VecDeque::new(),
+            size: 0,
+            max_size: limit,
+            limit,
+            name_buf: Vec::new(),
+            value_buf: Vec::new(),
+        }
     }
 
     /// Decodes the header block `src` and appends its fields to `out` as static-table references
@@ -633,7 +720,10 @@ impl Decoder {
                     0 => return Err(HpackError::BadIndex(0)),
                     1..=61 => out.push(0x80 | index as u8),
                     _ => {
-                        let e = self.table.get(index - 62).ok_or(HpackError::BadIndex(index))?;
+                        let e = self
+                            .table
+                            .get(index - 62)
+                            .ok_or(HpackError::BadIndex(index))?;
                         emit_field(out, e.name_index, e.name(), e.value(), false);
                     }
                 }
@@ -661,7 +751,10 @@ impl Decoder {
                     }
                     1..=61 => (index as u8, STATIC_TABLE[index - 1].0),
                     _ => {
-                        let e = self.table.get(index - 62).ok_or(HpackError::BadIndex(index))?;
+                        let e = self
+                            .table
+                            .get(index - 62)
+                            .ok_or(HpackError::BadIndex(index))?;
                         (e.name_index, e.name())
                     }
                 };
@@ -671,7 +764,11 @@ impl Decoder {
                     let mut bytes = Vec::with_capacity(name.len() + value.len());
                     bytes.extend_from_slice(name);
                     bytes.extend_from_slice(value);
-                    let entry = Entry { bytes: bytes.into_boxed_slice(), name_len: name.len(), name_index };
+                    let entry = Entry {
+                        bytes: bytes.into_boxed_slice(),
+                        name_len: name.len(),
+                        name_index,
+                    };
                     self.insert(entry);
                 }
             }
@@ -695,7 +792,10 @@ impl Decoder {
 
     fn evict(&mut self) {
         while self.size > self.max_size {
-            let e = self.table.pop_back().expect("a non-empty table over its size");
+            let e = self
+                .table
+                .pop_back()
+                .expect("a non-empty table over its size");
             self.size -= e.size();
         }
     }
@@ -749,7 +849,10 @@ fn read_int(src: &[u8], pos: &mut usize, prefix: u32) -> Result<usize, HpackErro
         *pos += 1;
         value += ((b & 0x7f) as u64) << shift;
         if b & 0x80 == 0 {
-            return usize::try_from(value).ok().filter(|&v| v <= u32::MAX as usize).ok_or(HpackError::IntegerOverflow);
+            return usize::try_from(value)
+                .ok()
+                .filter(|&v| v <= u32::MAX as usize)
+                .ok_or(HpackError::IntegerOverflow);
         }
         shift += 7;
         if shift > 28 {
@@ -776,10 +879,17 @@ fn write_int(out: &mut Vec<u8>, prefix: u32, high: u8, value: usize) {
 }
 
 /// Reads a string literal at `*pos`: raw bytes from `src`, or Huffman-decoded into `scratch`.
-fn read_string<'a>(src: &'a [u8], pos: &mut usize, scratch: &'a mut Vec<u8>) -> Result<&'a [u8], HpackError> {
+fn read_string<'a>(
+    src: &'a [u8],
+    pos: &mut usize,
+    scratch: &'a mut Vec<u8>,
+) -> Result<&'a [u8], HpackError> {
     let huffman = *src.get(*pos).ok_or(HpackError::Truncated)? & 0x80 != 0;
     let len = read_int(src, pos, 7)?;
-    let end = pos.checked_add(len).filter(|&e| e <= src.len()).ok_or(HpackError::Truncated)?;
+    let end = pos
+        .checked_add(len)
+        .filter(|&e| e <= src.len())
+        .ok_or(HpackError::Truncated)?;
     let raw = &src[*pos..end];
     *pos = end;
     if !huffman {
@@ -800,15 +910,15 @@ const HUFFMAN_LENGTHS: [(u8, &[u16]); 21] = [
     (
         6,
         &[
-            32, 37, 45, 46, 47, 51, 52, 53, 54, 55, 56, 57, 61, 65, 95, 98, 100, 102, 103, 104, 108, 109, 110, 112,
-            114, 117,
+            32, 37, 45, 46, 47, 51, 52, 53, 54, 55, 56, 57, 61, 65, 95, 98, 100, 102, 103, 104,
+            108, 109, 110, 112, 114, 117,
         ],
     ),
     (
         7,
         &[
-            58, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 89, 106, 107,
-            113, 118, 119, 120, 121, 122,
+            58, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86,
+            87, 89, 106, 107, 113, 118, 119, 120, 121, 122,
         ],
     ),
     (8, &[38, 42, 44, 59, 88, 90]),
@@ -820,30 +930,49 @@ const HUFFMAN_LENGTHS: [(u8, &[u16]); 21] = [
     (15, &[60, 96, 123]),
     (19, &[92, 195, 208]),
     (20, &[128, 130, 131, 162, 184, 194, 224, 226]),
-    (21, &[153, 161, 167, 172, 176, 177, 179, 209, 216, 217, 227, 229, 230]),
+    (
+        21,
+        &[
+            153, 161, 167, 172, 176, 177, 179, 209, 216, 217, 227, 229, 230,
+        ],
+    ),
     (
         22,
         &[
-            129, 132, 133, 134, 136, 146, 154, 156, 160, 163, 164, 169, 170, 173, 178, 181, 185, 186, 187, 189, 190,
-            196, 198, 228, 232, 233,
+            129, 132, 133, 134, 136, 146, 154, 156, 160, 163, 164, 169, 170, 173, 178, 181, 185,
+            186, 187, 189, 190, 196, 198, 228, 232, 233,
         ],
     ),
     (
         23,
         &[
-            1, 135, 137, 138, 139, 140, 141, 143, 147, 149, 150, 151, 152, 155, 157, 158, 165, 166, 168, 174, 175, 180,
-            182, 183, 188, 191, 197, 231, 239,
+            1, 135, 137, 138, 139, 140, 141, 143, 147, 149, 150, 151, 152, 155, 157, 158, 165, 166,
+            168, 174, 175, 180, 182, 183, 188, 191, 197, 231, 239,
         ],
     ),
-    (24, &[9, 142, 144, 145, 148, 159, 171, 206, 215, 225, 236, 237]),
+    (
+        24,
+        &[9, 142, 144, 145, 148, 159, 171, 206, 215, 225, 236, 237],
+    ),
     (25, &[199, 207, 234, 235]),
-    (26, &[192, 193, 200, 201, 202, 205, 210, 213, 218, 219, 238, 240, 242, 243, 255]),
-    (27, &[203, 204, 211, 212, 214, 221, 222, 223, 241, 244, 245, 246, 247, 248, 250, 251, 252, 253, 254]),
+    (
+        26,
+        &[
+            192, 193, 200, 201, 202, 205, 210, 213, 218, 219, 238, 240, 242, 243, 255,
+        ],
+    ),
+    (
+        27,
+        &[
+            203, 204, 211, 212, 214, 221, 222, 223, 241, 244, 245, 246, 247, 248, 250, 251, 252,
+            253, 254,
+        ],
+    ),
     (
         28,
         &[
-            2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28, 29, 30, 31, 127, 220,
-            249,
+            2, 3, 4, 5, 6, 7, 8, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 23, 24, 25, 26, 27, 28,
+            29, 30, 31, 127, 220, 249,
         ],
     ),
     (30, &[10, 13, 22, 256]),
@@ -911,13 +1040,19 @@ static HUFFMAN_STEPS: LazyLock<Vec<Step>> = LazyLock::new(|| {
             }
         }
     }
-    assert_eq!(nodes.len(), 256, "a complete code over 257 symbols has 256 inner nodes");
+    assert_eq!(
+        nodes.len(),
+        256,
+        "a complete code over 257 symbols has 256 inner nodes"
+    );
     // A string may end at the root or after up to 7 one-bits (a prefix of EOS's code).
     let mut accepting = vec![false; nodes.len()];
     accepting[0] = true;
     let mut node = 0;
     for _ in 0..7 {
-        let Child::Node(n) = nodes[node][1] else { unreachable!("EOS is 30 one-bits") };
+        let Child::Node(n) = nodes[node][1] else {
+            unreachable!("EOS is 30 one-bits")
+        };
         node = n as usize;
         accepting[node] = true;
     }
@@ -1010,7 +1145,9 @@ pub(super) fn tls_incoming(
                 Some(Ok(stream)) => {
                     let (acceptor, tx) = (acceptor.clone(), tx.clone());
                     tokio::spawn(async move {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
                             Ok(Ok(tls)) => {
                                 let _ = tx.send(Ok(fix_authority(tls))).await;
                             }
@@ -1099,13 +1236,18 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
     fn fields(list: &[(&str, &str)]) -> Fields {
-        list.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+        list.iter()
+            .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect()
     }
 
     /// Reads a re-encoded block, insisting on what `emit_field` may produce: static references,
@@ -1114,7 +1256,11 @@ mod tests {
     fn strict_read(block: &[u8]) -> (Fields, Vec<bool>) {
         let (mut pos, mut out, mut never) = (0, Vec::new(), Vec::new());
         let raw = |pos: &mut usize| {
-            assert_eq!(block[*pos] & 0x80, 0, "re-encoded strings are not Huffman-coded");
+            assert_eq!(
+                block[*pos] & 0x80,
+                0,
+                "re-encoded strings are not Huffman-coded"
+            );
             let len = read_int(block, pos, 7).unwrap();
             let s = block[*pos..*pos + len].to_vec();
             *pos += len;
@@ -1124,15 +1270,29 @@ mod tests {
             let b = block[pos];
             if b & 0x80 != 0 {
                 let i = read_int(block, &mut pos, 7).unwrap();
-                assert!((1..=61).contains(&i), "indexed field {i} outside the static table");
-                out.push((STATIC_TABLE[i - 1].0.to_vec(), STATIC_TABLE[i - 1].1.to_vec()));
+                assert!(
+                    (1..=61).contains(&i),
+                    "indexed field {i} outside the static table"
+                );
+                out.push((
+                    STATIC_TABLE[i - 1].0.to_vec(),
+                    STATIC_TABLE[i - 1].1.to_vec(),
+                ));
                 never.push(false);
             } else {
-                assert_eq!(b & 0xe0, 0, "representation {b:#x} touches the dynamic table");
+                assert_eq!(
+                    b & 0xe0,
+                    0,
+                    "representation {b:#x} touches the dynamic table"
+                );
                 never.push(b & 0x10 != 0);
                 let i = read_int(block, &mut pos, 4).unwrap();
                 assert!(i <= 61, "name index {i} outside the static table");
-                let name = if i == 0 { raw(&mut pos) } else { STATIC_TABLE[i - 1].0.to_vec() };
+                let name = if i == 0 {
+                    raw(&mut pos)
+                } else {
+                    STATIC_TABLE[i - 1].0.to_vec()
+                };
                 out.push((name, raw(&mut pos)));
             }
         }
@@ -1148,7 +1308,12 @@ mod tests {
     fn table(dec: &Decoder) -> Vec<(String, String)> {
         dec.table
             .iter()
-            .map(|e| (String::from_utf8_lossy(e.name()).into_owned(), String::from_utf8_lossy(e.value()).into_owned()))
+            .map(|e| {
+                (
+                    String::from_utf8_lossy(e.name()).into_owned(),
+                    String::from_utf8_lossy(e.value()).into_owned(),
+                )
+            })
             .collect()
     }
 
@@ -1186,8 +1351,14 @@ mod tests {
             ("25a8 49e9 5bb8 e8b4 bf", "custom-value"),
             ("6402", "302"),
             ("aec3 771a 4b", "private"),
-            ("d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff", "Mon, 21 Oct 2013 20:13:21 GMT"),
-            ("9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3", "https://www.example.com"),
+            (
+                "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff",
+                "Mon, 21 Oct 2013 20:13:21 GMT",
+            ),
+            (
+                "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3",
+                "https://www.example.com",
+            ),
         ] {
             let mut out = Vec::new();
             huffman_decode(&hex(coded), &mut out).unwrap();
@@ -1222,11 +1393,20 @@ mod tests {
     fn authority_huffman_rejects_bad_padding_and_eos() {
         let mut out = Vec::new();
         // 'a' (00011) padded with zeros instead of ones.
-        assert_eq!(huffman_decode(&[0b0001_1000], &mut out), Err(HpackError::Huffman));
+        assert_eq!(
+            huffman_decode(&[0b0001_1000], &mut out),
+            Err(HpackError::Huffman)
+        );
         // '0' (00000) + 111, then a whole byte of padding: 11 bits.
-        assert_eq!(huffman_decode(&[0b0000_0111, 0xff], &mut out), Err(HpackError::Huffman));
+        assert_eq!(
+            huffman_decode(&[0b0000_0111, 0xff], &mut out),
+            Err(HpackError::Huffman)
+        );
         // EOS (30 one-bits) inside the string.
-        assert_eq!(huffman_decode(&[0xff, 0xff, 0xff, 0xff], &mut out), Err(HpackError::Huffman));
+        assert_eq!(
+            huffman_decode(&[0xff, 0xff, 0xff, 0xff], &mut out),
+            Err(HpackError::Huffman)
+        );
         // Up to 7 one-bits of padding are fine.
         out.clear();
         huffman_decode(&[0b0000_0111], &mut out).unwrap();
@@ -1238,7 +1418,21 @@ mod tests {
     #[test]
     fn authority_hpack_integers() {
         for prefix in 1..=8u32 {
-            for v in [0usize, 1, 30, 31, 126, 127, 128, 254, 255, 1337, 16_384, 1 << 20, u32::MAX as usize] {
+            for v in [
+                0usize,
+                1,
+                30,
+                31,
+                126,
+                127,
+                128,
+                254,
+                255,
+                1337,
+                16_384,
+                1 << 20,
+                u32::MAX as usize,
+            ] {
                 let mut out = Vec::new();
                 write_int(&mut out, prefix.min(7), 0, v);
                 let mut pos = 0;
@@ -1250,8 +1444,14 @@ mod tests {
         let mut pos = 0;
         assert_eq!(read_int(&[0x1f, 0x9a, 0x0a], &mut pos, 5), Ok(1337));
         // Too long, and truncated.
-        assert_eq!(read_int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &mut 0, 7), Err(HpackError::IntegerOverflow));
-        assert_eq!(read_int(&[0x7f, 0xff], &mut 0, 7), Err(HpackError::Truncated));
+        assert_eq!(
+            read_int(&[0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01], &mut 0, 7),
+            Err(HpackError::IntegerOverflow)
+        );
+        assert_eq!(
+            read_int(&[0x7f, 0xff], &mut 0, 7),
+            Err(HpackError::Truncated)
+        );
     }
 
     /// RFC 7541 C.3 and C.4: three requests on one connection, without and with Huffman coding.
@@ -1270,7 +1470,12 @@ mod tests {
             ],
         ] {
             let mut dec = Decoder::new(4096);
-            let base = [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "www.example.com")];
+            let base = [
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+            ];
             assert_eq!(decode(&mut dec, &hex(blocks[0])), fields(&base));
             assert_eq!(dec.size, 57);
             let mut second = base.to_vec();
@@ -1286,9 +1491,15 @@ mod tests {
             ];
             assert_eq!(decode(&mut dec, &hex(blocks[2])), fields(&third));
             assert_eq!(dec.size, 164);
-            let expect =
-                [("custom-key", "custom-value"), ("cache-control", "no-cache"), (":authority", "www.example.com")];
-            assert_eq!(table(&dec), expect.map(|(n, v)| (n.to_string(), v.to_string())));
+            let expect = [
+                ("custom-key", "custom-value"),
+                ("cache-control", "no-cache"),
+                (":authority", "www.example.com"),
+            ];
+            assert_eq!(
+                table(&dec),
+                expect.map(|(n, v)| (n.to_string(), v.to_string()))
+            );
         }
     }
 
@@ -1299,19 +1510,61 @@ mod tests {
         if first {
             enc_indexed(&mut b, 3); // :method POST
             enc_indexed(&mut b, 6); // :scheme http
-            enc_literal(&mut b, Lit::Incremental, Name::Index(4), "/etcdserverpb.Maintenance/Status", huffman);
-            enc_literal(&mut b, Lit::Incremental, Name::Index(1), "http://127.0.0.1:2379", huffman);
-            enc_literal(&mut b, Lit::Incremental, Name::Index(31), "application/grpc", huffman);
-            enc_literal(&mut b, Lit::Incremental, Name::Index(58), "grpc-go/1.26.0", huffman);
-            enc_literal(&mut b, Lit::Incremental, Name::Literal("te"), "trailers", huffman);
-            enc_literal(&mut b, Lit::Without, Name::Literal("grpc-timeout"), "4999958u", huffman);
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Index(4),
+                "/etcdserverpb.Maintenance/Status",
+                huffman,
+            );
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Index(1),
+                "http://127.0.0.1:2379",
+                huffman,
+            );
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Index(31),
+                "application/grpc",
+                huffman,
+            );
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Index(58),
+                "grpc-go/1.26.0",
+                huffman,
+            );
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Literal("te"),
+                "trailers",
+                huffman,
+            );
+            enc_literal(
+                &mut b,
+                Lit::Without,
+                Name::Literal("grpc-timeout"),
+                "4999958u",
+                huffman,
+            );
         } else {
             enc_indexed(&mut b, 3);
             enc_indexed(&mut b, 6);
             for i in [66, 65, 64, 63, 62] {
                 enc_indexed(&mut b, i);
             }
-            enc_literal(&mut b, Lit::Without, Name::Literal("grpc-timeout"), "4999950u", huffman);
+            enc_literal(
+                &mut b,
+                Lit::Without,
+                Name::Literal("grpc-timeout"),
+                "4999950u",
+                huffman,
+            );
         }
         b
     }
@@ -1333,13 +1586,25 @@ mod tests {
     fn authority_rewritten_in_literals_and_dynamic_references() {
         for huffman in [false, true] {
             let mut dec = Decoder::new(4096);
-            assert_eq!(decode(&mut dec, &status_block(huffman, true)), status_fields("4999958u"));
+            assert_eq!(
+                decode(&mut dec, &status_block(huffman, true)),
+                status_fields("4999958u")
+            );
             // The table holds what the client sent, so sizes (and evictions) stay in step with it.
-            assert_eq!(table(&dec)[3], (":authority".into(), "http://127.0.0.1:2379".into()));
-            let size: usize = status_fields("")[2..7].iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+            assert_eq!(
+                table(&dec)[3],
+                (":authority".into(), "http://127.0.0.1:2379".into())
+            );
+            let size: usize = status_fields("")[2..7]
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 32)
+                .sum();
             assert_eq!(dec.size, size + "http://".len());
             for _ in 0..3 {
-                assert_eq!(decode(&mut dec, &status_block(huffman, false)), status_fields("4999950u"));
+                assert_eq!(
+                    decode(&mut dec, &status_block(huffman, false)),
+                    status_fields("4999950u")
+                );
             }
         }
     }
@@ -1359,13 +1624,23 @@ mod tests {
             ("http://", None),
         ];
         for (value, want) in cases {
-            assert_eq!(authority_value(value.as_bytes()), want.map(str::as_bytes), "{value}");
+            assert_eq!(
+                authority_value(value.as_bytes()),
+                want.map(str::as_bytes),
+                "{value}"
+            );
         }
         // A `:authority` with no host is left out of the block.
         let mut dec = Decoder::new(4096);
         let mut b = Vec::new();
         enc_indexed(&mut b, 3);
-        enc_literal(&mut b, Lit::Incremental, Name::Literal(":authority"), "unix:///tmp/sock", true);
+        enc_literal(
+            &mut b,
+            Lit::Incremental,
+            Name::Literal(":authority"),
+            "unix:///tmp/sock",
+            true,
+        );
         enc_indexed(&mut b, 62);
         assert_eq!(decode(&mut dec, &b), fields(&[(":method", "POST")]));
     }
@@ -1380,9 +1655,20 @@ mod tests {
         let mut out = Vec::new();
         dec.decode_block(&b, &mut out).unwrap();
         let (f, never) = strict_read(&out);
-        assert_eq!(f, fields(&[("authorization", "secret"), ("token", "t0k3n"), (":method", "GET")]));
+        assert_eq!(
+            f,
+            fields(&[
+                ("authorization", "secret"),
+                ("token", "t0k3n"),
+                (":method", "GET")
+            ])
+        );
         assert_eq!(never, [true, true, false]);
-        assert_eq!(out.last(), Some(&0x82), "a field equal to a static entry becomes a reference");
+        assert_eq!(
+            out.last(),
+            Some(&0x82),
+            "a field equal to a static entry becomes a reference"
+        );
         assert!(dec.table.is_empty());
     }
 
@@ -1393,19 +1679,37 @@ mod tests {
         let mut b = Vec::new();
         enc_size_update(&mut b, 100);
         for i in 0..5 {
-            enc_literal(&mut b, Lit::Incremental, Name::Literal("x-key"), &format!("value-{i}"), i % 2 == 0);
+            enc_literal(
+                &mut b,
+                Lit::Incremental,
+                Name::Literal("x-key"),
+                &format!("value-{i}"),
+                i % 2 == 0,
+            );
         }
         enc_indexed(&mut b, 62);
         enc_indexed(&mut b, 63);
         let got = decode(&mut dec, &b);
-        assert_eq!(got[5..], fields(&[("x-key", "value-4"), ("x-key", "value-3")]));
+        assert_eq!(
+            got[5..],
+            fields(&[("x-key", "value-4"), ("x-key", "value-3")])
+        );
         assert_eq!(dec.size, 88);
         // Index 64 was evicted.
         let mut out = Vec::new();
-        assert_eq!(dec.decode_block(&[0x80 | 64], &mut out), Err(HpackError::BadIndex(64)));
+        assert_eq!(
+            dec.decode_block(&[0x80 | 64], &mut out),
+            Err(HpackError::BadIndex(64))
+        );
         // An entry larger than the table empties it.
         let mut b = Vec::new();
-        enc_literal(&mut b, Lit::Incremental, Name::Literal("big"), &"v".repeat(100), false);
+        enc_literal(
+            &mut b,
+            Lit::Incremental,
+            Name::Literal("big"),
+            &"v".repeat(100),
+            false,
+        );
         decode(&mut dec, &b);
         assert!(dec.table.is_empty() && dec.size == 0);
         // Two updates at a block's start (0 then back up) are fine; one after a field is not; nor
@@ -1413,20 +1717,41 @@ mod tests {
         let mut b = Vec::new();
         enc_size_update(&mut b, 0);
         enc_size_update(&mut b, 4096);
-        enc_literal(&mut b, Lit::Incremental, Name::Index(31), "application/grpc", true);
+        enc_literal(
+            &mut b,
+            Lit::Incremental,
+            Name::Index(31),
+            "application/grpc",
+            true,
+        );
         enc_indexed(&mut b, 62);
         assert_eq!(decode(&mut dec, &b).len(), 2);
         let mut b = Vec::new();
         enc_indexed(&mut b, 2);
         enc_size_update(&mut b, 10);
-        assert_eq!(dec.decode_block(&b, &mut out), Err(HpackError::LateTableSizeUpdate));
+        assert_eq!(
+            dec.decode_block(&b, &mut out),
+            Err(HpackError::LateTableSizeUpdate)
+        );
         let mut b = Vec::new();
         enc_size_update(&mut b, 4097);
-        assert_eq!(dec.decode_block(&b, &mut out), Err(HpackError::TableSizeTooLarge(4097)));
+        assert_eq!(
+            dec.decode_block(&b, &mut out),
+            Err(HpackError::TableSizeTooLarge(4097))
+        );
         // Truncated and out-of-range input.
-        assert_eq!(dec.decode_block(&[0x41, 0x05, b'a'], &mut out), Err(HpackError::Truncated));
-        assert_eq!(dec.decode_block(&[0x80], &mut out), Err(HpackError::BadIndex(0)));
-        assert_eq!(dec.decode_block(&[0x7f, 0x07, 0x00], &mut out), Err(HpackError::BadIndex(70)));
+        assert_eq!(
+            dec.decode_block(&[0x41, 0x05, b'a'], &mut out),
+            Err(HpackError::Truncated)
+        );
+        assert_eq!(
+            dec.decode_block(&[0x80], &mut out),
+            Err(HpackError::BadIndex(0))
+        );
+        assert_eq!(
+            dec.decode_block(&[0x7f, 0x07, 0x00], &mut out),
+            Err(HpackError::BadIndex(70))
+        );
     }
 
     // ---- The stream adapter ---------------------------------------------------------------------
@@ -1442,7 +1767,13 @@ mod tests {
     #[derive(Debug, PartialEq)]
     enum Seen {
         Frame(Vec<u8>),
-        Block { stream: u32, flags: u8, priority: Option<[u8; 5]>, fields: Fields, frames: usize },
+        Block {
+            stream: u32,
+            flags: u8,
+            priority: Option<[u8; 5]>,
+            fields: Fields,
+            frames: usize,
+        },
     }
 
     /// Parses what the adapter emitted, checking frame sizes and that blocks only use the static table.
@@ -1483,7 +1814,13 @@ mod tests {
                 end = c.flags & END_HEADERS != 0;
             }
             let flags = h.flags & (END_STREAM | PRIORITY);
-            seen.push(Seen::Block { stream: h.stream, flags, priority, fields: strict_read(&block).0, frames });
+            seen.push(Seen::Block {
+                stream: h.stream,
+                flags,
+                priority,
+                fields: strict_read(&block).0,
+                frames,
+            });
         }
         seen
     }
@@ -1514,7 +1851,11 @@ mod tests {
             frames: 1,
         });
         // Its DATA.
-        pass(&mut s, &mut want, frame(0, END_STREAM, 1, &[0, 0, 0, 0, 2, 8, 1]));
+        pass(
+            &mut s,
+            &mut want,
+            frame(0, END_STREAM, 1, &[0, 0, 0, 0, 2, 8, 1]),
+        );
         // The second block split into HEADERS + two CONTINUATIONs, mid-field.
         let block = status_block(false, false);
         let (a, rest) = block.split_at(3);
@@ -1522,7 +1863,13 @@ mod tests {
         s.extend_from_slice(&frame(HEADERS, 0, 3, a));
         s.extend_from_slice(&frame(CONTINUATION, 0, 3, b));
         s.extend_from_slice(&frame(CONTINUATION, END_HEADERS, 3, c));
-        want.push(Seen::Block { stream: 3, flags: 0, priority: None, fields: status_fields("4999950u"), frames: 1 });
+        want.push(Seen::Block {
+            stream: 3,
+            flags: 0,
+            priority: None,
+            fields: status_fields("4999950u"),
+            frames: 1,
+        });
         // A full-size DATA frame, an empty one, PING, an unknown frame type.
         let data: Vec<u8> = (0..MAX_FRAME_PAYLOAD).map(|i| (i * 7) as u8).collect();
         pass(&mut s, &mut want, frame(0, 0, 3, &data));
@@ -1532,7 +1879,13 @@ mod tests {
         // A block that grows past one frame when re-encoded: references to a 4000-byte entry.
         let mut block = Vec::new();
         enc_indexed(&mut block, 3);
-        enc_literal(&mut block, Lit::Incremental, Name::Literal("x-big"), &"b".repeat(4000), false);
+        enc_literal(
+            &mut block,
+            Lit::Incremental,
+            Name::Literal("x-big"),
+            &"b".repeat(4000),
+            false,
+        );
         for _ in 0..5 {
             enc_indexed(&mut block, 62);
         }
@@ -1540,10 +1893,22 @@ mod tests {
         let mut big = vec![(":method", "POST")];
         let value = "b".repeat(4000);
         big.extend(std::iter::repeat_n(("x-big", value.as_str()), 6));
-        want.push(Seen::Block { stream: 5, flags: END_STREAM, priority: None, fields: fields(&big), frames: 1 });
+        want.push(Seen::Block {
+            stream: 5,
+            flags: END_STREAM,
+            priority: None,
+            fields: fields(&big),
+            frames: 1,
+        });
         // Trailers-only HEADERS with an empty block, then RST_STREAM and GOAWAY.
         s.extend_from_slice(&frame(HEADERS, END_HEADERS | END_STREAM, 7, &[]));
-        want.push(Seen::Block { stream: 7, flags: END_STREAM, priority: None, fields: vec![], frames: 1 });
+        want.push(Seen::Block {
+            stream: 7,
+            flags: END_STREAM,
+            priority: None,
+            fields: vec![],
+            frames: 1,
+        });
         pass(&mut s, &mut want, frame(3, 0, 7, &[0, 0, 0, 8]));
         pass(&mut s, &mut want, frame(7, 0, 0, &[0, 0, 0, 7, 0, 0, 0, 0]));
         (s, want)
@@ -1561,19 +1926,32 @@ mod tests {
 
     impl Feed {
         fn new(data: Vec<u8>, chunk: usize, stall: bool) -> Feed {
-            Feed { data, pos: 0, chunk, stall, stalled: false }
+            Feed {
+                data,
+                pos: 0,
+                chunk,
+                stall,
+                stalled: false,
+            }
         }
     }
 
     impl AsyncRead for Feed {
-        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
             if self.stall && !self.stalled {
                 self.stalled = true;
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             self.stalled = false;
-            let n = self.chunk.min(self.data.len() - self.pos).min(buf.remaining());
+            let n = self
+                .chunk
+                .min(self.data.len() - self.pos)
+                .min(buf.remaining());
             buf.put_slice(&self.data[self.pos..self.pos + n]);
             self.pos += n;
             Poll::Ready(Ok(()))
@@ -1581,7 +1959,11 @@ mod tests {
     }
 
     impl AsyncWrite for Feed {
-        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            data: &[u8],
+        ) -> Poll<io::Result<usize>> {
             Poll::Ready(Ok(data.len()))
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -1621,21 +2003,41 @@ mod tests {
                         None => {
                             let seen = parse_output(&out);
                             // The 6 x 4000-byte block needed CONTINUATION frames.
-                            let Seen::Block { frames, .. } = &seen[9] else { panic!("{:?}", seen[9]) };
+                            let Seen::Block { frames, .. } = &seen[9] else {
+                                panic!("{:?}", seen[9])
+                            };
                             assert!(*frames > 1);
                             assert_eq!(seen.len(), want.len());
                             for (s, w) in seen.iter().zip(&want) {
                                 match (s, w) {
                                     (
-                                        Seen::Block { stream, flags, priority, fields, .. },
-                                        Seen::Block { stream: ws, flags: wf, priority: wp, fields: wfs, .. },
-                                    ) => assert_eq!((stream, flags, priority, fields), (ws, wf, wp, wfs)),
+                                        Seen::Block {
+                                            stream,
+                                            flags,
+                                            priority,
+                                            fields,
+                                            ..
+                                        },
+                                        Seen::Block {
+                                            stream: ws,
+                                            flags: wf,
+                                            priority: wp,
+                                            fields: wfs,
+                                            ..
+                                        },
+                                    ) => assert_eq!(
+                                        (stream, flags, priority, fields),
+                                        (ws, wf, wp, wfs)
+                                    ),
                                     _ => assert_eq!(s, w),
                                 }
                             }
                             reference = Some(out);
                         }
-                        Some(r) => assert!(r == &out, "chunk {chunk}, buffer {size}, stall {stall}: output differs"),
+                        Some(r) => assert!(
+                            r == &out,
+                            "chunk {chunk}, buffer {size}, stall {stall}: output differs"
+                        ),
                     }
                 }
             }
@@ -1664,13 +2066,34 @@ mod tests {
     async fn authority_stream_protocol_errors_close_the_connection() {
         let headers = frame(HEADERS, 0, 1, &[0x83]);
         let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
-            ("CONTINUATION without HEADERS", vec![frame(CONTINUATION, END_HEADERS, 1, &[0x83])]),
-            ("frame inside a block", vec![headers.clone(), frame(0, 0, 1, b"x")]),
-            ("HEADERS inside a block", vec![headers.clone(), frame(HEADERS, END_HEADERS, 3, &[0x83])]),
-            ("CONTINUATION of another stream", vec![headers.clone(), frame(CONTINUATION, END_HEADERS, 3, &[])]),
-            ("PUSH_PROMISE", vec![frame(PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2, 0x83])]),
-            ("padding too long", vec![frame(HEADERS, END_HEADERS | PADDED, 1, &[3, 0x83, 0])]),
-            ("priority too short", vec![frame(HEADERS, END_HEADERS | PRIORITY, 1, &[0, 0, 0])]),
+            (
+                "CONTINUATION without HEADERS",
+                vec![frame(CONTINUATION, END_HEADERS, 1, &[0x83])],
+            ),
+            (
+                "frame inside a block",
+                vec![headers.clone(), frame(0, 0, 1, b"x")],
+            ),
+            (
+                "HEADERS inside a block",
+                vec![headers.clone(), frame(HEADERS, END_HEADERS, 3, &[0x83])],
+            ),
+            (
+                "CONTINUATION of another stream",
+                vec![headers.clone(), frame(CONTINUATION, END_HEADERS, 3, &[])],
+            ),
+            (
+                "PUSH_PROMISE",
+                vec![frame(PUSH_PROMISE, END_HEADERS, 1, &[0, 0, 0, 2, 0x83])],
+            ),
+            (
+                "padding too long",
+                vec![frame(HEADERS, END_HEADERS | PADDED, 1, &[3, 0x83, 0])],
+            ),
+            (
+                "priority too short",
+                vec![frame(HEADERS, END_HEADERS | PRIORITY, 1, &[0, 0, 0])],
+            ),
             ("bad HPACK", vec![frame(HEADERS, END_HEADERS, 1, &[0xbe])]),
         ];
         for (what, frames) in cases {
@@ -1703,7 +2126,9 @@ mod tests {
             let mut buf = vec![0u8; size];
             let mut total = 0;
             loop {
-                let n = tokio::io::AsyncReadExt::read(&mut io, &mut buf).await.unwrap();
+                let n = tokio::io::AsyncReadExt::read(&mut io, &mut buf)
+                    .await
+                    .unwrap();
                 if n == 0 {
                     break;
                 }
@@ -1713,7 +2138,9 @@ mod tests {
             let t2 = Instant::now();
             let mut raw = Feed::new(input.clone(), usize::MAX, false);
             loop {
-                let n = tokio::io::AsyncReadExt::read(&mut raw, &mut buf).await.unwrap();
+                let n = tokio::io::AsyncReadExt::read(&mut raw, &mut buf)
+                    .await
+                    .unwrap();
                 if n == 0 {
                     break;
                 }
@@ -1730,8 +2157,18 @@ mod tests {
         input.extend_from_slice(&frame(HEADERS, END_HEADERS, 1, &status_block(true, true)));
         let n = 200_000u32;
         for i in 0..n {
-            input.extend_from_slice(&frame(HEADERS, END_HEADERS, 3 + 2 * i, &status_block(true, false)));
-            input.extend_from_slice(&frame(0, END_STREAM, 3 + 2 * i, &[0, 0, 0, 0, 5, 10, 3, 102, 111, 111]));
+            input.extend_from_slice(&frame(
+                HEADERS,
+                END_HEADERS,
+                3 + 2 * i,
+                &status_block(true, false),
+            ));
+            input.extend_from_slice(&frame(
+                0,
+                END_STREAM,
+                3 + 2 * i,
+                &[0, 0, 0, 0, 5, 10, 3, 102, 111, 111],
+            ));
         }
         let t = Instant::now();
         let mut io = fix_authority(Feed::new(input.clone(), 16 * 1024, false));
@@ -1751,8 +2188,8 @@ mod tests {
     use proto::etcdserverpb::kv_client::KvClient;
     use proto::etcdserverpb::kv_server::{Kv, KvServer};
     use proto::etcdserverpb::{
-        CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-        RangeRequest, RangeResponse, TxnRequest, TxnResponse,
+        CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+        PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
     };
     use tonic::{Request, Response, Status};
 
@@ -1761,21 +2198,42 @@ mod tests {
 
     #[tonic::async_trait]
     impl Kv for Echo {
-        async fn range(&self, req: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-            let echo = req.metadata().get("x-echo").map(|v| v.as_bytes().to_vec()).unwrap_or_default();
-            let kv = proto::mvccpb::KeyValue { key: req.into_inner().key, value: echo, ..Default::default() };
-            Ok(Response::new(RangeResponse { kvs: vec![kv], count: 1, ..Default::default() }))
+        async fn range(
+            &self,
+            req: Request<RangeRequest>,
+        ) -> Result<Response<RangeResponse>, Status> {
+            let echo = req
+                .metadata()
+                .get("x-echo")
+                .map(|v| v.as_bytes().to_vec())
+                .unwrap_or_default();
+            let kv = proto::mvccpb::KeyValue {
+                key: req.into_inner().key,
+                value: echo,
+                ..Default::default()
+            };
+            Ok(Response::new(RangeResponse {
+                kvs: vec![kv],
+                count: 1,
+                ..Default::default()
+            }))
         }
         async fn put(&self, _: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
             Err(Status::unimplemented("put"))
         }
-        async fn delete_range(&self, _: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
+        async fn delete_range(
+            &self,
+            _: Request<DeleteRangeRequest>,
+        ) -> Result<Response<DeleteRangeResponse>, Status> {
             Err(Status::unimplemented("delete_range"))
         }
         async fn txn(&self, _: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
             Err(Status::unimplemented("txn"))
         }
-        async fn compact(&self, _: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        async fn compact(
+            &self,
+            _: Request<CompactionRequest>,
+        ) -> Result<Response<CompactionResponse>, Status> {
             Err(Status::unimplemented("compact"))
         }
     }
@@ -1787,16 +2245,24 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let incoming = plain_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
-        let server = tokio::spawn(Server::builder().add_service(KvServer::new(Echo)).serve_with_incoming(incoming));
+        let server = tokio::spawn(
+            Server::builder()
+                .add_service(KvServer::new(Echo))
+                .serve_with_incoming(incoming),
+        );
         let mut client = KvClient::connect(format!("http://{addr}")).await.unwrap();
         let mut tasks = Vec::new();
         for i in 0..400usize {
             let mut client = client.clone();
             tasks.push(tokio::spawn(async move {
                 let echo = format!("{i}-{}", "e".repeat(i * 37 % 700));
-                let mut req = Request::new(RangeRequest { key: format!("k{i}").into_bytes(), ..Default::default() });
+                let mut req = Request::new(RangeRequest {
+                    key: format!("k{i}").into_bytes(),
+                    ..Default::default()
+                });
                 req.metadata_mut().insert("x-echo", echo.parse().unwrap());
-                req.metadata_mut().insert("x-fixed", "same-every-time".parse().unwrap());
+                req.metadata_mut()
+                    .insert("x-fixed", "same-every-time".parse().unwrap());
                 let resp = client.range(req).await.unwrap().into_inner();
                 assert_eq!(resp.kvs[0].key, format!("k{i}").into_bytes());
                 assert_eq!(resp.kvs[0].value, echo.into_bytes());
@@ -1810,7 +2276,13 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        let resp = client.range(RangeRequest { key: b"last".to_vec(), ..Default::default() }).await.unwrap();
+        let resp = client
+            .range(RangeRequest {
+                key: b"last".to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
         assert_eq!(resp.into_inner().kvs[0].value, b"");
         server.abort();
     }

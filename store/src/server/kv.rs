@@ -6,8 +6,8 @@ use prost::Message;
 use proto::etcdserverpb::kv_server::Kv;
 use proto::etcdserverpb::response_op::Response as Op;
 use proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -36,7 +36,11 @@ impl KvService {
         Ok(())
     }
 
-    async fn write<M: Message + Default>(&self, cmd: Command, quota_cost: Option<usize>) -> Result<(i64, M), StoreError> {
+    async fn write<M: Message + Default>(
+        &self,
+        cmd: Command,
+        quota_cost: Option<usize>,
+    ) -> Result<(i64, M), StoreError> {
         if let Some(cost) = quota_cost {
             self.node.check_quota(cost).await?;
         }
@@ -51,11 +55,16 @@ impl KvService {
         let state = &self.node.state;
         let mut batch = ApplyBatch::begin(&state.mvcc);
         let mut meta = state.cluster.read().clone();
-        let mut ctx = ApplyCtx { lessor: &state.lessor, meta: &mut meta, meta_dirty: false };
+        let mut ctx = ApplyCtx {
+            lessor: &state.lessor,
+            meta: &mut meta,
+            meta_dirty: false,
+        };
         let (applied, _) = apply::apply(&mut batch, &mut ctx, &Command::Txn(req.encode_to_vec()));
         // Nothing was written: dropping the batch discards it.
         let bytes = applied.result.map_err(StoreError::from)?;
-        let resp = TxnResponse::decode(bytes.as_slice()).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let resp = TxnResponse::decode(bytes.as_slice())
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok((applied.revision, resp))
     }
 }
@@ -63,7 +72,10 @@ impl KvService {
 /// Fills the headers of a transaction's nested responses, as etcd does.
 fn fill_headers(resp: &mut TxnResponse, rev: i64) {
     for op in &mut resp.responses {
-        let h = Some(ResponseHeader { revision: rev, ..Default::default() });
+        let h = Some(ResponseHeader {
+            revision: rev,
+            ..Default::default()
+        });
         match &mut op.response {
             Some(Op::ResponseRange(r)) => r.header = h,
             Some(Op::ResponsePut(r)) => r.header = h,
@@ -80,7 +92,10 @@ fn fill_headers(resp: &mut TxnResponse, rev: i64) {
 #[tonic::async_trait]
 impl Kv for KvService {
     #[instrument(skip_all, fields(key = %String::from_utf8_lossy(&request.get_ref().key)))]
-    async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
         let req = request.into_inner();
         validate::range(&req)?;
         if !req.serializable {
@@ -98,18 +113,23 @@ impl Kv for KvService {
         let bytes = req.encode_to_vec();
         self.check_size(bytes.len())?;
         let cost = bytes.len();
-        let (rev, mut resp): (i64, PutResponse) = self.write(Command::Put(bytes), Some(cost)).await?;
+        let (rev, mut resp): (i64, PutResponse) =
+            self.write(Command::Put(bytes), Some(cost)).await?;
         resp.header = Some(self.node.header(rev));
         Ok(Response::new(resp))
     }
 
     #[instrument(skip_all, fields(key = %String::from_utf8_lossy(&request.get_ref().key)))]
-    async fn delete_range(&self, request: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
         let req = request.into_inner();
         validate::delete(&req)?;
         let bytes = req.encode_to_vec();
         self.check_size(bytes.len())?;
-        let (rev, mut resp): (i64, DeleteRangeResponse) = self.write(Command::DeleteRange(bytes), None).await?;
+        let (rev, mut resp): (i64, DeleteRangeResponse) =
+            self.write(Command::DeleteRange(bytes), None).await?;
         resp.header = Some(self.node.header(rev));
         Ok(Response::new(resp))
     }
@@ -122,7 +142,8 @@ impl Kv for KvService {
         self.check_size(bytes.len())?;
         let (rev, mut resp) = if validate::txn_writes(&req) {
             let cost = bytes.len();
-            self.write::<TxnResponse>(Command::Txn(bytes), Some(cost)).await?
+            self.write::<TxnResponse>(Command::Txn(bytes), Some(cost))
+                .await?
         } else {
             if !validate::txn_serializable(&req) {
                 self.node.read_index().await?;
@@ -135,10 +156,15 @@ impl Kv for KvService {
     }
 
     #[instrument(skip_all, fields(revision = request.get_ref().revision))]
-    async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
         let req = request.into_inner();
         let applied = self.node.propose(Command::Compact(req.revision)).await?;
         applied.result.map_err(StoreError::from)?;
-        Ok(Response::new(CompactionResponse { header: Some(self.node.header(applied.revision)) }))
+        Ok(Response::new(CompactionResponse {
+            header: Some(self.node.header(applied.revision)),
+        }))
     }
 }

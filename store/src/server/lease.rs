@@ -6,9 +6,9 @@ use std::sync::Arc;
 use futures::Stream;
 use proto::etcdserverpb::lease_server::Lease;
 use proto::etcdserverpb::{
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
-    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,7 +35,10 @@ impl LeaseService {
 #[tonic::async_trait]
 impl Lease for LeaseService {
     #[instrument(skip_all, fields(lease = request.get_ref().id))]
-    async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
         let req = request.into_inner();
         if req.ttl > MAX_LEASE_TTL {
             return Err(StoreError::LeaseTtlTooLarge.into());
@@ -63,14 +66,20 @@ impl Lease for LeaseService {
     }
 
     #[instrument(skip_all, fields(lease = request.get_ref().id))]
-    async fn lease_revoke(&self, request: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
         let id = request.into_inner().id;
         let applied = self.node.propose(Command::LeaseRevoke { id }).await?;
         applied.result.map_err(StoreError::from)?;
-        Ok(Response::new(LeaseRevokeResponse { header: Some(self.node.header(applied.revision)) }))
+        Ok(Response::new(LeaseRevokeResponse {
+            header: Some(self.node.header(applied.revision)),
+        }))
     }
 
-    type LeaseKeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+    type LeaseKeepAliveStream =
+        Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
 
     async fn lease_keep_alive(
         &self,
@@ -115,14 +124,32 @@ impl Lease for LeaseService {
                 keys: if req.keys { t.keys } else { Vec::new() },
             },
             // etcd reports an unknown lease as TTL -1, not as an error.
-            _ => LeaseTimeToLiveResponse { header: Some(self.node.header_now()), id: req.id, ttl: -1, ..Default::default() },
+            _ => LeaseTimeToLiveResponse {
+                header: Some(self.node.header_now()),
+                id: req.id,
+                ttl: -1,
+                ..Default::default()
+            },
         };
         Ok(Response::new(resp))
     }
 
-    async fn lease_leases(&self, _request: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+    async fn lease_leases(
+        &self,
+        _request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
         self.node.read_index().await?;
-        let leases = self.node.state.lessor.ids().into_iter().map(|id| LeaseStatus { id }).collect();
-        Ok(Response::new(LeaseLeasesResponse { header: Some(self.node.header_now()), leases }))
+        let leases = self
+            .node
+            .state
+            .lessor
+            .ids()
+            .into_iter()
+            .map(|id| LeaseStatus { id })
+            .collect();
+        Ok(Response::new(LeaseLeasesResponse {
+            header: Some(self.node.header_now()),
+            leases,
+        }))
     }
 }

@@ -7,9 +7,9 @@ use futures::Stream;
 use proto::etcdserverpb::alarm_request::AlarmAction;
 use proto::etcdserverpb::maintenance_server::Maintenance;
 use proto::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
-    SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
+    MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use tonic::{Request, Response, Status};
 use tracing::instrument;
@@ -34,14 +34,27 @@ impl MaintenanceService {
     }
 
     fn alarms(&self) -> Vec<AlarmMember> {
-        self.node.state.cluster.read().alarms.iter().map(|(m, a)| AlarmMember { member_id: *m, alarm: *a }).collect()
+        self.node
+            .state
+            .cluster
+            .read()
+            .alarms
+            .iter()
+            .map(|(m, a)| AlarmMember {
+                member_id: *m,
+                alarm: *a,
+            })
+            .collect()
     }
 
     fn kv_hash(&self, upto: i64) -> Result<(u32, i64), StoreError> {
         let db = self.node.state.mvcc.db().clone();
         let compact = self.node.state.mvcc.compact_rev();
         let mut h = crc32fast::Hasher::new();
-        for item in db.raw().iterator_cf(db.cf(crate::db::CF_KV), rocksdb::IteratorMode::Start) {
+        for item in db
+            .raw()
+            .iterator_cf(db.cf(crate::db::CF_KV), rocksdb::IteratorMode::Start)
+        {
             let (k, v) = item.map_err(|e| StoreError::Internal(e.to_string()))?;
             if let Some(rev) = crate::mvcc::Rev::from_key(&k) {
                 if upto > 0 && rev.main > upto {
@@ -58,23 +71,35 @@ impl MaintenanceService {
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     #[instrument(skip_all)]
-    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
         let req = request.into_inner();
         let action = AlarmAction::try_from(req.action).unwrap_or(AlarmAction::Get);
         let alarms = match action {
             AlarmAction::Get => self.alarms(),
             AlarmAction::Activate | AlarmAction::Deactivate => {
                 if req.alarm == AlarmType::None as i32 {
-                    return Err(Status::invalid_argument("etcdserver: alarm type NONE cannot be changed"));
+                    return Err(Status::invalid_argument(
+                        "etcdserver: alarm type NONE cannot be changed",
+                    ));
                 }
                 let activate = action == AlarmAction::Activate;
                 let before = self.alarms();
                 let applied = self
                     .node
-                    .propose(Command::Alarm { activate, member_id: req.member_id, alarm: req.alarm })
+                    .propose(Command::Alarm {
+                        activate,
+                        member_id: req.member_id,
+                        alarm: req.alarm,
+                    })
                     .await?;
                 applied.result.map_err(StoreError::from)?;
-                let hit = AlarmMember { member_id: req.member_id, alarm: req.alarm };
+                let hit = AlarmMember {
+                    member_id: req.member_id,
+                    alarm: req.alarm,
+                };
                 if activate || before.contains(&hit) {
                     vec![hit]
                 } else {
@@ -82,17 +107,29 @@ impl Maintenance for MaintenanceService {
                 }
             }
         };
-        Ok(Response::new(AlarmResponse { header: Some(self.node.header_now()), alarms }))
+        Ok(Response::new(AlarmResponse {
+            header: Some(self.node.header_now()),
+            alarms,
+        }))
     }
 
-    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(
+        &self,
+        _request: Request<StatusRequest>,
+    ) -> Result<Response<StatusResponse>, Status> {
         let m = self.node.raft.metrics().borrow().clone();
-        let learner = !m.membership_config.membership().voter_ids().any(|v| v == self.node.id);
+        let learner = !m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.node.id);
         let errors = self
             .alarms()
             .iter()
             .map(|a| {
-                let name = AlarmType::try_from(a.alarm).map(|t| t.as_str_name()).unwrap_or("UNKNOWN");
+                let name = AlarmType::try_from(a.alarm)
+                    .map(|t| t.as_str_name())
+                    .unwrap_or("UNKNOWN");
                 // etcd reports the alarm in protobuf text form, trailing space included.
                 format!("memberID:{} alarm:{} ", a.member_id, name)
             })
@@ -112,38 +149,58 @@ impl Maintenance for MaintenanceService {
     }
 
     #[instrument(skip_all)]
-    async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(
+        &self,
+        _request: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
         let db = self.node.db.clone();
         tokio::task::spawn_blocking(move || db.defragment())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        Ok(Response::new(DefragmentResponse { header: Some(self.node.header_now()) }))
+        Ok(Response::new(DefragmentResponse {
+            header: Some(self.node.header_now()),
+        }))
     }
 
     async fn hash(&self, _request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
         let (hash, _) = self.kv_hash(0)?;
-        Ok(Response::new(HashResponse { header: Some(self.node.header_now()), hash }))
+        Ok(Response::new(HashResponse {
+            header: Some(self.node.header_now()),
+            hash,
+        }))
     }
 
-    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
         let rev = request.into_inner().revision;
         if rev > self.node.state.mvcc.current_rev() {
             return Err(StoreError::FutureRev.into());
         }
         let (hash, compact_revision) = self.kv_hash(rev)?;
-        Ok(Response::new(HashKvResponse { header: Some(self.node.header_now()), hash, compact_revision }))
+        Ok(Response::new(HashKvResponse {
+            header: Some(self.node.header_now()),
+            hash,
+            compact_revision,
+        }))
     }
 
     type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
     #[instrument(skip_all)]
-    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+    async fn snapshot(
+        &self,
+        _request: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
         let db = self.node.db.clone();
-        let bytes = tokio::task::spawn_blocking(move || snapshot::capture(&db).and_then(|p| snapshot::to_backup(&p)))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            snapshot::capture(&db).and_then(|p| snapshot::to_backup(&p))
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(e.to_string()))?;
         let header = self.node.header_now();
         const CHUNK: usize = 32 * 1024;
         let total = bytes.len();
@@ -161,7 +218,10 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
-    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+    async fn move_leader(
+        &self,
+        _request: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
         Err(StoreError::NotCapable.into())
     }
 }

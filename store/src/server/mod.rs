@@ -58,17 +58,26 @@ pub(super) fn tls_files<'a>(
     match (cert, key) {
         (None, None) => {
             if client_auth {
-                anyhow::bail!("client certificate authentication needs --cert-file and --key-file (TLS)");
+                anyhow::bail!(
+                    "client certificate authentication needs --cert-file and --key-file (TLS)"
+                );
             }
             Ok(None)
         }
         (Some(cert), Some(key)) => {
             let client_ca = if client_auth {
-                Some(ca.as_deref().context("client certificate authentication needs a trusted CA file")?)
+                Some(
+                    ca.as_deref()
+                        .context("client certificate authentication needs a trusted CA file")?,
+                )
             } else {
                 None
             };
-            Ok(Some(TlsFiles { cert, key, client_ca }))
+            Ok(Some(TlsFiles {
+                cert,
+                key,
+                client_ca,
+            }))
         }
         _ => anyhow::bail!("a TLS certificate needs both its cert file and its key file"),
     }
@@ -81,8 +90,11 @@ fn server_tls(
     ca: &Option<std::path::PathBuf>,
     client_auth: bool,
 ) -> anyhow::Result<Option<ServerTlsConfig>> {
-    let Some(files) = tls_files(cert, key, ca, client_auth)? else { return Ok(None) };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(files.cert)?, read(files.key)?));
+    let Some(files) = tls_files(cert, key, ca, client_auth)? else {
+        return Ok(None);
+    };
+    let mut tls =
+        ServerTlsConfig::new().identity(Identity::from_pem(read(files.cert)?, read(files.key)?));
     if let Some(ca) = files.client_ca {
         tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
     }
@@ -106,19 +118,27 @@ pub fn peer_client_tls(cfg: &ServerConfig) -> anyhow::Result<Option<ClientTlsCon
 
 fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
     let u = url::Url::parse(url).with_context(|| format!("invalid URL {url:?}"))?;
-    let host = u.host_str().with_context(|| format!("URL {url:?} has no host"))?;
-    let port = u.port().with_context(|| format!("URL {url:?} has no port"))?;
+    let host = u
+        .host_str()
+        .with_context(|| format!("URL {url:?} has no host"))?;
+    let port = u
+        .port()
+        .with_context(|| format!("URL {url:?} has no port"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let ip: std::net::IpAddr = match host {
         "localhost" => std::net::Ipv4Addr::LOCALHOST.into(),
-        h => h.parse().with_context(|| format!("URL {url:?}: host must be an IP address or localhost"))?,
+        h => h
+            .parse()
+            .with_context(|| format!("URL {url:?}: host must be an IP address or localhost"))?,
     };
     Ok(SocketAddr::new(ip, port))
 }
 
 async fn bind(url: &str) -> anyhow::Result<TcpListener> {
     let addr = socket_addr(url)?;
-    TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {url}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {url}"))
 }
 
 /// Accepted connections with Nagle's algorithm off: small gRPC frames must not wait for the
@@ -137,7 +157,12 @@ fn incoming(
 
 /// Starts the peer listeners (before Raft needs them).
 pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
-    let tls = server_tls(&cfg.peer_cert_file, &cfg.peer_key_file, &cfg.peer_trusted_ca_file, cfg.peer_client_cert_auth)?;
+    let tls = server_tls(
+        &cfg.peer_cert_file,
+        &cfg.peer_key_file,
+        &cfg.peer_trusted_ca_file,
+        cfg.peer_client_cert_auth,
+    )?;
     for url in split_urls(&cfg.listen_peer_urls) {
         if url.starts_with("https") != tls.is_some() {
             anyhow::bail!("peer URL {url} and the peer TLS flags disagree (https needs --peer-cert-file and --peer-key-file, and they need https)");
@@ -164,7 +189,12 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
 /// Starts the client (etcd v3 gRPC) listeners.
 pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
     // TLS is done here rather than by tonic: `authority::FixAuthority` must see decrypted bytes.
-    let tls = tls::tls_acceptor(&cfg.cert_file, &cfg.key_file, &cfg.trusted_ca_file, cfg.client_cert_auth)?;
+    let tls = tls::tls_acceptor(
+        &cfg.cert_file,
+        &cfg.key_file,
+        &cfg.trusted_ca_file,
+        cfg.client_cert_auth,
+    )?;
     let max = cfg.max_request_bytes + GRPC_OVERHEAD;
     let progress = Duration::from_secs(cfg.watch_progress_notify_interval.max(1));
     for url in split_urls(&cfg.listen_client_urls) {
@@ -177,10 +207,21 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
             .max_concurrent_streams(Some(10_000));
         let router = builder
-            .add_service(KvServer::new(kv::KvService::new(node.clone())).max_decoding_message_size(max))
-            .add_service(WatchServer::new(watch::WatchService::new(node.clone(), progress)).max_decoding_message_size(max))
-            .add_service(LeaseServer::new(lease::LeaseService::new(node.clone())).max_decoding_message_size(max))
-            .add_service(ClusterServer::new(cluster::ClusterService::new(node.clone())).max_decoding_message_size(max))
+            .add_service(
+                KvServer::new(kv::KvService::new(node.clone())).max_decoding_message_size(max),
+            )
+            .add_service(
+                WatchServer::new(watch::WatchService::new(node.clone(), progress))
+                    .max_decoding_message_size(max),
+            )
+            .add_service(
+                LeaseServer::new(lease::LeaseService::new(node.clone()))
+                    .max_decoding_message_size(max),
+            )
+            .add_service(
+                ClusterServer::new(cluster::ClusterService::new(node.clone()))
+                    .max_decoding_message_size(max),
+            )
             .add_service(
                 MaintenanceServer::new(maintenance::MaintenanceService::new(node.clone()))
                     .max_decoding_message_size(max)
@@ -192,8 +233,16 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
             // Client connections go through `FixAuthority`: etcdctl 3.4 sends `:authority`
             // values such as `http://127.0.0.1:2379`, which h2 would reset.
             let served = match tls {
-                Some(tls) => router.serve_with_incoming(authority::tls_incoming(incoming(listener), tls)).await,
-                None => router.serve_with_incoming(authority::plain_incoming(incoming(listener))).await,
+                Some(tls) => {
+                    router
+                        .serve_with_incoming(authority::tls_incoming(incoming(listener), tls))
+                        .await
+                }
+                None => {
+                    router
+                        .serve_with_incoming(authority::plain_incoming(incoming(listener)))
+                        .await
+                }
             };
             if let Err(e) = served {
                 tracing::error!(%url, "client server failed: {e}");
@@ -205,14 +254,22 @@ pub async fn serve_clients(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
 
 /// Starts the /health and /metrics listeners.
 pub async fn serve_metrics(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<()> {
-    let Some(urls) = &cfg.listen_metrics_urls else { return Ok(()) };
+    let Some(urls) = &cfg.listen_metrics_urls else {
+        return Ok(());
+    };
     for url in split_urls(urls) {
         let listener = bind(&url).await?;
         let n1 = node.clone();
         let n2 = node.clone();
         let app = axum::Router::new()
             .route("/health", get(move || health(n1.clone())))
-            .route("/metrics", get(move || async move { n2.refresh_gauges(); n2.metrics.render() }));
+            .route(
+                "/metrics",
+                get(move || async move {
+                    n2.refresh_gauges();
+                    n2.metrics.render()
+                }),
+            );
         tracing::info!(%url, "serving /health and /metrics");
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -232,6 +289,13 @@ async fn health(node: Arc<Node>) -> (axum::http::StatusCode, String) {
         (true, true) => (false, "ALARM ACTIVE"),
         (true, false) => (true, ""),
     };
-    let code = if ok { axum::http::StatusCode::OK } else { axum::http::StatusCode::SERVICE_UNAVAILABLE };
-    (code, format!("{{\"health\":\"{ok}\",\"reason\":\"{reason}\"}}"))
+    let code = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        format!("{{\"health\":\"{ok}\",\"reason\":\"{reason}\"}}"),
+    )
 }

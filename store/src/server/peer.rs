@@ -47,18 +47,21 @@ where
     F: Fn(Arc<Node>, T) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Payload, Status>> + Send,
 {
-    let answers = futures::stream::unfold((inbound, node, handle), |(mut inbound, node, handle)| async move {
-        let msg = match inbound.message().await {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return None,
-            Err(status) => return Some((Err(status), (inbound, node, handle))),
-        };
-        let answer = match codec::decode::<T>(&msg.data) {
-            Ok(req) => handle(node.clone(), req).await,
-            Err(e) => Err(Status::invalid_argument(e.to_string())),
-        };
-        Some((answer, (inbound, node, handle)))
-    });
+    let answers = futures::stream::unfold(
+        (inbound, node, handle),
+        |(mut inbound, node, handle)| async move {
+            let msg = match inbound.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => return None,
+                Err(status) => return Some((Err(status), (inbound, node, handle))),
+            };
+            let answer = match codec::decode::<T>(&msg.data) {
+                Ok(req) => handle(node.clone(), req).await,
+                Err(e) => Err(Status::invalid_argument(e.to_string())),
+            };
+            Some((answer, (inbound, node, handle)))
+        },
+    );
     Box::pin(answers)
 }
 
@@ -68,24 +71,42 @@ impl Peer for PeerService {
     type ProposeStream = Answers;
 
     /// A leader's AppendEntries stream: each request message gets its answer, in order.
-    async fn append_entries(&self, request: Request<Streaming<Payload>>) -> Result<Response<Answers>, Status> {
-        let answers =
-            answer_each(request.into_inner(), self.node.clone(), |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
+    async fn append_entries(
+        &self,
+        request: Request<Streaming<Payload>>,
+    ) -> Result<Response<Answers>, Status> {
+        let answers = answer_each(
+            request.into_inner(),
+            self.node.clone(),
+            |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
                 let started = std::time::Instant::now();
                 let res = node.raft.append_entries(rpc).await;
-                node.metrics.append_handling.observe(started.elapsed().as_secs_f64());
+                node.metrics
+                    .append_handling
+                    .observe(started.elapsed().as_secs_f64());
                 reply(&res).map(Response::into_inner)
-            });
+            },
+        );
         Ok(Response::new(answers))
     }
 
     /// A follower's forwarding stream: each message is a batch of commands queued together
     /// (so they share log entries), answered with one result each.
-    async fn propose(&self, request: Request<Streaming<Payload>>) -> Result<Response<Answers>, Status> {
-        let answers = answer_each(request.into_inner(), self.node.clone(), |node, cmds: Vec<Command>| async move {
-            let results = futures::future::join_all(cmds.into_iter().map(|cmd| node.propose_as_leader(cmd))).await;
-            reply(&results).map(Response::into_inner)
-        });
+    async fn propose(
+        &self,
+        request: Request<Streaming<Payload>>,
+    ) -> Result<Response<Answers>, Status> {
+        let answers = answer_each(
+            request.into_inner(),
+            self.node.clone(),
+            |node, cmds: Vec<Command>| async move {
+                let results = futures::future::join_all(
+                    cmds.into_iter().map(|cmd| node.propose_as_leader(cmd)),
+                )
+                .await;
+                reply(&results).map(Response::into_inner)
+            },
+        );
         Ok(Response::new(answers))
     }
 
@@ -94,7 +115,10 @@ impl Peer for PeerService {
         reply(&self.node.raft.vote(rpc).await)
     }
 
-    async fn install_snapshot(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
+    async fn install_snapshot(
+        &self,
+        request: Request<Payload>,
+    ) -> Result<Response<Payload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(request)?;
         reply(&self.node.raft.install_snapshot(rpc).await)
     }

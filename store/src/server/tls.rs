@@ -26,7 +26,9 @@ pub(super) fn tls_acceptor(
     ca: &Option<std::path::PathBuf>,
     client_auth: bool,
 ) -> anyhow::Result<Option<TlsAcceptor>> {
-    let Some(files) = tls_files(cert, key, ca, client_auth)? else { return Ok(None) };
+    let Some(files) = tls_files(cert, key, ca, client_auth)? else {
+        return Ok(None);
+    };
     let certs = pem_certs(files.cert)?;
     let key = PrivateKeyDer::from_pem_slice(&read(files.key)?)
         .with_context(|| format!("cannot parse the private key in {}", files.key.display()))?;
@@ -42,7 +44,9 @@ pub(super) fn tls_acceptor(
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_single_cert(certs, key).context("invalid TLS certificate or key")?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .context("invalid TLS certificate or key")?;
     config.alpn_protocols.push(b"h2".to_vec());
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
 }

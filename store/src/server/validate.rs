@@ -99,20 +99,26 @@ fn intervals(ops: &[RequestOp]) -> Result<Intervals, StoreError> {
 
 /// Whether a txn writes anything (else it is served as a read).
 pub fn txn_writes(r: &TxnRequest) -> bool {
-    r.success.iter().chain(&r.failure).any(|op| match &op.request {
-        Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => true,
-        Some(Request::RequestTxn(t)) => txn_writes(t),
-        _ => false,
-    })
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .any(|op| match &op.request {
+            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => true,
+            Some(Request::RequestTxn(t)) => txn_writes(t),
+            _ => false,
+        })
 }
 
 /// Whether every range in a read-only txn asked for serializable reads.
 pub fn txn_serializable(r: &TxnRequest) -> bool {
-    r.success.iter().chain(&r.failure).all(|op| match &op.request {
-        Some(Request::RequestRange(x)) => x.serializable,
-        Some(Request::RequestTxn(t)) => txn_serializable(t),
-        _ => true,
-    })
+    r.success
+        .iter()
+        .chain(&r.failure)
+        .all(|op| match &op.request {
+            Some(Request::RequestRange(x)) => x.serializable,
+            Some(Request::RequestTxn(t)) => txn_serializable(t),
+            _ => true,
+        })
 }
 
 #[cfg(test)]
@@ -121,7 +127,12 @@ mod tests {
     use proto::etcdserverpb::request_op::Request as R;
 
     fn put_op(k: &str) -> RequestOp {
-        RequestOp { request: Some(R::RequestPut(PutRequest { key: k.into(), ..Default::default() })) }
+        RequestOp {
+            request: Some(R::RequestPut(PutRequest {
+                key: k.into(),
+                ..Default::default()
+            })),
+        }
     }
 
     fn del_op(k: &str, end: &str) -> RequestOp {
@@ -136,19 +147,35 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused() {
-        let t = TxnRequest { success: vec![put_op("a"), put_op("a")], ..Default::default() };
+        let t = TxnRequest {
+            success: vec![put_op("a"), put_op("a")],
+            ..Default::default()
+        };
         assert_eq!(txn(&t, 128), Err(StoreError::DuplicateKey));
-        let t = TxnRequest { success: vec![put_op("b"), del_op("a", "c")], ..Default::default() };
+        let t = TxnRequest {
+            success: vec![put_op("b"), del_op("a", "c")],
+            ..Default::default()
+        };
         assert_eq!(txn(&t, 128), Err(StoreError::DuplicateKey));
-        let t = TxnRequest { success: vec![put_op("a")], failure: vec![put_op("a")], ..Default::default() };
+        let t = TxnRequest {
+            success: vec![put_op("a")],
+            failure: vec![put_op("a")],
+            ..Default::default()
+        };
         assert_eq!(txn(&t, 128), Ok(()));
     }
 
     #[test]
     fn too_many_ops_and_empty_keys() {
-        let t = TxnRequest { success: (0..3).map(|i| put_op(&i.to_string())).collect(), ..Default::default() };
+        let t = TxnRequest {
+            success: (0..3).map(|i| put_op(&i.to_string())).collect(),
+            ..Default::default()
+        };
         assert_eq!(txn(&t, 2), Err(StoreError::TooManyOps));
-        let t = TxnRequest { success: vec![put_op("")], ..Default::default() };
+        let t = TxnRequest {
+            success: vec![put_op("")],
+            ..Default::default()
+        };
         assert_eq!(txn(&t, 2), Err(StoreError::EmptyKey));
     }
 }

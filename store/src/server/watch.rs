@@ -37,7 +37,10 @@ impl WatchService {
     /// Serves `node`; watchers that asked for it get a progress notification when
     /// `progress_interval` passed without an event for them.
     pub fn new(node: Arc<Node>, progress_interval: Duration) -> Self {
-        WatchService { node, progress_interval }
+        WatchService {
+            node,
+            progress_interval,
+        }
     }
 }
 
@@ -50,7 +53,10 @@ const HISTORY_BATCH: usize = 256;
 impl Watch for WatchService {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
-    async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(1024);
         let stream = WatchStream {
@@ -120,7 +126,10 @@ impl WatchStream {
                 break;
             }
         }
-        self.node.state.hub.watcher_delta(-(self.watchers.len() as i64));
+        self.node
+            .state
+            .hub
+            .watcher_delta(-(self.watchers.len() as i64));
     }
 
     async fn send(&self, resp: WatchResponse) -> Flow {
@@ -149,7 +158,11 @@ impl WatchStream {
             Some(RequestUnion::ProgressRequest(_)) => {
                 // Every event up to the reported revision has been sent to every watcher.
                 let rev = self.sent_up_to();
-                let resp = WatchResponse { header: Some(self.node.header(rev)), watch_id: -1, ..Default::default() };
+                let resp = WatchResponse {
+                    header: Some(self.node.header(rev)),
+                    watch_id: -1,
+                    ..Default::default()
+                };
                 self.send(resp).await
             }
             None => Flow::Continue,
@@ -159,7 +172,10 @@ impl WatchStream {
     /// The revision up to which every watcher of the stream has been sent every event.
     fn sent_up_to(&self) -> i64 {
         let cur = self.node.state.mvcc.current_rev();
-        self.watchers.values().map(|w| w.next - 1).fold(cur, i64::min)
+        self.watchers
+            .values()
+            .map(|w| w.next - 1)
+            .fold(cur, i64::min)
     }
 
     async fn create(&mut self, c: WatchCreateRequest) -> Flow {
@@ -184,11 +200,20 @@ impl WatchStream {
             return self.send(resp).await;
         }
         let cur = self.node.state.mvcc.current_rev();
-        let created = WatchResponse { header: Some(self.node.header(cur)), watch_id: id, created: true, ..Default::default() };
+        let created = WatchResponse {
+            header: Some(self.node.header(cur)),
+            watch_id: id,
+            created: true,
+            ..Default::default()
+        };
         if self.send(created).await == Flow::Closed {
             return Flow::Closed;
         }
-        let next = if c.start_revision > 0 { c.start_revision } else { cur + 1 };
+        let next = if c.start_revision > 0 {
+            c.start_revision
+        } else {
+            cur + 1
+        };
         let watcher = Watcher {
             filter: Filter {
                 no_put: c.filters.contains(&(FilterType::Noput as i32)),
@@ -214,14 +239,18 @@ impl WatchStream {
             // The stream fell behind the hub's buffer: the transactions it missed are read
             // from history.
             Err(RecvError::Lagged(_)) => {
-                self.watchers.values_mut().for_each(|w| w.catching_up = true);
+                self.watchers
+                    .values_mut()
+                    .for_each(|w| w.catching_up = true);
                 return Flow::Continue;
             }
             Err(RecvError::Closed) => return Flow::Closed,
         };
         if p.reset {
             // A snapshot was installed: the key space jumped, history has the rest.
-            self.watchers.values_mut().for_each(|w| w.catching_up = true);
+            self.watchers
+                .values_mut()
+                .for_each(|w| w.catching_up = true);
             return Flow::Continue;
         }
         let header = self.node.header(p.rev);
@@ -241,7 +270,12 @@ impl WatchStream {
                 continue;
             }
             w.quiet = false;
-            let resp = WatchResponse { header: Some(header.clone()), watch_id: *id, events, ..Default::default() };
+            let resp = WatchResponse {
+                header: Some(header.clone()),
+                watch_id: *id,
+                events,
+                ..Default::default()
+            };
             if out.send(Ok(resp)).await.is_err() {
                 return Flow::Closed;
             }
@@ -253,13 +287,20 @@ impl WatchStream {
     async fn catch_up(&mut self) -> Flow {
         let after = (Bound::Excluded(self.catch_up_cursor), Bound::Unbounded);
         let pick = |(id, w): (&i64, &Watcher)| w.catching_up.then_some(*id);
-        let Some(id) = self.watchers.range(after).find_map(pick).or_else(|| self.watchers.iter().find_map(pick)) else {
+        let Some(id) = self
+            .watchers
+            .range(after)
+            .find_map(pick)
+            .or_else(|| self.watchers.iter().find_map(pick))
+        else {
             return Flow::Continue;
         };
         self.catch_up_cursor = id;
         let mvcc = &self.node.state.mvcc;
         let cur = mvcc.current_rev();
-        let Some(w) = self.watchers.get_mut(&id) else { return Flow::Continue };
+        let Some(w) = self.watchers.get_mut(&id) else {
+            return Flow::Continue;
+        };
         if w.next > cur {
             w.catching_up = false;
             return Flow::Continue;
@@ -285,7 +326,12 @@ impl WatchStream {
                     return Flow::Continue;
                 }
                 w.quiet = false;
-                let resp = WatchResponse { header: Some(self.node.header(last)), watch_id: id, events, ..Default::default() };
+                let resp = WatchResponse {
+                    header: Some(self.node.header(last)),
+                    watch_id: id,
+                    events,
+                    ..Default::default()
+                };
                 self.send(resp).await
             }
             Err(MvccError::Compacted) => {
@@ -321,7 +367,11 @@ impl WatchStream {
                 continue;
             }
             let header = self.node.header((w.next - 1).min(cur));
-            let resp = WatchResponse { header: Some(header), watch_id: *id, ..Default::default() };
+            let resp = WatchResponse {
+                header: Some(header),
+                watch_id: *id,
+                ..Default::default()
+            };
             if out.send(Ok(resp)).await.is_err() {
                 return Flow::Closed;
             }
@@ -344,14 +394,23 @@ impl Filter {
         events
             .iter()
             .filter(|e| {
-                let key = e.kv.as_ref().map(|kv| kv.key.as_slice()).unwrap_or_default();
+                let key =
+                    e.kv.as_ref()
+                        .map(|kv| kv.key.as_slice())
+                        .unwrap_or_default();
                 let is_put = e.r#type == EventType::Put as i32;
-                in_range(key, &self.key, &self.range_end) && !(is_put && self.no_put) && !(!is_put && self.no_delete)
+                in_range(key, &self.key, &self.range_end)
+                    && !(is_put && self.no_put)
+                    && !(!is_put && self.no_delete)
             })
             .map(|e| Event {
                 r#type: e.r#type,
                 kv: e.kv.clone(),
-                prev_kv: if self.prev_kv { e.prev_kv.clone() } else { None },
+                prev_kv: if self.prev_kv {
+                    e.prev_kv.clone()
+                } else {
+                    None
+                },
             })
             .collect()
     }

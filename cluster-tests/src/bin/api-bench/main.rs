@@ -22,7 +22,10 @@ enum Store {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "api-bench", about = "Measures the apiserver against direct store access (same store, same data) and prints both.")]
+#[command(
+    name = "api-bench",
+    about = "Measures the apiserver against direct store access (same store, same data) and prints both."
+)]
 pub struct Args {
     /// The store under the apiserver.
     #[arg(long, value_enum, default_value = "ours")]
@@ -52,9 +55,17 @@ async fn main() -> Result<()> {
         Store::Etcd => Flavor::Etcd,
     };
     let mut cfg = ApiConfig::new();
-    cfg.store = ClusterConfig { flavor, ..ClusterConfig::new(3) };
-    eprintln!("api-bench: starting a 3-member {} cluster and an apiserver", flavor.name());
-    let cluster = ApiCluster::start(cfg).await.context("starting the API cluster")?;
+    cfg.store = ClusterConfig {
+        flavor,
+        ..ClusterConfig::new(3)
+    };
+    eprintln!(
+        "api-bench: starting a 3-member {} cluster and an apiserver",
+        flavor.name()
+    );
+    let cluster = ApiCluster::start(cfg)
+        .await
+        .context("starting the API cluster")?;
     let rows = workloads::run(&cluster, &args).await?;
     let store_name = match args.store {
         Store::Ours => "our store",
@@ -65,7 +76,15 @@ async fn main() -> Result<()> {
     println!("|---|---|---|---|");
     let mut worst_p99: f64 = 0.0;
     for r in &rows {
-        println!("| {} | {} | {} | {} |", r.name, r.api, r.direct, r.api_p99_ms.map(|p| format!("{p:.1} ms")).unwrap_or_else(|| "-".into()));
+        println!(
+            "| {} | {} | {} | {} |",
+            r.name,
+            r.api,
+            r.direct,
+            r.api_p99_ms
+                .map(|p| format!("{p:.1} ms"))
+                .unwrap_or_else(|| "-".into())
+        );
         if r.single_object {
             worst_p99 = worst_p99.max(r.api_p99_ms.unwrap_or(0.0));
         }
