@@ -293,6 +293,11 @@ impl ApiCluster {
     }
 
     /// The HTTPS URL of apiserver `i`.
+    /// The cluster's working directory (certificates, kubeconfigs, logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn url(&self, i: usize) -> String {
         format!("https://127.0.0.1:{}", self.servers[i].port)
     }

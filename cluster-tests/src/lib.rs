@@ -17,6 +17,7 @@ pub mod agent_double;
 mod apiserver;
 mod clients;
 mod cluster;
+mod component;
 mod etcdctl;
 pub mod history;
 mod member;
@@ -32,6 +33,7 @@ pub use apiserver::{
     apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, VIEWER_TOKEN,
 };
 pub use cluster::Cluster;
+pub use component::{component_binary, Component};
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
 pub use tls::TlsFiles;
 
