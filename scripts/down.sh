@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Stops what scripts/up.sh started (data and certificates stay in .run/).
+# Stops what scripts/up.sh started (data, certificates and imported images stay in .run/).
+# containerd goes last: every container and pod sandbox it runs is removed, with their mounts,
+# network namespaces, the CNI bridge and its iptables rules.
 cd "$(dirname "$0")/.."
 for svc in apiserver store; do
   if [ -f ".run/$svc.pid" ]; then
@@ -7,3 +9,8 @@ for svc in apiserver store; do
     rm -f ".run/$svc.pid"
   fi
 done
+source scripts/lib/containerd.sh
+if [ -d .run/containerd ]; then
+  containerd_stop "$PWD/.run/containerd"
+  echo "containerd stopped, its containers and network removed"
+fi

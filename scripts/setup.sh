@@ -8,6 +8,15 @@ for pkg in protobuf-compiler libprotobuf-dev libclang-dev librocksdb-dev libsnap
            etcd-server etcd-client openssl curl ca-certificates pkg-config build-essential; do
   have "$pkg" || need_apt+=("$pkg")
 done
+# The node agent's runtime: containerd (its CRI plugin), runc, the CNI plugins (/usr/lib/cni),
+# busybox-static (the local busybox image) and the tools the network clean-up uses. A containerd
+# or runc binary that is already there (e.g. Docker's containerd.io package) is used as it is:
+# installing Debian's package beside it would conflict with the engine's.
+command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || need_apt+=(containerd)
+command -v runc >/dev/null 2>&1 || have runc || need_apt+=(runc)
+for pkg in containernetworking-plugins busybox-static iptables iproute2; do
+  have "$pkg" || need_apt+=("$pkg")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "==> installing Debian packages: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds and starts the system on this machine, as far as it is built: a single-member store on
-# 127.0.0.1:2379 (etcd v3 API) and the apiserver on https://127.0.0.1:6443 in front of it.
+# 127.0.0.1:2379 (etcd v3 API), the apiserver on https://127.0.0.1:6443 in front of it, and the
+# node's own containerd (config, root, state and socket in .run/containerd/, CNI network
+# "cluster-pods" on bridge clusterbr0, pod subnet $POD_CIDR or 10.88.0.0/16) with the local images
+# localhost/pause:3.9 and localhost/busybox:1.36 imported (scripts/images.sh).
 # Certificates go to .run/pki, an admin kubeconfig to .run/admin.kubeconfig, logs to .run/*.log.
 # Stop it with: scripts/down.sh
 set -euo pipefail
@@ -50,10 +53,21 @@ else
   curl -sf --cacert "$pki/ca.crt" https://127.0.0.1:6443/readyz >/dev/null || { echo "apiserver did not become ready; see .run/apiserver.log" >&2; tail -20 .run/apiserver.log >&2; exit 1; }
 fi
 
+# The node's container runtime: a containerd of our own, never the one of a Docker engine.
+source scripts/lib/containerd.sh
+CONTAINERD_DIR="$PWD/.run/containerd"
+CONTAINERD_SOCK="$CONTAINERD_DIR/containerd.sock"
+POD_CIDR="${POD_CIDR:-10.88.0.0/16}"
+echo "==> starting containerd (socket $CONTAINERD_SOCK, pods on $POD_CIDR)"
+containerd_configure "$CONTAINERD_DIR" cluster-pods clusterbr0 "$POD_CIDR"
+containerd_start "$CONTAINERD_DIR"
+echo "==> building and importing the local images (scripts/images.sh)"
+scripts/images.sh import --address "$CONTAINERD_SOCK"
+
 for user in admin viewer; do
   "$target/debug/pctl" kubeconfig --certs-dir "$pki" --user "$user" --server https://127.0.0.1:6443 > ".run/$user.kubeconfig"
   chmod 600 ".run/$user.kubeconfig"
 done
-echo "store and apiserver are up. Try:"
+echo "store, apiserver and containerd are up. Try:"
 echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"
 echo "  kubectl get ns && kubectl apply -f ../shared/examples/deployment-web.yaml && kubectl get deploy,svc"
