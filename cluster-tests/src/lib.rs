@@ -18,6 +18,7 @@ mod apiserver;
 mod clients;
 mod cluster;
 mod component;
+pub mod containerd;
 mod etcdctl;
 pub mod history;
 mod member;
@@ -34,6 +35,7 @@ pub use apiserver::{
 };
 pub use cluster::Cluster;
 pub use component::{component_binary, Component};
+pub use containerd::{Containerd, BUSYBOX_IMAGE, PAUSE_IMAGE};
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
 pub use tls::TlsFiles;
 

@@ -276,6 +276,13 @@ _containerd_network_cleanup() {
     ip link del "$BRIDGE" 2>/dev/null || true
   fi
   rm -f /var/lib/cni/results/"$NET"-* 2>/dev/null || true
+  # libcni's cached results of the loopback network of each sandbox this containerd made.
+  local sb
+  for sb in "$dir"/root/io.containerd.grpc.v1.cri/sandboxes/*/; do
+    [ -d "$sb" ] || continue
+    sb=$(basename "$sb")
+    rm -f /var/lib/cni/results/*-"$sb"-* 2>/dev/null || true
+  done
   rm -rf "$dir/cni/ipam"
 }
 
