@@ -11,6 +11,9 @@ for svc in apiserver store; do
 done
 source scripts/lib/containerd.sh
 if [ -d .run/containerd ]; then
+  was_running=""
+  containerd_pid "$PWD/.run/containerd" >/dev/null && was_running=1
+  # Also when it is not running: removes what a crashed containerd left (mounts, network).
   containerd_stop "$PWD/.run/containerd"
-  echo "containerd stopped, its containers and network removed"
+  if [ -n "$was_running" ]; then echo "containerd stopped, its containers, mounts and pod network removed"; fi
 fi

@@ -241,7 +241,7 @@ _containerd_runc_cleanup() {
 _containerd_kill_shims() {
   local sock="$1" p args
   for p in /proc/[0-9]*; do
-    args=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    args=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline") || continue
     case "$args" in
       *containerd-shim*"-address $sock "*)
         _cd_log "killing leftover shim ${p#/proc/}"
