@@ -136,14 +136,14 @@ ensure_built() {
 import_image() {
   local name="$1" ref="$2" want have
   want=$(cat "$cache/$name.digest")
-  have=$("$ctr_bin" -a "$address" -n k8s.io images ls "name==$ref" 2>/dev/null | awk -v r="$ref" '$1 == r { print $3 }')
+  have=$("$ctr_bin" -a "$address" -n k8s.io images ls "name==$ref" 2>/dev/null | awk -v r="$ref" '$1 == r { print $3 }' || true)
   if [ "$have" = "$want" ]; then
     log "$ref: already in $address"
     return
   fi
   log "$ref: importing into $address"
   "$ctr_bin" -a "$address" -n k8s.io images import "$cache/$name.tar" >/dev/null
-  have=$("$ctr_bin" -a "$address" -n k8s.io images ls "name==$ref" 2>/dev/null | awk -v r="$ref" '$1 == r { print $3 }')
+  have=$("$ctr_bin" -a "$address" -n k8s.io images ls "name==$ref" 2>/dev/null | awk -v r="$ref" '$1 == r { print $3 }' || true)
   if [ "$have" != "$want" ]; then
     echo "images.sh: after the import, $ref has digest '$have', expected $want" >&2
     return 1
