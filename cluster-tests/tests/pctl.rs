@@ -897,6 +897,7 @@ fn backup_and_restore(c: &ApiCluster, endpoints: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = member.kill();
+    let _ = member.wait();
     assert!(
         found.contains("/registry/namespaces/backed-up"),
         "restored store does not hold the namespace: {found:?}"
