@@ -70,4 +70,4 @@ for user in admin viewer; do
 done
 echo "store, apiserver and containerd are up. Try:"
 echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"
-echo "  kubectl get ns && kubectl apply -f ../shared/examples/deployment-web.yaml && kubectl get deploy,svc"
+echo "  kubectl get ns && kubectl apply -f examples/deployment-web.yaml && kubectl get deploy,svc"

@@ -152,8 +152,11 @@ async fn logs(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     if pod == "waiting" {
-        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 400, "reason": "BadRequest",
-            "message": format!("container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating")});
+        let message = format!(
+            "container \"{container}\" in pod \"{pod}\" is waiting to start: ContainerCreating"
+        );
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "code": 400, "reason": "BadRequest", "message": message});
         return (
             StatusCode::BAD_REQUEST,
             [(header::CONTENT_TYPE, "application/json")],
@@ -240,11 +243,13 @@ fn status_message(code: Option<i32>, command: &[String]) -> Vec<u8> {
     let status = match code {
         Some(0) => json!({"metadata": {}, "status": "Success"}),
         Some(c) => json!({"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
-            "message": format!("command terminated with non-zero exit code: error executing command {command:?}, exit code {c}"),
+            "message": format!(
+                "command terminated with non-zero exit code: error executing command \
+                 {command:?}, exit code {c}"
+            ),
             "details": {"causes": [{"reason": "ExitCode", "message": c.to_string()}]}}),
-        None => {
-            json!({"metadata": {}, "status": "Failure", "reason": "InternalError", "message": "the command was killed"})
-        }
+        None => json!({"metadata": {}, "status": "Failure", "reason": "InternalError",
+            "message": "the command was killed"}),
     };
     let mut out = vec![3u8];
     out.extend_from_slice(status.to_string().as_bytes());

@@ -128,6 +128,18 @@ pub fn apiserver_binary() -> PathBuf {
     crate::debug_dir().join("apiserver")
 }
 
+/// openssl extensions of a client certificate.
+const CLIENT_CERT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+                           extendedKeyUsage=clientAuth\n";
+
+/// openssl extensions of a serving certificate for `san` (`IP:...,DNS:...`).
+fn server_cert(san: &str) -> String {
+    format!(
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName={san}\n"
+    )
+}
+
 fn s(p: &Path) -> String {
     p.display().to_string()
 }
@@ -164,17 +176,30 @@ impl ApiCluster {
             &ca_key,
             "apiserver",
             "/CN=kube-apiserver",
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            &server_cert("IP:127.0.0.1,DNS:localhost"),
         )?;
         // The apiserver's client certificate towards agents, as kube-apiserver-kubelet-client.
-        sign_subject(&pki, &ca, &ca_key, "apiserver-kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")?;
+        sign_subject(
+            &pki,
+            &ca,
+            &ca_key,
+            "apiserver-kubelet-client",
+            "/O=system:masters/CN=kube-apiserver-kubelet-client",
+            CLIENT_CERT,
+        )?;
         for id in Identity::ALL {
             if let Some(subject) = id.subject() {
-                sign_subject(&pki, &ca, &ca_key, id.name(), subject, "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")?;
+                sign_subject(&pki, &ca, &ca_key, id.name(), subject, CLIENT_CERT)?;
             }
         }
         let tokens = dir.join("tokens.csv");
-        fs::write(&tokens, format!("{ADMIN_TOKEN},token-admin,1,\"system:masters\"\n{VIEWER_TOKEN},token-viewer,2,\"system:viewers\"\n"))?;
+        fs::write(
+            &tokens,
+            format!(
+                "{ADMIN_TOKEN},token-admin,1,\"system:masters\"\n\
+                 {VIEWER_TOKEN},token-viewer,2,\"system:viewers\"\n"
+            ),
+        )?;
         let mut cluster = ApiCluster {
             store,
             dir: dir.clone(),
@@ -282,7 +307,7 @@ impl ApiCluster {
             &pki.join("ca.key"),
             &name,
             &format!("/O=system:nodes/CN=system:node:{node}"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+            &server_cert("IP:127.0.0.1"),
         )?;
         crate::agent_double::AgentDouble::start(
             &pki.join(format!("{name}.crt")),
@@ -292,12 +317,12 @@ impl ApiCluster {
         .await
     }
 
-    /// The HTTPS URL of apiserver `i`.
     /// The cluster's working directory (certificates, kubeconfigs, logs).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The HTTPS URL of apiserver `i`.
     pub fn url(&self, i: usize) -> String {
         format!("https://127.0.0.1:{}", self.servers[i].port)
     }
@@ -339,11 +364,27 @@ impl ApiCluster {
             format!("  user:\n{user}")
         };
         let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\nusers:\n- name: {}\n{user}contexts:\n- name: test\n  context:\n    cluster: test\n    user: {}\n    namespace: default\ncurrent-context: test\n",
-            self.url(0),
-            s(&self.ca()),
-            id.name(),
-            id.name()
+            "\
+apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {name}
+{user}contexts:
+- name: test
+  context:
+    cluster: test
+    user: {name}
+    namespace: default
+current-context: test
+",
+            server = self.url(0),
+            ca = s(&self.ca()),
+            name = id.name(),
         );
         let path = self.kubeconfig(id);
         fs::write(&path, text).with_context(|| format!("writing {}", path.display()))

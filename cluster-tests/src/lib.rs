@@ -100,21 +100,17 @@ pub fn debug_dir() -> PathBuf {
     target.join("debug")
 }
 
-/// The users' example manifests: `$EXAMPLES_DIR`, else `../shared/examples` beside the
-/// workspace, else `/work/shared/examples`.
+/// The users' example manifests: `$EXAMPLES_DIR` if set, else `<workspace root>/examples`.
 pub fn examples_dir() -> PathBuf {
-    let candidates = [
-        std::env::var_os("EXAMPLES_DIR")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
-        Some(workspace_root().join("../shared/examples")),
-        Some(PathBuf::from("/work/shared/examples")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| panic!("the example manifests were not found: set EXAMPLES_DIR to the folder of shared/examples"))
+    let dir = std::env::var_os("EXAMPLES_DIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| workspace_root().join("examples"), PathBuf::from);
+    assert!(
+        dir.is_dir(),
+        "the example manifests are not at {} (set EXAMPLES_DIR to their folder)",
+        dir.display()
+    );
+    dir
 }
 
 /// The workspace root: the parent of this crate's manifest directory, fixed at compile time.
@@ -163,5 +159,22 @@ impl ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> ClusterConfig {
         ClusterConfig::new(3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_manifests_ship_with_the_workspace() {
+        let dir = workspace_root().join("examples");
+        for file in ["README.md", "deployment-web.yaml", "pod-busybox.yaml"] {
+            assert!(
+                dir.join(file).is_file(),
+                "{} is missing",
+                dir.join(file).display()
+            );
+        }
     }
 }

@@ -2,10 +2,13 @@
 //! updates and deletes, and carries on after its apiserver restarts; leader election gives the
 //! lease to one candidate at a time and hands it over when the leader stops.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use client::{cache, leader};
-use cluster_tests::{ApiCluster, ApiConfig, Identity::Admin};
+use cluster_tests::{ApiCluster, Identity::Admin};
+use common::api::api;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -46,10 +49,7 @@ fn names(pods: Vec<std::sync::Arc<Pod>>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn indexed_informer_follows_the_api_across_restarts() {
-    let mut c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let mut c = api().await;
     let kc = admin_client(&c).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(&PostParams::default(), &pod("before", Some("n1")))
@@ -78,7 +78,8 @@ async fn indexed_informer_follows_the_api_across_restarts() {
     // b (created after a) may reach the cache a moment later.
     eventually("all three pods cached", || cache.store().state().len() == 3).await;
     // Binding moves b into the index.
-    let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n2"}});
+    let binding = serde_json::json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "b"}, "target": {"kind": "Node", "name": "n2"}});
     let req = http::Request::post("/api/v1/namespaces/default/pods/b/binding")
         .header("Content-Type", "application/json")
         .body(serde_json::to_vec(&binding).unwrap())
@@ -124,10 +125,7 @@ async fn indexed_informer_follows_the_api_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leader_election_hands_over_when_the_leader_stops() {
-    let c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = api().await;
     let cfg = |identity: &str| leader::Config {
         namespace: "kube-system".into(),
         name: "test-controller".into(),

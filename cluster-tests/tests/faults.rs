@@ -289,9 +289,9 @@ async fn restart_members_one_at_a_time() {
 /// 4. Under a write load, a member is removed (MemberRemove) and a new one added (MemberAdd,
 ///    started with `--initial-cluster-state existing`), twice: first a follower is replaced,
 ///    then the leader, each after 1500 more puts with frequent snapshots (so the new member
-///    may need a snapshot). The writers and readers then also use the new members. The new members
-///    catch up (same revision and keys as the others), no acknowledged put is lost, and puts
-///    were acknowledged through each new member.
+///    may need a snapshot). The writers and readers then also use the new members. The new
+///    members catch up (same revision and keys as the others), no acknowledged put is lost,
+///    and puts were acknowledged through each new member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_members_under_load() {
     run_with(
@@ -354,8 +354,8 @@ async fn replace_members_under_load() {
 }
 
 /// 6. Every member is killed (SIGKILL, one right after the other) under a write load with
-///    frequent snapshots, and all are restarted, twice: acknowledged puts must have been made durable before they were
-///    acknowledged, so none is lost, and the members converge.
+///    frequent snapshots, and all are restarted, twice: acknowledged puts must have been made
+///    durable before they were acknowledged, so none is lost, and the members converge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_all_members_under_load() {
     run_with(

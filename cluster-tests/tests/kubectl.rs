@@ -7,44 +7,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{ApiCluster, ApiConfig, Identity::*};
+use common::api::{
+    api, cell, event_types, header, kubectl_json as json, kubectl_ok as ok,
+    kubectl_ok_stdin as ok_stdin, row, start_api, Curl,
+};
 use common::{stderr, stdout};
 use serde_json::Value;
-
-async fn api() -> ApiCluster {
-    match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    }
-}
-
-/// Runs kubectl as admin and returns stdout, failing the test on a non-zero exit.
-fn ok(c: &ApiCluster, args: &[&str]) -> String {
-    let out = c.kubectl(Admin, args);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-fn ok_stdin(c: &ApiCluster, args: &[&str], input: &str) -> String {
-    let out = c.kubectl_stdin(Admin, args, input);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-fn json(c: &ApiCluster, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.extend(["-o", "json"]);
-    serde_json::from_str(&ok(c, &a)).expect("kubectl printed JSON")
-}
 
 /// The resourceVersion of a pod list, straight from the server (kubectl prints its own List).
 fn list_rv(c: &ApiCluster) -> String {
@@ -67,6 +35,11 @@ fn examples() -> Vec<std::path::PathBuf> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("deployment-web.yaml")),
+        "no deployment-web.yaml among the examples in {}: {files:?}",
+        dir.display()
+    );
     files
 }
 
@@ -105,10 +78,7 @@ async fn discovery_version_and_explain() {
     );
     let ns = ok(&c, &["get", "ns"]);
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        assert!(
-            ns.lines().any(|l| l.starts_with(n) && l.contains("Active")),
-            "{ns}"
-        );
+        assert_eq!(cell(&ns, n, "STATUS"), "Active", "{ns}");
     }
     assert_eq!(ok(&c, &["get", "--raw", "/readyz"]).trim(), "ok");
 }
@@ -119,12 +89,20 @@ async fn example_manifests_apply_unmodified() {
     for f in examples() {
         let path = f.to_string_lossy().to_string();
         let out = ok(&c, &["apply", "-f", &path]);
-        assert!(
-            out.lines().all(|l| l.ends_with(" created")),
-            "{path}: {out}"
-        );
-        // Re-applying changes nothing (a pod's atomic toleration list is re-sent and gets the
-        // server's default tolerations again, which kubectl reports as "configured").
+        let names = ok(&c, &["get", "-f", &path, "-o", "name"]);
+        let objects: Vec<&str> = names.lines().collect();
+        assert!(!objects.is_empty(), "{path}: no objects");
+        let each = |how: &dyn Fn(&str) -> &'static str| {
+            objects
+                .iter()
+                .map(|o| format!("{o} {}\n", how(o)))
+                .collect::<String>()
+        };
+        assert_eq!(out, each(&|_| "created"), "{path}");
+        // Re-applying changes nothing. A pod that lists tolerations is reported "configured":
+        // its atomic toleration list is re-sent, and the server adds its default tolerations
+        // again, which leaves the stored pod as it was.
+        let manifest = std::fs::read_to_string(&f).expect("reading the example");
         let before = ok(
             &c,
             &[
@@ -136,12 +114,14 @@ async fn example_manifests_apply_unmodified() {
             ],
         );
         let again = ok(&c, &["apply", "-f", &path]);
-        assert!(
-            again
-                .lines()
-                .all(|l| l.ends_with(" unchanged") || l.ends_with(" configured")),
-            "{path}: {again}"
-        );
+        let reapplied = |o: &str| {
+            if o.starts_with("pod/") && manifest.contains("tolerations:") {
+                "configured"
+            } else {
+                "unchanged"
+            }
+        };
+        assert_eq!(again, each(&reapplied), "{path}");
         let after = ok(
             &c,
             &[
@@ -157,11 +137,19 @@ async fn example_manifests_apply_unmodified() {
     // A change is applied as a strategic merge: replicas and a container env var.
     let web =
         std::fs::read_to_string(cluster_tests::examples_dir().join("deployment-web.yaml")).unwrap();
-    let changed = web.replace("replicas: 3", "replicas: 4").replace("        image: localhost/busybox:1.36", "        image: localhost/busybox:1.36\n        env:\n        - name: MODE\n          value: test");
-    let out = ok_stdin(&c, &["apply", "-f", "-"], &changed);
+    let image = "        image: localhost/busybox:1.36\n";
     assert!(
-        out.contains("deployment.apps/web configured") && out.contains("service/web unchanged"),
-        "{out}"
+        web.contains("replicas: 3\n") && web.contains(image),
+        "{web}"
+    );
+    let env = "        env:\n        - name: MODE\n          value: test\n";
+    let changed = web
+        .replace("replicas: 3\n", "replicas: 4\n")
+        .replace(image, &format!("{image}{env}"));
+    let out = ok_stdin(&c, &["apply", "-f", "-"], &changed);
+    assert_eq!(
+        out,
+        "deployment.apps/web configured\nservice/web unchanged\n"
     );
     let d = json(&c, &["get", "deploy", "web"]);
     assert_eq!(d["spec"]["replicas"], 4);
@@ -186,48 +174,54 @@ async fn example_manifests_apply_unmodified() {
     assert_eq!(pod["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
     // kubectl's usual columns, and -o wide.
     let pods = ok(&c, &["get", "pods"]);
-    assert!(
-        pods.starts_with("NAME")
-            && pods
-                .lines()
-                .next()
-                .unwrap()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+    assert_eq!(
+        header(&pods),
+        ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         "{pods}"
     );
-    assert!(
-        pods.lines()
-            .any(|l| l.starts_with("twocontainers") && l.contains("0/2") && l.contains("Pending")),
+    assert_eq!(
+        row(&pods, "twocontainers")[..4],
+        ["twocontainers", "0/2", "Pending", "0"],
         "{pods}"
     );
     let wide = ok(&c, &["get", "pods", "-o", "wide"]);
-    assert!(
-        wide.lines()
-            .next()
-            .unwrap()
-            .contains("IP       NODE     NOMINATED NODE   READINESS GATES")
-            || wide.contains("NOMINATED NODE"),
+    assert_eq!(
+        header(&wide),
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ],
         "{wide}"
     );
     let deploy = ok(&c, &["get", "deploy"]);
     assert_eq!(
-        deploy
-            .lines()
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        header(&deploy),
         ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     );
-    assert!(deploy.contains("web    0/4"), "{deploy}");
+    assert_eq!(
+        row(&deploy, "web")[..4],
+        ["web", "0/4", "0", "0"],
+        "{deploy}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pods_label_annotate_patch_describe_delete() {
     let c = api().await;
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p1\n  labels: {app: a}\nspec:\n  nodeName: n1\n  containers:\n  - name: c\n    image: busybox:1.36\n    command: [sleep, '3600']\n");
+    ok_stdin(
+        &c,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p1, labels: {app: a}}\n\
+         spec: {nodeName: n1, containers: [{name: c, image: 'busybox:1.36', \
+         command: [sleep, '3600']}]}\n",
+    );
     assert_eq!(ok(&c, &["get", "pod", "p1", "-o", "name"]).trim(), "pod/p1");
     assert!(ok(&c, &["get", "pod", "p1", "-o", "yaml"]).contains("name: p1"));
     assert!(ok(&c, &["label", "pod", "p1", "tier=web"]).contains("pod/p1 labeled"));
@@ -304,8 +298,15 @@ async fn pods_label_annotate_patch_describe_delete() {
         stderr(&bad)
     );
     let describe = ok(&c, &["describe", "pod", "p1"]);
-    assert!(
-        describe.contains("Name:") && describe.contains("p1") && describe.contains("busybox:1.37"),
+    let field = |name: &str| {
+        describe
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(str::trim)
+    };
+    assert_eq!(
+        (field("Name:"), field("Image:")),
+        (Some("p1"), Some("busybox:1.37")),
         "{describe}"
     );
     // Graceful deletion: a pod bound to a node stays, marked, until its agent confirms.
@@ -314,19 +315,25 @@ async fn pods_label_annotate_patch_describe_delete() {
     let p = json(&c, &["get", "pod", "p1"]);
     assert!(p["metadata"]["deletionTimestamp"].is_string());
     assert_eq!(p["metadata"]["deletionGracePeriodSeconds"], 30);
-    assert!(ok(&c, &["get", "pod", "p1"]).contains("Terminating"));
+    assert_eq!(
+        cell(&ok(&c, &["get", "pod", "p1"]), "p1", "STATUS"),
+        "Terminating"
+    );
     let out = ok(&c, &["delete", "pod", "p1", "--grace-period=0", "--force"]);
     assert!(out.contains("force deleted"), "{out}");
     let gone = c.kubectl(Admin, &["get", "pod", "p1"]);
-    assert!(
-        stderr(&gone).contains("Error from server (NotFound): pods \"p1\" not found"),
-        "{}",
-        stderr(&gone)
+    assert_eq!(
+        stderr(&gone).trim(),
+        "Error from server (NotFound): pods \"p1\" not found"
     );
     // An unscheduled pod goes at once.
     ok(&c, &["run", "loose", "--image=busybox"]);
     ok(&c, &["delete", "pod", "loose"]);
-    assert!(!c.kubectl(Admin, &["get", "pod", "loose"]).status.success());
+    let gone = c.kubectl(Admin, &["get", "pod", "loose"]);
+    assert_eq!(
+        stderr(&gone).trim(),
+        "Error from server (NotFound): pods \"loose\" not found"
+    );
     // The audit log has one line per mutating request.
     let audit = c.audit_log(0);
     assert!(
@@ -401,8 +408,10 @@ async fn deployments_services_and_nodes() {
                 .to_string_lossy(),
         ],
     );
-    assert!(ok(&c, &["scale", "deployment", "web", "--replicas=5"])
-        .contains("deployment.apps/web scaled"));
+    assert_eq!(
+        ok(&c, &["scale", "deployment", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
+    );
     assert_eq!(json(&c, &["get", "deploy", "web"])["spec"]["replicas"], 5);
     let scale = ok(
         &c,
@@ -412,19 +421,45 @@ async fn deployments_services_and_nodes() {
             "/apis/apps/v1/namespaces/default/deployments/web/scale",
         ],
     );
-    assert!(
-        scale.contains("\"replicas\":5") && scale.contains("app=web"),
+    let scale: Value = serde_json::from_str(&scale).expect("a Scale as JSON");
+    assert_eq!(
+        (
+            &scale["kind"],
+            &scale["spec"]["replicas"],
+            &scale["status"]["selector"]
+        ),
+        (
+            &Value::from("Scale"),
+            &Value::from(5),
+            &Value::from("app=web")
+        ),
         "{scale}"
     );
-    // Services: a cluster IP from the range, node ports from theirs, a taken port refused.
+    // Services: a cluster IP from the range (the default 10.96.0.0/12), node ports from
+    // theirs, a taken port refused.
     let svc = json(&c, &["get", "svc", "web"]);
-    let ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    let ip: std::net::Ipv4Addr = svc["spec"]["clusterIP"]
+        .as_str()
+        .and_then(|ip| ip.parse().ok())
+        .unwrap_or_else(|| panic!("no IPv4 cluster IP: {svc}"));
+    let [a, b, ..] = ip.octets();
     assert!(
-        ip.starts_with("10.9") || ip.starts_with("10.10") || ip.starts_with("10.11"),
-        "{ip}"
+        a == 10 && (96..=111).contains(&b),
+        "{ip} is outside 10.96.0.0/12"
+    );
+    assert_ne!(
+        ip,
+        std::net::Ipv4Addr::new(10, 96, 0, 1),
+        "the kubernetes service's IP"
     );
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], "http");
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - port: 80\n    name: main\n    nodePort: 30080\n  - port: 81\n    name: other\n    nodePort: 0\n");
+    ok_stdin(
+        &c,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: np}\n\
+         spec: {type: NodePort, selector: {app: web}, ports: [\
+         {port: 80, name: main, nodePort: 30080}, {port: 81, name: other, nodePort: 0}]}\n",
+    );
     let np = json(&c, &["get", "svc", "np"]);
     assert_eq!(np["spec"]["ports"][0]["nodePort"], 30080);
     let other = np["spec"]["ports"][1]["nodePort"].as_i64().unwrap();
@@ -432,7 +467,13 @@ async fn deployments_services_and_nodes() {
     // `kubectl replace` of a manifest without the allocated values keeps them (Kubernetes'
     // patchAllocatedValues); naming another cluster IP is refused.
     let np_ip = np["spec"]["clusterIP"].as_str().unwrap().to_string();
-    let replaced = ok_stdin(&c, &["replace", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np, labels: {replaced: 'yes'}}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports:\n  - port: 80\n    name: main\n  - port: 81\n    name: other\n");
+    let replaced = ok_stdin(
+        &c,
+        &["replace", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: np, labels: {replaced: 'yes'}}\n\
+         spec: {type: NodePort, selector: {app: web}, ports: [\
+         {port: 80, name: main}, {port: 81, name: other}]}\n",
+    );
     assert_eq!(replaced.trim(), "service/np replaced");
     let np = json(&c, &["get", "svc", "np"]);
     assert_eq!(
@@ -452,13 +493,32 @@ async fn deployments_services_and_nodes() {
     } else {
         "10.96.0.250"
     };
-    let moved = c.kubectl_stdin(Admin, &["replace", "-f", "-"], &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: np}}\nspec:\n  type: NodePort\n  clusterIP: {other_ip}\n  ports:\n  - port: 80\n    name: main\n"));
-    assert_eq!(stderr(&moved).trim(), format!("The Service \"np\" is invalid: spec.clusterIPs[0]: Invalid value: []string{{\"{other_ip}\"}}: may not change once set"));
+    let moved = c.kubectl_stdin(
+        Admin,
+        &["replace", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: np}}\nspec: {{type: NodePort, \
+             clusterIP: {other_ip}, ports: [{{port: 80, name: main}}]}}\n"
+        ),
+    );
+    assert_eq!(
+        stderr(&moved).trim(),
+        format!(
+            "The Service \"np\" is invalid: spec.clusterIPs[0]: Invalid value: \
+             []string{{\"{other_ip}\"}}: may not change once set"
+        )
+    );
     assert_eq!(
         json(&c, &["get", "svc", "np"])["spec"]["clusterIP"].as_str(),
         Some(np_ip.as_str())
     );
-    let dup = c.kubectl_stdin(Admin, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np2}\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30080\n");
+    let node_port = |name: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n\
+             spec: {{type: NodePort, ports: [{{port: 80, nodePort: 30080}}]}}\n"
+        )
+    };
+    let dup = c.kubectl_stdin(Admin, &["create", "-f", "-"], &node_port("np2"));
     assert!(
         stderr(&dup).contains("provided port is already allocated"),
         "{}",
@@ -477,9 +537,14 @@ async fn deployments_services_and_nodes() {
     );
     // Deleting the service frees its port for the next one.
     ok(&c, &["delete", "svc", "np"]);
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: np3}\nspec:\n  type: NodePort\n  ports:\n  - port: 80\n    nodePort: 30080\n");
+    ok_stdin(&c, &["create", "-f", "-"], &node_port("np3"));
     // Nodes: create, label, taint, cordon.
-    ok_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: Node\nmetadata:\n  name: n1\n  labels: {kubernetes.io/hostname: n1}\nstatus:\n  conditions:\n  - {type: Ready, status: 'True'}\n");
+    ok_stdin(
+        &c,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {kubernetes.io/hostname: n1}}\n\
+         status: {conditions: [{type: Ready, status: 'True'}]}\n",
+    );
     ok(&c, &["label", "node", "n1", "disktype=ssd"]);
     assert!(
         ok(&c, &["taint", "nodes", "n1", "dedicated=batch:NoSchedule"]).contains("node/n1 tainted")
@@ -498,7 +563,11 @@ async fn deployments_services_and_nodes() {
             .collect::<Vec<_>>(),
         ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
     );
-    assert!(nodes.contains("Ready,SchedulingDisabled"), "{nodes}");
+    assert_eq!(
+        cell(&nodes, "n1", "STATUS"),
+        "Ready,SchedulingDisabled",
+        "{nodes}"
+    );
     ok(&c, &["taint", "nodes", "n1", "dedicated:NoSchedule-"]);
     ok(&c, &["uncordon", "n1"]);
     let node = json(&c, &["get", "node", "n1"]);
@@ -536,98 +605,39 @@ async fn namespaces_selectors_and_pagination() {
             ],
         );
     }
+    // `-o name` of the pods in team that `selection` picks.
+    let picked = |selection: &[&str]| {
+        let mut args = vec!["-n", "team", "get", "pods", "-o", "name"];
+        args.extend(selection);
+        ok(&c, &args)
+    };
+    let pods = |numbers: &[usize]| {
+        numbers
+            .iter()
+            .map(|i| format!("pod/p{i:02}\n"))
+            .collect::<String>()
+    };
+    let every: Vec<usize> = (0..12).collect();
+    let even: Vec<usize> = (0..12).step_by(2).collect();
+    assert_eq!(picked(&["-l", "tier=front"]), pods(&even));
     assert_eq!(
-        ok(
-            &c,
-            &[
-                "-n",
-                "team",
-                "get",
-                "pods",
-                "-l",
-                "tier=front",
-                "-o",
-                "name"
-            ]
-        )
-        .lines()
-        .count(),
-        6
+        picked(&["-l", "tier in (front,back),i notin (n0,n1)"]),
+        pods(&every[2..])
+    );
+    assert_eq!(picked(&["-l", "!tier"]), "");
+    assert_eq!(
+        picked(&["--field-selector", "metadata.name=p03"]),
+        pods(&[3])
     );
     assert_eq!(
-        ok(
-            &c,
-            &[
-                "-n",
-                "team",
-                "get",
-                "pods",
-                "-l",
-                "tier in (front,back),i notin (n0,n1)",
-                "-o",
-                "name"
-            ]
-        )
-        .lines()
-        .count(),
-        10
+        picked(&["--field-selector", "status.phase=Pending"]),
+        pods(&every)
     );
-    assert_eq!(
-        ok(
-            &c,
-            &["-n", "team", "get", "pods", "-l", "!tier", "-o", "name"]
-        )
-        .lines()
-        .count(),
-        0
-    );
-    assert_eq!(
-        ok(
-            &c,
-            &[
-                "-n",
-                "team",
-                "get",
-                "pods",
-                "--field-selector",
-                "metadata.name=p03",
-                "-o",
-                "name"
-            ]
-        )
-        .trim(),
-        "pod/p03"
-    );
-    assert_eq!(
-        ok(
-            &c,
-            &[
-                "-n",
-                "team",
-                "get",
-                "pods",
-                "--field-selector",
-                "status.phase=Pending",
-                "-o",
-                "name"
-            ]
-        )
-        .lines()
-        .count(),
-        12
-    );
-    assert_eq!(
-        ok(
-            &c,
-            &["-n", "team", "get", "pods", "--chunk-size=5", "-o", "name"]
-        )
-        .lines()
-        .count(),
-        12
-    );
+    assert_eq!(picked(&["--chunk-size=5"]), pods(&every));
     let all = ok(&c, &["get", "pods", "-A"]);
-    assert!(
-        all.lines().next().unwrap().starts_with("NAMESPACE"),
+    assert_eq!(
+        header(&all),
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         "{all}"
     );
     let page = c.kubectl(
@@ -638,11 +648,6 @@ async fn namespaces_selectors_and_pagination() {
     assert_eq!(page["items"].as_array().unwrap().len(), 5);
     assert_eq!(page["metadata"]["remainingItemCount"], 7);
     // deletecollection: the verb with a selector, then kubectl's `delete -l` and `--all`.
-    let count = || {
-        ok(&c, &["-n", "team", "get", "pods", "-o", "name"])
-            .lines()
-            .count()
-    };
     let (code, body) = c.curl(
         Admin,
         "DELETE",
@@ -658,7 +663,7 @@ async fn namespaces_selectors_and_pagination() {
         .filter_map(|p| p["metadata"]["name"].as_str())
         .collect();
     assert_eq!(names, ["p00"], "{body}");
-    assert_eq!(count(), 11);
+    assert_eq!(picked(&[]), pods(&every[1..]));
     let deleted = ok(&c, &["delete", "pods", "-l", "tier=front", "-n", "team"]);
     assert_eq!(
         deleted,
@@ -667,15 +672,16 @@ async fn namespaces_selectors_and_pagination() {
             .map(|p| format!("pod \"{p}\" deleted\n"))
             .collect::<String>()
     );
-    assert_eq!(count(), 6);
-    assert!(ok(
-        &c,
-        &["get", "pods", "-n", "team", "-l", "tier=back", "-o", "name"]
-    )
-    .lines()
-    .all(|l| l.starts_with("pod/p")));
+    let odd: Vec<usize> = (1..12).step_by(2).collect();
+    assert_eq!(picked(&[]), pods(&odd));
+    assert_eq!(picked(&["-l", "tier=back"]), pods(&odd));
     let deleted = ok(&c, &["delete", "pods", "--all", "-n", "team"]);
-    assert_eq!(deleted.lines().count(), 6, "{deleted}");
+    assert_eq!(
+        deleted,
+        odd.iter()
+            .map(|i| format!("pod \"p{i:02}\" deleted\n"))
+            .collect::<String>()
+    );
     let none = c.kubectl(Admin, &["-n", "team", "get", "pods"]);
     assert_eq!(
         (stdout(&none).as_str(), stderr(&none).trim()),
@@ -689,7 +695,10 @@ async fn namespaces_selectors_and_pagination() {
         stderr(&missing)
     );
     ok(&c, &["delete", "ns", "team", "--wait=false"]);
-    assert!(ok(&c, &["get", "ns", "team"]).contains("Terminating"));
+    assert_eq!(
+        cell(&ok(&c, &["get", "ns", "team"]), "team", "STATUS"),
+        "Terminating"
+    );
     let refused = c.kubectl(Admin, &["-n", "team", "run", "late", "--image=busybox"]);
     assert!(
         stderr(&refused).contains("because it is being terminated"),
@@ -709,38 +718,21 @@ async fn two_apiservers_share_one_store() {
     let mut cfg = ApiConfig::new();
     cfg.replicas = 2;
     cfg.store = cluster_tests::ClusterConfig::new(3).tls(true);
-    let c = match ApiCluster::start(cfg).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = start_api(cfg).await;
     ok_stdin(
         &c,
         &["create", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: shared}\ndata: {k: v}\n",
     );
     // The second apiserver sees the object and a stale update through it is a conflict.
-    let (code, body) = c.curl(
-        Admin,
-        "GET",
-        "/api/v1/namespaces/default/configmaps/shared",
-        None,
-    );
+    let path = "/api/v1/namespaces/default/configmaps/shared";
+    let (code, body) = c.curl(Admin, "GET", path, None);
     assert_eq!(code, 200, "{body}");
     let mut cm: Value = serde_json::from_str(&body).unwrap();
-    let url1 = c.url(1);
-    let get1 = std::process::Command::new("curl")
-        .args(["-s", "--cacert"])
-        .arg(c.ca())
-        .arg("--cert")
-        .arg(c.client_cert(Admin).unwrap().0)
-        .arg("--key")
-        .arg(c.client_cert(Admin).unwrap().1)
-        .arg(format!(
-            "{url1}/api/v1/namespaces/default/configmaps/shared"
-        ))
-        .output()
-        .unwrap();
-    let via1: Value = serde_json::from_slice(&get1.stdout).unwrap();
+    let second = Curl::new(&c, 1, Admin);
+    let (code, body) = second.request("GET", path, None);
+    assert_eq!(code, 200, "{body}");
+    let via1: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(via1["data"]["k"], "v");
     ok(
         &c,
@@ -754,49 +746,29 @@ async fn two_apiservers_share_one_store() {
         ],
     );
     cm["data"]["k"] = Value::from("stale");
-    let (code, body) = c.curl(
-        Admin,
-        "PUT",
-        "/api/v1/namespaces/default/configmaps/shared",
-        Some(("application/json", cm.to_string().as_bytes())),
-    );
+    let (code, body) = second.request("PUT", path, Some(&cm.to_string()));
     assert_eq!(code, 409, "{body}");
-    assert!(body.contains("the object has been modified; please apply your changes to the latest version and try again"), "{body}");
+    assert!(
+        body.contains(
+            "the object has been modified; please apply your changes to the latest version and \
+             try again"
+        ),
+        "{body}"
+    );
     // Concurrent creates of the same name through both: exactly one wins.
-    let mut handles = Vec::new();
-    for url in [c.url(0), c.url(1)] {
-        let (crt, key) = c.client_cert(Admin).unwrap();
-        let ca = c.ca();
-        handles.push(std::thread::spawn(move || {
-            std::process::Command::new("curl")
-                .args([
-                    "-s",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "-X",
-                    "POST",
-                    "-H",
-                    "Content-Type: application/json",
-                    "--cacert",
-                ])
-                .arg(ca)
-                .arg("--cert")
-                .arg(crt)
-                .arg("--key")
-                .arg(key)
-                .arg("--data")
-                .arg(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"race"}}"#)
-                .arg(format!("{url}/api/v1/namespaces/default/configmaps"))
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        }));
-    }
-    let mut codes: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let handles: Vec<_> = [Curl::new(&c, 0, Admin), second]
+        .into_iter()
+        .map(|curl| {
+            std::thread::spawn(move || {
+                let race = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"race"}}"#;
+                curl.request("POST", "/api/v1/namespaces/default/configmaps", Some(race))
+                    .0
+            })
+        })
+        .collect();
+    let mut codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     codes.sort();
-    assert_eq!(codes, vec!["201", "409"]);
+    assert_eq!(codes, [201, 409]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -811,15 +783,7 @@ async fn watch_bookmarks_gone_and_metrics() {
         None,
     );
     assert_eq!(code, 200, "{body}");
-    let types: Vec<String> = body
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let types = event_types(&body);
     assert_eq!(types.first().map(String::as_str), Some("ADDED"), "{body}");
     assert!(types.iter().any(|t| t == "BOOKMARK"), "{body}");
     // A resourceVersion older than the watch cache's window (a restarted apiserver's cache
@@ -840,16 +804,17 @@ async fn watch_bookmarks_gone_and_metrics() {
     let rv = list_rv(&c);
     ok(&c, &["label", "pod", "b1", "sel=yes"]);
     ok(&c, &["label", "pod", "b1", "sel-"]);
-    let (_, body) = c.curl(Admin, "GET", &format!("/api/v1/namespaces/default/pods?watch=true&labelSelector=sel%3Dyes&resourceVersion={rv}&timeoutSeconds=2"), None);
-    let types: Vec<String> = body
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=true&labelSelector=sel%3Dyes\
+             &resourceVersion={rv}&timeoutSeconds=2"
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let types = event_types(&body);
     assert_eq!(types, ["ADDED", "DELETED"], "{body}");
     let metrics = ok(&c, &["get", "--raw", "/metrics"]);
     assert!(
@@ -866,29 +831,33 @@ async fn watch_bookmarks_gone_and_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn typed_create_commands_send_protobuf() {
     let c = api().await;
-    assert!(ok(&c, &["create", "namespace", "team"]).contains("namespace/team created"));
-    assert!(ok(
-        &c,
-        &[
-            "create",
-            "deployment",
-            "web",
-            "--image=localhost/busybox:1.36",
-            "--replicas=2",
-            "--port=8080"
-        ]
-    )
-    .contains("deployment.apps/web created"));
-    ok(&c, &["create", "configmap", "cfg", "--from-literal=a=b"]);
-    ok(
-        &c,
-        &["create", "secret", "generic", "sec", "--from-literal=p=q"],
-    );
-    ok(&c, &["create", "serviceaccount", "robot"]);
-    ok(
-        &c,
-        &["create", "service", "nodeport", "np", "--tcp=81:8081"],
-    );
+    for (args, created) in [
+        (&["namespace", "team"][..], "namespace/team"),
+        (
+            &[
+                "deployment",
+                "web",
+                "--image=localhost/busybox:1.36",
+                "--replicas=2",
+                "--port=8080",
+            ],
+            "deployment.apps/web",
+        ),
+        (&["configmap", "cfg", "--from-literal=a=b"], "configmap/cfg"),
+        (
+            &["secret", "generic", "sec", "--from-literal=p=q"],
+            "secret/sec",
+        ),
+        (&["serviceaccount", "robot"], "serviceaccount/robot"),
+        (
+            &["service", "nodeport", "np", "--tcp=81:8081"],
+            "service/np",
+        ),
+    ] {
+        let mut all = vec!["create"];
+        all.extend(args);
+        assert_eq!(ok(&c, &all), format!("{created} created\n"));
+    }
     let d = json(&c, &["get", "deploy", "web"]);
     assert_eq!(d["spec"]["replicas"], 2);
     assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
@@ -900,8 +869,14 @@ async fn typed_create_commands_send_protobuf() {
     assert_eq!(json(&c, &["get", "secret", "sec"])["data"]["p"], "cQ==");
     let svc = json(&c, &["get", "svc", "np"]);
     assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8081);
-    assert!(svc["spec"]["ports"][0]["nodePort"]
-        .as_i64()
-        .is_some_and(|p| (30000..=32767).contains(&p)));
-    assert!(ok(&c, &["get", "ns", "team"]).contains("Active"));
+    assert!(
+        svc["spec"]["ports"][0]["nodePort"]
+            .as_i64()
+            .is_some_and(|p| (30000..=32767).contains(&p)),
+        "{svc}"
+    );
+    assert_eq!(
+        cell(&ok(&c, &["get", "ns", "team"]), "team", "STATUS"),
+        "Active"
+    );
 }

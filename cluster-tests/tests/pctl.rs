@@ -3,32 +3,37 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Write},
-    process::{Command, Output, Stdio},
-    time::{Duration, Instant},
-};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use cluster_tests::{apiserver_binary, ApiCluster, ApiConfig, Identity::Admin};
+use common::api::{api, cell, cells, header, kubectl_apply, start_api};
 use common::{stderr, stdout};
 
+/// The pctl binary, beside the apiserver's (build it with `cargo build -p pctl`).
+fn pctl_bin() -> PathBuf {
+    apiserver_binary().with_file_name("pctl")
+}
+
+/// pctl as admin, with the admin kubeconfig.
+fn pctl_command(c: &ApiCluster, args: &[&str]) -> Command {
+    let mut cmd = Command::new(pctl_bin());
+    cmd.arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
+        .args(args);
+    cmd
+}
+
 fn pctl(c: &ApiCluster, args: &[&str]) -> Output {
-    Command::new(apiserver_binary().with_file_name("pctl"))
-        .arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
-        .args(args)
+    pctl_command(c, args)
         .output()
         .expect("running pctl (build it with `cargo build -p pctl`)")
 }
 
-fn pctl_bin() -> std::path::PathBuf {
-    apiserver_binary().with_file_name("pctl")
-}
-
 /// pctl with `input` on its stdin.
 fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
-    let mut child = Command::new(pctl_bin())
-        .arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
-        .args(args)
+    let mut child = pctl_command(c, args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,6 +48,27 @@ fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
     child.wait_with_output().expect("waiting for pctl")
 }
 
+/// A pod with containers of `localhost/busybox:1.36` named `containers`, bound to `node` unless
+/// it is empty.
+fn pod(name: &str, node: &str, containers: &[&str]) -> String {
+    let containers: Vec<String> = containers
+        .iter()
+        .map(|c| format!("{{name: {c}, image: localhost/busybox:1.36}}"))
+        .collect();
+    let node = if node.is_empty() {
+        String::new()
+    } else {
+        format!("nodeName: {node}, ")
+    };
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n\
+         spec: {{{node}containers: [{}]}}\n",
+        containers.join(", ")
+    )
+}
+
+/// Runs pctl as admin and returns stdout, failing the test on a non-zero exit.
+#[track_caller]
 fn ok(c: &ApiCluster, args: &[&str]) -> String {
     let out = pctl(c, args);
     assert!(
@@ -56,16 +82,22 @@ fn ok(c: &ApiCluster, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn everyday_commands() {
-    let c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = api().await;
     let examples = cluster_tests::examples_dir();
     let out = ok(&c, &["apply", "-f", &examples.to_string_lossy()]);
+    let names = stdout(&c.kubectl(
+        Admin,
+        &["get", "-f", &examples.to_string_lossy(), "-o", "name"],
+    ));
+    let mut created: Vec<&str> = out.lines().collect();
+    let mut expected: Vec<String> = names.lines().map(|n| format!("{n} created")).collect();
+    created.sort_unstable();
+    expected.sort_unstable();
     assert!(
-        out.contains("deployment.apps/web created") && out.contains("pod/busybox created"),
-        "{out}"
+        expected.iter().any(|l| l == "pod/busybox created"),
+        "{names}"
     );
+    assert_eq!(created, expected, "{out}");
     let again = ok(
         &c,
         &[
@@ -80,31 +112,60 @@ async fn everyday_commands() {
     );
     let pods = ok(&c, &["get", "pods"]);
     assert_eq!(
-        pods.lines()
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        header(&pods),
         ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     );
-    assert!(
-        pods.lines()
-            .any(|l| l.starts_with("busybox ") && l.contains("Pending")),
-        "{pods}"
+    assert_eq!(cell(&pods, "busybox", "STATUS"), "Pending", "{pods}");
+    let wide = ok(&c, &["get", "pods", "-o", "wide"]);
+    assert_eq!(
+        header(&wide),
+        [
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES"
+        ],
+        "{wide}"
     );
-    assert!(ok(&c, &["get", "pods", "-o", "wide"])
-        .lines()
-        .next()
-        .unwrap()
-        .contains("NOMINATED NODE"));
-    assert!(ok(&c, &["get", "deploy,svc"]).contains("deployment.apps/web"));
+    // Two tables, each with its header, the rows named kind/name.
+    let both = ok(&c, &["get", "deploy,svc"]);
+    let (deploys, services) = both
+        .split_once("\n\n")
+        .unwrap_or_else(|| panic!("two tables expected:\n{both}"));
+    assert_eq!(
+        header(deploys),
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{both}"
+    );
+    assert_eq!(
+        cell(deploys, "deployment.apps/web", "READY"),
+        "0/3",
+        "{both}"
+    );
+    assert_eq!(header(services)[..2], ["NAME", "TYPE"], "{both}");
+    assert_eq!(cell(services, "service/web", "TYPE"), "ClusterIP", "{both}");
     assert_eq!(
         ok(&c, &["get", "pod", "busybox", "-o", "name"]),
         "pod/busybox\n"
     );
-    assert!(ok(&c, &["get", "pod", "busybox", "-o", "yaml"]).contains("name: busybox"));
-    assert!(ok(&c, &["get", "pods", "-A"]).starts_with("NAMESPACE"));
-    assert!(ok(&c, &["label", "pod", "busybox", "tier=web"]).contains("pod/busybox labeled"));
+    let yaml = ok(&c, &["get", "pod", "busybox", "-o", "yaml"]);
+    assert!(
+        yaml.starts_with("apiVersion: v1\n") && yaml.lines().any(|l| l == "  name: busybox"),
+        "{yaml}"
+    );
+    assert_eq!(
+        header(&ok(&c, &["get", "pods", "-A"]))[..2],
+        ["NAMESPACE", "NAME"]
+    );
+    assert_eq!(
+        ok(&c, &["label", "pod", "busybox", "tier=web"]),
+        "pod/busybox labeled\n"
+    );
     let refused = pctl(&c, &["label", "pod", "busybox", "tier=db"]);
     assert!(
         stderr(&refused).contains("'tier' already has a value (web), and --overwrite is false"),
@@ -116,23 +177,32 @@ async fn everyday_commands() {
         ok(&c, &["get", "pods", "-l", "tier=web", "-o", "name"]),
         "pod/busybox\n"
     );
-    assert!(
-        ok(&c, &["scale", "deploy", "web", "--replicas=5"]).contains("deployment.apps/web scaled")
+    assert_eq!(
+        ok(&c, &["scale", "deploy", "web", "--replicas=5"]),
+        "deployment.apps/web scaled\n"
     );
-    assert!(ok(&c, &["get", "deploy", "web", "-o", "json"]).contains("\"replicas\": 5"));
-    assert!(ok(
-        &c,
-        &[
-            "create",
-            "deployment",
-            "d2",
-            "--image=localhost/busybox:1.36"
-        ]
-    )
-    .contains("deployment.apps/d2 created"));
-    assert!(ok(&c, &["create", "namespace", "team"]).contains("namespace/team created"));
-    assert!(
-        ok(&c, &["rollout", "restart", "deployment/web"]).contains("deployment.apps/web restarted")
+    let web: serde_json::Value =
+        serde_json::from_str(&ok(&c, &["get", "deploy", "web", "-o", "json"])).unwrap();
+    assert_eq!(web["spec"]["replicas"], 5, "{web}");
+    assert_eq!(
+        ok(
+            &c,
+            &[
+                "create",
+                "deployment",
+                "d2",
+                "--image=localhost/busybox:1.36"
+            ]
+        ),
+        "deployment.apps/d2 created\n"
+    );
+    assert_eq!(
+        ok(&c, &["create", "namespace", "team"]),
+        "namespace/team created\n"
+    );
+    assert_eq!(
+        ok(&c, &["rollout", "restart", "deployment/web"]),
+        "deployment.apps/web restarted\n"
     );
     let describe = ok(&c, &["describe", "pod", "busybox"]);
     assert!(
@@ -161,7 +231,12 @@ async fn everyday_commands() {
     ));
     assert!(!annotations.contains("\"note\""), "{annotations}");
     // create -f - reads the manifest from stdin.
-    let created = pctl_stdin(&c, &["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stdin}\ndata: {k: v}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: piped}\nspec:\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
+    let manifests = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: from-stdin}}\ndata: {{k: v}}\n\
+         ---\n{}",
+        pod("piped", "", &["c"])
+    );
+    let created = pctl_stdin(&c, &["create", "-f", "-"], &manifests);
     assert!(created.status.success(), "{}", stderr(&created));
     assert_eq!(
         stdout(&created),
@@ -221,13 +296,18 @@ async fn everyday_commands() {
         &["create", "-f", "-"],
         "apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n",
     );
-    assert!(node.status.success());
+    assert!(node.status.success(), "{}", stderr(&node));
     assert_eq!(
         ok(&c, &["taint", "nodes", "n1", "dedicated=batch:NoSchedule"]),
         "node/n1 tainted\n"
     );
     assert_eq!(ok(&c, &["cordon", "n1"]), "node/n1 cordoned\n");
-    assert!(ok(&c, &["get", "nodes"]).contains("SchedulingDisabled"));
+    let nodes = ok(&c, &["get", "nodes"]);
+    assert_eq!(
+        cell(&nodes, "n1", "STATUS"),
+        "Unknown,SchedulingDisabled",
+        "{nodes}"
+    );
     assert_eq!(
         ok(&c, &["taint", "nodes", "n1", "dedicated:NoSchedule-"]),
         "node/n1 untainted\n"
@@ -323,13 +403,7 @@ async fn everyday_commands() {
 
 /// `pctl get pods -w` prints the list, then a line for a pod created while it watches.
 fn get_watch(c: &ApiCluster) {
-    let mut watch = Command::new(pctl_bin())
-        .args([
-            &format!("--kubeconfig={}", c.kubeconfig(Admin).display()),
-            "get",
-            "pods",
-            "-w",
-        ])
+    let mut watch = pctl_command(c, &["get", "pods", "-w"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -344,7 +418,7 @@ fn get_watch(c: &ApiCluster) {
         }
     });
     let mut seen = vec![rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default()];
-    kubectl_apply(c, "apiVersion: v1\nkind: Pod\nmetadata: {name: watched}\nspec:\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
+    kubectl_apply(c, &pod("watched", "", &["c"]));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !seen.iter().any(|l| l.starts_with("watched ")) && Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(200)) {
@@ -368,31 +442,30 @@ fn get_watch(c: &ApiCluster) {
     );
 }
 
-/// Applies a manifest with kubectl (as admin) and fails the test if it is refused.
-fn kubectl_apply(c: &ApiCluster, manifest: &str) {
-    let out = c.kubectl_stdin(Admin, &["apply", "-f", "-"], manifest);
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}\n{manifest}",
-        stderr(&out)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_evicts_pods_through_the_eviction_api() {
-    let c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = api().await;
     kubectl_apply(&c, "apiVersion: v1\nkind: Node\nmetadata: {name: n2}\n");
     // One pod no controller manages, one owned by a replica set; both bound to n2.
-    kubectl_apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: lone}\nspec:\n  nodeName: n2\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
-    kubectl_apply(&c, "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec:\n  selector: {matchLabels: {app: rs}}\n  template:\n    metadata: {labels: {app: rs}}\n    spec: {containers: [{name: c, image: localhost/busybox:1.36}]}\n");
+    kubectl_apply(&c, &pod("lone", "n2", &["c"]));
+    kubectl_apply(
+        &c,
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\n\
+         spec: {selector: {matchLabels: {app: rs}}, template: {metadata: {labels: {app: rs}}, \
+         spec: {containers: [{name: c, image: localhost/busybox:1.36}]}}}\n",
+    );
     let rs_uid = stdout(&c.kubectl(
         Admin,
         &["get", "rs", "rs", "-o", "jsonpath={.metadata.uid}"],
     ));
-    kubectl_apply(&c, &format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: owned\n  labels: {{app: rs}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: {rs_uid}, controller: true}}]\nspec:\n  nodeName: n2\n  containers: [{{name: c, image: localhost/busybox:1.36}}]\n"));
+    let owned = pod("owned", "n2", &["c"]).replace(
+        "{name: owned}",
+        &format!(
+            "{{name: owned, labels: {{app: rs}}, ownerReferences: [{{apiVersion: apps/v1, \
+             kind: ReplicaSet, name: rs, uid: {rs_uid}, controller: true}}]}}"
+        ),
+    );
+    kubectl_apply(&c, &owned);
     // The eviction subresource is advertised as kubectl drain looks for it.
     let (code, body) = c.curl(Admin, "GET", "/api/v1", None);
     assert_eq!(code, 200);
@@ -428,7 +501,14 @@ async fn drain_evicts_pods_through_the_eviction_api() {
     );
     // A viewer may not evict.
     let viewer = c.kubectl(cluster_tests::Identity::Viewer, &["drain", "n2", "--force"]);
-    assert!(!viewer.status.success());
+    assert!(
+        !viewer.status.success()
+            && stderr(&viewer).contains(
+                "nodes \"n2\" is forbidden: User \"viewer\" cannot patch resource \"nodes\""
+            ),
+        "{}",
+        stderr(&viewer)
+    );
 
     // Without --force, the unmanaged pod blocks the drain; nothing is evicted.
     let refused = pctl(&c, &["drain", "n2", "--grace-period=0"]);
@@ -459,17 +539,27 @@ async fn drain_evicts_pods_through_the_eviction_api() {
             && out.ends_with("node/n2 drained\n"),
         "{out}"
     );
-    let left = stdout(&c.kubectl(Admin, &["get", "pods", "-o", "name"]));
-    assert!(left.trim().is_empty(), "pods left after the drain: {left}");
-    assert!(stdout(&c.kubectl(Admin, &["get", "node", "n2"])).contains("SchedulingDisabled"));
+    let left = c.kubectl(Admin, &["get", "pods", "-o", "name"]);
+    assert!(
+        left.status.success() && stdout(&left).is_empty(),
+        "pods left after the drain: {}",
+        stdout(&left)
+    );
+    let node = ok(&c, &["get", "node", "n2"]);
+    assert_eq!(
+        cell(&node, "n2", "STATUS"),
+        "Unknown,SchedulingDisabled",
+        "{node}"
+    );
 
     // The real kubectl drains through the same API (graceful eviction: the pod stays until
     // its agent confirms, so it is checked for a deletionTimestamp rather than waited for).
-    kubectl_apply(&c, "apiVersion: v1\nkind: Pod\nmetadata: {name: again}\nspec:\n  nodeName: n2\n  containers: [{name: c, image: localhost/busybox:1.36}]\n");
+    kubectl_apply(&c, &pod("again", "n2", &["c"]));
     let out = c.kubectl(Admin, &["drain", "n2", "--force", "--timeout=2s"]);
     assert!(
-        stdout(&out).contains("evicting pod default/again")
-            || stderr(&out).contains("evicting pod default/again"),
+        stdout(&out)
+            .lines()
+            .any(|l| l == "evicting pod default/again"),
         "{}\n{}",
         stdout(&out),
         stderr(&out)
@@ -489,10 +579,7 @@ async fn drain_evicts_pods_through_the_eviction_api() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rollout_status_history_and_undo() {
-    let c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = api().await;
     ok(
         &c,
         &[
@@ -508,12 +595,26 @@ async fn rollout_status_history_and_undo() {
     ));
     // The replica sets the deployment controller would have made for two revisions.
     for (rev, image) in [(1, "localhost/busybox:1.35"), (2, "localhost/busybox:1.36")] {
-        kubectl_apply(&c, &format!(
-            "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: web-{rev}\n  labels: {{app: web, pod-template-hash: h{rev}}}\n  annotations: {{deployment.kubernetes.io/revision: \"{rev}\", kubernetes.io/change-cause: \"image {image}\"}}\n  ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: web, uid: {uid}, controller: true}}]\nspec:\n  selector: {{matchLabels: {{app: web, pod-template-hash: h{rev}}}}}\n  template:\n    metadata: {{labels: {{app: web, pod-template-hash: h{rev}}}}}\n    spec: {{containers: [{{name: busybox, image: \"{image}\"}}]}}\n"
-        ));
+        kubectl_apply(
+            &c,
+            &format!(
+                "apiVersion: apps/v1\nkind: ReplicaSet\n\
+             metadata: {{name: web-{rev}, labels: {{app: web, pod-template-hash: h{rev}}}, \
+             annotations: {{deployment.kubernetes.io/revision: \"{rev}\", \
+             kubernetes.io/change-cause: \"image {image}\"}}, ownerReferences: [{{apiVersion: \
+             apps/v1, kind: Deployment, name: web, uid: {uid}, controller: true}}]}}\n\
+             spec: {{selector: {{matchLabels: {{app: web, pod-template-hash: h{rev}}}}}, \
+             template: {{metadata: {{labels: {{app: web, pod-template-hash: h{rev}}}}}, \
+             spec: {{containers: [{{name: busybox, image: \"{image}\"}}]}}}}}}\n"
+            ),
+        );
     }
     let history = ok(&c, &["rollout", "history", "deployment/web"]);
-    assert_eq!(history, "deployment.apps/web \nREVISION   CHANGE-CAUSE\n1          image localhost/busybox:1.35\n2          image localhost/busybox:1.36\n\n");
+    assert_eq!(
+        history,
+        "deployment.apps/web \nREVISION   CHANGE-CAUSE\n1          image localhost/busybox:1.35\n\
+         2          image localhost/busybox:1.36\n\n"
+    );
     assert!(
         ok(&c, &["rollout", "history", "deploy/web", "--revision=1"])
             .contains("Image:\tlocalhost/busybox:1.35")
@@ -575,7 +676,10 @@ async fn rollout_status_history_and_undo() {
             "jsonpath={.metadata.generation}",
         ],
     ));
-    let status = format!("{{\"status\":{{\"observedGeneration\":{generation},\"replicas\":1,\"updatedReplicas\":1,\"readyReplicas\":1,\"availableReplicas\":1}}}}");
+    let status = serde_json::json!({"status": {
+        "observedGeneration": generation.parse::<i64>().expect("a generation"),
+        "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1}})
+    .to_string();
     let patched = c.kubectl(
         Admin,
         &[
@@ -608,22 +712,11 @@ async fn rollout_status_history_and_undo() {
 async fn store_members_and_backups() {
     let mut cfg = ApiConfig::new();
     cfg.store = cluster_tests::ClusterConfig::new(3);
-    let c = match ApiCluster::start(cfg).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = start_api(cfg).await;
     let endpoints = format!("--endpoints={}", c.store.client_urls().join(","));
     let list = ok(&c, &["store", &endpoints, "member", "list"]);
-    let header: Vec<&str> = list
-        .lines()
-        .next()
-        .unwrap()
-        .split("   ")
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
     assert_eq!(
-        header,
+        header(&list),
         [
             "ID",
             "STATUS",
@@ -633,7 +726,8 @@ async fn store_members_and_backups() {
             "IS LEARNER"
         ]
     );
-    assert!(list.lines().nth(1).unwrap().contains("started"), "{list}");
+    let statuses: Vec<&str> = list.lines().skip(1).map(|l| cells(l)[1]).collect();
+    assert_eq!(statuses, ["started"; 3], "{list}");
     let nope = pctl(
         &c,
         &["store", &endpoints, "member", "remove", "no-such-member"],
@@ -803,6 +897,7 @@ fn backup_and_restore(c: &ApiCluster, endpoints: &str) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let _ = member.kill();
+    let _ = member.wait();
     assert!(
         found.contains("/registry/namespaces/backed-up"),
         "restored store does not hold the namespace: {found:?}"
@@ -811,13 +906,13 @@ fn backup_and_restore(c: &ApiCluster, endpoints: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_and_exec_through_the_agent() {
-    let c = match ApiCluster::start(ApiConfig::new()).await {
-        Ok(c) => c,
-        Err(e) => panic!("API cluster did not start: {e:#}"),
-    };
+    let c = api().await;
     let agent = c.start_agent_double("n3").await.expect("agent double");
     kubectl_apply(&c, "apiVersion: v1\nkind: Node\nmetadata: {name: n3}\n");
-    let status = format!("{{\"status\":{{\"addresses\":[{{\"type\":\"InternalIP\",\"address\":\"127.0.0.1\"}}],\"daemonEndpoints\":{{\"kubeletEndpoint\":{{\"Port\":{}}}}}}}}}", agent.port);
+    let status = serde_json::json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": agent.port}}}})
+    .to_string();
     let patched = c.kubectl(
         Admin,
         &[
@@ -833,23 +928,13 @@ async fn logs_and_exec_through_the_agent() {
     assert!(patched.status.success(), "{}", stderr(&patched));
     kubectl_apply(&c, "apiVersion: v1\nkind: Node\nmetadata: {name: n4}\n");
     for (name, node, containers) in [
-        ("app", "n3", "[main]"),
-        ("two", "n3", "[a, b]"),
-        ("waiting", "n3", "[main]"),
-        ("pending", "", "[main]"),
-        ("lost", "n4", "[main]"),
+        ("app", "n3", &["main"][..]),
+        ("two", "n3", &["a", "b"]),
+        ("waiting", "n3", &["main"]),
+        ("pending", "", &["main"]),
+        ("lost", "n4", &["main"]),
     ] {
-        let containers: Vec<String> = containers
-            .trim_matches(['[', ']'])
-            .split(", ")
-            .map(|c| format!("{{name: {c}, image: localhost/busybox:1.36}}"))
-            .collect();
-        let node = if node.is_empty() {
-            String::new()
-        } else {
-            format!("  nodeName: {node}\n")
-        };
-        kubectl_apply(&c, &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{node}  containers: [{}]\n", containers.join(", ")));
+        kubectl_apply(&c, &pod(name, node, containers));
     }
     let lines = |from: usize| {
         (from..=5)
@@ -897,7 +982,11 @@ async fn logs_and_exec_through_the_agent() {
         "Error from server (BadRequest): container nope is not valid for pod app"
     );
     let waiting = c.kubectl(Admin, &["logs", "waiting"]);
-    assert_eq!(stderr(&waiting).trim(), "Error from server (BadRequest): container \"main\" in pod \"waiting\" is waiting to start: ContainerCreating");
+    assert_eq!(
+        stderr(&waiting).trim(),
+        "Error from server (BadRequest): container \"main\" in pod \"waiting\" is waiting to \
+         start: ContainerCreating"
+    );
     let pending = c.kubectl(Admin, &["logs", "pending"]);
     assert!(
         pending.status.success() && stdout(&pending).is_empty(),
@@ -921,7 +1010,7 @@ async fn logs_and_exec_through_the_agent() {
     let follow = Command::new("timeout")
         .args([
             "3",
-            &apiserver_binary().with_file_name("pctl").to_string_lossy(),
+            &pctl_bin().to_string_lossy(),
             &format!("--kubeconfig={}", c.kubeconfig(Admin).display()),
             "logs",
             "-f",
@@ -945,7 +1034,8 @@ async fn logs_and_exec_through_the_agent() {
             .map(|i| format!("default/app/main previous line {i}\n"))
             .collect::<String>()
     );
-    let stamped = "2024-01-01T00:00:04.000000000Z default/app/main line 4\n2024-01-01T00:00:05.000000000Z default/app/main line 5\n";
+    let stamped = "2024-01-01T00:00:04.000000000Z default/app/main line 4\n\
+                   2024-01-01T00:00:05.000000000Z default/app/main line 5\n";
     assert_eq!(
         ok(&c, &["logs", "app", "--timestamps", "--tail=2"]),
         stamped
@@ -1000,18 +1090,7 @@ async fn logs_and_exec_through_the_agent() {
         "twelve bytes",
     );
     assert_eq!(stdout(&piped).trim(), "12", "{}", stderr(&piped));
-    let piped = Command::new(apiserver_binary().with_file_name("pctl"))
-        .args([
-            &format!("--kubeconfig={}", c.kubeconfig(Admin).display()),
-            "exec",
-            "-i",
-            "two",
-            "-c",
-            "a",
-            "--",
-            "wc",
-            "-c",
-        ])
+    let piped = pctl_command(&c, &["exec", "-i", "two", "-c", "a", "--", "wc", "-c"])
         .stdin(std::fs::File::open("/etc/hostname").unwrap())
         .output()
         .unwrap();
@@ -1095,8 +1174,10 @@ fn exec_with_a_terminal(c: &ApiCluster, agent: &cluster_tests::agent_double::Age
     // 120x50 once `flag` exists, which the kernel signals with SIGWINCH.
     let flag = c.store.dir().join("resize-now");
     let cmd = format!(
-        "stty cols 91 rows 37; before=$(stty -g); (while [ ! -e {flag} ]; do sleep 0.1; done; stty cols 120 rows 50 </dev/tty) & \
-         {pctl} --kubeconfig={kc} exec -it app -- sh -c 'read line; echo got:$line; echo oops >&2; exit 5'; echo pctl-exit:$?; \
+        "stty cols 91 rows 37; before=$(stty -g); \
+         (while [ ! -e {flag} ]; do sleep 0.1; done; stty cols 120 rows 50 </dev/tty) & \
+         {pctl} --kubeconfig={kc} exec -it app -- \
+         sh -c 'read line; echo got:$line; echo oops >&2; exit 5'; echo pctl-exit:$?; \
          wait; [ \"$(stty -g)\" = \"$before\" ] && echo terminal-restored",
         flag = flag.display(),
         pctl = pctl_bin().display(),

@@ -81,7 +81,8 @@ pub fn client_order(history: &History) -> Result<()> {
             let prev_revision = prev.acked_revision().unwrap_or_default();
             if revision <= prev_revision {
                 violations.push(format!(
-                    "client {}: revision went from {prev_revision} to {revision}: [{prev}] then [{op}]",
+                    "client {}: revision went from {prev_revision} to {revision}: [{prev}] \
+                     then [{op}]",
                     op.client
                 ));
             }

@@ -217,6 +217,7 @@ async fn endpoint_status_and_health() {
 
     // The simple format: endpoint, hex ID, version, size, is leader, is learner, ...
     let text = ok(&cluster.etcdctl(&["endpoint", "status"]));
+    assert_eq!(text.lines().count(), 3, "{text}");
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split(", ").collect();
         let id = cluster.member_id(i).expect("member id");

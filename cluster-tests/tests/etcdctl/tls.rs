@@ -23,7 +23,12 @@ async fn tls_cluster_requires_client_certificate() {
         listed.lines().all(|l| l.contains(", https://127.0.0.1:")),
         "peer and client URLs are https: {listed}"
     );
-    ok(&cluster.etcdctl(&["endpoint", "status"]));
+    let status = ok(&cluster.etcdctl(&["endpoint", "status"]));
+    let urls: Vec<&str> = status
+        .lines()
+        .filter_map(|l| l.split(", ").next())
+        .collect();
+    assert_eq!(urls, cluster.client_urls(), "{status}");
 
     // etcd-client with the same certificates.
     let mut client = cluster.client().await.expect("TLS etcd-client");

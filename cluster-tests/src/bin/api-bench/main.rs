@@ -24,7 +24,8 @@ enum Store {
 #[derive(Debug, Parser)]
 #[command(
     name = "api-bench",
-    about = "Measures the apiserver against direct store access (same store, same data) and prints both."
+    about = "Measures the apiserver against direct store access (same store, same data) and \
+             prints both."
 )]
 pub struct Args {
     /// The store under the apiserver.
@@ -71,7 +72,10 @@ async fn main() -> Result<()> {
         Store::Ours => "our store",
         Store::Etcd => "etcd 3.4",
     };
-    println!("\nAPI (kube-rs over HTTPS) vs the store directly (etcd-client); {store_name}, 3 members, one apiserver\n");
+    println!(
+        "\nAPI (kube-rs over HTTPS) vs the store directly (etcd-client); {store_name}, 3 members, \
+         one apiserver\n"
+    );
     println!("| workload | API | store direct | API p99 |");
     println!("|---|---|---|---|");
     let mut worst_p99: f64 = 0.0;

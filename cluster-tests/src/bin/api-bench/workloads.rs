@@ -29,13 +29,17 @@ pub struct Row {
 fn pod(ns: &str, name: &str) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": "bench", "tier": "web", "track": "stable"},
-            "annotations": {"bench.example.com/note": "a pod created by api-bench to measure the API server"}},
+        "metadata": {"name": name, "namespace": ns,
+            "labels": {"app": "bench", "tier": "web", "track": "stable"},
+            "annotations": {
+                "bench.example.com/note": "a pod created by api-bench to measure the API server"
+            }},
         "spec": {"containers": [{"name": "web", "image": "localhost/busybox:1.36",
             "command": ["sh", "-c", "exec httpd -f -p 8080 -h /www"],
             "ports": [{"containerPort": 8080, "name": "http"}],
             "env": [{"name": "MODE", "value": "bench"}, {"name": "LEVEL", "value": "info"}],
-            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
+                "limits": {"cpu": "200m", "memory": "128Mi"}},
             "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2}}],
             "nodeSelector": {"disktype": "ssd"}},
     })

@@ -506,6 +506,7 @@ mod tests {
             .all(|v| v[0] == [Some(1.0)] && v[1] == [None]));
         let table = results.markdown(&[System::Etcd, System::Ours]);
         assert_eq!(table.lines().count(), 2 + results.rows.len());
-        assert!(table.contains("| put, 16 clients | ops/s ↑ | 1.0 | 1.0–1.0 | failed | – | – |"));
+        let row = "| put, 16 clients | ops/s ↑ | 1.0 | 1.0–1.0 | failed | – | – |";
+        assert!(table.contains(row), "{table}");
     }
 }
