@@ -12,6 +12,7 @@ mod protobuf;
 mod request;
 mod server;
 mod services;
+mod state;
 mod storage;
 mod tls;
 
@@ -78,7 +79,7 @@ async fn run(config: Config) -> Result<()> {
         &config.service_node_port_range,
     )
     .map_err(anyhow::Error::msg)?;
-    let state = Arc::new(server::AppState {
+    let state = Arc::new(state::AppState {
         authn: auth::Authenticator::load(config.token_auth_file.as_deref())?,
         authz: auth::Authorizer::load(config.authorization_policy_file.as_deref())?,
         audit: audit::Audit::open(config.audit_log_path.as_deref())

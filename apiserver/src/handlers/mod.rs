@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::{
     auth::UserInfo,
     request::{Query, ResourceRequest},
-    server::Shared,
+    state::Shared,
     storage::StorageError,
 };
 
@@ -224,3 +224,4 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
 
 pub use admission::now;
 pub use delete::BUILTIN_NAMESPACES;
+pub use output::json_response;
