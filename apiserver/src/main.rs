@@ -9,6 +9,7 @@ mod handlers;
 mod kubelet;
 mod metrics;
 mod protobuf;
+mod registry;
 mod request;
 mod server;
 mod services;
@@ -119,7 +120,7 @@ async fn run(config: Config) -> Result<()> {
 async fn ensure_namespaces(storage: &Storage) {
     let namespaces =
         api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
-    for name in handlers::BUILTIN_NAMESPACES {
+    for name in registry::BUILTIN_NAMESPACES {
         let key = namespaces.key(None, name);
         let mut backoff = Duration::from_millis(200);
         loop {

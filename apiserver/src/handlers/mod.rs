@@ -119,9 +119,7 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
         StorageError::NotFound => ctx.not_found(),
         StorageError::Conflict => ctx.conflict(),
         StorageError::Compacted(rv) => StatusError::gone(format!("too old resource version: {rv}")),
-        ref e if e.is_too_large() => {
-            StatusError::too_large(format!("etcdserver: request is too large"))
-        }
+        ref e if e.is_too_large() => StatusError::too_large(format!("etcdserver: request is too large")),
         StorageError::Reserved(k) => StatusError::conflict(
             &ctx.req.resource.qualified_plural(),
             ctx.req.resource.group,
@@ -223,5 +221,4 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
 }
 
 pub use admission::now;
-pub use delete::BUILTIN_NAMESPACES;
 pub use output::json_response;
