@@ -119,7 +119,7 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
         StorageError::NotFound => ctx.not_found(),
         StorageError::Conflict => ctx.conflict(),
         StorageError::Compacted(rv) => StatusError::gone(format!("too old resource version: {rv}")),
-        ref e if e.is_too_large() => StatusError::too_large(format!("etcdserver: request is too large")),
+        ref e if e.is_too_large() => StatusError::too_large("etcdserver: request is too large"),
         StorageError::Reserved(k) => StatusError::conflict(
             &ctx.req.resource.qualified_plural(),
             ctx.req.resource.group,
@@ -127,14 +127,8 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
             &format!("{k} was allocated concurrently; try again"),
         ),
         StorageError::Corrupt { .. } => StatusError::internal(e.to_string()),
-        StorageError::Store(err) => {
-            let msg = err.to_string();
-            if msg.contains("deadline") || msg.contains("timed out") {
-                StatusError::timeout(format!("request timed out: {msg}"))
-            } else {
-                StatusError::internal(msg)
-            }
-        }
+        ref e if e.is_timeout() => StatusError::timeout(format!("request timed out: {e}")),
+        StorageError::Store(err) => StatusError::internal(err.to_string()),
     }
 }
 
