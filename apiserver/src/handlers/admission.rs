@@ -30,7 +30,8 @@ impl FieldValidation {
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
             Some(other) => Err(StatusError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other}. Supported values are: Ignore, Warn, Strict"
+                "fieldValidation parameter unsupported: {other}. Supported values are: Ignore, \
+                    Warn, Strict"
             ))),
         }
     }
@@ -104,7 +105,10 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
         let ns = url_ns.unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
             Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
-                return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(StatusError::bad_request(
+                    "the namespace of the provided object does not \
+                    match the namespace sent on the request",
+                ));
             }
             _ => {
                 meta.insert("namespace".into(), json!(ns));

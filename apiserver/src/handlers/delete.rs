@@ -143,7 +143,11 @@ fn check_preconditions(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<()
                 &r.qualified_plural(),
                 r.group,
                 ctx.name(),
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, \
+                    ResourceVersion in object meta: {}",
+                    current.mod_revision
+                ),
             ));
         }
     }

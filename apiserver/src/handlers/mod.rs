@@ -190,7 +190,8 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
     }
     if content_type.starts_with("application/cbor") {
         return Err(StatusError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: \
+                application/json, application/yaml (got {content_type})"
         )));
     }
     let value: Value = if content_type.starts_with("application/yaml")
@@ -203,7 +204,10 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
         })?
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): couldn't get version/kind; json parse error: {e}"))
+            StatusError::bad_request(format!(
+                "the object provided is unrecognized (must be of type \
+                {what}): couldn't get version/kind; json parse error: {e}"
+            ))
         })?
     };
     if !value.is_object() {

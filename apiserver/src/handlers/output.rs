@@ -208,7 +208,8 @@ impl Render {
                 let r = ctx.req.resource;
                 Json(
                     StatusCode::OK,
-                    json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items}),
+                    json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta,
+                        "items": items}),
                 )
             }
             Render::Table(include) => {

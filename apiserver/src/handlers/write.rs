@@ -213,7 +213,10 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         obj.pointer("/metadata/namespace").and_then(Value::as_str),
     ) {
         if !body_ns.is_empty() && body_ns != ns {
-            return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not \
+                match the namespace sent on the request",
+            ));
         }
     }
     let expected = body_rv(&obj)?;
@@ -267,7 +270,9 @@ fn patch_kind(ctx: &Ctx) -> Result<PatchKind, StatusError> {
         "application/merge-patch+json" => Ok(PatchKind::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
         other => Err(StatusError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+            "the body of the request was in an unknown format ({other}) - accepted media types \
+                include: application/json-patch+json, application/merge-patch+json, \
+                application/strategic-merge-patch+json"
         ))),
     }
 }

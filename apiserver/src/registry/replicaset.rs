@@ -1,4 +1,5 @@
-//! ReplicaSets: metadata.generation counts changes of the spec (1 on create, one more for each update
+//! ReplicaSets: metadata.generation counts changes of the spec (1 on create, one more for each
+//! update
 //! that changes it), which the controller reports back as status.observedGeneration.
 
 use serde_json::Value;
