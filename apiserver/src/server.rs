@@ -136,9 +136,9 @@ async fn non_resource(
         return Some(error_response(&StatusError::unauthorized()));
     };
     if *method != Method::GET && *method != Method::HEAD {
-        return Some(error_response(&StatusError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource"
-        ))));
+        return Some(error_response(&StatusError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )));
     }
     let _ = user;
     Some(match p {
