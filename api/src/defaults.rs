@@ -180,7 +180,10 @@ fn pod_admission(o: &mut Map<String, Value>) {
                     && (effect.is_empty() || effect == "NoExecute")
             });
             if !present {
-                list.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+                list.push(
+                    json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 300}),
+                );
             }
         }
     }
@@ -260,8 +263,10 @@ mod tests {
     #[test]
     fn pod_defaults() {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [
-            {"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox:1.36", "ports": [{"containerPort": 80}],
-             "readinessProbe": {"httpGet": {"port": 80}}, "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
+            {"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox:1.36",
+                "ports": [{"containerPort": 80}],
+             "readinessProbe": {"httpGet": {"port": 80}}, "resources": {"limits": {"cpu": "1",
+                 "memory": "1Gi"}}}]}});
         apply(find("", "v1", "pods").unwrap(), &mut pod);
         let s = &pod["spec"];
         assert_eq!(s["restartPolicy"], "Always");
@@ -281,12 +286,14 @@ mod tests {
 
     #[test]
     fn deployment_service_namespace_defaults() {
-        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:latest"}]}}}});
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c",
+            "image": "x:latest"}]}}}});
         apply(find("apps", "v1", "deployments").unwrap(), &mut d);
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(
             d["spec"]["strategy"],
-            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%",
+                "maxSurge": "25%"}})
         );
         assert_eq!(d["spec"]["revisionHistoryLimit"], 10);
         assert_eq!(

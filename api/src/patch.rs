@@ -90,7 +90,8 @@ mod tests {
     use serde_json::json;
 
     fn deploy() -> Value {
-        json!({"metadata": {"name": "d", "labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1, "paused": false}})
+        json!({"metadata": {"name": "d", "labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 1,
+            "paused": false}})
     }
 
     #[test]
@@ -112,7 +113,8 @@ mod tests {
                 Value::Null,
             ),
             (
-                json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "copy", "from": "/spec/replicas", "path": "/spec/x"}]),
+                json!([{"op": "test", "path": "/spec/replicas", "value": 1}, {"op": "copy",
+                    "from": "/spec/replicas", "path": "/spec/x"}]),
                 "/spec/x",
                 json!(1),
             ),
@@ -168,7 +170,8 @@ mod tests {
     #[test]
     fn failed_json_patch_leaves_input_untouched() {
         let doc = deploy();
-        let patch = json!([{"op": "replace", "path": "/spec/replicas", "value": 5}, {"op": "test", "path": "/spec/paused", "value": true}]);
+        let patch = json!([{"op": "replace", "path": "/spec/replicas", "value": 5}, {"op": "test",
+            "path": "/spec/paused", "value": true}]);
         assert!(apply_json_patch(&doc, &patch).is_err());
         assert_eq!(doc, deploy());
     }

@@ -440,7 +440,8 @@ mod tests {
         let deploy = find("apps", "v1", "deployments").unwrap();
         let err = normalize(
             deploy,
-            json!({"metadata": {"name": "a"}, "spec": {"replicas": "x", "selector": {}, "template": {}}}),
+            json!({"metadata": {"name": "a"}, "spec": {"replicas": "x",
+                "selector": {}, "template": {}}}),
         );
         assert!(err.is_err());
     }

@@ -89,12 +89,18 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
     };
     if let Some(p) = prefix {
         if !valid_dns_subdomain(p) {
-            return Err(format!("{key:?}: prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
+            return Err(format!(
+                "{key:?}: prefix part a lowercase RFC 1123 subdomain must consist \
+                of lower case alphanumeric characters, '-' or '.', and must start and end with an \
+                alphanumeric character"
+            ));
         }
     }
     if !valid_name(name) {
         return Err(format!(
-            "{key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+            "{key:?}: name part must consist of alphanumeric characters, '-', '_' or '.', and must \
+                start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or \
+                '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
         ));
     }
     Ok(())
@@ -105,7 +111,12 @@ pub fn check_label_value(v: &str) -> Result<(), String> {
     if v.is_empty() || valid_name(v) {
         Ok(())
     } else {
-        Err(format!("{v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"))
+        Err(format!(
+            "{v:?}: a valid label must be an empty string or consist of alphanumeric \
+            characters, '-', '_' or '.', and must start and end with an alphanumeric character \
+            (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is \
+            '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+        ))
     }
 }
 
@@ -490,7 +501,10 @@ mod tests {
 
     #[test]
     fn from_k8s_selector() {
-        let sel: K8sLabelSelector = serde_json::from_value(json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b", "a"]}]})).unwrap();
+        let sel: K8sLabelSelector = serde_json::from_value(json!({"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["b",
+            "a"]}]}))
+        .unwrap();
         let s = LabelSelector::from_k8s(&sel).unwrap();
         assert_eq!(s.to_string(), "app=web,tier in (a,b)");
         assert!(s.matches(&labels(json!({"app": "web", "tier": "a"}))));
@@ -499,7 +513,8 @@ mod tests {
     #[test]
     fn field_selectors() {
         let pods = crate::registry::find("", "v1", "pods").unwrap();
-        let pod = json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pod = json!({"metadata": {"name": "p", "namespace": "default"},
+            "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
         assert!(
             FieldSelector::parse(pods, "spec.nodeName=n1,status.phase!=Pending")
                 .unwrap()

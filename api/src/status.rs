@@ -77,7 +77,8 @@ impl StatusError {
 
     /// The usual message of a stale resourceVersion.
     pub const STALE: &'static str =
-        "the object has been modified; please apply your changes to the latest version and try again";
+        "the object has been modified; please apply your changes to the latest version and try \
+            again";
 
     /// 422: `Pod "x" is invalid: [spec.containers[0].name: Required value, ...]`.
     pub fn invalid(kind: &str, group: &str, name: &str, errors: &[FieldError]) -> Self {
@@ -123,7 +124,8 @@ impl StatusError {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// 403: `pods is forbidden: User "bob" cannot create resource "pods" in API group "" in the namespace "default"`.
+    /// 403: `pods is forbidden: User "bob" cannot create resource "pods" in API group "" in the
+    /// namespace "default"`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)
     }
@@ -133,7 +135,10 @@ impl StatusError {
         Self::new(
             403,
             "Forbidden",
-            format!("{qualified_plural} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated"),
+            format!(
+                "{qualified_plural} \"{name}\" is forbidden: unable to create new content in \
+                namespace {namespace} because it is being terminated"
+            ),
         )
     }
 
@@ -245,11 +250,20 @@ mod tests {
         );
         let errs = vec![
             FieldError::new(ErrorType::Required, "spec.containers", None, ""),
-            FieldError::new(ErrorType::Invalid, "metadata.name", Some("\"A_b\""), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+            FieldError::new(
+                ErrorType::Invalid,
+                "metadata.name",
+                Some("\"A_b\""),
+                "a lowercase RFC \
+                1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+            ),
         ];
         let e = StatusError::invalid("Pod", "", "A_b", &errs);
         assert_eq!(e.code, 422);
-        assert!(e.message.starts_with("Pod \"A_b\" is invalid: [spec.containers: Required value, metadata.name: Invalid value: \"A_b\": a lowercase"));
+        assert!(e.message.starts_with(
+            "Pod \"A_b\" is invalid: [spec.containers: Required value, \
+            metadata.name: Invalid value: \"A_b\": a lowercase"
+        ));
         assert_eq!(
             e.to_status()["details"]["causes"][0]["reason"],
             "FieldValueRequired"

@@ -67,74 +67,329 @@ fn columns(kind: &str) -> Vec<Column> {
     match kind {
         "Pod" => vec![
             NAME,
-            col("Ready", "string", 0, "The aggregate readiness state of this pod for accepting traffic."),
-            col("Status", "string", 0, "The aggregate status of the containers in this pod."),
-            col("Restarts", "string", 0, "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            col(
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting \
+                traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been \
+                restarted and when the last container in this pod has restarted.",
+            ),
             AGE,
-            col("IP", "string", 1, "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."),
-            col("Node", "string", 1, "NodeName is a request to schedule this pod onto a specific node."),
-            col("Nominated Node", "string", 1, "nominatedNodeName is set when this pod preempts other pods on the node."),
-            col("Readiness Gates", "string", 1, "If specified, all readiness gates will be evaluated for pod readiness."),
+            col(
+                "IP",
+                "string",
+                1,
+                "IP address allocated to the pod. Routable at least within the \
+                cluster. Empty if not yet allocated.",
+            ),
+            col(
+                "Node",
+                "string",
+                1,
+                "NodeName is a request to schedule this pod onto a specific \
+                node.",
+            ),
+            col(
+                "Nominated Node",
+                "string",
+                1,
+                "nominatedNodeName is set when this pod preempts \
+                other pods on the node.",
+            ),
+            col(
+                "Readiness Gates",
+                "string",
+                1,
+                "If specified, all readiness gates will be \
+                evaluated for pod readiness.",
+            ),
         ],
         "Node" => vec![
             NAME,
             col("Status", "string", 0, "The status of the node"),
             col("Roles", "string", 0, "The roles of the node"),
             AGE,
-            col("Version", "string", 0, "Kubelet Version reported by the node."),
-            col("Internal-IP", "string", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            col("External-IP", "string", 1, "List of addresses reachable to the node. Queried from cloud provider, if available."),
-            col("OS-Image", "string", 1, "OS Image reported by the node from /etc/os-release (e.g. Debian GNU/Linux 7 (wheezy))."),
-            col("Kernel-Version", "string", 1, "Kernel Version reported by the node from 'uname -r' (e.g. 3.16.0-0.bpo.4-amd64)."),
-            col("Container-Runtime", "string", 1, "ContainerRuntime Version reported by the node through runtime remote API (e.g. containerd://1.4.2)."),
+            col(
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+            col(
+                "Internal-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from \
+                cloud provider, if available.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                1,
+                "List of addresses reachable to the node. Queried from \
+                cloud provider, if available.",
+            ),
+            col(
+                "OS-Image",
+                "string",
+                1,
+                "OS Image reported by the node from /etc/os-release (e.g. \
+                Debian GNU/Linux 7 (wheezy)).",
+            ),
+            col(
+                "Kernel-Version",
+                "string",
+                1,
+                "Kernel Version reported by the node from 'uname \
+                -r' (e.g. 3.16.0-0.bpo.4-amd64).",
+            ),
+            col(
+                "Container-Runtime",
+                "string",
+                1,
+                "ContainerRuntime Version reported by the node \
+                through runtime remote API (e.g. containerd://1.4.2).",
+            ),
         ],
-        "Namespace" => vec![NAME, col("Status", "string", 0, "The status of the namespace"), AGE],
+        "Namespace" => vec![
+            NAME,
+            col("Status", "string", 0, "The status of the namespace"),
+            AGE,
+        ],
         "Service" => vec![
             NAME,
-            col("Type", "string", 0, "type determines how the Service is exposed."),
-            col("Cluster-IP", "string", 0, "clusterIP is the IP address of the service and is usually assigned randomly."),
-            col("External-IP", "string", 0, "externalIPs is a list of IP addresses for which nodes in the cluster will also accept traffic for this service."),
-            col("Port(s)", "string", 0, "The list of ports that are exposed by this service."),
+            col(
+                "Type",
+                "string",
+                0,
+                "type determines how the Service is exposed.",
+            ),
+            col(
+                "Cluster-IP",
+                "string",
+                0,
+                "clusterIP is the IP address of the service and is \
+                usually assigned randomly.",
+            ),
+            col(
+                "External-IP",
+                "string",
+                0,
+                "externalIPs is a list of IP addresses for which nodes \
+                in the cluster will also accept traffic for this service.",
+            ),
+            col(
+                "Port(s)",
+                "string",
+                0,
+                "The list of ports that are exposed by this service.",
+            ),
             AGE,
-            col("Selector", "string", 1, "Route service traffic to pods with label keys and values matching this selector."),
+            col(
+                "Selector",
+                "string",
+                1,
+                "Route service traffic to pods with label keys and values \
+                matching this selector.",
+            ),
         ],
-        "Endpoints" => vec![NAME, col("Endpoints", "string", 0, "Endpoints of the service"), AGE],
+        "Endpoints" => vec![
+            NAME,
+            col("Endpoints", "string", 0, "Endpoints of the service"),
+            AGE,
+        ],
         "Event" => vec![
-            col("Last Seen", "string", 0, "Time when this Event was last observed."),
-            col("Type", "string", 0, "Type of this event (Normal, Warning), new types could be added in the future."),
-            col("Reason", "string", 0, "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-            col("Object", "string", 0, "The object that this event is about."),
-            col("Message", "string", 0, "A human-readable description of the status of this operation."),
-            col("Subobject", "string", 1, "The field of the object this event is about."),
+            col(
+                "Last Seen",
+                "string",
+                0,
+                "Time when this Event was last observed.",
+            ),
+            col(
+                "Type",
+                "string",
+                0,
+                "Type of this event (Normal, Warning), new types could be \
+                added in the future.",
+            ),
+            col(
+                "Reason",
+                "string",
+                0,
+                "This should be a short, machine understandable string that \
+                gives the reason for the transition into the object's current status.",
+            ),
+            col(
+                "Object",
+                "string",
+                0,
+                "The object that this event is about.",
+            ),
+            col(
+                "Message",
+                "string",
+                0,
+                "A human-readable description of the status of this \
+                operation.",
+            ),
+            col(
+                "Subobject",
+                "string",
+                1,
+                "The field of the object this event is about.",
+            ),
             col("Source", "string", 1, "The component reporting this event."),
-            col("First Seen", "string", 1, "The time at which the event was first recorded."),
-            col("Count", "string", 1, "The number of times this event has occurred."),
-            col("Name", "string", 1, "Name must be unique within a namespace."),
+            col(
+                "First Seen",
+                "string",
+                1,
+                "The time at which the event was first recorded.",
+            ),
+            col(
+                "Count",
+                "string",
+                1,
+                "The number of times this event has occurred.",
+            ),
+            col(
+                "Name",
+                "string",
+                1,
+                "Name must be unique within a namespace.",
+            ),
         ],
-        "ConfigMap" => vec![NAME, col("Data", "string", 0, "Number of keys in the config map."), AGE],
-        "Secret" => vec![NAME, col("Type", "string", 0, "The type of the secret"), col("Data", "string", 0, "Number of keys in the secret"), AGE],
-        "ServiceAccount" => vec![NAME, col("Secrets", "string", 0, "Secrets is the list of secrets allowed to be used by pods running using this ServiceAccount."), AGE],
+        "ConfigMap" => vec![
+            NAME,
+            col(
+                "Data",
+                "string",
+                0,
+                "Number of keys in the config \
+            map.",
+            ),
+            AGE,
+        ],
+        "Secret" => vec![
+            NAME,
+            col(
+                "Type",
+                "string",
+                0,
+                "The type of the \
+            secret",
+            ),
+            col("Data", "string", 0, "Number of keys in the secret"),
+            AGE,
+        ],
+        "ServiceAccount" => vec![
+            NAME,
+            col(
+                "Secrets",
+                "string",
+                0,
+                "Secrets is the list of secrets \
+            allowed to be used by pods running using this ServiceAccount.",
+            ),
+            AGE,
+        ],
         "Deployment" => vec![
             NAME,
             col("Ready", "string", 0, "Number of the pod with ready state"),
-            col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
-            col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            col(
+                "Up-to-date",
+                "string",
+                0,
+                "Total number of non-terminated pods targeted by this \
+                deployment that have the desired template spec.",
+            ),
+            col(
+                "Available",
+                "string",
+                0,
+                "Total number of available pods (ready for at least \
+                minReadySeconds) targeted by this deployment.",
+            ),
             AGE,
-            col("Containers", "string", 1, "Names of each container in the template."),
-            col("Images", "string", 1, "Images referenced by each container in the template."),
-            col("Selector", "string", 1, "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones affected by this deployment."),
+            col(
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            col(
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            col(
+                "Selector",
+                "string",
+                1,
+                "Label selector for pods. Existing ReplicaSets whose pods \
+                are selected by this will be the ones affected by this deployment.",
+            ),
         ],
         "ReplicaSet" => vec![
             NAME,
-            col("Desired", "string", 0, "Replicas is the number of desired replicas."),
-            col("Current", "string", 0, "Replicas is the most recently observed number of replicas."),
-            col("Ready", "string", 0, "The number of ready replicas for this replica set."),
+            col(
+                "Desired",
+                "string",
+                0,
+                "Replicas is the number of desired replicas.",
+            ),
+            col(
+                "Current",
+                "string",
+                0,
+                "Replicas is the most recently observed number of \
+                replicas.",
+            ),
+            col(
+                "Ready",
+                "string",
+                0,
+                "The number of ready replicas for this replica set.",
+            ),
             AGE,
-            col("Containers", "string", 1, "Names of each container in the template."),
-            col("Images", "string", 1, "Images referenced by each container in the template."),
-            col("Selector", "string", 1, "Selector is a label query over pods that should match the replica count."),
+            col(
+                "Containers",
+                "string",
+                1,
+                "Names of each container in the template.",
+            ),
+            col(
+                "Images",
+                "string",
+                1,
+                "Images referenced by each container in the template.",
+            ),
+            col(
+                "Selector",
+                "string",
+                1,
+                "Selector is a label query over pods that should match \
+                the replica count.",
+            ),
         ],
-        "Lease" => vec![NAME, col("Holder", "string", 0, "The holder of the lease."), AGE],
+        "Lease" => vec![
+            NAME,
+            col("Holder", "string", 0, "The holder of the lease."),
+            AGE,
+        ],
         _ => vec![NAME, AGE],
     }
 }
@@ -149,7 +404,10 @@ pub fn table(
     let cols = columns(resource.kind);
     let defs: Vec<Value> = cols
         .iter()
-        .map(|c| json!({"name": c.name, "type": c.kind, "format": c.format, "description": c.description, "priority": c.priority}))
+        .map(|c| {
+            json!({"name": c.name, "type": c.kind, "format": c.format,
+            "description": c.description, "priority": c.priority})
+        })
         .collect();
     let rows: Vec<Value> = objects
         .iter()
@@ -166,7 +424,8 @@ pub fn table(
             json!({"cells": cells(resource.kind, o, now), "object": object})
         })
         .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {}, "columnDefinitions": defs, "rows": rows})
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {},
+        "columnDefinitions": defs, "rows": rows})
 }
 
 fn s<'a>(o: &'a Value, ptr: &str) -> &'a str {
@@ -735,19 +994,25 @@ mod tests {
         let cases = [
             (json!({"status": {"phase": "Pending"}}), "Pending"),
             (
-                json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true, "state": {"running": {}}}]}}),
+                json!({"status": {"phase": "Running", "containerStatuses": [{"ready": true,
+                    "state": {"running": {}}}]}}),
                 "Running",
             ),
             (
-                json!({"status": {"phase": "Running", "containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+                json!({"status": {"phase": "Running", "containerStatuses": [
+                    {"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
                 "CrashLoopBackOff",
             ),
             (
-                json!({"spec": {"initContainers": [{}, {}]}, "status": {"phase": "Pending", "initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}}, {"state": {"running": {}}}]}}),
+                json!({"spec": {"initContainers": [{}, {}]}, "status": {"phase": "Pending",
+                    "initContainerStatuses": [{"state": {"terminated": {"exitCode": 0}}},
+                    {"state": {"running": {}}}]}}),
                 "Init:1/2",
             ),
             (
-                json!({"status": {"phase": "Succeeded", "containerStatuses": [{"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}}),
+                json!({"status": {"phase": "Succeeded",
+                    "containerStatuses": [{"state": {"terminated": {"exitCode": 0,
+                    "reason": "Completed"}}}]}}),
                 "Completed",
             ),
             (
@@ -765,7 +1030,10 @@ mod tests {
         let pods = crate::registry::find("", "v1", "pods").unwrap();
         let pod = json!({"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:05:00Z"},
             "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
-            "status": {"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": [{"ready": true, "restartCount": 2, "state": {"running": {}}, "lastState": {"terminated": {"finishedAt": "2026-01-01T00:08:00Z"}}}, {"ready": false, "state": {"running": {}}}]}});
+            "status": {"phase": "Running", "podIP": "10.0.0.5",
+                "containerStatuses": [{"ready": true, "restartCount": 2, "state": {"running": {}},
+                "lastState": {"terminated": {"finishedAt": "2026-01-01T00:08:00Z"}}},
+                {"ready": false, "state": {"running": {}}}]}});
         let t = table(pods, &[pod], IncludeObject::Metadata, now());
         assert_eq!(t["columnDefinitions"][5]["name"], "IP");
         assert_eq!(t["columnDefinitions"][5]["priority"], 1);
@@ -789,7 +1057,9 @@ mod tests {
     #[test]
     fn service_ports_and_node_status() {
         let svcs = crate::registry::find("", "v1", "services").unwrap();
-        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort", "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}], "selector": {"app": "web"}}});
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "NodePort",
+            "clusterIP": "10.96.0.9", "ports": [{"port": 80, "nodePort": 30080, "protocol": "TCP"}],
+            "selector": {"app": "web"}}});
         let t = table(svcs, &[svc], IncludeObject::None, now());
         assert_eq!(
             t["rows"][0]["cells"],
@@ -804,8 +1074,11 @@ mod tests {
             ])
         );
         let nodes = crate::registry::find("", "v1", "nodes").unwrap();
-        let node = json!({"metadata": {"name": "n", "labels": {"node-role.kubernetes.io/control-plane": ""}}, "spec": {"unschedulable": true},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.33.0"}}});
+        let node = json!({"metadata": {"name": "n",
+            "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                "nodeInfo": {"kubeletVersion": "v1.33.0"}}});
         let t = table(nodes, &[node], IncludeObject::None, now());
         assert_eq!(t["rows"][0]["cells"][1], "Ready,SchedulingDisabled");
         assert_eq!(t["rows"][0]["cells"][2], "control-plane");
@@ -814,7 +1087,9 @@ mod tests {
     #[test]
     fn deployment_readiness() {
         let d = crate::registry::find("apps", "v1", "deployments").unwrap();
-        let dep = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}, "template": {"spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
+        let dep = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"spec": {"containers": [{"name": "web", "image": "busybox"}]}}},
             "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
         let t = table(d, &[dep], IncludeObject::None, now());
         assert_eq!(

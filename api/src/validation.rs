@@ -1,5 +1,6 @@
 //! Admission validation with Kubernetes' rules and messages. Each rule yields [`FieldError`]s;
-//! the apiserver answers 422 Invalid listing them all (see [`crate::status::StatusError::invalid`]).
+//! the apiserver answers 422 Invalid listing them all (see
+//! [`crate::status::StatusError::invalid`]).
 
 use std::fmt;
 
@@ -52,7 +53,8 @@ impl ErrorType {
     }
 }
 
-/// One problem with one field: `spec.replicas: Invalid value: -1: must be greater than or equal to 0`.
+/// One problem with one field: `spec.replicas: Invalid value: -1: must be greater than or equal to
+/// 0`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
     pub kind: ErrorType,
@@ -159,9 +161,16 @@ use serde_json::Value;
 
 use crate::{quantity, registry::Resource, selectors};
 
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case \
+    alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. \
+    'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case \
+    alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character \
+    (e.g. 'example.com', regex used for validation is \
+    '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric \
+    characters or '-', start with an alphabetic character, and end with an alphanumeric character \
+    (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
@@ -350,7 +359,13 @@ fn container(c: &Value, path: &str, names: &mut Vec<String>, require_image: bool
         }
         if let Some(n) = str_at(p, "/name") {
             if n.len() > 15 || !is_dns1123_label(n) || !n.chars().any(|c| c.is_ascii_lowercase()) {
-                e.invalid(format!("{pp}.name"), &Value::from(n), "must be no more than 15 characters and contain only lower case alphanumeric characters or '-' with at least one letter");
+                e.invalid(
+                    format!("{pp}.name"),
+                    &Value::from(n),
+                    "must be no more than 15 \
+                    characters and contain only lower case alphanumeric characters or '-' with at \
+                    least one letter",
+                );
             } else if port_names.iter().any(|x| x == n) {
                 e.duplicate(format!("{pp}.name"), &Value::from(n));
             } else {
@@ -620,7 +635,13 @@ fn pod_update(new: &Value, old: &Value, e: &mut Errors) {
     if strip(new.get("spec")) != strip(old.get("spec")) {
         e.forbidden(
             "spec",
-            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+            concat!(
+                "pod updates may not change fields other than `spec.containers[*].image`,",
+                "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,",
+                "`spec.tolerations` (only additions to existing tolerations),",
+                "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was ",
+                "previously negative)"
+            ),
         );
     }
     // Kubernetes' validateOnlyAddedTolerations: every old toleration must still be there, equal
@@ -899,7 +920,14 @@ fn config_data(kind: &str, obj: &Value, old: Option<&Value>, e: &mut Errors) {
         if let Some(m) = obj.get(field).and_then(Value::as_object) {
             for (k, v) in m {
                 if !valid_key(k) {
-                    e.invalid(format!("{field}[{k}]"), &Value::from(k.as_str()), "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')");
+                    e.invalid(
+                        format!("{field}[{k}]"),
+                        &Value::from(k.as_str()),
+                        "a valid config \
+                        key must consist of alphanumeric characters, '-', '_' or '.' (e.g. \
+                        'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is \
+                        '[-._a-zA-Z0-9]+')",
+                    );
                 }
                 if field == "binaryData" && keys.contains(&k.as_str()) {
                     e.invalid(
@@ -994,8 +1022,10 @@ mod tests {
     fn deployments() {
         let m = msgs(
             ("apps", "deployments"),
-            json!({"metadata": {"name": "d"}, "spec": {"replicas": -1, "selector": {"matchLabels": {"app": "x"}},
-            "template": {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+            json!({"metadata": {"name": "d"}, "spec": {"replicas": -1,
+                "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "y"}}, "spec": {"containers": [{"name": "c",
+                "image": "i"}]}}}}),
             None,
         );
         assert_eq!(
@@ -1011,15 +1041,36 @@ mod tests {
 
     #[test]
     fn resources_and_pod_updates() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1", "memory": "x1"}}}]}});
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+            "image": "i", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1",
+            "memory": "x1"}}}]}});
         let m = msgs(("", "pods"), pod, None);
-        assert!(m.iter().any(|x| x.starts_with("spec.containers[0].resources.limits[memory]: Invalid value: \"x1\": quantities must match")), "{m:?}");
-        assert!(m.iter().any(|x| x == "spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"), "{m:?}");
-        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
-        assert!(msgs(("", "pods"), json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "j"}]}}), Some(old.clone())).is_empty());
+        assert!(
+            m.iter().any(|x| x.starts_with(
+                "spec.containers[0].resources.limits[memory]: \
+            Invalid value: \"x1\": quantities must match"
+            )),
+            "{m:?}"
+        );
+        assert!(
+            m.iter().any(|x| x
+                == "spec.containers[0].resources.requests: Invalid value: \
+            \"2\": must be less than or equal to cpu limit of 1"),
+            "{m:?}"
+        );
+        let old = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+            "image": "i"}]}});
+        assert!(msgs(
+            ("", "pods"),
+            json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "j"}]}}),
+            Some(old.clone())
+        )
+        .is_empty());
         let m = msgs(
             ("", "pods"),
-            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "d", "image": "i"}]}}),
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "d",
+                "image": "i"}]}}),
             Some(old),
         );
         assert!(
@@ -1030,19 +1081,29 @@ mod tests {
 
     #[test]
     fn pod_updates_may_add_tolerations_and_change_their_seconds() {
-        let pod = |tolerations: Value| json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}], "tolerations": tolerations}});
+        let pod = |tolerations: Value| {
+            json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "tolerations": tolerations}})
+        };
         let old = pod(
-            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes", "effect": "NoSchedule"}]),
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes",
+                "effect": "NoSchedule"}]),
         );
-        let modified = "spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds";
+        let modified = "spec.tolerations: Forbidden: existing toleration can not be modified \
+            except its tolerationSeconds";
         // tolerationSeconds changed, one added, order changed: allowed.
         let changed = pod(
-            json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"}, {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 10}, {"key": "new", "operator": "Exists"}]),
+            json!([{"key": "gpu", "value": "yes", "effect": "NoSchedule"},
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": 10}, {"key": "new", "operator": "Exists"}]),
         );
         assert!(msgs(("", "pods"), changed, Some(old.clone())).is_empty());
         // An absent operator is the same as "" (the API types' zero value).
         let explicit = pod(
-            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}, {"key": "gpu", "operator": "", "value": "yes", "effect": "NoSchedule"}]),
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                "effect": "NoExecute"}, {"key": "gpu", "operator": "", "value": "yes",
+                "effect": "NoSchedule"}]),
         );
         assert!(msgs(("", "pods"), explicit, Some(old.clone())).is_empty());
         // Removing one, or changing its value or effect: refused, once.
@@ -1055,39 +1116,61 @@ mod tests {
             vec![modified]
         );
         let value = pod(
-            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "no", "effect": "NoSchedule"}]),
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "no",
+                "effect": "NoSchedule"}]),
         );
         assert_eq!(msgs(("", "pods"), value, Some(old.clone())), vec![modified]);
         let effect = pod(
-            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes", "effect": "PreferNoSchedule"}]),
+            json!([{"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 300}, {"key": "gpu", "value": "yes",
+                "effect": "PreferNoSchedule"}]),
         );
         assert_eq!(msgs(("", "pods"), effect, Some(old)), vec![modified]);
         // tolerationSeconds only with NoExecute.
         let m = msgs(
             ("", "pods"),
             pod(
-                json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 5}]),
+                json!([{"key": "k", "operator": "Exists", "effect": "NoSchedule",
+                    "tolerationSeconds": 5}]),
             ),
             None,
         );
-        assert_eq!(m, vec!["spec.tolerations[0].effect: Invalid value: \"NoSchedule\": effect must be 'NoExecute' when `tolerationSeconds` is set"]);
+        assert_eq!(
+            m,
+            vec![
+                "spec.tolerations[0].effect: Invalid value: \"NoSchedule\": effect must \
+            be 'NoExecute' when `tolerationSeconds` is set"
+            ]
+        );
     }
 
     #[test]
     fn services_and_config() {
         let m = msgs(
             ("", "services"),
-            json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 70000}, {"port": 80}]}}),
+            json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 70000},
+                {"port": 80}]}}),
             None,
         );
-        assert!(m.contains(&"spec.type: Unsupported value: \"Weird\": supported values: \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\"".to_string()), "{m:?}");
+        assert!(
+            m.contains(
+                &"spec.type: Unsupported value: \"Weird\": supported values: \
+            \"ClusterIP\", \"ExternalName\", \"LoadBalancer\", \"NodePort\""
+                    .to_string()
+            ),
+            "{m:?}"
+        );
         assert!(m.contains(
             &"spec.ports[0].port: Invalid value: 70000: must be between 1 and 65535, inclusive"
                 .to_string()
         ));
         assert!(m.contains(&"spec.ports[0].name: Required value".to_string()));
         // The primary cluster IP may not change (the apiserver patches in omitted values first).
-        let svc = |ip: &str, ips: Value| json!({"metadata": {"name": "s"}, "spec": {"clusterIP": ip, "clusterIPs": ips, "ports": [{"port": 80}]}});
+        let svc = |ip: &str, ips: Value| {
+            json!({"metadata": {"name": "s"}, "spec": {"clusterIP": ip,
+            "clusterIPs": ips, "ports": [{"port": 80}]}})
+        };
         let old = svc("10.96.0.10", json!(["10.96.0.10"]));
         assert!(msgs(
             ("", "services"),
@@ -1100,8 +1183,15 @@ mod tests {
             svc("10.96.0.11", json!(["10.96.0.11"])),
             Some(old.clone()),
         );
-        assert_eq!(m, vec!["spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not change once set"]);
-        let external = json!({"metadata": {"name": "s"}, "spec": {"type": "ExternalName", "externalName": "example.com"}});
+        assert_eq!(
+            m,
+            vec![
+                "spec.clusterIPs[0]: Invalid value: []string{\"10.96.0.11\"}: may not \
+            change once set"
+            ]
+        );
+        let external = json!({"metadata": {"name": "s"}, "spec": {"type": "ExternalName",
+            "externalName": "example.com"}});
         assert!(msgs(("", "services"), external, Some(old)).is_empty());
         let m = msgs(
             ("", "configmaps"),

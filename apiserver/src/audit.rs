@@ -36,7 +36,8 @@ impl Audit {
             return;
         }
         let now = jiff::Timestamp::now().to_string();
-        let mut object_ref = json!({"resource": req.resource.plural, "apiGroup": req.resource.group, "apiVersion": req.resource.version});
+        let mut object_ref = json!({"resource": req.resource.plural, "apiGroup": req.resource.group,
+            "apiVersion": req.resource.version});
         if let Some(ns) = &req.namespace {
             object_ref["namespace"] = json!(ns);
         }

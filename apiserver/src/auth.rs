@@ -329,7 +329,8 @@ pub fn forbidden(user: &UserInfo, a: &Attributes<'_>, why: &str) -> StatusError 
         None => "at the cluster scope".to_string(),
     };
     let mut msg = format!(
-        "{target} is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" {scope}",
+        "{target} is forbidden: User \"{}\" cannot {} resource \"{resource}\" in API group \"{}\" \
+            {scope}",
         user.name, a.verb, a.group
     );
     if !why.is_empty() {
@@ -453,7 +454,11 @@ mod tests {
             &attrs("create", "pods", None, Some("default"), None),
             "",
         );
-        assert_eq!(e.message, "pods is forbidden: User \"bob\" cannot create resource \"pods\" in API group \"\" in the namespace \"default\"");
+        assert_eq!(
+            e.message,
+            "pods is forbidden: User \"bob\" cannot create resource \"pods\" in \
+            API group \"\" in the namespace \"default\""
+        );
         assert_eq!(e.code, 403);
     }
 

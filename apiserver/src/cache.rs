@@ -234,7 +234,8 @@ impl WatchCache {
             let mut from = match self.relist(&storage).await {
                 Ok(rev) => rev,
                 Err(e) => {
-                    warn!(resource = self.resource.plural, error = %e, "watch cache list failed; retrying");
+                    warn!(resource = self.resource.plural, error = %e, "watch cache list failed; \
+                        retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
@@ -248,7 +249,8 @@ impl WatchCache {
                     Ok(FollowEnd::Compacted) => break,
                     Ok(FollowEnd::Closed) => {}
                     Err(e) => {
-                        warn!(resource = self.resource.plural, error = %e, "store watch broke; resuming")
+                        warn!(resource = self.resource.plural, error = %e, "store watch broke; \
+                            resuming")
                     }
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -308,7 +310,9 @@ impl WatchCache {
                     let Some(resp) = msg? else { return Ok(FollowEnd::Closed) };
                     if resp.canceled() {
                         if resp.compact_revision() > 0 {
-                            warn!(resource = self.resource.plural, compact = resp.compact_revision(), "store compacted past the cache; relisting");
+                            warn!(resource = self.resource.plural,
+                                compact = resp.compact_revision(), "store compacted past the \
+                                cache; relisting");
                             return Ok(FollowEnd::Compacted);
                         }
                         return Ok(FollowEnd::Closed);

@@ -21,7 +21,8 @@ pub fn version() -> Value {
         "buildDate": "2026-11-23T00:00:00Z",
         "goVersion": "rust",
         "compiler": "rustc",
-        "platform": format!("{}/{}", std::env::consts::OS, if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }),
+        "platform": format!("{}/{}", std::env::consts::OS,
+            if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH }),
     })
 }
 
@@ -86,7 +87,8 @@ pub fn serve(path: &str, _query: &Query) -> Option<Value> {
         ["apis"] => Some(json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, v)| group(g, v)).collect::<Vec<_>>(),
+            "groups": registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g,
+                v)| group(g, v)).collect::<Vec<_>>(),
         })),
         ["api", "v1"] => Some(resource_list("", "v1")),
         ["apis", g] => registry::groups()
@@ -133,7 +135,8 @@ fn resource_list(g: &str, v: &str) -> Value {
             resources.push(subresource_entry(r, sub));
         }
     }
-    json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources })
+    json!({ "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+        "resources": resources })
 }
 
 fn resource_entry(r: &Resource) -> Value {

@@ -132,7 +132,10 @@ impl KubeletClient {
             .and_then(Value::as_u64)
             .unwrap_or(0);
         if port == 0 || port > u64::from(u16::MAX) {
-            return Err(StatusError::bad_request(format!("node {name:?} does not report an agent endpoint (status.daemonEndpoints.kubeletEndpoint.Port)")));
+            return Err(StatusError::bad_request(format!(
+                "node {name:?} does not report an agent \
+                endpoint (status.daemonEndpoints.kubeletEndpoint.Port)"
+            )));
         }
         let addresses = node
             .pointer("/status/addresses")

@@ -9,9 +9,11 @@ mod handlers;
 mod kubelet;
 mod metrics;
 mod protobuf;
+mod registry;
 mod request;
 mod server;
 mod services;
+mod state;
 mod storage;
 mod tls;
 
@@ -78,7 +80,7 @@ async fn run(config: Config) -> Result<()> {
         &config.service_node_port_range,
     )
     .map_err(anyhow::Error::msg)?;
-    let state = Arc::new(server::AppState {
+    let state = Arc::new(state::AppState {
         authn: auth::Authenticator::load(config.token_auth_file.as_deref())?,
         authz: auth::Authorizer::load(config.authorization_policy_file.as_deref())?,
         audit: audit::Audit::open(config.audit_log_path.as_deref())
@@ -118,7 +120,7 @@ async fn run(config: Config) -> Result<()> {
 async fn ensure_namespaces(storage: &Storage) {
     let namespaces =
         api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
-    for name in handlers::BUILTIN_NAMESPACES {
+    for name in registry::BUILTIN_NAMESPACES {
         let key = namespaces.key(None, name);
         let mut backoff = Duration::from_millis(200);
         loop {
@@ -140,7 +142,8 @@ async fn ensure_namespaces(storage: &Storage) {
                     break;
                 }
                 Err(e) => {
-                    warn!(namespace = name, error = %e, "creating a built-in namespace failed; retrying");
+                    warn!(namespace = name, error = %e, "creating a built-in namespace failed; \
+                        retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -155,7 +158,8 @@ async fn ensure_default_service_account(storage: &Storage, namespace: &str) {
         api::registry::find("", "v1", "serviceaccounts").expect("serviceaccounts are registered");
     let sa = json!({
         "kind": "ServiceAccount", "apiVersion": "v1",
-        "metadata": {"name": "default", "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": handlers::now()},
+        "metadata": {"name": "default", "namespace": namespace,
+            "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": handlers::now()},
     });
     match storage
         .create(&sas.key(Some(namespace), "default"), &sa, &[])
@@ -178,11 +182,16 @@ async fn ensure_kubernetes_service(
     let ip = allocator.first_ip().to_string();
     let svc = json!({
         "kind": "Service", "apiVersion": "v1",
-        "metadata": {"name": "kubernetes", "namespace": "default", "uid": uuid::Uuid::new_v4().to_string(),
-            "creationTimestamp": handlers::now(), "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip], "sessionAffinity": "None",
-            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack", "internalTrafficPolicy": "Cluster",
-            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": config.secure_port}]},
+        "metadata": {"name": "kubernetes", "namespace": "default",
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "creationTimestamp": handlers::now(),
+                "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": ip, "clusterIPs": [ip],
+            "sessionAffinity": "None",
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "internalTrafficPolicy": "Cluster",
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP",
+                "targetPort": config.secure_port}]},
         "status": {"loadBalancer": {}},
     });
     let reserve = [(
@@ -211,8 +220,10 @@ async fn ensure_kubernetes_service(
             None => {
                 let ep = json!({
                     "kind": "Endpoints", "apiVersion": "v1",
-                    "metadata": {"name": "kubernetes", "namespace": "default", "uid": uuid::Uuid::new_v4().to_string(),
-                        "creationTimestamp": handlers::now(), "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                    "metadata": {"name": "kubernetes", "namespace": "default",
+                        "uid": uuid::Uuid::new_v4().to_string(),
+                        "creationTimestamp": handlers::now(),
+                            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
                     "subsets": [{"addresses": [{"ip": address}], "ports": [port]}],
                 });
                 storage.create(&key, &ep, &[]).await.map(|_| ())

@@ -20,7 +20,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("apiserver_request_total", "Counter of apiserver requests broken out by verb, resource and HTTP response code."),
+            Opts::new(
+                "apiserver_request_total",
+                "Counter of apiserver requests broken out by \
+                verb, resource and HTTP response code.",
+            ),
             &["verb", "resource", "code"],
         )
         .expect("valid metric");

@@ -196,7 +196,10 @@ pub enum ProtoError {
         "protobuf bodies of kind {0} are not decoded by this server; send it as application/json"
     )]
     UnknownKind(String),
-    #[error("protobuf field {tag} of {msg} is not decoded by this server; send the object as application/json")]
+    #[error(
+        "protobuf field {tag} of {msg} is not decoded by this server; send the object as \
+        application/json"
+    )]
     UnknownField { msg: &'static str, tag: u32 },
 }
 
@@ -452,7 +455,8 @@ mod tests {
         assert_eq!(kind, "Namespace");
         assert_eq!(
             obj,
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}, "spec": {}})
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"},
+                "spec": {}})
         );
 
         let labels = field(11, &[field(1, b"app"), field(2, b"web")].concat());

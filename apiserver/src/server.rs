@@ -1,61 +1,30 @@
 //! Request dispatch: authentication, authorization, routing to discovery, health, metrics and
 //! the resource handlers, plus per-request metrics and the audit line.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use api::status::StatusError;
 use axum::{
     body::{Body, Bytes},
     extract::{Request, State},
-    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
-    response::{IntoResponse, Response},
+    http::{header, HeaderValue, Method, StatusCode},
+    response::Response,
     Router,
 };
 use serde_json::Value;
 use tracing::{info_span, Instrument};
 
 use crate::{
-    audit::Audit,
-    auth::{self, Attributes, Authenticator, Authorizer, Decision, PeerIdentity, UserInfo},
-    cache::Caches,
-    config::Config,
-    discovery, handlers,
-    metrics::Metrics,
+    auth::{self, Attributes, Decision, PeerIdentity, UserInfo},
+    discovery,
+    handlers::{self, json_response},
     request::{self, Query, ResourceRequest},
-    services::Allocator,
-    storage::Storage,
+    state::Shared,
 };
-
-/// Everything a request handler may use.
-pub struct AppState {
-    pub config: Config,
-    pub storage: Storage,
-    pub caches: Caches,
-    pub authn: Authenticator,
-    pub authz: Authorizer,
-    pub metrics: Metrics,
-    pub audit: Audit,
-    pub allocator: Allocator,
-    pub kubelet: crate::kubelet::KubeletClient,
-}
-
-pub type Shared = Arc<AppState>;
 
 /// The router: everything goes through [`dispatch`].
 pub fn router(state: Shared) -> Router {
     Router::new().fallback(dispatch).with_state(state)
-}
-
-/// A JSON response.
-pub fn json_response(code: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Body::from(bytes));
-    *resp.status_mut() = code;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
 }
 
 /// A Status error response.
@@ -167,9 +136,9 @@ async fn non_resource(
         return Some(error_response(&StatusError::unauthorized()));
     };
     if *method != Method::GET && *method != Method::HEAD {
-        return Some(error_response(&StatusError::method_not_allowed(format!(
-            "the server does not allow this method on the requested resource"
-        ))));
+        return Some(error_response(&StatusError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        )));
     }
     let _ = user;
     Some(match p {
@@ -331,24 +300,4 @@ async fn read_body(body: Body, limit: usize) -> Option<Bytes> {
         }
     }
     (seen <= limit).then(|| Bytes::from(buf))
-}
-
-/// Whether the client asked for a `meta.k8s.io/v1 Table`.
-pub fn wants_table(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .map(|accept| {
-            accept
-                .split(',')
-                .next()
-                .is_some_and(|first| first.contains("as=Table"))
-        })
-        .unwrap_or(false)
-}
-
-impl IntoResponse for crate::handlers::Json {
-    fn into_response(self) -> Response {
-        json_response(self.0, &self.1)
-    }
 }

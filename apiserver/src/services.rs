@@ -148,7 +148,11 @@ impl Allocator {
                             ErrorType::Invalid,
                             "spec.clusterIPs",
                             Some(&format!("[\"{given}\"]")),
-                            format!("failed to allocate IP {given}: the provided IP ({given}) is not in the valid range. The range of valid IPs is {}", self.cidr),
+                            format!(
+                                "failed to allocate IP {given}: the provided IP ({given}) is \
+                                not in the valid range. The range of valid IPs is {}",
+                                self.cidr
+                            ),
                         )));
                     }
                     if taken_ips.contains(given) {
@@ -248,12 +252,20 @@ impl Allocator {
                 Some(np) => {
                     let field = format!("spec.ports[{i}].nodePort");
                     if np < lo || np > hi {
-                        return Err(StatusError::invalid("Service", "", name, &[FieldError::new(
-                            ErrorType::Invalid,
-                            field,
-                            Some(&np.to_string()),
-                            format!("provided port is not in the valid range. The range of valid ports is {lo}-{hi}"),
-                        )]));
+                        return Err(StatusError::invalid(
+                            "Service",
+                            "",
+                            name,
+                            &[FieldError::new(
+                                ErrorType::Invalid,
+                                field,
+                                Some(&np.to_string()),
+                                format!(
+                                    "provided port is not in the valid range. The range of valid \
+                                ports is {lo}-{hi}"
+                                ),
+                            )],
+                        ));
                     }
                     if used.contains(&np) {
                         return Err(StatusError::invalid(
@@ -483,7 +495,8 @@ mod tests {
     fn allocates_ip_and_node_ports() {
         let a = Allocator::new("10.96.0.0/12", "30000-32767").unwrap();
         assert_eq!(a.first_ip().to_string(), "10.96.0.1");
-        let mut svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort", "ports": [{"port": 80}, {"port": 81, "nodePort": 30080}]}});
+        let mut svc = json!({"metadata": {"name": "web"}, "spec": {"type": "NodePort",
+            "ports": [{"port": 80}, {"port": 81, "nodePort": 30080}]}});
         let plan = a
             .plan_create(&mut svc, "default/web", &HashSet::new(), &HashSet::new())
             .unwrap();
@@ -492,7 +505,8 @@ mod tests {
         assert_eq!(svc["spec"]["ports"][1]["nodePort"], 30080);
         assert!(svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap() >= 30000);
         assert_eq!(plan.reserve.len(), 3);
-        let mut dup = json!({"metadata": {"name": "x"}, "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut dup = json!({"metadata": {"name": "x"}, "spec": {"type": "NodePort",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
         let taken: HashSet<i64> = [30080].into();
         let err = a
             .plan_create(&mut dup, "default/x", &HashSet::new(), &taken)
@@ -503,7 +517,8 @@ mod tests {
             "{}",
             err.message
         );
-        let mut out = json!({"metadata": {"name": "y"}, "spec": {"clusterIP": "10.0.0.1", "ports": [{"port": 80}]}});
+        let mut out = json!({"metadata": {"name": "y"}, "spec": {"clusterIP": "10.0.0.1",
+            "ports": [{"port": 80}]}});
         assert!(a
             .plan_create(&mut out, "default/y", &HashSet::new(), &HashSet::new())
             .unwrap_err()
@@ -513,10 +528,14 @@ mod tests {
 
     #[test]
     fn an_update_that_omits_allocated_values_keeps_them() {
-        let old = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "healthCheckNodePort": 31000, "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"],
-            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "admin", "port": 81, "nodePort": 30081}]}});
+        let old = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "healthCheckNodePort": 31000, "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"],
+            "ports": [{"name": "http", "port": 80, "nodePort": 30080}, {"name": "admin", "port": 81,
+                "nodePort": 30081}]}});
         // Ports matched by name (the port number changed), an explicit node port kept.
-        let mut new = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"name": "http", "port": 8080}, {"name": "admin", "port": 81, "nodePort": 30090}]}});
+        let mut new = json!({"spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local",
+            "ports": [{"name": "http", "port": 8080}, {"name": "admin", "port": 81,
+            "nodePort": 30090}]}});
         patch_allocated_values(&mut new, &old);
         assert_eq!(new["spec"]["clusterIP"], "10.96.0.7");
         assert_eq!(new["spec"]["clusterIPs"], json!(["10.96.0.7"]));
@@ -524,7 +543,8 @@ mod tests {
         assert_eq!(new["spec"]["ports"][1]["nodePort"], 30090);
         assert_eq!(new["spec"]["healthCheckNodePort"], 31000);
         // An old port the update gives to another port is not patched in twice.
-        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80}, {"name": "admin", "port": 81, "nodePort": 30080}]}});
+        let mut new = json!({"spec": {"type": "NodePort", "ports": [{"name": "http", "port": 80},
+            {"name": "admin", "port": 81, "nodePort": 30080}]}});
         patch_allocated_values(&mut new, &old);
         assert!(new["spec"]["ports"][0].get("nodePort").is_none(), "{new}");
         // A new clusterIP with the old clusterIPs: clusterIPs follows it (and validation refuses).

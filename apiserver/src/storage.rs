@@ -8,6 +8,7 @@ use etcd_client::{
     TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use serde_json::Value;
+use tonic::Code;
 
 /// How a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,9 +37,32 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    /// True for errors the store raises because the request is too big.
+    /// The gRPC status code the store answered with; None when it gave no answer of its own
+    /// (an error of the client library, or not a store failure at all).
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            StorageError::Store(etcd_client::Error::GRpcStatus(status)) => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// True when the store refused the request as too big. etcd answers that with
+    /// InvalidArgument ("request is too large"); it is the only InvalidArgument our requests
+    /// can meet, as their keys are never empty and their transactions touch a few distinct
+    /// keys.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, StorageError::Store(e) if e.to_string().contains("request is too large"))
+        self.code() == Some(Code::InvalidArgument)
+    }
+
+    /// True when the store could not answer in time: DeadlineExceeded, or Unavailable, which
+    /// etcd answers for a request that timed out inside it ("request timed out") as for an
+    /// election that did not finish ("no leader") and a member it cannot reach. The request
+    /// may still take effect.
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(Code::DeadlineExceeded | Code::Unavailable)
+        )
     }
 }
 
@@ -157,13 +181,7 @@ impl Storage {
         }
         let resp = match self.kv().get(from, Some(opts)).await {
             Ok(r) => r,
-            Err(e)
-                if e.to_string()
-                    .contains("required revision has been compacted") =>
-            {
-                return Err(StorageError::Compacted(revision))
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(self.range_error(e, revision).await),
         };
         let revision = resp.header().map(|h| h.revision()).unwrap_or_default();
         let mut items = Vec::with_capacity(resp.kvs().len());
@@ -177,6 +195,21 @@ impl Storage {
             more: resp.more(),
             remaining,
         })
+    }
+
+    /// What a failed read at `revision` (0: now) means. etcd answers OutOfRange both for a
+    /// revision compacted away and for one it has not reached yet; the current revision tells
+    /// them apart.
+    async fn range_error(&self, e: etcd_client::Error, revision: i64) -> StorageError {
+        let e = StorageError::from(e);
+        if revision > 0 && e.code() == Some(Code::OutOfRange) {
+            if let Ok(current) = self.current_revision().await {
+                if revision <= current {
+                    return StorageError::Compacted(revision);
+                }
+            }
+        }
+        e
     }
 
     /// The store's current revision (a linearizable read).

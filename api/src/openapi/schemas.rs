@@ -183,7 +183,11 @@ fn list_schema(r: &Resource) -> Value {
         "type": "object",
         "properties": {
             "apiVersion": {
-                "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources",
+                "description": "APIVersion defines the versioned schema of this representation of \
+                    an object. Servers should convert recognized schemas to the latest internal \
+                    value, and may reject unrecognized values. More info: \
+                    https://git.k8s.io/community/contributors/devel/\
+                    sig-architecture/api-conventions.md#resources",
                 "type": "string"
             },
             "items": {
@@ -192,13 +196,19 @@ fn list_schema(r: &Resource) -> Value {
                 "items": { "allOf": [reference(r.schema_name)], "default": {} }
             },
             "kind": {
-                "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+                "description": "Kind is a string value representing the REST resource this object \
+                    represents. Servers may infer this from the endpoint the client submits \
+                    requests to. Cannot be updated. In CamelCase. More info: \
+                    https://git.k8s.io/community/contributors/devel/\
+                    sig-architecture/api-conventions.md#types-kinds",
                 "type": "string"
             },
             "metadata": {
                 "allOf": [reference(LIST_META)],
                 "default": {},
-                "description": "Standard list metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"
+                "description": "Standard list metadata. More info: \
+                    https://git.k8s.io/community/contributors/devel/\
+                    sig-architecture/api-conventions.md#types-kinds"
             }
         },
         "required": ["items"],

@@ -10,13 +10,15 @@ fn pods() -> &'static Resource {
 }
 
 fn pod(containers: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "b"], "labels": {"x": "1"}},
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a", "b"],
+        "labels": {"x": "1"}},
            "spec": {"containers": containers, "tolerations": [{"key": "k1"}, {"key": "k2"}]}})
 }
 
 fn two() -> Value {
     pod(
-        json!([{"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}]}, {"name": "side", "image": "busybox"}]),
+        json!([{"name": "web", "image": "nginx:1", "ports": [{"containerPort": 80}]},
+            {"name": "side", "image": "busybox"}]),
     )
 }
 
@@ -49,7 +51,8 @@ fn containers_merge_by_name() {
             vec!["web"],
         ),
         (
-            json!({"spec": {"containers": [{"name": "only", "image": "x"}, {"$patch": "replace"}]}}),
+            json!({"spec": {"containers": [{"name": "only", "image": "x"},
+                {"$patch": "replace"}]}}),
             vec!["only"],
         ),
     ];
@@ -70,7 +73,8 @@ fn containers_merge_by_name() {
 
 #[test]
 fn nested_lists_merge_on_their_own_keys() {
-    let patch = json!({"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 443}], "env": [{"name": "A", "value": "1"}]}]}});
+    let patch = json!({"spec": {"containers": [{"name": "web", "ports": [{"containerPort": 443}],
+        "env": [{"name": "A", "value": "1"}]}]}});
     let out = apply(&two(), patch);
     assert_eq!(
         out["spec"]["containers"][0]["ports"],
@@ -104,7 +108,8 @@ fn finalizers_merge_as_a_set() {
             json!(["b"]),
         ),
         (
-            json!({"metadata": {"$setElementOrder/finalizers": ["b", "a", "c"], "finalizers": ["c"]}}),
+            json!({"metadata": {"$setElementOrder/finalizers": ["b", "a", "c"],
+                "finalizers": ["c"]}}),
             json!(["b", "a", "c"]),
         ),
         (json!({"metadata": {"finalizers": null}}), Value::Null),
@@ -126,11 +131,13 @@ fn finalizers_merge_as_a_set() {
 fn set_element_order_orders_the_result() {
     // What kubectl apply sends when the config reorders containers, changes one and drops one.
     let doc = pod(
-        json!([{"name": "a", "image": "1"}, {"name": "b", "image": "1"}, {"name": "c", "image": "1"}]),
+        json!([{"name": "a", "image": "1"}, {"name": "b", "image": "1"}, {"name": "c",
+            "image": "1"}]),
     );
     let patch = json!({"spec": {
         "$setElementOrder/containers": [{"name": "c"}, {"name": "a"}, {"name": "d"}],
-        "containers": [{"name": "a", "image": "2"}, {"name": "d", "image": "1"}, {"name": "b", "$patch": "delete"}]}});
+        "containers": [{"name": "a", "image": "2"}, {"name": "d", "image": "1"}, {"name": "b",
+            "$patch": "delete"}]}});
     let out = apply(&doc, patch);
     assert_eq!(names(&out), vec!["c", "a", "d"]);
     assert_eq!(out["spec"]["containers"][1]["image"], "2");
@@ -189,7 +196,8 @@ fn retain_keys_clears_other_fields() {
 #[test]
 fn volumes_retain_keys_per_element() {
     let doc = json!({"spec": {"containers": [], "volumes": [{"name": "v", "emptyDir": {}}]}});
-    let patch = json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "configMap"], "configMap": {"name": "cm"}}]}});
+    let patch = json!({"spec": {"volumes": [{"name": "v", "$retainKeys": ["name", "configMap"],
+        "configMap": {"name": "cm"}}]}});
     let out = apply(&doc, patch);
     assert_eq!(
         out["spec"]["volumes"],
@@ -248,9 +256,11 @@ fn errors_name_the_problem() {
 fn kubectl_apply_patch_replaces_containers_in_order() {
     // The body kubectl 1.32 `apply` sent for a config going from [a, b] to [c, a:2].
     let live = pod(json!([{"name": "a", "image": "1"}, {"name": "b", "image": "1"}]));
-    let patch = json!({"metadata": {"annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+    let patch = json!({"metadata": {"annotations": {
+            "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
         "spec": {"$setElementOrder/containers": [{"name": "c"}, {"name": "a"}],
-                 "containers": [{"image": "1", "name": "c"}, {"image": "2", "name": "a"}, {"$patch": "delete", "name": "b"}]}});
+                 "containers": [{"image": "1", "name": "c"}, {"image": "2", "name": "a"},
+                     {"$patch": "delete", "name": "b"}]}});
     let out = apply(&live, patch);
     assert_eq!(
         out["spec"]["containers"],

@@ -6,6 +6,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::Ctx;
+use crate::registry::strategy;
 
 /// The current time as Kubernetes writes timestamps (RFC 3339, seconds, UTC).
 pub fn now() -> String {
@@ -29,7 +30,8 @@ impl FieldValidation {
             Some("Ignore") => Ok(FieldValidation::Ignore),
             Some("Strict") => Ok(FieldValidation::Strict),
             Some(other) => Err(StatusError::bad_request(format!(
-                "fieldValidation parameter unsupported: {other}. Supported values are: Ignore, Warn, Strict"
+                "fieldValidation parameter unsupported: {other}. Supported values are: Ignore, \
+                    Warn, Strict"
             ))),
         }
     }
@@ -92,13 +94,9 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
         .expect("metadata was just made an object")
 }
 
-/// Generation counts spec changes for these kinds.
-fn tracks_generation(r: &Resource) -> bool {
-    matches!(r.kind, "Deployment" | "ReplicaSet")
-}
-
 /// Sets what the server owns on a new object: namespace, name from generateName, uid,
-/// creationTimestamp, generation; clears what a client may not set.
+/// creationTimestamp; clears what a client may not set (generation included), then lets the
+/// resource's strategy prepare it.
 pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
     let r = ctx.req.resource;
     let url_ns = ctx.namespace().map(str::to_string);
@@ -107,7 +105,10 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
         let ns = url_ns.unwrap_or_default();
         match meta.get("namespace").and_then(Value::as_str) {
             Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
-                return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+                return Err(StatusError::bad_request(
+                    "the namespace of the provided object does not \
+                    match the namespace sent on the request",
+                ));
             }
             _ => {
                 meta.insert("namespace".into(), json!(ns));
@@ -141,11 +142,8 @@ pub fn prepare_create(ctx: &Ctx, obj: &mut Value) -> Result<(), StatusError> {
     ] {
         meta.remove(k);
     }
-    if tracks_generation(r) {
-        meta.insert("generation".into(), json!(1));
-    } else {
-        meta.remove("generation");
-    }
+    meta.remove("generation");
+    strategy(r).prepare_for_create(obj);
     Ok(())
 }
 
@@ -203,14 +201,18 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), StatusError> {
     }
 }
 
-/// Defaults and validates; 422 with every field error.
+/// Defaults and validates (through the resource's strategy); 422 with every field error.
+/// `old`: the stored object, on an update.
 pub fn default_and_validate(
     r: &Resource,
     obj: &mut Value,
     old: Option<&Value>,
 ) -> Result<(), StatusError> {
     api::defaults::apply(r, obj);
-    let errors = api::validation::validate(r, obj, old);
+    let errors = match old {
+        None => strategy(r).validate_create(r, obj),
+        Some(old) => strategy(r).validate_update(r, obj, old),
+    };
     if errors.is_empty() {
         Ok(())
     } else {
@@ -283,37 +285,13 @@ pub fn merge_update(r: &Resource, sub: Option<&str>, new: Value, old: &Value) ->
     out
 }
 
-/// Counts a spec change in metadata.generation (call after defaulting, so defaults that a
-/// client left out do not count as changes).
-pub fn bump_generation(r: &Resource, sub: Option<&str>, new: &mut Value, old: &Value) {
-    if tracks_generation(r) && sub.is_none() && new.get("spec") != old.get("spec") {
-        let g = old
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(1);
-        meta_mut(new).insert("generation".into(), json!(g + 1));
-    }
-}
-
-/// True when an object marked for deletion has no finalizers left and can go.
-pub fn ready_to_delete(obj: &Value) -> bool {
+/// True when an object marked for deletion has no finalizers left and nothing else (as its
+/// resource's strategy says) holds it, so it can go.
+pub fn ready_to_delete(r: &Resource, obj: &Value) -> bool {
     obj.pointer("/metadata/deletionTimestamp").is_some()
         && obj
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_none_or(|f| f.is_empty())
-        && obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_none_or(|f| f.is_empty())
-        && !is_pod_awaiting_agent(obj)
-}
-
-/// A pod in graceful deletion stays until its agent confirms with a zero-second delete.
-fn is_pod_awaiting_agent(obj: &Value) -> bool {
-    obj.get("kind").and_then(Value::as_str) == Some("Pod")
-        && obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .is_some_and(|g| g > 0)
+        && !strategy(r).holds_deletion(obj)
 }

@@ -1,5 +1,6 @@
-//! delete and deletecollection: preconditions, graceful pod deletion (the pod stays with a
-//! deletionTimestamp until its agent confirms), finalizers and propagation policies.
+//! delete and deletecollection: preconditions, finalizers and propagation policies; what a
+//! delete does beyond that (graceful pod deletion, a Terminating namespace, reservations
+//! released) is the resource's strategy's (see `crate::registry`).
 
 use api::status::StatusError;
 use axum::{
@@ -15,13 +16,9 @@ use super::{
     storage_error, Ctx,
 };
 use crate::{
-    services::Allocator,
+    registry::{strategy, DeleteRequest, Deletion},
     storage::{set_resource_version, StorageError, Stored},
 };
-
-/// Namespaces that always exist.
-pub const BUILTIN_NAMESPACES: [&str; 4] =
-    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// DeleteOptions from the body or the query.
 #[derive(Debug, Default)]
@@ -102,12 +99,7 @@ fn options_from(ctx: &Ctx, body: Option<&Value>) -> Result<Options, StatusError>
 /// DELETE on an object.
 pub async fn delete(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let opts = options(ctx, body)?;
-    if ctx.req.resource.kind == "Namespace" && BUILTIN_NAMESPACES.contains(&ctx.name()) {
-        return Err(StatusError::forbidden(format!(
-            "namespaces \"{}\" is forbidden: this namespace may not be deleted",
-            ctx.name()
-        )));
-    }
+    strategy(ctx.req.resource).check_delete(ctx.name())?;
     for _ in 0..8 {
         let current = ctx
             .state
@@ -151,7 +143,11 @@ fn check_preconditions(ctx: &Ctx, current: &Stored, opts: &Options) -> Result<()
                 &r.qualified_plural(),
                 r.group,
                 ctx.name(),
-                &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", current.mod_revision),
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, \
+                    ResourceVersion in object meta: {}",
+                    current.mod_revision
+                ),
             ));
         }
     }
@@ -165,9 +161,8 @@ async fn delete_one(
     opts: &Options,
 ) -> Result<Result<(StatusCode, Value), StorageError>, StatusError> {
     check_preconditions(ctx, current, opts)?;
-    let r = ctx.req.resource;
+    let strategy = strategy(ctx.req.resource);
     let mut obj = current.object.clone();
-    let mut mark = false;
     // Finalizers asked by the propagation policy.
     let finalizer = match opts.propagation.as_deref() {
         Some("Foreground") => Some("foregroundDeletion"),
@@ -188,53 +183,15 @@ async fn delete_one(
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
         .is_some_and(|f| !f.is_empty());
-    if r.kind == "Namespace" {
-        // The namespace controller empties it, then clears spec.finalizers.
-        mark = obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty())
-            || has_finalizers;
-        if mark {
-            obj["status"]["phase"] = json!("Terminating");
-        }
-    } else if has_finalizers {
-        mark = true;
-    }
-    if r.kind == "Pod" {
-        let bound = obj
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .is_some_and(|n| !n.is_empty());
-        let finished = matches!(
-            obj.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        );
-        let default_grace = obj
-            .pointer("/spec/terminationGracePeriodSeconds")
-            .and_then(Value::as_i64)
-            .unwrap_or(30);
-        let mut grace = opts.grace.unwrap_or(default_grace);
-        if !bound || finished {
-            grace = 0;
-        }
-        let current_grace = obj
-            .pointer("/metadata/deletionGracePeriodSeconds")
-            .and_then(Value::as_i64);
-        if grace > 0 {
-            // Graceful: only shorten an already running grace period.
-            if current_grace.is_some_and(|c| c <= grace) {
-                return Ok(Ok((StatusCode::OK, obj)));
-            }
-            let deadline = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace);
-            obj["metadata"]["deletionTimestamp"] =
-                json!(deadline.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
-            obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-            mark = true;
-        } else if mark {
-            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-    }
+    let request = DeleteRequest {
+        grace: opts.grace,
+        has_finalizers,
+    };
+    let mark = match strategy.begin_delete(&mut obj, &request) {
+        Deletion::Unchanged => return Ok(Ok((StatusCode::OK, obj))),
+        Deletion::Mark => true,
+        Deletion::Remove => false,
+    };
     if mark {
         if obj.pointer("/metadata/deletionTimestamp").is_none() {
             obj["metadata"]["deletionTimestamp"] = json!(now());
@@ -261,11 +218,7 @@ async fn delete_one(
     if opts.dry_run {
         return Ok(Ok((StatusCode::OK, obj)));
     }
-    let release = if r.kind == "Service" {
-        Allocator::held_by(&obj)
-    } else {
-        Vec::new()
-    };
+    let release = strategy.released_on_delete(&obj);
     Ok(ctx
         .state
         .storage
@@ -338,11 +291,8 @@ pub async fn delete_collection(ctx: &Ctx, body: &[u8]) -> Result<Response, Statu
             if !filter.matches(&s.object) {
                 continue;
             }
-            if ctx.req.resource.kind == "Namespace"
-                && BUILTIN_NAMESPACES
-                    .iter()
-                    .any(|n| s.key.ends_with(&format!("/{n}")))
-            {
+            let name = s.key.rsplit('/').next().unwrap_or("");
+            if strategy(ctx.req.resource).check_delete(name).is_err() {
                 continue;
             }
             ctx.check_bound(&s.object)?;

@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::{
     auth::UserInfo,
     request::{Query, ResourceRequest},
-    server::Shared,
+    state::Shared,
     storage::StorageError,
 };
 
@@ -119,9 +119,7 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
         StorageError::NotFound => ctx.not_found(),
         StorageError::Conflict => ctx.conflict(),
         StorageError::Compacted(rv) => StatusError::gone(format!("too old resource version: {rv}")),
-        ref e if e.is_too_large() => {
-            StatusError::too_large(format!("etcdserver: request is too large"))
-        }
+        ref e if e.is_too_large() => StatusError::too_large("etcdserver: request is too large"),
         StorageError::Reserved(k) => StatusError::conflict(
             &ctx.req.resource.qualified_plural(),
             ctx.req.resource.group,
@@ -129,14 +127,8 @@ pub fn storage_error(ctx: &Ctx, e: StorageError) -> StatusError {
             &format!("{k} was allocated concurrently; try again"),
         ),
         StorageError::Corrupt { .. } => StatusError::internal(e.to_string()),
-        StorageError::Store(err) => {
-            let msg = err.to_string();
-            if msg.contains("deadline") || msg.contains("timed out") {
-                StatusError::timeout(format!("request timed out: {msg}"))
-            } else {
-                StatusError::internal(msg)
-            }
-        }
+        ref e if e.is_timeout() => StatusError::timeout(format!("request timed out: {e}")),
+        StorageError::Store(err) => StatusError::internal(err.to_string()),
     }
 }
 
@@ -198,7 +190,8 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
     }
     if content_type.starts_with("application/cbor") {
         return Err(StatusError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type})"
+            "the body of the request was in an unknown format - accepted media types include: \
+                application/json, application/yaml (got {content_type})"
         )));
     }
     let value: Value = if content_type.starts_with("application/yaml")
@@ -211,7 +204,10 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
         })?
     } else {
         serde_json::from_slice(body).map_err(|e| {
-            StatusError::bad_request(format!("the object provided is unrecognized (must be of type {what}): couldn't get version/kind; json parse error: {e}"))
+            StatusError::bad_request(format!(
+                "the object provided is unrecognized (must be of type \
+                {what}): couldn't get version/kind; json parse error: {e}"
+            ))
         })?
     };
     if !value.is_object() {
@@ -223,4 +219,4 @@ pub fn decode_body(headers: &HeaderMap, body: &[u8], what: &str) -> Result<Value
 }
 
 pub use admission::now;
-pub use delete::BUILTIN_NAMESPACES;
+pub use output::json_response;

@@ -1,12 +1,16 @@
-//! Selecting and rendering objects: label/field selector filters, plain JSON or kubectl's
-//! server-side Table.
+//! Selecting and rendering objects: label/field selector filters, and the response's form —
+//! plain JSON or, when the Accept header asks for it, kubectl's server-side Table.
 
 use api::{
     selectors::{FieldSelector, LabelSelector},
     status::StatusError,
     table::IncludeObject,
 };
-use axum::http::StatusCode;
+use axum::{
+    body::Body,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
 use serde_json::{json, Value};
 
 use super::{Ctx, Json};
@@ -71,6 +75,38 @@ fn list_meta(rv: i64, cont: Option<String>, remaining: Option<i64>) -> Value {
     meta
 }
 
+/// A JSON response.
+pub fn json_response(code: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = code;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl IntoResponse for Json {
+    fn into_response(self) -> Response {
+        json_response(self.0, &self.1)
+    }
+}
+
+/// Whether the client asked for a `meta.k8s.io/v1 Table`.
+pub fn wants_table(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(|accept| {
+            accept
+                .split(',')
+                .next()
+                .is_some_and(|first| first.contains("as=Table"))
+        })
+        .unwrap_or(false)
+}
+
 /// How the client wants objects: plain, or as a Table.
 pub enum Render {
     Plain,
@@ -79,7 +115,7 @@ pub enum Render {
 
 impl Render {
     pub fn from_ctx(ctx: &Ctx) -> Render {
-        if crate::server::wants_table(&ctx.headers) {
+        if wants_table(&ctx.headers) {
             Render::Table(IncludeObject::parse(ctx.query.get("includeObject")))
         } else {
             Render::Plain
@@ -115,8 +151,7 @@ impl Render {
         rv: i64,
         cont: Option<String>,
         remaining: Option<i64>,
-    ) -> axum::response::Response {
-        use axum::response::IntoResponse;
+    ) -> Response {
         match self {
             Render::Table(_) => self
                 .list(
@@ -148,10 +183,10 @@ impl Render {
                     let _ = serde_json::to_writer(&mut buf, &**o);
                 }
                 buf.extend_from_slice(b"]}");
-                let mut resp = axum::response::Response::new(axum::body::Body::from(buf));
+                let mut resp = Response::new(Body::from(buf));
                 resp.headers_mut().insert(
-                    axum::http::header::CONTENT_TYPE,
-                    axum::http::HeaderValue::from_static("application/json"),
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
                 );
                 resp
             }
@@ -173,7 +208,8 @@ impl Render {
                 let r = ctx.req.resource;
                 Json(
                     StatusCode::OK,
-                    json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items}),
+                    json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta,
+                        "items": items}),
                 )
             }
             Render::Table(include) => {

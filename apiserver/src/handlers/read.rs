@@ -56,7 +56,12 @@ fn decode_continue(token: &str, prefix: &str) -> Result<Continue, StatusError> {
     Ok(c)
 }
 
-const EXPIRED_CONTINUE: &str = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.";
+const EXPIRED_CONTINUE: &str =
+    "The provided continue parameter is too old to display a consistent \
+    list result. You can start a new list without the continue parameter, or use the continue \
+    token in this response to retrieve the remainder of the results. Continuing with the provided \
+    token results in an inconsistent list - objects that were created, modified, or deleted \
+    between the time the first chunk was returned and now may show up in the list.";
 
 /// The storage prefix a collection request covers (one namespace or all).
 pub fn collection_prefix(ctx: &Ctx) -> String {
@@ -78,7 +83,10 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
     let exact = ctx.query.get("resourceVersionMatch") == Some("Exact");
     if let Some(m) = ctx.query.get("resourceVersionMatch") {
         if !matches!(m, "Exact" | "NotOlderThan") {
-            return Err(StatusError::bad_request(format!("resourceVersionMatch: Unsupported value: {m:?}: supported values: \"Exact\", \"NotOlderThan\"")));
+            return Err(StatusError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: \
+                {m:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
         }
         if rv.is_none() {
             return Err(StatusError::bad_request(

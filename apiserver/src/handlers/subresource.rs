@@ -209,7 +209,10 @@ pub async fn binding(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
             .map(|s| s.entry("conditions").or_insert(json!([])));
         if let Some(Value::Array(list)) = conditions {
             list.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-            list.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": now()}));
+            list.push(
+                json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
+                "lastTransitionTime": now()}),
+            );
         }
         if ctx.query.dry_run()? {
             break;

@@ -114,7 +114,9 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                     _ = tx.closed() => break 'run,
                     _ = ticker.tick(), if bookmarks => {
                         let rv = progress_rv.max(last_rv);
-                        let bm = json!({"type": "BOOKMARK", "object": {"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}}});
+                        let bm = json!({"type": "BOOKMARK", "object": {"kind": kind,
+                            "apiVersion": api_version,
+                            "metadata": {"resourceVersion": rv.to_string()}}});
                         if send(bm).await.is_err() { break 'run; }
                     }
                     notice = sub.live.recv() => match notice {
@@ -124,7 +126,11 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                             }
                             last_rv = ev.revision;
                             if let Some(l) = translate(&ev, &filter, &table_ctx) {
-                                state.metrics.watch_events.with_label_values(&[metrics_resource]).inc();
+                                state
+                                    .metrics
+                                    .watch_events
+                                    .with_label_values(&[metrics_resource])
+                                    .inc();
                                 if tx.send(l).await.is_err() { break 'run; }
                             }
                         }
@@ -173,7 +179,11 @@ impl TableCtx {
                     *include,
                     jiff::Timestamp::now(),
                 );
-                t["metadata"] = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))});
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(json!(""));
+                t["metadata"] = json!({ "resourceVersion": rv });
                 json!({"type": kind, "object": t})
             }
         }

@@ -1,8 +1,6 @@
 //! create, update (PUT) and patch: admission, then a compare-and-swap write on the store's
 //! revision (a stale resourceVersion is a 409 Conflict; updates without one retry).
 
-use std::collections::HashSet;
-
 use api::status::StatusError;
 use axum::{
     http::{header, HeaderValue, StatusCode},
@@ -11,15 +9,13 @@ use axum::{
 use serde_json::Value;
 
 use super::{
-    admission::{
-        self, decode_object, default_and_validate, merge_update, prepare_create, ready_to_delete,
-    },
+    admission::{self, decode_object, default_and_validate, merge_update, ready_to_delete},
     decode_body,
     output::Render,
     storage_error, Ctx,
 };
 use crate::{
-    services::{Allocator, Plan},
+    registry::{strategy, StrategyError},
     storage::{set_resource_version, StorageError, Stored},
 };
 
@@ -37,43 +33,12 @@ fn with_warnings(resp: Response, warnings: &[String]) -> Response {
     resp
 }
 
-async fn taken_reservations(ctx: &Ctx) -> Result<(HashSet<String>, HashSet<i64>), StatusError> {
-    let ips = ctx
-        .state
-        .storage
-        .keys(Allocator::ip_prefix())
-        .await
-        .map_err(|e| storage_error(ctx, e))?;
-    let ports = ctx
-        .state
-        .storage
-        .keys(Allocator::port_prefix())
-        .await
-        .map_err(|e| storage_error(ctx, e))?;
-    Ok((
-        ips.iter()
-            .filter_map(|k| k.strip_prefix(Allocator::ip_prefix()).map(str::to_string))
-            .collect(),
-        ports
-            .iter()
-            .filter_map(|k| {
-                k.strip_prefix(Allocator::port_prefix())
-                    .and_then(|p| p.parse().ok())
-            })
-            .collect(),
-    ))
-}
-
-fn owner_of(obj: &Value) -> String {
-    format!(
-        "{}/{}",
-        obj.pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(""),
-        obj.pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    )
+/// Maps a failed strategy step to the Status a client sees.
+fn strategy_error(ctx: &Ctx, e: StrategyError) -> StatusError {
+    match e {
+        StrategyError::Refused(e) => e,
+        StrategyError::Storage(e) => storage_error(ctx, e),
+    }
 }
 
 /// POST on a collection.
@@ -81,7 +46,7 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let r = ctx.req.resource;
     let raw = decode_body(&ctx.headers, body, r.kind)?;
     let (mut obj, warnings) = decode_object(ctx, raw)?;
-    prepare_create(ctx, &mut obj)?;
+    admission::prepare_create(ctx, &mut obj)?;
     default_and_validate(r, &mut obj, None)?;
     let name = obj
         .pointer("/metadata/name")
@@ -95,15 +60,10 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     loop {
         attempt += 1;
         let mut candidate = obj.clone();
-        let plan = if r.kind == "Service" {
-            let (ips, ports) = taken_reservations(ctx).await?;
-            let owner = owner_of(&candidate);
-            ctx.state
-                .allocator
-                .plan_create(&mut candidate, &owner, &ips, &ports)?
-        } else {
-            Plan::default()
-        };
+        let plan = strategy(r)
+            .allocate(&ctx.state, &mut candidate, None)
+            .await
+            .map_err(|e| strategy_error(ctx, e))?;
         if dry_run {
             return Ok(with_warnings(
                 Render::from_ctx(ctx)
@@ -157,21 +117,15 @@ async fn write_update(
         }
     }
     ctx.check_bound(&current.object)?;
+    let strategy = strategy(r);
     let mut new = merge_update(r, sub, body, &current.object);
-    if r.kind == "Service" && sub.is_none() {
-        crate::services::patch_allocated_values(&mut new, &current.object);
-    }
+    strategy.prepare_for_update(sub, &mut new, &current.object);
     default_and_validate(r, &mut new, Some(&current.object))?;
-    admission::bump_generation(r, sub, &mut new, &current.object);
-    let plan = if r.kind == "Service" {
-        let (_, ports) = taken_reservations(ctx).await?;
-        let owner = owner_of(&new);
-        ctx.state
-            .allocator
-            .plan_update(&mut new, &current.object, &owner, &ports)?
-    } else {
-        Plan::default()
-    };
+    strategy.finish_update(sub, &mut new, &current.object);
+    let plan = strategy
+        .allocate(&ctx.state, &mut new, Some(&current.object))
+        .await
+        .map_err(|e| strategy_error(ctx, e))?;
     if ctx.query.dry_run()? {
         return Ok(Ok(new));
     }
@@ -179,18 +133,14 @@ async fn write_update(
     if plan.reserve.is_empty()
         && plan.release.is_empty()
         && same_content(&new, &current.object)
-        && !ready_to_delete(&new)
+        && !ready_to_delete(r, &new)
     {
         let mut unchanged = current.object.clone();
         set_resource_version(&mut unchanged, current.mod_revision);
         return Ok(Ok(unchanged));
     }
-    if ready_to_delete(&new) {
-        let release = if r.kind == "Service" {
-            Allocator::held_by(&new)
-        } else {
-            Vec::new()
-        };
+    if ready_to_delete(r, &new) {
+        let release = strategy.released_on_delete(&new);
         return Ok(ctx
             .state
             .storage
@@ -243,11 +193,6 @@ fn body_rv(body: &Value) -> Result<Option<i64>, StatusError> {
     }
 }
 
-/// Objects a PUT may create when absent, as Kubernetes allows for these kinds.
-fn create_on_update(kind: &str) -> bool {
-    matches!(kind, "Endpoints" | "Event")
-}
-
 /// PUT on an object (or its status/finalize subresource).
 pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let r = ctx.req.resource;
@@ -268,7 +213,10 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         obj.pointer("/metadata/namespace").and_then(Value::as_str),
     ) {
         if !body_ns.is_empty() && body_ns != ns {
-            return Err(StatusError::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+            return Err(StatusError::bad_request(
+                "the namespace of the provided object does not \
+                match the namespace sent on the request",
+            ));
         }
     }
     let expected = body_rv(&obj)?;
@@ -281,7 +229,7 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
             .map_err(|e| storage_error(ctx, e))?
         {
             Some(c) => c,
-            None if create_on_update(r.kind) && ctx.req.subresource.is_none() => {
+            None if strategy(r).allow_create_on_update() && ctx.req.subresource.is_none() => {
                 return create(ctx, &serde_json::to_vec(&obj).unwrap_or_default()).await;
             }
             None => return Err(ctx.not_found()),
@@ -322,7 +270,9 @@ fn patch_kind(ctx: &Ctx) -> Result<PatchKind, StatusError> {
         "application/merge-patch+json" => Ok(PatchKind::Merge),
         "application/strategic-merge-patch+json" => Ok(PatchKind::Strategic),
         other => Err(StatusError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format ({other}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json"
+            "the body of the request was in an unknown format ({other}) - accepted media types \
+                include: application/json-patch+json, application/merge-patch+json, \
+                application/strategic-merge-patch+json"
         ))),
     }
 }
