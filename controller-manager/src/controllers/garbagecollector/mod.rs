@@ -282,6 +282,12 @@ impl Reconciler for Gc {
                     continue;
                 };
                 let refs: Vec<_> = dn.owners.iter().filter(|r| r.uid != uid).collect();
+                // No references left: the field goes, as Kubernetes leaves it.
+                let refs = if refs.is_empty() {
+                    json!(null)
+                } else {
+                    json!(refs)
+                };
                 let body = json!({"metadata": {"ownerReferences": refs}});
                 gone_ok(
                     self.api(&dn)
