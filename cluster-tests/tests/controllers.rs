@@ -47,9 +47,10 @@ fn controller_manager(c: &ApiCluster, extra: &[&str]) -> Component {
     let mut args = vec![
         "--kubeconfig".to_string(),
         c.kubeconfig(Admin).display().to_string(),
-        "--port".into(),
-        "0".into(),
     ];
+    if !extra.contains(&"--port") {
+        args.extend(["--port".to_string(), "0".to_string()]);
+    }
     if !extra.iter().any(|a| a.starts_with("--leader-elect")) {
         args.push("--leader-elect=false".into());
     }
