@@ -250,7 +250,7 @@ mod tests {
     fn a_stuck_rollout_times_out_after_the_deadline() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let d = deploy(
-            json!({"replicas": 2, "updatedReplicas": 1, "observedGeneration": 2,
+            json!({"replicas": 2, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1, "observedGeneration": 2,
             "conditions": [{"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
                 "lastUpdateTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
         );
