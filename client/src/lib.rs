@@ -4,7 +4,9 @@
 //! indexes to an informer's cache.
 
 pub mod cache;
+pub mod controller;
 pub mod leader;
+pub mod workqueue;
 
 use std::path::Path;
 

@@ -1,0 +1,430 @@
+//! The controller runner, as kube-rs' and client-go's: shared [`Informer`]s (list-watch into a
+//! cache) tell registered handlers about every change; handlers map changes to object [`Key`]s
+//! on a [`WorkQueue`]; workers take keys off the queue and call a [`Reconciler`], whose
+//! `reconcile` reads the caches and makes the world match, and whose `error_policy` decides
+//! what a failure means (by default a rate-limited retry). Reconciles are keyed, so one
+//! object is never reconciled by two workers at once, and they must be idempotent.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    future::Future,
+    sync::{Arc, RwLock},
+    time::{Duration, Instant},
+};
+
+use futures::TryStreamExt;
+use kube::{
+    runtime::{reflector, watcher, WatchStreamExt},
+    Api, Resource, ResourceExt,
+};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use crate::workqueue::WorkQueue;
+
+/// An object's key: its namespace (None when cluster-scoped) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Key {
+    /// The key of `namespace`/`name`.
+    pub fn new(namespace: Option<&str>, name: &str) -> Key {
+        Key {
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+
+    /// The key of an object.
+    pub fn of<K: Resource>(obj: &K) -> Key {
+        Key {
+            namespace: obj.meta().namespace.clone(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A change an informer saw.
+#[derive(Debug)]
+pub enum Change<'a, K> {
+    /// Added or modified (also every object of a (re)list).
+    Applied(&'a K),
+    /// Deleted (also objects that a relist found gone).
+    Deleted(&'a K),
+}
+
+impl<K> Change<'_, K> {
+    /// The object, whatever happened to it.
+    pub fn object(&self) -> &K {
+        match self {
+            Change::Applied(o) | Change::Deleted(o) => o,
+        }
+    }
+}
+
+type Handler<K> = Arc<dyn Fn(&Change<'_, K>) + Send + Sync>;
+
+/// A shared informer: a cache kept current by list-then-watch, and handlers told of changes.
+pub struct Informer<K: Resource + 'static>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store: reflector::Store<K>,
+    handlers: Arc<RwLock<Vec<Handler<K>>>>,
+    synced: watch::Receiver<bool>,
+}
+
+impl<K: Resource + 'static> Clone for Informer<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    fn clone(&self) -> Self {
+        Informer {
+            store: self.store.clone(),
+            handlers: self.handlers.clone(),
+            synced: self.synced.clone(),
+        }
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    /// An informer on `api`; run the returned future (it runs forever, retrying with backoff).
+    /// Register handlers before running it so they see the initial list.
+    pub fn new(api: Api<K>, config: watcher::Config) -> (Self, impl Future<Output = ()> + Send) {
+        let (reader, writer) = reflector::store();
+        let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
+        let (synced_tx, synced) = watch::channel(false);
+        let informer = Informer {
+            store: reader.clone(),
+            handlers: handlers.clone(),
+            synced,
+        };
+        // Objects cached before a relist, to report those the relist no longer has.
+        let mut before: Vec<Arc<K>> = Vec::new();
+        let mut seen: HashSet<Key> = HashSet::new();
+        let stream = watcher(api, config)
+            .default_backoff()
+            .reflect(writer)
+            .inspect_ok(move |event| {
+                let tell = |c: Change<'_, K>| {
+                    let hs = handlers.read().map(|h| h.clone()).unwrap_or_default();
+                    for h in hs {
+                        h(&c);
+                    }
+                };
+                match event {
+                    watcher::Event::Apply(o) => tell(Change::Applied(o)),
+                    watcher::Event::Delete(o) => tell(Change::Deleted(o)),
+                    watcher::Event::Init => {
+                        before = reader.state();
+                        seen.clear();
+                    }
+                    watcher::Event::InitApply(o) => {
+                        seen.insert(Key::of(o));
+                        tell(Change::Applied(o));
+                    }
+                    watcher::Event::InitDone => {
+                        for o in before.drain(..) {
+                            if !seen.contains(&Key::of(o.as_ref())) {
+                                tell(Change::Deleted(o.as_ref()));
+                            }
+                        }
+                        seen.clear();
+                        synced_tx.send_replace(true);
+                    }
+                }
+            });
+        (informer, crate::drive(stream))
+    }
+}
+
+impl<K> Informer<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    /// Calls `f` on every change from now on.
+    pub fn on_change(&self, f: impl Fn(&Change<'_, K>) + Send + Sync + 'static) {
+        if let Ok(mut h) = self.handlers.write() {
+            h.push(Arc::new(f));
+        }
+    }
+
+    /// The cached object of `key`.
+    pub fn get(&self, key: &Key) -> Option<Arc<K>> {
+        let mut r = reflector::ObjectRef::<K>::new(&key.name);
+        if let Some(ns) = &key.namespace {
+            r = r.within(ns);
+        }
+        self.store.get(&r)
+    }
+
+    /// Every cached object.
+    pub fn list(&self) -> Vec<Arc<K>> {
+        self.store.state()
+    }
+
+    /// The cached objects of one namespace.
+    pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.store
+            .state_filter(|o| o.namespace().as_deref() == Some(namespace))
+    }
+
+    /// The cached objects for which `f` holds.
+    pub fn list_filter(&self, f: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
+        self.store.state_filter(f)
+    }
+
+    /// True once the first list is complete.
+    pub fn has_synced(&self) -> bool {
+        *self.synced.borrow()
+    }
+
+    /// Waits for the first complete list.
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.clone();
+        // An error means the informer was dropped: nothing more will come.
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// What to do with a key after its reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing until the next change.
+    Done,
+    /// Reconcile again after this long (its failure back-off is reset).
+    RequeueAfter(Duration),
+    /// Retry after the key's rate-limited back-off (exponential per key).
+    Backoff,
+}
+
+/// One controller: reconcile a key, and say what a failure means.
+pub trait Reconciler: Send + Sync + 'static {
+    /// Why a reconcile failed.
+    type Error: fmt::Display + Send;
+
+    /// Makes the world match the object of `key` (which may be gone from the caches).
+    fn reconcile(&self, key: &Key) -> impl Future<Output = Result<Action, Self::Error>> + Send;
+
+    /// What to do after `error` (the key has failed `retries` times before). Default: retry
+    /// with back-off.
+    fn error_policy(&self, _key: &Key, _error: &Self::Error, _retries: u32) -> Action {
+        Action::Backoff
+    }
+}
+
+/// Work queue and reconcile metrics, with client-go's and controller-runtime's names, labelled
+/// by controller name.
+#[derive(Clone)]
+pub struct Metrics {
+    depth: IntGaugeVec,
+    adds: IntCounterVec,
+    retries: IntCounterVec,
+    duration: HistogramVec,
+    errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Metrics, prometheus::Error> {
+        let m = Metrics {
+            depth: IntGaugeVec::new(
+                Opts::new("workqueue_depth", "Current depth of workqueue"),
+                &["name"],
+            )?,
+            adds: IntCounterVec::new(
+                Opts::new(
+                    "workqueue_adds_total",
+                    "Total number of adds handled by workqueue",
+                ),
+                &["name"],
+            )?,
+            retries: IntCounterVec::new(
+                Opts::new(
+                    "workqueue_retries_total",
+                    "Total number of retries handled by workqueue",
+                ),
+                &["name"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "controller_reconcile_duration_seconds",
+                    "Length of time per reconciliation per controller",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["controller"],
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "controller_reconcile_errors_total",
+                    "Total number of reconciliation errors per controller",
+                ),
+                &["controller"],
+            )?,
+        };
+        registry.register(Box::new(m.depth.clone()))?;
+        registry.register(Box::new(m.adds.clone()))?;
+        registry.register(Box::new(m.retries.clone()))?;
+        registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.errors.clone()))?;
+        Ok(m)
+    }
+}
+
+/// Runs `workers` workers of `reconciler` on `queue` until the queue is shut down.
+pub async fn run<R: Reconciler>(
+    name: &'static str,
+    reconciler: Arc<R>,
+    queue: WorkQueue<Key>,
+    workers: usize,
+    metrics: Option<Metrics>,
+) {
+    let depth = {
+        let (q, m) = (queue.clone(), metrics.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Some(m) = &m {
+                    m.depth.with_label_values(&[name]).set(q.len() as i64);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for _ in 0..workers.max(1) {
+        let (r, q, m) = (reconciler.clone(), queue.clone(), metrics.clone());
+        tasks.push(tokio::spawn(async move {
+            worker(name, &*r, &q, m.as_ref()).await
+        }));
+    }
+    for t in tasks {
+        if let Err(e) = t.await {
+            tracing::error!(controller = name, error = %e, "worker ended abnormally");
+        }
+    }
+    depth.abort();
+}
+
+async fn worker<R: Reconciler>(
+    name: &'static str,
+    r: &R,
+    queue: &WorkQueue<Key>,
+    metrics: Option<&Metrics>,
+) {
+    while let Some(key) = queue.get().await {
+        let start = Instant::now();
+        let result = r.reconcile(&key).await;
+        if let Some(m) = metrics {
+            m.adds.with_label_values(&[name]).inc();
+            m.duration
+                .with_label_values(&[name])
+                .observe(start.elapsed().as_secs_f64());
+        }
+        let action = match result {
+            Ok(a) => a,
+            Err(e) => {
+                let retries = queue.retries(&key);
+                tracing::warn!(controller = name, %key, retries, error = %e, "reconcile failed");
+                if let Some(m) = metrics {
+                    m.errors.with_label_values(&[name]).inc();
+                }
+                r.error_policy(&key, &e, retries)
+            }
+        };
+        match action {
+            Action::Done => queue.forget(&key),
+            Action::RequeueAfter(d) => {
+                queue.forget(&key);
+                queue.add_after(key.clone(), d);
+            }
+            Action::Backoff => {
+                if let Some(m) = metrics {
+                    m.retries.with_label_values(&[name]).inc();
+                }
+                queue.add_rate_limited(key.clone());
+            }
+        }
+        queue.done(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Flaky {
+        calls: Mutex<Vec<String>>,
+        fail_first: u32,
+    }
+
+    impl Reconciler for Flaky {
+        type Error = String;
+        async fn reconcile(&self, key: &Key) -> Result<Action, String> {
+            let mut c = self.calls.lock().unwrap();
+            c.push(key.to_string());
+            if (c.len() as u32) <= self.fail_first {
+                Err("not yet".into())
+            } else {
+                Ok(Action::Done)
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_are_retried_with_backoff_then_forgotten() {
+        let r = Arc::new(Flaky {
+            calls: Mutex::default(),
+            fail_first: 3,
+        });
+        let q = WorkQueue::new();
+        let registry = Registry::new();
+        let m = Metrics::register(&registry).unwrap();
+        q.add(Key::new(Some("ns"), "a"));
+        let runner = tokio::spawn(run("flaky", r.clone(), q.clone(), 2, Some(m)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while r.calls.lock().unwrap().len() < 4 {
+            assert!(Instant::now() < deadline, "not retried");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(r.calls.lock().unwrap().len(), 4);
+        assert_eq!(q.retries(&Key::new(Some("ns"), "a")), 0);
+        q.shut_down();
+        runner.await.unwrap();
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap();
+        assert!(
+            text.contains("workqueue_retries_total{name=\"flaky\"} 3"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn keys_print_as_namespace_slash_name() {
+        assert_eq!(Key::new(Some("default"), "web").to_string(), "default/web");
+        assert_eq!(Key::new(None, "n1").to_string(), "n1");
+    }
+}
