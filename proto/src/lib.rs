@@ -1,5 +1,6 @@
-//! Generated protocol buffer code: the etcd v3 API (wire-compatible with etcd) and the
-//! store's member-to-member protocol.
+//! Generated protocol buffer code: the etcd v3 API (wire-compatible with etcd), the
+//! store's member-to-member protocol and the subset of the Container Runtime Interface that
+//! the node agent uses (wire-compatible with containerd's CRI plugin).
 
 #![allow(clippy::all, missing_docs)]
 
@@ -16,4 +17,9 @@ pub mod etcdserverpb {
 /// The store's peer protocol (`peerpb`).
 pub mod peerpb {
     tonic::include_proto!("peerpb");
+}
+
+/// The Container Runtime Interface v1 (`runtime.v1`), the part the agent uses.
+pub mod cri {
+    tonic::include_proto!("runtime.v1");
 }

@@ -1,0 +1,177 @@
+//! The agent's command line, in the kubelet's spirit; each flag also reads `AGENT_<FLAG>`
+//! from the environment (upper case, `-` as `_`).
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Which runtime implementation runs the pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// containerd (or any CRI runtime) on `--container-runtime-endpoint`.
+    Cri,
+    /// In memory: nothing runs (hollow nodes, scale tests).
+    Fake,
+}
+
+/// Parses `500ms`, `10s`, `1m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The node agent.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "agent", version, about)]
+pub struct Flags {
+    /// Kubeconfig with this node's credentials (a client certificate for system:node:NAME).
+    #[arg(long, env = "AGENT_KUBECONFIG")]
+    pub kubeconfig: PathBuf,
+
+    /// The Node's name (default: the host name, lower case).
+    #[arg(long, env = "AGENT_HOSTNAME_OVERRIDE", alias = "node-name")]
+    pub hostname_override: Option<String>,
+
+    /// The address the Node advertises (InternalIP) and pods see as hostIP
+    /// (default: the address of the default route's interface, else 127.0.0.1).
+    #[arg(long, env = "AGENT_NODE_IP")]
+    pub node_ip: Option<String>,
+
+    /// Which runtime runs the pods.
+    #[arg(long, env = "AGENT_RUNTIME", value_enum, default_value = "cri")]
+    pub runtime: RuntimeKind,
+
+    /// The CRI runtime's socket.
+    #[arg(
+        long,
+        env = "AGENT_CONTAINER_RUNTIME_ENDPOINT",
+        default_value = "unix:///run/containerd/containerd.sock"
+    )]
+    pub container_runtime_endpoint: String,
+
+    /// Timeout of a runtime call.
+    #[arg(long, env = "AGENT_RUNTIME_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "2m")]
+    pub runtime_request_timeout: Duration,
+
+    /// The agent's directory: pod directories (/etc/hosts), container logs, fake runtime state.
+    #[arg(long, env = "AGENT_ROOT_DIR", default_value = "/var/lib/agent")]
+    pub root_dir: PathBuf,
+
+    /// The pods' address range on this node (also `Node.spec.podCIDR`).
+    #[arg(long, env = "AGENT_POD_CIDR")]
+    pub pod_cidr: Option<String>,
+
+    /// Labels the Node is registered with (`key=value,...`).
+    #[arg(long, env = "AGENT_NODE_LABELS", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+
+    /// Taints the Node is registered with (`key=value:Effect,...`).
+    #[arg(long, env = "AGENT_REGISTER_WITH_TAINTS", value_delimiter = ',')]
+    pub register_with_taints: Vec<String>,
+
+    /// Pods this node accepts (capacity `pods`).
+    #[arg(long, env = "AGENT_MAX_PODS", default_value_t = 110)]
+    pub max_pods: u32,
+
+    /// The port the Node advertises for the agent's API (`daemonEndpoints.kubeletEndpoint`).
+    #[arg(long, env = "AGENT_PORT", default_value_t = 10250)]
+    pub port: u16,
+
+    /// How often the Lease is renewed.
+    #[arg(long, env = "AGENT_NODE_LEASE_RENEW_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    pub node_lease_renew_interval: Duration,
+
+    /// The Lease's duration.
+    #[arg(long, env = "AGENT_NODE_LEASE_DURATION_SECONDS", default_value_t = 40)]
+    pub node_lease_duration_seconds: i32,
+
+    /// How often node conditions are checked (sent when they change).
+    #[arg(long, env = "AGENT_NODE_STATUS_UPDATE_FREQUENCY", value_parser = parse_duration, default_value = "10s")]
+    pub node_status_update_frequency: Duration,
+
+    /// How often the node status is sent even without a change.
+    #[arg(long, env = "AGENT_NODE_STATUS_REPORT_FREQUENCY", value_parser = parse_duration, default_value = "1m")]
+    pub node_status_report_frequency: Duration,
+
+    /// How often the runtime's containers are listed to notice exits.
+    #[arg(long, env = "AGENT_RELIST_PERIOD", value_parser = parse_duration, default_value = "1s")]
+    pub relist_period: Duration,
+
+    /// Whether containers may be privileged.
+    #[arg(long, env = "AGENT_ALLOW_PRIVILEGED")]
+    pub allow_privileged: bool,
+
+    /// DNS servers given to pods with dnsPolicy ClusterFirst (`IP,...`); none: the host's.
+    #[arg(long, env = "AGENT_CLUSTER_DNS", value_delimiter = ',')]
+    pub cluster_dns: Vec<String>,
+
+    /// The cluster's DNS domain.
+    #[arg(long, env = "AGENT_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// The cgroup under which each pod gets its own (`<root>/pod<uid>`); empty: none.
+    #[arg(long, env = "AGENT_CGROUP_ROOT", default_value = "/kubepods")]
+    pub cgroup_root: String,
+
+    /// Fake runtime: time each sandbox run and container start takes.
+    #[arg(long, env = "AGENT_FAKE_START_LATENCY", value_parser = parse_duration, default_value = "0s")]
+    pub fake_start_latency: Duration,
+
+    /// Fake runtime: fraction (0..1) of container starts that fail.
+    #[arg(long, env = "AGENT_FAKE_FAIL_RATE", default_value_t = 0.0)]
+    pub fake_fail_rate: f64,
+
+    /// Fake runtime: the images it has (`a,b`); none given: every image.
+    #[arg(long, env = "AGENT_FAKE_IMAGES", value_delimiter = ',')]
+    pub fake_images: Vec<String>,
+}
+
+impl Flags {
+    /// The node name: the override, else the host name (lower case).
+    pub fn node_name(&self) -> String {
+        match &self.hostname_override {
+            Some(n) if !n.is_empty() => n.to_lowercase(),
+            _ => hostname::get()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "localhost".into())
+                .to_lowercase(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3d").is_err());
+        assert!(parse_duration("x").is_err());
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let f = Flags::try_parse_from(["agent", "--kubeconfig", "k", "--node-name", "N1"]).unwrap();
+        assert_eq!(f.node_name(), "n1");
+        assert_eq!(f.max_pods, 110);
+        assert_eq!(f.runtime, RuntimeKind::Cri);
+        assert_eq!(f.node_lease_renew_interval, Duration::from_secs(10));
+    }
+}

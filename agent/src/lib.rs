@@ -1,0 +1,121 @@
+//! The node agent (our kubelet): registers its Node, renews its Lease, reports node status,
+//! and runs the Pods bound to it through a [`runtime::Runtime`]: containerd's CRI, or an
+//! in-memory fake for hollow nodes. Everything is reconciled from the desired Pod spec and
+//! what the runtime reports, so a restarted agent adopts what it finds.
+
+pub mod config;
+pub mod machine;
+pub mod node;
+pub mod pods;
+pub mod runtime;
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context;
+use tokio::sync::Mutex;
+
+use config::{Flags, RuntimeKind};
+use node::NodeCtx;
+use pods::{
+    backoff::Backoff, events::Recorder, sandbox::SandboxEnv, status_writer::StatusWriter, PodCtx,
+};
+use runtime::{
+    cri::CriRuntime,
+    fake::{FakeConfig, FakeRuntime},
+    Runtime,
+};
+
+/// Runs the agent until the process ends.
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let flags = Arc::new(flags);
+    let name = flags.node_name();
+    let ip = match &flags.node_ip {
+        Some(ip) => ip.parse().with_context(|| format!("--node-ip {ip:?}"))?,
+        None => machine::default_ip(),
+    };
+    std::fs::create_dir_all(&flags.root_dir)
+        .with_context(|| format!("creating the root dir {}", flags.root_dir.display()))?;
+    let (client, _) = client::from_kubeconfig(Some(&flags.kubeconfig), None)
+        .await
+        .context("loading the kubeconfig")?;
+    let runtime: Arc<dyn Runtime> = match flags.runtime {
+        RuntimeKind::Cri => Arc::new(
+            CriRuntime::connect(
+                &flags.container_runtime_endpoint,
+                flags.runtime_request_timeout,
+            )
+            .context("the CRI endpoint")?,
+        ),
+        RuntimeKind::Fake => Arc::new(FakeRuntime::new(FakeConfig {
+            start_latency: flags.fake_start_latency,
+            fail_rate: flags.fake_fail_rate,
+            images: (!flags.fake_images.is_empty()).then(|| flags.fake_images.clone()),
+            state_file: Some(flags.root_dir.join("fake-runtime.json")),
+            pod_cidr: flags.pod_cidr.clone().unwrap_or_default(),
+        })),
+    };
+    let runtime_name = match tokio::time::timeout(Duration::from_secs(5), runtime.version()).await {
+        Ok(Ok(v)) => {
+            tracing::info!(runtime = %v.runtime_name, version = %v.runtime_version, "container runtime");
+            v.runtime_name
+        }
+        _ => match flags.runtime {
+            RuntimeKind::Cri => "containerd".into(),
+            RuntimeKind::Fake => "fake".into(),
+        },
+    };
+    let machine = machine::read_machine(&flags.root_dir);
+    let node_ctx = NodeCtx {
+        client: client.clone(),
+        name: name.clone(),
+        ip,
+        flags: flags.clone(),
+        machine: machine.clone(),
+        runtime: runtime.clone(),
+    };
+    loop {
+        match node::registration::register(&node_ctx).await {
+            Ok(()) => break,
+            Err(e @ node::registration::RegistrationError::BadFlag(_)) => return Err(e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, "registering the node; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+    tokio::spawn(node::lease::run(node_ctx.clone()));
+    tokio::spawn(node::status::run(node_ctx));
+    let host_dns = pods::sandbox::parse_resolv_conf(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    );
+    let ctx = Arc::new(PodCtx {
+        client: client.clone(),
+        runtime,
+        node: name.clone(),
+        host_ip: ip.to_string(),
+        runtime_name,
+        root_dir: flags.root_dir.clone(),
+        allow_privileged: flags.allow_privileged,
+        node_cpus: machine.cpus,
+        node_memory: machine.memory_bytes,
+        sandbox_env: SandboxEnv {
+            node: name.clone(),
+            log_root: flags.root_dir.join("logs"),
+            cgroup_root: match flags.runtime {
+                RuntimeKind::Cri => flags.cgroup_root.clone(),
+                RuntimeKind::Fake => String::new(),
+            },
+            cluster_dns: flags.cluster_dns.clone(),
+            cluster_domain: flags.cluster_domain.clone(),
+            host_dns,
+            node_memory: machine.memory_bytes,
+        },
+        events: Recorder::start(client.clone(), name.clone()),
+        status: StatusWriter::start(client),
+        backoff: Mutex::new(Backoff::containers()),
+        image_backoff: Mutex::new(Backoff::containers()),
+    });
+    tracing::info!(node = %name, ip = %ip, "agent running");
+    pods::manager::run(ctx, flags.relist_period).await;
+    Ok(())
+}

@@ -1,0 +1,578 @@
+//! An in-memory runtime for hollow nodes (as Kubernetes' kubemark) and tests: sandboxes and
+//! containers are records, nothing runs. Behaviour that tests need is configurable:
+//!
+//! - `start_latency`: each RunPodSandbox and StartContainer takes this long;
+//! - `fail_rate`: that fraction of StartContainer calls fails (an injected error);
+//! - `images`: the images it has (none given: it has every image); PullImage always fails, as
+//!   with no registry;
+//! - what a container does is read from its command line: `sleep N` runs N seconds, `exit N`
+//!   / `false` end with that code, a command line with neither runs for ever (as a server);
+//!   `while`, `tail -f`, `httpd` and `sleep infinity` also run for ever.
+//!
+//! With a state file the records survive the agent's restart (written after each change),
+//! so a restarted agent finds what it had started, as it would on containerd.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{api, Result, Runtime, RuntimeError};
+
+/// How the fake runtime behaves.
+#[derive(Debug, Clone, Default)]
+pub struct FakeConfig {
+    /// Time each sandbox run and container start takes.
+    pub start_latency: Duration,
+    /// Fraction (0..=1) of container starts that fail.
+    pub fail_rate: f64,
+    /// The images present; `None`: every image is present.
+    pub images: Option<Vec<String>>,
+    /// Where the records are kept across restarts; `None`: memory only.
+    pub state_file: Option<PathBuf>,
+    /// The pod CIDR sandbox IPs are taken from (`10.88.0.0/16` when empty).
+    pub pod_cidr: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FakeContainer {
+    status: api::ContainerStatus,
+    sandbox_id: String,
+    /// When it ends by itself (ns since the epoch), with `exit_code`.
+    ends_at: Option<i64>,
+    exit_code: i32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    next_id: u64,
+    sandboxes: BTreeMap<String, api::PodSandboxStatus>,
+    containers: BTreeMap<String, FakeContainer>,
+    starts: u64,
+}
+
+/// The in-memory runtime.
+pub struct FakeRuntime {
+    config: FakeConfig,
+    state: Mutex<State>,
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// What a container's command line does: run for the given time (for ever: None), then
+/// exit with the code.
+pub fn simulate(command: &[String], args: &[String]) -> (Option<Duration>, i32) {
+    let script: Vec<String> = command.iter().chain(args).cloned().collect();
+    let text = script.join(" ");
+    let forever = ["while ", "tail -f", "httpd", "sleep infinity", "nc -l"];
+    if script.is_empty() || forever.iter().any(|f| text.contains(f)) {
+        return (None, 0);
+    }
+    let tokens: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let (mut secs, mut code, mut finite) = (0.0f64, 0, false);
+    let mut i = 0;
+    while i < tokens.len() {
+        match tokens[i] {
+            "sleep" => {
+                if let Some(n) = tokens.get(i + 1).and_then(|n| n.parse::<f64>().ok()) {
+                    secs += n.max(0.0);
+                    finite = true;
+                    i += 1;
+                }
+            }
+            "exit" => {
+                code = tokens.get(i + 1).and_then(|n| n.parse().ok()).unwrap_or(0);
+                finite = true;
+                break;
+            }
+            "false" => {
+                code = 1;
+                finite = true;
+                break;
+            }
+            "true" | "echo" => finite = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    if finite {
+        (Some(Duration::from_secs_f64(secs)), code)
+    } else {
+        (None, 0)
+    }
+}
+
+fn labels_match(
+    labels: &std::collections::HashMap<String, String>,
+    sel: &std::collections::HashMap<String, String>,
+) -> bool {
+    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+impl FakeRuntime {
+    /// A fake runtime; its records are loaded from the state file when there is one.
+    pub fn new(config: FakeConfig) -> FakeRuntime {
+        let state = config
+            .state_file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        FakeRuntime {
+            config,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
+        self.state
+            .lock()
+            .map_err(|_| RuntimeError::Failed("fake runtime state poisoned".into()))
+    }
+
+    /// Ends the containers whose time has come.
+    fn refresh(state: &mut State) {
+        let now = now_ns();
+        for c in state.containers.values_mut() {
+            if c.status.state == api::ContainerState::ContainerRunning as i32 {
+                if let Some(end) = c.ends_at.filter(|e| *e <= now) {
+                    c.status.state = api::ContainerState::ContainerExited as i32;
+                    c.status.finished_at = end;
+                    c.status.exit_code = c.exit_code;
+                    c.status.reason = if c.exit_code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .into();
+                }
+            }
+        }
+    }
+
+    fn save(&self, state: &State) {
+        let Some(file) = &self.config.state_file else {
+            return;
+        };
+        let tmp = file.with_extension("tmp");
+        let written = serde_json::to_vec(state)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|_| std::fs::rename(&tmp, file));
+        if let Err(e) = written {
+            tracing::warn!(file = %file.display(), error = %e, "saving the fake runtime state");
+        }
+    }
+
+    fn new_id(state: &mut State) -> String {
+        state.next_id += 1;
+        format!("{:064x}", state.next_id)
+    }
+
+    fn pod_ip(&self, n: u64) -> String {
+        let cidr = if self.config.pod_cidr.is_empty() {
+            "10.88.0.0/16"
+        } else {
+            &self.config.pod_cidr
+        };
+        let (base, len) = cidr.split_once('/').unwrap_or((cidr, "24"));
+        let base: std::net::Ipv4Addr = base
+            .parse()
+            .unwrap_or(std::net::Ipv4Addr::new(10, 88, 0, 0));
+        let len: u32 = len.parse().unwrap_or(24).clamp(8, 30);
+        let hosts = (1u64 << (32 - len)) - 2;
+        let ip = u32::from(base) + 1 + (n % hosts) as u32;
+        std::net::Ipv4Addr::from(ip).to_string()
+    }
+
+    fn sleep_latency(&self) -> impl std::future::Future<Output = ()> {
+        tokio::time::sleep(self.config.start_latency)
+    }
+}
+
+#[async_trait]
+impl Runtime for FakeRuntime {
+    async fn version(&self) -> Result<api::VersionResponse> {
+        Ok(api::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: "fake".into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            runtime_api_version: "v1".into(),
+        })
+    }
+
+    async fn status(&self) -> Result<api::RuntimeStatus> {
+        let ready = |t: &str| api::RuntimeCondition {
+            r#type: t.into(),
+            status: true,
+            ..Default::default()
+        };
+        Ok(api::RuntimeStatus {
+            conditions: vec![ready("RuntimeReady"), ready("NetworkReady")],
+        })
+    }
+
+    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> Result<String> {
+        self.sleep_latency().await;
+        let mut state = self.lock()?;
+        let id = Self::new_id(&mut state);
+        let ip = self.pod_ip(state.next_id);
+        state.sandboxes.insert(
+            id.clone(),
+            api::PodSandboxStatus {
+                id: id.clone(),
+                metadata: config.metadata,
+                state: api::PodSandboxState::SandboxReady as i32,
+                created_at: now_ns(),
+                network: Some(api::PodSandboxNetworkStatus {
+                    ip,
+                    additional_ips: Vec::new(),
+                }),
+                labels: config.labels,
+                annotations: config.annotations,
+                runtime_handler: String::new(),
+            },
+        );
+        self.save(&state);
+        Ok(id)
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        if let Some(s) = state.sandboxes.get_mut(id) {
+            s.state = api::PodSandboxState::SandboxNotready as i32;
+        }
+        let now = now_ns();
+        for c in state.containers.values_mut().filter(|c| c.sandbox_id == id) {
+            if c.status.state == api::ContainerState::ContainerRunning as i32 {
+                c.status.state = api::ContainerState::ContainerExited as i32;
+                c.status.finished_at = now;
+                c.status.exit_code = 137;
+                c.status.reason = "Error".into();
+            }
+        }
+        self.save(&state);
+        Ok(())
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.sandboxes.remove(id);
+        state.containers.retain(|_, c| c.sandbox_id != id);
+        self.save(&state);
+        Ok(())
+    }
+
+    async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus> {
+        let state = self.lock()?;
+        state
+            .sandboxes
+            .get(id)
+            .cloned()
+            .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {id}")))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        filter: api::PodSandboxFilter,
+    ) -> Result<Vec<api::PodSandbox>> {
+        let state = self.lock()?;
+        Ok(state
+            .sandboxes
+            .values()
+            .filter(|s| filter.id.is_empty() || s.id == filter.id)
+            .filter(|s| filter.state.as_ref().is_none_or(|f| f.state == s.state))
+            .filter(|s| labels_match(&s.labels, &filter.label_selector))
+            .map(|s| api::PodSandbox {
+                id: s.id.clone(),
+                metadata: s.metadata.clone(),
+                state: s.state,
+                created_at: s.created_at,
+                labels: s.labels.clone(),
+                annotations: s.annotations.clone(),
+                runtime_handler: String::new(),
+            })
+            .collect())
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: api::ContainerConfig,
+        _sandbox_config: api::PodSandboxConfig,
+    ) -> Result<String> {
+        let mut state = self.lock()?;
+        if !state.sandboxes.contains_key(sandbox_id) {
+            return Err(RuntimeError::NotFound(format!("sandbox {sandbox_id}")));
+        }
+        let (runs_for, exit_code) = simulate(&config.command, &config.args);
+        let id = Self::new_id(&mut state);
+        let image = config.image.clone().unwrap_or_default();
+        state.containers.insert(
+            id.clone(),
+            FakeContainer {
+                status: api::ContainerStatus {
+                    id: id.clone(),
+                    metadata: config.metadata,
+                    state: api::ContainerState::ContainerCreated as i32,
+                    created_at: now_ns(),
+                    image_ref: format!("fake://{}", image.image),
+                    image_id: format!("fake://{}", image.image),
+                    image: Some(image),
+                    labels: config.labels,
+                    annotations: config.annotations,
+                    log_path: config.log_path,
+                    ..Default::default()
+                },
+                sandbox_id: sandbox_id.into(),
+                ends_at: runs_for.map(|d| d.as_nanos() as i64),
+                exit_code,
+            },
+        );
+        self.save(&state);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.sleep_latency().await;
+        let mut state = self.lock()?;
+        state.starts += 1;
+        let fail = self.config.fail_rate > 0.0 && rand::random::<f64>() < self.config.fail_rate;
+        let Some(c) = state.containers.get_mut(id) else {
+            return Err(RuntimeError::NotFound(format!("container {id}")));
+        };
+        let now = now_ns();
+        if fail {
+            c.status.state = api::ContainerState::ContainerExited as i32;
+            c.status.started_at = now;
+            c.status.finished_at = now;
+            c.status.exit_code = 128;
+            c.status.reason = "StartError".into();
+            c.status.message = "injected start failure (fake runtime)".into();
+            let msg = c.status.message.clone();
+            self.save(&state);
+            return Err(RuntimeError::Failed(msg));
+        }
+        c.status.state = api::ContainerState::ContainerRunning as i32;
+        c.status.started_at = now;
+        // ends_at held the run time until the start.
+        c.ends_at = c.ends_at.map(|d| now + d);
+        self.save(&state);
+        Ok(())
+    }
+
+    async fn stop_container(&self, id: &str, _timeout: Duration) -> Result<()> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        if let Some(c) = state.containers.get_mut(id) {
+            if c.status.state != api::ContainerState::ContainerExited as i32 {
+                c.status.state = api::ContainerState::ContainerExited as i32;
+                c.status.finished_at = now_ns();
+                // Ended by SIGTERM, as a process without a handler.
+                c.status.exit_code = 143;
+                c.status.reason = "Error".into();
+            }
+        }
+        self.save(&state);
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.containers.remove(id);
+        self.save(&state);
+        Ok(())
+    }
+
+    async fn list_containers(&self, filter: api::ContainerFilter) -> Result<Vec<api::Container>> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| filter.id.is_empty() || c.status.id == filter.id)
+            .filter(|c| filter.pod_sandbox_id.is_empty() || c.sandbox_id == filter.pod_sandbox_id)
+            .filter(|c| {
+                filter
+                    .state
+                    .as_ref()
+                    .is_none_or(|f| f.state == c.status.state)
+            })
+            .filter(|c| labels_match(&c.status.labels, &filter.label_selector))
+            .map(|c| api::Container {
+                id: c.status.id.clone(),
+                pod_sandbox_id: c.sandbox_id.clone(),
+                metadata: c.status.metadata.clone(),
+                image: c.status.image.clone(),
+                image_ref: c.status.image_ref.clone(),
+                state: c.status.state,
+                created_at: c.status.created_at,
+                labels: c.status.labels.clone(),
+                annotations: c.status.annotations.clone(),
+                image_id: c.status.image_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        state
+            .containers
+            .get(id)
+            .map(|c| c.status.clone())
+            .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))
+    }
+
+    async fn exec_sync(
+        &self,
+        id: &str,
+        _cmd: Vec<String>,
+        _timeout: Duration,
+    ) -> Result<api::ExecSyncResponse> {
+        let running =
+            self.container_status(id).await?.state == api::ContainerState::ContainerRunning as i32;
+        if !running {
+            return Err(RuntimeError::Failed(format!(
+                "container {id} is not running"
+            )));
+        }
+        Ok(api::ExecSyncResponse::default())
+    }
+
+    async fn list_container_stats(
+        &self,
+        filter: api::ContainerStatsFilter,
+    ) -> Result<Vec<api::ContainerStats>> {
+        let list = self
+            .list_containers(api::ContainerFilter {
+                id: filter.id,
+                pod_sandbox_id: filter.pod_sandbox_id,
+                label_selector: filter.label_selector,
+                state: None,
+            })
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|c| api::ContainerStats {
+                attributes: Some(api::ContainerAttributes {
+                    id: c.id,
+                    metadata: c.metadata,
+                    labels: c.labels,
+                    annotations: c.annotations,
+                }),
+                ..Default::default()
+            })
+            .collect())
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
+        let present = match &self.config.images {
+            None => true,
+            Some(list) => list.iter().any(|i| i == image),
+        };
+        Ok(present.then(|| api::Image {
+            id: format!("fake://{image}"),
+            repo_tags: vec![image.to_string()],
+            size: 1,
+            ..Default::default()
+        }))
+    }
+
+    async fn pull_image(&self, image: &str) -> Result<String> {
+        Err(RuntimeError::Failed(format!(
+            "failed to pull and unpack image \"{image}\": no registry is reachable (fake runtime)"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn command_lines_simulate_their_programs() {
+        assert_eq!(simulate(&[], &[]), (None, 0));
+        assert_eq!(
+            simulate(&s(&["sleep", "3600"]), &[]),
+            (Some(Duration::from_secs(3600)), 0)
+        );
+        assert_eq!(
+            simulate(&s(&["sh", "-c", "echo failing; exit 1"]), &[]),
+            (Some(Duration::ZERO), 1)
+        );
+        assert_eq!(
+            simulate(&s(&["sh", "-c"]), &s(&["sleep 2 && exit 3"])),
+            (Some(Duration::from_secs(2)), 3)
+        );
+        assert_eq!(simulate(&s(&["httpd", "-f", "-p", "80"]), &[]), (None, 0));
+        assert_eq!(
+            simulate(&s(&["sh", "-c", "while true; do sleep 1; done"]), &[]),
+            (None, 0)
+        );
+    }
+
+    #[tokio::test]
+    async fn containers_end_by_themselves_and_state_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = FakeConfig {
+            state_file: Some(dir.path().join("state.json")),
+            ..Default::default()
+        };
+        let rt = FakeRuntime::new(config.clone());
+        let sb = rt
+            .run_pod_sandbox(api::PodSandboxConfig::default())
+            .await
+            .unwrap();
+        let short = rt
+            .create_container(
+                &sb,
+                api::ContainerConfig {
+                    command: s(&["sh", "-c", "exit 2"]),
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let long = rt
+            .create_container(&sb, api::ContainerConfig::default(), Default::default())
+            .await
+            .unwrap();
+        rt.start_container(&short).await.unwrap();
+        rt.start_container(&long).await.unwrap();
+        let st = rt.container_status(&short).await.unwrap();
+        assert_eq!(st.state, api::ContainerState::ContainerExited as i32);
+        assert_eq!(st.exit_code, 2);
+        drop(rt);
+        let again = FakeRuntime::new(config);
+        let st = again.container_status(&long).await.unwrap();
+        assert_eq!(st.state, api::ContainerState::ContainerRunning as i32);
+        assert!(again
+            .pod_sandbox_status(&sb)
+            .await
+            .unwrap()
+            .network
+            .unwrap()
+            .ip
+            .starts_with("10.88."));
+    }
+}

@@ -1,0 +1,93 @@
+//! The container runtime as the agent sees it: a trait mirroring CRI's runtime and image
+//! services, with two implementations side by side: [`cri::CriRuntime`] (containerd's CRI
+//! plugin over its Unix socket) and [`fake::FakeRuntime`] (in memory, for hollow nodes and
+//! tests). Everything above this module knows only the trait.
+//!
+//! The request and answer types are the CRI's own (`proto::cri`), so the two implementations
+//! and the pod logic speak the exact language of the kubelet's runtime interface.
+
+mod cgroups;
+pub mod cri;
+pub mod fake;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use proto::cri as api;
+
+/// Why a runtime call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// The sandbox, container or image does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The runtime could not be reached (socket missing, connection refused, restarting).
+    #[error("container runtime unavailable: {0}")]
+    Unavailable(String),
+    /// A call's deadline passed.
+    #[error("container runtime call timed out: {0}")]
+    Timeout(String),
+    /// The runtime refused or failed the call (bad config, failed to start, pull failed...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Result of a runtime call.
+pub type Result<T> = std::result::Result<T, RuntimeError>;
+
+/// CRI's runtime and image services, the calls the agent makes. Every call is idempotent
+/// where CRI says so (stop and remove of something already gone succeed).
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    /// Runtime name and version (for `nodeInfo.containerRuntimeVersion`).
+    async fn version(&self) -> Result<api::VersionResponse>;
+    /// Runtime conditions (RuntimeReady, NetworkReady).
+    async fn status(&self) -> Result<api::RuntimeStatus>;
+
+    /// Creates and starts a sandbox; returns its id once it is ready.
+    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> Result<String>;
+    /// Stops every process of the sandbox and releases its network.
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()>;
+    /// Removes the sandbox and any container still in it.
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()>;
+    /// One sandbox's status (state, IP, labels); NotFound when it does not exist.
+    async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus>;
+    /// The sandboxes matching `filter`.
+    async fn list_pod_sandbox(&self, filter: api::PodSandboxFilter)
+        -> Result<Vec<api::PodSandbox>>;
+
+    /// Creates a container in a sandbox; returns its id.
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: api::ContainerConfig,
+        sandbox_config: api::PodSandboxConfig,
+    ) -> Result<String>;
+    /// Starts a created container.
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// Stops a container: SIGTERM, then SIGKILL after `timeout`.
+    async fn stop_container(&self, id: &str, timeout: Duration) -> Result<()>;
+    /// Removes a container.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// The containers matching `filter`.
+    async fn list_containers(&self, filter: api::ContainerFilter) -> Result<Vec<api::Container>>;
+    /// One container's status (times, exit code, reason); NotFound when it does not exist.
+    async fn container_status(&self, id: &str) -> Result<api::ContainerStatus>;
+    /// Runs a command in a container and waits for it (at most `timeout`).
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout: Duration,
+    ) -> Result<api::ExecSyncResponse>;
+    /// Usage of the containers matching `filter`.
+    async fn list_container_stats(
+        &self,
+        filter: api::ContainerStatsFilter,
+    ) -> Result<Vec<api::ContainerStats>>;
+
+    /// The image if the runtime has it.
+    async fn image_status(&self, image: &str) -> Result<Option<api::Image>>;
+    /// Pulls an image; returns its reference.
+    async fn pull_image(&self, image: &str) -> Result<String>;
+}
