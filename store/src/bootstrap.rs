@@ -13,12 +13,12 @@ use parking_lot::Mutex;
 
 use crate::apply::{Command, MemberAttrs};
 use crate::config::{ClusterState, ServerConfig};
-use crate::db::{Db, CF_META};
+use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::node::{hash_id, Limits, MembersInfo, Node};
 use crate::raft::network::{Network, PeerClients, PeerRpc};
 use crate::raft::{LogStore, Member, Raft, StateMachine, StoreState};
-use crate::snapshot::{META_CLUSTER_ID, META_MEMBER_ID};
+use crate::schema::{CF_META, META_CLUSTER, META_CLUSTER_ID, META_MEMBER_ID};
 
 /// This member's identity.
 struct Identity {
@@ -392,14 +392,12 @@ pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Re
         );
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut payload = crate::snapshot::from_backup(&bytes)?;
+    let mut payload = crate::raft::snapshot::from_backup(&bytes)?;
     // A restored member starts a new cluster: no Raft history, no membership.
     payload.last_applied = None;
     payload.membership = Default::default();
-    payload
-        .meta
-        .retain(|(k, _)| k.as_slice() != crate::snapshot::META_CLUSTER);
+    payload.meta.retain(|(k, _)| k.as_slice() != META_CLUSTER);
     let db = Db::open(data_dir)?;
-    crate::snapshot::install(&db, &payload)?;
+    crate::raft::snapshot::install(&db, &payload)?;
     Ok(())
 }

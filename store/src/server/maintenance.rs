@@ -17,7 +17,7 @@ use tracing::instrument;
 use crate::apply::Command;
 use crate::error::StoreError;
 use crate::node::Node;
-use crate::snapshot;
+use crate::raft::snapshot;
 
 /// The version this store reports: the etcd API level it implements.
 pub const API_VERSION: &str = "3.4.0";
@@ -53,7 +53,7 @@ impl MaintenanceService {
         let mut h = crc32fast::Hasher::new();
         for item in db
             .raw()
-            .iterator_cf(db.cf(crate::db::CF_KV), rocksdb::IteratorMode::Start)
+            .iterator_cf(db.cf(crate::schema::CF_KV), rocksdb::IteratorMode::Start)
         {
             let (k, v) = item.map_err(|e| StoreError::Internal(e.to_string()))?;
             if let Some(rev) = crate::mvcc::Rev::from_key(&k) {

@@ -7,22 +7,10 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{LogId, StoredMembership};
 use crate::codec;
-use crate::db::{Db, CF_KV, CF_LEASE, CF_META};
-use crate::raft::{LogId, StoredMembership};
-
-/// Meta key of the last applied log id.
-pub const META_LAST_APPLIED: &[u8] = b"last_applied";
-/// Meta key of the membership.
-pub const META_MEMBERSHIP: &[u8] = b"membership";
-/// Meta key of alarms and members' attributes.
-pub const META_CLUSTER: &[u8] = b"cluster_meta";
-/// Meta key of the cluster ID.
-pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
-/// Meta keys that describe this member's database rather than the replicated state.
-const LOCAL_META: [&[u8]; 3] = [b"format", META_CLUSTER_ID, META_MEMBER_ID];
-/// Meta key of this member's own ID.
-pub const META_MEMBER_ID: &[u8] = b"member_id";
+use crate::db::Db;
+use crate::schema::{CF_KV, CF_LEASE, CF_META, LOCAL_META, META_LAST_APPLIED, META_MEMBERSHIP};
 
 /// The content of a snapshot.
 #[derive(Debug, Serialize, Deserialize, Default)]
