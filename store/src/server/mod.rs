@@ -107,7 +107,7 @@ pub async fn serve_metrics(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
                 "/metrics",
                 get(move || async move {
                     n2.refresh_gauges();
-                    n2.metrics.render()
+                    n2.metrics().render()
                 }),
             );
         tracing::info!(%url, "serving /health and /metrics");
@@ -122,8 +122,8 @@ pub async fn serve_metrics(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Resul
 
 /// etcd's /health: healthy with a leader and no alarm.
 async fn health(node: Arc<Node>) -> (axum::http::StatusCode, String) {
-    let leader = node.raft.metrics().borrow().current_leader.is_some();
-    let alarms = !node.state.cluster.read().alarms.is_empty();
+    let leader = node.has_leader();
+    let alarms = !node.alarms().is_empty();
     let (ok, reason) = match (leader, alarms) {
         (false, _) => (false, "RAFT NO LEADER"),
         (true, true) => (false, "ALARM ACTIVE"),
