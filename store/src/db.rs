@@ -16,19 +16,32 @@ use crate::schema::{ALL_CFS, CF_META, FORMAT_VALUE, META_FORMAT, OLDER_FORMATS, 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory holds files, but not a store database.
-    #[error("data dir {0} is not empty and holds no store database; refusing to use it (move it away or pick another --data-dir)")]
+    #[error(
+        "data dir {0} is not empty and holds no store database; refusing to use it (move it \
+         away or pick another --data-dir)"
+    )]
     Foreign(String),
     /// A RocksDB database, but not one this program wrote.
     #[error("data dir {0} holds a database of another format ({1}); refusing to use it")]
     WrongFormat(String, String),
     /// A database an earlier build wrote, whose Raft log this build cannot read.
-    #[error("data dir {0} was written by an earlier build (format {1}), whose Raft log this build cannot read; refusing to use it (take a backup with that build, `etcdctl snapshot save`, and make a new data dir from it with `store snapshot restore`)")]
+    #[error(
+        "data dir {0} was written by an earlier build (format {1}), whose Raft log this build \
+         cannot read; refusing to use it (take a backup with that build, `etcdctl snapshot \
+         save`, and make a new data dir from it with `store snapshot restore`)"
+    )]
     OlderFormat(String, String),
     /// RocksDB refused to open the database (corruption, permissions, lock held, ...).
-    #[error("cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it from a backup with `store snapshot restore`)")]
+    #[error(
+        "cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it \
+         from a backup with `store snapshot restore`)"
+    )]
     Rocks(String, rocksdb::Error),
     /// The database is damaged in a way RocksDB would not notice.
-    #[error("the database in {0} is damaged ({1}); refusing to start rather than lose data (restore it from a backup with `store snapshot restore`)")]
+    #[error(
+        "the database in {0} is damaged ({1}); refusing to start rather than lose data \
+         (restore it from a backup with `store snapshot restore`)"
+    )]
     Damaged(String, String),
     /// Creating the directory failed.
     #[error("cannot create data dir {0}: {1}")]

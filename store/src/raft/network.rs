@@ -69,8 +69,8 @@ impl PeerClients {
         }
     }
 
-    /// Records the outcome of an RPC to `id` (replication or probe): the first success after a failure starts
-    /// its active period, a failure ends it (etcd's transport ActiveSince).
+    /// Records the outcome of an RPC to `id` (replication or probe): the first success after a
+    /// failure starts its active period, a failure ends it (etcd's transport ActiveSince).
     pub fn mark(&self, id: u64, ok: bool) {
         let mut active = self.active.lock();
         if ok {

@@ -105,7 +105,8 @@ impl Decoder {
                 self.evict();
                 continue;
             } else {
-                // Literal: with incremental indexing (01), without indexing (0000), never indexed (0001).
+                // Literal: with incremental indexing (01), without indexing (0000), never
+                // indexed (0001).
                 let insert = b & 0x40 != 0;
                 let never = !insert && b & 0x10 != 0;
                 let index = read_int(src, &mut pos, if insert { 6 } else { 4 })?;
