@@ -195,9 +195,33 @@ pub fn kubeconfig(a: KubeconfigArgs) -> Result<()> {
     let crt = b64(a.certs_dir.join(format!("{}.crt", a.user)))?;
     let key = b64(a.certs_dir.join(format!("{}.key", a.user)))?;
     print!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: cluster\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {crt}\n    client-key-data: {key}\ncontexts:\n- name: {user}@cluster\n  context:\n    cluster: cluster\n    user: {user}\n    namespace: default\ncurrent-context: {user}@cluster\n",
+        concat!(
+            "apiVersion: v1\n",
+            "kind: Config\n",
+            "clusters:\n",
+            "- name: cluster\n",
+            "  cluster:\n",
+            "    server: {}\n",
+            "    certificate-authority-data: {ca}\n",
+            "users:\n",
+            "- name: {user}\n",
+            "  user:\n",
+            "    client-certificate-data: {crt}\n",
+            "    client-key-data: {key}\n",
+            "contexts:\n",
+            "- name: {user}@cluster\n",
+            "  context:\n",
+            "    cluster: cluster\n",
+            "    user: {user}\n",
+            "    namespace: default\n",
+            "current-context: {user}@cluster\n",
+        ),
         a.server,
-        user = a.user
+        user = a.user,
+        // Named explicitly: a `concat!` format string does not capture variables.
+        ca = ca,
+        crt = crt,
+        key = key,
     );
     Ok(())
 }

@@ -134,8 +134,20 @@ mod tests {
 
     #[test]
     fn aligns_like_kubectl() {
-        let t = json!({"columnDefinitions": [{"name": "Name", "priority": 0}, {"name": "Ready", "priority": 0}, {"name": "IP", "priority": 1}],
-            "rows": [{"cells": ["web", "1/1", "10.0.0.1"], "object": {"metadata": {"namespace": "default"}}}, {"cells": ["a", "0/1", "<none>"], "object": {"metadata": {"namespace": "x"}}}]});
+        let t = json!({
+            "columnDefinitions": [
+                {"name": "Name", "priority": 0},
+                {"name": "Ready", "priority": 0},
+                {"name": "IP", "priority": 1},
+            ],
+            "rows": [
+                {
+                    "cells": ["web", "1/1", "10.0.0.1"],
+                    "object": {"metadata": {"namespace": "default"}},
+                },
+                {"cells": ["a", "0/1", "<none>"], "object": {"metadata": {"namespace": "x"}}},
+            ],
+        });
         assert_eq!(
             align(&table_rows(&t, false, false, true)),
             "NAME   READY\nweb    1/1\na      0/1\n"

@@ -35,8 +35,12 @@ pub fn resolve(name: &str) -> Result<&'static Resource> {
 
 /// The resource of a manifest's apiVersion and kind, or kubectl's error.
 pub fn resolve_kind(api_version: &str, kind: &str) -> Result<&'static Resource> {
-    registry::find_kind(api_version, kind)
-        .ok_or_else(|| anyhow!("resource mapping not found for kind \"{kind}\" in version \"{api_version}\": no matches for kind \"{kind}\" in version \"{api_version}\""))
+    registry::find_kind(api_version, kind).ok_or_else(|| {
+        anyhow!(
+            "resource mapping not found for kind \"{kind}\" in version \"{api_version}\": \
+                 no matches for kind \"{kind}\" in version \"{api_version}\""
+        )
+    })
 }
 
 pub fn api_resource(r: &Resource) -> ApiResource {
@@ -75,7 +79,12 @@ pub fn targets(args: &[String]) -> Result<Vec<(&'static Resource, Option<String>
     };
     if first.contains('/') {
         for a in args {
-            let (t, n) = a.split_once('/').ok_or_else(|| anyhow!("error: there is no need to specify a resource type as a separate argument when passing arguments in resource/name form"))?;
+            let (t, n) = a.split_once('/').ok_or_else(|| {
+                anyhow!(
+                    "error: there is no need to specify a resource type as a separate argument \
+                     when passing arguments in resource/name form"
+                )
+            })?;
             out.push((resolve(t)?, Some(n.to_string())));
         }
         return Ok(out);

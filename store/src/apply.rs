@@ -17,9 +17,9 @@ use proto::etcdserverpb::{
 use proto::mvccpb::{Event, KeyValue};
 use serde::{Deserialize, Serialize};
 
-use crate::db::CF_LEASE;
-use crate::lease::{lease_key, LeaseRecord, Lessor};
+use crate::lease::{LeaseRecord, Lessor};
 use crate::mvcc::{ApplyBatch, MvccError, WriteTxn};
+use crate::schema::{lease_key, CF_LEASE};
 
 /// The payload of a Raft log entry: commands proposed together, and the ticket under which
 /// the member that proposed them waits for their results (see `waiting`).

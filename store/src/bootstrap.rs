@@ -1,24 +1,22 @@
 //! Starting a member: its identity (bootstrap a new cluster or join an existing one), Raft,
-//! the listeners, and the leader's background duties (lease expiry, metrics).
+//! the listeners, and the node with its background duties (see `node`); and restoring a
+//! backup into a new data dir.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use openraft::error::{InitializeError, RaftError};
-use openraft::{ServerState, SnapshotPolicy};
-use parking_lot::Mutex;
+use openraft::SnapshotPolicy;
 
-use crate::apply::{Command, MemberAttrs};
 use crate::config::{ClusterState, ServerConfig};
-use crate::db::{Db, CF_META};
+use crate::db::Db;
 use crate::metrics::Metrics;
-use crate::node::{hash_id, Limits, MembersInfo, Node};
+use crate::node::{hash_id, Limits, MemberIdentity, MembersInfo, Node};
 use crate::raft::network::{Network, PeerClients, PeerRpc};
 use crate::raft::{LogStore, Member, Raft, StateMachine, StoreState};
-use crate::snapshot::{META_CLUSTER_ID, META_MEMBER_ID};
+use crate::schema::{CF_META, META_CLUSTER, META_CLUSTER_ID, META_MEMBER_ID};
 
 /// This member's identity.
 struct Identity {
@@ -124,7 +122,8 @@ async fn identity(cfg: &ServerConfig, db: &Db, peers: &PeerClients) -> anyhow::R
                                 .find(|(_, m, _)| m.peer_urls.iter().any(|u| mine.contains(u)));
                             let Some((id, _, _)) = me else {
                                 anyhow::bail!(
-                                    "this member ({}) is not in the cluster: add it first with `etcdctl member add {} --peer-urls={}`",
+                                    "this member ({}) is not in the cluster: add it first \
+                                     with `etcdctl member add {} --peer-urls={}`",
                                     mine.join(","),
                                     cfg.name,
                                     mine.join(",")
@@ -154,7 +153,12 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let state = Arc::new(StoreState::load(db.clone()).context("loading the key space")?);
     let peers = PeerClients::new(crate::server::peer_client_tls(&cfg)?);
     let ident = identity(&cfg, &db, &peers).await?;
-    tracing::info!(member_id = format!("{:x}", ident.id), cluster_id = format!("{:x}", ident.cluster_id), name = %cfg.name, "starting member");
+    tracing::info!(
+        member_id = format!("{:x}", ident.id),
+        cluster_id = format!("{:x}", ident.cluster_id),
+        name = %cfg.name,
+        "starting member"
+    );
 
     let raft_config = openraft::Config {
         cluster_name: cfg.initial_cluster_token.clone(),
@@ -180,35 +184,21 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let network = Network::new(peers.clone(), metrics.clone(), durability);
     let raft = Raft::new(ident.id, Arc::new(raft_config), network, log, sm).await?;
 
-    let election_timeout = Duration::from_millis(cfg.election_timeout);
-    let (read_waiters, read_queue) = tokio::sync::mpsc::unbounded_channel();
-    let (proposals, proposal_queue) = tokio::sync::mpsc::unbounded_channel();
-    let (forwards, forward_queue) = tokio::sync::mpsc::unbounded_channel();
-    let node = Arc::new(Node {
+    let who = MemberIdentity {
         id: ident.id,
         cluster_id: ident.cluster_id,
         name: cfg.name.clone(),
         client_urls: cfg.client_urls(),
-        raft: raft.clone(),
-        state,
-        db,
-        peers,
-        metrics,
-        limits: Limits {
-            max_request_bytes: cfg.max_request_bytes,
-            max_txn_ops: cfg.max_txn_ops,
-            strict_reconfig_check: cfg.strict_reconfig_check,
-            quota_backend_bytes: cfg.quota_backend_bytes,
-            min_lease_ttl: ((3 * cfg.election_timeout / 2 + 999) / 1000) as i64,
-            election_timeout,
-        },
-        removed: Default::default(),
-        term: Default::default(),
-        read_waiters,
-        proposals,
-        forwards,
-        lease_term: Default::default(),
-    });
+    };
+    let limits = Limits {
+        max_request_bytes: cfg.max_request_bytes,
+        max_txn_ops: cfg.max_txn_ops,
+        strict_reconfig_check: cfg.strict_reconfig_check,
+        quota_backend_bytes: cfg.quota_backend_bytes,
+        min_lease_ttl: ((3 * cfg.election_timeout / 2 + 999) / 1000) as i64,
+        election_timeout: Duration::from_millis(cfg.election_timeout),
+    };
+    let (node, queues) = Node::new(who, limits, raft.clone(), state, db.clone(), peers, metrics);
 
     crate::server::serve_peers(&cfg, node.clone()).await?;
     if let Some(initial) = ident.initial {
@@ -221,18 +211,12 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     crate::server::serve_clients(&cfg, node.clone()).await?;
     crate::server::serve_metrics(&cfg, node.clone()).await?;
 
-    tokio::spawn(node.clone().serve_read_index(read_queue));
-    tokio::spawn(node.clone().serve_proposals(proposal_queue));
-    tokio::spawn(node.clone().serve_forwards(forward_queue));
-    tokio::spawn(watch_leadership(node.clone()));
-    tokio::spawn(expire_leases(node.clone()));
-    tokio::spawn(publish_attrs(node.clone()));
-    tokio::spawn(probe_peers(node.clone()));
+    node.start(queues);
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = raft.shutdown().await;
-    let _ = node.db.raw().flush_wal(true);
+    let _ = db.raw().flush_wal(true);
     Ok(())
 }
 
@@ -251,138 +235,6 @@ async fn shutdown_signal() {
     }
 }
 
-/// Follows Raft metrics: leader changes, lease clocks on promotion, removal of this member.
-async fn watch_leadership(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
-    let mut last_leader = None;
-    let mut member_seen = false;
-    loop {
-        let m = rx.borrow_and_update().clone();
-        if m.current_leader != last_leader {
-            if m.current_leader.is_some() {
-                node.metrics.leader_changes.inc();
-            }
-            last_leader = m.current_leader;
-        }
-        node.term.store(m.current_term, Ordering::Relaxed);
-        let leading = m.state == ServerState::Leader;
-        node.metrics
-            .has_leader
-            .set(i64::from(m.current_leader.is_some()));
-        node.metrics.is_leader.set(i64::from(leading));
-        node.metrics
-            .committed
-            .set(m.last_applied.map(|l| l.index as i64).unwrap_or(0));
-        let led_term = node.lease_term.load(Ordering::Acquire);
-        if leading && led_term != m.current_term {
-            // A new leader restarts every lease clock: no lease expires early for the change.
-            node.state.lessor.promote(node.limits.election_timeout);
-            node.lease_term.store(m.current_term, Ordering::Release);
-        } else if !leading && led_term != 0 {
-            node.lease_term.store(0, Ordering::Release);
-        }
-        let in_config = m
-            .membership_config
-            .membership()
-            .get_node(&node.id)
-            .is_some();
-        if in_config {
-            member_seen = true;
-        } else if member_seen && m.membership_config.log_id().is_some() {
-            node.removed.store(true, Ordering::Relaxed);
-            tracing::error!("the member has been permanently removed from the cluster; exiting");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            std::process::exit(0);
-        }
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// On the leader: revokes leases whose clock ran out.
-async fn expire_leases(node: Arc<Node>) {
-    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let term = node.raft.metrics().borrow().current_term;
-        if node.lease_term.load(Ordering::Acquire) != term || term == 0 {
-            continue;
-        }
-        for id in node.state.lessor.expired() {
-            if !in_flight.lock().insert(id) {
-                continue;
-            }
-            let node = node.clone();
-            let in_flight = in_flight.clone();
-            tokio::spawn(async move {
-                tracing::info!(lease = id, "lease expired; revoking");
-                if let Err(e) = node.propose_as_leader(Command::LeaseRevoke { id }).await {
-                    tracing::warn!(lease = id, "revoking expired lease failed: {e}");
-                }
-                in_flight.lock().remove(&id);
-            });
-        }
-    }
-}
-
-/// Asks every other member for its view of the membership once a second, so that each member
-/// (not only the leader, whose replication also counts) knows since when its peers have been
-/// answering: the strict reconfiguration check needs that right after a leader change too,
-/// as etcd's transport keeps it for every peer.
-async fn probe_peers(node: Arc<Node>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if node.removed.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
-        }
-        let info = node.members();
-        let probes = info
-            .members
-            .iter()
-            .filter(|(id, _, _)| *id != node.id)
-            .filter_map(|(id, m, _)| {
-                let url = m.peer_urls.first()?.clone();
-                let (id, peers) = (*id, node.peers.clone());
-                Some(async move {
-                    let ok = peers
-                        .call::<_, MembersInfo>(&url, PeerRpc::Members, &(), Duration::from_secs(1))
-                        .await
-                        .is_ok();
-                    peers.mark(id, ok);
-                })
-            });
-        futures::future::join_all(probes).await;
-    }
-}
-
-/// Publishes this member's name and client URLs through the log (once they differ).
-async fn publish_attrs(node: Arc<Node>) {
-    let attrs = MemberAttrs {
-        name: node.name.clone(),
-        client_urls: node.client_urls.clone(),
-    };
-    loop {
-        if node.member_attrs().get(&node.id) == Some(&attrs) {
-            return;
-        }
-        match node
-            .propose(Command::MemberAttrs {
-                id: node.id,
-                attrs: attrs.clone(),
-            })
-            .await
-        {
-            Ok(_) => return,
-            Err(e) => tracing::debug!("publishing member attributes: {e}; retrying"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
 /// `store snapshot restore`: a new data dir holding the backup's key space and leases.
 pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
     if data_dir.exists() {
@@ -392,14 +244,12 @@ pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Re
         );
     }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut payload = crate::snapshot::from_backup(&bytes)?;
+    let mut payload = crate::raft::snapshot::from_backup(&bytes)?;
     // A restored member starts a new cluster: no Raft history, no membership.
     payload.last_applied = None;
     payload.membership = Default::default();
-    payload
-        .meta
-        .retain(|(k, _)| k.as_slice() != crate::snapshot::META_CLUSTER);
+    payload.meta.retain(|(k, _)| k.as_slice() != META_CLUSTER);
     let db = Db::open(data_dir)?;
-    crate::snapshot::install(&db, &payload)?;
+    crate::raft::snapshot::install(&db, &payload)?;
     Ok(())
 }

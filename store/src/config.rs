@@ -130,7 +130,12 @@ pub struct ServerConfig {
     /// Refuse membership changes that could cost the cluster its quorum, as etcd's
     /// `--strict-reconfig-check`: adding a voter needs every voter connected for 5 s and
     /// enough started members; removing one needs the rest to keep a connected quorum.
-    #[arg(long, env = "STORE_STRICT_RECONFIG_CHECK", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(
+        long,
+        env = "STORE_STRICT_RECONFIG_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
     pub strict_reconfig_check: bool,
     /// Backend quota in bytes; 0 means the default of 2 GiB.
     #[arg(long, env = "STORE_QUOTA_BACKEND_BYTES", default_value_t = 0)]

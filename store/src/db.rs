@@ -1,4 +1,5 @@
-//! The member's RocksDB: one database, one write-ahead log, a column family per concern.
+//! The member's RocksDB: one database, one write-ahead log, a column family per concern (the
+//! names and keys are in `schema`).
 //!
 //! Raft log and vote, the MVCC key space, leases and metadata share one RocksDB so that a
 //! single synced write (the Raft log append) also makes every earlier state-machine write
@@ -9,43 +10,38 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, Options, DB};
 
-/// Raft log entries, keyed by big-endian index.
-pub const CF_LOGS: &str = "logs";
-/// Raft vote, committed and last-purged log ids.
-pub const CF_RAFT: &str = "raft";
-/// MVCC records keyed by revision (main, sub), as etcd's `key` bucket.
-pub const CF_KV: &str = "kv";
-/// Leases by ID.
-pub const CF_LEASE: &str = "lease";
-/// State-machine metadata: last applied, membership, revisions, alarms, members' attributes.
-pub const CF_META: &str = "meta";
-
-const ALL_CFS: [&str; 5] = [CF_LOGS, CF_RAFT, CF_KV, CF_LEASE, CF_META];
-
-/// Written once when a data dir is created; anything else is refused at start.
-const FORMAT_KEY: &[u8] = b"format";
-/// 2: log entries carry their proposer's ticket (`apply::Proposed`).
-const FORMAT_VALUE: &[u8] = b"pctl-store/2";
-/// Earlier formats this build cannot read, with the way forward.
-const OLDER_FORMATS: &[&[u8]] = &[b"pctl-store/1"];
+use crate::schema::{ALL_CFS, CF_META, FORMAT_VALUE, META_FORMAT, OLDER_FORMATS, STATE_CFS};
 
 /// Errors opening a data directory.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The directory holds files, but not a store database.
-    #[error("data dir {0} is not empty and holds no store database; refusing to use it (move it away or pick another --data-dir)")]
+    #[error(
+        "data dir {0} is not empty and holds no store database; refusing to use it (move it \
+         away or pick another --data-dir)"
+    )]
     Foreign(String),
     /// A RocksDB database, but not one this program wrote.
     #[error("data dir {0} holds a database of another format ({1}); refusing to use it")]
     WrongFormat(String, String),
     /// A database an earlier build wrote, whose Raft log this build cannot read.
-    #[error("data dir {0} was written by an earlier build (format {1}), whose Raft log this build cannot read; refusing to use it (take a backup with that build, `etcdctl snapshot save`, and make a new data dir from it with `store snapshot restore`)")]
+    #[error(
+        "data dir {0} was written by an earlier build (format {1}), whose Raft log this build \
+         cannot read; refusing to use it (take a backup with that build, `etcdctl snapshot \
+         save`, and make a new data dir from it with `store snapshot restore`)"
+    )]
     OlderFormat(String, String),
     /// RocksDB refused to open the database (corruption, permissions, lock held, ...).
-    #[error("cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it from a backup with `store snapshot restore`)")]
+    #[error(
+        "cannot open the database in {0}: {1} (refusing to start; if it is damaged, restore it \
+         from a backup with `store snapshot restore`)"
+    )]
     Rocks(String, rocksdb::Error),
     /// The database is damaged in a way RocksDB would not notice.
-    #[error("the database in {0} is damaged ({1}); refusing to start rather than lose data (restore it from a backup with `store snapshot restore`)")]
+    #[error(
+        "the database in {0} is damaged ({1}); refusing to start rather than lose data \
+         (restore it from a backup with `store snapshot restore`)"
+    )]
     Damaged(String, String),
     /// Creating the directory failed.
     #[error("cannot create data dir {0}: {1}")]
@@ -103,7 +99,7 @@ impl Db {
         let meta = db.cf(CF_META);
         match db
             .db
-            .get_cf(meta, FORMAT_KEY)
+            .get_cf(meta, META_FORMAT)
             .map_err(|e| OpenError::Rocks(shown.clone(), e))?
         {
             Some(v) if v == FORMAT_VALUE => {}
@@ -121,7 +117,7 @@ impl Db {
             }
             None if fresh => {
                 db.db
-                    .put_cf(meta, FORMAT_KEY, FORMAT_VALUE)
+                    .put_cf(meta, META_FORMAT, FORMAT_VALUE)
                     .map_err(|e| OpenError::Rocks(shown.clone(), e))?;
             }
             None => return Err(OpenError::WrongFormat(shown, "no format marker".into())),
@@ -150,7 +146,7 @@ impl Db {
 
     fn sum_properties(&self, props: &[&str]) -> u64 {
         let mut total = 0u64;
-        for name in [CF_KV, CF_LEASE, CF_META] {
+        for name in STATE_CFS {
             for prop in props {
                 total += self
                     .db
@@ -183,7 +179,7 @@ mod tests {
         {
             let db = Db::open(dir.path()).expect("a new data dir opens");
             db.db
-                .put_cf(db.cf(CF_META), FORMAT_KEY, b"pctl-store/1")
+                .put_cf(db.cf(CF_META), META_FORMAT, b"pctl-store/1")
                 .expect("mark as format 1");
         }
         let err = Db::open(dir.path()).err().expect("refused");

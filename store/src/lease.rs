@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, CF_LEASE};
+use crate::db::Db;
+use crate::schema::{lease_id, CF_LEASE};
 
 /// The largest TTL etcd accepts, in seconds.
 pub const MAX_LEASE_TTL: i64 = 9_000_000_000;
@@ -48,11 +49,6 @@ pub struct Lessor {
     leases: Mutex<BTreeMap<i64, Lease>>,
 }
 
-/// The key of a lease in the `lease` column family.
-pub fn lease_key(id: i64) -> [u8; 8] {
-    id.to_be_bytes()
-}
-
 impl Lessor {
     /// Loads leases from the database and attaches `keys` (key, lease) to them.
     pub fn load(db: &Db, keys: Vec<(Vec<u8>, i64)>) -> Result<Lessor, String> {
@@ -70,11 +66,7 @@ impl Lessor {
             .iterator_cf(db.cf(CF_LEASE), rocksdb::IteratorMode::Start)
         {
             let (k, v) = item.map_err(|e| e.to_string())?;
-            let id = i64::from_be_bytes(
-                k.as_ref()
-                    .try_into()
-                    .map_err(|_| "bad lease key".to_string())?,
-            );
+            let id = lease_id(&k).ok_or_else(|| "bad lease key".to_string())?;
             let rec: LeaseRecord = crate::codec::decode(&v).map_err(|e| e.to_string())?;
             map.insert(
                 id,

@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod raft;
+pub mod schema;
 pub mod server;
-pub mod snapshot;
 pub mod waiting;
 pub mod watch;

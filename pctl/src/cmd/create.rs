@@ -55,7 +55,10 @@ pub fn deployment(name: &str, images: &[String], replicas: i32, port: Option<i32
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": name, "labels": {"app": name}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}}, "strategy": {},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": containers},
+            }},
     })
 }
 

@@ -30,7 +30,11 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
     let mut dp = DeleteParams::background();
     if a.force && a.grace_period <= 0 {
-        eprintln!("Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.");
+        eprintln!(
+            "Warning: Immediate deletion does not wait for confirmation that the running \
+             resource has been terminated. The resource may continue to run on the cluster \
+             indefinitely."
+        );
         dp.grace_period_seconds = Some(0);
     } else if a.grace_period >= 0 {
         dp.grace_period_seconds = Some(a.grace_period.max(1) as u32);

@@ -128,7 +128,10 @@ pub async fn describe(g: &Global, a: DescribeArgs) -> Result<()> {
         } else {
             "default".into()
         };
-        let events_path = format!("/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name%3D{name},involvedObject.uid%3D{uid}");
+        let events_path = format!(
+            "/api/v1/namespaces/{ns}/events\
+             ?fieldSelector=involvedObject.name%3D{name},involvedObject.uid%3D{uid}"
+        );
         let t = output::fetch_table(&conn.client, &events_path).await?;
         let rows = output::table_rows(&t, false, false, true);
         if rows.len() <= 1 {

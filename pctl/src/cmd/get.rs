@@ -61,7 +61,10 @@ pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
     };
     let fmt = a.output.as_deref().unwrap_or("");
     if !matches!(fmt, "" | "wide" | "yaml" | "json" | "name") {
-        return Err(anyhow!("error: unable to match a printer suitable for the output format \"{fmt}\", allowed formats are: json,name,wide,yaml"));
+        return Err(anyhow!(
+            "error: unable to match a printer suitable for the output format \"{fmt}\", \
+             allowed formats are: json,name,wide,yaml"
+        ));
     }
     let q = query(&a);
     let multi = targets
@@ -199,5 +202,10 @@ fn strip_list(v: Value, r: &api::registry::Resource) -> Value {
             i
         })
         .collect();
-    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items, "metadata": {"resourceVersion": ""}})
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": items,
+        "metadata": {"resourceVersion": ""},
+    })
 }

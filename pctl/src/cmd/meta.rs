@@ -35,7 +35,10 @@ pub fn parse_changes(args: &[String]) -> Result<(BTreeMap<String, String>, Vec<S
         } else if let Some(k) = a.strip_suffix('-') {
             remove.push(k.to_string());
         } else {
-            return Err(anyhow!("error: at least one label update is required (\"{a}\" is neither key=value nor key-)"));
+            return Err(anyhow!(
+                "error: at least one label update is required \
+                 (\"{a}\" is neither key=value nor key-)"
+            ));
         }
     }
     Ok((set, remove))

@@ -57,7 +57,8 @@ pub struct DrainArgs {
     /// Also delete pods that no controller manages (they are not recreated elsewhere).
     #[arg(long)]
     pub force: bool,
-    /// Ignore DaemonSet-managed pods (accepted for kubectl compatibility; this API has no DaemonSets).
+    /// Ignore DaemonSet-managed pods (accepted for kubectl compatibility; this API has no
+    /// DaemonSets).
     #[arg(long)]
     pub ignore_daemonsets: bool,
     /// Also delete pods with emptyDir volumes (their data is lost).
@@ -176,7 +177,13 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
                 )
             })
             .collect();
-        bail!("error: unable to drain node {:?} due to error: {}\nThere are pending nodes to be drained:\n {}", a.node, text.join("; "), a.node);
+        bail!(
+            "error: unable to drain node {:?} due to error: {}\n\
+             There are pending nodes to be drained:\n {}",
+            a.node,
+            text.join("; "),
+            a.node
+        );
     }
     let grace = (a.grace_period >= 0).then_some(a.grace_period);
     let mut waiting: Vec<(String, String, String)> = Vec::new();
@@ -198,7 +205,12 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
                 .body(serde_json::to_vec(&delete_options)?)?
         } else {
             println!("evicting pod {ns}/{name}");
-            let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": ns}, "deleteOptions": delete_options});
+            let eviction = json!({
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": name, "namespace": ns},
+                "deleteOptions": delete_options,
+            });
             http::Request::post(format!("{base}/eviction"))
                 .header("Content-Type", "application/json")
                 .body(serde_json::to_vec(&eviction)?)?
@@ -238,7 +250,13 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
                 .iter()
                 .map(|(ns, n, _)| format!("{ns}/{n}"))
                 .collect();
-            bail!("error: unable to drain node {:?} due to error: global timeout reached: {}, pods still terminating: {}", a.node, a.timeout, names.join(", "));
+            bail!(
+                "error: unable to drain node {:?} due to error: global timeout reached: {}, \
+                 pods still terminating: {}",
+                a.node,
+                a.timeout,
+                names.join(", ")
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -332,7 +350,10 @@ pub async fn taint(g: &Global, a: TaintArgs) -> Result<()> {
                     .find(|t| t["key"] == json!(key) && t["effect"] == json!(effect))
                 {
                     if !a.overwrite {
-                        return Err(anyhow!("error: node {node} already has {key} taint(s) with same effect(s) and --overwrite is false"));
+                        return Err(anyhow!(
+                            "error: node {node} already has {key} taint(s) with same effect(s) \
+                             and --overwrite is false"
+                        ));
                     }
                     *existing = json!({"key": key, "value": value, "effect": effect});
                 } else {

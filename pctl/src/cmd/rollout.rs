@@ -93,7 +93,9 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 let now = k8s_openapi::jiff::Timestamp::now()
                     .strftime("%Y-%m-%dT%H:%M:%SZ")
                     .to_string();
-                let patch = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}});
+                let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+                    "kubectl.kubernetes.io/restartedAt": now
+                }}}}});
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
                 println!("{} restarted", resources::display_name(deploy_r, &name));
@@ -157,7 +159,10 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
             for name in deployments(&args)? {
                 let d = serde_json::to_value(api.get(&name).await?)?;
                 if d.pointer("/spec/paused") == Some(&json!(true)) {
-                    bail!("error: you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again");
+                    bail!(
+                        "error: you cannot rollback a paused deployment; resume it first with \
+                         'kubectl rollout resume' and try again"
+                    );
                 }
                 let history = history(&conn, &d).await?;
                 let display = resources::display_name(deploy_r, &name);
@@ -261,13 +266,32 @@ pub fn status_line(name: &str, d: &Value) -> Result<(String, bool)> {
     let replicas = int("/status/replicas");
     let available = int("/status/availableReplicas");
     if updated < desired {
-        return Ok((format!("Waiting for deployment {name:?} rollout to finish: {updated} out of {desired} new replicas have been updated...\n"), false));
+        return Ok((
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {updated} out of {desired} \
+                 new replicas have been updated...\n"
+            ),
+            false,
+        ));
     }
     if replicas > updated {
-        return Ok((format!("Waiting for deployment {name:?} rollout to finish: {} old replicas are pending termination...\n", replicas - updated), false));
+        return Ok((
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {} old replicas are pending \
+                 termination...\n",
+                replicas - updated
+            ),
+            false,
+        ));
     }
     if available < updated {
-        return Ok((format!("Waiting for deployment {name:?} rollout to finish: {available} of {updated} updated replicas are available...\n"), false));
+        return Ok((
+            format!(
+                "Waiting for deployment {name:?} rollout to finish: {available} of {updated} \
+                 updated replicas are available...\n"
+            ),
+            false,
+        ));
     }
     Ok((
         format!("deployment {name:?} successfully rolled out\n"),
@@ -387,7 +411,11 @@ mod tests {
 
     #[test]
     fn status_lines_follow_kubectl() {
-        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 1}});
+        let d = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 1},
+        });
         assert_eq!(
             status_line("web", &d).unwrap(),
             (
@@ -395,22 +423,42 @@ mod tests {
                 false
             )
         );
-        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 3}});
+        let d = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 3},
+        });
         assert!(status_line("web", &d)
             .unwrap()
             .0
             .contains("1 out of 3 new replicas have been updated"));
-        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 4}});
+        let d = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 4},
+        });
         assert!(status_line("web", &d)
             .unwrap()
             .0
             .contains("1 old replicas are pending termination"));
-        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2}});
+        let d = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {
+                "observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 2
+            },
+        });
         assert!(status_line("web", &d)
             .unwrap()
             .0
             .contains("2 of 3 updated replicas are available"));
-        let d = json!({"metadata": {"generation": 2}, "spec": {"replicas": 3}, "status": {"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3}});
+        let d = json!({
+            "metadata": {"generation": 2},
+            "spec": {"replicas": 3},
+            "status": {
+                "observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3
+            },
+        });
         assert_eq!(
             status_line("web", &d).unwrap(),
             (
@@ -418,7 +466,13 @@ mod tests {
                 true
             )
         );
-        let d = json!({"metadata": {"generation": 1}, "status": {"observedGeneration": 1, "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]}});
+        let d = json!({
+            "metadata": {"generation": 1},
+            "status": {
+                "observedGeneration": 1,
+                "conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}],
+            },
+        });
         assert!(status_line("web", &d).is_err());
     }
 

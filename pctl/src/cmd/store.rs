@@ -1,8 +1,12 @@
 //! `pctl store`: administration of the store cluster that kubectl lacks and operators otherwise
 //! do with etcdctl: member list/add/remove, snapshot save (a backup over the etcd Maintenance
-//! API) and snapshot restore (a new member data dir from a backup, offline).
+//! API) and snapshot restore (a new member data dir from a backup, offline). Restore makes a
+//! RocksDB data dir, which the `store` binary does (`store snapshot restore`): pctl runs it, so
+//! that pctl itself links no database.
 
-use std::{io::Write, path::PathBuf, time::Duration};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -101,7 +105,7 @@ pub async fn store(a: StoreArgs) -> Result<()> {
             let dir = data_dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.store")));
-            store::bootstrap::restore(file, &dir)?;
+            restore(file, name, &dir)?;
             println!("Snapshot restored into {} (member {name})", dir.display());
             println!(
                 "Start it with: store --name {name} --data-dir {} --initial-cluster-state new ...",
@@ -195,7 +199,8 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
             println!();
             println!("Start it with:");
             println!(
-                "store --name {name} --initial-advertise-peer-urls {} --listen-peer-urls {} --initial-cluster {} --initial-cluster-state existing",
+                "store --name {name} --initial-advertise-peer-urls {} --listen-peer-urls {} \
+                 --initial-cluster {} --initial-cluster-state existing",
                 peer_urls.join(","),
                 peer_urls.join(","),
                 initial.join(",")
@@ -232,34 +237,80 @@ async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
         .ok_or_else(|| anyhow!("error: no store endpoint"))?;
     let mut c = connect(a, std::slice::from_ref(&first)).await?;
     let mut stream = c.snapshot().await?;
-    let mut bytes = Vec::new();
+    // Written beside the target as it arrives, checked, and renamed: FILE is either absent or a
+    // whole, checked backup.
+    let mut out = store_backup::Writer::create(file)?;
     let mut last_report = std::time::Instant::now();
     while let Some(msg) = stream.message().await? {
-        bytes.extend_from_slice(msg.blob());
+        out.write(msg.blob())?;
         if last_report.elapsed() > Duration::from_secs(1) {
             eprintln!(
                 "received {} bytes, {} to go",
-                bytes.len(),
+                out.len(),
                 msg.remaining_bytes()
             );
             last_report = std::time::Instant::now();
         }
     }
-    // Check the backup's checksum before calling it saved.
-    store::snapshot::from_backup(&bytes)
-        .map_err(|e| anyhow!("error: the backup from {first} is not valid: {e}"))?;
-    // Written beside the target and renamed: FILE is either absent or a whole, checked backup.
-    let part = file.with_extension("part");
-    let mut out =
-        std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
-    out.write_all(&bytes)?;
-    out.sync_all()?;
-    std::fs::rename(&part, file)
-        .with_context(|| format!("renaming {} to {}", part.display(), file.display()))?;
-    println!(
-        "Snapshot saved at {} ({} bytes)",
-        file.display(),
-        bytes.len()
-    );
+    let size = out.finish().map_err(|e| match e {
+        store_backup::BackupError::Checksum => {
+            anyhow!("error: the backup from {first} is not valid: {e}")
+        }
+        e => e.into(),
+    })?;
+    println!("Snapshot saved at {} ({size} bytes)", file.display());
+    Ok(())
+}
+
+/// The `store` binary: beside pctl's own executable first, then on PATH.
+fn store_binary() -> Result<PathBuf> {
+    let name = format!("store{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)));
+    if let Some(path) = beside.as_ref().filter(|p| p.is_file()) {
+        return Ok(path.clone());
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(&name))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_default();
+    on_path.ok_or_else(|| {
+        let where_ = beside
+            .as_ref()
+            .and_then(|p| p.parent())
+            .map(|d| format!("beside pctl in {}", d.display()))
+            .unwrap_or_else(|| "beside pctl".into());
+        anyhow!(
+            "error: snapshot restore needs the `{name}` binary (it makes the data dir), and \
+             there is none {where_} or on PATH; install it there"
+        )
+    })
+}
+
+/// `store snapshot restore FILE --name NAME --data-dir DIR`: the store binary makes the data
+/// dir (and prints why it could not, on stderr).
+fn restore(file: &Path, name: &str, dir: &Path) -> Result<()> {
+    let store = store_binary()?;
+    let status = Command::new(&store)
+        .args(["snapshot", "restore"])
+        .arg(file)
+        .arg(format!("--name={name}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .with_context(|| format!("running {}", store.display()))?;
+    if !status.success() {
+        bail!(
+            "error: {} snapshot restore failed ({status})",
+            store.display()
+        );
+    }
     Ok(())
 }

@@ -443,7 +443,9 @@ mod tests {
     fn pod_lines_sum_containers_or_list_them() {
         let metrics = vec![
             json!({"metadata": {"name": "web", "namespace": "default"}, "containers": [
-            {"name": "app", "usage": {"cpu": "200m", "memory": "100Mi"}}, {"name": "sidecar", "usage": {"cpu": "50m", "memory": "28Mi"}}]}),
+                {"name": "app", "usage": {"cpu": "200m", "memory": "100Mi"}},
+                {"name": "sidecar", "usage": {"cpu": "50m", "memory": "28Mi"}},
+            ]}),
         ];
         assert_eq!(
             pod_lines(&metrics, false, false, true).unwrap(),

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 pub use index::{key_range, KeyIndex};
 pub use write::{ApplyBatch, WriteTxn};
 
-use crate::db::{Db, CF_KV, CF_META};
+use crate::db::Db;
+use crate::schema::{CF_KV, CF_META, META_COMPACT_REV, META_CURRENT_REV};
 
 /// A revision: `main` is the write transaction, `sub` the change inside it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -124,9 +125,6 @@ pub struct Mvcc {
     /// batch until the batch is written to RocksDB, so readers never see half a batch.
     pub state: RwLock<MvccState>,
 }
-
-pub(crate) const META_CURRENT_REV: &[u8] = b"current_rev";
-pub(crate) const META_COMPACT_REV: &[u8] = b"compact_rev";
 
 impl Mvcc {
     /// Loads the key space from the database, rebuilding the in-memory index.

@@ -9,10 +9,8 @@ use proto::mvccpb::{event::EventType, Event, KeyValue};
 use rocksdb::WriteBatch;
 
 use super::range::range_with;
-use super::{
-    key_range, Mvcc, MvccError, MvccState, Record, Rev, META_COMPACT_REV, META_CURRENT_REV,
-};
-use crate::db::{CF_KV, CF_META};
+use super::{key_range, Mvcc, MvccError, MvccState, Record, Rev};
+use crate::schema::{CF_KV, CF_META, META_COMPACT_REV, META_CURRENT_REV};
 
 /// Changes of several Raft entries, collected under the exclusive state lock and written to
 /// RocksDB in one batch by [`ApplyBatch::commit`].

@@ -1,4 +1,4 @@
-//! The Raft log and vote in RocksDB (`logs` and `raft` column families).
+//! The Raft log and vote in RocksDB (`logs` and `raft` column families, see `schema`).
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -12,13 +12,11 @@ use openraft::{StorageIOError, Vote};
 
 use super::{LogId, StorageError, TypeConfig};
 use crate::codec;
-use crate::db::{Db, CF_LOGS, CF_RAFT};
+use crate::db::Db;
 use crate::metrics::Metrics;
+use crate::schema::{log_index, log_key, CF_LOGS, CF_RAFT, RAFT_LAST_PURGED, RAFT_VOTE};
 
 type Entry = openraft::Entry<TypeConfig>;
-
-const KEY_VOTE: &[u8] = b"vote";
-const KEY_PURGED: &[u8] = b"last_purged";
 
 /// The log store; cheap to clone (the log reader is a clone).
 #[derive(Clone)]
@@ -146,15 +144,9 @@ fn spawn_flusher(
     tx
 }
 
-fn index_key(i: u64) -> [u8; 8] {
-    i.to_be_bytes()
-}
-
 fn decode_index(k: &[u8]) -> Result<u64, StorageError> {
-    let raw: [u8; 8] = k
-        .try_into()
-        .map_err(|_| StorageIOError::read_logs(&codec::CodecError("bad log key".into())))?;
-    Ok(u64::from_be_bytes(raw))
+    log_index(k)
+        .ok_or_else(|| StorageIOError::read_logs(&codec::CodecError("bad log key".into())).into())
 }
 
 impl LogStore {
@@ -242,7 +234,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => *i + 1,
             Bound::Unbounded => 0,
         };
-        let from = index_key(start);
+        let from = log_key(start);
         let iter = self.db.raw().iterator_cf(
             self.db.cf(CF_LOGS),
             rocksdb::IteratorMode::From(&from, rocksdb::Direction::Forward),
@@ -264,7 +256,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.get_meta(KEY_PURGED)?;
+        let last_purged: Option<LogId> = self.get_meta(RAFT_LAST_PURGED)?;
         let mut iter = self
             .db
             .raw()
@@ -292,14 +284,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         // The vote must survive a crash before we answer the candidate.
-        self.put_meta(KEY_VOTE, vote, true)
+        self.put_meta(RAFT_VOTE, vote, true)
             .map_err(|_| StorageIOError::write_vote(&codec::CodecError("vote".into())))?;
         *self.vote.lock() = Some(*vote);
         Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
-        let vote: Option<Vote<u64>> = self.get_meta(KEY_VOTE)?;
+        let vote: Option<Vote<u64>> = self.get_meta(RAFT_VOTE)?;
         *self.vote.lock() = vote;
         Ok(vote)
     }
@@ -322,7 +314,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut last = None;
         for e in entries {
             let bytes = codec::encode(&e).map_err(|err| StorageIOError::write_logs(&err))?;
-            batch.put_cf(cf, index_key(e.log_id.index), bytes);
+            batch.put_cf(cf, log_key(e.log_id.index), bytes);
             last = Some(e.log_id);
         }
         let Some(last) = last else {
@@ -377,7 +369,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.db.cf(CF_LOGS);
         self.db
             .raw()
-            .delete_range_cf(cf, &index_key(log_id.index)[..], &[0xffu8; 9][..])
+            .delete_range_cf(cf, &log_key(log_id.index)[..], &[0xffu8; 9][..])
             .map_err(|e| StorageIOError::write_logs(&e))?;
         self.db
             .raw()
@@ -395,11 +387,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .raw()
             .flush_wal(true)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.put_meta(KEY_PURGED, &log_id, true)?;
+        self.put_meta(RAFT_LAST_PURGED, &log_id, true)?;
         let cf = self.db.cf(CF_LOGS);
         self.db
             .raw()
-            .delete_range_cf(cf, index_key(0), index_key(log_id.index + 1))
+            .delete_range_cf(cf, log_key(0), log_key(log_id.index + 1))
             .map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }

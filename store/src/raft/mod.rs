@@ -1,8 +1,9 @@
 //! Raft plumbing: openraft's type configuration, the RocksDB log store, the state machine
-//! (the MVCC key space) and the gRPC network between members.
+//! (the MVCC key space) with its snapshots, and the gRPC network between members.
 
 mod log_store;
 pub mod network;
+pub mod snapshot;
 mod state_machine;
 
 use std::fmt;

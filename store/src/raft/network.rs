@@ -69,8 +69,8 @@ impl PeerClients {
         }
     }
 
-    /// Records the outcome of an RPC to `id` (replication or probe): the first success after a failure starts
-    /// its active period, a failure ends it (etcd's transport ActiveSince).
+    /// Records the outcome of an RPC to `id` (replication or probe): the first success after a
+    /// failure starts its active period, a failure ends it (etcd's transport ActiveSince).
     pub fn mark(&self, id: u64, ok: bool) {
         let mut active = self.active.lock();
         if ok {
@@ -101,6 +101,16 @@ impl PeerClients {
         Ok(ch)
     }
 
+    /// A client of the peer at `url`, on its shared channel, sized for peer messages.
+    fn client(&self, url: &str) -> Result<PeerClient<Channel>, PeerCallError> {
+        let ch = self
+            .channel(url)
+            .map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
+        Ok(PeerClient::new(ch)
+            .max_decoding_message_size(MAX_PEER_MESSAGE)
+            .max_encoding_message_size(MAX_PEER_MESSAGE))
+    }
+
     /// Sends `req` to the peer at `url` and decodes its reply; the outer error is transport
     /// (peer unreachable, timeout), the reply itself may carry the peer's own error.
     pub async fn call<Req: Serialize, Resp: DeserializeOwned>(
@@ -114,12 +124,7 @@ impl PeerClients {
             return self.stream_call(url, rpc, req, timeout).await;
         }
         let data = codec::encode(req).map_err(|e| PeerCallError::Codec(e.to_string()))?;
-        let ch = self
-            .channel(url)
-            .map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
-        let mut client = PeerClient::new(ch)
-            .max_decoding_message_size(MAX_PEER_MESSAGE)
-            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        let mut client = self.client(url)?;
         let payload = Payload { data };
         let fut = async {
             match rpc {
@@ -137,10 +142,7 @@ impl PeerClients {
         };
         let resp = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return Err(PeerCallError::Timeout),
-            Ok(Err(status)) if status.code() == tonic::Code::Unavailable => {
-                return Err(PeerCallError::Unreachable(status.message().to_string()))
-            }
-            Ok(Err(status)) => return Err(PeerCallError::Status(status.message().to_string())),
+            Ok(Err(status)) => return Err(PeerCallError::from_status(status)),
             Ok(Ok(r)) => r.into_inner(),
         };
         codec::decode(&resp.data).map_err(|e| PeerCallError::Codec(e.to_string()))
@@ -184,12 +186,7 @@ impl RequestStream {
 impl PeerClients {
     /// Opens a request stream of `rpc` to the peer at `url`.
     async fn open_stream(&self, url: &str, rpc: PeerRpc) -> Result<RequestStream, PeerCallError> {
-        let ch = self
-            .channel(url)
-            .map_err(|e| PeerCallError::Unreachable(e.to_string()))?;
-        let mut client = PeerClient::new(ch)
-            .max_decoding_message_size(MAX_PEER_MESSAGE)
-            .max_encoding_message_size(MAX_PEER_MESSAGE);
+        let mut client = self.client(url)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
         let opened = match rpc {
@@ -197,13 +194,7 @@ impl PeerClients {
             PeerRpc::Propose => client.propose(requests).await,
             other => return Err(PeerCallError::Status(format!("{other:?} is not a stream"))),
         };
-        let answers = match opened {
-            Ok(r) => r.into_inner(),
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                return Err(PeerCallError::Unreachable(status.message().to_string()))
-            }
-            Err(status) => return Err(PeerCallError::Status(status.message().to_string())),
-        };
+        let answers = opened.map_err(PeerCallError::from_status)?.into_inner();
         Ok(RequestStream { tx, answers })
     }
 
@@ -283,6 +274,18 @@ pub enum PeerCallError {
     /// The reply did not decode.
     #[error("peer reply: {0}")]
     Codec(String),
+}
+
+impl PeerCallError {
+    /// A call's failed status: Unavailable means the peer was not reached; any other status
+    /// is the peer's answer.
+    fn from_status(status: tonic::Status) -> PeerCallError {
+        if status.code() == tonic::Code::Unavailable {
+            PeerCallError::Unreachable(status.message().to_string())
+        } else {
+            PeerCallError::Status(status.message().to_string())
+        }
+    }
 }
 
 /// openraft's network factory.

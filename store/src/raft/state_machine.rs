@@ -10,14 +10,15 @@ use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, Snapsho
 use openraft::{EntryPayload, StorageIOError};
 use parking_lot::RwLock;
 
+use super::snapshot;
 use super::{LogDurability, LogId, Member, StorageError, StoredMembership, TypeConfig};
 use crate::apply::{self, ApplyCtx, ClusterMeta};
 use crate::codec;
-use crate::db::{Db, CF_META};
+use crate::db::Db;
 use crate::lease::Lessor;
 use crate::metrics::Metrics;
 use crate::mvcc::{ApplyBatch, Mvcc};
-use crate::snapshot::{self, META_CLUSTER, META_LAST_APPLIED, META_MEMBERSHIP};
+use crate::schema::{CF_META, META_CLUSTER, META_LAST_APPLIED, META_MEMBERSHIP};
 use crate::waiting::Waiting;
 use crate::watch::WatchHub;
 

@@ -13,9 +13,8 @@ use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use super::validate;
-use crate::apply::{self, ApplyCtx, Command};
+use crate::apply::Command;
 use crate::error::StoreError;
-use crate::mvcc::ApplyBatch;
 use crate::node::Node;
 
 /// The KV service of a member.
@@ -30,7 +29,7 @@ impl KvService {
     }
 
     fn check_size(&self, len: usize) -> Result<(), StoreError> {
-        if len > self.node.limits.max_request_bytes {
+        if len > self.node.limits().max_request_bytes {
             return Err(StoreError::RequestTooLarge);
         }
         Ok(())
@@ -52,16 +51,9 @@ impl KvService {
 
     /// A read-only transaction, executed on this member's state without a log entry.
     fn local_txn(&self, req: &TxnRequest) -> Result<(i64, TxnResponse), StoreError> {
-        let state = &self.node.state;
-        let mut batch = ApplyBatch::begin(&state.mvcc);
-        let mut meta = state.cluster.read().clone();
-        let mut ctx = ApplyCtx {
-            lessor: &state.lessor,
-            meta: &mut meta,
-            meta_dirty: false,
-        };
-        let (applied, _) = apply::apply(&mut batch, &mut ctx, &Command::Txn(req.encode_to_vec()));
-        // Nothing was written: dropping the batch discards it.
+        let applied = self
+            .node
+            .apply_read_only(&Command::Txn(req.encode_to_vec()));
         let bytes = applied.result.map_err(StoreError::from)?;
         let resp = TxnResponse::decode(bytes.as_slice())
             .map_err(|e| StoreError::Internal(e.to_string()))?;
@@ -101,7 +93,7 @@ impl Kv for KvService {
         if !req.serializable {
             self.node.read_index().await?;
         }
-        let mut resp = self.node.state.mvcc.range(&req).map_err(StoreError::from)?;
+        let mut resp = self.node.mvcc().range(&req).map_err(StoreError::from)?;
         resp.header = Some(self.node.header_now());
         Ok(Response::new(resp))
     }
@@ -137,7 +129,7 @@ impl Kv for KvService {
     #[instrument(skip_all)]
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
         let req = request.into_inner();
-        validate::txn(&req, self.node.limits.max_txn_ops)?;
+        validate::txn(&req, self.node.limits().max_txn_ops)?;
         let bytes = req.encode_to_vec();
         self.check_size(bytes.len())?;
         let (rev, mut resp) = if validate::txn_writes(&req) {

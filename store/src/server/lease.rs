@@ -43,13 +43,13 @@ impl Lease for LeaseService {
         if req.ttl > MAX_LEASE_TTL {
             return Err(StoreError::LeaseTtlTooLarge.into());
         }
-        let ttl = req.ttl.max(self.node.limits.min_lease_ttl);
+        let ttl = req.ttl.max(self.node.limits().min_lease_ttl);
         let id = if req.id != 0 {
             req.id
         } else {
             loop {
                 let id = (rand::random::<u64>() >> 1) as i64;
-                if id != 0 && !self.node.state.lessor.exists(id) {
+                if id != 0 && !self.node.lessor().exists(id) {
                     break id;
                 }
             }
@@ -141,8 +141,7 @@ impl Lease for LeaseService {
         self.node.read_index().await?;
         let leases = self
             .node
-            .state
-            .lessor
+            .lessor()
             .ids()
             .into_iter()
             .map(|id| LeaseStatus { id })

@@ -17,7 +17,7 @@ use tracing::instrument;
 use crate::apply::Command;
 use crate::error::StoreError;
 use crate::node::Node;
-use crate::snapshot;
+use crate::raft::snapshot;
 
 /// The version this store reports: the etcd API level it implements.
 pub const API_VERSION: &str = "3.4.0";
@@ -35,10 +35,7 @@ impl MaintenanceService {
 
     fn alarms(&self) -> Vec<AlarmMember> {
         self.node
-            .state
-            .cluster
-            .read()
-            .alarms
+            .alarms()
             .iter()
             .map(|(m, a)| AlarmMember {
                 member_id: *m,
@@ -48,12 +45,12 @@ impl MaintenanceService {
     }
 
     fn kv_hash(&self, upto: i64) -> Result<(u32, i64), StoreError> {
-        let db = self.node.state.mvcc.db().clone();
-        let compact = self.node.state.mvcc.compact_rev();
+        let db = self.node.db().clone();
+        let compact = self.node.mvcc().compact_rev();
         let mut h = crc32fast::Hasher::new();
         for item in db
             .raw()
-            .iterator_cf(db.cf(crate::db::CF_KV), rocksdb::IteratorMode::Start)
+            .iterator_cf(db.cf(crate::schema::CF_KV), rocksdb::IteratorMode::Start)
         {
             let (k, v) = item.map_err(|e| StoreError::Internal(e.to_string()))?;
             if let Some(rev) = crate::mvcc::Rev::from_key(&k) {
@@ -117,12 +114,12 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
-        let m = self.node.raft.metrics().borrow().clone();
+        let m = self.node.raft().metrics().borrow().clone();
         let learner = !m
             .membership_config
             .membership()
             .voter_ids()
-            .any(|v| v == self.node.id);
+            .any(|v| v == self.node.id());
         let errors = self
             .alarms()
             .iter()
@@ -143,7 +140,7 @@ impl Maintenance for MaintenanceService {
             raft_term: m.current_term,
             raft_applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             errors,
-            db_size_in_use: self.node.state.mvcc.bytes() as i64,
+            db_size_in_use: self.node.mvcc().bytes() as i64,
             is_learner: learner,
         }))
     }
@@ -153,7 +150,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        let db = self.node.db.clone();
+        let db = self.node.db().clone();
         tokio::task::spawn_blocking(move || db.defragment())
             .await
             .map_err(|e| Status::internal(e.to_string()))?
@@ -176,7 +173,7 @@ impl Maintenance for MaintenanceService {
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
         let rev = request.into_inner().revision;
-        if rev > self.node.state.mvcc.current_rev() {
+        if rev > self.node.current_rev() {
             return Err(StoreError::FutureRev.into());
         }
         let (hash, compact_revision) = self.kv_hash(rev)?;
@@ -194,7 +191,7 @@ impl Maintenance for MaintenanceService {
         &self,
         _request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        let db = self.node.db.clone();
+        let db = self.node.db().clone();
         let bytes = tokio::task::spawn_blocking(move || {
             snapshot::capture(&db).and_then(|p| snapshot::to_backup(&p))
         })

@@ -80,8 +80,8 @@ impl Peer for PeerService {
             self.node.clone(),
             |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
                 let started = std::time::Instant::now();
-                let res = node.raft.append_entries(rpc).await;
-                node.metrics
+                let res = node.raft().append_entries(rpc).await;
+                node.metrics()
                     .append_handling
                     .observe(started.elapsed().as_secs_f64());
                 reply(&res).map(Response::into_inner)
@@ -112,7 +112,7 @@ impl Peer for PeerService {
 
     async fn vote(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: VoteRequest<u64> = decode(request)?;
-        reply(&self.node.raft.vote(rpc).await)
+        reply(&self.node.raft().vote(rpc).await)
     }
 
     async fn install_snapshot(
@@ -120,7 +120,7 @@ impl Peer for PeerService {
         request: Request<Payload>,
     ) -> Result<Response<Payload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode(request)?;
-        reply(&self.node.raft.install_snapshot(rpc).await)
+        reply(&self.node.raft().install_snapshot(rpc).await)
     }
 
     async fn read_index(&self, _request: Request<Payload>) -> Result<Response<Payload>, Status> {

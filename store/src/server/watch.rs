@@ -108,7 +108,7 @@ impl WatchStream {
         // Subscribed before any watcher reads the current revision: every transaction applied
         // after such a read reaches this stream through the hub (or, if the stream falls
         // behind, the watchers read it from history).
-        let mut sub = self.node.state.hub.subscribe();
+        let mut sub = self.node.hub().subscribe();
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -126,10 +126,7 @@ impl WatchStream {
                 break;
             }
         }
-        self.node
-            .state
-            .hub
-            .watcher_delta(-(self.watchers.len() as i64));
+        self.node.hub().watcher_delta(-(self.watchers.len() as i64));
     }
 
     async fn send(&self, resp: WatchResponse) -> Flow {
@@ -146,7 +143,7 @@ impl WatchStream {
                 if self.watchers.remove(&c.watch_id).is_none() {
                     return Flow::Continue;
                 }
-                self.node.state.hub.watcher_delta(-1);
+                self.node.hub().watcher_delta(-1);
                 let resp = WatchResponse {
                     header: Some(self.node.header_now()),
                     watch_id: c.watch_id,
@@ -171,7 +168,7 @@ impl WatchStream {
 
     /// The revision up to which every watcher of the stream has been sent every event.
     fn sent_up_to(&self) -> i64 {
-        let cur = self.node.state.mvcc.current_rev();
+        let cur = self.node.current_rev();
         self.watchers
             .values()
             .map(|w| w.next - 1)
@@ -199,7 +196,7 @@ impl WatchStream {
             };
             return self.send(resp).await;
         }
-        let cur = self.node.state.mvcc.current_rev();
+        let cur = self.node.current_rev();
         let created = WatchResponse {
             header: Some(self.node.header(cur)),
             watch_id: id,
@@ -228,7 +225,7 @@ impl WatchStream {
             quiet: true,
         };
         self.watchers.insert(id, watcher);
-        self.node.state.hub.watcher_delta(1);
+        self.node.hub().watcher_delta(1);
         Flow::Continue
     }
 
@@ -296,7 +293,7 @@ impl WatchStream {
             return Flow::Continue;
         };
         self.catch_up_cursor = id;
-        let mvcc = &self.node.state.mvcc;
+        let mvcc = &self.node.mvcc();
         let cur = mvcc.current_rev();
         let Some(w) = self.watchers.get_mut(&id) else {
             return Flow::Continue;
@@ -336,7 +333,7 @@ impl WatchStream {
             }
             Err(MvccError::Compacted) => {
                 self.watchers.remove(&id);
-                self.node.state.hub.watcher_delta(-1);
+                self.node.hub().watcher_delta(-1);
                 let resp = WatchResponse {
                     header: Some(self.node.header_now()),
                     watch_id: id,
@@ -358,7 +355,7 @@ impl WatchStream {
     /// Progress notifications, as etcd sends them: to each following watcher that asked for
     /// them and was sent nothing since the previous tick.
     async fn progress_tick(&mut self) -> Flow {
-        let cur = self.node.state.mvcc.current_rev();
+        let cur = self.node.current_rev();
         let out = &self.out;
         for (id, w) in self.watchers.iter_mut() {
             let due = w.progress_notify && w.quiet && !w.catching_up;

@@ -2,27 +2,15 @@
 //! save` backups, and for `store snapshot restore`.
 //!
 //! A snapshot holds the key space, the leases and the state-machine metadata as they are in
-//! one RocksDB snapshot. Backups add a SHA-256 of the payload at the end, as etcd's do.
+//! one RocksDB snapshot. Backups add a SHA-256 of the payload at the end, as etcd's do; that
+//! file format is the `store-backup` crate's, which clients use without the database.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use super::{LogId, StoredMembership};
 use crate::codec;
-use crate::db::{Db, CF_KV, CF_LEASE, CF_META};
-use crate::raft::{LogId, StoredMembership};
-
-/// Meta key of the last applied log id.
-pub const META_LAST_APPLIED: &[u8] = b"last_applied";
-/// Meta key of the membership.
-pub const META_MEMBERSHIP: &[u8] = b"membership";
-/// Meta key of alarms and members' attributes.
-pub const META_CLUSTER: &[u8] = b"cluster_meta";
-/// Meta key of the cluster ID.
-pub const META_CLUSTER_ID: &[u8] = b"cluster_id";
-/// Meta keys that describe this member's database rather than the replicated state.
-const LOCAL_META: [&[u8]; 3] = [b"format", META_CLUSTER_ID, META_MEMBER_ID];
-/// Meta key of this member's own ID.
-pub const META_MEMBER_ID: &[u8] = b"member_id";
+use crate::db::Db;
+use crate::schema::{CF_KV, CF_LEASE, CF_META, LOCAL_META, META_LAST_APPLIED, META_MEMBERSHIP};
 
 /// The content of a snapshot.
 #[derive(Debug, Serialize, Deserialize, Default)]
@@ -49,8 +37,8 @@ pub enum SnapshotError {
     #[error("snapshot: {0}")]
     Codec(#[from] codec::CodecError),
     /// A backup file whose checksum does not match.
-    #[error("snapshot file is corrupt: SHA-256 mismatch (is it a complete `snapshot save`?)")]
-    Checksum,
+    #[error(transparent)]
+    Backup(#[from] store_backup::BackupError),
 }
 
 /// Reads a consistent payload from the database.
@@ -122,25 +110,14 @@ pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
     Ok(())
 }
 
-/// Encodes a payload as a backup file: the bincode payload padded with zeros to a multiple
-/// of 512 bytes, then the SHA-256 of that (etcdctl recognises a checksum by `size % 512 == 32`).
+/// Encodes a payload as a backup file: the bincode payload sealed as `store_backup` says
+/// (padded, with a SHA-256 trailer).
 pub fn to_backup(p: &Payload) -> Result<Vec<u8>, SnapshotError> {
-    let mut bytes = codec::encode(p)?;
-    bytes.resize(bytes.len().div_ceil(512) * 512, 0);
-    let sum = Sha256::digest(&bytes);
-    bytes.extend_from_slice(&sum);
-    Ok(bytes)
+    Ok(store_backup::seal(codec::encode(p)?))
 }
 
 /// Decodes a backup file written by [`to_backup`], checking its SHA-256.
 pub fn from_backup(bytes: &[u8]) -> Result<Payload, SnapshotError> {
-    if bytes.len() < 32 {
-        return Err(SnapshotError::Checksum);
-    }
-    let (body, sum) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body).as_slice() != sum {
-        return Err(SnapshotError::Checksum);
-    }
     // The padding after the payload is ignored by the decoder.
-    Ok(codec::decode(body)?)
+    Ok(codec::decode(store_backup::open(bytes)?)?)
 }

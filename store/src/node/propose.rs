@@ -1,48 +1,20 @@
-//! A member: Raft, the state machine it drives, and the operations the gRPC services need
-//! (propose, linearizable read barrier, leader-only lease and membership operations), each
-//! forwarded to the leader when this member does not lead.
+//! Proposing commands, the linearizable read barrier and leader-only lease operations: run on
+//! this member when it leads, else forwarded to the leader. Concurrent proposals are batched
+//! into one log entry (leader) or one forwarding call (follower).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState};
-use proto::etcdserverpb::ResponseHeader;
+use openraft::ServerState;
 use serde::{Deserialize, Serialize};
 
-use crate::apply::{Applied, Command, MemberAttrs, Proposed};
-use crate::db::Db;
+use super::{raft_unavailable, Node, REQUEST_TIMEOUT};
+use crate::apply::{Applied, Command, Proposed};
 use crate::error::StoreError;
 use crate::lease::LeaseTtl;
-use crate::metrics::Metrics;
-use crate::raft::network::{PeerCallError, PeerClients, PeerRpc};
-use crate::raft::{Member, Raft, StoreState};
-
-/// How long a client request may wait for Raft (commit, leader election).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
-
-/// Limits applied to client requests.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest request in bytes (`--max-request-bytes`).
-    pub max_request_bytes: usize,
-    /// Most operations in one txn branch (`--max-txn-ops`).
-    pub max_txn_ops: usize,
-    /// Backend quota in bytes (`--quota-backend-bytes`); 0 for the default 2 GiB.
-    pub quota_backend_bytes: u64,
-    /// Smallest lease TTL granted, in seconds.
-    pub min_lease_ttl: i64,
-    /// Election timeout, by which a new leader extends leases.
-    pub election_timeout: Duration,
-    /// `--strict-reconfig-check`.
-    pub strict_reconfig_check: bool,
-}
-
-/// How long a peer must have been answering to count as connected for a membership change
-/// (etcd's HealthInterval).
-const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+use crate::raft::network::{PeerCallError, PeerRpc};
+use crate::raft::Member;
 
 /// A leader-only lease operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,42 +34,17 @@ pub enum LeaseOpResult {
     Ttl(Option<LeaseTtl>),
 }
 
-/// A membership change, executed by the leader.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum MemberChange {
-    /// Add a member (voter, or learner).
-    Add {
-        peer_urls: Vec<String>,
-        learner: bool,
-    },
-    /// Remove a member.
-    Remove { id: u64 },
-    /// Make a learner a voter.
-    Promote { id: u64 },
-    /// Change a member's peer URLs.
-    Update { id: u64, peer_urls: Vec<String> },
-}
-
-/// Members as a member knows them: the answer of the peer `Members` call.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct MembersInfo {
-    /// Cluster ID.
-    pub cluster_id: u64,
-    /// ID, member, learner flag.
-    pub members: Vec<(u64, Member, bool)>,
-}
-
 /// Where the result of a queued command goes.
 type Waiter = tokio::sync::oneshot::Sender<Result<Applied, StoreError>>;
 
 /// A command waiting to be put in a log entry, with where its result goes.
-pub struct Proposal {
+pub(super) struct Proposal {
     cmd: Command,
     tx: Waiter,
 }
 
 /// A command this member (a follower) forwards to the leader, with where its result goes.
-pub struct Forward {
+pub(super) struct Forward {
     cmd: Command,
     /// The leader's peer URL when the command was queued.
     url: String,
@@ -172,51 +119,7 @@ fn answer(waiters: Vec<Waiter>, results: Result<Vec<Result<Applied, StoreError>>
 }
 
 /// A linearizable read waiting for the read index.
-pub type ReadWaiter = tokio::sync::oneshot::Sender<Result<Option<u64>, StoreError>>;
-
-/// One member of the store cluster.
-pub struct Node {
-    /// This member's ID.
-    pub id: u64,
-    /// The cluster's ID.
-    pub cluster_id: u64,
-    /// `--name`.
-    pub name: String,
-    /// `--advertise-client-urls`.
-    pub client_urls: Vec<String>,
-    /// Raft.
-    pub raft: Raft,
-    /// Key space, leases, metadata.
-    pub state: Arc<StoreState>,
-    /// The database.
-    pub db: Arc<Db>,
-    /// Channels to peers.
-    pub peers: PeerClients,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Request limits.
-    pub limits: Limits,
-    /// The current Raft term, kept by the leadership watcher for response headers.
-    pub term: std::sync::atomic::AtomicU64,
-    /// Set when this member was removed from the cluster.
-    pub removed: AtomicBool,
-    /// Commands waiting for [`Node::serve_proposals`] (this member as leader).
-    pub proposals: tokio::sync::mpsc::UnboundedSender<Proposal>,
-    /// Commands waiting for [`Node::serve_forwards`] (this member as follower).
-    pub forwards: tokio::sync::mpsc::UnboundedSender<Forward>,
-    /// Linearizable reads waiting for a read index; served in batches by
-    /// [`Node::serve_read_index`], one leader round trip per batch.
-    pub read_waiters: tokio::sync::mpsc::UnboundedSender<ReadWaiter>,
-    /// The term in which this member, as leader, restarted the lease clocks (0: not leading).
-    pub lease_term: std::sync::atomic::AtomicU64,
-}
-
-fn raft_unavailable<E: std::fmt::Debug>(e: RaftError<u64, E>) -> StoreError {
-    match e {
-        RaftError::Fatal(_) => StoreError::Stopped,
-        RaftError::APIError(e) => StoreError::Internal(format!("{e:?}")),
-    }
-}
+pub(super) type ReadWaiter = tokio::sync::oneshot::Sender<Result<Option<u64>, StoreError>>;
 
 fn forward_err(e: PeerCallError) -> StoreError {
     match e {
@@ -227,58 +130,6 @@ fn forward_err(e: PeerCallError) -> StoreError {
 }
 
 impl Node {
-    /// A response header at `revision`.
-    pub fn header(&self, revision: i64) -> ResponseHeader {
-        ResponseHeader {
-            cluster_id: self.cluster_id,
-            member_id: self.id,
-            revision,
-            raft_term: self.term.load(Ordering::Relaxed),
-        }
-    }
-
-    /// The database size etcd would report: table files on disk, or the retained records
-    /// when more of them are still in memtables. Quota checks and Status use it.
-    pub fn db_size(&self) -> u64 {
-        self.db.size().max(self.state.mvcc.bytes())
-    }
-
-    /// Updates gauges read on scrape (database size, revision, watchers).
-    pub fn refresh_gauges(&self) {
-        self.metrics.db_size.set(self.db_size() as i64);
-        self.metrics.revision.set(self.state.mvcc.current_rev());
-        self.metrics.watchers.set(self.state.hub.watchers());
-    }
-
-    /// A response header at the current revision.
-    pub fn header_now(&self) -> ResponseHeader {
-        self.header(self.state.mvcc.current_rev())
-    }
-
-    /// The current leader, waiting (bounded) for an election to finish.
-    pub async fn leader(&self) -> Result<(u64, Member), StoreError> {
-        let mut rx = self.raft.metrics();
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
-        loop {
-            if self.removed.load(Ordering::Relaxed) {
-                return Err(StoreError::Stopped);
-            }
-            {
-                let m = rx.borrow_and_update();
-                if let Some(l) = m.current_leader {
-                    if let Some(node) = m.membership_config.membership().get_node(&l) {
-                        return Ok((l, node.clone()));
-                    }
-                }
-            }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(StoreError::Stopped),
-                Err(_) => return Err(StoreError::NoLeader),
-            }
-        }
-    }
-
     fn peer_url(m: &Member) -> Result<&str, StoreError> {
         m.peer_urls
             .first()
@@ -324,7 +175,7 @@ impl Node {
     /// Runs `local` if this member leads, else sends `req` to the leader's `rpc`. While no
     /// leader is known or reachable (an election is under way), waits and tries again, up to
     /// [`REQUEST_TIMEOUT`]. A request that may have reached the leader is never repeated.
-    async fn leader_or_forward<Req, T, F, Fut>(
+    pub(super) async fn leader_or_forward<Req, T, F, Fut>(
         &self,
         rpc: PeerRpc,
         req: &Req,
@@ -396,7 +247,7 @@ impl Node {
     /// the leader puts concurrent commands in one log entry. Each command gets its own
     /// result; a call that cannot have reached the leader answers NoLeader, so the commands
     /// are retried, and one that may have reached it is never repeated.
-    pub async fn serve_forwards(
+    pub(super) async fn serve_forwards(
         self: Arc<Self>,
         mut rx: tokio::sync::mpsc::UnboundedReceiver<Forward>,
     ) {
@@ -451,7 +302,7 @@ impl Node {
     /// entry was being submitted goes into the next one (bounded in count and bytes), so
     /// under load Raft handles few large entries instead of many small ones. Entries are
     /// submitted in order and their results awaited concurrently.
-    pub async fn serve_proposals(
+    pub(super) async fn serve_proposals(
         self: Arc<Self>,
         mut rx: tokio::sync::mpsc::UnboundedReceiver<Proposal>,
     ) {
@@ -533,7 +384,7 @@ impl Node {
 
     /// Serves queued linearizable reads: every read queued before a leader round trip
     /// starts may use the index it returns, so one round trip serves the whole batch.
-    pub async fn serve_read_index(
+    pub(super) async fn serve_read_index(
         self: Arc<Self>,
         mut rx: tokio::sync::mpsc::UnboundedReceiver<ReadWaiter>,
     ) {
@@ -579,279 +430,6 @@ impl Node {
             LeaseOp::TimeToLive(id) => LeaseOpResult::Ttl(self.state.lessor.time_to_live(id)),
         })
     }
-
-    /// Members as this member knows them.
-    pub fn members(&self) -> MembersInfo {
-        let m = self.raft.metrics().borrow().membership_config.clone();
-        let membership = m.membership();
-        let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let members = membership
-            .nodes()
-            .map(|(id, n)| (*id, n.clone(), !voters.contains(id)))
-            .collect();
-        MembersInfo {
-            cluster_id: self.cluster_id,
-            members,
-        }
-    }
-
-    /// Published attributes of members.
-    pub fn member_attrs(&self) -> BTreeMap<u64, MemberAttrs> {
-        self.state.cluster.read().members.clone()
-    }
-
-    /// Voters that have answered this leader without a failure since `since` (this member
-    /// counts itself).
-    fn connected_since(&self, voters: &[u64], since: std::time::Instant) -> usize {
-        voters
-            .iter()
-            .filter(|id| {
-                **id == self.id || self.peers.active_since(**id).is_some_and(|t| t <= since)
-            })
-            .count()
-    }
-
-    /// etcd's mayAddMember: a new voter raises the quorum, so the started members must still
-    /// make one, and every voter must be connected (else the new quorum may be unreachable).
-    fn may_add_voter(&self, info: &MembersInfo) -> Result<(), StoreError> {
-        if !self.limits.strict_reconfig_check {
-            return Ok(());
-        }
-        let voters: Vec<u64> = info
-            .members
-            .iter()
-            .filter(|(_, _, learner)| !learner)
-            .map(|(id, _, _)| *id)
-            .collect();
-        let attrs = self.member_attrs();
-        let started = voters
-            .iter()
-            .filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty()))
-            .count();
-        if started < (voters.len() + 1) / 2 + 1 {
-            return Err(StoreError::MemberNotEnoughStarted);
-        }
-        let since = std::time::Instant::now()
-            .checked_sub(HEALTH_INTERVAL)
-            .unwrap_or_else(std::time::Instant::now);
-        if self.connected_since(&voters, since) < voters.len() {
-            return Err(StoreError::Unhealthy);
-        }
-        Ok(())
-    }
-
-    /// etcd's mayRemoveMember: a member that is down may go; otherwise the remaining
-    /// connected voters must still make a quorum of the remaining ones.
-    fn may_remove_voter(&self, info: &MembersInfo, id: u64) -> Result<(), StoreError> {
-        if !self.limits.strict_reconfig_check {
-            return Ok(());
-        }
-        if id != self.id && self.peers.active_since(id).is_none() {
-            return Ok(());
-        }
-        let voters: Vec<u64> = info
-            .members
-            .iter()
-            .filter(|(_, _, learner)| !learner)
-            .map(|(id, _, _)| *id)
-            .collect();
-        let since = std::time::Instant::now()
-            .checked_sub(HEALTH_INTERVAL)
-            .unwrap_or_else(std::time::Instant::now);
-        let active = self.connected_since(&voters, since);
-        if active.saturating_sub(1) < 1 + (voters.len() - 1) / 2 {
-            return Err(StoreError::Unhealthy);
-        }
-        Ok(())
-    }
-
-    /// Runs a membership change on the leader; returns the added member, if any.
-    pub async fn member_change(
-        &self,
-        change: MemberChange,
-    ) -> Result<Option<(u64, Member)>, StoreError> {
-        self.leader_or_forward(PeerRpc::MemberChange, &change, || {
-            self.leader_member_change(change.clone())
-        })
-        .await
-    }
-
-    /// A membership change, on this member as leader, through joint consensus.
-    pub async fn leader_member_change(
-        &self,
-        change: MemberChange,
-    ) -> Result<Option<(u64, Member)>, StoreError> {
-        let info = self.members();
-        let find = |id: u64| info.members.iter().find(|(i, _, _)| *i == id).cloned();
-        let change_err = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => StoreError::NoLeader,
-            RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-                StoreError::Internal(e.to_string())
-            }
-            e => raft_unavailable(e),
-        };
-        match change {
-            MemberChange::Add { peer_urls, learner } => {
-                if peer_urls.is_empty() || !peer_urls.iter().all(|u| valid_url(u)) {
-                    return Err(StoreError::MemberBadUrls);
-                }
-                if !learner {
-                    self.may_add_voter(&info)?;
-                }
-                if info
-                    .members
-                    .iter()
-                    .any(|(_, m, _)| m.peer_urls.iter().any(|u| peer_urls.contains(u)))
-                {
-                    return Err(StoreError::PeerUrlExist);
-                }
-                let id = new_member_id(&peer_urls, self.cluster_id);
-                if find(id).is_some() {
-                    return Err(StoreError::MemberExist);
-                }
-                let member = Member {
-                    name: String::new(),
-                    peer_urls,
-                };
-                self.raft
-                    .add_learner(id, member.clone(), false)
-                    .await
-                    .map_err(change_err)?;
-                if !learner {
-                    let voters = BTreeSet::from([id]);
-                    self.raft
-                        .change_membership(ChangeMembers::AddVoterIds(voters), false)
-                        .await
-                        .map_err(change_err)?;
-                }
-                Ok(Some((id, member)))
-            }
-            MemberChange::Remove { id } => {
-                let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
-                if !learner {
-                    self.may_remove_voter(&info, id)?;
-                }
-                let ids = BTreeSet::from([id]);
-                let change = if learner {
-                    ChangeMembers::RemoveNodes(ids)
-                } else {
-                    ChangeMembers::RemoveVoters(ids)
-                };
-                self.raft
-                    .change_membership(change, false)
-                    .await
-                    .map_err(change_err)?;
-                Ok(None)
-            }
-            MemberChange::Promote { id } => {
-                let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
-                if !learner {
-                    return Err(StoreError::MemberNotLearner);
-                }
-                let m = self.raft.metrics().borrow().clone();
-                let last = m.last_log_index.unwrap_or(0);
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).cloned())
-                    .flatten()
-                    .map(|l| l.index)
-                    .unwrap_or(0);
-                // etcd promotes a learner once it has 90% of the leader's log.
-                if (matched as f64) < 0.9 * last as f64 {
-                    return Err(StoreError::LearnerNotReady);
-                }
-                self.raft
-                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                    .await
-                    .map_err(change_err)?;
-                Ok(None)
-            }
-            MemberChange::Update { id, peer_urls } => {
-                let (_, mut member, _) = find(id).ok_or(StoreError::MemberNotFound)?;
-                if peer_urls.is_empty() || !peer_urls.iter().all(|u| valid_url(u)) {
-                    return Err(StoreError::MemberBadUrls);
-                }
-                member.peer_urls = peer_urls;
-                self.raft
-                    .change_membership(
-                        ChangeMembers::SetNodes(BTreeMap::from([(id, member)])),
-                        false,
-                    )
-                    .await
-                    .map_err(change_err)?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// Whether a write of `cost` bytes must be refused for the backend quota; raises the
-    /// NOSPACE alarm the first time, as etcd does.
-    pub async fn check_quota(&self, cost: usize) -> Result<(), StoreError> {
-        const NOSPACE: i32 = 1;
-        if self
-            .state
-            .cluster
-            .read()
-            .alarms
-            .iter()
-            .any(|(_, a)| *a == NOSPACE)
-        {
-            return Err(StoreError::NoSpace);
-        }
-        let quota = match self.limits.quota_backend_bytes {
-            0 => 2 * 1024 * 1024 * 1024,
-            q => q,
-        };
-        if self.db_size() + cost as u64 > quota {
-            let _ = self
-                .propose(Command::Alarm {
-                    activate: true,
-                    member_id: self.id,
-                    alarm: NOSPACE,
-                })
-                .await;
-            return Err(StoreError::NoSpace);
-        }
-        Ok(())
-    }
-}
-
-/// A URL etcd accepts for a member: http or https with host and port.
-pub fn valid_url(u: &str) -> bool {
-    match url::Url::parse(u) {
-        Ok(p) => {
-            matches!(p.scheme(), "http" | "https") && p.host_str().is_some() && p.port().is_some()
-        }
-        Err(_) => false,
-    }
-}
-
-/// A member ID derived from its peer URLs and the cluster (plus the time for added members,
-/// so that re-adding the same URLs gives a new ID, as in etcd).
-pub fn new_member_id(peer_urls: &[String], cluster_id: u64) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    hash_id(&[
-        &peer_urls.join(","),
-        &cluster_id.to_string(),
-        &now.to_string(),
-    ])
-}
-
-/// A stable non-zero 64-bit ID from strings.
-pub fn hash_id(parts: &[&str]) -> u64 {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    let d = h.finalize();
-    let id = u64::from_be_bytes(d[..8].try_into().unwrap_or_default());
-    id.max(1)
 }
 
 #[cfg(test)]
