@@ -150,12 +150,18 @@ impl FileConfig {
             if p.as_filter().is_none() {
                 return Err(ConfigError::WrongExtensionPoint(name, "filter"));
             }
+            if p.as_pre_filter().is_some() {
+                fw.pre_filters.push(p.clone());
+            }
             fw.filters.push(p);
         }
         for (name, weight) in scores {
             let p = build(&name)?;
             if p.as_score().is_none() {
                 return Err(ConfigError::WrongExtensionPoint(name, "score"));
+            }
+            if p.as_pre_score().is_some() {
+                fw.pre_scores.push(p.clone());
             }
             fw.scores.push((p, weight));
         }

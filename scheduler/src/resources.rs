@@ -58,10 +58,14 @@ impl Resources {
     }
 }
 
-/// A quantity in thousandths, rounded up.
+/// A quantity in thousandths, rounded up (ignoring floating-point noise: `0.7` is 700).
 pub fn milli(q: &Quantity) -> i64 {
     api::quantity::parse(&q.0)
-        .map(|v| v.milli().clamp(0, i64::MAX as i128) as i64)
+        .map(|v| {
+            (v.value() * 1000.0 - 1e-6)
+                .ceil()
+                .clamp(0.0, i64::MAX as f64) as i64
+        })
         .unwrap_or(0)
 }
 
