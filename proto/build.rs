@@ -15,7 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".runtime.v1",
             "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default)]",
         )
-        .enum_attribute(".runtime.v1", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .enum_attribute(
+            ".runtime.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .compile_protos(&["cri/api.proto"], &["cri"])?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 # containerd goes last: every container and pod sandbox it runs is removed, with their mounts,
 # network namespaces, the CNI bridge and its iptables rules.
 cd "$(dirname "$0")/.."
-for svc in apiserver store; do
+for svc in agent scheduler controller-manager apiserver store; do
   if [ -f ".run/$svc.pid" ]; then
     kill "$(cat ".run/$svc.pid")" 2>/dev/null && echo "$svc stopped"
     rm -f ".run/$svc.pid"

@@ -64,10 +64,31 @@ containerd_start "$CONTAINERD_DIR"
 echo "==> building and importing the local images (scripts/images.sh)"
 scripts/images.sh import --address "$CONTAINERD_SOCK"
 
-for user in admin viewer; do
+node="$(hostname | tr '[:upper:]' '[:lower:]')"
+for user in admin viewer scheduler controller-manager "node-$node"; do
   "$target/debug/pctl" kubeconfig --certs-dir "$pki" --user "$user" --server https://127.0.0.1:6443 > ".run/$user.kubeconfig"
   chmod 600 ".run/$user.kubeconfig"
 done
-echo "store, apiserver and containerd are up. Try:"
+
+# start NAME ARGS...: runs target/debug/NAME in the background unless it already runs.
+start() {
+  local name="$1"; shift
+  if running "$name"; then
+    echo "$name already running (pid $(cat ".run/$name.pid"))"
+    return
+  fi
+  echo "==> starting $name (log .run/$name.log)"
+  nohup "$target/debug/$name" "$@" >> ".run/$name.log" 2>&1 &
+  echo $! > ".run/$name.pid"
+}
+
+start scheduler --kubeconfig .run/scheduler.kubeconfig
+start controller-manager --kubeconfig .run/controller-manager.kubeconfig \
+  --allocate-node-cidrs=false
+start agent --kubeconfig ".run/node-$node.kubeconfig" --hostname-override "$node" \
+  --container-runtime-endpoint "unix://$CONTAINERD_SOCK" --pod-cidr "$POD_CIDR" \
+  --root-dir "$PWD/.run/agent"
+
+echo "store, apiserver, containerd, scheduler, controller-manager and the agent of node $node are up. Try:"
 echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"
 echo "  kubectl get ns && kubectl apply -f examples/deployment-web.yaml && kubectl get deploy,svc"

@@ -1213,7 +1213,28 @@ fn exec_with_a_terminal(c: &ApiCluster, agent: &cluster_tests::agent_double::Age
     assert_eq!(first.resizes[0], (91, 37));
     std::fs::write(&flag, b"").unwrap();
     let resized = wait_for("the new size", &|e| e.resizes.contains(&(120, 50)));
-    assert_eq!(resized.resizes, [(91, 37), (120, 50)]);
+    // `stty cols 120 rows 50` may change the size in two steps (120x37, then 120x50), each a
+    // SIGWINCH: the session must start at 91x37 and end at 120x50, with nothing else between.
+    assert_eq!(
+        resized.resizes.first(),
+        Some(&(91, 37)),
+        "{:?}",
+        resized.resizes
+    );
+    assert_eq!(
+        resized.resizes.last(),
+        Some(&(120, 50)),
+        "{:?}",
+        resized.resizes
+    );
+    assert!(
+        resized
+            .resizes
+            .iter()
+            .all(|&(c, r)| (c == 91 && r == 37) || c == 120),
+        "unexpected sizes: {:?}",
+        resized.resizes
+    );
     input.write_all(b"hello\n").unwrap();
     let out = script.wait_with_output().expect("waiting for script(1)");
     drop(input);
