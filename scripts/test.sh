@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test: unit tests, openraft's storage suite, and the cross-process tests that start
-# real store members (and the reference etcd) and drive them with etcdctl and etcd clients.
+# Runs every test: formatting, unit tests, openraft's storage suite, and the cross-process tests
+# that start real store members (and the reference etcd), apiservers, schedulers,
+# controller-managers, agents and a private containerd, and drive them as users do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-echo "==> building (first build compiles dependencies: ~13 minutes on 2 cores)"
+echo "==> formatting (cargo fmt --check)"
+if cargo fmt --version >/dev/null 2>&1; then
+  cargo fmt --all --check
+else
+  echo "rustfmt is not installed (rustup's default profile has it: rustup component add rustfmt)" >&2
+  exit 1
+fi
+echo "==> building (first build compiles dependencies: ~17 minutes on 2 cores)"
 cargo build --workspace --bins --tests
 echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"

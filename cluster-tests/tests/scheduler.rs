@@ -319,7 +319,7 @@ async fn no_overcommit_when_many_pods_arrive_at_once() {
     for n in ["n1", "n2", "n3"] {
         add_node(&client, n, "2", json!({}), json!([])).await;
     }
-    let (mut sched, port) = scheduler(&c, &["--leader-elect=false"]);
+    let (sched, port) = scheduler(&c, &["--leader-elect=false"]);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let creates = (0..20).map(|i| create(&pods, pod(&format!("p{i}"), "500m", json!({}))));
     futures::future::join_all(creates).await;
@@ -363,9 +363,14 @@ async fn no_overcommit_when_many_pods_arrive_at_once() {
         .into_iter()
         .find(|p| p.spec.as_ref().unwrap().node_name.is_some())
         .unwrap();
+    // No agent confirms a graceful deletion here, so delete at once (grace period 0), as the
+    // agent would once the containers stopped.
     pods.delete(
         victim.metadata.name.as_deref().unwrap(),
-        &Default::default(),
+        &kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -399,8 +404,8 @@ async fn pending_name(pods: &Api<Pod>) -> String {
 async fn a_second_replica_takes_over_within_one_lease_duration() {
     let (c, client) = start().await;
     add_node(&client, "n1", "64", json!({}), json!([])).await;
-    let (mut a, port_a) = scheduler(&c, &[]);
-    let (mut b, port_b) = scheduler(&c, &[]);
+    let (a, port_a) = scheduler(&c, &[]);
+    let (b, port_b) = scheduler(&c, &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     let (mut leader, mut follower, port_leader, port_follower) = loop {
         let la = metric(port_a, "leader_election_master_status", "").await;
