@@ -799,7 +799,18 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
         (live_pods(&pods).await.len() == 2).then_some(())
     })
     .await;
-    let metrics = reqwest_get(&format!("http://127.0.0.1:{port}/metrics")).await;
+    // A reconcile is counted when it ends: the deployment's may still be running when its
+    // ReplicaSet's pods appear, so give it a moment.
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = reqwest_get(&format!("http://127.0.0.1:{port}/metrics")).await;
+        if metrics
+            .contains("controller_reconcile_duration_seconds_count{controller=\"deployment\"}")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert!(
         metrics.contains("workqueue_depth{name=\"replicaset\"}"),
         "{metrics}"
