@@ -7,14 +7,17 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 echo "==> formatting (cargo fmt --check)"
-if cargo fmt --version >/dev/null 2>&1; then
+if cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1; then
   cargo fmt --all --check
 else
-  echo "rustfmt is not installed (rustup's default profile has it: rustup component add rustfmt)" >&2
+  echo "rustfmt or clippy is not installed (rustup's default profile has both:" \
+    "rustup component add rustfmt clippy)" >&2
   exit 1
 fi
 echo "==> building (first build compiles dependencies: ~17 minutes on 2 cores)"
 cargo build --workspace --bins --tests
+echo "==> lints (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
 echo "==> running tests"
 cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-2}"
 # --workspace keeps the feature set of the run above, so nothing is rebuilt.

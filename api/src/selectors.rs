@@ -221,9 +221,9 @@ fn parse_requirement(term: &str) -> Result<Requirement, SelectorError> {
         .filter(|v| !v.is_empty())
         .collect();
     if values.is_empty() {
-        return Err(bad(format!(
-            "for 'in', 'notin' operators, values set can't be empty"
-        )));
+        return Err(bad(
+            "for 'in', 'notin' operators, values set can't be empty".to_string(),
+        ));
     }
     for v in &values {
         check_label_value(v).map_err(bad)?;

@@ -16,13 +16,11 @@ use serde::de::DeserializeOwned;
 pub fn event_informer<K>(
     api: Api<K>,
     config: watcher::Config,
-    mut handler: impl FnMut(watcher::Event<K>) + Send + 'static,
+    handler: impl FnMut(watcher::Event<K>) + Send + 'static,
 ) -> impl Future<Output = ()> + Send
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let stream = watcher(api, config)
-        .default_backoff()
-        .map_ok(move |event| handler(event));
+    let stream = watcher(api, config).default_backoff().map_ok(handler);
     crate::drive(stream)
 }

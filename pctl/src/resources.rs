@@ -104,6 +104,24 @@ pub fn targets(args: &[String]) -> Result<Vec<(&'static Resource, Option<String>
     Ok(out)
 }
 
+/// The REST path of a collection (namespace None: all namespaces) or of one object.
+pub fn path(r: &Resource, namespace: Option<&str>, name: Option<&str>) -> String {
+    let root = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let mut p = match (r.namespaced, namespace) {
+        (true, Some(ns)) => format!("{root}/namespaces/{ns}/{}", r.plural),
+        _ => format!("{root}/{}", r.plural),
+    };
+    if let Some(n) = name {
+        p.push('/');
+        p.push_str(n);
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,22 +139,4 @@ mod tests {
         assert!(targets(&["widgets".into()]).is_err());
         assert_eq!(display_name(t[0].0, "web"), "deployment.apps/web");
     }
-}
-
-/// The REST path of a collection (namespace None: all namespaces) or of one object.
-pub fn path(r: &Resource, namespace: Option<&str>, name: Option<&str>) -> String {
-    let root = if r.group.is_empty() {
-        format!("/api/{}", r.version)
-    } else {
-        format!("/apis/{}/{}", r.group, r.version)
-    };
-    let mut p = match (r.namespaced, namespace) {
-        (true, Some(ns)) => format!("{root}/namespaces/{ns}/{}", r.plural),
-        _ => format!("{root}/{}", r.plural),
-    };
-    if let Some(n) = name {
-        p.push('/');
-        p.push_str(n);
-    }
-    p
 }

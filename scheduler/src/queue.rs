@@ -103,7 +103,7 @@ impl Inner {
         self.next_seq
     }
 
-    fn to_active(&mut self, key: &str) {
+    fn move_to_active(&mut self, key: &str) {
         let seq = self.seq();
         if let Some(slot) = self.slots.get_mut(key) {
             slot.place = Place::Active;
@@ -114,7 +114,7 @@ impl Inner {
     }
 
     /// Back-off if it has not expired yet, else active. Returns whether it went to active.
-    fn to_backoff_or_active(&mut self, key: &str, now: Instant) -> bool {
+    fn move_to_backoff_or_active(&mut self, key: &str, now: Instant) -> bool {
         let seq = self.seq();
         let Some(slot) = self.slots.get_mut(key) else {
             return false;
@@ -128,7 +128,7 @@ impl Inner {
                 false
             }
             _ => {
-                self.to_active(key);
+                self.move_to_active(key);
                 true
             }
         }
@@ -159,10 +159,11 @@ impl Queue {
             let changed =
                 slot.qp.pod.spec != pod.spec || slot.qp.pod.metadata.labels != pod.metadata.labels;
             slot.qp.pod = pod;
-            if changed && matches!(slot.place, Place::Unschedulable { .. }) {
-                if inner.to_backoff_or_active(&key, Instant::now()) {
-                    self.notify.notify_one();
-                }
+            if changed
+                && matches!(slot.place, Place::Unschedulable { .. })
+                && inner.move_to_backoff_or_active(&key, Instant::now())
+            {
+                self.notify.notify_one();
             }
             return;
         }
@@ -182,7 +183,7 @@ impl Queue {
                 last_attempt: None,
             },
         );
-        inner.to_active(&key);
+        inner.move_to_active(&key);
         drop(inner);
         self.notify.notify_one();
     }
@@ -247,7 +248,7 @@ impl Queue {
         };
         slot.last_attempt = Some(now);
         if moved_meanwhile {
-            inner.to_backoff_or_active(key, now);
+            inner.move_to_backoff_or_active(key, now);
         } else {
             slot.place = Place::Unschedulable {
                 since: now,
@@ -264,7 +265,7 @@ impl Queue {
         let mut inner = self.lock();
         if let Some(slot) = inner.slots.get_mut(key) {
             slot.last_attempt = Some(now);
-            inner.to_backoff_or_active(key, now);
+            inner.move_to_backoff_or_active(key, now);
         }
     }
 
@@ -282,7 +283,7 @@ impl Queue {
                 last_attempt: Some(now),
             },
         );
-        inner.to_backoff_or_active(&key, now);
+        inner.move_to_backoff_or_active(&key, now);
         drop(inner);
         self.notify.notify_one();
     }
@@ -308,7 +309,7 @@ impl Queue {
             .collect();
         let mut woke = false;
         for k in keys {
-            woke |= inner.to_backoff_or_active(&k, now);
+            woke |= inner.move_to_backoff_or_active(&k, now);
         }
         drop(inner);
         if woke {
@@ -336,7 +337,7 @@ impl Queue {
                 .get(&key)
                 .is_some_and(|s| s.seq == seq && matches!(s.place, Place::Backoff));
             if current {
-                inner.to_active(&key);
+                inner.move_to_active(&key);
                 woke = true;
             }
         }
@@ -349,7 +350,7 @@ impl Queue {
             .map(|(k, _)| k.clone())
             .collect();
         for k in stale {
-            woke |= inner.to_backoff_or_active(&k, now);
+            woke |= inner.move_to_backoff_or_active(&k, now);
         }
         drop(inner);
         if woke {

@@ -195,7 +195,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         max_txn_ops: cfg.max_txn_ops,
         strict_reconfig_check: cfg.strict_reconfig_check,
         quota_backend_bytes: cfg.quota_backend_bytes,
-        min_lease_ttl: ((3 * cfg.election_timeout / 2 + 999) / 1000) as i64,
+        min_lease_ttl: (3 * cfg.election_timeout / 2).div_ceil(1000) as i64,
         election_timeout: Duration::from_millis(cfg.election_timeout),
     };
     let (node, queues) = Node::new(who, limits, raft.clone(), state, db.clone(), peers, metrics);

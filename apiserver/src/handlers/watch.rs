@@ -19,7 +19,7 @@ use super::{
     read::collection_prefix,
     Ctx,
 };
-use crate::cache::{CacheError, Event, EventKind, Notice};
+use crate::cache::{Event, EventKind, Notice};
 
 /// Default length of a watch without timeoutSeconds.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -65,10 +65,7 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
         render,
         resource: ctx.req.resource,
     };
-    let sub = match cache.subscribe(&prefix, from) {
-        Ok(s) => Some(s),
-        Err(CacheError::TooOld { .. }) => None,
-    };
+    let sub = cache.subscribe(&prefix, from).ok();
     let gone = match (&sub, from) {
         (None, Some(rv)) => Some(StatusError::gone(format!(
             "too old resource version: {rv} ({})",

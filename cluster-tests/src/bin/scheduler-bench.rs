@@ -67,10 +67,10 @@ fn rss_kib(pid: u32) -> Option<u64> {
 fn node(i: usize) -> Value {
     let mut labels = json!({"kubernetes.io/hostname": format!("node-{i}"),
         "topology.kubernetes.io/zone": format!("zone-{}", i % 10)});
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         labels["disk"] = json!("ssd");
     }
-    let taints = if i % 10 == 0 {
+    let taints = if i.is_multiple_of(10) {
         json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
     } else {
         json!([])

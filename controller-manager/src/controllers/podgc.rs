@@ -101,6 +101,8 @@ impl Reconciler for PodGc {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .filter(|n| !n.is_empty());
+            // The node check awaits the API, which a match guard cannot do.
+            #[allow(clippy::collapsible_match)]
             match node {
                 Some(n) => {
                     if self.ctx.nodes.get(&Key::new(None, &n)).is_none()

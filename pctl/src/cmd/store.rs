@@ -228,7 +228,7 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
     Ok(())
 }
 
-async fn save(a: &StoreArgs, file: &PathBuf) -> Result<()> {
+async fn save(a: &StoreArgs, file: &Path) -> Result<()> {
     // One member serves the whole backup: like etcdctl, take the first endpoint only.
     let first = a
         .endpoints

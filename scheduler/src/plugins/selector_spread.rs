@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn spreads_one_owner() {
-        let mut nodes = vec![
+        let mut nodes = [
             sized("a", "1", "1Gi", "9"),
             sized("b", "1", "1Gi", "9"),
             sized("c", "1", "1Gi", "9"),

@@ -93,7 +93,7 @@ impl Node {
             .iter()
             .filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty()))
             .count();
-        if started < (voters.len() + 1) / 2 + 1 {
+        if started < voters.len().div_ceil(2) + 1 {
             return Err(StoreError::MemberNotEnoughStarted);
         }
         let since = std::time::Instant::now()

@@ -1,5 +1,8 @@
 //! The Raft log and vote in RocksDB (`logs` and `raft` column families, see `schema`).
 
+// openraft's storage traits fix the error type (`StorageError`, over 200 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;

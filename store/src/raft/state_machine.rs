@@ -2,6 +2,9 @@
 //! log in one RocksDB write batch per call together with the last applied log id and the
 //! membership.
 
+// openraft's storage traits fix the error type (`StorageError`, over 200 bytes).
+#![allow(clippy::result_large_err)]
+
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -206,7 +206,7 @@ impl Maintenance for MaintenanceService {
             .enumerate()
             .map(|(i, c)| {
                 Ok(SnapshotResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     remaining_bytes: (total - (i * CHUNK + c.len())) as u64,
                     blob: c.to_vec(),
                 })

@@ -70,10 +70,8 @@ fn intervals(ops: &[RequestOp]) -> Result<Intervals, StoreError> {
     for op in ops {
         match &op.request {
             Some(Request::RequestDeleteRange(d)) => dels.push((d.key.clone(), d.range_end.clone())),
-            Some(Request::RequestPut(p)) => {
-                if !puts.insert(p.key.clone()) {
-                    return Err(StoreError::DuplicateKey);
-                }
+            Some(Request::RequestPut(p)) if !puts.insert(p.key.clone()) => {
+                return Err(StoreError::DuplicateKey);
             }
             Some(Request::RequestTxn(t)) => {
                 let (sd, sp) = intervals(&t.success)?;

@@ -268,7 +268,7 @@ impl WatchStream {
             }
             w.quiet = false;
             let resp = WatchResponse {
-                header: Some(header.clone()),
+                header: Some(header),
                 watch_id: *id,
                 events,
                 ..Default::default()
@@ -398,7 +398,7 @@ impl Filter {
                 let is_put = e.r#type == EventType::Put as i32;
                 in_range(key, &self.key, &self.range_end)
                     && !(is_put && self.no_put)
-                    && !(!is_put && self.no_delete)
+                    && (is_put || !self.no_delete)
             })
             .map(|e| Event {
                 r#type: e.r#type,

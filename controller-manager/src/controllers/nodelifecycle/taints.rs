@@ -55,7 +55,7 @@ pub fn with_lifecycle_taints(
                     effect: effect.into(),
                     value: None,
                     time_added: (effect == "NoExecute")
-                        .then(|| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
+                        .then_some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)),
                 });
             }
         }

@@ -278,7 +278,7 @@ impl Reader {
             });
             &p[start..end]
         } else {
-            &p[..]
+            p
         };
         let open = self.open.expect("an open header block");
         if h.flags & END_HEADERS == 0 {
