@@ -20,5 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(serde::Serialize, serde::Deserialize)]",
         )
         .compile_protos(&["cri/api.proto"], &["cri"])?;
+    // gRPC's health checking protocol: the agent's `grpc` probes (client), tests (server).
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_protos(&["grpc/health.proto"], &["grpc"])?;
     Ok(())
 }

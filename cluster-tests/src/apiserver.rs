@@ -65,6 +65,15 @@ impl Identity {
         }
     }
 
+    /// The node this identity is the agent of (`n1`, `n2`), for node identities.
+    pub fn node(self) -> Option<&'static str> {
+        match self {
+            Identity::Node1 => Some("n1"),
+            Identity::Node2 => Some("n2"),
+            _ => None,
+        }
+    }
+
     /// The certificate subject, for identities that present one.
     fn subject(self) -> Option<&'static str> {
         match self {

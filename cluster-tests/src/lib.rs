@@ -23,10 +23,12 @@ mod etcdctl;
 pub mod history;
 mod member;
 mod membership;
+mod node;
 pub mod ports;
 mod process;
 mod restart_many;
 mod tls;
+pub mod wait;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,7 @@ pub use cluster::Cluster;
 pub use component::{component_binary, Component};
 pub use containerd::{Containerd, BUSYBOX_IMAGE, PAUSE_IMAGE};
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
+pub use node::ContainerdNode;
 pub use tls::TlsFiles;
 
 /// Re-exported so users of the harness need not name the exact crate version.

@@ -4,12 +4,12 @@
 //! and removed; an agent killed with SIGKILL and restarted adopts its pods and starts nothing
 //! twice. (Tests on containerd need the private containerd harness and images.)
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::{path::Path, time::Duration};
 
-use cluster_tests::{ApiCluster, ApiConfig, Component, Identity};
+use cluster_tests::{
+    wait::{self, condition, container_state},
+    ApiCluster, ApiConfig, Component, Identity,
+};
 use k8s_openapi::api::{
     coordination::v1::Lease,
     core::v1::{Event, Node, Pod},
@@ -41,24 +41,13 @@ fn start_agent(c: &ApiCluster, node: &str, id: Identity, extra: &[&str]) -> Comp
     Component::start("agent", &args, c.dir()).expect("starting the agent")
 }
 
-/// Waits (up to `secs`) until `check` gives a value.
-async fn wait_for<T, F, Fut>(what: &str, secs: u64, agent: &Component, mut check: F) -> T
+/// Waits (up to `secs`) until `check` gives a value; fails with the agent's log.
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, agent: &Component, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; agent log:\n{}",
-            agent.log_tail(40)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait::until(what, secs, || agent.log_tail(40), check).await
 }
 
 fn pod(name: &str, node: &str, policy: &str, command: &[&str]) -> Pod {
@@ -78,38 +67,6 @@ fn pod(name: &str, node: &str, policy: &str, command: &[&str]) -> Pod {
         },
     }))
     .unwrap()
-}
-
-fn container_state(p: &Pod) -> (String, i32, Option<String>) {
-    let cs = p
-        .status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .and_then(|l| l.first());
-    let Some(cs) = cs else {
-        return (String::new(), 0, None);
-    };
-    let st = cs.state.clone().unwrap_or_default();
-    let what = if st.running.is_some() {
-        "running".to_string()
-    } else if let Some(w) = st.waiting {
-        w.reason.unwrap_or_default()
-    } else if let Some(t) = st.terminated {
-        t.reason.unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (what, cs.restart_count, cs.container_id.clone())
-}
-
-fn condition(p: &Pod, kind: &str) -> Option<String> {
-    p.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind)
-        .map(|c| c.status.clone())
 }
 
 /// How many containers the fake runtime's state file holds for the pod with `uid`.

@@ -70,23 +70,13 @@ fn kubectl(c: &ApiCluster, args: &[&str]) -> String {
 }
 
 /// Polls `check` until it returns Some (within `secs`), else fails with `what` and the log.
-async fn wait_for<T, F, Fut>(what: &str, secs: u64, cm: &Component, mut check: F) -> T
+async fn wait_for<T, F, Fut>(what: &str, secs: u64, cm: &Component, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}\n--- controller-manager log ---\n{}",
-            cm.log_tail(60)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let logs = || format!("--- controller-manager log ---\n{}", cm.log_tail(60));
+    cluster_tests::wait::until(what, secs, logs, check).await
 }
 
 fn ready_status(ip: &str) -> serde_json::Value {

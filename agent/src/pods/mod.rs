@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod images;
 pub mod labels;
 pub mod manager;
+pub mod probes;
 pub mod sandbox;
 pub mod status;
 pub mod status_writer;

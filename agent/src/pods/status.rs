@@ -14,7 +14,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use super::{container::qos_class, labels};
+use super::{container::qos_class, labels, probes::View};
 use crate::runtime::api;
 
 /// A container's waiting reason and message, set by the last sync.
@@ -31,6 +31,8 @@ pub struct Input<'a> {
     /// Every container of the pod the runtime knows, any attempt.
     pub containers: &'a [api::ContainerStatus],
     pub waiting: &'a Waiting,
+    /// Started and ready of a running container (spec, container id), after its probes.
+    pub probes: &'a dyn Fn(&Container, &str) -> View,
     pub now: Timestamp,
 }
 
@@ -104,16 +106,19 @@ fn container_status(
             ..Default::default()
         });
     let (state, ready, started) = match latest {
-        Some(l) if state_is(l, api::ContainerState::ContainerRunning) => (
-            ContainerState {
-                running: Some(ContainerStateRunning {
-                    started_at: time(l.started_at),
-                }),
-                ..Default::default()
-            },
-            !init,
-            true,
-        ),
+        Some(l) if state_is(l, api::ContainerState::ContainerRunning) => {
+            let probed = (input.probes)(spec, &l.id);
+            (
+                ContainerState {
+                    running: Some(ContainerStateRunning {
+                        started_at: time(l.started_at),
+                    }),
+                    ..Default::default()
+                },
+                !init && probed.ready,
+                probed.started,
+            )
+        }
         Some(l) if state_is(l, api::ContainerState::ContainerExited) => match own_waiting {
             Some((reason, message)) => {
                 last_state = Some(ContainerState {
@@ -430,6 +435,19 @@ mod tests {
     }
 
     fn run(pod: &Pod, containers: &[api::ContainerStatus], waiting: &Waiting) -> PodStatus {
+        let healthy = View {
+            started: true,
+            ready: true,
+        };
+        run_probed(pod, containers, waiting, healthy)
+    }
+
+    fn run_probed(
+        pod: &Pod,
+        containers: &[api::ContainerStatus],
+        waiting: &Waiting,
+        view: View,
+    ) -> PodStatus {
         compute(&Input {
             pod,
             host_ip: "192.168.1.2",
@@ -438,6 +456,7 @@ mod tests {
             sandbox_ready: true,
             containers,
             waiting,
+            probes: &|_, _| view,
             now: Timestamp::from_second(100).unwrap(),
         })
     }
@@ -468,6 +487,34 @@ mod tests {
         assert_eq!(c.container_id.as_deref(), Some("containerd://app-0"));
         assert_eq!(c.image_id, "sha256:img");
         assert!(c.state.as_ref().unwrap().running.is_some());
+    }
+
+    #[test]
+    fn probes_hold_back_ready_and_started() {
+        let p = pod("Always", &[], &["app"]);
+        let all = [cri("app", 0, api::ContainerState::ContainerRunning, 0)];
+        let starting = View {
+            started: false,
+            ready: false,
+        };
+        let s = run_probed(&p, &all, &Waiting::new(), starting);
+        assert_eq!(s.phase.as_deref(), Some("Running"));
+        let ready = cond(&s, "Ready");
+        assert_eq!(ready.status, "False");
+        assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+        assert_eq!(cond(&s, "ContainersReady").status, "False");
+        let c = &s.container_statuses.as_ref().unwrap()[0];
+        assert!(!c.ready);
+        assert_eq!(c.started, Some(false));
+        let unready = View {
+            started: true,
+            ready: false,
+        };
+        let c = run_probed(&p, &all, &Waiting::new(), unready)
+            .container_statuses
+            .unwrap()[0]
+            .clone();
+        assert_eq!((c.ready, c.started), (false, Some(true)));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use kube::{
 use super::{
     container, env,
     events::Kind::{Normal, Warning},
-    hooks, images, labels, sandbox, status, volumes, Ctx,
+    hooks, images, labels, probes, sandbox, status, volumes, Ctx,
 };
 use crate::runtime::{api, RuntimeError};
 
@@ -33,10 +33,12 @@ pub struct WorkerState {
     pub waiting: status::Waiting,
     /// Pod IPs of sandboxes already asked about.
     pub sandbox_ips: HashMap<String, String>,
-    /// One-time warnings already sent.
-    pub warned: HashSet<String>,
     /// The pod as last seen (to tear it down once it is gone from the API).
     pub last_pod: Option<Arc<Pod>>,
+    /// The probes of the pod's running containers and their results.
+    pub probes: probes::PodProbes,
+    /// Wakes this pod's worker (probe results use it).
+    pub notify: Arc<tokio::sync::Notify>,
 }
 
 /// What the worker does next.
@@ -142,14 +144,15 @@ fn ports(c: &Container) -> Vec<(String, i32)> {
 }
 
 /// Stops one container: preStop first (within the grace period), then SIGTERM and SIGKILL
-/// after what is left of the grace period (at least 2 s, as the kubelet).
+/// after what is left of the grace period (at least 2 s, as the kubelet). `why`: the Killing
+/// event's message when it is not a plain stop.
 async fn kill(
     ctx: &Ctx,
     pod: Option<&Pod>,
     c: &api::ContainerStatus,
     grace: Duration,
     ip: &str,
-    why: &str,
+    why: Option<String>,
 ) {
     let name = labels::container_name(c);
     let started = Instant::now();
@@ -159,7 +162,7 @@ async fn kill(
             Some(&name),
             Normal,
             "Killing",
-            format!("Stopping container {name}{why}"),
+            why.unwrap_or_else(|| format!("Stopping container {name}")),
         );
         let spec = spec_container(pod, &name);
         let pre_stop = spec
@@ -167,7 +170,7 @@ async fn kill(
             .and_then(|l| l.pre_stop.as_ref());
         if let (Some(h), true) = (pre_stop, is(c, api::ContainerState::ContainerRunning)) {
             let ports = spec.map(ports).unwrap_or_default();
-            if let Err(msg) = hooks::run(ctx.runtime.as_ref(), &c.id, ip, &ports, h, grace).await {
+            if let Err(msg) = hooks::run(&ctx.runtime, &c.id, ip, &ports, h, grace).await {
                 ctx.events.emit(
                     pod,
                     Some(&name),
@@ -204,7 +207,7 @@ async fn teardown(
     let live = seen.containers.iter().filter(|c| {
         is(c, api::ContainerState::ContainerRunning) || is(c, api::ContainerState::ContainerCreated)
     });
-    futures::future::join_all(live.map(|c| kill(ctx, pod, c, grace, &ip, ""))).await;
+    futures::future::join_all(live.map(|c| kill(ctx, pod, c, grace, &ip, None))).await;
     for sb in &seen.sandboxes {
         ctx.runtime.stop_pod_sandbox(&sb.id).await?;
         ctx.runtime.remove_pod_sandbox(&sb.id).await?;
@@ -228,6 +231,7 @@ pub async fn sync(
 ) -> Result<Outcome, RuntimeError> {
     let seen = observe(ctx, uid).await?;
     let Some(pod) = pod else {
+        st.probes = probes::PodProbes::default();
         let last = st.last_pod.clone();
         let grace = last
             .as_deref()
@@ -244,6 +248,7 @@ pub async fn sync(
     st.last_pod = Some(pod.clone());
     let (name, ns, _) = sandbox::ids(&pod);
     if pod.metadata.deletion_timestamp.is_some() {
+        st.probes = probes::PodProbes::default();
         teardown(ctx, Some(&pod), uid, &seen, grace_of(&pod), st).await?;
         let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
         let params = DeleteParams {
@@ -280,6 +285,7 @@ pub async fn sync(
         Some("Succeeded" | "Failed")
     );
     if terminal {
+        st.probes = probes::PodProbes::default();
         stop_everything(ctx, &pod, &seen, st).await?;
         publish(ctx, &pod, &seen, st, None);
         return Ok(Outcome {
@@ -287,7 +293,6 @@ pub async fn sync(
             wake: None,
         });
     }
-    warn_unsupported(ctx, &pod, st);
     let mut wake: Option<Duration> = None;
     let Some((sandbox_id, ip)) = ensure_sandbox(ctx, &pod, &seen, st, &mut wake).await? else {
         publish(ctx, &pod, &seen, st, None);
@@ -334,11 +339,35 @@ pub async fn sync(
         }
     }
     let seen = observe(ctx, uid).await?;
+    probe_running(ctx, &pod, &seen, st, &ip);
     let st_now = publish(ctx, &pod, &seen, st, Some((&sandbox_id, &ip)));
     if matches!(st_now.as_deref(), Some("Succeeded" | "Failed")) {
         stop_everything(ctx, &pod, &seen, st).await?;
     }
     Ok(Outcome { done: false, wake })
+}
+
+/// Runs the probes of the pod's running app containers (their newest instances).
+fn probe_running(ctx: &Ctx, pod: &Arc<Pod>, seen: &Seen, st: &mut WorkerState, ip: &str) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    let running: Vec<(&Container, &api::ContainerStatus)> = spec
+        .containers
+        .iter()
+        .filter_map(|c| {
+            status::instances(&seen.containers, &c.name)
+                .first()
+                .filter(|l| is(l, api::ContainerState::ContainerRunning))
+                .map(|l| (c, *l))
+        })
+        .collect();
+    let shared = probes::Shared {
+        pod: pod.clone(),
+        events: ctx.events.clone(),
+        runtime: ctx.runtime.clone(),
+        pod_ip: ip.to_string(),
+        notify: st.notify.clone(),
+    };
+    st.probes.sync(&shared, &running);
 }
 
 /// Stops the containers and the sandbox of a pod that has finished.
@@ -359,7 +388,7 @@ async fn stop_everything(
         .iter()
         .filter(|c| is(c, api::ContainerState::ContainerRunning))
     {
-        kill(ctx, Some(pod), c, grace_of(pod), &ip, "").await;
+        kill(ctx, Some(pod), c, grace_of(pod), &ip, None).await;
     }
     for sb in seen
         .sandboxes
@@ -396,38 +425,12 @@ fn publish(
         sandbox_ready: ready_sandbox.is_some(),
         containers: &seen.containers,
         waiting: &st.waiting,
+        probes: &|c: &Container, id: &str| st.probes.view(c, id),
         now: Timestamp::now(),
     });
     let phase = s.phase.clone();
     ctx.status.set(pod, &s);
     phase
-}
-
-/// One-time warnings about what the pod asks for and this agent does not do.
-fn warn_unsupported(ctx: &Ctx, pod: &Pod, st: &mut WorkerState) {
-    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
-        let probes: Vec<&str> = [
-            ("liveness", c.liveness_probe.is_some()),
-            ("readiness", c.readiness_probe.is_some()),
-            ("startup", c.startup_probe.is_some()),
-        ]
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(n, _)| *n)
-        .collect();
-        if !probes.is_empty() && st.warned.insert(format!("probes/{}", c.name)) {
-            ctx.events.emit(
-                pod,
-                Some(&c.name),
-                Warning,
-                "ProbesNotSupported",
-                format!(
-                    "this agent does not run {} probes: the container counts as ready while it runs",
-                    probes.join(", ")
-                ),
-            );
-        }
-    }
 }
 
 /// The pod's ready sandbox and IP, created when there is none (None: it could not be made,
@@ -572,14 +575,28 @@ impl Run<'_> {
                 None => self.start(c, 0, st, wake).await?,
                 Some(l) if is(l, api::ContainerState::ContainerRunning) => {
                     let image = l.annotations.get(labels::SPEC_IMAGE);
-                    if image.is_some_and(|i| Some(i) != c.image.as_ref()) {
+                    let why = if image.is_some_and(|i| Some(i) != c.image.as_ref()) {
+                        Some(format!(
+                            "Container {} definition changed, will be restarted",
+                            c.name
+                        ))
+                    } else {
+                        st.probes.failed(&l.id).map(|kind| {
+                            format!(
+                                "Container {} failed {} probe, will be restarted",
+                                c.name,
+                                kind.title().to_lowercase()
+                            )
+                        })
+                    };
+                    if let Some(why) = why {
                         kill(
                             self.ctx,
                             Some(self.pod),
                             l,
                             grace_of(self.pod),
                             self.ip,
-                            " (its definition changed, it will be restarted)",
+                            Some(why),
                         )
                         .await;
                         earliest(wake, Duration::from_millis(100));
@@ -793,16 +810,7 @@ impl Run<'_> {
             return;
         };
         let timeout = grace_of(self.pod).max(Duration::from_secs(2));
-        if let Err(msg) = hooks::run(
-            self.ctx.runtime.as_ref(),
-            id,
-            self.ip,
-            &ports(c),
-            h,
-            timeout,
-        )
-        .await
-        {
+        if let Err(msg) = hooks::run(&self.ctx.runtime, id, self.ip, &ports(c), h, timeout).await {
             self.ctx.events.emit(
                 self.pod,
                 Some(&c.name),

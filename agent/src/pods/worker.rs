@@ -117,7 +117,10 @@ async fn run(
     notify: Arc<Notify>,
 ) {
     let ctx = workers.ctx.clone();
-    let mut state = WorkerState::default();
+    let mut state = WorkerState {
+        notify: notify.clone(),
+        ..Default::default()
+    };
     loop {
         let pod = rx.borrow_and_update().clone();
         let outcome = match sync(&ctx, &uid, pod, &mut state).await {

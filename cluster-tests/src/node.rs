@@ -1,0 +1,127 @@
+//! A node for tests: the real agent on a private containerd ([`Containerd`]: its own state,
+//! socket, CNI network slot and images), registered with an [`ApiCluster`] under the node's
+//! own identity, as `scripts/up.sh` runs it. Dropping it stops the agent, then removes every
+//! container, sandbox, mount and network rule the node made.
+//!
+//! ```no_run
+//! # async fn demo(api: &cluster_tests::ApiCluster) -> anyhow::Result<()> {
+//! use cluster_tests::{ContainerdNode, Identity};
+//! let node = ContainerdNode::start(api, Identity::Node1, &[]).await?;
+//! assert_eq!(node.name(), "n1");
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::{ApiCluster, Component, Containerd, Identity};
+
+/// A running agent on its own containerd.
+#[derive(Debug)]
+pub struct ContainerdNode {
+    name: String,
+    root: PathBuf,
+    /// The agent process (kill and restart it to test adoption).
+    pub agent: Component,
+    // Dropped after the agent (fields drop in order): the agent must not re-create what the
+    // harness removes.
+    containerd: Containerd,
+}
+
+impl ContainerdNode {
+    /// Starts a containerd under the cluster's directory and the agent of node `id` on it
+    /// (`extra`: more agent flags). Returns once the agent runs; the Node may not be Ready yet.
+    pub async fn start(api: &ApiCluster, id: Identity, extra: &[&str]) -> Result<ContainerdNode> {
+        let name = id
+            .node()
+            .with_context(|| format!("{id:?} is not a node identity"))?
+            .to_string();
+        let containerd = Containerd::start(&api.dir().join(format!("cd-{name}"))).await?;
+        let root = api.dir().join(format!("agent-{name}"));
+        let mut args: Vec<String> = vec![
+            format!("--kubeconfig={}", api.kubeconfig(id).display()),
+            format!("--hostname-override={name}"),
+            "--node-ip=127.0.0.1".into(),
+            "--runtime=cri".into(),
+            format!("--container-runtime-endpoint={}", containerd.endpoint()),
+            format!("--pod-cidr={}", containerd.pod_cidr()),
+            format!("--root-dir={}", root.display()),
+            // Each test node has its own cgroup tree, named after its network slot.
+            format!("--cgroup-root=/{}", containerd.bridge()),
+            "--node-status-update-frequency=1s".into(),
+            "--relist-period=200ms".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let agent = Component::start("agent", &args, api.dir())?;
+        Ok(ContainerdNode {
+            name,
+            root,
+            agent,
+            containerd,
+        })
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The agent's root directory (pod volumes, logs).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The node's containerd.
+    pub fn containerd(&self) -> &Containerd {
+        &self.containerd
+    }
+
+    /// What instance `attempt` of container `container` of `pod` wrote (stdout and stderr, in
+    /// order), read from the CRI log file the agent has containerd write
+    /// (`<root>/logs/<ns>_<pod>_<uid>/<container>/<attempt>.log`); empty when there is none.
+    pub fn container_output(&self, pod: &Pod, container: &str, attempt: u32) -> String {
+        let m = &pod.metadata;
+        let dir = format!(
+            "{}_{}_{}",
+            m.namespace.as_deref().unwrap_or("default"),
+            m.name.as_deref().unwrap_or_default(),
+            m.uid.as_deref().unwrap_or_default()
+        );
+        let path = self
+            .root
+            .join("logs")
+            .join(dir)
+            .join(container)
+            .join(format!("{attempt}.log"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        // CRI log lines: `<time> <stream> <P|F> <text>`; P lines continue on the next one.
+        let mut out = String::new();
+        for line in text.lines() {
+            let mut parts = line.splitn(4, ' ');
+            let (_, _, tag, rest) = (parts.next(), parts.next(), parts.next(), parts.next());
+            out.push_str(rest.unwrap_or_default());
+            if tag != Some("P") {
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The last lines of the agent's and containerd's logs (for failure messages).
+    pub fn logs(&self, lines: usize) -> String {
+        format!(
+            "--- agent ---\n{}\n--- containerd ---\n{}",
+            self.agent.log_tail(lines),
+            self.containerd.log_tail(lines / 2)
+        )
+    }
+}
+
+impl Drop for ContainerdNode {
+    fn drop(&mut self) {
+        self.agent.stop(Duration::from_secs(5));
+    }
+}
