@@ -21,6 +21,7 @@ mod component;
 pub mod containerd;
 mod etcdctl;
 pub mod history;
+pub mod http;
 mod member;
 mod membership;
 mod node;
