@@ -65,7 +65,12 @@ impl CriClient {
             config: Some(config),
             runtime_handler: String::new(),
         };
-        Ok(self.runtime.run_pod_sandbox(req).await?.into_inner().pod_sandbox_id)
+        Ok(self
+            .runtime
+            .run_pod_sandbox(req)
+            .await?
+            .into_inner()
+            .pod_sandbox_id)
     }
 
     /// `RuntimeService/PodSandboxStatus`.
@@ -115,7 +120,12 @@ impl CriClient {
             config: Some(config),
             sandbox_config: Some(sandbox_config),
         };
-        Ok(self.runtime.create_container(req).await?.into_inner().container_id)
+        Ok(self
+            .runtime
+            .create_container(req)
+            .await?
+            .into_inner()
+            .container_id)
     }
 
     /// `RuntimeService/StartContainer`.
