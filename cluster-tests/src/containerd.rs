@@ -185,6 +185,37 @@ impl Containerd {
             .context("running ctr")
     }
 
+    /// Kills the containerd daemon with SIGKILL (its shims, and so the containers, keep
+    /// running) and starts it again on the same state; returns once its CRI answers.
+    pub async fn restart_daemon(&self) -> Result<()> {
+        let pid_file = self.dir.join("containerd.pid");
+        let pid: i32 = fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {}", pid_file.display()))?
+            .trim()
+            .parse()
+            .context("containerd.pid")?;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}/status")).exists() {
+            // A killed child of an exited parent is reaped by init; until then it is a zombie.
+            let state = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if state
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "containerd {pid} did not die");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let d = self.dir.display().to_string();
+        self.script(&containerd_script(), &["start", &d]).await?;
+        self.wait_cri_ready(true).await
+    }
+
     /// Removes every container and sandbox it runs (with their mounts and network) and stops it.
     /// The directory keeps the logs and the image store. Dropping does the same.
     pub fn stop(&mut self) -> Result<()> {

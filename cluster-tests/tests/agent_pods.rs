@@ -333,3 +333,62 @@ async fn pod_cidr_follows_the_node() {
         "pod IP {ip} not in {cidr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_survive_a_containerd_restart() {
+    let api = ApiCluster::start(ApiConfig::new())
+        .await
+        .expect("store and apiserver");
+    let node = ContainerdNode::start(&api, Identity::Node1, &[])
+        .await
+        .expect("containerd and the agent");
+    let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
+        .await
+        .expect("admin client")
+        .0;
+    let nodes: Api<Node> = Api::all(kc.clone());
+    node_ready(&nodes, &node).await;
+    let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "before",
+            json!({"containers": [app("app", "exec sleep 600")]}),
+        ),
+    )
+    .await
+    .expect("pod created");
+    let logs = || node.logs(60);
+    wait::until("before Running", 60, logs, || async {
+        let p = pods.get("before").await.ok()?;
+        (container_state(&p).0 == "running").then_some(())
+    })
+    .await;
+    let census_before = census(&pods, &["before"], &node).await;
+    node.containerd()
+        .restart_daemon()
+        .await
+        .expect("containerd restarted");
+    // The agent keeps the pod as it was and runs new pods on the restarted containerd.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "after",
+            json!({"containers": [app("app", "exec sleep 600")]}),
+        ),
+    )
+    .await
+    .expect("pod created");
+    wait::until("after Running", 60, logs, || async {
+        let p = pods.get("after").await.ok()?;
+        (container_state(&p).0 == "running").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let census_after = census(&pods, &["before"], &node).await;
+    assert_eq!(
+        census_before.0, census_after.0,
+        "the running pod's container changed"
+    );
+    node_ready(&nodes, &node).await;
+}
