@@ -46,6 +46,15 @@ fn identities(nodes: &[String]) -> Vec<(String, String, Vec<&'static str>, bool,
             false,
             true,
         ),
+        // The operator's client certificate for the store (etcdctl, `pctl store`): the store
+        // accepts any client certificate of the cluster CA (`--client-cert-auth`).
+        (
+            "store-operator".into(),
+            "store-operator".into(),
+            vec![],
+            false,
+            true,
+        ),
         (
             "apiserver-kubelet-client".into(),
             "kube-apiserver-kubelet-client".into(),

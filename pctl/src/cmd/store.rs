@@ -16,11 +16,12 @@ use crate::output;
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// Store members to talk to (comma-separated client URLs).
+    /// Store members to talk to (comma-separated client URLs). Unset: etcdctl's
+    /// `ETCDCTL_ENDPOINTS`, else the cluster `scripts/up.sh` started from this directory
+    /// (`.run/store.env`), else http://127.0.0.1:2379. The TLS files fall back the same way.
     #[arg(
         long,
         env = "PCTL_STORE_ENDPOINTS",
-        default_value = "http://127.0.0.1:2379",
         value_delimiter = ',',
         global = true
     )]
@@ -92,7 +93,48 @@ pub enum SnapshotOp {
     },
 }
 
+/// The file `scripts/up.sh` writes with the store's endpoint and the operator's TLS files.
+const UP_ENV_FILE: &str = ".run/store.env";
+
+/// `export NAME=VALUE` lines of a shell env file.
+fn env_file(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export ")?.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
+        .collect()
+}
+
+/// Fills what the flags and `PCTL_STORE_*` left unset from etcdctl's variables, then from
+/// `.run/store.env`, then the plain local default.
+fn with_defaults(mut a: StoreArgs) -> StoreArgs {
+    let file = std::fs::read_to_string(UP_ENV_FILE)
+        .map(|t| env_file(&t))
+        .unwrap_or_default();
+    let lookup = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| file.get(name).cloned())
+    };
+    let tls_given = a.cacert.is_some() || a.cert.is_some();
+    if a.endpoints.is_empty() {
+        a.endpoints = lookup("ETCDCTL_ENDPOINTS")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_else(|| vec!["http://127.0.0.1:2379".into()]);
+    }
+    if !tls_given {
+        a.cacert = lookup("ETCDCTL_CACERT").map(PathBuf::from);
+        let pair = (lookup("ETCDCTL_CERT"), lookup("ETCDCTL_KEY"));
+        if let (Some(cert), Some(key)) = pair {
+            a.cert = Some(PathBuf::from(cert));
+            a.key = Some(PathBuf::from(key));
+        }
+    }
+    a
+}
+
 pub async fn store(a: StoreArgs) -> Result<()> {
+    let a = with_defaults(a);
     match &a.what {
         StoreCmd::Snapshot {
             op:
@@ -313,4 +355,18 @@ fn restore(file: &Path, name: &str, dir: &Path) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_file_lines() {
+        let m = env_file(
+            "# made by up.sh\nexport ETCDCTL_API=3\nexport ETCDCTL_CACERT=\"/x/ca.crt\"\n",
+        );
+        assert_eq!(m["ETCDCTL_API"], "3");
+        assert_eq!(m["ETCDCTL_CACERT"], "/x/ca.crt");
+    }
 }
