@@ -1,10 +1,12 @@
 //! The client library of our components: a kube-rs client built from a kubeconfig, informers
 //! (list then watch into a shared cache, resuming and relisting as kube-rs' watcher does) and
 //! lease-based leader election on `coordination.k8s.io/v1` Leases. [`cache`] adds secondary
-//! indexes to an informer's cache; [`handler`] hands each watch event to a function instead.
+//! indexes to an informer's cache; [`handler`] hands each watch event to a function instead;
+//! [`events`] records Events as Kubernetes' recorder does.
 
 pub mod cache;
 pub mod controller;
+pub mod events;
 pub mod handler;
 pub mod leader;
 pub mod workqueue;

@@ -1,43 +1,14 @@
-//! Events about pods (Pulling, Pulled, Created, Started, Killing, BackOff, Failed...), sent by
-//! one background task so that no pod worker waits on them. A repeat of the same event (same
-//! object, container, reason and message) increments the first one's count, as the kubelet's
-//! event correlator does.
+//! Events about pods (Pulling, Pulled, Created, Started, Killing, BackOff, Failed...), sent as
+//! the kubelet sends them (source `kubelet` on this node) through the client library's
+//! recorder, which sends in the background and counts repeats instead of duplicating them.
 
-use std::collections::HashMap;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 
-use k8s_openapi::{
-    api::core::v1::{Event, EventSource, ObjectReference, Pod},
-    apimachinery::pkg::apis::meta::v1::{MicroTime, Time},
-    jiff::Timestamp,
-};
-use kube::{
-    api::{ObjectMeta, Patch, PatchParams, PostParams},
-    Api,
-};
-use serde_json::json;
-use tokio::sync::mpsc;
-
-/// Normal or Warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Normal,
-    Warning,
-}
-
-#[derive(Debug)]
-struct Record {
-    namespace: String,
-    object: ObjectReference,
-    kind: Kind,
-    reason: String,
-    message: String,
-}
+pub use client::events::Kind;
 
 /// Sends events; cheap to clone.
 #[derive(Clone)]
-pub struct Recorder {
-    tx: mpsc::UnboundedSender<Record>,
-}
+pub struct Recorder(client::events::Recorder);
 
 /// The field path of a container in its pod (`spec.containers{app}`).
 pub fn field_path(pod: &Pod, container: &str) -> String {
@@ -54,11 +25,16 @@ pub fn field_path(pod: &Pod, container: &str) -> String {
 }
 
 impl Recorder {
-    /// A recorder whose task sends as `node`'s agent.
+    /// A recorder that sends as `node`'s agent.
     pub fn start(client: kube::Client, node: String) -> Recorder {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(client, node, rx));
-        Recorder { tx }
+        Recorder(client::events::Recorder::start(
+            client,
+            client::events::Source {
+                component: "kubelet".into(),
+                host: Some(node.clone()),
+                instance: node,
+            },
+        ))
     }
 
     /// Records an event about `pod` (and one of its containers).
@@ -76,86 +52,11 @@ impl Recorder {
             api_version: Some("v1".into()),
             kind: Some("Pod".into()),
             name: m.name.clone(),
-            namespace: Some(namespace.clone()),
+            namespace: Some(namespace),
             uid: m.uid.clone(),
             resource_version: m.resource_version.clone(),
             field_path: container.map(|c| field_path(pod, c)),
         };
-        let _ = self.tx.send(Record {
-            namespace,
-            object,
-            kind,
-            reason: reason.into(),
-            message,
-        });
-    }
-}
-
-async fn run(client: kube::Client, node: String, mut rx: mpsc::UnboundedReceiver<Record>) {
-    // (namespace, uid, field path, reason, message) -> (event name, count)
-    let mut seen: HashMap<(String, String, String, String, String), (String, i32)> = HashMap::new();
-    let mut serial: u64 = 0;
-    while let Some(r) = rx.recv().await {
-        let api: Api<Event> = Api::namespaced(client.clone(), &r.namespace);
-        let now = Timestamp::now();
-        let key = (
-            r.namespace.clone(),
-            r.object.uid.clone().unwrap_or_default(),
-            r.object.field_path.clone().unwrap_or_default(),
-            r.reason.clone(),
-            r.message.clone(),
-        );
-        if let Some((name, count)) = seen.get_mut(&key) {
-            *count += 1;
-            let patch = json!({"count": *count, "lastTimestamp": Time(now)});
-            match api
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => continue,
-                Err(e) => tracing::debug!(error = %e, "event patch failed; creating a new one"),
-            }
-        }
-        serial += 1;
-        let name = format!(
-            "{}.{:x}{:04x}",
-            r.object.name.clone().unwrap_or_default(),
-            now.as_nanosecond(),
-            serial & 0xffff
-        );
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(r.namespace.clone()),
-                ..Default::default()
-            },
-            involved_object: r.object,
-            reason: Some(r.reason),
-            message: Some(r.message),
-            type_: Some(match r.kind {
-                Kind::Normal => "Normal".into(),
-                Kind::Warning => "Warning".into(),
-            }),
-            source: Some(EventSource {
-                component: Some("kubelet".into()),
-                host: Some(node.clone()),
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            event_time: None::<MicroTime>,
-            count: Some(1),
-            reporting_component: Some("kubelet".into()),
-            reporting_instance: Some(node.clone()),
-            ..Default::default()
-        };
-        match api.create(&PostParams::default(), &event).await {
-            Ok(_) => {
-                if seen.len() > 4096 {
-                    seen.clear();
-                }
-                seen.insert(key, (name, 1));
-            }
-            Err(e) => tracing::debug!(error = %e, "event not recorded"),
-        }
+        self.0.emit_ref(object, kind, reason, message);
     }
 }
