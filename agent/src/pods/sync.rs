@@ -318,7 +318,9 @@ pub async fn sync(
         tracing::warn!(pod = %format!("{ns}/{name}"), error = %failed, "volume set-up failed");
         ctx.events
             .emit(&pod, None, Warning, "FailedMount", failed.to_string());
-        earliest(&mut wake, refreshed.retry);
+    }
+    if let Some(retry) = refreshed.retry {
+        earliest(&mut wake, retry);
     }
     let Some(vols) = refreshed.volumes else {
         publish(ctx, &pod, &seen, st, Some((&sandbox_id, &ip)));

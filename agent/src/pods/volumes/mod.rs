@@ -216,8 +216,9 @@ pub fn key_payload(
 
 /// When the pod's volumes are set up again. The API-data volumes follow their objects: the
 /// worker re-reads them once per sync period (as the kubelet does), and at once when the
-/// pod's labels or annotations change (the downward API shows them). A failure is retried
-/// with a back-off doubling from 1 s to 30 s.
+/// pod's labels or annotations change (the downward API shows them). After a failure nothing
+/// is tried again before a back-off doubling from 1 s to 30 s has passed, however often the
+/// pod is synced meanwhile.
 #[derive(Default)]
 pub struct Refresh {
     done_at: Option<Instant>,
@@ -227,6 +228,7 @@ pub struct Refresh {
     )>,
     volumes: Option<Volumes>,
     failures: u32,
+    failed_at: Option<Instant>,
 }
 
 /// A refresh's result: the volumes to mount (the last good ones if this refresh failed after
@@ -234,11 +236,22 @@ pub struct Refresh {
 pub struct Refreshed {
     pub volumes: Option<Volumes>,
     pub failed: Option<Failed>,
-    /// When to try again after a failure.
-    pub retry: Duration,
+    /// After a failure: when to try again.
+    pub retry: Option<Duration>,
 }
 
 impl Refresh {
+    fn backoff(&self) -> Duration {
+        Duration::from_secs(1 << self.failures.saturating_sub(1).min(5))
+            .min(Duration::from_secs(30))
+    }
+
+    /// What is left of the back-off after the last failure (None: none is running).
+    fn backing_off(&self) -> Option<Duration> {
+        let at = self.failed_at?;
+        Some(self.backoff().saturating_sub(at.elapsed())).filter(|d| !d.is_zero())
+    }
+
     /// Sets the volumes up if they are due (`period`: the sync period).
     pub async fn refresh(&mut self, s: &SetUp<'_>, period: Duration) -> Refreshed {
         let meta = (
@@ -249,22 +262,24 @@ impl Refresh {
             && self.done_at.is_some_and(|t| t.elapsed() < period)
             && self.meta.as_ref() == Some(&meta);
         let mut failed = None;
-        if !fresh {
+        let mut retry = self.backing_off();
+        if !fresh && retry.is_none() {
             match prepare(s).await {
                 Ok(v) => {
                     self.volumes = Some(v);
                     self.failures = 0;
+                    self.failed_at = None;
                     self.done_at = Some(Instant::now());
                     self.meta = Some(meta);
                 }
                 Err(e) => {
                     self.failures = self.failures.saturating_add(1);
+                    self.failed_at = Some(Instant::now());
+                    retry = Some(self.backoff());
                     failed = Some(e);
                 }
             }
         }
-        let retry = Duration::from_secs(1 << self.failures.saturating_sub(1).min(5))
-            .min(Duration::from_secs(30));
         Refreshed {
             volumes: self.volumes.clone(),
             failed,

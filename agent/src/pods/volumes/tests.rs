@@ -263,12 +263,20 @@ async fn refreshes_once_per_period_on_label_changes_and_after_failures() {
     let mut r = Refresh::default();
     let period = Duration::from_secs(3600);
 
-    // Missing: a failure, retried with a growing back-off, and no volumes yet.
+    // Missing: a failure, and no volumes yet. Syncs during the back-off read nothing; the
+    // next failure doubles it.
     let first = r.refresh(&setup(&p, root.path(), &objects), period).await;
     assert!(first.volumes.is_none() && first.failed.is_some());
-    assert_eq!(first.retry, Duration::from_secs(1));
+    assert_eq!(first.retry, Some(Duration::from_secs(1)));
+    let during = r.refresh(&setup(&p, root.path(), &objects), period).await;
+    assert!(during.volumes.is_none() && during.failed.is_none());
+    assert!(during.retry.is_some_and(|d| d <= Duration::from_secs(1)));
+    assert_eq!(objects.reads.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(1050)).await;
     let second = r.refresh(&setup(&p, root.path(), &objects), period).await;
-    assert_eq!(second.retry, Duration::from_secs(2));
+    assert!(second.failed.is_some());
+    assert_eq!(second.retry, Some(Duration::from_secs(2)));
+    tokio::time::sleep(Duration::from_millis(2050)).await;
 
     // Created: the next refresh sets it up; within the period nothing is read again.
     objects
@@ -277,7 +285,7 @@ async fn refreshes_once_per_period_on_label_changes_and_after_failures() {
         .unwrap()
         .insert("cfg".into(), config_map(&[("k", "v1")]));
     let ok = r.refresh(&setup(&p, root.path(), &objects), period).await;
-    assert!(ok.failed.is_none());
+    assert!(ok.failed.is_none() && ok.retry.is_none());
     let dir = ok.volumes.unwrap()["c"].path.clone();
     let reads = objects.reads.load(Ordering::SeqCst);
     objects
