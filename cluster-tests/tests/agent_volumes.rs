@@ -174,17 +174,15 @@ async fn volumes_on_containerd() {
         under.display()
     );
     assert!(
-        host_msg.starts_with(&prefix) && host_msg.contains("ot a directory"),
+        host_msg.starts_with(&prefix) && host_msg.contains("Not a directory"),
         "{host_msg}"
     );
     for name in ["waiter", "bad-host"] {
-        let p = pods.get(name).await.expect("pod");
-        assert_eq!(
-            container_state(&p).0,
-            "ContainerCreating",
-            "{name}: {:?}",
-            p.status
-        );
+        wait::until(&format!("{name} ContainerCreating"), 20, logs, || async {
+            let p = pods.get(name).await.ok()?;
+            (container_state(&p).0 == "ContainerCreating").then_some(())
+        })
+        .await;
     }
 
     // The ConfigMap's update reaches the running reader in place (no restart) within the
