@@ -84,6 +84,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(node::lease::run(node_ctx.clone()));
+    tokio::spawn(node::pod_cidr::run(node_ctx.clone()));
     tokio::spawn(node::status::run(node_ctx));
     let host_dns = pods::sandbox::parse_resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
