@@ -294,7 +294,7 @@ async fn pod_cidr_follows_the_node() {
             .then_some(())
     })
     .await;
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
@@ -330,7 +330,7 @@ async fn pods_survive_a_containerd_restart() {
         .expect("admin client")
         .0;
     let nodes: Api<Node> = Api::all(kc.clone());
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
@@ -373,5 +373,5 @@ async fn pods_survive_a_containerd_restart() {
         census_before.0, census_after.0,
         "the running pod's container changed"
     );
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
 }
