@@ -17,3 +17,5 @@ if [ -d .run/containerd ]; then
   containerd_stop "$PWD/.run/containerd"
   if [ -n "$was_running" ]; then echo "containerd stopped, its containers, mounts and pod network removed"; fi
 fi
+# The agent's tmpfs volumes (memory emptyDirs, secrets, projected volumes) under its root dir.
+if [ -d .run/agent ]; then _containerd_unmount_under "$PWD/.run/agent"; fi

@@ -109,6 +109,11 @@ pub struct Flags {
     #[arg(long, env = "AGENT_RELIST_PERIOD", value_parser = parse_duration, default_value = "1s")]
     pub relist_period: Duration,
 
+    /// How often a quiet pod is synced again: its ConfigMap, Secret and downward API volumes
+    /// are re-read then, so an update reaches running containers within this period.
+    #[arg(long, env = "AGENT_SYNC_FREQUENCY", value_parser = parse_duration, default_value = "1m")]
+    pub sync_frequency: Duration,
+
     /// Whether containers may be privileged.
     #[arg(long, env = "AGENT_ALLOW_PRIVILEGED")]
     pub allow_privileged: bool,
@@ -173,5 +178,6 @@ mod tests {
         assert_eq!(f.max_pods, 110);
         assert_eq!(f.runtime, RuntimeKind::Cri);
         assert_eq!(f.node_lease_renew_interval, Duration::from_secs(10));
+        assert_eq!(f.sync_frequency, Duration::from_secs(60));
     }
 }

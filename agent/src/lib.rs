@@ -97,6 +97,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         runtime_name,
         root_dir: flags.root_dir.clone(),
         allow_privileged: flags.allow_privileged,
+        sync_frequency: flags.sync_frequency,
         node_cpus: machine.cpus,
         node_memory: machine.memory_bytes,
         sandbox_env: SandboxEnv {

@@ -1,7 +1,7 @@
 //! A node for tests: the real agent on a private containerd ([`Containerd`]: its own state,
 //! socket, CNI network slot and images), registered with an [`ApiCluster`] under the node's
-//! own identity, as `scripts/up.sh` runs it. Dropping it stops the agent, then removes every
-//! container, sandbox, mount and network rule the node made.
+//! own identity, as `scripts/up.sh` runs it. Dropping it stops the agent, unmounts its tmpfs
+//! volumes, then removes every container, sandbox, mount and network rule the node made.
 //!
 //! ```no_run
 //! # async fn demo(api: &cluster_tests::ApiCluster) -> anyhow::Result<()> {
@@ -131,8 +131,27 @@ impl ContainerdNode {
     }
 }
 
+/// Unmounts every mount point under `dir`, deepest first (the agent's tmpfs volumes: memory
+/// emptyDirs, secrets, projected volumes).
+fn unmount_under(dir: &Path) {
+    let prefix = format!("{}/", dir.display());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|p| p.starts_with(&prefix))
+        .collect();
+    points.sort_by(|a, b| b.cmp(a));
+    for p in points {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", p])
+            .status();
+    }
+}
+
 impl Drop for ContainerdNode {
     fn drop(&mut self) {
         self.agent.stop(Duration::from_secs(5));
+        unmount_under(&self.root);
     }
 }

@@ -1,10 +1,12 @@
-//! Waiting in tests: poll a check until it gives a value, and read what a Pod's status says
-//! (its first container's state, a condition), as the tests wait on them.
+//! Waiting in tests: poll a check until it gives a value, wait for a Node to be Ready, and
+//! read what a Pod's status (its first container's state, a condition) and its events say, as
+//! the tests wait on them.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams};
 
 /// Polls `check` every 100 ms until it gives a value; after `secs` seconds, panics naming
 /// `what`, with `logs()` (the logs of the components under test).
@@ -71,4 +73,30 @@ pub fn condition(p: &Pod, kind: &str) -> Option<String> {
         .iter()
         .find(|c| c.type_ == kind)
         .map(|c| c.status.clone())
+}
+
+/// Waits up to `secs` seconds for Node `name` to report Ready.
+pub async fn node_ready(nodes: &Api<Node>, name: &str, secs: u64, logs: impl Fn() -> String) {
+    until(&format!("node {name} Ready"), secs, logs, || async {
+        let n = nodes.get_opt(name).await.ok().flatten()?;
+        n.status?
+            .conditions?
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .then_some(())
+    })
+    .await
+}
+
+/// The messages of the events about object `name` (in the Api's namespace) with `reason`.
+pub async fn event_messages(events: &Api<Event>, name: &str, reason: &str) -> Vec<String> {
+    let list = events
+        .list(&ListParams::default().fields(&format!("involvedObject.name={name}")))
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default();
+    list.into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.message)
+        .collect()
 }

@@ -30,23 +30,6 @@ fn app(name: &str, command: &str) -> serde_json::Value {
     json!({"name": name, "image": "localhost/busybox:1.36", "command": ["sh", "-c", command]})
 }
 
-async fn node_ready(nodes: &Api<Node>, node: &ContainerdNode) {
-    wait::until(
-        "node n1 Ready",
-        60,
-        || node.logs(60),
-        || async {
-            let n = nodes.get_opt("n1").await.ok().flatten()?;
-            n.status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-                .then_some(())
-        },
-    )
-    .await;
-}
-
 /// The id and restart count of every container of the running pods, and how many containers
 /// containerd holds in all.
 async fn census(pods: &Api<Pod>, names: &[&str], node: &ContainerdNode) -> (Vec<String>, usize) {
@@ -85,7 +68,7 @@ async fn pods_on_containerd() {
         .expect("admin client")
         .0;
     let nodes: Api<Node> = Api::all(kc.clone());
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     let host_dir = node.root().join("hostdata");
     let specs = [
@@ -237,7 +220,7 @@ async fn pods_on_containerd() {
     node.agent.kill();
     node.agent.restart().expect("agent restarted");
     let logs = || node.logs(60);
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = census(&pods, &running, &node).await;
     assert_eq!(
@@ -311,7 +294,7 @@ async fn pod_cidr_follows_the_node() {
             .then_some(())
     })
     .await;
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
@@ -347,7 +330,7 @@ async fn pods_survive_a_containerd_restart() {
         .expect("admin client")
         .0;
     let nodes: Api<Node> = Api::all(kc.clone());
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
@@ -390,5 +373,5 @@ async fn pods_survive_a_containerd_restart() {
         census_before.0, census_after.0,
         "the running pod's container changed"
     );
-    node_ready(&nodes, &node).await;
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
 }

@@ -10,7 +10,7 @@ use cluster_tests::{
     ApiCluster, ApiConfig, ContainerdNode, Identity,
 };
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use serde_json::json;
 
 fn pod(name: &str, command: &str, probes: serde_json::Value) -> Pod {
@@ -47,19 +47,6 @@ fn started(p: &Pod) -> Option<bool> {
         .started
 }
 
-/// The messages of the pod's events with `reason`.
-async fn messages(events: &Api<Event>, pod: &str, reason: &str) -> Vec<String> {
-    let list = events
-        .list(&ListParams::default().fields(&format!("involvedObject.name={pod}")))
-        .await
-        .map(|l| l.items)
-        .unwrap_or_default();
-    list.into_iter()
-        .filter(|e| e.reason.as_deref() == Some(reason))
-        .filter_map(|e| e.message)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn probes_on_containerd() {
     let api = ApiCluster::start(ApiConfig::new())
@@ -74,15 +61,7 @@ async fn probes_on_containerd() {
         .0;
     let logs = || node.logs(60);
     let nodes: Api<Node> = Api::all(kc.clone());
-    wait::until("node n1 Ready", 60, logs, || async {
-        let n = nodes.get_opt("n1").await.ok().flatten()?;
-        let conds = n.status?.conditions?;
-        conds
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-            .then_some(())
-    })
-    .await;
+    wait::node_ready(&nodes, "n1", 60, logs).await;
 
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     let events: Api<Event> = Api::namespaced(kc.clone(), "default");
@@ -155,14 +134,14 @@ async fn probes_on_containerd() {
         (container_state(&p).1 >= 1).then_some(())
     })
     .await;
-    let unhealthy = messages(&events, "liveness", "Unhealthy").await;
+    let unhealthy = wait::event_messages(&events, "liveness", "Unhealthy").await;
     assert!(
         unhealthy
             .iter()
             .any(|m| m.starts_with("Liveness probe failed: cat: can't open '/tmp/healthy'")),
         "{unhealthy:?}"
     );
-    let killing = messages(&events, "liveness", "Killing").await;
+    let killing = wait::event_messages(&events, "liveness", "Killing").await;
     assert!(
         killing.contains(&"Container app failed liveness probe, will be restarted".to_string()),
         "{killing:?}"
@@ -175,7 +154,7 @@ async fn probes_on_containerd() {
     assert!(!ready(&p));
     let ip = p.status.and_then(|s| s.pod_ip).expect("a pod IP");
     let unhealthy = wait::until("the closed port's Unhealthy event", 20, logs, || async {
-        let m = messages(&events, "closed-port", "Unhealthy").await;
+        let m = wait::event_messages(&events, "closed-port", "Unhealthy").await;
         (!m.is_empty()).then_some(m)
     })
     .await;

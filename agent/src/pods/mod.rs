@@ -1,8 +1,8 @@
 //! The pods bound to this node: an informer on them ([`manager`]), one worker per pod
 //! ([`worker`]) that reconciles the desired spec with what the runtime reports ([`sync`]),
 //! and the pure pieces it is built from: sandbox and container configuration, environment,
-//! images, volumes, back-off, status computation; plus the batched status writer and the
-//! event recorder.
+//! images, volumes (and the ConfigMaps and Secrets they read), back-off, status computation;
+//! plus the batched status writer and the event recorder.
 
 pub mod backoff;
 pub mod container;
@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod images;
 pub mod labels;
 pub mod manager;
+pub mod objects;
 pub mod probes;
 pub mod sandbox;
 pub mod status;
@@ -36,6 +37,9 @@ pub struct PodCtx {
     pub runtime_name: String,
     pub root_dir: PathBuf,
     pub allow_privileged: bool,
+    /// How often a quiet pod is synced again (its ConfigMap, Secret and downward API
+    /// volumes re-read), as the kubelet's `--sync-frequency`.
+    pub sync_frequency: std::time::Duration,
     pub node_cpus: u64,
     pub node_memory: u64,
     pub sandbox_env: sandbox::SandboxEnv,

@@ -22,7 +22,9 @@ use kube::{
 use super::{
     container, env,
     events::Kind::{Normal, Warning},
-    hooks, images, labels, probes, sandbox, status, volumes, Ctx,
+    hooks, images, labels,
+    objects::{self, Objects},
+    probes, sandbox, status, volumes, Ctx,
 };
 use crate::runtime::{api, RuntimeError};
 
@@ -39,6 +41,8 @@ pub struct WorkerState {
     pub probes: probes::PodProbes,
     /// Wakes this pod's worker (probe results use it).
     pub notify: Arc<tokio::sync::Notify>,
+    /// The pod's volumes as last set up, and when they are due again.
+    pub volumes: volumes::Refresh,
 }
 
 /// What the worker does next.
@@ -303,22 +307,24 @@ pub async fn sync(
     } else {
         observe(ctx, uid).await?
     };
-    let vols = match volumes::prepare(&pod, &ctx.root_dir) {
-        Ok(v) => v,
-        Err(e) => {
-            ctx.events.emit(
-                &pod,
-                None,
-                Warning,
-                "FailedMount",
-                format!("MountVolume.SetUp failed: {e}"),
-            );
-            publish(ctx, &pod, &seen, st, Some((&sandbox_id, &ip)));
-            return Ok(Outcome {
-                done: false,
-                wake: Some(Duration::from_secs(10)),
-            });
-        }
+    let setup = volumes::SetUp {
+        pod: &pod,
+        root: &ctx.root_dir,
+        objects: &ctx.client,
+        node: (ctx.node_cpus, ctx.node_memory),
+    };
+    let refreshed = st.volumes.refresh(&setup, ctx.sync_frequency).await;
+    if let Some(failed) = refreshed.failed {
+        tracing::warn!(pod = %format!("{ns}/{name}"), error = %failed, "volume set-up failed");
+        ctx.events
+            .emit(&pod, None, Warning, "FailedMount", failed.to_string());
+    }
+    if let Some(retry) = refreshed.retry {
+        earliest(&mut wake, retry);
+    }
+    let Some(vols) = refreshed.volumes else {
+        publish(ctx, &pod, &seen, st, Some((&sandbox_id, &ip)));
+        return Ok(Outcome { done: false, wake });
     };
     let run = Run {
         ctx,
@@ -527,7 +533,7 @@ struct Run<'a> {
     pod: &'a Pod,
     sandbox_id: &'a str,
     ip: &'a str,
-    volumes: &'a HashMap<String, std::path::PathBuf>,
+    volumes: &'a volumes::Volumes,
 }
 
 fn earliest(wake: &mut Option<Duration>, d: Duration) {
@@ -713,7 +719,7 @@ impl Run<'_> {
         let mut mounts = match volumes::mounts(c, self.volumes) {
             Ok(m) => m,
             Err(e) => {
-                self.failed(c, "CreateContainerConfigError", e.0, st);
+                self.failed(c, "CreateContainerConfigError", e.to_string(), st);
                 earliest(wake, Duration::from_secs(10));
                 return Ok(());
             }
@@ -963,10 +969,9 @@ impl Run<'_> {
         let (_, ns, _) = sandbox::ids(self.pod);
         let (cms, secrets) = env::referenced(c);
         let mut sources = env::Sources::default();
-        let cm_api: Api<k8s_openapi::api::core::v1::ConfigMap> =
-            Api::namespaced(self.ctx.client.clone(), &ns);
+        let client = &self.ctx.client;
         for n in cms {
-            match cm_api.get_opt(&n).await {
+            match client.config_map(&ns, &n).await {
                 Ok(Some(cm)) => {
                     sources.config_maps.insert(n, cm.data.unwrap_or_default());
                 }
@@ -974,16 +979,12 @@ impl Run<'_> {
                 Err(e) => return Err(format!("getting configmap {n:?}: {e}")),
             }
         }
-        let secret_api: Api<k8s_openapi::api::core::v1::Secret> =
-            Api::namespaced(self.ctx.client.clone(), &ns);
         for n in secrets {
-            match secret_api.get_opt(&n).await {
+            match client.secret(&ns, &n).await {
                 Ok(Some(s)) => {
-                    let data = s
-                        .data
-                        .unwrap_or_default()
+                    let data = objects::secret_data(&s)
                         .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
                         .collect();
                     sources.secrets.insert(n, data);
                 }

@@ -1,6 +1,6 @@
 //! One task per pod: it syncs the pod when its object changes, when the runtime reports a
-//! change of its containers, and when a back-off it waits for ends; it ends once the pod is
-//! gone and cleaned up. [`Workers`] holds the live workers by pod uid.
+//! change of its containers, when a back-off it waits for ends, and once per sync period
+//! with no news (`--sync-frequency`); it ends once the pod is gone and cleaned up. [`Workers`] holds the live workers by pod uid.
 
 use std::{
     collections::HashMap,
@@ -26,9 +26,6 @@ pub struct Workers {
     ctx: Ctx,
     map: Mutex<HashMap<String, Handle>>,
 }
-
-/// With no news, a pod is synced again after this long.
-const RESYNC: Duration = Duration::from_secs(60);
 
 impl Workers {
     /// No workers yet.
@@ -146,7 +143,7 @@ async fn run(
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
             _ = notify.notified() => {}
-            _ = tokio::time::sleep(outcome.wake.unwrap_or(RESYNC)) => {}
+            _ = tokio::time::sleep(outcome.wake.unwrap_or(ctx.sync_frequency)) => {}
         }
     }
 }
