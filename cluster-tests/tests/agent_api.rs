@@ -111,7 +111,7 @@ async fn logs_exec_and_stats_on_containerd() {
             "quiet",
             json!({"containers": [ContainerdNode::busybox(
                 "app",
-                "echo first; echo second >&2; echo third; exec sleep 600",
+                "echo first; sleep 0.2; echo second >&2; sleep 0.2; echo third; exec sleep 600",
             )]}),
         ),
         node.pod(
@@ -153,7 +153,15 @@ async fn logs_exec_and_stats_on_containerd() {
     wait::until(
         "quiet's three lines",
         20,
-        || node.logs(40),
+        || {
+            let out = api.kubectl(Identity::Admin, &["logs", "quiet"]);
+            format!(
+                "kubectl logs quiet: {:?} {:?}\n{}",
+                text(&out.stdout),
+                text(&out.stderr),
+                node.logs(40)
+            )
+        },
         || async {
             let out = api.kubectl(Identity::Admin, &["logs", "quiet"]);
             (text(&out.stdout) == "first\nsecond\nthird\n").then_some(())
