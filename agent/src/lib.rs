@@ -86,6 +86,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         }
     }
     tokio::spawn(node::lease::run(node_ctx.clone()));
+    tokio::spawn(node::pod_cidr::run(node_ctx.clone()));
     tokio::spawn(node::status::run(node_ctx));
     let log_root = flags.root_dir.join("logs");
     tokio::spawn(logs::rotate::run(

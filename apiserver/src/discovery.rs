@@ -4,7 +4,7 @@
 use api::registry::{self, Resource};
 use serde_json::{json, Value};
 
-use crate::request::Query;
+use crate::{metrics_api, request::Query};
 
 /// The Kubernetes version our API corresponds to (the k8s-openapi types are v1.33's).
 pub const KUBE_MAJOR: &str = "1";
@@ -33,7 +33,10 @@ pub fn root_paths() -> Value {
         "/api/v1".to_string(),
         "/apis".to_string(),
     ];
-    for (g, v) in registry::groups() {
+    let served = registry::groups()
+        .into_iter()
+        .chain([(metrics_api::GROUP, metrics_api::VERSION)]);
+    for (g, v) in served {
         if !g.is_empty() {
             paths.push(format!("/apis/{g}"));
             paths.push(format!("/apis/{g}/{v}"));
@@ -88,8 +91,15 @@ pub fn serve(path: &str, _query: &Query) -> Option<Value> {
             "kind": "APIGroupList",
             "apiVersion": "v1",
             "groups": registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g,
-                v)| group(g, v)).collect::<Vec<_>>(),
+                v)| group(g, v)).chain([metrics_api::group()]).collect::<Vec<_>>(),
         })),
+        ["apis", metrics_api::GROUP] => {
+            let mut doc = metrics_api::group();
+            doc["kind"] = json!("APIGroup");
+            doc["apiVersion"] = json!("v1");
+            Some(doc)
+        }
+        ["apis", metrics_api::GROUP, metrics_api::VERSION] => Some(metrics_api::resource_list()),
         ["api", "v1"] => Some(resource_list("", "v1")),
         ["apis", g] => registry::groups()
             .into_iter()

@@ -214,6 +214,29 @@ impl KubeletClient {
         Ok(out)
     }
 
+    /// GET `path` on the agent and parses its JSON answer (the Summary API for
+    /// metrics.k8s.io).
+    pub async fn get_json(&self, host: &str, port: u16, path: &str) -> Result<Value, StatusError> {
+        use http_body_util::BodyExt;
+        let req = Request::get(path)
+            .header(header::HOST, format!("{host}:{port}"))
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .map_err(|e| StatusError::internal(e.to_string()))?;
+        let resp = self.send(host, port, req).await?;
+        if !resp.status().is_success() {
+            return Err(agent_error(resp).await);
+        }
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| StatusError::internal(format!("reading the agent's answer: {e}")))?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| StatusError::internal(format!("the agent's answer is not JSON: {e}")))
+    }
+
     /// Forwards an upgrade request (exec) to the agent and, once the agent switches protocols,
     /// splices the client's and the agent's connections together.
     pub async fn upgrade(

@@ -8,6 +8,7 @@ mod discovery;
 mod handlers;
 mod kubelet;
 mod metrics;
+mod metrics_api;
 mod protobuf;
 mod registry;
 mod request;

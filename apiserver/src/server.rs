@@ -18,6 +18,7 @@ use crate::{
     auth::{self, Attributes, Decision, PeerIdentity, UserInfo},
     discovery,
     handlers::{self, json_response},
+    metrics_api,
     request::{self, Query, ResourceRequest},
     state::Shared,
 };
@@ -80,6 +81,9 @@ async fn dispatch(State(state): State<Shared>, req: Request) -> Response {
         let Some(user) = user else {
             return error_response(&StatusError::unauthorized());
         };
+        if let Some(answer) = metrics_api::serve(&state, &method, &path, &query, &user).await {
+            return answer.unwrap_or_else(|e| error_response(&e));
+        }
         let rreq = match request::parse_path(&path) {
             Ok(Some(r)) => r,
             Ok(None) => return error_response(&not_found()),

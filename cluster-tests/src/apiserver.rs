@@ -514,6 +514,11 @@ current-context: test
         self.wait_ready(i)
     }
 
+    /// The process id of apiserver `i`, while it runs.
+    pub fn apiserver_pid(&self, i: usize) -> Option<u32> {
+        self.servers[i].child.as_ref().map(|c| c.id())
+    }
+
     /// The last `lines` lines of apiserver `i`'s log.
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         let text = fs::read_to_string(&self.servers[i].log).unwrap_or_default();

@@ -287,6 +287,11 @@ impl Cluster {
         self.wait_ready(&[i], need_leader, START_TIMEOUT).await
     }
 
+    /// The process id of member `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(|c| c.id())
+    }
+
     /// The last `lines` lines of member `i`'s log.
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         self.members[i].log_tail(lines)

@@ -83,6 +83,13 @@ impl Containerd {
     /// runtime and the network ready. Needs root, containerd, runc and the CNI plugins
     /// (`scripts/setup.sh` installs them).
     pub async fn start(dir: &Path) -> Result<Containerd> {
+        Containerd::start_with(dir, true).await
+    }
+
+    /// [`Containerd::start`]; without `static_network`, its CNI network has no config until
+    /// the agent hands it a pod CIDR (CRI UpdateRuntimeConfig: containerd writes the config
+    /// from its template), so NetworkReady is false until then.
+    pub async fn start_with(dir: &Path, static_network: bool) -> Result<Containerd> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
         let (n, slot) = claim_slot(&dir)?;
@@ -95,13 +102,16 @@ impl Containerd {
             stopped: false,
         };
         let d = containerd.dir.display().to_string();
-        let configure = [
+        let mut configure = vec![
             "configure",
             &d,
             &containerd.network,
             &containerd.bridge,
             &containerd.subnet,
         ];
+        if !static_network {
+            configure.push("--template-only");
+        }
         containerd.script(&containerd_script(), &configure).await?;
         // Whatever a killed test left on this slot's network (bridge, iptables rules) goes first.
         containerd
@@ -115,7 +125,7 @@ impl Containerd {
         let sock = containerd.socket().display().to_string();
         let import = ["import", "--address", &sock, "--cache", &cache];
         containerd.script(&images_script(), &import).await?;
-        containerd.wait_cri_ready().await?;
+        containerd.wait_cri_ready(static_network).await?;
         Ok(containerd)
     }
 
@@ -175,6 +185,37 @@ impl Containerd {
             .context("running ctr")
     }
 
+    /// Kills the containerd daemon with SIGKILL (its shims, and so the containers, keep
+    /// running) and starts it again on the same state; returns once its CRI answers.
+    pub async fn restart_daemon(&self) -> Result<()> {
+        let pid_file = self.dir.join("containerd.pid");
+        let pid: i32 = fs::read_to_string(&pid_file)
+            .with_context(|| format!("reading {}", pid_file.display()))?
+            .trim()
+            .parse()
+            .context("containerd.pid")?;
+        let status = Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -9 {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{pid}/status")).exists() {
+            // A killed child of an exited parent is reaped by init; until then it is a zombie.
+            let state = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            if state
+                .lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+            {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "containerd {pid} did not die");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let d = self.dir.display().to_string();
+        self.script(&containerd_script(), &["start", &d]).await?;
+        self.wait_cri_ready(true).await
+    }
+
     /// Removes every container and sandbox it runs (with their mounts and network) and stops it.
     /// The directory keeps the logs and the image store. Dropping does the same.
     pub fn stop(&mut self) -> Result<()> {
@@ -203,11 +244,11 @@ impl Containerd {
         .context("script task panicked")?
     }
 
-    async fn wait_cri_ready(&self) -> Result<()> {
+    async fn wait_cri_ready(&self, network: bool) -> Result<()> {
         let deadline = Instant::now() + CRI_READY_TIMEOUT;
         let mut last = String::from("not connected");
         while Instant::now() < deadline {
-            match self.cri_ready().await {
+            match self.cri_ready(network).await {
                 Ok(()) => return Ok(()),
                 Err(e) => last = format!("{e:#}"),
             }
@@ -220,15 +261,20 @@ impl Containerd {
         )
     }
 
-    async fn cri_ready(&self) -> Result<()> {
+    async fn cri_ready(&self, network: bool) -> Result<()> {
         let mut cri = self.cri().await?;
         let version = cri.version().await?;
         if version.runtime_api_version != "v1" {
             bail!("CRI answered API version {:?}", version.runtime_api_version);
         }
         let status = cri.status().await?.status.unwrap_or_default();
-        for wanted in ["RuntimeReady", "NetworkReady"] {
-            match status.conditions.iter().find(|c| c.r#type == wanted) {
+        let wanted: &[&str] = if network {
+            &["RuntimeReady", "NetworkReady"]
+        } else {
+            &["RuntimeReady"]
+        };
+        for wanted in wanted {
+            match status.conditions.iter().find(|c| c.r#type == *wanted) {
                 Some(c) if c.status => {}
                 Some(c) => bail!("{wanted} is false: {} {}", c.reason, c.message),
                 None => bail!("the CRI status has no {wanted} condition"),

@@ -34,13 +34,17 @@ pub struct ContainerdNode {
 
 impl ContainerdNode {
     /// Starts a containerd under the cluster's directory and the agent of node `id` on it
-    /// (`extra`: more agent flags). Returns once the agent runs; the Node may not be Ready yet.
+    /// (`extra`: more agent flags; `--pod-cidr=` alone starts it without a pod CIDR, so that it
+    /// waits for `Node.spec.podCIDR`). Returns once the agent runs; the Node may not be Ready
+    /// yet.
     pub async fn start(api: &ApiCluster, id: Identity, extra: &[&str]) -> Result<ContainerdNode> {
         let name = id
             .node()
             .with_context(|| format!("{id:?} is not a node identity"))?
             .to_string();
-        let containerd = Containerd::start(&api.dir().join(format!("cd-{name}"))).await?;
+        let static_network = !extra.contains(&"--pod-cidr=");
+        let containerd =
+            Containerd::start_with(&api.dir().join(format!("cd-{name}")), static_network).await?;
         let root = api.dir().join(format!("agent-{name}"));
         // The agent API (logs, exec, stats) on its own port, with a serving certificate of
         // the cluster CA, accepting the cluster CA's clients (the apiserver's).
@@ -52,7 +56,6 @@ impl ContainerdNode {
             "--node-ip=127.0.0.1".into(),
             "--runtime=cri".into(),
             format!("--container-runtime-endpoint={}", containerd.endpoint()),
-            format!("--pod-cidr={}", containerd.pod_cidr()),
             format!("--root-dir={}", root.display()),
             // Each test node has its own cgroup tree, named after its network slot.
             format!("--cgroup-root=/{}", containerd.bridge()),
@@ -64,7 +67,15 @@ impl ContainerdNode {
             format!("--tls-private-key-file={}", key.display()),
             format!("--client-ca-file={}", api.ca().display()),
         ];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        if static_network {
+            args.push(format!("--pod-cidr={}", containerd.pod_cidr()));
+        }
+        args.extend(
+            extra
+                .iter()
+                .filter(|a| **a != "--pod-cidr=")
+                .map(|s| s.to_string()),
+        );
         let agent = Component::start("agent", &args, api.dir())?;
         Ok(ContainerdNode {
             name,

@@ -102,3 +102,13 @@ pub(crate) fn tail(path: &Path, lines: usize) -> Result<String> {
     let from = all.len().saturating_sub(lines);
     Ok(all[from..].join("\n"))
 }
+
+/// The resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}

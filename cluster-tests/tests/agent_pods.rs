@@ -267,3 +267,128 @@ async fn pods_on_containerd() {
     let prestop = std::fs::read_to_string(host_dir.join("prestop")).unwrap_or_default();
     assert_eq!(prestop.trim(), "stopping");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_cidr_follows_the_node() {
+    let api = ApiCluster::start(ApiConfig::new())
+        .await
+        .expect("store and apiserver");
+    let node = ContainerdNode::start(&api, Identity::Node1, &["--pod-cidr="])
+        .await
+        .expect("containerd and the agent");
+    let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
+        .await
+        .expect("admin client")
+        .0;
+    let nodes: Api<Node> = Api::all(kc.clone());
+    let logs = || node.logs(60);
+    // Registered, but NotReady: its network has no config until it has a pod CIDR.
+    let registered = wait::until("node n1 registered", 30, logs, || async {
+        nodes.get_opt("n1").await.ok().flatten()
+    })
+    .await;
+    assert!(registered.spec.and_then(|s| s.pod_cidr).is_none());
+    // The upper half of the node's network: the static CNI config would give .2 first.
+    let base = node
+        .containerd()
+        .pod_cidr()
+        .trim_end_matches(".0/24")
+        .to_string();
+    let cidr = format!("{base}.128/25");
+    let patch = json!({"spec": {"podCIDR": cidr, "podCIDRs": [cidr]}});
+    nodes
+        .patch(
+            "n1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("podCIDR set");
+    wait::until("the agent hands the pod CIDR over", 20, logs, || async {
+        node.agent
+            .log_tail(200)
+            .contains("pod CIDR handed to the runtime")
+            .then_some(())
+    })
+    .await;
+    node_ready(&nodes, &node).await;
+    let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &pod("ip", json!({"containers": [app("app", "exec sleep 600")]})),
+    )
+    .await
+    .expect("pod created");
+    let ip = wait::until("the pod's IP", 60, logs, || async {
+        pods.get("ip").await.ok()?.status?.pod_ip
+    })
+    .await;
+    let last: u32 = ip
+        .rsplit('.')
+        .next()
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        ip.starts_with(&format!("{base}.")) && last > 128,
+        "pod IP {ip} not in {cidr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pods_survive_a_containerd_restart() {
+    let api = ApiCluster::start(ApiConfig::new())
+        .await
+        .expect("store and apiserver");
+    let node = ContainerdNode::start(&api, Identity::Node1, &[])
+        .await
+        .expect("containerd and the agent");
+    let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
+        .await
+        .expect("admin client")
+        .0;
+    let nodes: Api<Node> = Api::all(kc.clone());
+    node_ready(&nodes, &node).await;
+    let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "before",
+            json!({"containers": [app("app", "exec sleep 600")]}),
+        ),
+    )
+    .await
+    .expect("pod created");
+    let logs = || node.logs(60);
+    wait::until("before Running", 60, logs, || async {
+        let p = pods.get("before").await.ok()?;
+        (container_state(&p).0 == "running").then_some(())
+    })
+    .await;
+    let census_before = census(&pods, &["before"], &node).await;
+    node.containerd()
+        .restart_daemon()
+        .await
+        .expect("containerd restarted");
+    // The agent keeps the pod as it was and runs new pods on the restarted containerd.
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "after",
+            json!({"containers": [app("app", "exec sleep 600")]}),
+        ),
+    )
+    .await
+    .expect("pod created");
+    wait::until("after Running", 60, logs, || async {
+        let p = pods.get("after").await.ok()?;
+        (container_state(&p).0 == "running").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let census_after = census(&pods, &["before"], &node).await;
+    assert_eq!(
+        census_before.0, census_after.0,
+        "the running pod's container changed"
+    );
+    node_ready(&nodes, &node).await;
+}

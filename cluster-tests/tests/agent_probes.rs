@@ -110,10 +110,10 @@ async fn probes_on_containerd() {
                                   "periodSeconds": 1}}),
     ))
     .await;
-    // A startup probe on a port that opens after 6 s, then a liveness probe on it.
+    // A startup probe on a port that opens after 15 s, then a liveness probe on it.
     create(pod(
         "startup",
-        "sleep 6; mkdir -p /www; exec httpd -f -p 8080 -h /www",
+        "sleep 15; mkdir -p /www; exec httpd -f -p 8080 -h /www",
         json!({"startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "failureThreshold": 30},
                "livenessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}),
     ))

@@ -105,6 +105,7 @@ fn sandbox(name: &str, logs: &Path, host_port: u16) -> PodSandboxConfig {
             host_ip: String::new(),
         }],
         labels: [("test".to_string(), "containerd".to_string())].into(),
+        ..Default::default()
     }
 }
 

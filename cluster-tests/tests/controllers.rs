@@ -772,7 +772,7 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
     .await;
     let mut second = controller_manager(&c, &flags);
     // /healthz and /metrics of the leader.
-    let body = reqwest_get(&format!("http://127.0.0.1:{port}/healthz")).await;
+    let body = http_body(&format!("http://127.0.0.1:{port}/healthz")).await;
     assert_eq!(body.trim(), "ok");
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     kubectl(
@@ -793,7 +793,7 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
     // ReplicaSet's pods appear, so give it a moment.
     let mut metrics = String::new();
     for _ in 0..50 {
-        metrics = reqwest_get(&format!("http://127.0.0.1:{port}/metrics")).await;
+        metrics = http_body(&format!("http://127.0.0.1:{port}/metrics")).await;
         if metrics
             .contains("controller_reconcile_duration_seconds_count{controller=\"deployment\"}")
         {
@@ -837,23 +837,13 @@ async fn a_standby_replica_takes_over_when_the_leader_dies() {
 }
 
 /// GET over plain HTTP on loopback (a minimal client: one request, read to the end).
-async fn reqwest_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
+async fn http_body(url: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(host).await {
-            let req = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
-            s.write_all(req.as_bytes()).await.unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            return out
-                .split_once("\r\n\r\n")
-                .map(|(_, b)| b.to_string())
-                .unwrap_or_default();
+        match cluster_tests::http::get(url).await {
+            Ok((_, body)) => return body,
+            Err(e) => assert!(Instant::now() < deadline, "{url} not reachable: {e:#}"),
         }
-        assert!(Instant::now() < deadline, "{url} not reachable");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

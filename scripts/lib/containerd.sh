@@ -27,10 +27,13 @@ _cd_err() { echo "containerd.sh: $*" >&2; }
 
 containerd_socket() { echo "$1/containerd.sock"; }
 
-# containerd_configure DIR NET BRIDGE SUBNET
+# containerd_configure DIR NET BRIDGE SUBNET [--template-only]
+# With --template-only no CNI config is written, only the template: the network stays not
+# ready until the agent hands a pod CIDR over (from Node.spec.podCIDR), as with the kubelet.
 containerd_configure() {
-  local dir net bridge subnet
-  [ $# -eq 4 ] || { _cd_err "usage: configure DIR NET BRIDGE SUBNET"; return 2; }
+  local dir net bridge subnet template_only=""
+  [ "${5:-}" = "--template-only" ] && template_only=1
+  [ $# -eq 4 ] || [ -n "$template_only" ] || { _cd_err "usage: configure DIR NET BRIDGE SUBNET [--template-only]"; return 2; }
   mkdir -p "$1" || return 1
   dir=$(cd "$1" && pwd); net="$2"; bridge="$3"; subnet="$4"
   if [ ${#bridge} -gt 15 ]; then _cd_err "bridge name '$bridge' is longer than 15 characters"; return 2; fi
@@ -81,9 +84,23 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "$CNI_BIN_DIR"
     conf_dir = "$dir/cni/net.d"
     max_conf_num = 1
+    # The agent hands its pod CIDR (flag or Node.spec.podCIDR) over with UpdateRuntimeConfig;
+    # when net.d holds no config yet (configure --template-only), containerd then writes
+    # net.d/10-containerd-net.conflist from this template.
+    conf_template = "$dir/cni/template.conflist"
 EOF
   mv "$dir/config.toml.tmp" "$dir/config.toml"
-  cat > "$dir/cni/net.d/10-$net.conflist.tmp" <<EOF
+  _containerd_conflist "$net" "$bridge" '{{.PodCIDR}}' "$dir" > "$dir/cni/template.conflist"
+  rm -f "$dir/cni/net.d/10-containerd-net.conflist" "$dir/cni/net.d/10-$net.conflist"
+  [ -n "$template_only" ] && return 0
+  _containerd_conflist "$net" "$bridge" "$subnet" "$dir" > "$dir/cni/net.d/10-$net.conflist.tmp"
+  mv "$dir/cni/net.d/10-$net.conflist.tmp" "$dir/cni/net.d/10-$net.conflist"
+}
+
+# The CNI conflist of network NET on bridge BRIDGE with SUBNET (bridge + host-local + portmap).
+_containerd_conflist() {
+  local net="$1" bridge="$2" subnet="$3" dir="$4"
+  cat <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "$net",
@@ -105,7 +122,6 @@ EOF
   ]
 }
 EOF
-  mv "$dir/cni/net.d/10-$net.conflist.tmp" "$dir/cni/net.d/10-$net.conflist"
 }
 
 # Fails when SUBNET's first address is already routed through a device other than BRIDGE

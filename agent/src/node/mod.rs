@@ -1,7 +1,9 @@
-//! The agent's Node: registration ([`registration`]), the heartbeat Lease ([`lease`]) and the
-//! node status with its conditions ([`status`]).
+//! The agent's Node: registration ([`registration`]), the heartbeat Lease ([`lease`]), the
+//! node status with its conditions ([`status`]) and the pod CIDR handed to the runtime
+//! ([`pod_cidr`]).
 
 pub mod lease;
+pub mod pod_cidr;
 pub mod registration;
 pub mod status;
 

@@ -94,6 +94,18 @@ impl Runtime for CriRuntime {
         Ok(resp.status.unwrap_or_default())
     }
 
+    async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
+        let req = self.req(api::UpdateRuntimeConfigRequest {
+            runtime_config: Some(api::RuntimeConfig {
+                network_config: Some(api::NetworkConfig {
+                    pod_cidr: pod_cidr.to_string(),
+                }),
+            }),
+        });
+        self.runtime.clone().update_runtime_config(req).await?;
+        Ok(())
+    }
+
     async fn run_pod_sandbox(&self, mut config: api::PodSandboxConfig) -> Result<String> {
         if let Some(parent) = config
             .linux

@@ -54,6 +54,9 @@ struct State {
     sandboxes: BTreeMap<String, api::PodSandboxStatus>,
     containers: BTreeMap<String, FakeContainer>,
     starts: u64,
+    /// Set by UpdateRuntimeConfig; the configured CIDR until then.
+    #[serde(default)]
+    pod_cidr: String,
 }
 
 /// The in-memory runtime.
@@ -182,11 +185,13 @@ impl FakeRuntime {
         format!("{:064x}", state.next_id)
     }
 
-    fn pod_ip(&self, n: u64) -> String {
-        let cidr = if self.config.pod_cidr.is_empty() {
-            "10.88.0.0/16"
-        } else {
+    fn pod_ip(&self, state: &State, n: u64) -> String {
+        let cidr = if !state.pod_cidr.is_empty() {
+            &state.pod_cidr
+        } else if !self.config.pod_cidr.is_empty() {
             &self.config.pod_cidr
+        } else {
+            "10.88.0.0/16"
         };
         let (base, len) = cidr.split_once('/').unwrap_or((cidr, "24"));
         let base: std::net::Ipv4Addr = base
@@ -225,11 +230,18 @@ impl Runtime for FakeRuntime {
         })
     }
 
+    async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
+        let mut state = self.lock()?;
+        state.pod_cidr = pod_cidr.to_string();
+        self.save(&state);
+        Ok(())
+    }
+
     async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> Result<String> {
         self.sleep_latency().await;
         let mut state = self.lock()?;
         let id = Self::new_id(&mut state);
-        let ip = self.pod_ip(state.next_id);
+        let ip = self.pod_ip(&state, state.next_id);
         state.sandboxes.insert(
             id.clone(),
             api::PodSandboxStatus {

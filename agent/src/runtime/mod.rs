@@ -43,6 +43,8 @@ pub trait Runtime: Send + Sync + 'static {
     async fn version(&self) -> Result<api::VersionResponse>;
     /// Runtime conditions (RuntimeReady, NetworkReady).
     async fn status(&self) -> Result<api::RuntimeStatus>;
+    /// The pod CIDR new sandboxes take their IPs from (CRI UpdateRuntimeConfig).
+    async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()>;
 
     /// Creates and starts a sandbox; returns its id once it is ready.
     async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> Result<String>;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use cluster_tests::{ports, ApiCluster, ApiConfig, ClusterConfig, Component, Identity};
+use cluster_tests::{ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component, Identity};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -53,15 +53,6 @@ struct Args {
     /// Give up on a workload after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
 }
 
 fn node(i: usize) -> Value {

@@ -108,6 +108,10 @@ async fn nodes(conn: &resources::Conn, a: TopNodeArgs) -> Result<()> {
         output::fetch_json(&conn.client, &path(&base)).await?,
         by_name,
     );
+    if metrics.is_empty() {
+        // kubectl's top node: no node has reported usage yet.
+        bail!("error: metrics not available yet");
+    }
     let nodes = items(
         output::fetch_json(&conn.client, &path("/api/v1/nodes")).await?,
         by_name,
