@@ -3,7 +3,8 @@
 # 127.0.0.1:2379 (etcd v3 API), the apiserver on https://127.0.0.1:6443 in front of it, and the
 # node's own containerd (config, root, state and socket in .run/containerd/, CNI network
 # "cluster-pods" on bridge clusterbr0, pod subnet $POD_CIDR or 10.88.0.0/16) with the local images
-# localhost/pause:3.9 and localhost/busybox:1.36 imported (scripts/images.sh).
+# localhost/pause:3.9 and localhost/busybox:1.36 imported (scripts/images.sh), and the agent
+# with its API (logs, exec, stats) on https://NODE_IP:10250 for the apiserver's client certificate.
 # Certificates go to .run/pki, an admin kubeconfig to .run/admin.kubeconfig, logs to .run/*.log.
 # Stop it with: scripts/down.sh
 set -euo pipefail
@@ -31,9 +32,18 @@ else
 fi
 
 pki=.run/pki
+node="$(hostname | tr '[:upper:]' '[:lower:]')"
+# The node's address (the agent's default: the source address of the default route); the
+# apiserver dials it for logs and exec and checks the agent's serving certificate names it.
+node_ip="$(ip -4 route get 192.0.2.1 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") print $(i + 1)}')"
+node_ip="${node_ip:-127.0.0.1}"
 if [ ! -f "$pki/ca.crt" ]; then
   echo "==> making a CA and certificates in $pki (pctl certs generate)"
-  "$target/debug/pctl" certs generate --dir "$pki" --nodes "$(hostname)"
+  "$target/debug/pctl" certs generate --dir "$pki" --nodes "$node" --hosts "$node_ip"
+fi
+if ! openssl x509 -noout -text -in "$pki/node-$node.crt" 2>/dev/null | grep -q "IP Address:$node_ip\b"; then
+  echo "warning: $pki/node-$node.crt does not name $node_ip: kubectl logs/exec will fail;" >&2
+  echo "         run scripts/down.sh, remove $pki and run scripts/up.sh again" >&2
 fi
 
 if running apiserver; then
@@ -64,7 +74,6 @@ containerd_start "$CONTAINERD_DIR"
 echo "==> building and importing the local images (scripts/images.sh)"
 scripts/images.sh import --address "$CONTAINERD_SOCK"
 
-node="$(hostname | tr '[:upper:]' '[:lower:]')"
 for user in admin viewer scheduler controller-manager "node-$node"; do
   "$target/debug/pctl" kubeconfig --certs-dir "$pki" --user "$user" --server https://127.0.0.1:6443 > ".run/$user.kubeconfig"
   chmod 600 ".run/$user.kubeconfig"
@@ -86,8 +95,11 @@ start scheduler --kubeconfig .run/scheduler.kubeconfig
 start controller-manager --kubeconfig .run/controller-manager.kubeconfig \
   --allocate-node-cidrs=false
 start agent --kubeconfig ".run/node-$node.kubeconfig" --hostname-override "$node" \
+  --node-ip "$node_ip" \
   --container-runtime-endpoint "unix://$CONTAINERD_SOCK" --pod-cidr "$POD_CIDR" \
-  --root-dir "$PWD/.run/agent"
+  --root-dir "$PWD/.run/agent" \
+  --tls-cert-file "$pki/node-$node.crt" --tls-private-key-file "$pki/node-$node.key" \
+  --client-ca-file "$pki/ca.crt"
 
 echo "store, apiserver, containerd, scheduler, controller-manager and the agent of node $node are up. Try:"
 echo "  export KUBECONFIG=$PWD/.run/admin.kubeconfig"

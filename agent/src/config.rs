@@ -32,6 +32,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Parses a size as a Kubernetes quantity (`10Mi`, `500k`, `1048576`) into bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let q = api::quantity::parse(s).map_err(|e| format!("invalid size {s:?}: {e}"))?;
+    let v = q.value();
+    if v < 1.0 {
+        return Err(format!("invalid size {s:?}: must be at least 1 byte"));
+    }
+    Ok(v as u64)
+}
+
 /// The node agent.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "agent", version, about)]
@@ -88,6 +98,55 @@ pub struct Flags {
     /// The port the Node advertises for the agent's API (`daemonEndpoints.kubeletEndpoint`).
     #[arg(long, env = "AGENT_PORT", default_value_t = 10250)]
     pub port: u16,
+
+    /// The address the agent's HTTPS API (logs, exec, stats) listens on.
+    #[arg(long, env = "AGENT_ADDRESS", default_value = "0.0.0.0")]
+    pub address: String,
+
+    /// The agent API's serving certificate (PEM); with the key and the client CA, the API is
+    /// served; without them it is not (and `kubectl logs`/`exec` fail for this node).
+    #[arg(long, env = "AGENT_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// The private key of `--tls-cert-file`.
+    #[arg(long, env = "AGENT_TLS_PRIVATE_KEY_FILE")]
+    pub tls_private_key_file: Option<PathBuf>,
+
+    /// The CA whose client certificates the agent API accepts (the cluster CA); clients
+    /// without one are refused during the handshake.
+    #[arg(long, env = "AGENT_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Users (client certificate CN) allowed the agent API's pod endpoints (logs, exec, stats).
+    #[arg(
+        long,
+        env = "AGENT_AUTHORIZED_USERS",
+        value_delimiter = ',',
+        default_value = "kube-apiserver-kubelet-client"
+    )]
+    pub authorized_users: Vec<String>,
+
+    /// Groups (client certificate O) allowed the agent API's pod endpoints.
+    #[arg(
+        long,
+        env = "AGENT_AUTHORIZED_GROUPS",
+        value_delimiter = ',',
+        default_value = "system:masters"
+    )]
+    pub authorized_groups: Vec<String>,
+
+    /// A container's log file is rotated when it grows beyond this size.
+    #[arg(long, env = "AGENT_CONTAINER_LOG_MAX_SIZE", value_parser = parse_size, default_value = "10Mi")]
+    pub container_log_max_size: u64,
+
+    /// Log files kept per container, the current one included (at least 2).
+    #[arg(long, env = "AGENT_CONTAINER_LOG_MAX_FILES", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(2..))]
+    pub container_log_max_files: u32,
+
+    /// How often container log sizes are checked for rotation.
+    #[arg(long, env = "AGENT_CONTAINER_LOG_MONITOR_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    pub container_log_monitor_interval: Duration,
 
     /// How often the Lease is renewed.
     #[arg(long, env = "AGENT_NODE_LEASE_RENEW_INTERVAL", value_parser = parse_duration, default_value = "10s")]
@@ -172,6 +231,14 @@ mod tests {
     }
 
     #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10Mi"), Ok(10 << 20));
+        assert_eq!(parse_size("1k"), Ok(1000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("ten").is_err());
+    }
+
+    #[test]
     fn flags_parse_with_defaults() {
         let f = Flags::try_parse_from(["agent", "--kubeconfig", "k", "--node-name", "N1"]).unwrap();
         assert_eq!(f.node_name(), "n1");
@@ -179,5 +246,9 @@ mod tests {
         assert_eq!(f.runtime, RuntimeKind::Cri);
         assert_eq!(f.node_lease_renew_interval, Duration::from_secs(10));
         assert_eq!(f.sync_frequency, Duration::from_secs(60));
+        assert_eq!(f.container_log_max_size, 10 << 20);
+        assert_eq!(f.container_log_max_files, 5);
+        assert_eq!(f.authorized_users, ["kube-apiserver-kubelet-client"]);
+        assert_eq!(f.authorized_groups, ["system:masters"]);
     }
 }

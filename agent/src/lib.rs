@@ -4,10 +4,12 @@
 //! what the runtime reports, so a restarted agent adopts what it finds.
 
 pub mod config;
+pub mod logs;
 pub mod machine;
 pub mod node;
 pub mod pods;
 pub mod runtime;
+pub mod server;
 
 use std::{sync::Arc, time::Duration};
 
@@ -86,6 +88,18 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     tokio::spawn(node::lease::run(node_ctx.clone()));
     tokio::spawn(node::pod_cidr::run(node_ctx.clone()));
     tokio::spawn(node::status::run(node_ctx));
+    let log_root = flags.root_dir.join("logs");
+    tokio::spawn(logs::rotate::run(
+        runtime.clone(),
+        name.clone(),
+        log_root.clone(),
+        logs::rotate::Limits {
+            max_size: flags.container_log_max_size,
+            max_files: flags.container_log_max_files,
+        },
+        flags.container_log_monitor_interval,
+    ));
+    start_api(&flags, &name, runtime.clone(), log_root.clone()).await?;
     let host_dns = pods::sandbox::parse_resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     );
@@ -102,7 +116,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         node_memory: machine.memory_bytes,
         sandbox_env: SandboxEnv {
             node: name.clone(),
-            log_root: flags.root_dir.join("logs"),
+            log_root,
             cgroup_root: match flags.runtime {
                 RuntimeKind::Cri => flags.cgroup_root.clone(),
                 RuntimeKind::Fake => String::new(),
@@ -119,5 +133,42 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     });
     tracing::info!(node = %name, ip = %ip, "agent running");
     pods::manager::run(ctx, flags.relist_period).await;
+    Ok(())
+}
+
+/// Starts the agent API (logs, exec, stats, health, metrics) when its TLS files are given.
+async fn start_api(
+    flags: &Flags,
+    node: &str,
+    runtime: Arc<dyn Runtime>,
+    log_root: std::path::PathBuf,
+) -> anyhow::Result<()> {
+    let Some(tls) = server::tls_files(
+        flags.tls_cert_file.as_deref(),
+        flags.tls_private_key_file.as_deref(),
+        flags.client_ca_file.as_deref(),
+    ) else {
+        tracing::warn!(
+            "the agent API is not served: --tls-cert-file, --tls-private-key-file and \
+             --client-ca-file are all needed (kubectl logs/exec/top will fail for this node)"
+        );
+        return Ok(());
+    };
+    let ctx = Arc::new(server::ServerCtx {
+        runtime,
+        node: node.to_string(),
+        log_root,
+        policy: server::auth::Policy::new(&flags.authorized_users, &flags.authorized_groups),
+        stats: Default::default(),
+        metrics: Default::default(),
+    });
+    // Bind before going on, so that a taken port or a bad certificate stops the agent.
+    let config = server::tls_config(&tls)?;
+    let listener = tokio::net::TcpListener::bind((flags.address.as_str(), flags.port))
+        .await
+        .with_context(|| format!("binding the agent API to {}:{}", flags.address, flags.port))?;
+    tracing::info!(address = %flags.address, port = flags.port, "serving the agent API (HTTPS)");
+    tokio::spawn(server::stats::run(ctx.clone()));
+    tokio::spawn(server::accept(listener, config, server::router(ctx)));
     Ok(())
 }

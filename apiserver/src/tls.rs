@@ -3,17 +3,13 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use axum::Router;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto::Builder,
 };
-use rustls::{
-    pki_types::{CertificateDer, PrivateKeyDer},
-    server::WebPkiClientVerifier,
-    RootCertStore, ServerConfig,
-};
+use rustls::{pki_types::CertificateDer, server::WebPkiClientVerifier, ServerConfig};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
@@ -21,33 +17,7 @@ use tracing::debug;
 
 use crate::auth::{PeerIdentity, UserInfo};
 
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
-    let certs = certs.with_context(|| format!("parsing certificates in {}", path.display()))?;
-    if certs.is_empty() {
-        return Err(anyhow!("{} holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    rustls_pemfile::private_key(&mut pem.as_slice())
-        .with_context(|| format!("parsing the private key in {}", path.display()))?
-        .ok_or_else(|| anyhow!("{} holds no PEM private key", path.display()))
-}
-
-/// The certificates of the CA bundle at `path` as rustls trust roots.
-pub fn root_store(path: &Path) -> Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for c in read_certs(path)? {
-        roots
-            .add(c)
-            .with_context(|| format!("adding a CA certificate from {}", path.display()))?;
-    }
-    Ok(roots)
-}
+pub use tlsfiles::{read_certs, read_key, root_store};
 
 /// The rustls server configuration: serving certificate, and client certificates optional but
 /// verified when a client CA is given.
@@ -79,19 +49,10 @@ pub fn server_config(
 
 /// The user named by a verified client certificate: CN is the name, each O a group.
 pub fn identity_of(cert: &CertificateDer<'_>) -> Option<UserInfo> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let subject = parsed.subject();
-    let name = subject
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
-    let groups = subject
-        .iter_organization()
-        .filter_map(|o| o.as_str().ok().map(str::to_string))
-        .collect();
-    Some(UserInfo { name, groups })
+    tlsfiles::user_of(cert).map(|u| UserInfo {
+        name: u.name,
+        groups: u.groups,
+    })
 }
 
 /// Accepts TLS connections forever, serving `app` on each with the peer's identity attached to

@@ -305,9 +305,10 @@ impl ApiCluster {
         }
     }
 
-    /// Starts an [`AgentDouble`](crate::agent_double::AgentDouble) for node `node`, with a
-    /// serving certificate from the cluster CA, and returns it with its port.
-    pub async fn start_agent_double(&self, node: &str) -> Result<crate::agent_double::AgentDouble> {
+    /// A serving certificate for the agent of node `node` signed by the cluster CA (CN
+    /// `system:node:NODE`, SAN 127.0.0.1), as `pctl certs generate --nodes` makes it; returns
+    /// the certificate and key files.
+    pub fn agent_serving_cert(&self, node: &str) -> Result<(PathBuf, PathBuf)> {
         let pki = self.dir.join("pki");
         let name = format!("agent-{node}");
         sign_subject(
@@ -318,12 +319,17 @@ impl ApiCluster {
             &format!("/O=system:nodes/CN=system:node:{node}"),
             &server_cert("IP:127.0.0.1"),
         )?;
-        crate::agent_double::AgentDouble::start(
-            &pki.join(format!("{name}.crt")),
-            &pki.join(format!("{name}.key")),
-            &pki.join("ca.crt"),
-        )
-        .await
+        Ok((
+            pki.join(format!("{name}.crt")),
+            pki.join(format!("{name}.key")),
+        ))
+    }
+
+    /// Starts an [`AgentDouble`](crate::agent_double::AgentDouble) for node `node`, with a
+    /// serving certificate from the cluster CA, and returns it with its port.
+    pub async fn start_agent_double(&self, node: &str) -> Result<crate::agent_double::AgentDouble> {
+        let (cert, key) = self.agent_serving_cert(node)?;
+        crate::agent_double::AgentDouble::start(&cert, &key, &self.ca()).await
     }
 
     /// The cluster's working directory (certificates, kubeconfigs, logs).

@@ -24,6 +24,7 @@ use crate::{ApiCluster, Component, Containerd, Identity};
 pub struct ContainerdNode {
     name: String,
     root: PathBuf,
+    port: u16,
     /// The agent process (kill and restart it to test adoption).
     pub agent: Component,
     // Dropped after the agent (fields drop in order): the agent must not re-create what the
@@ -45,6 +46,10 @@ impl ContainerdNode {
         let containerd =
             Containerd::start_with(&api.dir().join(format!("cd-{name}")), static_network).await?;
         let root = api.dir().join(format!("agent-{name}"));
+        // The agent API (logs, exec, stats) on its own port, with a serving certificate of
+        // the cluster CA, accepting the cluster CA's clients (the apiserver's).
+        let port = crate::ports::allocate()?;
+        let (cert, key) = api.agent_serving_cert(&name)?;
         let mut args: Vec<String> = vec![
             format!("--kubeconfig={}", api.kubeconfig(id).display()),
             format!("--hostname-override={name}"),
@@ -56,6 +61,11 @@ impl ContainerdNode {
             format!("--cgroup-root=/{}", containerd.bridge()),
             "--node-status-update-frequency=1s".into(),
             "--relist-period=200ms".into(),
+            "--address=127.0.0.1".into(),
+            format!("--port={port}"),
+            format!("--tls-cert-file={}", cert.display()),
+            format!("--tls-private-key-file={}", key.display()),
+            format!("--client-ca-file={}", api.ca().display()),
         ];
         if static_network {
             args.push(format!("--pod-cidr={}", containerd.pod_cidr()));
@@ -70,6 +80,7 @@ impl ContainerdNode {
         Ok(ContainerdNode {
             name,
             root,
+            port,
             agent,
             containerd,
         })
@@ -78,6 +89,11 @@ impl ContainerdNode {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The port of the agent API on 127.0.0.1 (HTTPS, client certificates of the cluster CA).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The agent's root directory (pod volumes, logs).
@@ -119,6 +135,43 @@ impl ContainerdNode {
             }
         }
         out
+    }
+
+    /// Waits (60 s at most) until the node's Node object is Ready, as seen by `client`.
+    pub async fn wait_ready(&self, client: &kube::Client) {
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        crate::wait::until(
+            &format!("node {} Ready", self.name),
+            60,
+            || self.logs(60),
+            || async {
+                let n = nodes.get_opt(&self.name).await.ok().flatten()?;
+                n.status?
+                    .conditions?
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// A pod bound to this node: `spec` with `nodeName` set.
+    pub fn pod(&self, name: &str, spec: serde_json::Value) -> Pod {
+        let mut spec = spec;
+        spec["nodeName"] = serde_json::json!(self.name);
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": spec,
+        }))
+        .expect("a valid pod")
+    }
+
+    /// A busybox container `name` running `sh -c command`.
+    pub fn busybox(name: &str, command: &str) -> serde_json::Value {
+        serde_json::json!({"name": name, "image": crate::BUSYBOX_IMAGE,
+            "command": ["sh", "-c", command]})
     }
 
     /// The last lines of the agent's and containerd's logs (for failure messages).

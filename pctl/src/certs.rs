@@ -20,7 +20,8 @@ pub struct CertsArgs {
     /// Directory to write the PEM files to.
     #[arg(long, default_value = "pki")]
     pub dir: PathBuf,
-    /// Extra names and addresses of the apiserver and store certificates.
+    /// Extra names and addresses of the serving certificates (apiserver, store, and each
+    /// node's agent API: give the nodes' addresses here).
     #[arg(long, value_delimiter = ',')]
     pub hosts: Vec<String>,
     /// Node names to make agent certificates for (CN system:node:NAME, O system:nodes).
@@ -147,11 +148,17 @@ pub fn generate(a: CertsArgs) -> Result<()> {
     server_names.extend(a.hosts.iter().cloned());
     for (file, cn, groups, server, client) in identities(&a.nodes) {
         let key = KeyPair::generate()?;
-        let mut p = CertificateParams::new(if server {
+        // A node's serving certificate (the agent API) also names the node, as the
+        // kubelet's does; the apiserver dials the node's address (`--hosts` adds it).
+        let mut names = if server {
             server_names.clone()
         } else {
             Vec::new()
-        })?;
+        };
+        if let Some(node) = cn.strip_prefix("system:node:") {
+            names.push(node.to_string());
+        }
+        let mut p = CertificateParams::new(names)?;
         p.distinguished_name = DistinguishedName::new();
         for g in groups {
             p.distinguished_name.push(DnType::OrganizationName, g);

@@ -138,7 +138,7 @@ pub fn cgroup_parent(pod: &Pod, env: &SandboxEnv) -> String {
 /// The directory of the pod's container logs.
 pub fn log_directory(pod: &Pod, env: &SandboxEnv) -> std::path::PathBuf {
     let (name, ns, uid) = ids(pod);
-    env.log_root.join(format!("{ns}_{name}_{uid}"))
+    crate::logs::pod_dir(&env.log_root, &ns, &name, &uid)
 }
 
 /// The sandbox configuration of `pod`, attempt `attempt`.

@@ -301,6 +301,19 @@ impl Runtime for CriRuntime {
         Ok(self.runtime.clone().exec_sync(req).await?.into_inner())
     }
 
+    async fn exec(&self, request: api::ExecRequest) -> Result<String> {
+        let req = self.req(request);
+        Ok(self.runtime.clone().exec(req).await?.into_inner().url)
+    }
+
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        let req = self.req(api::ReopenContainerLogRequest {
+            container_id: id.into(),
+        });
+        self.runtime.clone().reopen_container_log(req).await?;
+        Ok(())
+    }
+
     async fn list_container_stats(
         &self,
         filter: api::ContainerStatsFilter,

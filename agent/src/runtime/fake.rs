@@ -466,6 +466,27 @@ impl Runtime for FakeRuntime {
         Ok(api::ExecSyncResponse::default())
     }
 
+    async fn exec(&self, request: api::ExecRequest) -> Result<String> {
+        // Nothing runs in the fake runtime: there is no process to attach streams to.
+        self.container_status(&request.container_id).await?;
+        Err(RuntimeError::Failed(
+            "the fake runtime cannot stream an exec: nothing runs in its containers".into(),
+        ))
+    }
+
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        // The fake writes no log files: reopening is only checked for a running container.
+        let running =
+            self.container_status(id).await?.state == api::ContainerState::ContainerRunning as i32;
+        if running {
+            Ok(())
+        } else {
+            Err(RuntimeError::Failed(format!(
+                "container {id} is not running"
+            )))
+        }
+    }
+
     async fn list_container_stats(
         &self,
         filter: api::ContainerStatsFilter,

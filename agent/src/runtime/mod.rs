@@ -82,6 +82,12 @@ pub trait Runtime: Send + Sync + 'static {
         cmd: Vec<String>,
         timeout: Duration,
     ) -> Result<api::ExecSyncResponse>;
+    /// Prepares a streaming exec (`command`, with the streams and terminal it asks for) and
+    /// returns the URL on the runtime's streaming server that serves it, once, to one client.
+    async fn exec(&self, request: api::ExecRequest) -> Result<String>;
+    /// Makes the runtime reopen the container's log file (after the agent renamed it to
+    /// rotate it); a container that is not running has nothing to reopen and fails.
+    async fn reopen_container_log(&self, id: &str) -> Result<()>;
     /// Usage of the containers matching `filter`.
     async fn list_container_stats(
         &self,
