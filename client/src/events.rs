@@ -1,10 +1,13 @@
 //! Events, as Kubernetes' event recorder writes them: `emit` never waits (a background task
 //! sends), and a repeat of the same event (same object, field path, reason and message)
 //! raises the first one's `count` and `lastTimestamp` instead of creating another, as the
-//! recorder's correlator does, so `kubectl describe` shows `(x3 over 2m)`. Used by the agent
-//! (as the kubelet), the scheduler and the controllers.
+//! recorder's correlator does, so `kubectl describe` shows `(x3 over 2m)`; and new events about
+//! one object with one reason are limited as its spam filter limits them (a burst of 25, then
+//! one per 5 minutes), so a 10,000-replica ReplicaSet does not write 10,000 SuccessfulCreate
+//! events. Used by the agent (as the kubelet), the scheduler and the controllers.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::{
     api::core::v1::{Event, EventSource, ObjectReference},
@@ -52,6 +55,37 @@ pub struct Recorder {
 
 /// Remembered events per recorder before the oldest are forgotten.
 const REMEMBERED: usize = 4096;
+/// The spam filter: new events per (object, reason) in a burst, then one per period.
+const SPAM_BURST: f64 = 25.0;
+const SPAM_PERIOD: Duration = Duration::from_secs(300);
+
+/// A token bucket per (object uid, reason) for new events.
+#[derive(Default)]
+struct SpamFilter {
+    buckets: HashMap<(String, String), (f64, Instant)>,
+}
+
+impl SpamFilter {
+    /// Whether a new event about `uid` with `reason` may be written now.
+    fn allow(&mut self, uid: &str, reason: &str, now: Instant) -> bool {
+        if self.buckets.len() > REMEMBERED {
+            self.buckets.clear();
+        }
+        let (tokens, last) = self
+            .buckets
+            .entry((uid.to_string(), reason.to_string()))
+            .or_insert((SPAM_BURST, now));
+        let refill = now.duration_since(*last).as_secs_f64() / SPAM_PERIOD.as_secs_f64();
+        *tokens = (*tokens + refill).min(SPAM_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
 
 impl Recorder {
     /// A recorder whose background task writes through `client` as `source`.
@@ -84,6 +118,7 @@ async fn run(client: kube::Client, source: Source, mut rx: mpsc::UnboundedReceiv
     // (namespace, uid, field path, reason, message) -> (event name, count)
     let mut seen: HashMap<(String, String, String, String, String), (String, i32)> = HashMap::new();
     let mut serial: u64 = 0;
+    let mut spam = SpamFilter::default();
     while let Some(r) = rx.recv().await {
         let namespace = r
             .object
@@ -109,6 +144,11 @@ async fn run(client: kube::Client, source: Source, mut rx: mpsc::UnboundedReceiv
                 Ok(_) => continue,
                 Err(e) => tracing::debug!(error = %e, "event patch failed; creating a new one"),
             }
+        }
+        let uid = r.object.uid.clone().unwrap_or_default();
+        if !spam.allow(&uid, &r.reason, Instant::now()) {
+            tracing::debug!(object = ?r.object.name, reason = %r.reason, "event dropped by the spam filter");
+            continue;
         }
         serial += 1;
         let name = format!(
@@ -150,5 +190,26 @@ async fn run(client: kube::Client, source: Source, mut rx: mpsc::UnboundedReceiv
             }
             Err(e) => tracing::debug!(error = %e, "event not recorded"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spam_filter_bursts_then_refills() {
+        let mut f = SpamFilter::default();
+        let t0 = Instant::now();
+        for _ in 0..25 {
+            assert!(f.allow("u1", "SuccessfulCreate", t0));
+        }
+        assert!(!f.allow("u1", "SuccessfulCreate", t0));
+        // Another reason or object has its own bucket.
+        assert!(f.allow("u1", "SuccessfulDelete", t0));
+        assert!(f.allow("u2", "SuccessfulCreate", t0));
+        // One token back after one period.
+        assert!(f.allow("u1", "SuccessfulCreate", t0 + SPAM_PERIOD));
+        assert!(!f.allow("u1", "SuccessfulCreate", t0 + SPAM_PERIOD));
     }
 }

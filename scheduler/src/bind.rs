@@ -1,9 +1,11 @@
-//! The scheduler's writes: binding a pod to its node through `pods/binding` (forgetting the
-//! assumption and re-queueing on failure), and for a pod that fits nowhere the condition
-//! `PodScheduled=False` (reason Unschedulable) and a `FailedScheduling` event.
+//! The scheduler's writes: binding a pod to its node through `pods/binding` (a `Scheduled`
+//! event; forgetting the assumption and re-queueing on failure), and for a pod that fits
+//! nowhere the condition `PodScheduled=False` (reason Unschedulable) and a `FailedScheduling`
+//! event. Events go through the client library's recorder, which counts repeats.
 
+use client::events::Kind;
 use k8s_openapi::{
-    api::core::v1::{Event, Pod},
+    api::core::v1::Pod,
     jiff::{Timestamp, Unit},
 };
 use kube::{
@@ -54,6 +56,12 @@ pub async fn bind(s: &Scheduler, qp: QueuedPod, node: &str) {
                 .with_label_values(&["scheduled", profile])
                 .observe(qp.first_seen.elapsed().as_secs_f64());
             tracing::debug!(pod = %qp.key, node, "bound");
+            s.events.emit(
+                pod.as_ref(),
+                Kind::Normal,
+                "Scheduled",
+                format!("Successfully assigned {}/{name} to {node}", namespace(pod)),
+            );
         }
         Err(e) => {
             s.metrics.bindings.with_label_values(&["error"]).inc();
@@ -106,35 +114,6 @@ pub async fn record_unschedulable(s: &Scheduler, pod: &Pod, message: &str) {
             tracing::info!(pod = %name, error = %e, "setting the PodScheduled condition");
         }
     }
-    let ts = now();
-    let event = json!({
-        "metadata": {
-            "name": format!("{name}.{:x}", Timestamp::now().as_nanosecond()),
-            "namespace": ns,
-        },
-        "involvedObject": {
-            "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
-            "uid": pod.metadata.uid, "resourceVersion": pod.metadata.resource_version,
-        },
-        "reason": "FailedScheduling",
-        "message": message,
-        "type": "Warning",
-        "source": {"component": s.settings.scheduler_name},
-        "reportingComponent": s.settings.scheduler_name,
-        "reportingInstance": s.settings.identity,
-        "firstTimestamp": ts,
-        "lastTimestamp": ts,
-        "count": 1,
-    });
-    let event: Event = match serde_json::from_value(event) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(error = %e, "building an event");
-            return;
-        }
-    };
-    let api: Api<Event> = Api::namespaced(s.client.clone(), ns);
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::info!(pod = %name, error = %e, "recording a FailedScheduling event");
-    }
+    s.events
+        .emit(pod, Kind::Warning, "FailedScheduling", message.to_string());
 }

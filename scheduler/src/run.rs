@@ -45,6 +45,8 @@ pub struct Scheduler {
     pub framework: Framework,
     pub settings: Settings,
     pub metrics: Metrics,
+    /// Scheduled and FailedScheduling events.
+    pub events: client::events::Recorder,
     pub(crate) cache: Mutex<Cache>,
     pub(crate) queue: Queue,
     pods_synced: AtomicBool,
@@ -79,11 +81,20 @@ impl Scheduler {
             .iter()
             .map(|p| (p.name(), p.events().to_vec()))
             .collect();
+        let events = client::events::Recorder::start(
+            client.clone(),
+            client::events::Source {
+                component: settings.scheduler_name.clone(),
+                host: None,
+                instance: settings.identity.clone(),
+            },
+        );
         Arc::new(Scheduler {
             client,
             framework,
             settings,
             metrics,
+            events,
             cache: Mutex::new(Cache::default()),
             queue: Queue::new(interest),
             pods_synced: AtomicBool::new(false),

@@ -71,6 +71,18 @@ impl Ctx {
         })
     }
 
+    /// An event recorder reporting as `component` (`replicaset-controller`, ...).
+    pub fn recorder(&self, component: &str) -> client::events::Recorder {
+        client::events::Recorder::start(
+            self.client.clone(),
+            client::events::Source {
+                component: component.into(),
+                host: None,
+                instance: component.into(),
+            },
+        )
+    }
+
     /// True when every informer has its first list.
     async fn wait_synced(&self) {
         self.pods.wait_synced().await;

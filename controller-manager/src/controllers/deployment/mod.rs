@@ -43,6 +43,8 @@ pub enum Error {
 
 struct DeploymentController {
     ctx: Arc<Ctx>,
+    /// ScalingReplicaSet events, as the deployment controller writes them.
+    events: client::events::Recorder,
 }
 
 /// Registers the handlers; the future runs the workers.
@@ -83,7 +85,10 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
             }
         }
     });
-    let r = Arc::new(DeploymentController { ctx: ctx.clone() });
+    let r = Arc::new(DeploymentController {
+        ctx: ctx.clone(),
+        events: ctx.recorder("deployment-controller"),
+    });
     let workers = ctx.config.concurrent_deployment_syncs;
     controller::run(NAME, r, queue, workers, Some(ctx.metrics.clone())).boxed()
 }
@@ -357,6 +362,14 @@ impl DeploymentController {
         match api.create(&PostParams::default(), &rs).await {
             Ok(created) => {
                 tracing::info!(deployment = %d_name, replicaset = %name, replicas, "created new ReplicaSet");
+                if replicas > 0 {
+                    self.events.emit(
+                        d,
+                        client::events::Kind::Normal,
+                        "ScalingReplicaSet",
+                        format!("Scaled up replica set {name} from 0 to {replicas}"),
+                    );
+                }
                 Ok(created)
             }
             Err(kube::Error::Api(e)) if e.code == 409 => {
@@ -406,7 +419,17 @@ impl DeploymentController {
             self.rs_api(d.metadata.namespace.as_deref().unwrap_or(""))
                 .patch(name, &PatchParams::default(), &Patch::Merge(&body))
                 .await?;
-            tracing::info!(deployment = ?d.metadata.name, replicaset = %name, from = util::rs_replicas(rs), to = n, "scaled ReplicaSet");
+            let from = util::rs_replicas(rs);
+            tracing::info!(deployment = ?d.metadata.name, replicaset = %name, from, to = n, "scaled ReplicaSet");
+            if *n != from {
+                let way = if *n > from { "up" } else { "down" };
+                self.events.emit(
+                    d,
+                    client::events::Kind::Normal,
+                    "ScalingReplicaSet",
+                    format!("Scaled {way} replica set {name} from {from} to {n}"),
+                );
+            }
         }
         Ok(())
     }

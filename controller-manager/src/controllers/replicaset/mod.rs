@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use client::{
     controller::{self, Action, Change, Key, Reconciler},
+    events::Kind,
     workqueue::WorkQueue,
 };
 use futures::{future::BoxFuture, FutureExt};
@@ -39,6 +40,7 @@ pub enum Error {
 struct RsController {
     ctx: Arc<Ctx>,
     expectations: Expectations,
+    events: client::events::Recorder,
 }
 
 /// Registers the handlers; the future runs the workers.
@@ -47,6 +49,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     let r = Arc::new(RsController {
         ctx: ctx.clone(),
         expectations: Expectations::default(),
+        events: ctx.recorder("replicaset-controller"),
     });
     let q = queue.clone();
     ctx.replicasets
@@ -224,8 +227,25 @@ impl RsController {
                 let mut failure = None;
                 for r in results {
                     match r {
-                        Ok(p) => names.push(p.metadata.name.unwrap_or_default()),
-                        Err(e) => failure = Some(e),
+                        Ok(p) => {
+                            let name = p.metadata.name.unwrap_or_default();
+                            self.events.emit(
+                                rs,
+                                Kind::Normal,
+                                "SuccessfulCreate",
+                                format!("Created pod: {name}"),
+                            );
+                            names.push(name);
+                        }
+                        Err(e) => {
+                            self.events.emit(
+                                rs,
+                                Kind::Warning,
+                                "FailedCreate",
+                                format!("Error creating: {e}"),
+                            );
+                            failure = Some(e);
+                        }
                     }
                 }
                 self.expectations.created(key, names);
@@ -251,7 +271,12 @@ impl RsController {
                 .zip(&names)
             {
                 match r {
-                    Ok(_) => {}
+                    Ok(_) => self.events.emit(
+                        rs,
+                        Kind::Normal,
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {n}"),
+                    ),
                     Err(kube::Error::Api(e)) if e.code == 404 => {
                         self.expectations.observe_gone(key, n)
                     }
