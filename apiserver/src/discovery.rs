@@ -242,8 +242,10 @@ mod tests {
             .iter()
             .map(|g| g["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["apps", "coordination.k8s.io"]);
+        assert_eq!(names, vec!["apps", "coordination.k8s.io", "metrics.k8s.io"]);
         assert!(serve("/apis/apps/v1", &Query::default()).is_some());
+        let metrics = serve("/apis/metrics.k8s.io/v1beta1", &Query::default()).unwrap();
+        assert_eq!(metrics["resources"][0]["kind"], "NodeMetrics");
         assert!(serve("/apis/nope/v1", &Query::default()).is_none());
     }
 }

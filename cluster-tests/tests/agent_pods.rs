@@ -375,3 +375,87 @@ async fn pods_survive_a_containerd_restart() {
     );
     wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_reported_and_other_pods_keep_running() {
+    let api = ApiCluster::start(ApiConfig::new())
+        .await
+        .expect("store and apiserver");
+    let node = ContainerdNode::start(&api, Identity::Node1, &[])
+        .await
+        .expect("containerd and the agent");
+    let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
+        .await
+        .expect("admin client")
+        .0;
+    let nodes: Api<Node> = Api::all(kc.clone());
+    wait::node_ready(&nodes, "n1", 60, || node.logs(60)).await;
+    let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(kc.clone(), "default");
+    let specs = [
+        pod(
+            "good",
+            json!({"containers": [app("app", "exec sleep 600")]}),
+        ),
+        pod(
+            "noimage",
+            json!({"containers": [{"name": "app", "image": "localhost/no-such-image:1"}]}),
+        ),
+        pod(
+            "nocommand",
+            json!({"containers": [{"name": "app", "image": "localhost/busybox:1.36",
+                                                 "command": ["no-such-binary"]}]}),
+        ),
+    ];
+    for p in &specs {
+        pods.create(&PostParams::default(), p)
+            .await
+            .expect("pod created");
+    }
+    let logs = || node.logs(60);
+    let waiting = |p: &Pod| -> Option<(String, String)> {
+        let w = p
+            .status
+            .clone()?
+            .container_statuses?
+            .first()?
+            .state
+            .clone()?
+            .waiting?;
+        Some((w.reason.unwrap_or_default(), w.message.unwrap_or_default()))
+    };
+    // A missing image: ErrImagePull, then ImagePullBackOff, with the reason in events.
+    let (reason, message) = wait::until("noimage waiting on its image", 60, logs, || async {
+        let p = pods.get("noimage").await.ok()?;
+        waiting(&p).filter(|(r, _)| r == "ErrImagePull" || r == "ImagePullBackOff")
+    })
+    .await;
+    assert!(
+        message.contains("localhost/no-such-image:1"),
+        "{reason}: {message}"
+    );
+    let failed = wait::event_messages(&events, "noimage", "Failed").await;
+    assert!(
+        failed
+            .iter()
+            .any(|m| m.starts_with("Failed to pull image \"localhost/no-such-image:1\"")),
+        "{failed:?}"
+    );
+    // A command that does not exist: the runtime's reason, then CrashLoopBackOff.
+    let (reason, message) = wait::until("nocommand's start error", 60, logs, || async {
+        let p = pods.get("nocommand").await.ok()?;
+        waiting(&p).filter(|(r, _)| r == "RunContainerError" || r == "CrashLoopBackOff")
+    })
+    .await;
+    let failed = wait::event_messages(&events, "nocommand", "Failed").await;
+    assert!(
+        failed.iter().any(|m| m.contains("no-such-binary")),
+        "{reason}: {message}; events {failed:?}"
+    );
+    // The good pod is unaffected.
+    wait::until("good Running", 30, logs, || async {
+        let p = pods.get("good").await.ok()?;
+        (container_state(&p).0 == "running" && container_state(&p).1 == 0).then_some(())
+    })
+    .await;
+}
