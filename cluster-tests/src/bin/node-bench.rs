@@ -36,8 +36,9 @@ struct Args {
     /// Pods to start (each path).
     #[arg(long, default_value_t = 100)]
     pods: usize,
-    /// Pods created at once in each burst.
-    #[arg(long, default_value_t = 10)]
+    /// Pods created at once in each burst (5 a second is what this 2-core machine's
+    /// containerd sustains; 10 saturates it, see BENCHMARKS.md).
+    #[arg(long, default_value_t = 5)]
     burst: usize,
     /// Pause between bursts, in milliseconds.
     #[arg(long, default_value_t = 1000)]
