@@ -202,7 +202,31 @@ fn up_sh_starts_the_system_with_the_store_on_mutual_tls() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    // Logs, exec and top through the agent's API.
+    // Logs, exec and top through the agent's API, with kubectl and with pctl.
+    let pctl = |args: &[&str]| {
+        run(
+            &component_binary("pctl"),
+            args,
+            &[("KUBECONFIG", kubeconfig.clone())],
+        )
+    };
+    let logs = pctl(&["logs", &name]);
+    assert_eq!(
+        String::from_utf8_lossy(&logs.stdout),
+        "hello from up.sh\n",
+        "pctl logs: {}",
+        text(&logs)
+    );
+    let exec = pctl(&["exec", &name, "--", "sh", "-c", "echo $((6 * 7)); exit 3"]);
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&exec.stdout).as_ref(),
+            exec.status.code()
+        ),
+        ("42\n", Some(3)),
+        "pctl exec: {}",
+        text(&exec)
+    );
     let logs = kubectl(&["logs", &name]);
     assert_eq!(
         String::from_utf8_lossy(&logs.stdout),
