@@ -1,8 +1,13 @@
 //! PEM files to rustls, shared by the servers that speak TLS with client certificates (the
 //! apiserver and the agent): certificate chains, private keys, CA bundles as trust roots, and
-//! the user a verified client certificate names (CN the user, each O a group, as Kubernetes).
+//! the user a verified client certificate names (CN the user, each O a group, as Kubernetes),
+//! and [`AnyServerCert`] for clients that do not verify the server (probes, unverified kubelets).
+
+mod any_server_cert;
 
 use std::path::{Path, PathBuf};
+
+pub use any_server_cert::AnyServerCert;
 
 use rustls::{
     pki_types::{CertificateDer, PrivateKeyDer},
