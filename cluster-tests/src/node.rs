@@ -140,20 +140,7 @@ impl ContainerdNode {
     /// Waits (60 s at most) until the node's Node object is Ready, as seen by `client`.
     pub async fn wait_ready(&self, client: &kube::Client) {
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-        crate::wait::until(
-            &format!("node {} Ready", self.name),
-            60,
-            || self.logs(60),
-            || async {
-                let n = nodes.get_opt(&self.name).await.ok().flatten()?;
-                n.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-                    .then_some(())
-            },
-        )
-        .await;
+        crate::wait::node_ready(&nodes, &self.name, 60, || self.logs(60)).await;
     }
 
     /// A pod bound to this node: `spec` with `nodeName` set.

@@ -15,21 +15,6 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-fn pod(name: &str, spec: serde_json::Value) -> Pod {
-    let mut spec = spec;
-    spec["nodeName"] = json!("n1");
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": spec,
-    }))
-    .expect("a valid pod")
-}
-
-fn app(name: &str, command: &str) -> serde_json::Value {
-    json!({"name": name, "image": "localhost/busybox:1.36", "command": ["sh", "-c", command]})
-}
-
 /// The id and restart count of every container of the running pods, and how many containers
 /// containerd holds in all.
 async fn census(pods: &Api<Pod>, names: &[&str], node: &ContainerdNode) -> (Vec<String>, usize) {
@@ -72,17 +57,17 @@ async fn pods_on_containerd() {
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     let host_dir = node.root().join("hostdata");
     let specs = [
-        pod(
+        node.pod(
             "pair",
             json!({"containers": [
-                app("web", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 9876 -h /www"),
-                app("client", "until wget -qO- localhost:9876/; do sleep 1; done; exec sleep 600"),
+                ContainerdNode::busybox("web", "mkdir -p /www && echo hello from web > /www/index.html && exec httpd -f -p 9876 -h /www"),
+                ContainerdNode::busybox("client", "until wget -qO- localhost:9876/; do sleep 1; done; exec sleep 600"),
             ]}),
         ),
-        pod(
+        node.pod(
             "init",
             json!({
-                "initContainers": [app("prepare", "echo prepared by init > /work/msg")],
+                "initContainers": [ContainerdNode::busybox("prepare", "echo prepared by init > /work/msg")],
                 "containers": [{
                     "name": "app", "image": "localhost/busybox:1.36",
                     "command": ["sh", "-c", "cat /work/msg; exec sleep 600"],
@@ -91,11 +76,11 @@ async fn pods_on_containerd() {
                 "volumes": [{"name": "work", "emptyDir": {}}],
             }),
         ),
-        pod(
+        node.pod(
             "crasher",
-            json!({"containers": [app("app", "echo crashing; exit 1")]}),
+            json!({"containers": [ContainerdNode::busybox("app", "echo crashing; exit 1")]}),
         ),
-        pod(
+        node.pod(
             "hog",
             json!({"restartPolicy": "Never", "containers": [{
                 "name": "app", "image": "localhost/busybox:1.36",
@@ -104,7 +89,7 @@ async fn pods_on_containerd() {
                 "resources": {"limits": {"memory": "32Mi"}},
             }]}),
         ),
-        pod(
+        node.pod(
             "graceful",
             json!({
                 "terminationGracePeriodSeconds": 6,
@@ -298,7 +283,10 @@ async fn pod_cidr_follows_the_node() {
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
-        &pod("ip", json!({"containers": [app("app", "exec sleep 600")]})),
+        &node.pod(
+            "ip",
+            json!({"containers": [ContainerdNode::busybox("app", "exec sleep 600")]}),
+        ),
     )
     .await
     .expect("pod created");
@@ -334,9 +322,9 @@ async fn pods_survive_a_containerd_restart() {
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     pods.create(
         &PostParams::default(),
-        &pod(
+        &node.pod(
             "before",
-            json!({"containers": [app("app", "exec sleep 600")]}),
+            json!({"containers": [ContainerdNode::busybox("app", "exec sleep 600")]}),
         ),
     )
     .await
@@ -355,9 +343,9 @@ async fn pods_survive_a_containerd_restart() {
     // The agent keeps the pod as it was and runs new pods on the restarted containerd.
     pods.create(
         &PostParams::default(),
-        &pod(
+        &node.pod(
             "after",
-            json!({"containers": [app("app", "exec sleep 600")]}),
+            json!({"containers": [ContainerdNode::busybox("app", "exec sleep 600")]}),
         ),
     )
     .await
@@ -393,15 +381,15 @@ async fn bad_input_is_reported_and_other_pods_keep_running() {
     let pods: Api<Pod> = Api::namespaced(kc.clone(), "default");
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(kc.clone(), "default");
     let specs = [
-        pod(
+        node.pod(
             "good",
-            json!({"containers": [app("app", "exec sleep 600")]}),
+            json!({"containers": [ContainerdNode::busybox("app", "exec sleep 600")]}),
         ),
-        pod(
+        node.pod(
             "noimage",
             json!({"containers": [{"name": "app", "image": "localhost/no-such-image:1"}]}),
         ),
-        pod(
+        node.pod(
             "nocommand",
             json!({"containers": [{"name": "app", "image": "localhost/busybox:1.36",
                                                  "command": ["no-such-binary"]}]}),
