@@ -22,6 +22,7 @@ pub mod containerd;
 mod etcdctl;
 pub mod history;
 pub mod http;
+pub mod jepsen;
 mod member;
 mod membership;
 mod node;

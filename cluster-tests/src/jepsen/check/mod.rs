@@ -1,0 +1,1 @@
+//! Checkers for the histories in [`super::history`].
