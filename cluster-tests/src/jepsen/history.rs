@@ -74,3 +74,68 @@ pub enum Mop {
 
 /// A history of one workload.
 pub type History<V> = Vec<Op<V>>;
+
+/// One event a watcher was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The event's revision (the key's mod revision; for a delete, the deleting revision).
+    pub revision: i64,
+    pub key: String,
+    /// `Some(value)` for a put, `None` for a delete.
+    pub value: Option<String>,
+    /// Which watch response of this watcher carried it (counting from 0 over all of the
+    /// watcher's streams): the events of one revision must arrive in one response.
+    pub response: u64,
+}
+
+/// Everything one watcher saw. When its stream breaks, the watcher re-creates it from the
+/// revision after the last event it saw (`restarts` records when and from where).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchLog {
+    pub watcher: usize,
+    /// The watched key prefix.
+    pub prefix: String,
+    /// The revision the first stream started from.
+    pub start_revision: i64,
+    /// `(when, from revision)` of each re-created stream.
+    pub restarts: Vec<(Duration, i64)>,
+    pub events: Vec<WatchEvent>,
+}
+
+/// The lock workload: a mutex built from a lease and a key created only if absent
+/// (`create_revision == 0`), whose create revision is the holder's fencing token; while it
+/// holds the lock a client appends `value` to a shared log, either fenced (a transaction that
+/// only applies while the lock key's create revision still equals the token) or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockOp {
+    /// `token` is the lock key's create revision when acquired (`None` unless Ok).
+    Acquire { token: Option<i64> },
+    /// Release of the lock held with `token` (a delete guarded by the create revision).
+    Release { token: i64 },
+    /// An append of `value` to the shared log while holding `token`; fenced or not.
+    Write { token: i64, fenced: bool, value: u64 },
+}
+
+/// One entry of the lock workload's shared log, as read back at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub token: i64,
+    pub value: u64,
+}
+
+/// The lease workload: keys attached to leases that are kept alive for a while, then revoked or
+/// left to expire; reads check that no key outlives its lease.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseOp {
+    /// A lease with `ttl` seconds; `id` is known once Ok.
+    Grant { ttl: i64, id: Option<i64> },
+    /// A put of `key` attached to lease `id`.
+    Put { key: String, id: i64 },
+    /// One keep-alive round; `ttl` is the TTL the server answered (`Some(0)` or less: the
+    /// lease is gone).
+    KeepAlive { id: i64, ttl: Option<i64> },
+    /// A revoke of lease `id`.
+    Revoke { id: i64 },
+    /// A linearizable get of `key`; `found` is known once Ok.
+    Read { key: String, found: Option<bool> },
+}
