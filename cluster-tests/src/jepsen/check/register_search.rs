@@ -17,6 +17,8 @@
 //! - an unknown write that is overwritten before anyone reads (or compares against) its value
 //!   could as well never have happened, so the search never lets a write directly follow an
 //!   unobserved unknown write;
+//! - of several acknowledged writes of one value that may come next, only the one that
+//!   completed first is tried (any linearization stays one with the two swapped);
 //! - a value only one operation writes (or the initial absence) never comes back once
 //!   overwritten, so the search does not overwrite it while acknowledged operations that
 //!   observe it are still to be linearized.
@@ -113,6 +115,20 @@ impl State {
 
 const NIL: usize = usize::MAX;
 
+/// A random 128-bit key for operation `op` (splitmix64 of its index), so that sets of
+/// operations are remembered as the exclusive or of their keys (Zobrist hashing): 16 bytes per
+/// remembered set, and two different sets collide with a probability of about 2^-128.
+fn set_key(op: usize) -> u128 {
+    let mix = |x: u64| {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let op = op as u64;
+    (u128::from(mix(2 * op)) << 64) | u128::from(mix(2 * op + 1))
+}
+
 /// Call and return events in time order, as a doubly linked list that operations can be lifted
 /// out of and restored into (in reverse order).
 struct Events {
@@ -187,7 +203,8 @@ pub(super) fn search(ops: &[SearchOp], budget: u64) -> Search {
         observers,
         required: ops.iter().filter(|op| op.complete.is_some()).count(),
         events: Events::new(ops),
-        linearized: vec![0u64; ops.len().div_ceil(64)],
+        keys: (0..ops.len()).map(set_key).collect(),
+        linearized: 0,
         state: State {
             value: None,
             fresh_unknown: false,
@@ -219,9 +236,12 @@ struct Searcher<'a> {
     observers: HashMap<Option<u64>, usize>,
     required: usize,
     events: Events,
-    linearized: Vec<u64>,
+    /// Each operation's random key; a set of operations is the exclusive or of its keys.
+    keys: Vec<u128>,
+    /// The set of linearized operations.
+    linearized: u128,
     state: State,
-    seen: HashSet<(Vec<u64>, State)>,
+    seen: HashSet<(u128, State)>,
     stack: Vec<Frame>,
     done_required: usize,
     failure: Option<Failure>,
@@ -264,7 +284,8 @@ impl Searcher<'_> {
             let op = entry / 2;
             if entry % 2 == 0 {
                 let after = self.state.step(&self.ops[op]);
-                if let Some(after) = after.filter(|_| !self.strands_observers(op)) {
+                let pruned = |_: &State| self.strands_observers(op) || self.dominated(op);
+                if let Some(after) = after.filter(|after| !pruned(after)) {
                     if self.lift(op, after, false) {
                         new_node = true;
                         entry = self.events.next[self.events.head];
@@ -317,6 +338,29 @@ impl Searcher<'_> {
         pending > 0
     }
 
+    /// Whether `op` is an acknowledged write and another one of the same value, which must be
+    /// linearized no later than it, may come next too: trying that one first is enough (the
+    /// two can swap places in any linearization).
+    fn dominated(&self, op: usize) -> bool {
+        let (&RegisterF::Write(value), Some(complete)) = (&self.ops[op].f, self.ops[op].complete)
+        else {
+            return false;
+        };
+        let mut entry = self.events.next[self.events.head];
+        while entry != NIL && entry % 2 == 0 {
+            let other = &self.ops[entry / 2];
+            if other.f == RegisterF::Write(value)
+                && other
+                    .complete
+                    .is_some_and(|c| (c, entry / 2) < (complete, op))
+            {
+                return true;
+            }
+            entry = self.events.next[entry];
+        }
+        false
+    }
+
     fn count_observer(&mut self, op: usize, delta: isize) {
         let op = &self.ops[op];
         if let Some(value) = op.observes().filter(|_| op.complete.is_some()) {
@@ -327,11 +371,10 @@ impl Searcher<'_> {
 
     /// Linearizes `op` next, leading to `after`, unless that was tried before.
     fn lift(&mut self, op: usize, after: State, forced: bool) -> bool {
-        self.linearized[op / 64] |= 1 << (op % 64);
-        if !self.seen.insert((self.linearized.clone(), after)) {
-            self.linearized[op / 64] &= !(1 << (op % 64));
+        if !self.seen.insert((self.linearized ^ self.keys[op], after)) {
             return false;
         }
+        self.linearized ^= self.keys[op];
         self.stack.push(Frame {
             op,
             before: self.state,
@@ -351,7 +394,7 @@ impl Searcher<'_> {
     fn backtrack(&mut self) -> Option<usize> {
         loop {
             let frame = self.stack.pop()?;
-            self.linearized[frame.op / 64] &= !(1 << (frame.op % 64));
+            self.linearized ^= self.keys[frame.op];
             if self.ops[frame.op].complete.is_some() {
                 self.done_required -= 1;
             }
