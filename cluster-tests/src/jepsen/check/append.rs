@@ -67,10 +67,14 @@ pub fn check(history: &History<TxnOp>) -> CheckResult {
         last_append,
         reads,
     };
+    let longest = checker.longest_reads();
     for read in &checker.reads {
-        checker.read_alone(read, &mut result);
+        // A prefix of its key's longest read holds no element the longest does not hold.
+        let order = longest[&read.key];
+        let elements = std::ptr::eq(read, order) || !order.values.starts_with(read.values);
+        checker.read_alone(read, elements, &mut result);
     }
-    let orders = checker.version_orders(&mut result);
+    let orders = checker.version_orders(&longest, &mut result);
     checker.lost_appends(&orders, &mut result);
     let (graph, nodes) = checker.graph(&orders);
     result.stat("graph_nodes", nodes.len() as u64);
@@ -135,8 +139,9 @@ fn internal(history: &History<TxnOp>, txn: usize, result: &mut CheckResult) {
                     result.push(
                         AnomalyKind::InternalInconsistency,
                         format!(
-                            "T{txn} read key {key} as {values:?}, which does not reflect its own \
-                             earlier operations on the key"
+                            "T{txn} read key {key} as {}, which does not reflect its own earlier \
+                             operations on the key",
+                            short(values)
                         ),
                         vec![format!("T{txn} {}", describe_txn(op))],
                     );
@@ -171,25 +176,10 @@ impl Checker<'_> {
     }
 
     /// The anomalies one read shows on its own.
-    fn read_alone(&self, read: &Read, result: &mut CheckResult) {
+    fn read_alone(&self, read: &Read, elements: bool, result: &mut CheckResult) {
         let (txn, key) = (read.txn, read.key);
-        let mut distinct = HashSet::new();
-        if let Some(dup) = read.values.iter().find(|v| !distinct.insert(**v)) {
-            let what = format!("T{txn} read key {key} with {dup} twice: {:?}", read.values);
-            self.push(result, AnomalyKind::DuplicateElements, what, &[txn]);
-        }
-        for value in read.values {
-            match self.writer.get(&(key, *value)) {
-                None => {
-                    let what = format!("T{txn} read {value} in key {key}, which nobody appended");
-                    self.push(result, AnomalyKind::UnwrittenValueRead, what, &[txn]);
-                }
-                Some(&w) if self.history[w].outcome == Outcome::Fail => {
-                    let what = format!("T{txn} read {value} in key {key}, appended by failed T{w}");
-                    self.push(result, AnomalyKind::G1a, what, &[txn, w]);
-                }
-                Some(_) => {}
-            }
+        if elements {
+            self.read_elements(read, result);
         }
         let Some(last) = read.values.last() else {
             return;
@@ -206,8 +196,35 @@ impl Checker<'_> {
         }
     }
 
-    /// Each key's longest read, for keys whose reads are all prefixes of it.
-    fn version_orders(&self, result: &mut CheckResult) -> HashMap<u64, &[u64]> {
+    /// The anomalies in the elements of one read: duplicates, and elements a failed
+    /// transaction or nobody appended.
+    fn read_elements(&self, read: &Read, result: &mut CheckResult) {
+        let (txn, key) = (read.txn, read.key);
+        let mut distinct = HashSet::new();
+        if let Some(dup) = read.values.iter().find(|v| !distinct.insert(**v)) {
+            let what = format!(
+                "T{txn} read key {key} with {dup} twice: {}",
+                short(read.values)
+            );
+            self.push(result, AnomalyKind::DuplicateElements, what, &[txn]);
+        }
+        for value in read.values {
+            match self.writer.get(&(key, *value)) {
+                None => {
+                    let what = format!("T{txn} read {value} in key {key}, which nobody appended");
+                    self.push(result, AnomalyKind::UnwrittenValueRead, what, &[txn]);
+                }
+                Some(&w) if self.history[w].outcome == Outcome::Fail => {
+                    let what = format!("T{txn} read {value} in key {key}, appended by failed T{w}");
+                    self.push(result, AnomalyKind::G1a, what, &[txn, w]);
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Each key's longest read.
+    fn longest_reads(&self) -> HashMap<u64, &Read<'_>> {
         let mut longest: HashMap<u64, &Read> = HashMap::new();
         for read in &self.reads {
             let entry = longest.entry(read.key).or_insert(read);
@@ -215,6 +232,15 @@ impl Checker<'_> {
                 *entry = read;
             }
         }
+        longest
+    }
+
+    /// Each key's longest read, for keys whose reads are all prefixes of it.
+    fn version_orders<'r>(
+        &self,
+        longest: &HashMap<u64, &'r Read>,
+        result: &mut CheckResult,
+    ) -> HashMap<u64, &'r [u64]> {
         let mut incompatible = HashSet::new();
         let mut reported = HashSet::new();
         for read in &self.reads {
@@ -223,8 +249,12 @@ impl Checker<'_> {
                 incompatible.insert(read.key);
                 if reported.insert((read.key, read.values)) {
                     let what = format!(
-                        "key {}: T{} read {:?}, not a prefix of T{}'s {:?}",
-                        read.key, read.txn, read.values, order.txn, order.values
+                        "key {}: T{} read {}, not a prefix of T{}'s {}",
+                        read.key,
+                        read.txn,
+                        short(read.values),
+                        order.txn,
+                        short(order.values)
                     );
                     let txns = [read.txn, order.txn];
                     self.push(result, AnomalyKind::IncompatibleOrder, what, &txns);
@@ -233,30 +263,31 @@ impl Checker<'_> {
         }
         result.stat("keys", longest.len() as u64);
         longest
-            .into_iter()
+            .iter()
             .filter(|(key, _)| !incompatible.contains(key))
-            .map(|(key, read)| (key, read.values))
+            .map(|(key, read)| (*key, read.values))
             .collect()
     }
 
     /// Acknowledged appends that no read saw although a read of the key began after the
     /// appending transaction completed.
     fn lost_appends(&self, orders: &HashMap<u64, &[u64]>, result: &mut CheckResult) {
-        let seen: HashSet<(u64, u64)> = self
-            .reads
+        // Every read of a key in `orders` is a prefix of its order.
+        let seen: HashSet<(u64, u64)> = orders
             .iter()
-            .flat_map(|read| read.values.iter().map(move |v| (read.key, *v)))
+            .flat_map(|(key, order)| order.iter().map(move |v| (*key, *v)))
             .collect();
         let mut lost: Vec<(&(u64, u64), &usize)> = self
             .writer
             .iter()
-            .filter(|(kv, &w)| self.history[w].outcome == Outcome::Ok && !seen.contains(kv))
+            .filter(|(kv, &w)| {
+                self.history[w].outcome == Outcome::Ok
+                    && orders.contains_key(&kv.0)
+                    && !seen.contains(kv)
+            })
             .collect();
         lost.sort();
         for (&(key, value), &w) in lost {
-            if !orders.contains_key(&key) {
-                continue;
-            }
             let completed = self.history[w].complete;
             let later = self
                 .reads
@@ -359,6 +390,25 @@ impl Checker<'_> {
     }
 }
 
+/// A list of values, its middle elided when long: `[1, 2, 3, .. (95 more) .., 99, 100]`.
+fn short(values: &[u64]) -> String {
+    const ENDS: usize = 4;
+    if values.len() <= 3 * ENDS {
+        return format!("{values:?}");
+    }
+    let head: Vec<String> = values[..ENDS].iter().map(u64::to_string).collect();
+    let tail: Vec<String> = values[values.len() - ENDS..]
+        .iter()
+        .map(u64::to_string)
+        .collect();
+    format!(
+        "[{}, .. ({} more) .., {}]",
+        head.join(", "),
+        values.len() - 2 * ENDS,
+        tail.join(", ")
+    )
+}
+
 /// A transaction on one line, with its micro-operations written compactly.
 fn describe_txn(op: &Op<TxnOp>) -> String {
     let mops: Vec<String> = op
@@ -370,7 +420,7 @@ fn describe_txn(op: &Op<TxnOp>) -> String {
             Mop::Read {
                 key,
                 values: Some(values),
-            } => format!("read {key} {values:?}"),
+            } => format!("read {key} {}", short(values)),
             Mop::Read { key, values: None } => format!("read {key} ?"),
         })
         .collect();
