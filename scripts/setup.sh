@@ -14,7 +14,9 @@ done
 # installing Debian's package beside it would conflict with the engine's.
 command -v containerd >/dev/null 2>&1 && command -v ctr >/dev/null 2>&1 || need_apt+=(containerd)
 command -v runc >/dev/null 2>&1 || have runc || need_apt+=(runc)
-for pkg in containernetworking-plugins busybox-static iptables iproute2; do
+# The fault-injection suite (cluster-tests/src/jepsen) cuts links with iptables run in a member
+# container's network namespace (nsenter, from util-linux) and draws its plots with DejaVu Sans.
+for pkg in containernetworking-plugins busybox-static iptables iproute2 util-linux fonts-dejavu-core; do
   have "$pkg" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

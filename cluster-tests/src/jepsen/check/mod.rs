@@ -15,6 +15,7 @@
 //! history (for instance a register key whose search exceeded its budget); what could not be
 //! decided is listed in [`CheckResult::undecided`], never as an anomaly.
 
+pub mod api_watch;
 pub mod append;
 mod append_graph;
 pub mod lease;
