@@ -86,38 +86,22 @@ async fn run_one(cfg: &runner::RunConfig) -> (runner::RunConfig, Result<Report>)
 }
 
 fn row(cfg: &runner::RunConfig, report: &Result<Report>) -> String {
-    let (verdict, detail) = match report {
-        Ok(r) => (
-            if r.valid { "valid" } else { "INVALID" }.to_owned(),
-            r.summary
-                .lines()
-                .find(|l| l.contains(" operations: "))
-                .unwrap_or("")
-                .to_owned(),
-        ),
-        Err(e) => ("ERROR".to_owned(), format!("{e:#}")),
-    };
-    let faults = report.as_ref().map_or(0, |r| {
-        r.summary
-            .lines()
-            .find_map(|l| l.strip_prefix("faults (").and_then(|l| l.split(')').next()?.parse().ok()))
-            .unwrap_or(0)
-    });
     let nemesis = if cfg.nemeses.is_empty() {
         "none".to_owned()
     } else {
         cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join("+")
     };
-    let found = report.as_ref().map_or(String::new(), |r| {
-        r.summary
-            .lines()
-            .filter(|l| l.starts_with('['))
-            .map(|l| l.to_owned())
-            .collect::<Vec<_>>()
-            .join("<br>")
-    });
+    let (verdict, faults, operations, checks) = match report {
+        Ok(r) => (
+            if r.valid { "valid" } else { "INVALID" }.to_owned(),
+            r.faults_injected.to_string(),
+            r.operations.clone(),
+            r.checks.join("<br>"),
+        ),
+        Err(e) => ("ERROR".to_owned(), String::new(), format!("{e:#}"), String::new()),
+    };
     format!(
-        "| {} | {nemesis} | {} | {verdict} | {faults} | {detail} | {found} |",
+        "| {} | {nemesis} | {} | {verdict} | {faults} | {operations} | {checks} |",
         cfg.workload,
         cfg.flavor.name()
     )

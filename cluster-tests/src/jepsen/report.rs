@@ -40,6 +40,12 @@ pub struct Report {
     /// Operations in flight while a fault was injected (invoked before a window's end and
     /// completed after its start): a fault that hit no traffic proves nothing.
     pub ops_during_faults: usize,
+    /// Faults injected (windows whose injection did not fail).
+    pub faults_injected: usize,
+    /// One line: operations by outcome and latency.
+    pub operations: String,
+    /// One line per checker: `[must hold] register: valid`, with its anomaly counts.
+    pub checks: Vec<String>,
     /// The whole `summary.txt`.
     pub summary: String,
 }
@@ -115,6 +121,8 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
     );
     let mut valid = load.is_none() && recovered.is_none();
     let mut ops_during_faults = 0;
+    let mut operations_line = String::new();
+    let mut checks = Vec::new();
     if let Some(e) = load {
         let _ = writeln!(s, "\nERROR: the clients could not run: {e:#}");
     }
@@ -143,7 +151,8 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
             let _ = writeln!(s, "\nchecks: the final reads failed: {e:#}");
         }
         Some(Ok(checked)) => {
-            let _ = writeln!(s, "\n{}", operations(&checked.timings));
+            operations_line = operations(&checked.timings);
+            let _ = writeln!(s, "\n{operations_line}");
             ops_during_faults = checked
                 .timings
                 .iter()
@@ -164,6 +173,18 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
                     valid = false;
                 }
                 let _ = writeln!(s, "[{tag}] {}", verdict.result);
+                let counts: Vec<String> = verdict
+                    .result
+                    .counts()
+                    .iter()
+                    .map(|(k, n)| format!("{k:?}={n}"))
+                    .collect();
+                checks.push(format!(
+                    "[{tag}] {}: {:?} {}",
+                    verdict.result.checker,
+                    verdict.result.verdict(),
+                    counts.join(" ")
+                ));
             }
             std::fs::write(dir.join("history.jsonl"), &checked.history_jsonl)?;
             let title = cfg.name();
@@ -190,6 +211,9 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
         valid,
         headline,
         ops_during_faults,
+        faults_injected: windows.iter().filter(|w| w.injected).count(),
+        operations: operations_line,
+        checks,
         summary: s,
     })
 }

@@ -186,6 +186,7 @@ async fn faults(
         let which = rng.random_range(0..schedule.len());
         let started = ctx.now();
         let (kind, injected) = schedule.inject(which, hosts, &mut rng).await;
+        let ok = injected.is_ok();
         let what = match injected {
             Ok(what) => what,
             Err(e) => format!("failed to inject: {e:#}"),
@@ -205,6 +206,7 @@ async fn faults(
         windows.push(FaultWindow {
             kind,
             what,
+            injected: ok,
             start: started,
             end,
             healed,

@@ -23,7 +23,16 @@ impl Nemesis for Member {
         Box::pin(async move {
             let (i, leader) = pick_target(hosts, rng).await;
             let name = hosts.name(i).to_owned();
-            hosts.remove_member(i).await?;
+            // A member added by the last heal may still be catching up, and the store (as
+            // etcd) refuses a removal that would leave too few members in sync: retry a while.
+            let mut attempt = 0;
+            while let Err(e) = hosts.remove_member(i).await {
+                attempt += 1;
+                if attempt == 20 {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
             self.removed = true;
             let role = if leader { " (the leader)" } else { "" };
             Ok(format!("member remove {name}{role}"))

@@ -112,6 +112,8 @@ pub fn parse_kinds(s: &str) -> Result<Vec<Kind>> {
 pub struct FaultWindow {
     pub kind: Kind,
     pub what: String,
+    /// False when the injection itself failed (`what` says why).
+    pub injected: bool,
     pub start: Duration,
     pub end: Duration,
     /// What healing did, or why it failed.
