@@ -283,9 +283,11 @@ fn generated_history_with_a_stale_read_is_flagged() {
 fn brute_force(ops: &[Op<RegisterOp>]) -> bool {
     let ops: Vec<&Op<RegisterOp>> = ops
         .iter()
-        .filter(|op| match (op.outcome, &op.value.f) {
-            (Outcome::Fail, _) | (Outcome::Unknown, RegisterF::Read(_)) => false,
-            _ => true,
+        .filter(|op| {
+            !matches!(
+                (op.outcome, &op.value.f),
+                (Outcome::Fail, _) | (Outcome::Unknown, RegisterF::Read(_))
+            )
         })
         .collect();
     fn extend(ops: &[&Op<RegisterOp>], used: &mut Vec<bool>, value: Option<u64>) -> bool {
