@@ -77,6 +77,9 @@ pub(super) struct Failure {
     pub last: Option<usize>,
     /// The other not yet linearized operations invoked before `blocking` returned.
     pub concurrent: Vec<usize>,
+    /// The acknowledged operations not yet linearized that read (or compare against) the
+    /// register's value there.
+    pub waiting: Vec<usize>,
 }
 
 pub(super) struct Search {
@@ -424,12 +427,26 @@ impl Searcher<'_> {
             }
             entry = self.events.next[entry];
         }
+        // Acknowledged operations not linearized yet that observe the register's value.
+        let mut waiting = Vec::new();
+        let mut entry = self.events.next[self.events.head];
+        while entry != NIL {
+            let op = &self.ops[entry / 2];
+            if entry.is_multiple_of(2)
+                && op.complete.is_some()
+                && op.observes() == Some(self.state.value)
+            {
+                waiting.push(entry / 2);
+            }
+            entry = self.events.next[entry];
+        }
         Failure {
             linearized: self.stack.len(),
             state: self.state.value,
             blocking,
             last: self.stack.last().map(|frame| frame.op),
             concurrent,
+            waiting,
         }
     }
 }
