@@ -3,11 +3,11 @@
 //! Every appended value is unique per key, so a read of a key names the transactions whose
 //! appends it saw, in order. The checker
 //! 1. checks each transaction against itself (a read reflects the transaction's own earlier
-//!    appends, and none of its later ones: [`AnomalyKind::InternalInconsistency`]) and each read on its own (no element
-//!    twice: [`AnomalyKind::DuplicateElements`]; no element a failed transaction appended:
-//!    [`AnomalyKind::G1a`]; no element nobody appended: [`AnomalyKind::UnwrittenValueRead`];
-//!    not ending on an element its writer later followed with another append to the key:
-//!    [`AnomalyKind::G1b`]);
+//!    appends, and none of its later ones: [`AnomalyKind::InternalInconsistency`]) and each
+//!    read on its own (no element twice: [`AnomalyKind::DuplicateElements`]; no element a
+//!    failed transaction appended: [`AnomalyKind::G1a`]; no element nobody appended:
+//!    [`AnomalyKind::UnwrittenValueRead`]; not ending on an element its writer later followed
+//!    with another append to the key: [`AnomalyKind::G1b`]);
 //! 2. takes each key's longest read as its version order; every other read must be a prefix of
 //!    it ([`AnomalyKind::IncompatibleOrder`]);
 //! 3. builds the dependency graph of the committed transactions (acknowledged ones, and unknown
@@ -18,6 +18,8 @@
 //!    the writer of its last element, and read-write from every read that saw the whole order.
 //!    Then it classifies the graph's cycles (`append_graph`). An acknowledged append missed by a
 //!    read that began after it completed shows as a G-single-realtime cycle.
+//!
+//! Reports name transactions `T<i>`, `i` being the transaction's index in the history.
 
 use std::collections::{HashMap, HashSet};
 

@@ -2,13 +2,17 @@
 //! (and, where the workload needs it, the final state read back at the end) to a
 //! [`CheckResult`].
 //!
-//! | checker | function | what it checks |
-//! |---|---|---|
-//! | register | [`register::check`] | linearizability of single-key read / write / compare-and-set, per key (Wing–Gong search with memoisation) |
-//! | list-append | [`append::check`] | strict serializability of list-append transactions, Elle-style (G0, G1a/b/c, G-single, G2 and their realtime variants) |
-//! | watch | [`watch::check`] | each watcher saw exactly the committed events under its prefix, in order, once, one revision per response |
-//! | lock | [`lock::check_mutex`], [`lock::check_fenced`] | two holders at once (informative for an unfenced lock); fenced writes never interleave and none is lost, duplicated or invented |
-//! | lease | [`lease::check`] | no key is read after its lease was revoked or reported gone |
+//! - [`register::check`] (register workload): linearizability of single-key read / write /
+//!   compare-and-set, key by key (Wing–Gong search with memoisation);
+//! - [`append::check`] (list-append workload): strict serializability of transactions,
+//!   Elle-style (G0, G1a/b/c, G-single, G2 and their realtime variants);
+//! - [`watch::check`] (watch workload): each watcher saw exactly the committed events under its
+//!   prefix, in order, once, one revision per response;
+//! - [`lock::check_mutex`] and [`lock::check_fenced`] (lock workload): two holders at once
+//!   (informative for an unfenced lock); fenced writes never interleave and none is lost,
+//!   duplicated or invented;
+//! - [`lease::check`] (lease workload): no key is read after its lease was revoked or reported
+//!   gone.
 //!
 //! A result is [`Verdict::Valid`] when nothing was found, [`Verdict::Invalid`] when at least one
 //! [`Anomaly`] was found, and [`Verdict::Unknown`] when the checker could not decide part of the
