@@ -104,6 +104,8 @@ pub enum AnomalyKind {
     PhantomWrite,
     /// Lease: a key was read after its lease was revoked or reported gone.
     KeyOutlivedLease,
+    /// Lease: a put attached to a lease already revoked or reported gone was acknowledged.
+    PutWithDeadLease,
 }
 
 impl AnomalyKind {
@@ -138,6 +140,7 @@ impl AnomalyKind {
             FailedWriteApplied => "failed-write-applied",
             PhantomWrite => "phantom-write",
             KeyOutlivedLease => "key-outlived-lease",
+            PutWithDeadLease => "put-with-dead-lease",
         }
     }
 }
