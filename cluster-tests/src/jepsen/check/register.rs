@@ -11,8 +11,13 @@
 //! Unknown writes whose value nobody ever read or compared against are left out too: such a
 //! write could always have been overwritten before anyone looked; and all such values written
 //! by acknowledged writes count as one value (nobody can tell them apart), which lets the
-//! search's memoisation merge more states. The search itself is in
-//! `register_search`; a key whose search exceeds the step budget is reported as undecided.
+//! search's memoisation merge more states. The search itself is in `register_search`; a key
+//! whose search exceeds the step budget is reported as undecided.
+//!
+//! Workloads should write unique values per key: the search then prunes nearly every wrong
+//! order at once (a value written once never comes back), and a few hundred operations per
+//! key with tens of them concurrent or unknown take milliseconds. With a handful of values
+//! reused over and over, an invalid key may need far more steps to be proven invalid.
 
 use std::collections::{BTreeMap, HashSet};
 
