@@ -3,20 +3,23 @@
 //! Every appended value is unique per key, so a read of a key names the transactions whose
 //! appends it saw, in order. The checker
 //! 1. checks each transaction against itself (a read reflects the transaction's own earlier
-//!    appends: [`AnomalyKind::InternalInconsistency`]) and each read on its own (no element
-//!    twice: [`AnomalyKind::DuplicateElements`]; no element a failed transaction appended:
-//!    [`AnomalyKind::G1a`]; no element nobody appended: [`AnomalyKind::UnwrittenValueRead`];
-//!    not ending on an element its writer later followed with another append to the key:
-//!    [`AnomalyKind::G1b`]);
+//!    appends, and none of its later ones: [`AnomalyKind::InternalInconsistency`]) and each
+//!    read on its own (no element twice: [`AnomalyKind::DuplicateElements`]; no element a
+//!    failed transaction appended: [`AnomalyKind::G1a`]; no element nobody appended:
+//!    [`AnomalyKind::UnwrittenValueRead`]; not ending on an element its writer later followed
+//!    with another append to the key: [`AnomalyKind::G1b`]);
 //! 2. takes each key's longest read as its version order; every other read must be a prefix of
-//!    it ([`AnomalyKind::IncompatibleOrder`]), and an acknowledged append no read ever saw,
-//!    although a read began after the append's transaction completed, is
-//!    [`AnomalyKind::LostWrite`];
+//!    it ([`AnomalyKind::IncompatibleOrder`]);
 //! 3. builds the dependency graph of the committed transactions (acknowledged ones, and unknown
 //!    ones whose appends were seen): write-write along each version order, write-read from the
 //!    writer of a read's last element to the reader, read-write from a reader to the writer of
-//!    the element after the last it saw, and realtime (one completed before the other began);
-//!    and classifies its cycles (`append_graph`).
+//!    the element after the last it saw, and realtime (one completed before the other began).
+//!    A committed append that no read saw comes after the whole version order: write-write from
+//!    the writer of its last element, and read-write from every read that saw the whole order.
+//!    Then it classifies the graph's cycles (`append_graph`). An acknowledged append missed by a
+//!    read that began after it completed shows as a G-single-realtime cycle.
+//!
+//! Reports name transactions `T<i>`, `i` being the transaction's index in the history.
 
 use std::collections::{HashMap, HashSet};
 
@@ -75,7 +78,6 @@ pub fn check(history: &History<TxnOp>) -> CheckResult {
         checker.read_alone(read, elements, &mut result);
     }
     let orders = checker.version_orders(&longest, &mut result);
-    checker.lost_appends(&orders, &mut result);
     let (graph, nodes) = checker.graph(&orders);
     result.stat("graph_nodes", nodes.len() as u64);
     result.stat("graph_edges", graph.edge_count() as u64);
@@ -108,22 +110,33 @@ pub fn check(history: &History<TxnOp>) -> CheckResult {
 }
 
 /// What a key looks like inside one transaction, from its own operations.
-enum Seen {
+enum Seen<'a> {
     /// Not read yet: whatever it was, followed by these appends.
     Suffix(Vec<u64>),
-    /// Read (then perhaps appended to): exactly this.
-    Full(Vec<u64>),
+    /// Read as the first list, then appended to with the second.
+    Full(&'a [u64], Vec<u64>),
 }
 
 /// Flags reads of an acknowledged transaction that do not reflect its own earlier operations.
 fn internal(history: &History<TxnOp>, txn: usize, result: &mut CheckResult) {
     let op = &history[txn];
+    // The transaction's appends with their positions: a read must not see its later appends.
+    let appends: Vec<(usize, u64, u64)> = op
+        .value
+        .mops
+        .iter()
+        .enumerate()
+        .filter_map(|(i, mop)| match mop {
+            Mop::Append { key, value } => Some((i, *key, *value)),
+            Mop::Read { .. } => None,
+        })
+        .collect();
     let mut keys: HashMap<u64, Seen> = HashMap::new();
-    for mop in &op.value.mops {
+    for (i, mop) in op.value.mops.iter().enumerate() {
         match mop {
             Mop::Append { key, value } => {
                 match keys.entry(*key).or_insert(Seen::Suffix(Vec::new())) {
-                    Seen::Suffix(list) | Seen::Full(list) => list.push(*value),
+                    Seen::Suffix(appended) | Seen::Full(_, appended) => appended.push(*value),
                 }
             }
             Mop::Read {
@@ -133,8 +146,16 @@ fn internal(history: &History<TxnOp>, txn: usize, result: &mut CheckResult) {
                 let consistent = match keys.get(key) {
                     None => true,
                     Some(Seen::Suffix(appended)) => values.ends_with(appended),
-                    Some(Seen::Full(expected)) => values == expected,
+                    Some(Seen::Full(read, appended)) => {
+                        values.len() == read.len() + appended.len()
+                            && values.starts_with(read)
+                            && values.ends_with(appended)
+                    }
                 };
+                let future = appends
+                    .iter()
+                    .any(|&(at, k, v)| at > i && k == *key && values.contains(&v));
+                let consistent = consistent && !future;
                 if !consistent {
                     result.push(
                         AnomalyKind::InternalInconsistency,
@@ -146,7 +167,7 @@ fn internal(history: &History<TxnOp>, txn: usize, result: &mut CheckResult) {
                         vec![format!("T{txn} {}", describe_txn(op))],
                     );
                 }
-                keys.insert(*key, Seen::Full(values.clone()));
+                keys.insert(*key, Seen::Full(values, Vec::new()));
             }
             Mop::Read { values: None, .. } => {}
         }
@@ -269,42 +290,6 @@ impl Checker<'_> {
             .collect()
     }
 
-    /// Acknowledged appends that no read saw although a read of the key began after the
-    /// appending transaction completed.
-    fn lost_appends(&self, orders: &HashMap<u64, &[u64]>, result: &mut CheckResult) {
-        // Every read of a key in `orders` is a prefix of its order.
-        let seen: HashSet<(u64, u64)> = orders
-            .iter()
-            .flat_map(|(key, order)| order.iter().map(move |v| (*key, *v)))
-            .collect();
-        let mut lost: Vec<(&(u64, u64), &usize)> = self
-            .writer
-            .iter()
-            .filter(|(kv, &w)| {
-                self.history[w].outcome == Outcome::Ok
-                    && orders.contains_key(&kv.0)
-                    && !seen.contains(kv)
-            })
-            .collect();
-        lost.sort();
-        for (&(key, value), &w) in lost {
-            let completed = self.history[w].complete;
-            let later = self
-                .reads
-                .iter()
-                .filter(|read| read.key == key && self.history[read.txn].invoke > completed)
-                .min_by_key(|read| self.history[read.txn].invoke);
-            if let Some(read) = later {
-                let what = format!(
-                    "T{w} appended {value} to key {key}, but T{} (begun after T{w} completed) \
-                     and every other read of the key missed it",
-                    read.txn
-                );
-                self.push(result, AnomalyKind::LostWrite, what, &[w, read.txn]);
-            }
-        }
-    }
-
     /// The dependency graph over committed transactions; `nodes[i]` is node i's transaction.
     fn graph(&self, orders: &HashMap<u64, &[u64]>) -> (Graph, Vec<usize>) {
         let observed: HashSet<usize> = orders
@@ -336,6 +321,28 @@ impl Checker<'_> {
                 }
             }
         }
+        // Committed appends to each key that no read saw.
+        let read: HashSet<(u64, u64)> = orders
+            .iter()
+            .flat_map(|(key, order)| order.iter().map(move |value| (*key, *value)))
+            .collect();
+        let mut unread: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (&(key, value), &txn) in &self.writer {
+            if let Some(&n) = node_of.get(&txn) {
+                if orders.contains_key(&key) && !read.contains(&(key, value)) {
+                    unread.entry(key).or_default().push(n);
+                }
+            }
+        }
+        for (key, writers) in &mut unread {
+            writers.sort_unstable();
+            writers.dedup();
+            if let Some(last) = orders[key].last().and_then(|last| node(*key, *last)) {
+                for &writer in writers.iter() {
+                    graph.add(last, writer, WW, Some(*key));
+                }
+            }
+        }
         for read in self
             .reads
             .iter()
@@ -345,9 +352,16 @@ impl Checker<'_> {
             if let Some(writer) = read.values.last().and_then(|last| node(key, *last)) {
                 graph.add(writer, reader, WR, Some(key));
             }
-            if let Some(next) = orders[&key].get(read.values.len()) {
-                if let Some(writer) = node(key, *next) {
-                    graph.add(reader, writer, RW, Some(key));
+            match orders[&key].get(read.values.len()) {
+                Some(next) => {
+                    if let Some(writer) = node(key, *next) {
+                        graph.add(reader, writer, RW, Some(key));
+                    }
+                }
+                None => {
+                    for &writer in unread.get(&key).into_iter().flatten() {
+                        graph.add(reader, writer, RW, Some(key));
+                    }
                 }
             }
         }

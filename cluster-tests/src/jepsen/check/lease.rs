@@ -5,7 +5,8 @@
 //! that found a key, invoked after that moment, is [`AnomalyKind::KeyOutlivedLease`] unless
 //! some put of the key (acknowledged or unknown, invoked before the read completed) was made
 //! with a lease not certainly gone when the read began. A found key no put ever created is
-//! [`AnomalyKind::UnwrittenValueRead`].
+//! [`AnomalyKind::UnwrittenValueRead`]. A put invoked after its lease was gone must fail (the
+//! lease no longer exists); acknowledged, it is [`AnomalyKind::PutWithDeadLease`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +42,26 @@ pub fn check(history: &History<LeaseOp>) -> CheckResult {
         }
     }
     result.stat("leases_gone", gone.len() as u64);
+    for put in history.iter().filter(|op| op.outcome == Outcome::Ok) {
+        let LeaseOp::Put { key, id } = &put.value else {
+            continue;
+        };
+        if let Some((end, ended)) = gone.get(id).filter(|(end, _)| *end < put.invoke) {
+            result.push(
+                AnomalyKind::PutWithDeadLease,
+                format!(
+                    "a put of key {key:?} invoked at {} with lease {id}, gone since {}, was \
+                     acknowledged",
+                    super::secs(put.invoke),
+                    super::secs(*end)
+                ),
+                vec![
+                    format!("put: {}", describe_op(put)),
+                    format!("lease {id} gone: {}", describe_op(ended)),
+                ],
+            );
+        }
+    }
     let mut checked = 0;
     for read in history.iter().filter(|op| op.outcome == Outcome::Ok) {
         let LeaseOp::Read {

@@ -63,6 +63,20 @@ fn key_read_after_revoke_is_flagged() {
 }
 
 #[test]
+fn put_with_a_revoked_lease_must_fail() {
+    let mut history = revoked();
+    history.push(fail(0, 500, 510, put("k", 1)));
+    assert_eq!(check(&history).verdict(), Verdict::Valid);
+    // Concurrent with the revoke: may have come first.
+    history.push(ok(0, 305, 315, put("j", 1)));
+    assert_eq!(check(&history).verdict(), Verdict::Valid);
+    history.push(ok(0, 520, 530, put("k", 1)));
+    let result = check(&history);
+    assert!(result.has(AnomalyKind::PutWithDeadLease), "{result}");
+    assert_eq!(result.anomalies.len(), 1, "{result}");
+}
+
+#[test]
 fn key_read_after_lease_expired_is_flagged() {
     let history = vec![
         ok(0, 0, 10, grant(1)),

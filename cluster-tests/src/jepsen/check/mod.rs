@@ -2,13 +2,17 @@
 //! (and, where the workload needs it, the final state read back at the end) to a
 //! [`CheckResult`].
 //!
-//! | checker | function | what it checks |
-//! |---|---|---|
-//! | register | [`register::check`] | linearizability of single-key read / write / compare-and-set, per key (Wing–Gong search with memoisation) |
-//! | list-append | [`append::check`] | strict serializability of list-append transactions, Elle-style (G0, G1a/b/c, G-single, G2 and their realtime variants) |
-//! | watch | [`watch::check`] | each watcher saw exactly the committed events under its prefix, in order, once, one revision per response |
-//! | lock | [`lock::check_mutex`], [`lock::check_fenced`] | two holders at once (informative for an unfenced lock); fenced writes never interleave and none is lost, duplicated or invented |
-//! | lease | [`lease::check`] | no key is read after its lease was revoked or reported gone |
+//! - [`register::check`] (register workload): linearizability of single-key read / write /
+//!   compare-and-set, key by key (Wing–Gong search with memoisation);
+//! - [`append::check`] (list-append workload): strict serializability of transactions,
+//!   Elle-style (G0, G1a/b/c, G-single, G2 and their realtime variants);
+//! - [`watch::check`] (watch workload): each watcher saw exactly the committed events under its
+//!   prefix, in order, once, one revision per response;
+//! - [`lock::check_mutex`] and [`lock::check_fenced`] (lock workload): two holders at once
+//!   (informative for an unfenced lock); fenced writes never interleave and none is lost,
+//!   duplicated or invented;
+//! - [`lease::check`] (lease workload): no key is read after its lease was revoked or reported
+//!   gone.
 //!
 //! A result is [`Verdict::Valid`] when nothing was found, [`Verdict::Invalid`] when at least one
 //! [`Anomaly`] was found, and [`Verdict::Unknown`] when the checker could not decide part of the
@@ -27,9 +31,17 @@ pub mod watch;
 #[cfg(test)]
 mod tests_support;
 
+pub use append::check as check_append;
+pub use lease::check as check_lease;
+pub use lock::{check_fenced, check_mutex};
+pub use register::{check as check_register, check_with_budget as check_register_with_budget};
+pub use watch::check as check_watch;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
+
+use serde::Serialize;
 
 use super::history::{Op, Outcome};
 
@@ -37,7 +49,7 @@ use super::history::{Op, Outcome};
 const SHOWN: usize = 20;
 
 /// What kind of anomaly a checker found. Tests and reports match on this, never on the text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum AnomalyKind {
     /// Register: no linearization of the key's operations exists.
     NonLinearizable,
@@ -93,10 +105,55 @@ pub enum AnomalyKind {
     PhantomWrite,
     /// Lease: a key was read after its lease was revoked or reported gone.
     KeyOutlivedLease,
+    /// Lease: a put attached to a lease already revoked or reported gone was acknowledged.
+    PutWithDeadLease,
+}
+
+impl AnomalyKind {
+    /// The anomaly's name as Jepsen and Elle write it (`G-single-realtime`, `lost-write`, ...).
+    pub fn name(self) -> &'static str {
+        use AnomalyKind::*;
+        match self {
+            NonLinearizable => "nonlinearizable",
+            UnwrittenValueRead => "unwritten-value-read",
+            DuplicateElements => "duplicate-elements",
+            IncompatibleOrder => "incompatible-order",
+            InternalInconsistency => "internal",
+            G1a => "G1a",
+            G1b => "G1b",
+            G0 => "G0",
+            G1c => "G1c",
+            GSingle => "G-single",
+            G2 => "G2",
+            G0Realtime => "G0-realtime",
+            G1cRealtime => "G1c-realtime",
+            GSingleRealtime => "G-single-realtime",
+            G2Realtime => "G2-realtime",
+            MissingEvent => "missing-event",
+            DuplicateEvent => "duplicate-event",
+            ReorderedEvents => "reordered-events",
+            UnexpectedEvent => "unexpected-event",
+            SplitRevision => "split-revision",
+            TwoHolders => "two-holders",
+            InterleavedFencedWrites => "interleaved-fenced-writes",
+            LostWrite => "lost-write",
+            DuplicateWrite => "duplicate-write",
+            FailedWriteApplied => "failed-write-applied",
+            PhantomWrite => "phantom-write",
+            KeyOutlivedLease => "key-outlived-lease",
+            PutWithDeadLease => "put-with-dead-lease",
+        }
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One anomaly: what it is, a sentence about it, and the operations involved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     pub description: String,
@@ -105,7 +162,7 @@ pub struct Anomaly {
 }
 
 /// Whether a history passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Verdict {
     Valid,
     Invalid,
@@ -114,7 +171,7 @@ pub enum Verdict {
 }
 
 /// What one checker found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckResult {
     pub checker: &'static str,
     pub anomalies: Vec<Anomaly>,
@@ -194,12 +251,12 @@ impl fmt::Display for CheckResult {
             let counts: Vec<String> = self
                 .counts()
                 .iter()
-                .map(|(k, n)| format!("{k:?}={n}"))
+                .map(|(k, n)| format!("{k}={n}"))
                 .collect();
             writeln!(f, "  anomalies: {}", counts.join(" "))?;
         }
         for anomaly in self.anomalies.iter().take(SHOWN) {
-            writeln!(f, "  - {:?}: {}", anomaly.kind, anomaly.description)?;
+            writeln!(f, "  - {}: {}", anomaly.kind, anomaly.description)?;
             for op in &anomaly.ops {
                 writeln!(f, "      {op}")?;
             }
@@ -237,4 +294,37 @@ pub fn describe_op_with<V>(op: &Op<V>, value: &str) -> String {
 /// A duration as seconds with milliseconds, e.g. `1.250s`.
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdict_follows_anomalies_then_undecided() {
+        let mut result = CheckResult::new("demo");
+        assert_eq!(result.verdict(), Verdict::Valid);
+        result.undecided.push("key 1: budget".to_string());
+        assert_eq!(result.verdict(), Verdict::Unknown);
+        assert!(!result.valid());
+        result.push(AnomalyKind::G1c, "a cycle".to_string(), vec!["T1".into()]);
+        assert_eq!(result.verdict(), Verdict::Invalid);
+        assert_eq!(result.counts()[&AnomalyKind::G1c], 1);
+    }
+
+    #[test]
+    fn display_lists_every_anomaly_up_to_a_limit() {
+        let mut result = CheckResult::new("demo");
+        result.stat("ops", 3);
+        for i in 0..SHOWN + 5 {
+            result.push(
+                AnomalyKind::LostWrite,
+                format!("{i}"),
+                vec![format!("op {i}")],
+            );
+        }
+        let text = result.to_string();
+        // Verdict, stats, counts, then two lines per shown anomaly, then the remainder.
+        assert_eq!(text.lines().count(), 3 + 2 * SHOWN + 1, "{text}");
+    }
 }

@@ -11,20 +11,26 @@
 //! Unknown writes whose value nobody ever read or compared against are left out too: such a
 //! write could always have been overwritten before anyone looked; and all such values written
 //! by acknowledged writes count as one value (nobody can tell them apart), which lets the
-//! search's memoisation merge more states. The search itself is in
-//! `register_search`; a key whose search exceeds the step budget is reported as undecided.
+//! search's memoisation merge more states. The search itself is in `register_search`; a key
+//! whose search exceeds the step budget is reported as undecided.
+//!
+//! Workloads should write unique values per key: the search then prunes nearly every wrong
+//! order at once (a value written once never comes back), and a few hundred operations per
+//! key with tens of them concurrent or unknown take milliseconds. With a handful of values
+//! reused over and over, an invalid key may need far more steps to be proven invalid.
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::register_search::{search, Found, SearchOp};
-use super::{describe_op, AnomalyKind, CheckResult};
+use super::register_search::{search, Failure, Found, SearchOp};
+use super::{describe_op_with, AnomalyKind, CheckResult};
 use crate::jepsen::history::{History, Op, Outcome, RegisterF, RegisterOp};
 
 /// Search steps allowed per key by [`check`].
 pub const DEFAULT_BUDGET: u64 = 5_000_000;
 
-/// How many concurrent operations a non-linearizable key's anomaly lists.
-const CONCURRENT_SHOWN: usize = 12;
+/// How many concurrent (and how many waiting) operations a non-linearizable key's anomaly
+/// lists.
+const LISTED: usize = 12;
 
 /// Checks every key's operations for linearizability with [`DEFAULT_BUDGET`] steps per key.
 pub fn check(history: &History<RegisterOp>) -> CheckResult {
@@ -89,39 +95,63 @@ fn check_key(key: u64, ops: &[&Op<RegisterOp>], budget: u64, result: &mut CheckR
             ));
         }
         Found::NotLinearizable(failure) => {
-            let state = match failure.state {
-                Some(value) => format!("holding {value}"),
-                None => "absent".to_string(),
-            };
-            let mut lines = vec![format!(
-                "cannot linearize: {}",
-                describe_op(ops[failure.blocking])
-            )];
-            if let Some(last) = failure.last {
-                lines.push(format!("last linearized: {}", describe_op(ops[last])));
-            }
-            for &op in failure.concurrent.iter().take(CONCURRENT_SHOWN) {
-                lines.push(format!("concurrent: {}", describe_op(ops[op])));
-            }
-            if failure.concurrent.len() > CONCURRENT_SHOWN {
-                lines.push(format!(
-                    "... and {} more concurrent",
-                    failure.concurrent.len() - CONCURRENT_SHOWN
-                ));
-            }
-            result.push(
-                AnomalyKind::NonLinearizable,
-                format!(
-                    "key {key}: no linearization of its {} operations gets past {} of them; \
-                     with the register {state}, the first operation below (and every \
-                     operation concurrent with it) cannot come next",
-                    ops.len(),
-                    failure.linearized
-                ),
-                lines,
-            );
+            report_failure(key, &ops, &failure, unobservable, result);
         }
     }
+}
+
+/// Reports the deepest point the search reached for a key with no linearization.
+fn report_failure(
+    key: u64,
+    ops: &[&Op<RegisterOp>],
+    failure: &Failure,
+    unobservable: u64,
+    result: &mut CheckResult,
+) {
+    let value = match failure.state {
+        Some(value) if value == unobservable => "a value nobody read".to_string(),
+        Some(value) => value.to_string(),
+        None => "nothing (absent)".to_string(),
+    };
+    let mut lines = vec![format!("due next: {}", describe(ops[failure.blocking]))];
+    if let Some(last) = failure.last {
+        lines.push(format!("last linearized: {}", describe(ops[last])));
+    }
+    let lists = [
+        ("concurrent", &failure.concurrent),
+        ("still to observe it", &failure.waiting),
+    ];
+    for (label, list) in lists {
+        for &op in list.iter().take(LISTED) {
+            lines.push(format!("{label}: {}", describe(ops[op])));
+        }
+        if list.len() > LISTED {
+            lines.push(format!("... and {} more {label}", list.len() - LISTED));
+        }
+    }
+    result.push(
+        AnomalyKind::NonLinearizable,
+        format!(
+            "key {key}: no linearization of its {} operations exists; the longest prefix found \
+             has {} of them and leaves the register holding {value}, and then neither the \
+             operation due next (the one that completed first) nor any operation concurrent \
+             with it can follow",
+            ops.len(),
+            failure.linearized
+        ),
+        lines,
+    );
+}
+
+/// A register operation on one line, its key left out.
+fn describe(op: &Op<RegisterOp>) -> String {
+    let f = match op.value.f {
+        RegisterF::Read(Some(value)) => format!("read {value}"),
+        RegisterF::Read(None) => "read absent".to_string(),
+        RegisterF::Write(value) => format!("write {value}"),
+        RegisterF::Cas { from, to } => format!("cas {from}->{to}"),
+    };
+    describe_op_with(op, &f)
 }
 
 /// The operations the search needs, sorted by invocation (no failed operation, no unknown
@@ -175,7 +205,7 @@ fn unwritten_reads(key: u64, ops: &[&Op<RegisterOp>], result: &mut CheckResult) 
             result.push(
                 AnomalyKind::UnwrittenValueRead,
                 format!("key {key}: saw value {seen}, which no operation wrote"),
-                vec![describe_op(op)],
+                vec![describe(op)],
             );
         }
     }

@@ -77,6 +77,9 @@ pub(super) struct Failure {
     pub last: Option<usize>,
     /// The other not yet linearized operations invoked before `blocking` returned.
     pub concurrent: Vec<usize>,
+    /// The acknowledged operations not yet linearized that read (or compare against) the
+    /// register's value there.
+    pub waiting: Vec<usize>,
 }
 
 pub(super) struct Search {
@@ -282,7 +285,7 @@ impl Searcher<'_> {
                 }
             }
             let op = entry / 2;
-            if entry % 2 == 0 {
+            if entry.is_multiple_of(2) {
                 let after = self.state.step(&self.ops[op]);
                 let pruned = |_: &State| self.strands_observers(op) || self.dominated(op);
                 if let Some(after) = after.filter(|after| !pruned(after)) {
@@ -313,7 +316,7 @@ impl Searcher<'_> {
     /// A not yet linearized read that may come next and returns the current value.
     fn possible_read(&self) -> Option<usize> {
         let mut entry = self.events.next[self.events.head];
-        while entry != NIL && entry % 2 == 0 {
+        while entry != NIL && entry.is_multiple_of(2) {
             let op = entry / 2;
             if self.ops[op].f == RegisterF::Read(self.state.value) {
                 return Some(op);
@@ -347,7 +350,7 @@ impl Searcher<'_> {
             return false;
         };
         let mut entry = self.events.next[self.events.head];
-        while entry != NIL && entry % 2 == 0 {
+        while entry != NIL && entry.is_multiple_of(2) {
             let other = &self.ops[entry / 2];
             if other.f == RegisterF::Write(value)
                 && other
@@ -419,8 +422,21 @@ impl Searcher<'_> {
         let mut concurrent = Vec::new();
         let mut entry = self.events.next[self.events.head];
         while entry != ret && entry != NIL {
-            if entry % 2 == 0 && entry / 2 != blocking {
+            if entry.is_multiple_of(2) && entry / 2 != blocking {
                 concurrent.push(entry / 2);
+            }
+            entry = self.events.next[entry];
+        }
+        // Acknowledged operations not linearized yet that observe the register's value.
+        let mut waiting = Vec::new();
+        let mut entry = self.events.next[self.events.head];
+        while entry != NIL {
+            let op = &self.ops[entry / 2];
+            if entry.is_multiple_of(2)
+                && op.complete.is_some()
+                && op.observes() == Some(self.state.value)
+            {
+                waiting.push(entry / 2);
             }
             entry = self.events.next[entry];
         }
@@ -430,6 +446,7 @@ impl Searcher<'_> {
             blocking,
             last: self.stack.last().map(|frame| frame.op),
             concurrent,
+            waiting,
         }
     }
 }

@@ -283,9 +283,11 @@ fn generated_history_with_a_stale_read_is_flagged() {
 fn brute_force(ops: &[Op<RegisterOp>]) -> bool {
     let ops: Vec<&Op<RegisterOp>> = ops
         .iter()
-        .filter(|op| match (op.outcome, &op.value.f) {
-            (Outcome::Fail, _) | (Outcome::Unknown, RegisterF::Read(_)) => false,
-            _ => true,
+        .filter(|op| {
+            !matches!(
+                (op.outcome, &op.value.f),
+                (Outcome::Fail, _) | (Outcome::Unknown, RegisterF::Read(_))
+            )
         })
         .collect();
     fn extend(ops: &[&Op<RegisterOp>], used: &mut Vec<bool>, value: Option<u64>) -> bool {
@@ -322,18 +324,26 @@ fn brute_force(ops: &[Op<RegisterOp>]) -> bool {
 fn verdicts_agree_with_brute_force_on_small_random_histories() {
     let mut rng = Rng::new(5);
     let (mut valid, mut invalid) = (0, 0);
-    for _ in 0..3000 {
-        let history: History<RegisterOp> = (0..1 + rng.below(7) as usize)
+    for _ in 0..4000 {
+        let len = 1 + rng.below(7) as usize;
+        // Half the histories write each value once, half reuse three values.
+        let unique = rng.below(2) == 0;
+        let values = if unique { len as u64 } else { 3 };
+        let history: History<RegisterOp> = (0..len)
             .map(|i| {
                 let invoke = rng.below(50);
                 let complete = invoke + rng.below(30);
-                let value = 1 + rng.below(3);
+                let value = if unique {
+                    i as u64 + 1
+                } else {
+                    1 + rng.below(3)
+                };
                 let f = match rng.below(4) {
                     0 => RegisterF::Read(None),
-                    1 => RegisterF::Read(Some(value)),
+                    1 => RegisterF::Read(Some(1 + rng.below(values))),
                     2 => RegisterF::Write(value),
                     _ => RegisterF::Cas {
-                        from: 1 + rng.below(3),
+                        from: 1 + rng.below(values),
                         to: value,
                     },
                 };
