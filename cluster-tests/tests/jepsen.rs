@@ -36,7 +36,11 @@ async fn smoke(workload: workload::Kind, nemesis: nemesis::Kind) {
     };
     let report = runner::run(&cfg).await.expect("the run could not be made");
     assert!(report.valid, "{}", report.summary);
-    assert!(report.faults_injected > 0, "no fault was injected:\n{}", report.summary);
+    assert!(
+        report.faults_injected > 0,
+        "no fault was injected:\n{}",
+        report.summary
+    );
     // The faults hit live traffic: operations completed while they were injected
     // (the summary counts what was in flight during the fault windows).
     assert!(
@@ -44,8 +48,17 @@ async fn smoke(workload: workload::Kind, nemesis: nemesis::Kind) {
         "no operation overlapped a fault window:\n{}",
         report.summary
     );
-    for file in ["summary.txt", "history.jsonl", "latency.png", "throughput.png"] {
-        assert!(report.dir.join(file).is_file(), "{file} missing in {}", report.dir.display());
+    for file in [
+        "summary.txt",
+        "history.jsonl",
+        "latency.png",
+        "throughput.png",
+    ] {
+        assert!(
+            report.dir.join(file).is_file(),
+            "{file} missing in {}",
+            report.dir.display()
+        );
     }
 }
 

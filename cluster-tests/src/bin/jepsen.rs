@@ -65,7 +65,12 @@ fn flavors(s: &str) -> Result<Vec<Flavor>> {
     }
 }
 
-fn config(args: &Args, workload: workload::Kind, nemeses: Vec<nemesis::Kind>, flavor: Flavor) -> runner::RunConfig {
+fn config(
+    args: &Args,
+    workload: workload::Kind,
+    nemeses: Vec<nemesis::Kind>,
+    flavor: Flavor,
+) -> runner::RunConfig {
     runner::RunConfig {
         workload,
         nemeses,
@@ -89,7 +94,11 @@ fn row(cfg: &runner::RunConfig, report: &Result<Report>) -> String {
     let nemesis = if cfg.nemeses.is_empty() {
         "none".to_owned()
     } else {
-        cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join("+")
+        cfg.nemeses
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join("+")
     };
     let (verdict, faults, operations, checks) = match report {
         Ok(r) => (
@@ -98,7 +107,12 @@ fn row(cfg: &runner::RunConfig, report: &Result<Report>) -> String {
             r.operations.clone(),
             r.checks.join("<br>"),
         ),
-        Err(e) => ("ERROR".to_owned(), String::new(), format!("{e:#}"), String::new()),
+        Err(e) => (
+            "ERROR".to_owned(),
+            String::new(),
+            format!("{e:#}"),
+            String::new(),
+        ),
     };
     format!(
         "| {} | {nemesis} | {} | {verdict} | {faults} | {operations} | {checks} |",

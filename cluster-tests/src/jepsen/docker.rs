@@ -193,7 +193,11 @@ impl Container {
             .stdin(Stdio::null())
             .output()
             .context("running nsenter iptables")?;
-        ok_stdout(out, &format!("iptables {} in {}", args.join(" "), self.name)).map(drop)
+        ok_stdout(
+            out,
+            &format!("iptables {} in {}", args.join(" "), self.name),
+        )
+        .map(drop)
     }
 
     /// Drops every packet coming from `peer` (one way: replies to it still leave).

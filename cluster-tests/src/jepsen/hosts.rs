@@ -419,8 +419,7 @@ impl StoreHosts {
             }
         }
         self.members.pop();
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no member to ask")))
-            .context("adding a member")
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no member to ask"))).context("adding a member")
     }
 
     /// The last lines of every member's output, for a failure report.
@@ -428,7 +427,12 @@ impl StoreHosts {
         let mut out = String::new();
         for m in &self.members {
             if let Some(c) = &m.container {
-                out.push_str(&format!("--- {} ({}) ---\n{}\n", m.name, m.ip, c.logs(lines)));
+                out.push_str(&format!(
+                    "--- {} ({}) ---\n{}\n",
+                    m.name,
+                    m.ip,
+                    c.logs(lines)
+                ));
             }
         }
         out

@@ -50,8 +50,8 @@ pub fn ensure(name: &str, binary: &Path) -> Result<String> {
             std::fs::create_dir_all(parent)?;
         }
         // Resolve symlinks (the loader's path usually is one): the image holds real files.
-        let from = std::fs::canonicalize(from)
-            .with_context(|| format!("resolving {}", from.display()))?;
+        let from =
+            std::fs::canonicalize(from).with_context(|| format!("resolving {}", from.display()))?;
         if std::fs::hard_link(&from, to).is_err() {
             std::fs::copy(&from, to)
                 .with_context(|| format!("copying {} into the image", from.display()))?;
@@ -63,9 +63,8 @@ pub fn ensure(name: &str, binary: &Path) -> Result<String> {
         let inside = rootfs.join(lib.strip_prefix("/").unwrap_or(lib));
         place(lib, &inside)?;
     }
-    let dockerfile = format!(
-        "FROM scratch\nCOPY rootfs/ /\nLABEL {LABEL}=1\nENTRYPOINT [\"/bin/{name}\"]\n"
-    );
+    let dockerfile =
+        format!("FROM scratch\nCOPY rootfs/ /\nLABEL {LABEL}=1\nENTRYPOINT [\"/bin/{name}\"]\n");
     std::fs::write(context.path().join("Dockerfile"), dockerfile)?;
     let dir = context
         .path()
@@ -93,7 +92,10 @@ fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         // "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
         };
         let Some(path) = path.filter(|p| p.starts_with('/')) else {
             if line.contains("not found") {

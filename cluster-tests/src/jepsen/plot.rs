@@ -71,7 +71,13 @@ where
 }
 
 /// `latency.png`: one point per operation (x: invocation time, y: latency in ms, log scale).
-pub fn latency(path: &Path, title: &str, ops: &[Timing], windows: &[FaultWindow], end: Duration) -> Result<()> {
+pub fn latency(
+    path: &Path,
+    title: &str,
+    ops: &[Timing],
+    windows: &[FaultWindow],
+    end: Duration,
+) -> Result<()> {
     font()?;
     let root = BitMapBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
@@ -111,11 +117,18 @@ pub fn latency(path: &Path, title: &str, ops: &[Timing], windows: &[FaultWindow]
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    root.present().with_context(|| format!("writing {}", path.display()))
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `throughput.png`: completed operations per second, by outcome.
-pub fn throughput(path: &Path, title: &str, ops: &[Timing], windows: &[FaultWindow], end: Duration) -> Result<()> {
+pub fn throughput(
+    path: &Path,
+    title: &str,
+    ops: &[Timing],
+    windows: &[FaultWindow],
+    end: Duration,
+) -> Result<()> {
     font()?;
     let seconds = end.as_secs() as usize + 1;
     let mut buckets = vec![[0u32; 3]; seconds];
@@ -161,5 +174,6 @@ pub fn throughput(path: &Path, title: &str, ops: &[Timing], windows: &[FaultWind
         .border_style(BLACK)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
-    root.present().with_context(|| format!("writing {}", path.display()))
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))
 }

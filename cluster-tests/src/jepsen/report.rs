@@ -83,7 +83,11 @@ pub fn command(cfg: &RunConfig) -> String {
     let nemesis = if cfg.nemeses.is_empty() {
         "none".to_owned()
     } else {
-        cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join(",")
+        cfg.nemeses
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     format!(
         "jepsen --workload {} --nemesis {nemesis} --flavor {} --members {} --time {} --clients {} --rate {} --seed {}",
@@ -127,7 +131,10 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
         let _ = writeln!(s, "\nERROR: the clients could not run: {e:#}");
     }
     if let Some(e) = recovered {
-        let _ = writeln!(s, "\nERROR: the cluster did not recover after the faults: {e:#}");
+        let _ = writeln!(
+            s,
+            "\nERROR: the cluster did not recover after the faults: {e:#}"
+        );
     }
     let _ = writeln!(s, "\nfaults ({}):", windows.len());
     for w in windows {
@@ -156,7 +163,11 @@ pub fn write(inputs: Inputs<'_>) -> Result<Report> {
             ops_during_faults = checked
                 .timings
                 .iter()
-                .filter(|t| windows.iter().any(|w| t.invoke < w.end && t.complete > w.start))
+                .filter(|t| {
+                    windows
+                        .iter()
+                        .any(|w| t.invoke < w.end && t.complete > w.start)
+                })
                 .count();
             let _ = writeln!(
                 s,

@@ -70,7 +70,12 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
             eprintln!("{line}");
         }
     };
-    say(format!("==> {}: starting {} {} members", cfg.name(), cfg.members, cfg.flavor.name()));
+    say(format!(
+        "==> {}: starting {} {} members",
+        cfg.name(),
+        cfg.members,
+        cfg.flavor.name()
+    ));
     let hint = u8::try_from((std::process::id() + run_no * 7) % 250).unwrap_or(1);
     let mut hosts = StoreHosts::start(cfg.flavor, cfg.members, &id, hint).await?;
     let progress = Arc::new(Progress::default());
@@ -98,7 +103,15 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         "==> running {} clients for {:?} with nemesis {}",
         cfg.clients,
         cfg.duration,
-        if schedule.is_empty() { "none".to_owned() } else { cfg.nemeses.iter().map(|k| k.name()).collect::<Vec<_>>().join(",") }
+        if schedule.is_empty() {
+            "none".to_owned()
+        } else {
+            cfg.nemeses
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        }
     ));
 
     let ticker = cfg.progress.then(|| {
@@ -122,7 +135,10 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         ticker.abort();
     }
     let end = start.elapsed();
-    say(format!("==> healing and waiting for the cluster to recover ({} faults)", windows.len()));
+    say(format!(
+        "==> healing and waiting for the cluster to recover ({} faults)",
+        windows.len()
+    ));
     let recovered = async {
         hosts.heal_all()?;
         hosts.wait_healthy(Duration::from_secs(60)).await
@@ -135,11 +151,9 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         }
         _ => None,
     };
-    let dir = cfg.results.join(format!(
-        "{}-{}",
-        chrono_like_now(),
-        cfg.name()
-    ));
+    let dir = cfg
+        .results
+        .join(format!("{}-{}", chrono_like_now(), cfg.name()));
     let report = report::write(report::Inputs {
         dir: &dir,
         cfg,

@@ -14,11 +14,10 @@ use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, PostParams, WatchEvent, WatchParams};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::task::JoinHandle;
 
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Workload};
 use crate::jepsen::apihosts::ApiHosts;
 use crate::jepsen::check;
 use crate::jepsen::check::api_watch::{ObjectEvent, WatcherLog};
@@ -66,8 +65,9 @@ impl ApiWorkload {
     async fn client(&self, ctx: &Ctx, index: usize) -> Result<()> {
         let api = Self::api(ctx)?;
         let server = index % api.len();
-        let configmaps: Api<ConfigMap> = Api::default_namespaced(api.client(server, TIMEOUT).await?);
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x3c6e_f372);
+        let configmaps: Api<ConfigMap> =
+            Api::default_namespaced(api.client(server, TIMEOUT).await?);
+        let mut rng = ctx.rng(index, 0x3c6e_f372);
         let mut process = index;
         while ctx.running() {
             let pace = ctx.pace();
@@ -80,13 +80,20 @@ impl ApiWorkload {
             let current = match read {
                 Ok(cm) => {
                     let value = counter(&cm);
-                    let op = RegisterOp { key, f: RegisterF::Read(Some(value)) };
+                    let op = RegisterOp {
+                        key,
+                        f: RegisterF::Read(Some(value)),
+                    };
                     self.recorder.record(ctx, process, invoke, Outcome::Ok, op);
                     cm
                 }
                 Err(_) => {
-                    let op = RegisterOp { key, f: RegisterF::Read(None) };
-                    self.recorder.record(ctx, process, invoke, Outcome::Unknown, op);
+                    let op = RegisterOp {
+                        key,
+                        f: RegisterF::Read(None),
+                    };
+                    self.recorder
+                        .record(ctx, process, invoke, Outcome::Unknown, op);
                     process += ctx.clients;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
@@ -110,7 +117,10 @@ impl ApiWorkload {
                 Err(kube::Error::Api(status)) if status.code == 409 => Outcome::Fail,
                 Err(_) => Outcome::Unknown,
             };
-            let op = RegisterOp { key, f: RegisterF::Cas { from, to: from + 1 } };
+            let op = RegisterOp {
+                key,
+                f: RegisterF::Cas { from, to: from + 1 },
+            };
             self.recorder.record(ctx, process, invoke, outcome, op);
             if outcome == Outcome::Unknown {
                 process += ctx.clients;
@@ -134,9 +144,11 @@ async fn watcher(
     // Every ConfigMap was at 0 at `version`.
     let mut seen: BTreeMap<String, u64> = (0..OBJECTS).map(|k| (name(k), 0)).collect();
     loop {
-        let done = finals.lock().ok().and_then(|f| f.clone()).is_some_and(|f| {
-            f.iter().all(|(k, v)| seen.get(k) == Some(v))
-        });
+        let done = finals
+            .lock()
+            .ok()
+            .and_then(|f| f.clone())
+            .is_some_and(|f| f.iter().all(|(k, v)| seen.get(k) == Some(v)));
         if done {
             return;
         }
@@ -148,7 +160,9 @@ async fn watcher(
         let mut stream = stream.boxed();
         while let Ok(Some(event)) = stream.try_next().await {
             let (cm, restarted) = match event {
-                WatchEvent::Added(cm) | WatchEvent::Modified(cm) | WatchEvent::Deleted(cm) => (cm, false),
+                WatchEvent::Added(cm) | WatchEvent::Modified(cm) | WatchEvent::Deleted(cm) => {
+                    (cm, false)
+                }
                 WatchEvent::Bookmark(b) => {
                     version = b.metadata.resource_version;
                     continue;
@@ -168,7 +182,11 @@ async fn watcher(
             version = cm.metadata.resource_version.clone().unwrap_or(version);
             seen.insert(object.clone(), value);
             if let Ok(mut logs) = logs.lock() {
-                logs[slot].events.push(ObjectEvent { object, value, resource_version: version.clone() });
+                logs[slot].events.push(ObjectEvent {
+                    object,
+                    value,
+                    resource_version: version.clone(),
+                });
             }
         }
     }
@@ -195,23 +213,39 @@ impl Workload for ApiWorkload {
                     .await
                     .with_context(|| format!("creating ConfigMap {}", name(key)))?;
                 version = created.metadata.resource_version.unwrap_or_default();
-                let op = RegisterOp { key, f: RegisterF::Write(0) };
-                self.recorder.record(ctx, usize::MAX - key as usize, invoke, Outcome::Ok, op);
+                let op = RegisterOp {
+                    key,
+                    f: RegisterF::Write(0),
+                };
+                self.recorder
+                    .record(ctx, usize::MAX - key as usize, invoke, Outcome::Ok, op);
             }
             if let Ok(mut logs) = self.logs.lock() {
                 *logs = (0..api.len())
-                    .map(|i| WatcherLog { apiserver: i, from: version.clone(), events: Vec::new(), errors: Vec::new() })
+                    .map(|i| WatcherLog {
+                        apiserver: i,
+                        from: version.clone(),
+                        events: Vec::new(),
+                        errors: Vec::new(),
+                    })
                     .collect();
             }
             let mut handles = Vec::new();
             for i in 0..api.len() {
                 let client = api.client(i, Duration::from_secs(10)).await?;
-                handles.push(tokio::spawn(watcher(client, i, version.clone(), self.logs.clone(), self.finals.clone())));
+                handles.push(tokio::spawn(watcher(
+                    client,
+                    i,
+                    version.clone(),
+                    self.logs.clone(),
+                    self.finals.clone(),
+                )));
             }
             if let Ok(mut w) = self.watchers.lock() {
                 *w = handles;
             }
-            let results = futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
+            let results =
+                futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
             results.into_iter().collect::<Result<Vec<()>>>()?;
             Ok(())
         })
@@ -220,16 +254,24 @@ impl Workload for ApiWorkload {
     fn check<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<Checked>> {
         Box::pin(async move {
             let api = Self::api(ctx)?;
-            let configmaps: Api<ConfigMap> = Api::default_namespaced(api.client(0, Duration::from_secs(10)).await?);
+            let configmaps: Api<ConfigMap> =
+                Api::default_namespaced(api.client(0, Duration::from_secs(10)).await?);
             let mut finals = BTreeMap::new();
             for key in 0..OBJECTS {
-                let cm = configmaps.get(&name(key)).await.context("reading the final ConfigMaps")?;
+                let cm = configmaps
+                    .get(&name(key))
+                    .await
+                    .context("reading the final ConfigMaps")?;
                 finals.insert(name(key), counter(&cm));
             }
             if let Ok(mut f) = self.finals.lock() {
                 *f = Some(finals.clone());
             }
-            let handles = self.watchers.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default();
+            let handles = self
+                .watchers
+                .lock()
+                .map(|mut w| std::mem::take(&mut *w))
+                .unwrap_or_default();
             // A watcher that never catches up is reported by the checker (values missing).
             let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
             for handle in handles {

@@ -11,9 +11,9 @@ use anyhow::Result;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Session, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{Mop, Outcome, TxnOp as Transaction};
 
@@ -33,7 +33,10 @@ fn key_name(key: u64) -> String {
 }
 
 fn encode(list: &[u64]) -> String {
-    list.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
+    list.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A stored list; an element that is not an integer becomes `u64::MAX` (never appended, so the
@@ -73,7 +76,7 @@ impl Append {
     }
 
     async fn client(&self, ctx: &Ctx, index: usize) {
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x51_7cc1);
+        let mut rng = ctx.rng(index, 0x51_7cc1);
         let mut session = Session::new(index, ctx);
         while ctx.running() {
             session.pace().await;
@@ -121,10 +124,9 @@ impl Append {
         let mut lists: BTreeMap<u64, (Vec<u64>, i64)> = BTreeMap::new();
         for (key, op) in keys.iter().zip(resp.op_responses()) {
             let (list, mod_revision) = match op {
-                TxnOpResponse::Get(get) => get
-                    .kvs()
-                    .first()
-                    .map_or((Vec::new(), 0), |kv| (decode(kv.value()), kv.mod_revision())),
+                TxnOpResponse::Get(get) => get.kvs().first().map_or((Vec::new(), 0), |kv| {
+                    (decode(kv.value()), kv.mod_revision())
+                }),
                 _ => (Vec::new(), 0),
             };
             lists.insert(*key, (list, mod_revision));

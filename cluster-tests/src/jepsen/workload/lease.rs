@@ -10,9 +10,9 @@ use anyhow::Result;
 use etcd_client::{Client, PutOptions};
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Session, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{LeaseOp, Outcome};
 
@@ -52,7 +52,7 @@ impl Lease {
     }
 
     async fn client(&self, ctx: &Ctx, index: usize) {
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x7f4a_7c15);
+        let mut rng = ctx.rng(index, 0x7f4a_7c15);
         let mut session = Session::new(index, ctx);
         let mut n = 0u64;
         while ctx.running() {
@@ -69,8 +69,16 @@ impl Lease {
         }
     }
 
-    fn record(&self, ctx: &Ctx, session: &Session, invoke: Duration, outcome: Outcome, op: LeaseOp) {
-        self.recorder.record(ctx, session.process, invoke, outcome, op);
+    fn record(
+        &self,
+        ctx: &Ctx,
+        session: &Session,
+        invoke: Duration,
+        outcome: Outcome,
+        op: LeaseOp,
+    ) {
+        self.recorder
+            .record(ctx, session.process, invoke, outcome, op);
     }
 
     /// Grant, put, keep alive, revoke or expire, read. Returns the outcome that decides
@@ -92,7 +100,10 @@ impl Lease {
                 return Outcome::Unknown;
             }
         };
-        let op = LeaseOp::Grant { ttl: TTL, id: Some(id) };
+        let op = LeaseOp::Grant {
+            ttl: TTL,
+            id: Some(id),
+        };
         self.record(ctx, session, invoke, Outcome::Ok, op);
 
         let invoke = ctx.now();
@@ -102,7 +113,10 @@ impl Lease {
             Err(e) if not_found(&e) => Outcome::Fail,
             Err(_) => Outcome::Unknown,
         };
-        let op = LeaseOp::Put { key: key.to_owned(), id };
+        let op = LeaseOp::Put {
+            key: key.to_owned(),
+            id,
+        };
         self.record(ctx, session, invoke, outcome, op);
         if outcome == Outcome::Unknown {
             return outcome;
@@ -140,7 +154,10 @@ impl Lease {
                 Ok(resp) => (Outcome::Ok, Some(!resp.kvs().is_empty())),
                 Err(_) => (Outcome::Unknown, None),
             };
-            let op = LeaseOp::Read { key: key.to_owned(), found };
+            let op = LeaseOp::Read {
+                key: key.to_owned(),
+                found,
+            };
             self.record(ctx, session, invoke, outcome, op);
             if outcome == Outcome::Unknown {
                 return outcome;
@@ -151,7 +168,13 @@ impl Lease {
     }
 
     /// One keep-alive round, recorded.
-    async fn keep_alive(&self, ctx: &Ctx, session: &Session, client: &mut Client, id: i64) -> Probe {
+    async fn keep_alive(
+        &self,
+        ctx: &Ctx,
+        session: &Session,
+        client: &mut Client,
+        id: i64,
+    ) -> Probe {
         let invoke = ctx.now();
         let round = async {
             let (mut keeper, mut stream) = client.lease_keep_alive(id).await?;
@@ -165,7 +188,13 @@ impl Lease {
             Err(e) if not_found(&e) => (Outcome::Ok, Some(0)),
             Err(_) => (Outcome::Unknown, None),
         };
-        self.record(ctx, session, invoke, outcome, LeaseOp::KeepAlive { id, ttl });
+        self.record(
+            ctx,
+            session,
+            invoke,
+            outcome,
+            LeaseOp::KeepAlive { id, ttl },
+        );
         match (outcome, ttl) {
             (Outcome::Ok, Some(ttl)) if ttl > 0 => Probe::Renewed,
             (Outcome::Ok, _) => Probe::Gone,

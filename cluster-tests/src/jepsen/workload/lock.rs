@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
+};
 use futures::future::BoxFuture;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
 use super::client::connect;
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Session, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{LockOp, LogEntry, Op, Outcome};
 
@@ -46,7 +48,7 @@ impl Lock {
     }
 
     async fn client(&self, ctx: &Ctx, index: usize) {
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x6c07_8965);
+        let mut rng = ctx.rng(index, 0x6c07_8965);
         let mut session = Session::new(index, ctx);
         while ctx.running() {
             session.pace().await;
@@ -103,18 +105,21 @@ impl Lock {
                 }
                 Ok(_) => {
                     let op = LockOp::Acquire { token: None };
-                    self.recorder.record(ctx, session.process, invoke, Outcome::Fail, op);
+                    self.recorder
+                        .record(ctx, session.process, invoke, Outcome::Fail, op);
                     return Outcome::Fail;
                 }
                 Err(_) => {
                     let op = LockOp::Acquire { token: None };
-                    self.recorder.record(ctx, session.process, invoke, Outcome::Unknown, op);
+                    self.recorder
+                        .record(ctx, session.process, invoke, Outcome::Unknown, op);
                     return Outcome::Unknown;
                 }
             }
         };
         let op = LockOp::Acquire { token: Some(token) };
-        self.recorder.record(ctx, session.process, invoke, Outcome::Ok, op);
+        self.recorder
+            .record(ctx, session.process, invoke, Outcome::Ok, op);
 
         if rng.random_bool(STALL_CHANCE) {
             // The whole client stalls, keep-alives included.
@@ -125,11 +130,7 @@ impl Lock {
         }
         for fenced in [true, false] {
             let value = self.values.fetch_add(1, Ordering::Relaxed) + 1;
-            let key = format!(
-                "{}{:020}",
-                if fenced { FENCED } else { UNFENCED },
-                value
-            );
+            let key = format!("{}{:020}", if fenced { FENCED } else { UNFENCED }, value);
             let entry = format!("{token} {value}");
             let put = TxnOp::put(key, entry, None);
             let txn = if fenced {
@@ -145,8 +146,13 @@ impl Lock {
                 Ok(_) => Outcome::Fail,
                 Err(_) => Outcome::Unknown,
             };
-            let op = LockOp::Write { token, fenced, value };
-            self.recorder.record(ctx, session.process, invoke, outcome, op);
+            let op = LockOp::Write {
+                token,
+                fenced,
+                value,
+            };
+            self.recorder
+                .record(ctx, session.process, invoke, outcome, op);
             if outcome == Outcome::Unknown {
                 return outcome;
             }
@@ -160,8 +166,13 @@ impl Lock {
             Ok(_) => Outcome::Fail,
             Err(_) => Outcome::Unknown,
         };
-        self.recorder
-            .record(ctx, session.process, invoke, outcome, LockOp::Release { token });
+        self.recorder.record(
+            ctx,
+            session.process,
+            invoke,
+            outcome,
+            LockOp::Release { token },
+        );
         outcome
     }
 }

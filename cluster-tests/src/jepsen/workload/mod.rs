@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use futures::future::BoxFuture;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use serde::Serialize;
 
 pub use client::Session;
@@ -62,6 +64,12 @@ impl Ctx {
 
     pub fn running(&self) -> bool {
         Instant::now() < self.until
+    }
+
+    /// Client `client`'s random numbers: from the run's seed, distinct per client and per
+    /// workload (`salt`), so a seed repeats the same operations.
+    pub fn rng(&self, client: usize, salt: u64) -> StdRng {
+        StdRng::seed_from_u64(self.seed ^ ((client as u64 + 1).wrapping_mul(salt)))
     }
 }
 

@@ -1,29 +1,30 @@
-//! Register / CAS: clients read, write and compare-and-set small integers on a few keys at a
-//! time (every key gets a bounded number of operations, then the clients move on to a fresh
-//! one, so the linearizability search stays small), checked for linearizability per key.
+//! Register / CAS: clients read, write and compare-and-set integers on a few keys at a time
+//! (every key gets a bounded number of operations, then the clients move on to a fresh one, so
+//! the linearizability search stays small), checked for linearizability per key. Every value
+//! written is unique; a compare-and-set expects the value its client last read of the key.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Result;
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use futures::future::BoxFuture;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Session, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{Outcome, RegisterF, RegisterOp};
 
 /// Operations on one key before its clients move to the next.
 const OPS_PER_KEY: u64 = 120;
-/// Values written are drawn from 0..VALUES, so compare-and-set sometimes succeeds.
-const VALUES: u64 = 5;
 
 pub(super) struct Register {
     recorder: Recorder<RegisterOp>,
     /// Operations started on each slot's current key.
     slots: Vec<AtomicU64>,
+    /// The next value to write (unique over the run).
+    values: AtomicU64,
 }
 
 impl Register {
@@ -31,25 +32,26 @@ impl Register {
         Register {
             recorder: Recorder::new(progress),
             slots: (0..64).map(|_| AtomicU64::new(0)).collect(),
+            values: AtomicU64::new(1),
         }
     }
 
     async fn client(&self, ctx: &Ctx, index: usize) {
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x9e37_79b9);
+        let mut rng = ctx.rng(index, 0x9e37_79b9);
         let slots = (ctx.clients / 2).clamp(1, self.slots.len());
         let slot = index % slots;
         let mut session = Session::new(index, ctx);
+        // The value this client last read of each key.
+        let mut last_read: HashMap<u64, u64> = HashMap::new();
         while ctx.running() {
             session.pace().await;
             let generation = self.slots[slot].fetch_add(1, Ordering::Relaxed) / OPS_PER_KEY;
             let key = slot as u64 + slots as u64 * generation;
-            let f = match rng.random_range(0..4) {
-                0 | 1 => RegisterF::Read(None),
-                2 => RegisterF::Write(rng.random_range(0..VALUES)),
-                _ => RegisterF::Cas {
-                    from: rng.random_range(0..VALUES),
-                    to: rng.random_range(0..VALUES),
-                },
+            let fresh = || self.values.fetch_add(1, Ordering::Relaxed);
+            let f = match (rng.random_range(0..4), last_read.get(&key)) {
+                (2, _) => RegisterF::Write(fresh()),
+                (3, Some(&from)) => RegisterF::Cas { from, to: fresh() },
+                _ => RegisterF::Read(None),
             };
             let Ok(client) = session.client().await else {
                 session.reconnect().await;
@@ -57,6 +59,9 @@ impl Register {
             };
             let invoke = ctx.now();
             let (outcome, f) = self.invoke(&session, client, key, f).await;
+            if let (Outcome::Ok, RegisterF::Read(Some(v))) = (outcome, &f) {
+                last_read.insert(key, *v);
+            }
             self.recorder
                 .record(ctx, session.process, invoke, outcome, RegisterOp { key, f });
             if outcome == Outcome::Unknown {
@@ -76,10 +81,7 @@ impl Register {
         match f {
             RegisterF::Read(_) => match session.timed(client.get(name, None)).await {
                 Ok(resp) => {
-                    let value = resp
-                        .kvs()
-                        .first()
-                        .map(|kv| parse(kv.value()));
+                    let value = resp.kvs().first().map(|kv| parse(kv.value()));
                     (Outcome::Ok, RegisterF::Read(value))
                 }
                 Err(_) => (Outcome::Unknown, RegisterF::Read(None)),

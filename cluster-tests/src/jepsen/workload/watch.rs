@@ -11,12 +11,11 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use etcd_client::{EventType, Txn, TxnOp, WatchOptions, WatchResponse};
 use futures::future::BoxFuture;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::task::JoinHandle;
 
 use super::client::connect;
-use super::{jsonl, timings, Checked, Ctx, Progress, Recorder, Session, Graded, Workload};
+use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{Outcome, WatchEvent, WatchLog};
 use crate::jepsen::hosts::Endpoints;
@@ -50,7 +49,7 @@ impl Watch {
     }
 
     async fn writer(&self, ctx: &Ctx, index: usize) {
-        let mut rng = StdRng::seed_from_u64(ctx.seed ^ (index as u64 + 1) * 0x2545_f491);
+        let mut rng = ctx.rng(index, 0x2545_f491);
         let mut session = Session::new(index, ctx);
         let mut n = 0u64;
         while ctx.running() {
@@ -115,7 +114,11 @@ async fn watcher(
     let mut responses = 0u64;
     let mut endpoint = slot;
     loop {
-        let done = target.lock().ok().and_then(|t| *t).is_some_and(|t| next > t);
+        let done = target
+            .lock()
+            .ok()
+            .and_then(|t| *t)
+            .is_some_and(|t| next > t);
         if done {
             return;
         }
@@ -128,7 +131,10 @@ async fn watcher(
         let stream = async {
             let mut client = connect(&url).await?;
             let options = WatchOptions::new().with_prefix().with_start_revision(next);
-            client.watch(PREFIX, Some(options)).await.map_err(anyhow::Error::from)
+            client
+                .watch(PREFIX, Some(options))
+                .await
+                .map_err(anyhow::Error::from)
         };
         let Ok(Ok(mut stream)) = tokio::time::timeout(STALL, stream).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -150,7 +156,11 @@ async fn watcher(
             if let Ok(mut logs) = logs.lock() {
                 logs[slot].events.extend(events);
             }
-            let done = target.lock().ok().and_then(|t| *t).is_some_and(|t| next > t);
+            let done = target
+                .lock()
+                .ok()
+                .and_then(|t| *t)
+                .is_some_and(|t| next > t);
             if done {
                 return;
             }
