@@ -177,13 +177,17 @@ impl Schedule {
 }
 
 /// Picks the leader with probability 1/2 (if one is known), else a random active member.
+/// Returns the member and whether it is the leader (however it was chosen), so the report
+/// says which faults hit the leader.
 pub(super) async fn pick_target(hosts: &mut StoreHosts, rng: &mut StdRng) -> (usize, bool) {
     use rand::Rng;
-    if rng.random_bool(0.5) {
-        if let Some(leader) = hosts.leader().await {
-            return (leader, true);
-        }
-    }
+    let leader = hosts.leader().await;
+    let on_purpose = rng.random_bool(0.5);
     let active = hosts.active();
-    (active[rng.random_range(0..active.len())], false)
+    let random = active[rng.random_range(0..active.len())];
+    let target = match leader {
+        Some(leader) if on_purpose => leader,
+        _ => random,
+    };
+    (target, Some(target) == leader)
 }
