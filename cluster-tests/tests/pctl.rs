@@ -10,43 +10,8 @@ use std::time::{Duration, Instant};
 
 use cluster_tests::{apiserver_binary, ApiCluster, ApiConfig, Identity::Admin};
 use common::api::{api, cell, cells, header, kubectl_apply, start_api};
+use common::pctl::{ok, pctl, pctl_bin, pctl_command, pctl_stdin};
 use common::{stderr, stdout};
-
-/// The pctl binary, beside the apiserver's (build it with `cargo build -p pctl`).
-fn pctl_bin() -> PathBuf {
-    apiserver_binary().with_file_name("pctl")
-}
-
-/// pctl as admin, with the admin kubeconfig.
-fn pctl_command(c: &ApiCluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(pctl_bin());
-    cmd.arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
-        .args(args);
-    cmd
-}
-
-fn pctl(c: &ApiCluster, args: &[&str]) -> Output {
-    pctl_command(c, args)
-        .output()
-        .expect("running pctl (build it with `cargo build -p pctl`)")
-}
-
-/// pctl with `input` on its stdin.
-fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
-    let mut child = pctl_command(c, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running pctl");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("writing pctl's stdin");
-    child.wait_with_output().expect("waiting for pctl")
-}
 
 /// A pod with containers of `localhost/busybox:1.36` named `containers`, bound to `node` unless
 /// it is empty.
@@ -65,19 +30,6 @@ fn pod(name: &str, node: &str, containers: &[&str]) -> String {
          spec: {{{node}containers: [{}]}}\n",
         containers.join(", ")
     )
-}
-
-/// Runs pctl as admin and returns stdout, failing the test on a non-zero exit.
-#[track_caller]
-fn ok(c: &ApiCluster, args: &[&str]) -> String {
-    let out = pctl(c, args);
-    assert!(
-        out.status.success(),
-        "pctl {args:?} failed:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -57,10 +57,10 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
 /// Splits multi-document YAML (or one JSON document), dropping empty documents.
 pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>> {
     let mut out = Vec::new();
-    for doc in serde_norway::Deserializer::from_str(text) {
-        let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| {
-            anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}")
-        })?;
+    let docs = crate::yaml::documents(text).map_err(|e| {
+        anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}")
+    })?;
+    for v in docs {
         match v {
             Value::Null => {}
             Value::Object(_) => out.push(v),
@@ -150,7 +150,7 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
             None => {
                 let d: DynamicObject = serde_json::from_value(obj)?;
                 api.create(&PostParams::default(), &d).await?;
-                println!("{} created", resources::display_name(r, &name));
+                outln!("{} created", resources::display_name(r, &name));
             }
             Some(live) => {
                 let last: Value = live
@@ -171,7 +171,7 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
                 } else {
                     "configured"
                 };
-                println!("{} {verb}", resources::display_name(r, &name));
+                outln!("{} {verb}", resources::display_name(r, &name));
             }
         }
     }
