@@ -92,6 +92,17 @@ pub fn error_text(e: &anyhow::Error) -> String {
     }
 }
 
+/// The server's error with kubectl's `error when creating "FILE": ` before its message.
+pub fn with_source(e: kube::Error, verb: &str, source: &str) -> kube::Error {
+    match e {
+        kube::Error::Api(mut s) => {
+            s.message = format!("error when {verb} {source:?}: {}", s.message);
+            kube::Error::Api(s)
+        }
+        other => other,
+    }
+}
+
 /// Fetches `path` as a `meta.k8s.io/v1 Table`.
 pub async fn fetch_table(client: &kube::Client, path: &str) -> Result<Value> {
     let req = http::Request::get(path)

@@ -136,7 +136,8 @@ pub async fn api_resources(g: &Global, a: ApiResourcesArgs) -> Result<()> {
     let key = |e: &Entry| match a.sort_by.as_deref() {
         Some("name") => e.r["name"].as_str().unwrap_or("").to_string(),
         Some("kind") => e.r["kind"].as_str().unwrap_or("").to_string(),
-        _ => e.group.clone(),
+        // By group, then (as the server's discovery lists them) by name.
+        _ => format!("{}/{}", e.group, e.r["name"].as_str().unwrap_or("")),
     };
     entries.sort_by_key(key);
     if fmt == "name" {
@@ -169,11 +170,15 @@ pub async fn api_resources(g: &Global, a: ApiResourcesArgs) -> Result<()> {
             e.r["kind"].as_str().unwrap_or("").to_string(),
         ];
         if fmt == "wide" {
-            row.push(format!("[{}]", strings(&e.r["verbs"]).join(" ")));
+            let mut verbs = strings(&e.r["verbs"]);
+            verbs.sort();
+            row.push(verbs.join(","));
             row.push(strings(&e.r["categories"]).join(","));
         }
         rows.push(row);
     }
-    out!("{}", output::align(&rows));
+    // kubectl's tabwriter pads every cell but the last, so an empty CATEGORIES leaves spaces.
+    let text: String = rows.iter().map(|r| r.join("\t") + "\n").collect();
+    out!("{}", super::describe::text::tabwrite(&text, 3));
     Ok(())
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Map, Value};
 
-use crate::{resources, Global};
+use crate::{output, resources, Global};
 
 /// The annotation client-side apply keeps the applied configuration in.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
@@ -21,16 +21,37 @@ pub struct FileArgs {
     pub files: Vec<String>,
 }
 
+/// An object read from a manifest, with where it came from (`STDIN` or the file's path), which
+/// kubectl names in the server's errors.
+pub struct Manifest {
+    pub source: String,
+    pub object: Value,
+}
+
 /// Every object in the given files (YAML documents or JSON), in order.
 pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
+    Ok(read_sourced(files)?.into_iter().map(|m| m.object).collect())
+}
+
+/// [`read_manifests`] with each object's source.
+pub fn read_sourced(files: &[String]) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
+    let mut add = |text: &str, source: String| -> Result<()> {
+        for object in parse_documents(text, &source)? {
+            out.push(Manifest {
+                source: source.clone(),
+                object,
+            });
+        }
+        Ok(())
+    };
     for f in files {
         if f == "-" {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
                 .context("reading stdin")?;
-            out.extend(parse_documents(&s, "STDIN")?);
+            add(&s, "STDIN".into())?;
         } else if Path::new(f).is_dir() {
             let mut entries: Vec<_> = std::fs::read_dir(f)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -43,12 +64,12 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
             for p in entries {
                 let s = std::fs::read_to_string(&p)
                     .with_context(|| format!("reading {}", p.display()))?;
-                out.extend(parse_documents(&s, &p.display().to_string())?);
+                add(&s, p.display().to_string())?;
             }
         } else {
             let s = std::fs::read_to_string(f)
                 .map_err(|e| anyhow!("error: the path \"{f}\" does not exist ({e})"))?;
-            out.extend(parse_documents(&s, f)?);
+            add(&s, f.clone())?;
         }
     }
     Ok(out)
@@ -123,7 +144,11 @@ fn name_of(obj: &Value) -> Result<String> {
 
 pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
-    for mut obj in read_manifests(&a.files)? {
+    for Manifest {
+        source,
+        object: mut obj,
+    } in read_sourced(&a.files)?
+    {
         let av = obj["apiVersion"].as_str().unwrap_or("").to_string();
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let r = resources::resolve_kind(&av, &kind)?;
@@ -149,7 +174,9 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
         match api.get_opt(&name).await? {
             None => {
                 let d: DynamicObject = serde_json::from_value(obj)?;
-                api.create(&PostParams::default(), &d).await?;
+                api.create(&PostParams::default(), &d)
+                    .await
+                    .map_err(|e| output::with_source(e, "creating", &source))?;
                 outln!("{} created", resources::display_name(r, &name));
             }
             Some(live) => {

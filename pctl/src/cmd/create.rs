@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use kube::api::{DynamicObject, PostParams};
 use serde_json::{json, Value};
 
-use super::apply::read_manifests;
+use super::apply::read_sourced;
 use super::create_data;
 use crate::{output, resources, Global};
 
@@ -115,6 +115,7 @@ pub fn deployment(name: &str, images: &[String], replicas: i32, port: Option<i32
 async fn create_one(
     conn: &resources::Conn,
     mut obj: Value,
+    source: Option<&str>,
     mode: DryRun,
     output: Option<&str>,
 ) -> Result<()> {
@@ -139,7 +140,11 @@ async fn create_one(
                 dry_run: mode == DryRun::Server,
                 ..PostParams::default()
             };
-            serde_json::to_value(api.create(&pp, &d).await?)?
+            let created = api.create(&pp, &d).await.map_err(|e| match source {
+                Some(src) => output::with_source(e, "creating", src),
+                None => e,
+            })?;
+            serde_json::to_value(created)?
         }
     };
     print_result(&created, mode, output)
@@ -173,19 +178,20 @@ fn print_result(obj: &Value, mode: DryRun, output: Option<&str>) -> Result<()> {
 pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
     let mode = dry_run(&a.dry_run)?;
     let out = a.output.as_deref();
-    let objects = match a.what {
+    let objects: Vec<(Option<String>, Value)> = match a.what {
         Some(What::Deployment {
             name,
             image,
             replicas,
             port,
-        }) => vec![deployment(&name, &image, replicas, port)],
-        Some(What::Namespace { name }) => vec![json!({
-            "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name},
-        })],
+        }) => vec![(None, deployment(&name, &image, replicas, port))],
+        Some(What::Namespace { name }) => vec![(
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )],
         Some(What::Configmap { name, sources }) => {
             let data = create_data::read(&sources, "ConfigMap", &name)?;
-            vec![create_data::configmap(&name, data)]
+            vec![(None, create_data::configmap(&name, data))]
         }
         Some(What::Secret(SecretKind::Generic {
             name,
@@ -193,19 +199,22 @@ pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
             kind,
         })) => {
             let data = create_data::read(&sources, "Secret", &name)?;
-            vec![create_data::secret(&name, data, kind.as_deref())]
+            vec![(None, create_data::secret(&name, data, kind.as_deref()))]
         }
         None if a.files.is_empty() => return Err(anyhow!("error: must specify one of -f and -k")),
-        None => read_manifests(&a.files)?,
+        None => read_sourced(&a.files)?
+            .into_iter()
+            .map(|m| (Some(m.source), m.object))
+            .collect(),
     };
     // A client dry run needs no server (kubectl's generators work offline too).
     let conn = match mode {
         DryRun::Client if a.files.is_empty() => None,
         _ => Some(resources::connect(g).await?),
     };
-    for obj in objects {
+    for (source, obj) in objects {
         match &conn {
-            Some(c) => create_one(c, obj, mode, out).await?,
+            Some(c) => create_one(c, obj, source.as_deref(), mode, out).await?,
             None => print_offline(obj, out)?,
         }
     }

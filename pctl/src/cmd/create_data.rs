@@ -63,6 +63,10 @@ fn insert(data: &mut Data, key: &str, value: Vec<u8>, kind: &str, name: &str) ->
 /// Reads every source into keys and values; `kind` (ConfigMap or Secret) and `name` are for
 /// the messages.
 pub fn read(src: &Sources, kind: &str, name: &str) -> Result<Data> {
+    if !src.from_env_file.is_empty() && (!src.from_file.is_empty() || !src.from_literal.is_empty())
+    {
+        bail!("error: from-env-file cannot be combined with from-file or from-literal");
+    }
     let mut data = Data::new();
     for f in &src.from_file {
         let (key, path) = match f.split_once('=') {

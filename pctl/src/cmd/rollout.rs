@@ -148,7 +148,8 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                         .find(|(r, _)| *r == revision)
                         .ok_or_else(|| anyhow!("error: unable to find the specified revision"))?;
                     outln!("{display} with revision #{revision}");
-                    out!("{}", template_text(&rs.1["spec"]["template"]));
+                    // kubectl prints the template (which ends with a newline) as a line.
+                    outln!("{}", template_text(&rs.1["spec"]["template"]));
                     continue;
                 }
                 outln!("{display} ");

@@ -105,14 +105,12 @@ impl Describer for Deployment {
             .into_iter()
             .filter(|rs| rs.pointer("/spec/replicas").and_then(Value::as_i64) != Some(0))
             .collect();
-        w.w(0, &format!("OldReplicaSets:\t{}\n", replica_sets(&old)));
-        w.w(
-            0,
-            &format!(
-                "NewReplicaSet:\t{}\n",
-                replica_sets(&new[..new.len().min(1)])
-            ),
-        );
+        // kubectl 1.32 prints these lines only for a deployment that has replica sets.
+        if !old.is_empty() || !new.is_empty() {
+            w.w(0, &format!("OldReplicaSets:\t{}\n", replica_sets(&old)));
+            let new = replica_sets(&new[..new.len().min(1)]);
+            w.w(0, &format!("NewReplicaSet:\t{new}\n"));
+        }
     }
 }
 

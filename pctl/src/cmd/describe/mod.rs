@@ -4,6 +4,7 @@
 mod deployment;
 mod events;
 mod generic;
+mod namespace;
 mod node;
 pub mod pod;
 mod service;
@@ -42,6 +43,11 @@ pub trait Describer: Sync {
         Vec::new()
     }
 
+    /// Whether the description ends with the object's events.
+    fn events(&self) -> bool {
+        true
+    }
+
     /// Writes the description of `obj` (the events are added after it).
     fn write(&self, w: &mut Text, obj: &Value, related: &[Value], now: Timestamp);
 }
@@ -52,6 +58,7 @@ fn describer(kind: &str) -> &'static dyn Describer {
         "Deployment" => &deployment::Deployment,
         "Service" => &service::Service,
         "Node" => &node::Node,
+        "Namespace" => &namespace::Namespace,
         _ => &generic::Generic,
     }
 }
@@ -67,13 +74,13 @@ async fn fetch_optional(conn: &resources::Conn, path: &str) -> Result<Value> {
     }
 }
 
+/// An object to describe, and whether it was found by its name's prefix (kubectl ends each of
+/// those descriptions with an empty line).
+type Found = (&'static api::registry::Resource, Value, bool);
+
 /// The objects to describe: by name (or, as kubectl, by name prefix when no object has that
 /// exact name), by selector, or all of a type.
-async fn objects(
-    conn: &resources::Conn,
-    a: &DescribeArgs,
-    ns: Option<&str>,
-) -> Result<Vec<(&'static api::registry::Resource, Value)>> {
+async fn objects(conn: &resources::Conn, a: &DescribeArgs, ns: Option<&str>) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     for (r, name) in resources::targets(&a.args)? {
         let list_path = |sel: Option<&str>| {
@@ -98,15 +105,20 @@ async fn objects(
                             // The server's NotFound, in kubectl's words.
                             output::fetch_json(&conn.client, &path).await?;
                         }
-                        out.extend(matches.into_iter().map(|o| (r, o)));
+                        out.extend(matches.into_iter().map(|o| (r, o, true)));
                     }
-                    o => out.push((r, o)),
+                    o => out.push((r, o, false)),
                 }
             }
             None => {
                 let list =
                     output::fetch_json(&conn.client, &list_path(a.selector.as_deref())).await?;
-                out.extend(text::arr(list.get("items")).iter().cloned().map(|o| (r, o)));
+                out.extend(
+                    text::arr(list.get("items"))
+                        .iter()
+                        .cloned()
+                        .map(|o| (r, o, false)),
+                );
             }
         }
     }
@@ -128,7 +140,7 @@ pub async fn describe(g: &Global, a: DescribeArgs) -> Result<()> {
         }
     }
     let now = Timestamp::now();
-    for (i, (r, obj)) in found.iter().enumerate() {
+    for (i, (r, obj, by_prefix)) in found.iter().enumerate() {
         let d = describer(r.kind);
         let mut related = Vec::new();
         for p in d.related(obj) {
@@ -136,13 +148,17 @@ pub async fn describe(g: &Global, a: DescribeArgs) -> Result<()> {
         }
         let mut w = Text::default();
         d.write(&mut w, obj, &related, now);
-        if a.show_events {
+        if a.show_events && d.events() {
             let path = events::path(
                 text::s(obj, "/metadata/namespace"),
                 text::s(obj, "/metadata/name"),
                 text::s(obj, "/metadata/uid"),
             );
             events::write(&mut w, &fetch_optional(&conn, &path).await?, now);
+        }
+        if *by_prefix {
+            outln!("{}", w.finish());
+            continue;
         }
         if i > 0 {
             out!("\n\n");
