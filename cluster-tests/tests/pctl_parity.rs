@@ -9,7 +9,7 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use cluster_tests::{ApiCluster, Component, Identity::Admin};
-use common::api::{api, kubectl_apply, kubectl_ok};
+use common::api::{api, kubectl_apply, kubectl_ok, kubectl_ok_stdin};
 use common::pctl::{ok, pctl, pctl_command, pctl_stdin};
 use common::{stderr, stdout};
 
@@ -432,7 +432,8 @@ async fn everyday_commands_as_kubectl() {
         &["get", "events", "--sort-by=.lastTimestamp", "-o", "name"],
     );
 
-    // create configmap / secret generic.
+    // Commands that change objects: kubectl in namespace k, pctl in its twin p.
+    twins(&c);
     let dir = c.dir().join("cm-src");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("a.txt"), "alpha\n").expect("write");
@@ -440,13 +441,14 @@ async fn everyday_commands_as_kubectl() {
     let env = c.dir().join("vars.env");
     std::fs::write(&env, "# comment\nA=1\n\nB=two words\n").expect("write");
     let (dir, env) = (dir.display().to_string(), env.display().to_string());
+    let literals = ["--from-literal=x=1", "--from-literal=y=yes"];
     for args in [
         vec![
             "create",
             "configmap",
             "c1",
-            "--from-literal=x=1",
-            "--from-literal=y=yes",
+            literals[0],
+            literals[1],
             "--dry-run=client",
             "-o",
             "yaml",
@@ -460,7 +462,24 @@ async fn everyday_commands_as_kubectl() {
             "--from-env-file",
             &env,
         ],
-        vec!["create", "configmap", "c2", "--from-literal=bad"],
+        vec![
+            "create",
+            "configmap",
+            "c1",
+            "--from-file",
+            &dir,
+            "--from-literal=z=2",
+        ],
+        vec![
+            "create",
+            "configmap",
+            "c2",
+            "--from-env-file",
+            &env,
+            "-o",
+            "yaml",
+        ],
+        vec!["create", "configmap", "c3", "--from-literal=bad"],
         vec!["create", "configmap", "c1", "--from-literal=x=1"],
         vec![
             "create",
@@ -470,65 +489,103 @@ async fn everyday_commands_as_kubectl() {
             "--from-literal=k=v",
             "--dry-run=client",
             "-o",
-            "json",
+            "yaml",
         ],
         vec!["create", "secret", "generic", "s1", "--from-literal=k=v"],
-    ] {
-        same(&c, &args);
-        if args.last() != Some(&"yaml") && args.last() != Some(&"json") && args[3] == "c1" {
-            kubectl_ok(&c, &["delete", "configmap", "c1", "--ignore-not-found"]);
-        }
-    }
-
-    // label and annotate many objects; patch; set image; wait.
-    same(&c, &["label", "pods", "--all", "stage=test"]);
-    same(&c, &["label", "pods", "-l", "app=web", "stage=test"]);
-    same(&c, &["annotate", "deploy", "--all", "note=x"]);
-    same(
-        &c,
-        &["patch", "deploy", "web", "-p", r#"{"spec":{"replicas":3}}"#],
-    );
-    same(&c, &["patch", "deploy", "web", "-p", "spec: {replicas: 3}"]);
-    same(
-        &c,
-        &[
+        vec!["get", "configmaps", "-o", "yaml"],
+        vec!["label", "pods", "--all", "stage=test"],
+        vec!["label", "pods", "-l", "app=web", "stage=test"],
+        vec!["label", "pods", "-l", "app=web", "stage=prod"],
+        vec!["annotate", "deploy", "--all", "note=x"],
+        vec!["patch", "deploy", "web", "-p", r#"{"spec":{"replicas":3}}"#],
+        vec!["patch", "deploy", "web", "-p", "spec: {replicas: 3}"],
+        vec![
             "patch",
             "deploy/web",
             "--type=merge",
             "-p",
             r#"{"metadata":{"labels":{"m":"1"}}}"#,
         ],
-    );
-    same(
-        &c,
-        &[
+        vec![
             "patch",
             "deploy/web",
             "--type=json",
             "-p",
             r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
         ],
-    );
-    same(
-        &c,
-        &["set", "image", "deploy/web", "web=localhost/busybox:1.35"],
-    );
-    same(
-        &c,
-        &["set", "image", "deploy/web", "web=localhost/busybox:1.35"],
-    );
-    same(&c, &["set", "image", "deploy/web", "nope=x"]);
-    same(
-        &c,
-        &["wait", "--for=jsonpath={.spec.replicas}=1", "deploy/web"],
-    );
+        vec!["set", "image", "deploy/web", "web=localhost/busybox:1.35"],
+        vec!["set", "image", "deploy/web", "web=localhost/busybox:1.35"],
+        vec!["set", "image", "deploy/web", "nope=x"],
+        vec!["wait", "--for=jsonpath={.spec.replicas}=1", "deploy/web"],
+        vec!["wait", "--for=condition=Ready", "pod/p1", "--timeout=1s"],
+        vec!["wait", "--for=delete", "pod/none", "--timeout=1s"],
+        vec!["delete", "pods", "-l", "app=web"],
+        // Names only: the twins were made a moment apart, so their ages may differ.
+        vec!["get", "all", "-o", "name"],
+    ] {
+        same_in_twins(&c, &args);
+    }
     same(
         &c,
         &["wait", "--for=condition=Ready", "node/n1", "--timeout=5s"],
     );
-    same(
-        &c,
-        &["wait", "--for=condition=Ready", "pod/p1", "--timeout=1s"],
-    );
-    same(&c, &["wait", "--for=delete", "pod/none", "--timeout=1s"]);
+}
+
+/// The same deployment and pods in namespaces k (for kubectl) and p (for pctl).
+fn twins(c: &ApiCluster) {
+    for ns in ["k", "p"] {
+        kubectl_ok(c, &["create", "namespace", ns]);
+        kubectl_ok_stdin(
+            c,
+            &["apply", "-n", ns, "-f", "-"],
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1, \
+             selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, \
+             spec: {containers: [{name: web, image: localhost/busybox:1.36}]}}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: p1, labels: {app: web}}\n\
+             spec: {containers: [{name: c, image: localhost/busybox:1.36}]}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: p2}\n\
+             spec: {containers: [{name: c, image: localhost/busybox:1.36}]}\n",
+        );
+    }
+}
+
+/// `text` with the values that differ between two objects made alike (uid, resourceVersion,
+/// creation time) masked, in YAML and JSON.
+fn mask(text: &str) -> String {
+    let keys = ["uid", "resourceVersion", "creationTimestamp"];
+    text.lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let masked = keys.iter().any(|k| {
+                (t.starts_with(&format!("{k}: ")) || t.starts_with(&format!("\"{k}\": ")))
+                    && !t.ends_with("null")
+                    && !t.ends_with("\"\"")
+            });
+            if masked {
+                format!("{}: <masked>\n", &l[..l.find(':').unwrap_or(0)])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect()
+}
+
+/// [`same`] for commands that change objects: kubectl acts in namespace k, pctl in p.
+#[track_caller]
+fn same_in_twins(c: &ApiCluster, args: &[&str]) {
+    let with = |ns: &'static str| {
+        let mut all = args.to_vec();
+        all.extend(["-n", ns]);
+        all
+    };
+    let k = result(&c.kubectl(Admin, &with("k")));
+    let p = result(&pctl(c, &with("p")));
+    let twin = |s: String| {
+        s.replace(" k namespace", " p namespace")
+            .replace("namespace: k\n", "namespace: p\n")
+            .replace("\"namespace\": \"k\"", "\"namespace\": \"p\"")
+    };
+    let k = (mask(&twin(k.0)), twin(k.1), k.2);
+    let p = (mask(&p.0), p.1, p.2);
+    assert_same(&p, &k, args);
 }

@@ -140,14 +140,29 @@ async fn create_one(
                 dry_run: mode == DryRun::Server,
                 ..PostParams::default()
             };
-            let created = api.create(&pp, &d).await.map_err(|e| match source {
-                Some(src) => output::with_source(e, "creating", src),
-                None => e,
-            })?;
+            let created = match api.create(&pp, &d).await {
+                Ok(c) => c,
+                Err(e) => return Err(create_error(e, source, &kind)),
+            };
             serde_json::to_value(created)?
         }
     };
     print_result(&created, mode, output)
+}
+
+/// The error of a refused create, in kubectl's words: a manifest's source before the
+/// server's message, or the generator's own line.
+fn create_error(e: kube::Error, source: Option<&str>, kind: &str) -> anyhow::Error {
+    match (source, e) {
+        (Some(src), e) => output::with_source(e, "creating", src).into(),
+        (None, kube::Error::Api(s)) if kind == "ConfigMap" => {
+            anyhow!("error: failed to create configmap: {}", s.message)
+        }
+        (None, kube::Error::Api(s)) if kind == "Secret" => {
+            anyhow!("error: failed to create secret {}", s.message)
+        }
+        (None, e) => e.into(),
+    }
 }
 
 /// What `create` prints for an object it made (or would make).
@@ -207,6 +222,23 @@ pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
             .map(|m| (Some(m.source), m.object))
             .collect(),
     };
+    // As kubectl, a generated object names its namespace when -n was given.
+    let objects: Vec<(Option<String>, Value)> = objects
+        .into_iter()
+        .map(|(source, mut obj)| {
+            if let (None, Some(ns)) = (&source, &g.namespace) {
+                if resources::resolve_kind(
+                    obj["apiVersion"].as_str().unwrap_or(""),
+                    obj["kind"].as_str().unwrap_or(""),
+                )
+                .is_ok_and(|r| r.namespaced)
+                {
+                    obj["metadata"]["namespace"] = Value::from(ns.as_str());
+                }
+            }
+            (source, obj)
+        })
+        .collect();
     // A client dry run needs no server (kubectl's generators work offline too).
     let conn = match mode {
         DryRun::Client if a.files.is_empty() => None,

@@ -147,8 +147,14 @@ pub async fn wait(g: &Global, a: WaitArgs) -> Result<()> {
     let started = Instant::now();
     for (r, name) in names {
         let path = resources::path(r, Some(&conn.namespace), Some(&name));
+        let mut first = true;
         loop {
             let obj = get_opt(&conn, &path).await?;
+            // Already gone: kubectl says nothing.
+            if first && obj.is_none() && matches!(cond, Condition::Deleted) {
+                break;
+            }
+            first = false;
             if obj.is_none() && !matches!(cond, Condition::Deleted) {
                 // The server's NotFound, as kubectl reports it.
                 output::fetch_json(&conn.client, &path).await?;
