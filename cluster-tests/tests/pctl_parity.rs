@@ -589,3 +589,107 @@ fn same_in_twins(c: &ApiCluster, args: &[&str]) {
     let p = (mask(&p.0), p.1, p.2);
     assert_same(&p, &k, args);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edit_and_diff_as_kubectl() {
+    let c = api().await;
+    twins(&c);
+    // An editor that changes the replicas, and one that changes nothing.
+    let script = c.dir().join("edit.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nsed -i 's/replicas: 1/replicas: 2/' \"$1\"\n",
+    )
+    .expect("writing the editor");
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&script)
+        .status()
+        .expect("chmod");
+    let script = script.display().to_string();
+    let kubeconfig = c.kubeconfig(Admin).display().to_string();
+    let run = |program: &str, ns: &str, editor: &str, args: &[&str]| {
+        let program = if program == "pctl" {
+            common::pctl::pctl_bin().display().to_string()
+        } else {
+            program.to_string()
+        };
+        let out = std::process::Command::new(program)
+            .env("KUBE_EDITOR", editor)
+            .arg(format!("--kubeconfig={kubeconfig}"))
+            .args(["-n", ns])
+            .args(args)
+            .output()
+            .expect("running");
+        result(&out)
+    };
+    for editor in [script.as_str(), "true"] {
+        let k = run("kubectl", "k", editor, &["edit", "deploy/web"]);
+        let p = run("pctl", "p", editor, &["edit", "deploy/web"]);
+        assert_same(&p, &k, &["edit", "deploy/web", editor]);
+    }
+    assert_eq!(
+        kubectl_ok(
+            &c,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                "p",
+                "-o",
+                "jsonpath={.spec.replicas}"
+            ]
+        ),
+        "2"
+    );
+
+    // diff: the same changes, exit 1; nothing to change, exit 0.
+    let (k_file, p_file) = (c.dir().join("k.yaml"), c.dir().join("p.yaml"));
+    for (file, ns) in [(&k_file, "k"), (&p_file, "p")] {
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: {ns}, \
+             labels: {{tier: front}}}}\nspec: {{replicas: 3, selector: {{matchLabels: {{app: web}}}}, \
+             template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: web, \
+             image: localhost/busybox:1.36}}]}}}}}}\n---\napiVersion: v1\nkind: ConfigMap\n\
+             metadata: {{name: fresh, namespace: {ns}}}\ndata: {{a: \"1\"}}\n"
+        );
+        std::fs::write(file, text).expect("writing the manifest");
+    }
+    let body = |r: (String, String, Option<i32>)| {
+        let lines: Vec<String> = r
+            .0
+            .lines()
+            .filter(|l| !l.starts_with("diff ") && !l.starts_with("--- ") && !l.starts_with("+++ "))
+            .map(|l| {
+                l.replace("namespace: k", "namespace: p")
+                    .replace("\"namespace\":\"k\"", "\"namespace\":\"p\"")
+            })
+            .map(|l| {
+                if l.contains("uid: ")
+                    || l.contains("creationTimestamp: ")
+                    || l.contains("resourceVersion: ")
+                {
+                    "<masked>".into()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        (lines.join("\n"), r.1, r.2)
+    };
+    let k = body(run(
+        "kubectl",
+        "k",
+        "true",
+        &["diff", "-f", &k_file.display().to_string()],
+    ));
+    let p = body(run(
+        "pctl",
+        "p",
+        "true",
+        &["diff", "-f", &p_file.display().to_string()],
+    ));
+    assert_same(&p, &k, &["diff"]);
+    assert_eq!(p.2, Some(1));
+}

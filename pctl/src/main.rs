@@ -74,6 +74,10 @@ enum Command {
     Top(cmd::top::TopArgs),
     /// Manage the rollout of a deployment (restart).
     Rollout(cmd::rollout::RolloutArgs),
+    /// Show what `apply -f` would change (exit 1 when something would).
+    Diff(cmd::apply::FileArgs),
+    /// Edit a resource in $KUBE_EDITOR or $EDITOR.
+    Edit(cmd::edit::EditArgs),
     /// Update fields of a resource with a strategic, merge or JSON patch.
     Patch(cmd::patch::PatchArgs),
     /// Set specific features on objects (image).
@@ -126,6 +130,14 @@ async fn main() {
         Command::Taint(a) => cmd::node::taint(&cli.global, a).await,
         Command::Rollout(a) => cmd::rollout::rollout(&cli.global, a).await,
         Command::Top(a) => cmd::top::top(&cli.global, a).await,
+        Command::Diff(a) => match cmd::diff::diff(&cli.global, a).await {
+            Ok(code) => {
+                output::flush_stdout();
+                std::process::exit(code)
+            }
+            Err(e) => Err(e),
+        },
+        Command::Edit(a) => cmd::edit::edit(&cli.global, a).await,
         Command::Patch(a) => cmd::patch::patch(&cli.global, a).await,
         Command::Set(a) => cmd::set::set(&cli.global, a).await,
         Command::Wait(a) => cmd::wait::wait(&cli.global, a).await,

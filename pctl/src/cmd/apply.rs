@@ -142,13 +142,23 @@ fn name_of(obj: &Value) -> Result<String> {
         .ok_or_else(|| anyhow!("error: resource name may not be empty"))
 }
 
-pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
-    let conn = resources::connect(g).await?;
-    for Manifest {
-        source,
-        object: mut obj,
-    } in read_sourced(&a.files)?
-    {
+/// What applying one manifest does: the object to create (with the last-applied annotation)
+/// and, for a live object, the merge patch.
+pub struct Planned {
+    pub r: &'static api::registry::Resource,
+    pub name: String,
+    pub api: kube::Api<DynamicObject>,
+    /// The manifest with the last-applied annotation set.
+    pub object: Value,
+    /// The manifest with its annotations minus that one (what the annotation records).
+    pub applied: Value,
+    /// The manifest exactly as read.
+    pub manifest: Value,
+}
+
+impl Planned {
+    pub fn new(conn: &resources::Conn, mut obj: Value) -> Result<Planned> {
+        let manifest = obj.clone();
         let av = obj["apiVersion"].as_str().unwrap_or("").to_string();
         let kind = obj["kind"].as_str().unwrap_or("").to_string();
         let r = resources::resolve_kind(&av, &kind)?;
@@ -158,47 +168,88 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| conn.namespace.clone());
-        let api = resources::dynamic(&conn, r, Some(&ns));
+        let api = resources::dynamic(conn, r, Some(&ns));
+        // As kubectl: the manifest with its annotations (an empty map if it had none) minus
+        // this one, as JSON with a final newline.
         let mut applied = obj.clone();
-        if let Some(m) = applied
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            m.remove(LAST_APPLIED);
+        if let Some(meta) = applied.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(m) = annotations.as_object_mut() {
+                m.remove(LAST_APPLIED);
+            }
         }
-        let config = serde_json::to_string(&applied)?;
+        let config = serde_json::to_string(&applied)? + "\n";
         merge(
             &mut obj,
             &serde_json::json!({"metadata": {"annotations": {LAST_APPLIED: config}}}),
         );
-        match api.get_opt(&name).await? {
+        Ok(Planned {
+            r,
+            name,
+            api,
+            object: obj,
+            applied,
+            manifest,
+        })
+    }
+
+    /// The three-way merge patch for `live`: what the manifest sets, and nulls for what the
+    /// last applied configuration had and the manifest no longer has.
+    pub fn patch(&self, live: &DynamicObject) -> Value {
+        self.three_way(live, &self.object)
+    }
+
+    /// The patch without updating the last-applied annotation (what `diff` shows, as kubectl).
+    pub fn patch_keeping_annotation(&self, live: &DynamicObject) -> Value {
+        self.three_way(live, &self.manifest)
+    }
+
+    fn three_way(&self, live: &DynamicObject, new: &Value) -> Value {
+        let last: Value = live
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LAST_APPLIED))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or(Value::Null);
+        let mut patch = deletions(&last, &self.applied);
+        merge(&mut patch, new);
+        patch
+    }
+}
+
+pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
+    let conn = resources::connect(g).await?;
+    for Manifest { source, object } in read_sourced(&a.files)? {
+        let p = Planned::new(&conn, object)?;
+        let display = resources::display_name(p.r, &p.name);
+        match p.api.get_opt(&p.name).await? {
             None => {
-                let d: DynamicObject = serde_json::from_value(obj)?;
-                api.create(&PostParams::default(), &d)
+                let d: DynamicObject = serde_json::from_value(p.object.clone())?;
+                p.api
+                    .create(&PostParams::default(), &d)
                     .await
                     .map_err(|e| output::with_source(e, "creating", &source))?;
-                outln!("{} created", resources::display_name(r, &name));
+                outln!("{display} created");
             }
             Some(live) => {
-                let last: Value = live
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(LAST_APPLIED))
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or(Value::Null);
-                let mut patch = deletions(&last, &applied);
-                merge(&mut patch, &obj);
                 let before = live.metadata.resource_version.clone();
-                let after = api
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                let after = p
+                    .api
+                    .patch(
+                        &p.name,
+                        &PatchParams::default(),
+                        &Patch::Merge(&p.patch(&live)),
+                    )
                     .await?;
                 let verb = if after.metadata.resource_version == before {
                     "unchanged"
                 } else {
                     "configured"
                 };
-                outln!("{} {verb}", resources::display_name(r, &name));
+                outln!("{display} {verb}");
             }
         }
     }

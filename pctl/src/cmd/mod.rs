@@ -7,6 +7,8 @@ pub mod create;
 pub mod create_data;
 pub mod delete;
 pub mod describe;
+pub mod diff;
+pub mod edit;
 pub mod get;
 pub mod meta;
 pub mod node;
