@@ -693,3 +693,22 @@ async fn edit_and_diff_as_kubectl() {
     assert_same(&p, &k, &["diff"]);
     assert_eq!(p.2, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_as_kubectl() {
+    let c = api().await;
+    for args in [
+        &["explain", "pods"][..],
+        &["explain", "pods.spec.containers"],
+        &["explain", "deploy.spec.replicas"],
+        &["explain", "svc.spec.ports.port"],
+        &["explain", "pods.spec.nope"],
+        &["explain", "deployments"],
+        &["explain", "pods.spec"],
+        &["explain", "nodes.status.capacity"],
+        &["explain", "cm.data"],
+        &["explain", "widgets"],
+    ] {
+        same(&c, args);
+    }
+}

@@ -76,6 +76,8 @@ enum Command {
     Rollout(cmd::rollout::RolloutArgs),
     /// Show what `apply -f` would change (exit 1 when something would).
     Diff(cmd::apply::FileArgs),
+    /// Document a kind or one of its fields, from the server's OpenAPI schemas.
+    Explain(cmd::explain::ExplainArgs),
     /// Edit a resource in $KUBE_EDITOR or $EDITOR.
     Edit(cmd::edit::EditArgs),
     /// Update fields of a resource with a strategic, merge or JSON patch.
@@ -137,6 +139,7 @@ async fn main() {
             }
             Err(e) => Err(e),
         },
+        Command::Explain(a) => cmd::explain::explain(&cli.global, a).await,
         Command::Edit(a) => cmd::edit::edit(&cli.global, a).await,
         Command::Patch(a) => cmd::patch::patch(&cli.global, a).await,
         Command::Set(a) => cmd::set::set(&cli.global, a).await,

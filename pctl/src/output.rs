@@ -77,8 +77,16 @@ pub fn flush_stdout() {
     }
 }
 
+/// An error kubectl prints as it is, without `error: ` before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Plain(pub String);
+
 /// The line kubectl prints for an error.
 pub fn error_text(e: &anyhow::Error) -> String {
+    if let Some(p) = e.downcast_ref::<Plain>() {
+        return p.0.clone();
+    }
     for cause in e.chain() {
         if let Some(kube::Error::Api(s)) = cause.downcast_ref::<kube::Error>() {
             return format!("Error from server ({}): {}", s.reason, s.message);
