@@ -135,10 +135,30 @@ async fn yaml_means_the_same_to_pctl_and_kubectl() {
 
     // Manifests are read as kubectl reads them: `yes` is a boolean, refused in a ConfigMap.
     let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flags}\ndata: {enabled: yes}\n";
-    same_stdin(&c, &["apply", "-f", "-"], bad);
-    same_stdin(&c, &["create", "-f", "-"], bad);
+    // Refused as kubectl refuses it (same first line, same exit code), plus a note naming the
+    // value YAML 1.1 read as a boolean.
+    for verb in ["apply", "create"] {
+        let k = result(&c.kubectl_stdin(Admin, &[verb, "-f", "-"], bad));
+        let p = result(&pctl_stdin(&c, &[verb, "-f", "-"], bad));
+        assert_eq!((&p.0, p.2), (&k.0, k.2), "{verb}");
+        assert_eq!(
+            p.1,
+            format!(
+                "{}note: data.enabled: yes is a boolean in YAML 1.1 (as kubectl reads it); \
+                 write \"yes\" for the string\n",
+                k.1
+            ),
+            "{verb}"
+        );
+    }
     let good = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: flags}\n\
                 data: {enabled: \"yes\", mode: \"0644\"}\n";
+    // A missing object named by a manifest: the error names the manifest.
+    same_stdin(
+        &c,
+        &["delete", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: missing}\n",
+    );
     let created = pctl_stdin(&c, &["create", "-f", "-"], good);
     assert_eq!(
         stdout(&created),

@@ -26,6 +26,28 @@ pub struct FileArgs {
 pub struct Manifest {
     pub source: String,
     pub object: Value,
+    /// Plain values read as YAML 1.1 booleans, named in the server's refusal.
+    pub booleans: Vec<crate::yaml::Boolean>,
+}
+
+impl Manifest {
+    /// The server's error in kubectl's words (`error when creating "FILE": ...`), with a note
+    /// naming each value YAML 1.1 read as a boolean when the server refused the object.
+    pub fn refused(&self, e: kube::Error, verb: &str) -> kube::Error {
+        let mut e = output::with_source(e, verb, &self.source);
+        if let kube::Error::Api(s) = &mut e {
+            if s.code == 400 {
+                for b in &self.booleans {
+                    s.message.push_str(&format!(
+                        "\nnote: {}: {} is a boolean in YAML 1.1 (as kubectl reads it); \
+                         write \"{}\" for the string",
+                        b.path, b.text, b.text
+                    ));
+                }
+            }
+        }
+        e
+    }
 }
 
 /// Every object in the given files (YAML documents or JSON), in order.
@@ -37,10 +59,11 @@ pub fn read_manifests(files: &[String]) -> Result<Vec<Value>> {
 pub fn read_sourced(files: &[String]) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     let mut add = |text: &str, source: String| -> Result<()> {
-        for object in parse_documents(text, &source)? {
+        for (object, booleans) in parse_documents_noting(text, &source)? {
             out.push(Manifest {
                 source: source.clone(),
                 object,
+                booleans,
             });
         }
         Ok(())
@@ -75,16 +98,20 @@ pub fn read_sourced(files: &[String]) -> Result<Vec<Manifest>> {
     Ok(out)
 }
 
-/// Splits multi-document YAML (or one JSON document), dropping empty documents.
-pub fn parse_documents(text: &str, source: &str) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    let docs = crate::yaml::documents(text).map_err(|e| {
+/// Splits multi-document YAML (or one JSON document), dropping empty documents; with the
+/// YAML 1.1 booleans of each document.
+fn parse_documents_noting(
+    text: &str,
+    source: &str,
+) -> Result<Vec<(Value, Vec<crate::yaml::Boolean>)>> {
+    let docs = crate::yaml::documents_noting(text).map_err(|e| {
         anyhow!("error: error parsing {source}: error converting YAML to JSON: {e}")
     })?;
-    for v in docs {
+    let mut out = Vec::new();
+    for (v, booleans) in docs {
         match v {
             Value::Null => {}
-            Value::Object(_) => out.push(v),
+            Value::Object(_) => out.push((v, booleans)),
             _ => {
                 return Err(anyhow!(
                     "error: error parsing {source}: a manifest must be an object"
@@ -222,8 +249,8 @@ impl Planned {
 
 pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
     let conn = resources::connect(g).await?;
-    for Manifest { source, object } in read_sourced(&a.files)? {
-        let p = Planned::new(&conn, object)?;
+    for m in read_sourced(&a.files)? {
+        let p = Planned::new(&conn, m.object.clone())?;
         let display = resources::display_name(p.r, &p.name);
         match p.api.get_opt(&p.name).await? {
             None => {
@@ -231,7 +258,7 @@ pub async fn apply(g: &Global, a: FileArgs) -> Result<()> {
                 p.api
                     .create(&PostParams::default(), &d)
                     .await
-                    .map_err(|e| output::with_source(e, "creating", &source))?;
+                    .map_err(|e| m.refused(e, "creating"))?;
                 outln!("{display} created");
             }
             Some(live) => {
@@ -263,9 +290,9 @@ mod tests {
 
     #[test]
     fn documents_and_deletions() {
-        let docs = parse_documents("a: 1\n---\n---\nb: 2\n", "x").unwrap();
+        let docs = parse_documents_noting("a: 1\n---\n---\nb: 2\n", "x").unwrap();
         assert_eq!(docs.len(), 2);
-        assert!(parse_documents("a: [", "x").is_err());
+        assert!(parse_documents_noting("a: [", "x").is_err());
         let d = deletions(
             &json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"x": 1}}),
             &json!({"metadata": {"labels": {"a": "1"}}}),

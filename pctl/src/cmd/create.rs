@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use kube::api::{DynamicObject, PostParams};
 use serde_json::{json, Value};
 
-use super::apply::read_sourced;
+use super::apply::{read_sourced, Manifest};
 use super::create_data;
 use crate::{output, resources, Global};
 
@@ -115,7 +115,7 @@ pub fn deployment(name: &str, images: &[String], replicas: i32, port: Option<i32
 async fn create_one(
     conn: &resources::Conn,
     mut obj: Value,
-    source: Option<&str>,
+    source: Option<&Manifest>,
     mode: DryRun,
     output: Option<&str>,
 ) -> Result<()> {
@@ -152,9 +152,9 @@ async fn create_one(
 
 /// The error of a refused create, in kubectl's words: a manifest's source before the
 /// server's message, or the generator's own line.
-fn create_error(e: kube::Error, source: Option<&str>, kind: &str) -> anyhow::Error {
+fn create_error(e: kube::Error, source: Option<&Manifest>, kind: &str) -> anyhow::Error {
     match (source, e) {
-        (Some(src), e) => output::with_source(e, "creating", src).into(),
+        (Some(m), e) => m.refused(e, "creating").into(),
         (None, kube::Error::Api(s)) if kind == "ConfigMap" => {
             anyhow!("error: failed to create configmap: {}", s.message)
         }
@@ -193,7 +193,7 @@ fn print_result(obj: &Value, mode: DryRun, output: Option<&str>) -> Result<()> {
 pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
     let mode = dry_run(&a.dry_run)?;
     let out = a.output.as_deref();
-    let objects: Vec<(Option<String>, Value)> = match a.what {
+    let objects: Vec<(Option<Manifest>, Value)> = match a.what {
         Some(What::Deployment {
             name,
             image,
@@ -219,11 +219,14 @@ pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
         None if a.files.is_empty() => return Err(anyhow!("error: must specify one of -f and -k")),
         None => read_sourced(&a.files)?
             .into_iter()
-            .map(|m| (Some(m.source), m.object))
+            .map(|m| {
+                let object = m.object.clone();
+                (Some(m), object)
+            })
             .collect(),
     };
     // As kubectl, a generated object names its namespace when -n was given.
-    let objects: Vec<(Option<String>, Value)> = objects
+    let objects: Vec<(Option<Manifest>, Value)> = objects
         .into_iter()
         .map(|(source, mut obj)| {
             if let (None, Some(ns)) = (&source, &g.namespace) {
@@ -246,7 +249,7 @@ pub async fn create(g: &Global, a: CreateArgs) -> Result<()> {
     };
     for (source, obj) in objects {
         match &conn {
-            Some(c) => create_one(c, obj, source.as_deref(), mode, out).await?,
+            Some(c) => create_one(c, obj, source.as_ref(), mode, out).await?,
             None => print_offline(obj, out)?,
         }
     }

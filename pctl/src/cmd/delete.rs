@@ -8,7 +8,7 @@ use clap::{ArgAction, Args};
 use kube::api::{DeleteParams, ListParams};
 use serde_json::Value;
 
-use super::apply::read_manifests;
+use super::apply::read_sourced;
 use crate::{output, resources, Global};
 
 #[derive(Debug, Args)]
@@ -73,8 +73,15 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
     } else {
         "deleted"
     };
-    let mut targets: Vec<(&'static api::registry::Resource, String, String)> = Vec::new();
-    for obj in read_manifests(&a.files)? {
+    // Each object with its manifest's source, which kubectl names in the server's errors.
+    let mut targets: Vec<(
+        &'static api::registry::Resource,
+        String,
+        String,
+        Option<String>,
+    )> = Vec::new();
+    for m in read_sourced(&a.files)? {
+        let obj = &m.object;
         let r = resources::resolve_kind(
             obj["apiVersion"].as_str().unwrap_or(""),
             obj["kind"].as_str().unwrap_or(""),
@@ -91,12 +98,13 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string(),
+            Some(m.source.clone()),
         ));
     }
     if !a.args.is_empty() {
         for (r, name) in resources::targets(&a.args)? {
             match name {
-                Some(n) => targets.push((r, conn.namespace.clone(), n)),
+                Some(n) => targets.push((r, conn.namespace.clone(), n, None)),
                 None => {
                     if a.selector.is_none() && !a.all {
                         bail!("error: resource(s) were provided, but no name was specified");
@@ -111,6 +119,7 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
                             r,
                             conn.namespace.clone(),
                             o.metadata.name.unwrap_or_default(),
+                            None,
                         ));
                     }
                 }
@@ -127,7 +136,7 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
     }
     let mut deleted = Vec::new();
     let mut failed = None;
-    for (r, ns, name) in targets {
+    for (r, ns, name, source) in targets {
         let api = resources::dynamic(&conn, r, Some(&ns));
         match api.delete(&name, &dp).await {
             Ok(either) => {
@@ -138,6 +147,10 @@ pub async fn delete(g: &Global, a: DeleteArgs) -> Result<()> {
             Err(kube::Error::Api(s)) if s.code == 404 && ignore_not_found => {}
             // kubectl goes on with the other objects and fails at the end.
             Err(e) => {
+                let e = match &source {
+                    Some(src) => output::with_source(e, "deleting", src),
+                    None => e,
+                };
                 errln!("{}", output::error_text(&anyhow::Error::from(e)));
                 failed = Some(anyhow::Error::new(output::Reported));
             }

@@ -6,4 +6,4 @@ mod read;
 mod resolve;
 
 pub use emit::to_string;
-pub use read::documents;
+pub use read::{documents, documents_noting, Boolean};

@@ -23,11 +23,30 @@ pub enum ReadError {
     ComplexKey(usize),
 }
 
+/// A plain value that YAML 1.1 reads as a boolean where YAML 1.2 would read a string (`yes`,
+/// `on`, `n`): where it is (`data.enabled`) and how it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Boolean {
+    pub path: String,
+    pub text: String,
+}
+
 /// Every document in `text`, in order (an empty document is `null`).
 pub fn documents(text: &str) -> Result<Vec<Value>, ReadError> {
+    Ok(documents_noting(text)?
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect())
+}
+
+/// [`documents`], each with the YAML 1.1 booleans it holds (for clearer errors).
+pub fn documents_noting(text: &str) -> Result<Vec<(Value, Vec<Boolean>)>, ReadError> {
     let mut r = Reader {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
+        path: Vec::new(),
+        in_key: false,
+        booleans: Vec::new(),
     };
     let mut out = Vec::new();
     loop {
@@ -43,7 +62,7 @@ pub fn documents(text: &str) -> Result<Vec<Value>, ReadError> {
                         v
                     }
                 };
-                out.push(v);
+                out.push((v, std::mem::take(&mut r.booleans)));
             }
             _ => {}
         }
@@ -53,6 +72,10 @@ pub fn documents(text: &str) -> Result<Vec<Value>, ReadError> {
 struct Reader<'a> {
     parser: Parser<std::str::Chars<'a>>,
     anchors: HashMap<usize, Value>,
+    /// Where the node being read is (`spec`, `containers`, `[0]`).
+    path: Vec<String>,
+    in_key: bool,
+    booleans: Vec<Boolean>,
 }
 
 impl Reader<'_> {
@@ -72,7 +95,20 @@ impl Reader<'_> {
                     .cloned()
                     .ok_or(ReadError::UnknownAnchor(mark.line()))
             }
-            Event::Scalar(text, style, anchor, tag) => (scalar(text, style, tag.as_ref())?, anchor),
+            Event::Scalar(text, style, anchor, tag) => {
+                let v = scalar(text.clone(), style, tag.as_ref())?;
+                let yaml_1_2_bool = matches!(
+                    text.as_str(),
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                );
+                if v.is_boolean() && !yaml_1_2_bool && !self.in_key {
+                    self.booleans.push(Boolean {
+                        path: self.path.concat().trim_start_matches('.').to_string(),
+                        text,
+                    });
+                }
+                (v, anchor)
+            }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
                 loop {
@@ -80,7 +116,10 @@ impl Reader<'_> {
                     if matches!(ev, Event::SequenceEnd) {
                         break;
                     }
-                    items.push(self.node(ev, mark)?);
+                    self.path.push(format!("[{}]", items.len()));
+                    let item = self.node(ev, mark);
+                    self.path.pop();
+                    items.push(item?);
                 }
                 (Value::Array(items), anchor)
             }
@@ -116,12 +155,19 @@ impl Reader<'_> {
                     }
                     continue;
                 }
-                Event::Scalar(..) | Event::Alias(_) => key_text(self.node(ev, mark)?),
+                Event::Scalar(..) | Event::Alias(_) => {
+                    self.in_key = true;
+                    let k = self.node(ev, mark);
+                    self.in_key = false;
+                    key_text(k?)
+                }
                 _ => return Err(ReadError::ComplexKey(mark.line())),
             };
             let (ev, mark) = self.next()?;
-            let v = self.node(ev, mark)?;
-            m.insert(key, v);
+            self.path.push(format!(".{key}"));
+            let v = self.node(ev, mark);
+            self.path.pop();
+            m.insert(key, v?);
         }
         for (k, v) in merged {
             m.entry(k).or_insert(v);
@@ -196,6 +242,17 @@ mod tests {
             documents("a: .inf"),
             Err(ReadError::Unsupported(s)) if s == "+Inf"
         ));
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_noted() {
+        let docs = documents_noting("data: {a: yes, b: true, on: x}\nl: [n, \"y\"]\n").unwrap();
+        let paths: Vec<(&str, &str)> = docs[0]
+            .1
+            .iter()
+            .map(|b| (b.path.as_str(), b.text.as_str()))
+            .collect();
+        assert_eq!(paths, [("data.a", "yes"), ("l[0]", "n")]);
     }
 
     #[test]
