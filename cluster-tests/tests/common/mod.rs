@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
+pub mod parity;
 pub mod pctl;
 
 use std::process::Output;
