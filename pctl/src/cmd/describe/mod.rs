@@ -1,6 +1,7 @@
 //! `describe`: an object's details and its events, as kubectl prints them. Each kind with
 //! sections of its own has a [`Describer`] in a file here; the others get [`generic`]'s.
 
+mod containers;
 mod deployment;
 mod events;
 mod generic;
