@@ -113,11 +113,7 @@ pub enum LockOp {
     /// Release of the lock held with `token` (a delete guarded by the create revision).
     Release { token: i64 },
     /// An append of `value` to the shared log while holding `token`; fenced or not.
-    Write {
-        token: i64,
-        fenced: bool,
-        value: u64,
-    },
+    Write { token: i64, fenced: bool, value: u64 },
 }
 
 /// One entry of the lock workload's shared log, as read back at the end.
