@@ -4,49 +4,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster_tests::{apiserver_binary, ApiCluster, ApiConfig, Identity::Admin};
+use cluster_tests::{ApiCluster, ApiConfig, Identity::Admin};
 use common::api::{api, cell, cells, header, kubectl_apply, start_api};
+use common::pctl::{ok, pctl, pctl_bin, pctl_command, pctl_stdin};
 use common::{stderr, stdout};
-
-/// The pctl binary, beside the apiserver's (build it with `cargo build -p pctl`).
-fn pctl_bin() -> PathBuf {
-    apiserver_binary().with_file_name("pctl")
-}
-
-/// pctl as admin, with the admin kubeconfig.
-fn pctl_command(c: &ApiCluster, args: &[&str]) -> Command {
-    let mut cmd = Command::new(pctl_bin());
-    cmd.arg(format!("--kubeconfig={}", c.kubeconfig(Admin).display()))
-        .args(args);
-    cmd
-}
-
-fn pctl(c: &ApiCluster, args: &[&str]) -> Output {
-    pctl_command(c, args)
-        .output()
-        .expect("running pctl (build it with `cargo build -p pctl`)")
-}
-
-/// pctl with `input` on its stdin.
-fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
-    let mut child = pctl_command(c, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running pctl");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("writing pctl's stdin");
-    child.wait_with_output().expect("waiting for pctl")
-}
 
 /// A pod with containers of `localhost/busybox:1.36` named `containers`, bound to `node` unless
 /// it is empty.
@@ -65,19 +29,6 @@ fn pod(name: &str, node: &str, containers: &[&str]) -> String {
          spec: {{{node}containers: [{}]}}\n",
         containers.join(", ")
     )
-}
-
-/// Runs pctl as admin and returns stdout, failing the test on a non-zero exit.
-#[track_caller]
-fn ok(c: &ApiCluster, args: &[&str]) -> String {
-    let out = pctl(c, args);
-    assert!(
-        out.status.success(),
-        "pctl {args:?} failed:\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -204,10 +155,11 @@ async fn everyday_commands() {
         ok(&c, &["rollout", "restart", "deployment/web"]),
         "deployment.apps/web restarted\n"
     );
+    // As kubectl's, line for line (pctl_parity compares more kinds).
     let describe = ok(&c, &["describe", "pod", "busybox"]);
-    assert!(
-        describe.contains("Name:           busybox") && describe.contains("Events:"),
-        "{describe}"
+    assert_eq!(
+        describe,
+        stdout(&c.kubectl(Admin, &["describe", "pod", "busybox"]))
     );
     // annotate key- removes the annotation.
     assert_eq!(
@@ -254,9 +206,16 @@ async fn everyday_commands() {
         &["create", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stdin}\n",
     );
+    // kubectl names the manifest's source in the server's error.
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-stdin}\n";
+    assert_eq!(
+        stderr(&again),
+        stderr(&c.kubectl_stdin(Admin, &["create", "-f", "-"], manifest))
+    );
     assert_eq!(
         stderr(&again).trim(),
-        "Error from server (AlreadyExists): configmaps \"from-stdin\" already exists"
+        "Error from server (AlreadyExists): error when creating \"STDIN\": configmaps \
+         \"from-stdin\" already exists"
     );
     // get -w: the list, then each change as it happens, until stopped.
     get_watch(&c);

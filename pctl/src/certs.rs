@@ -179,7 +179,7 @@ pub fn generate(a: CertsArgs) -> Result<()> {
         let cert = p.signed_by(&key, &ca, &ca_key)?;
         fs::write(a.dir.join(format!("{file}.crt")), cert.pem())?;
         write_key(&a.dir.join(format!("{file}.key")), &key.serialize_pem())?;
-        println!("{}/{file}.crt (CN={cn})", a.dir.display());
+        outln!("{}/{file}.crt (CN={cn})", a.dir.display());
     }
     Ok(())
 }
@@ -210,7 +210,7 @@ pub fn kubeconfig(a: KubeconfigArgs) -> Result<()> {
     let ca = b64(a.certs_dir.join("ca.crt"))?;
     let crt = b64(a.certs_dir.join(format!("{}.crt", a.user)))?;
     let key = b64(a.certs_dir.join(format!("{}.key", a.user)))?;
-    print!(
+    out!(
         concat!(
             "apiVersion: v1\n",
             "kind: Config\n",

@@ -1,10 +1,13 @@
 //! `pctl`: the cluster's CLI. Everyday commands behave and print like kubectl's (it talks to the
 //! apiserver through a standard kubeconfig); `certs` and `kubeconfig` set a cluster up.
 
+#[macro_use]
+mod output;
 mod certs;
 mod cmd;
-mod output;
+mod jsonpath;
 mod resources;
+mod yaml;
 
 use std::path::PathBuf;
 
@@ -71,6 +74,26 @@ enum Command {
     Top(cmd::top::TopArgs),
     /// Manage the rollout of a deployment (restart).
     Rollout(cmd::rollout::RolloutArgs),
+    /// Show what `apply -f` would change (exit 1 when something would).
+    Diff(cmd::apply::FileArgs),
+    /// Document a kind or one of its fields, from the server's OpenAPI schemas.
+    Explain(cmd::explain::ExplainArgs),
+    /// Edit a resource in $KUBE_EDITOR or $EDITOR.
+    Edit(cmd::edit::EditArgs),
+    /// Update fields of a resource with a strategic, merge or JSON patch.
+    Patch(cmd::patch::PatchArgs),
+    /// Set specific features on objects (image).
+    Set(cmd::set::SetArgs),
+    /// Wait for a condition on one or many resources.
+    Wait(cmd::wait::WaitArgs),
+    /// Print pctl's version and the server's.
+    Version(cmd::version::VersionArgs),
+    /// Print the resources the server supports.
+    ApiResources(cmd::api_resources::ApiResourcesArgs),
+    /// Print the API versions the server supports, as "group/version".
+    ApiVersions,
+    /// Display the address of the control plane.
+    ClusterInfo,
     /// Administer the store cluster: members, backups.
     Store(cmd::store::StoreArgs),
     /// Make a CA and every certificate the cluster's components use.
@@ -92,8 +115,7 @@ async fn main() {
         // blocked, and ending the runtime would wait for it.
         Command::Exec(a) => match cmd::pod::exec(&cli.global, a).await {
             Ok(code) => {
-                use std::io::Write;
-                let _ = std::io::stdout().flush();
+                output::flush_stdout();
                 std::process::exit(code)
             }
             Err(e) => Err(e),
@@ -110,12 +132,34 @@ async fn main() {
         Command::Taint(a) => cmd::node::taint(&cli.global, a).await,
         Command::Rollout(a) => cmd::rollout::rollout(&cli.global, a).await,
         Command::Top(a) => cmd::top::top(&cli.global, a).await,
+        Command::Diff(a) => match cmd::diff::diff(&cli.global, a).await {
+            Ok(code) => {
+                output::flush_stdout();
+                std::process::exit(code)
+            }
+            Err(e) => Err(e),
+        },
+        Command::Explain(a) => cmd::explain::explain(&cli.global, a).await,
+        Command::Edit(a) => cmd::edit::edit(&cli.global, a).await,
+        Command::Patch(a) => cmd::patch::patch(&cli.global, a).await,
+        Command::Set(a) => cmd::set::set(&cli.global, a).await,
+        Command::Wait(a) => cmd::wait::wait(&cli.global, a).await,
+        Command::Version(a) => cmd::version::version(&cli.global, a).await,
+        Command::ApiResources(a) => cmd::api_resources::api_resources(&cli.global, a).await,
+        Command::ApiVersions => cmd::api_resources::api_versions(&cli.global).await,
+        Command::ClusterInfo => cmd::cluster_info::cluster_info(&cli.global).await,
         Command::Store(a) => cmd::store::store(a).await,
         Command::Certs(a) => certs::generate(a),
         Command::Kubeconfig(a) => certs::kubeconfig(a),
     };
     if let Err(e) = result {
-        eprintln!("{}", output::error_text(&e));
+        // The reader of the output went away (`pctl logs p | head -1`): end quietly.
+        if output::is_broken_pipe(&e) {
+            std::process::exit(0);
+        }
+        if e.downcast_ref::<output::Reported>().is_none() {
+            errln!("{}", output::error_text(&e));
+        }
         std::process::exit(1);
     }
 }

@@ -1,11 +1,92 @@
 //! Printing as kubectl does: errors (`Error from server (NotFound): ...`), the server's
-//! tables with aligned upper-case columns, YAML and JSON.
+//! tables with aligned upper-case columns, YAML and JSON. Every command prints through
+//! `out!`/`outln!` (and `errln!` for stderr), which end the process
+//! quietly when the reader of the output has gone away (`pctl get pods | head -1`).
+
+use std::io::Write;
 
 use anyhow::Result;
 use serde_json::Value;
 
+/// `print!` that ends the process quietly (exit 0) when stdout's reader is gone.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*), false) };
+}
+
+/// `println!` that ends the process quietly (exit 0) when stdout's reader is gone.
+macro_rules! outln {
+    () => { $crate::output::write_stdout(format_args!(""), true) };
+    ($($t:tt)*) => { $crate::output::write_stdout(format_args!($($t)*), true) };
+}
+
+/// `eprintln!` that ends the process quietly when stderr's reader is gone.
+macro_rules! errln {
+    ($($t:tt)*) => { $crate::output::write_stderr(format_args!($($t)*)) };
+}
+
+/// An error already printed (kubectl goes on past some failures and exits 1 at the end).
+#[derive(Debug, thiserror::Error)]
+#[error("the error was reported")]
+pub struct Reported;
+
+/// Whether `e` (or anything it was caused by) is a write to a pipe whose reader has gone.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Ends the process after a failed write: quietly with 0 when the reader is gone (as a
+/// SIGPIPE-killed kubectl says nothing), else with kubectl's error line and 1.
+fn write_failed(e: std::io::Error, stream: &str) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    let _ = writeln!(std::io::stderr(), "error: writing to {stream}: {e}");
+    std::process::exit(1);
+}
+
+/// Writes to stdout (and a newline when `newline`), ending the process if that fails.
+pub fn write_stdout(args: std::fmt::Arguments, newline: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|()| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = written {
+        write_failed(e, "stdout");
+    }
+}
+
+/// Writes one line to stderr, ending the process if that fails.
+pub fn write_stderr(args: std::fmt::Arguments) {
+    let mut err = std::io::stderr().lock();
+    if let Err(e) = err.write_fmt(args).and_then(|()| err.write_all(b"\n")) {
+        write_failed(e, "stderr");
+    }
+}
+
+/// Flushes stdout before the process exits on its own, with the same rule as the writes.
+pub fn flush_stdout() {
+    if let Err(e) = std::io::stdout().flush() {
+        write_failed(e, "stdout");
+    }
+}
+
+/// An error kubectl prints as it is, without `error: ` before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Plain(pub String);
+
 /// The line kubectl prints for an error.
 pub fn error_text(e: &anyhow::Error) -> String {
+    if let Some(p) = e.downcast_ref::<Plain>() {
+        return p.0.clone();
+    }
     for cause in e.chain() {
         if let Some(kube::Error::Api(s)) = cause.downcast_ref::<kube::Error>() {
             return format!("Error from server ({}): {}", s.reason, s.message);
@@ -16,6 +97,17 @@ pub fn error_text(e: &anyhow::Error) -> String {
         text
     } else {
         format!("error: {text}")
+    }
+}
+
+/// The server's error with kubectl's `error when creating "FILE": ` before its message.
+pub fn with_source(e: kube::Error, verb: &str, source: &str) -> kube::Error {
+    match e {
+        kube::Error::Api(mut s) => {
+            s.message = format!("error when {verb} {source:?}: {}", s.message);
+            kube::Error::Api(s)
+        }
+        other => other,
     }
 }
 
@@ -122,9 +214,26 @@ pub fn align(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// JSON as kubectl prints it (Go's `json.MarshalIndent` with four spaces): keys sorted,
+/// `<`, `>`, `&` and the line separators escaped.
+pub fn json(v: &Value) -> Result<String> {
+    use serde::Serialize;
+    let mut buf = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    v.serialize(&mut serde_json::Serializer::with_formatter(&mut buf, fmt))?;
+    let text = String::from_utf8(buf)?;
+    // These characters only occur inside strings in JSON text, so replacing them is safe.
+    Ok(text
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029"))
+}
+
 /// YAML as kubectl prints it.
 pub fn yaml(v: &Value) -> Result<String> {
-    Ok(serde_norway::to_string(v)?)
+    Ok(crate::yaml::to_string(v))
 }
 
 #[cfg(test)]
@@ -151,6 +260,10 @@ mod tests {
         assert_eq!(
             align(&table_rows(&t, false, false, true)),
             "NAME   READY\nweb    1/1\na      0/1\n"
+        );
+        assert_eq!(
+            json(&json!({"b": [], "a": {"x": "<&>"}})).unwrap(),
+            "{\n    \"a\": {\n        \"x\": \"\\u003c\\u0026\\u003e\"\n    },\n    \"b\": []\n}"
         );
         assert_eq!(
             align(&table_rows(&t, true, true, true))

@@ -1,30 +1,81 @@
 //! Connecting to the apiserver and naming resources as kubectl users do (`po`, `deploy`,
 //! `pods/web`, `deployment.apps`), through the shared resource registry.
 
+use std::path::PathBuf;
+
 use anyhow::{anyhow, Context, Result};
 use api::registry::{self, Resource};
 use kube::{
     api::{Api, DynamicObject},
+    config::Kubeconfig,
     discovery::ApiResource,
 };
 
 use crate::Global;
 
-/// A connected client and the namespace commands act in.
+/// A connected client, the namespace commands act in, and the server's address.
 pub struct Conn {
     pub client: kube::Client,
     pub namespace: String,
+    pub url: String,
+}
+
+/// The kubeconfig kubectl would use: `--kubeconfig`, else the files `KUBECONFIG` lists
+/// (merged, missing ones skipped), else `~/.kube/config`.
+fn kubeconfig(g: &Global) -> Result<Kubeconfig> {
+    if let Some(p) = &g.kubeconfig {
+        return Ok(Kubeconfig::read_from(p)?);
+    }
+    match kubeconfig_env() {
+        Some(paths) if !paths.is_empty() => {
+            let mut merged = Kubeconfig::default();
+            for p in paths {
+                merged = merged.merge(Kubeconfig::read_from(&p)?)?;
+            }
+            Ok(merged)
+        }
+        _ => Ok(Kubeconfig::read()?),
+    }
 }
 
 pub async fn connect(g: &Global) -> Result<Conn> {
-    let (client, default_ns) =
-        client::from_kubeconfig(g.kubeconfig.as_deref(), g.context.as_deref())
-            .await
-            .context("connecting to the cluster")?;
+    let options = kube::config::KubeConfigOptions {
+        context: g.context.clone(),
+        ..Default::default()
+    };
+    let config = async {
+        let kc = kubeconfig(g)?;
+        anyhow::Ok(kube::Config::from_custom_kubeconfig(kc, &options).await?)
+    }
+    .await
+    .context("connecting to the cluster")?;
+    let namespace = g
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let url = config.cluster_url.to_string();
     Ok(Conn {
-        client,
-        namespace: g.namespace.clone().unwrap_or(default_ns),
+        client: kube::Client::try_from(config)?,
+        namespace,
+        url,
     })
+}
+
+/// The files `KUBECONFIG` lists that exist: kubectl skips the missing ones. None when it
+/// is unset or empty.
+fn kubeconfig_env() -> Option<Vec<PathBuf>> {
+    let list = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())?;
+    Some(existing(std::env::split_paths(&list)))
+}
+
+fn existing(paths: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in paths {
+        if !p.as_os_str().is_empty() && p.is_file() && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The resource a user names, or kubectl's error.
@@ -91,7 +142,16 @@ pub fn targets(args: &[String]) -> Result<Vec<(&'static Resource, Option<String>
     }
     let mut types = Vec::new();
     for t in first.split(',') {
-        types.push(resolve(t)?);
+        if t == "all" {
+            // The "all" category, in discovery order, as kubectl expands it.
+            types.extend(
+                registry::RESOURCES
+                    .iter()
+                    .filter(|r| r.categories.contains(&"all")),
+            );
+        } else {
+            types.push(resolve(t)?);
+        }
     }
     if args.len() == 1 {
         return Ok(types.into_iter().map(|r| (r, None)).collect());
@@ -137,6 +197,19 @@ mod tests {
             ("Deployment", Some("web"))
         );
         assert!(targets(&["widgets".into()]).is_err());
+        let all: Vec<&str> = targets(&["all".into()])
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.plural)
+            .collect();
+        assert_eq!(all, ["pods", "services", "deployments", "replicasets"]);
         assert_eq!(display_name(t[0].0, "web"), "deployment.apps/web");
+    }
+
+    #[test]
+    fn missing_kubeconfig_files_are_skipped() {
+        let here = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let paths = std::env::split_paths("/nonexistent/kubeconfig::").chain([here.clone()]);
+        assert_eq!(existing(paths), vec![here]);
     }
 }

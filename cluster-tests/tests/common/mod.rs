@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod api;
+pub mod parity;
+pub mod pctl;
 
 use std::process::Output;
 use std::time::{Duration, Instant};

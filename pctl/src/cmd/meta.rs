@@ -1,4 +1,5 @@
-//! `label` and `annotate`: add (`k=v`), overwrite (`--overwrite`), remove (`k-`).
+//! `label` and `annotate`: add (`k=v`), overwrite (`--overwrite`), remove (`k-`), on named
+//! objects or on every object of a type (`-l SELECTOR`, `--all`).
 
 use std::collections::BTreeMap;
 
@@ -17,12 +18,27 @@ pub struct MetaArgs {
     /// Allow replacing existing values.
     #[arg(long)]
     pub overwrite: bool,
+    /// Update every object of TYPE that matches this label selector.
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Update every object of TYPE in the namespace.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub enum Field {
     Labels,
     Annotations,
+}
+
+impl Field {
+    fn noun(self) -> &'static str {
+        match self {
+            Field::Labels => "label",
+            Field::Annotations => "annotation",
+        }
+    }
 }
 
 /// Splits `k=v` and `k-` arguments into (set, remove).
@@ -57,12 +73,34 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
         Field::Labels => "labels",
         Field::Annotations => "annotations",
     };
+    if set.is_empty() && remove.is_empty() {
+        return Err(anyhow!(
+            "error: at least one {} update is required",
+            field.noun()
+        ));
+    }
+    let mut objects = Vec::new();
     for (r, name) in resources::targets(what)? {
-        let name = name.ok_or_else(|| {
-            anyhow!("error: resource(s) were provided, but no name was specified")
-        })?;
         let api = resources::dynamic(&conn, r, Some(&conn.namespace));
-        let obj = api.get(&name).await?;
+        match name {
+            Some(n) => objects.push((r, api.get(&n).await?)),
+            None if a.selector.is_some() || a.all => {
+                let mut lp = kube::api::ListParams::default();
+                if let Some(l) = &a.selector {
+                    lp = lp.labels(l);
+                }
+                objects.extend(api.list(&lp).await?.items.into_iter().map(|o| (r, o)));
+            }
+            None => {
+                return Err(anyhow!(
+                    "error: resource(s) were provided, but no name was specified"
+                ))
+            }
+        }
+    }
+    for (r, obj) in objects {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api = resources::dynamic(&conn, r, Some(&conn.namespace));
         let current = match field {
             Field::Labels => obj.metadata.labels.clone().unwrap_or_default(),
             Field::Annotations => obj.metadata.annotations.clone().unwrap_or_default(),
@@ -85,16 +123,22 @@ pub async fn update(g: &Global, a: MetaArgs, field: Field) -> Result<()> {
         for k in &remove {
             m.insert(k.clone(), Value::Null);
         }
-        let patch = json!({"metadata": {key: m}});
-        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        let verb = match (field, set.is_empty()) {
-            (Field::Labels, true) => "unlabeled",
-            (Field::Labels, false) => "labeled",
+        let unchanged = set.iter().all(|(k, v)| current.get(k) == Some(v))
+            && remove.iter().all(|k| !current.contains_key(k));
+        if !unchanged {
+            let patch = json!({"metadata": {key: m}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+        }
+        let verb = match (field, set.is_empty(), unchanged) {
+            (Field::Labels, _, true) => "not labeled",
+            (Field::Labels, true, false) => "unlabeled",
+            (Field::Labels, false, false) => "labeled",
+            (Field::Annotations, _, true) => "not annotated",
             // kubectl annotate says "annotated" for removals too.
-            (Field::Annotations, _) => "annotated",
+            (Field::Annotations, _, false) => "annotated",
         };
-        println!("{} {verb}", resources::display_name(r, &name));
+        outln!("{} {verb}", resources::display_name(r, &name));
     }
     Ok(())
 }

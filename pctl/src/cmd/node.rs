@@ -46,7 +46,7 @@ async fn set_unschedulable(conn: &resources::Conn, name: &str, on: bool) -> Resu
         (true, true) => "already cordoned",
         (false, true) => "already uncordoned",
     };
-    println!("node/{name} {verb}");
+    outln!("node/{name} {verb}");
     Ok(())
 }
 
@@ -204,7 +204,7 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
                 .header("Content-Type", "application/json")
                 .body(serde_json::to_vec(&delete_options)?)?
         } else {
-            println!("evicting pod {ns}/{name}");
+            outln!("evicting pod {ns}/{name}");
             let eviction = json!({
                 "apiVersion": "policy/v1",
                 "kind": "Eviction",
@@ -231,7 +231,7 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
                 Some(p) if p.metadata.uid.as_deref() == Some(uid.as_str()) => {
                     still.push((ns, name, uid))
                 }
-                _ => println!(
+                _ => outln!(
                     "pod/{name} {}",
                     if a.disable_eviction {
                         "deleted"
@@ -260,7 +260,7 @@ pub async fn drain(g: &Global, a: DrainArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    println!("node/{} drained", a.node);
+    outln!("node/{} drained", a.node);
     Ok(())
 }
 
@@ -383,7 +383,7 @@ pub async fn taint(g: &Global, a: TaintArgs) -> Result<()> {
         &Patch::Merge(&json!({"spec": {"taints": taints}})),
     )
     .await?;
-    println!(
+    outln!(
         "node/{node} {}",
         if removed { "untainted" } else { "tainted" }
     );

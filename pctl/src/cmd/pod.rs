@@ -89,7 +89,7 @@ async fn default_container(
         .map(|s| s.containers.into_iter().map(|c| c.name).collect())
         .unwrap_or_default();
     if names.len() > 1 {
-        eprintln!(
+        errln!(
             "Defaulted container {:?} out of: {}",
             names[0],
             names.join(", ")
@@ -217,7 +217,7 @@ pub async fn exec(g: &Global, a: ExecArgs) -> Result<i32> {
     let tty = a.stdin && a.tty && {
         let terminal = std::io::stdin().is_terminal();
         if !terminal {
-            eprintln!("{NO_TTY_WARNING}");
+            errln!("{NO_TTY_WARNING}");
         }
         terminal
     };
@@ -285,7 +285,7 @@ pub async fn exec(g: &Global, a: ExecArgs) -> Result<i32> {
         .and_then(|m| m.parse::<i32>().ok());
     match code {
         Some(code) => {
-            eprintln!("command terminated with exit code {code}");
+            errln!("command terminated with exit code {code}");
             Ok(code)
         }
         None => Err(anyhow!("error: {}", status.message.unwrap_or_default())),

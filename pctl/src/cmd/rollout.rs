@@ -98,7 +98,7 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 }}}}});
                 api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
-                println!("{} restarted", resources::display_name(deploy_r, &name));
+                outln!("{} restarted", resources::display_name(deploy_r, &name));
             }
         }
         RolloutCmd::Status {
@@ -114,7 +114,7 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                     let d = serde_json::to_value(api.get(&name).await?)?;
                     let (msg, done) = status_line(&name, &d)?;
                     if msg != last {
-                        print!("{msg}");
+                        out!("{msg}");
                         last = msg;
                     }
                     if done || !watch {
@@ -132,16 +132,27 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 let d = serde_json::to_value(api.get(&name).await?)?;
                 let history = history(&conn, &d).await?;
                 let display = resources::display_name(deploy_r, &name);
+                // kubectl checks for no history before looking for the revision.
+                if history.is_empty() {
+                    if revision > 0 {
+                        outln!("{display} with revision #{revision}");
+                    } else {
+                        outln!("{display} ");
+                    }
+                    outln!("No rollout history found.");
+                    continue;
+                }
                 if revision > 0 {
                     let rs = history
                         .iter()
                         .find(|(r, _)| *r == revision)
                         .ok_or_else(|| anyhow!("error: unable to find the specified revision"))?;
-                    println!("{display} with revision #{revision}");
-                    print!("{}", template_text(&rs.1["spec"]["template"]));
+                    outln!("{display} with revision #{revision}");
+                    // kubectl prints the template (which ends with a newline) as a line.
+                    outln!("{}", template_text(&rs.1["spec"]["template"]));
                     continue;
                 }
-                println!("{display} ");
+                outln!("{display} ");
                 let mut rows = vec![vec!["REVISION".to_string(), "CHANGE-CAUSE".to_string()]];
                 for (rev, rs) in &history {
                     let cause = rs
@@ -151,8 +162,8 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                         .unwrap_or("<none>");
                     rows.push(vec![rev.to_string(), cause.to_string()]);
                 }
-                print!("{}", output::align(&rows));
-                println!();
+                out!("{}", output::align(&rows));
+                outln!();
             }
         }
         RolloutCmd::Undo { args, to_revision } => {
@@ -187,7 +198,7 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                 // Templates compare as the deployment controller compares them: without the hash.
                 let template = without_hash(&target.1["spec"]["template"]);
                 if template == without_hash(&d["spec"]["template"]) {
-                    println!(
+                    outln!(
                         "{display} skipped rollback (current template already matches revision {})",
                         target.0
                     );
@@ -230,7 +241,7 @@ pub async fn rollout(g: &Global, a: RolloutArgs) -> Result<()> {
                     .header("Content-Type", "application/json-patch+json")
                     .body(serde_json::to_vec(&ops)?)?;
                 conn.client.request_text(req).await?;
-                println!("{display} rolled back");
+                outln!("{display} rolled back");
             }
         }
     }
@@ -347,62 +358,12 @@ fn without_hash(t: &Value) -> Value {
     t
 }
 
-/// A revision's pod template, as `rollout history --revision` prints it.
+/// A revision's pod template, as `rollout history --revision` prints it: describe's Pod
+/// Template section, its tabs left in (kubectl does not align it).
 fn template_text(t: &Value) -> String {
-    let mut out = String::from("Pod Template:\n");
-    let labels = t
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|l| {
-            l.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    out.push_str(&format!(
-        "  Labels:\t{}\n",
-        if labels.is_empty() {
-            "<none>".to_string()
-        } else {
-            labels.join("\n\t\t")
-        }
-    ));
-    out.push_str("  Containers:\n");
-    for c in t
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
-    {
-        out.push_str(&format!("   {}:\n", c["name"].as_str().unwrap_or("")));
-        out.push_str(&format!(
-            "    Image:\t{}\n",
-            c["image"].as_str().unwrap_or("")
-        ));
-        if let Some(ports) = c["ports"].as_array() {
-            let p: Vec<String> = ports
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}/{}",
-                        p["containerPort"],
-                        p["protocol"].as_str().unwrap_or("TCP")
-                    )
-                })
-                .collect();
-            out.push_str(&format!("    Port:\t{}\n", p.join(", ")));
-        }
-        if let Some(cmd) = c["command"].as_array() {
-            out.push_str(&format!(
-                "    Command:\t{}\n",
-                cmd.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ));
-        }
-    }
-    out
+    let mut w = super::describe::text::Text::default();
+    super::describe::pod::template(&mut w, t);
+    w.raw()
 }
 
 #[cfg(test)]

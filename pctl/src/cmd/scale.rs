@@ -37,7 +37,7 @@ pub async fn scale(g: &Global, a: ScaleArgs) -> Result<()> {
             .header("Content-Type", "application/merge-patch+json")
             .body(body)?;
         conn.client.request_text(req).await?;
-        println!("{} scaled", resources::display_name(r, &name));
+        outln!("{} scaled", resources::display_name(r, &name));
     }
     Ok(())
 }

@@ -148,8 +148,8 @@ pub async fn store(a: StoreArgs) -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.store")));
             restore(file, name, &dir)?;
-            println!("Snapshot restored into {} (member {name})", dir.display());
-            println!(
+            outln!("Snapshot restored into {} (member {name})", dir.display());
+            outln!(
                 "Start it with: store --name {name} --data-dir {} --initial-cluster-state new ...",
                 dir.display()
             );
@@ -218,7 +218,7 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
                     m.is_learner().to_string(),
                 ]);
             }
-            print!("{}", output::align(&rows));
+            out!("{}", output::align(&rows));
         }
         MemberOp::Add { name, peer_urls } => {
             let resp = c.member_add(peer_urls, None).await?;
@@ -226,7 +226,7 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
                 .member()
                 .ok_or_else(|| anyhow!("the store did not return the added member"))?;
             let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or_default();
-            println!("Member {:x} added to cluster {cluster_id:x}", added.id());
+            outln!("Member {:x} added to cluster {cluster_id:x}", added.id());
             let mut initial = Vec::new();
             for m in resp.member_list() {
                 let n = if m.id() == added.id() {
@@ -238,9 +238,9 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
                     initial.push(format!("{n}={u}"));
                 }
             }
-            println!();
-            println!("Start it with:");
-            println!(
+            outln!();
+            outln!("Start it with:");
+            outln!(
                 "store --name {name} --initial-advertise-peer-urls {} --listen-peer-urls {} \
                  --initial-cluster {} --initial-cluster-state existing",
                 peer_urls.join(","),
@@ -264,7 +264,7 @@ async fn member(a: &StoreArgs, op: &MemberOp) -> Result<()> {
             };
             let resp = c.member_remove(id).await?;
             let cluster_id = resp.header().map(|h| h.cluster_id()).unwrap_or_default();
-            println!("Member {id:x} removed from cluster {cluster_id:x}");
+            outln!("Member {id:x} removed from cluster {cluster_id:x}");
         }
     }
     Ok(())
@@ -286,7 +286,7 @@ async fn save(a: &StoreArgs, file: &Path) -> Result<()> {
     while let Some(msg) = stream.message().await? {
         out.write(msg.blob())?;
         if last_report.elapsed() > Duration::from_secs(1) {
-            eprintln!(
+            errln!(
                 "received {} bytes, {} to go",
                 out.len(),
                 msg.remaining_bytes()
@@ -300,7 +300,7 @@ async fn save(a: &StoreArgs, file: &Path) -> Result<()> {
         }
         e => e.into(),
     })?;
-    println!("Snapshot saved at {} ({size} bytes)", file.display());
+    outln!("Snapshot saved at {} ({size} bytes)", file.display());
     Ok(())
 }
 

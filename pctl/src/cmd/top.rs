@@ -127,7 +127,7 @@ async fn nodes(conn: &resources::Conn, a: TopNodeArgs) -> Result<()> {
             ))
         })
         .collect();
-    print!("{}", node_lines(&metrics, &allocatable, !a.no_headers)?);
+    out!("{}", node_lines(&metrics, &allocatable, !a.no_headers)?);
     Ok(())
 }
 
@@ -183,13 +183,13 @@ async fn pods(conn: &resources::Conn, a: TopPodArgs) -> Result<()> {
             bail!("error: metrics not available yet");
         }
         if a.all_namespaces {
-            eprintln!("No resources found");
+            errln!("No resources found");
         } else {
-            eprintln!("No resources found in {} namespace.", conn.namespace);
+            errln!("No resources found in {} namespace.", conn.namespace);
         }
         return Ok(());
     }
-    print!(
+    out!(
         "{}",
         pod_lines(&metrics, a.all_namespaces, a.containers, !a.no_headers)?
     );
