@@ -158,27 +158,45 @@ containerd_start() {
   dir=$(cd "$1" && pwd) || return 1
   [ -f "$dir/config.toml" ] || { _cd_err "$dir/config.toml is missing: configure first"; return 1; }
   local sock="$dir/containerd.sock" pid
+  local started="" attempt
   if pid=$(containerd_pid "$dir"); then
     _cd_log "already running (pid $pid, $sock)"
-  else
-    rm -f "$sock" "$sock.ttrpc"
-    _cd_log "starting (socket $sock, log $dir/containerd.log)"
-    # setsid: its own session, so a terminal's Ctrl-C does not reach it (down.sh stops it).
-    setsid "$CONTAINERD_BIN" --config "$dir/config.toml" --root "$dir/root" --state "$dir/state" \
-      --address "$sock" --log-level info >> "$dir/containerd.log" 2>&1 < /dev/null &
-    echo $! > "$dir/containerd.pid"
   fi
-  local i
-  for i in $(seq 1 150); do
-    if [ -S "$sock" ] && _containerd_cri_ok "$dir"; then
-      return 0
+  for attempt in 1 2; do
+    if [ -z "$pid" ]; then
+      rm -f "$sock" "$sock.ttrpc"
+      _cd_log "starting (socket $sock, log $dir/containerd.log)"
+      # setsid: its own session, so a terminal's Ctrl-C does not reach it (down.sh stops it).
+      setsid "$CONTAINERD_BIN" --config "$dir/config.toml" --root "$dir/root" --state "$dir/state" \
+        --address "$sock" --log-level info >> "$dir/containerd.log" 2>&1 < /dev/null &
+      started=$!
+      echo "$started" > "$dir/containerd.pid"
     fi
-    if ! containerd_pid "$dir" >/dev/null; then
-      _cd_err "containerd exited; last lines of $dir/containerd.log:"
-      tail -20 "$dir/containerd.log" >&2
-      return 1
-    fi
-    sleep 0.2
+    local i
+    for i in $(seq 1 150); do
+      if [ -S "$sock" ] && _containerd_cri_ok "$dir"; then
+        return 0
+      fi
+      if ! containerd_pid "$dir" >/dev/null; then
+        local status="unknown"
+        if [ -n "$started" ]; then
+          wait "$started" 2>/dev/null && status=0 || status=$?
+        fi
+        _cd_err "containerd exited (status $status); last lines of $dir/containerd.log:"
+        tail -20 "$dir/containerd.log" >&2
+        # Seen once on a fresh machine: the first start exited at once without a word. A
+        # second start is made (and said); a containerd that fails twice is an error.
+        if [ "$attempt" = 1 ] && [ -n "$started" ]; then
+          _cd_err "starting containerd once more"
+          pid=""
+          sleep 1
+          continue 2
+        fi
+        return 1
+      fi
+      sleep 0.2
+    done
+    break
   done
   _cd_err "containerd's CRI plugin did not come up within 30 s; see $dir/containerd.log"
   tail -20 "$dir/containerd.log" >&2
