@@ -91,15 +91,7 @@ async fn run_one(cfg: &runner::RunConfig) -> (runner::RunConfig, Result<Report>)
 }
 
 fn row(cfg: &runner::RunConfig, report: &Result<Report>) -> String {
-    let nemesis = if cfg.nemeses.is_empty() {
-        "none".to_owned()
-    } else {
-        cfg.nemeses
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join("+")
-    };
+    let nemesis = nemesis::names(&cfg.nemeses, "+");
     let (verdict, faults, operations, checks) = match report {
         Ok(r) => (
             if r.valid { "valid" } else { "INVALID" }.to_owned(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::history::Outcome;
-use super::nemesis::FaultWindow;
+use super::nemesis::{self, FaultWindow};
 use super::plot;
 use super::runner::RunConfig;
 use super::workload::{Checked, Timing};
@@ -80,15 +80,7 @@ fn operations(timings: &[Timing]) -> String {
 
 /// The command line that repeats this run.
 pub fn command(cfg: &RunConfig) -> String {
-    let nemesis = if cfg.nemeses.is_empty() {
-        "none".to_owned()
-    } else {
-        cfg.nemeses
-            .iter()
-            .map(|k| k.name())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let nemesis = nemesis::names(&cfg.nemeses, ",");
     format!(
         "jepsen --workload {} --nemesis {nemesis} --flavor {} --members {} --time {} --clients {} --rate {} --seed {}",
         cfg.workload,

@@ -40,15 +40,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// A short name: `register-kill-store-seed42`.
     pub fn name(&self) -> String {
-        let nemesis = if self.nemeses.is_empty() {
-            "none".to_owned()
-        } else {
-            self.nemeses
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join("+")
-        };
+        let nemesis = nemesis::names(&self.nemeses, "+");
         format!(
             "{}-{nemesis}-{}-seed{}",
             self.workload,
@@ -103,15 +95,7 @@ pub async fn run(cfg: &RunConfig) -> Result<Report> {
         "==> running {} clients for {:?} with nemesis {}",
         cfg.clients,
         cfg.duration,
-        if schedule.is_empty() {
-            "none".to_owned()
-        } else {
-            cfg.nemeses
-                .iter()
-                .map(|k| k.name())
-                .collect::<Vec<_>>()
-                .join(",")
-        }
+        nemesis::names(&cfg.nemeses, ",")
     ));
 
     let ticker = cfg.progress.then(|| {

@@ -90,6 +90,14 @@ impl FromStr for Kind {
     }
 }
 
+/// The kinds' names joined by `sep` (`kill+pause`), or `none`.
+pub fn names(kinds: &[Kind], sep: &str) -> String {
+    if kinds.is_empty() {
+        return "none".to_owned();
+    }
+    kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(sep)
+}
+
 /// Parses `none`, `all` or a comma-separated list of nemesis names.
 pub fn parse_kinds(s: &str) -> Result<Vec<Kind>> {
     match s.trim() {

@@ -17,7 +17,7 @@ use kube::api::{Api, PostParams, WatchEvent, WatchParams};
 use rand::Rng;
 use tokio::task::JoinHandle;
 
-use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Workload};
+use super::{Checked, Ctx, Graded, Progress, Recorder, Workload};
 use crate::jepsen::apihosts::ApiHosts;
 use crate::jepsen::check;
 use crate::jepsen::check::api_watch::{ObjectEvent, WatcherLog};
@@ -282,14 +282,13 @@ impl Workload for ApiWorkload {
             }
             let history = self.recorder.history();
             let logs = self.logs.lock().map(|l| l.clone()).unwrap_or_default();
-            Ok(Checked {
-                results: vec![
+            Ok(Checked::of(
+                &history,
+                vec![
                     Graded::must_hold(check::register::check(&history)),
                     Graded::must_hold(check::api_watch::check(&logs, &finals)),
                 ],
-                timings: timings(&history),
-                history_jsonl: jsonl(&history),
-            })
+            ))
         })
     }
 }

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
+use super::{run_clients, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{Mop, Outcome, TxnOp as Transaction};
 
@@ -173,7 +173,7 @@ impl Append {
 impl Workload for Append {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
+            run_clients(ctx, |i| self.client(ctx, i)).await;
             Ok(())
         })
     }
@@ -182,11 +182,7 @@ impl Workload for Append {
         Box::pin(async move {
             let history = self.recorder.history();
             let result = check::append::check(&history);
-            Ok(Checked {
-                results: vec![Graded::must_hold(result)],
-                timings: timings(&history),
-                history_jsonl: jsonl(&history),
-            })
+            Ok(Checked::of(&history, vec![Graded::must_hold(result)]))
         })
     }
 }

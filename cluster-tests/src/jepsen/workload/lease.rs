@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
+use super::{run_clients, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{LeaseOp, Outcome};
 
@@ -207,7 +207,7 @@ impl Lease {
 impl Workload for Lease {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
+            run_clients(ctx, |i| self.client(ctx, i)).await;
             Ok(())
         })
     }
@@ -216,11 +216,7 @@ impl Workload for Lease {
         Box::pin(async move {
             let history = self.recorder.history();
             let result = check::lease::check(&history);
-            Ok(Checked {
-                results: vec![Graded::must_hold(result)],
-                timings: timings(&history),
-                history_jsonl: jsonl(&history),
-            })
+            Ok(Checked::of(&history, vec![Graded::must_hold(result)]))
         })
     }
 }

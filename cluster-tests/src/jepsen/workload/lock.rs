@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::client::connect;
-use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
+use super::{run_clients, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{LockOp, LogEntry, Op, Outcome};
 
@@ -216,7 +216,7 @@ async fn read_log(client: &mut Client, prefix: &str) -> Result<Vec<LogEntry>> {
 impl Workload for Lock {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
+            run_clients(ctx, |i| self.client(ctx, i)).await;
             Ok(())
         })
     }
@@ -257,11 +257,7 @@ impl Workload for Lock {
                 Graded::informational(check::lock::check_mutex(&history)),
                 Graded::informational(unfenced_result),
             ];
-            Ok(Checked {
-                results,
-                timings: timings(&history),
-                history_jsonl: jsonl(&history),
-            })
+            Ok(Checked::of(&history, results))
         })
     }
 }

@@ -165,6 +165,26 @@ pub struct Checked {
     pub history_jsonl: String,
 }
 
+impl Checked {
+    /// The checks of a history, with its timings and its JSON lines.
+    pub fn of<V: Serialize>(history: &[Op<V>], results: Vec<Graded>) -> Checked {
+        Checked {
+            results,
+            timings: timings(history),
+            history_jsonl: jsonl(history),
+        }
+    }
+}
+
+/// Runs `client(i)` for every client number at once, until they all return.
+pub async fn run_clients<F, Fut>(ctx: &Ctx, client: F)
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    futures::future::join_all((0..ctx.clients).map(client)).await;
+}
+
 /// One checker's result, and whether it must hold.
 pub struct Graded {
     pub result: CheckResult,

@@ -12,7 +12,7 @@ use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use futures::future::BoxFuture;
 use rand::Rng;
 
-use super::{jsonl, timings, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
+use super::{run_clients, Checked, Ctx, Graded, Progress, Recorder, Session, Workload};
 use crate::jepsen::check;
 use crate::jepsen::history::{Outcome, RegisterF, RegisterOp};
 
@@ -122,7 +122,7 @@ fn parse(bytes: &[u8]) -> u64 {
 impl Workload for Register {
     fn run<'a>(&'a self, ctx: &'a Ctx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            futures::future::join_all((0..ctx.clients).map(|i| self.client(ctx, i))).await;
+            run_clients(ctx, |i| self.client(ctx, i)).await;
             Ok(())
         })
     }
@@ -131,11 +131,7 @@ impl Workload for Register {
         Box::pin(async move {
             let history = self.recorder.history();
             let result = check::register::check(&history);
-            Ok(Checked {
-                results: vec![Graded::must_hold(result)],
-                timings: timings(&history),
-                history_jsonl: jsonl(&history),
-            })
+            Ok(Checked::of(&history, vec![Graded::must_hold(result)]))
         })
     }
 }
