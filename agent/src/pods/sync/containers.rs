@@ -145,18 +145,23 @@ impl Run<'_> {
         self.start(c, labels::attempt(latest) + 1, st, wake).await
     }
 
+    /// A container's start succeeded: no longer waiting, and the kubelet's `Started` event.
+    fn started(&self, c: &Container, st: &mut WorkerState) {
+        st.waiting.remove(&c.name);
+        self.ctx.events.emit(
+            self.pod,
+            Some(&c.name),
+            Normal,
+            "Started",
+            format!("Started container {}", c.name),
+        );
+    }
+
     /// Starts a container that was created but never started (the agent stopped in between).
     async fn start_created(&self, c: &Container, l: &api::ContainerStatus, st: &mut WorkerState) {
         match self.ctx.runtime.start_container(&l.id).await {
             Ok(()) => {
-                st.waiting.remove(&c.name);
-                self.ctx.events.emit(
-                    self.pod,
-                    Some(&c.name),
-                    Normal,
-                    "Started",
-                    format!("Started container {}", c.name),
-                );
+                self.started(c, st);
             }
             Err(e) => self.failed(c, "RunContainerError", e.to_string(), st),
         }
@@ -273,14 +278,7 @@ impl Run<'_> {
         );
         match self.ctx.runtime.start_container(&id).await {
             Ok(()) => {
-                st.waiting.remove(&c.name);
-                self.ctx.events.emit(
-                    self.pod,
-                    Some(&c.name),
-                    Normal,
-                    "Started",
-                    format!("Started container {}", c.name),
-                );
+                self.started(c, st);
                 self.post_start(c, &id).await;
             }
             Err(e) => {

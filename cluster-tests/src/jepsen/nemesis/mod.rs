@@ -5,10 +5,9 @@
 //! one member's clock would be a jump of the machine's (and needs CAP_SYS_TIME). Lease safety
 //! is tested under pauses instead, which is how a lease holder sees a stalled clock.
 
-mod kill;
+mod host;
 mod member;
 mod partition;
-mod pause;
 
 use std::fmt;
 use std::str::FromStr;
@@ -62,8 +61,8 @@ impl Kind {
 
     fn build(self) -> Box<dyn Nemesis> {
         match self {
-            Kind::Kill => Box::new(kill::Kill::default()),
-            Kind::Pause => Box::new(pause::Pause::default()),
+            Kind::Kill => Box::new(host::HostFault::kill()),
+            Kind::Pause => Box::new(host::HostFault::pause()),
             Kind::Partition => Box::new(partition::Partition),
             Kind::Member => Box::new(member::Member::default()),
         }
