@@ -198,3 +198,22 @@ pub(super) async fn pick_target(hosts: &mut StoreHosts, rng: &mut StdRng) -> (us
     };
     (target, Some(target) == leader)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nemesis_lists_parse_and_unknown_names_are_refused_by_name() {
+        assert_eq!(parse_kinds("none").unwrap(), Vec::<Kind>::new());
+        assert_eq!(parse_kinds("all").unwrap(), Kind::ALL.to_vec());
+        assert_eq!(
+            parse_kinds("partition,kill,kill").unwrap(),
+            vec![Kind::Kill, Kind::Partition]
+        );
+        let err = parse_kinds("kill,clock").unwrap_err().to_string();
+        assert!(err.contains("\"clock\""), "{err}");
+        assert_eq!(names(&[Kind::Kill, Kind::Pause], "+"), "kill+pause");
+        assert_eq!(names(&[], ","), "none");
+    }
+}
