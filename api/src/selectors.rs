@@ -40,11 +40,12 @@ struct Requirement {
 }
 
 impl Requirement {
-    fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
+    fn matches<'v>(&self, get: &dyn Fn(&str) -> Option<&'v str>) -> bool {
         let v = get(&self.key);
+        let listed = |v: &str| self.values.iter().any(|x| x == v);
         match self.op {
-            Op::Equals | Op::In => v.is_some_and(|v| self.values.contains(&v)),
-            Op::NotEquals | Op::NotIn => v.is_none_or(|v| !self.values.contains(&v)),
+            Op::Equals | Op::In => v.is_some_and(listed),
+            Op::NotEquals | Op::NotIn => v.is_none_or(|v| !listed(v)),
             Op::Exists => v.is_some(),
             Op::DoesNotExist => v.is_none(),
         }
@@ -287,14 +288,19 @@ impl LabelSelector {
 
     /// Whether a label map (JSON) matches.
     pub fn matches(&self, labels: &Map<String, Value>) -> bool {
-        let get = |k: &str| labels.get(k).and_then(Value::as_str).map(str::to_string);
+        let get = |k: &str| labels.get(k).and_then(Value::as_str);
         self.reqs.iter().all(|r| r.matches(&get))
     }
 
     /// Whether a label map matches.
     pub fn matches_btree(&self, labels: &BTreeMap<String, String>) -> bool {
-        let get = |k: &str| labels.get(k).cloned();
+        let get = |k: &str| labels.get(k).map(String::as_str);
         self.reqs.iter().all(|r| r.matches(&get))
+    }
+
+    /// Whether the labels that `get` looks up (a key's value, None when absent) match.
+    pub fn matches_by<'v>(&self, get: &dyn Fn(&str) -> Option<&'v str>) -> bool {
+        self.reqs.iter().all(|r| r.matches(get))
     }
 }
 
@@ -324,45 +330,76 @@ pub struct FieldSelector {
     terms: Vec<(String, bool, String)>,
 }
 
-/// The fields a resource can be selected by, and where each lives in the object.
+/// The fields a field selector may name: (kind, or "" for every kind; field; where it lives in
+/// the object).
+const FIELDS: &[(&str, &str, &str)] = &[
+    ("", "metadata.name", "/metadata/name"),
+    ("", "metadata.namespace", "/metadata/namespace"),
+    ("Pod", "spec.nodeName", "/spec/nodeName"),
+    ("Pod", "spec.restartPolicy", "/spec/restartPolicy"),
+    ("Pod", "spec.schedulerName", "/spec/schedulerName"),
+    ("Pod", "spec.serviceAccountName", "/spec/serviceAccountName"),
+    ("Pod", "spec.hostNetwork", "/spec/hostNetwork"),
+    ("Pod", "status.phase", "/status/phase"),
+    ("Pod", "status.podIP", "/status/podIP"),
+    (
+        "Pod",
+        "status.nominatedNodeName",
+        "/status/nominatedNodeName",
+    ),
+    ("Event", "involvedObject.kind", "/involvedObject/kind"),
+    (
+        "Event",
+        "involvedObject.namespace",
+        "/involvedObject/namespace",
+    ),
+    ("Event", "involvedObject.name", "/involvedObject/name"),
+    ("Event", "involvedObject.uid", "/involvedObject/uid"),
+    (
+        "Event",
+        "involvedObject.apiVersion",
+        "/involvedObject/apiVersion",
+    ),
+    (
+        "Event",
+        "involvedObject.resourceVersion",
+        "/involvedObject/resourceVersion",
+    ),
+    (
+        "Event",
+        "involvedObject.fieldPath",
+        "/involvedObject/fieldPath",
+    ),
+    ("Event", "reason", "/reason"),
+    ("Event", "reportingComponent", "/reportingComponent"),
+    ("Event", "source", "/source/component"),
+    ("Event", "type", "/type"),
+    ("Node", "spec.unschedulable", "/spec/unschedulable"),
+    ("Namespace", "status.phase", "/status/phase"),
+    ("Secret", "type", "/type"),
+    ("ReplicaSet", "status.replicas", "/status/replicas"),
+    ("Service", "spec.clusterIP", "/spec/clusterIP"),
+    ("Service", "spec.type", "/spec/type"),
+];
+
+/// Where `field` lives in objects of `kind`; None when they cannot be selected by it.
 fn field_path(kind: &str, field: &str) -> Option<&'static str> {
-    let common = match field {
-        "metadata.name" => Some("/metadata/name"),
-        "metadata.namespace" => Some("/metadata/namespace"),
-        _ => None,
-    };
-    common.or(match (kind, field) {
-        ("Pod", "spec.nodeName") => Some("/spec/nodeName"),
-        ("Pod", "spec.restartPolicy") => Some("/spec/restartPolicy"),
-        ("Pod", "spec.schedulerName") => Some("/spec/schedulerName"),
-        ("Pod", "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
-        ("Pod", "spec.hostNetwork") => Some("/spec/hostNetwork"),
-        ("Pod", "status.phase") => Some("/status/phase"),
-        ("Pod", "status.podIP") => Some("/status/podIP"),
-        ("Pod", "status.nominatedNodeName") => Some("/status/nominatedNodeName"),
-        ("Event", "involvedObject.kind") => Some("/involvedObject/kind"),
-        ("Event", "involvedObject.namespace") => Some("/involvedObject/namespace"),
-        ("Event", "involvedObject.name") => Some("/involvedObject/name"),
-        ("Event", "involvedObject.uid") => Some("/involvedObject/uid"),
-        ("Event", "involvedObject.apiVersion") => Some("/involvedObject/apiVersion"),
-        ("Event", "involvedObject.resourceVersion") => Some("/involvedObject/resourceVersion"),
-        ("Event", "involvedObject.fieldPath") => Some("/involvedObject/fieldPath"),
-        ("Event", "reason") => Some("/reason"),
-        ("Event", "reportingComponent") => Some("/reportingComponent"),
-        ("Event", "source") => Some("/source/component"),
-        ("Event", "type") => Some("/type"),
-        ("Node", "spec.unschedulable") => Some("/spec/unschedulable"),
-        ("Namespace", "status.phase") => Some("/status/phase"),
-        ("Secret", "type") => Some("/type"),
-        ("ReplicaSet", "status.replicas") => Some("/status/replicas"),
-        ("Service", "spec.clusterIP") => Some("/spec/clusterIP"),
-        ("Service", "spec.type") => Some("/spec/type"),
-        _ => None,
-    })
+    FIELDS
+        .iter()
+        .find(|(k, f, _)| *f == field && (k.is_empty() || *k == kind))
+        .map(|(_, _, p)| *p)
+}
+
+/// The fields objects of `kind` can be selected by, always in the same order.
+pub fn selectable_fields(kind: &str) -> impl Iterator<Item = &'static str> + '_ {
+    FIELDS
+        .iter()
+        .filter(move |(k, _, _)| k.is_empty() || *k == kind)
+        .map(|(_, f, _)| *f)
 }
 
 /// A field's value as a selector compares it: booleans and numbers as text, absent as "".
-fn field_value(kind: &str, obj: &Value, field: &str) -> String {
+pub fn field_value(kind: &str, obj: &Value, field: &str) -> String {
     let Some(ptr) = field_path(kind, field) else {
         return String::new();
     };
@@ -448,6 +485,19 @@ impl FieldSelector {
         self.terms
             .iter()
             .all(|(f, equal, v)| (field_value(&self.kind, obj, f) == *v) == *equal)
+    }
+
+    /// Whether the field values that `value` gives (as [`field_value`] computes them for
+    /// this selector's kind) match every term.
+    pub fn matches_by<'v>(&self, value: &dyn Fn(&str) -> &'v str) -> bool {
+        self.terms
+            .iter()
+            .all(|(f, equal, v)| (value(f) == v.as_str()) == *equal)
+    }
+
+    /// The kind of object this selector is for.
+    pub fn kind(&self) -> &str {
+        &self.kind
     }
 
     /// The value an `=` term requires of `field` (e.g. the node of `spec.nodeName=n1`).
