@@ -1,26 +1,37 @@
 //! The watch cache: one store watch per resource type feeds a copy of the current objects and a
 //! window of recent events, from which every client watch (and `resourceVersion=0` list) is
 //! served. Thousands of client watches cost one store watch.
+//!
+//! Objects are kept as their compact JSON inside the watch line that announced them (see
+//! [`CachedObject`]), shared by the map of current objects, the event window and the watchers:
+//! about the object's serialized size each, where a decoded `Value` took several times that.
+
+mod object;
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    sync::Arc,
+    sync::{Arc, Weak},
     time::Duration,
 };
 
 use api::registry::Resource;
 use etcd_client::EventType;
 use parking_lot::Mutex;
-use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
+
+pub use object::CachedObject;
 
 use crate::storage::{Storage, StorageError, Stored};
 
 /// How many recent events each resource keeps for watches that resume from a resourceVersion.
 pub const EVENT_WINDOW: usize = 10_000;
-/// How far a client watch may fall behind before it is closed (it then resumes from its last
-/// resourceVersion, which the window usually still holds).
+/// The most bytes of objects the event window of one resource holds: fewer events than
+/// [`EVENT_WINDOW`] when the objects are big.
+pub const EVENT_WINDOW_BYTES: usize = 32 << 20;
+/// How many notices a client watch may have unread before it is closed (it then resumes from
+/// its last resourceVersion, which the window usually still holds). The channel holds only
+/// weak references to events: the window alone keeps them alive.
 const WATCHER_BUFFER: usize = 16_384;
 
 /// ADDED, MODIFIED or DELETED.
@@ -31,53 +42,45 @@ pub enum EventKind {
     Deleted,
 }
 
+impl EventKind {
+    /// The watch event type: ADDED, MODIFIED or DELETED.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
 /// One change to one object, as the store reported it.
 #[derive(Debug)]
 pub struct Event {
     pub kind: EventKind,
     pub key: String,
     /// The object after the change (for DELETED: the last state, with the deletion's
-    /// resourceVersion).
-    pub object: Arc<Value>,
+    /// resourceVersion). Its buffer is this event's plain watch line.
+    pub object: Arc<CachedObject>,
     /// The object before the change (None for ADDED).
-    pub prev: Option<Arc<Value>>,
+    pub prev: Option<Arc<CachedObject>>,
     pub revision: i64,
-    /// The plain JSON watch line of this event as ADDED, MODIFIED and DELETED, rendered once
-    /// for all the watchers that receive it.
-    pub lines: [std::sync::OnceLock<bytes::Bytes>; 3],
-}
-
-impl Event {
-    /// `{"type": kind, "object": ...}\n`, rendered on first use.
-    pub fn plain_line(&self, kind: &str) -> bytes::Bytes {
-        let i = match kind {
-            "ADDED" => 0,
-            "MODIFIED" => 1,
-            _ => 2,
-        };
-        self.lines[i]
-            .get_or_init(|| {
-                let mut line = Vec::with_capacity(1024);
-                line.extend_from_slice(format!("{{\"type\":{kind:?},\"object\":").as_bytes());
-                let _ = serde_json::to_writer(&mut line, &*self.object);
-                line.extend_from_slice(b"}\n");
-                bytes::Bytes::from(line)
-            })
-            .clone()
-    }
 }
 
 /// What a cache broadcasts to its watchers.
 #[derive(Debug, Clone)]
 pub enum Notice {
-    Event(Arc<Event>),
+    /// An event, alive while the window holds it: a watcher that finds it gone has fallen
+    /// further behind than the window and is closed, as one that lagged.
+    Event(Weak<Event>),
     /// Every event up to this revision has been delivered.
     Progress(i64),
 }
 
 struct Inner {
-    objects: BTreeMap<String, (Arc<Value>, i64)>,
+    objects: BTreeMap<String, Arc<CachedObject>>,
     events: VecDeque<Arc<Event>>,
+    /// Bytes of the objects of the events in the window.
+    window_bytes: usize,
     /// Revision up to which the cache is complete.
     revision: i64,
     /// The oldest revision a watch may resume from (exclusive).
@@ -105,7 +108,7 @@ pub enum CacheError {
 pub struct Subscription {
     pub backlog: Vec<Arc<Event>>,
     /// For a watch without a resourceVersion: the current objects, sent as ADDED.
-    pub initial: Vec<(Arc<Value>, i64)>,
+    pub initial: Vec<Arc<CachedObject>>,
     pub revision: i64,
     pub live: broadcast::Receiver<Notice>,
 }
@@ -123,23 +126,29 @@ impl WatchCache {
     /// Starts the cache: lists the resource, then watches it, forever (reconnecting, and
     /// relisting when the store compacted past it).
     pub fn start(resource: &'static Resource, storage: Storage) -> Arc<WatchCache> {
+        let cache = WatchCache::empty(resource);
+        let c = cache.clone();
+        tokio::spawn(async move { c.run(storage).await });
+        cache
+    }
+
+    /// A cache that has listed nothing yet and follows nothing.
+    fn empty(resource: &'static Resource) -> Arc<WatchCache> {
         let (tx, _) = broadcast::channel(WATCHER_BUFFER);
         let (ready, _) = watch::channel(0);
-        let cache = Arc::new(WatchCache {
+        Arc::new(WatchCache {
             resource,
             inner: Mutex::new(Inner {
                 objects: BTreeMap::new(),
                 events: VecDeque::new(),
+                window_bytes: 0,
                 revision: 0,
                 oldest: 0,
                 tx,
             }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
-        });
-        let c = cache.clone();
-        tokio::spawn(async move { c.run(storage).await });
-        cache
+        })
     }
 
     /// The revision up to which the cache is complete (0 until the first list finished).
@@ -168,21 +177,32 @@ impl WatchCache {
 
     /// The current objects whose key starts with `prefix` (in key order, with their keys), and
     /// the cache's revision.
-    pub fn snapshot_keyed(&self, prefix: &str) -> (Vec<(String, Arc<Value>)>, i64) {
+    pub fn snapshot_keyed(&self, prefix: &str) -> (Vec<(String, Arc<CachedObject>)>, i64) {
         let inner = self.inner.lock();
         let items = inner
             .objects
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, (o, _))| (k.clone(), o.clone()))
+            .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
         (items, inner.revision)
     }
 
     /// The current objects whose key starts with `prefix`, and the cache's revision.
-    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<Value>>, i64) {
-        let (items, rev) = self.snapshot_keyed(prefix);
-        (items.into_iter().map(|(_, o)| o).collect(), rev)
+    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, i64) {
+        let inner = self.inner.lock();
+        let items = inner
+            .objects
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(_, o)| o.clone())
+            .collect();
+        (items, inner.revision)
+    }
+
+    /// The current object at `key`, if any.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.inner.lock().objects.get(key).cloned()
     }
 
     /// Starts a client watch. `from`: None to begin with the current objects as ADDED events;
@@ -272,16 +292,28 @@ impl WatchCache {
             revision = page.revision;
             for s in page.items {
                 start = Some(s.key.clone());
-                objects.insert(s.key, (Arc::new(s.object), s.mod_revision));
+                let object = CachedObject::new(self.resource.kind, &s.object, EventKind::Added);
+                objects.insert(s.key, Arc::new(object));
             }
             if !page.more {
                 break;
             }
         }
+        self.install(objects, revision);
+        info!(
+            resource = self.resource.plural,
+            revision, "watch cache listed"
+        );
+        Ok(revision)
+    }
+
+    /// Replaces the cache's content with `objects`, listed at `revision`.
+    fn install(&self, objects: BTreeMap<String, Arc<CachedObject>>, revision: i64) {
         let mut inner = self.inner.lock();
         let restarted = inner.revision > 0;
         inner.objects = objects;
         inner.events.clear();
+        inner.window_bytes = 0;
         inner.revision = revision;
         inner.oldest = revision;
         if restarted {
@@ -291,11 +323,6 @@ impl WatchCache {
         }
         drop(inner);
         self.ready.send_replace(revision);
-        info!(
-            resource = self.resource.plural,
-            revision, "watch cache listed"
-        );
-        Ok(revision)
     }
 
     /// Applies the store's events from `start` + 1 on, until the watch fails or is compacted.
@@ -355,62 +382,99 @@ impl WatchCache {
     fn apply(&self, ev: &etcd_client::Event) -> Result<(), StorageError> {
         let Some(kv) = ev.kv() else { return Ok(()) };
         let key = String::from_utf8_lossy(kv.key()).into_owned();
-        let mut inner = self.inner.lock();
-        let prev = inner.objects.get(&key).map(|(o, _)| o.clone());
-        let event = match ev.event_type() {
+        let change = match ev.event_type() {
             EventType::Put => {
                 let stored: Stored = Storage::decode_kv(kv)?;
-                let object = Arc::new(stored.object);
-                inner
-                    .objects
-                    .insert(key.clone(), (object.clone(), stored.mod_revision));
-                let kind = if kv.create_revision() == kv.mod_revision() {
+                Change::Put {
+                    object: stored.object,
+                    created: kv.create_revision() == kv.mod_revision(),
+                }
+            }
+            EventType::Delete => Change::Delete {
+                prev: ev
+                    .prev_kv()
+                    .map(Storage::decode_kv)
+                    .transpose()?
+                    .map(|s| s.object),
+            },
+        };
+        self.apply_change(key, change, kv.mod_revision());
+        Ok(())
+    }
+
+    /// Applies one change of the object at `key`, made at `revision`.
+    fn apply_change(&self, key: String, change: Change, revision: i64) {
+        let kind = self.resource.kind;
+        // Decoding and encoding happen outside the lock; only this task writes the map.
+        let prev = self.inner.lock().objects.get(&key).cloned();
+        let event = match change {
+            Change::Put { object, created } => {
+                let event = if created {
                     EventKind::Added
                 } else {
                     EventKind::Modified
                 };
                 Event {
-                    kind,
+                    kind: event,
                     key,
-                    object,
+                    object: Arc::new(CachedObject::new(kind, &object, event)),
                     prev,
-                    revision: kv.mod_revision(),
-                    lines: Default::default(),
+                    revision,
                 }
             }
-            EventType::Delete => {
-                inner.objects.remove(&key);
-                let last = match (&prev, ev.prev_kv()) {
-                    (Some(p), _) => (**p).clone(),
-                    (None, Some(pkv)) => Storage::decode_kv(pkv)?.object,
-                    (None, None) => return Ok(()),
+            Change::Delete { prev: stored_prev } => {
+                let mut last = match (&prev, stored_prev) {
+                    (Some(p), _) => p.value(),
+                    (None, Some(p)) => p,
+                    (None, None) => return,
                 };
-                let mut last = last;
-                crate::storage::set_resource_version(&mut last, kv.mod_revision());
+                crate::storage::set_resource_version(&mut last, revision);
+                let object = CachedObject::new(kind, &last, EventKind::Deleted);
                 Event {
                     kind: EventKind::Deleted,
                     key,
-                    object: Arc::new(last),
+                    object: Arc::new(object),
                     prev,
-                    revision: kv.mod_revision(),
-                    lines: Default::default(),
+                    revision,
                 }
             }
         };
         let revision = event.revision;
+        let mut inner = self.inner.lock();
+        match event.kind {
+            EventKind::Deleted => inner.objects.remove(&event.key),
+            _ => inner
+                .objects
+                .insert(event.key.clone(), event.object.clone()),
+        };
         let event = Arc::new(event);
-        inner.events.push_back(event.clone());
-        while inner.events.len() > EVENT_WINDOW {
+        let notice = Notice::Event(Arc::downgrade(&event));
+        inner.window_bytes += event.object.size();
+        inner.events.push_back(event);
+        while inner.events.len() > EVENT_WINDOW
+            || (inner.window_bytes > EVENT_WINDOW_BYTES && inner.events.len() > 1)
+        {
             if let Some(old) = inner.events.pop_front() {
                 inner.oldest = old.revision;
+                inner.window_bytes -= old.object.size();
             }
         }
         inner.revision = inner.revision.max(revision);
-        let _ = inner.tx.send(Notice::Event(event));
+        let _ = inner.tx.send(notice);
         drop(inner);
         self.ready.send_replace(revision);
-        Ok(())
     }
+}
+
+/// One change the store reported, decoded.
+enum Change {
+    /// The object was created (`created`) or replaced; its resourceVersion is set.
+    Put {
+        object: serde_json::Value,
+        created: bool,
+    },
+    /// The object was deleted; `prev` is its last state when the store sent it.
+    Delete { prev: Option<serde_json::Value> },
 }
 
 /// The caches of every resource, started together.
@@ -434,5 +498,260 @@ impl Caches {
     /// True when every cache has completed its first list.
     pub fn ready(&self) -> bool {
         self.caches.iter().all(|c| c.revision() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use api::selectors::{FieldSelector, LabelSelector};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::handlers::{
+        output::Filter,
+        read::{decode_continue, page_of},
+    };
+
+    fn pods() -> &'static Resource {
+        api::registry::find("", "v1", "pods").expect("pods are registered")
+    }
+
+    fn pod(ns: &str, name: &str, app: &str, node: &str, rv: i64) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app": app},
+                "resourceVersion": rv.to_string()},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}})
+    }
+
+    fn key(ns: &str, name: &str) -> String {
+        pods().key(Some(ns), name)
+    }
+
+    /// A cache listed at revision 10 with pods a, b, c in `default` and d in `other`.
+    fn listed() -> Arc<WatchCache> {
+        let cache = WatchCache::empty(pods());
+        let mut objects = BTreeMap::new();
+        for (ns, name, app, node, rv) in [
+            ("default", "a", "web", "n1", 2),
+            ("default", "b", "db", "n2", 3),
+            ("default", "c", "web", "n2", 4),
+            ("other", "d", "web", "n1", 5),
+        ] {
+            let o = CachedObject::new("Pod", &pod(ns, name, app, node, rv), EventKind::Added);
+            objects.insert(key(ns, name), Arc::new(o));
+        }
+        cache.install(objects, 10);
+        cache
+    }
+
+    fn put(cache: &WatchCache, ns: &str, name: &str, app: &str, node: &str, rv: i64) {
+        let created = cache.get(&key(ns, name)).is_none();
+        let object = pod(ns, name, app, node, rv);
+        cache.apply_change(key(ns, name), Change::Put { object, created }, rv);
+    }
+
+    fn names(items: &[Arc<CachedObject>]) -> Vec<String> {
+        items
+            .iter()
+            .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_list_is_the_state_at_the_revision_it_reports() {
+        let cache = listed();
+        let (before, rv) = cache.snapshot(&pods().namespace_prefix("default"));
+        assert_eq!(
+            (names(&before), rv),
+            (vec!["a".into(), "b".into(), "c".into()], 10)
+        );
+        put(&cache, "default", "b", "db", "n3", 11);
+        put(&cache, "default", "e", "web", "n1", 12);
+        cache.apply_change(key("default", "a"), Change::Delete { prev: None }, 13);
+        let (after, rv) = cache.snapshot(&pods().namespace_prefix("default"));
+        assert_eq!(
+            (names(&after), rv),
+            (vec!["b".into(), "c".into(), "e".into()], 13)
+        );
+        let b = after[0].value();
+        assert_eq!(b["spec"]["nodeName"], "n3");
+        assert_eq!(b["metadata"]["resourceVersion"], "11");
+        // What an earlier list read is untouched by later changes.
+        assert_eq!(names(&before), ["a", "b", "c"]);
+        assert_eq!(before[1].value()["spec"]["nodeName"], "n2");
+        // Every namespace.
+        let (all, _) = cache.snapshot(&pods().key_prefix());
+        assert_eq!(names(&all), ["b", "c", "e", "d"]);
+    }
+
+    #[test]
+    fn label_and_field_selectors_select_as_on_the_decoded_objects() {
+        let cache = listed();
+        put(&cache, "default", "b", "web", "n1", 11);
+        let (all, _) = cache.snapshot(&pods().key_prefix());
+        let cases = [
+            (Some("app=web"), None),
+            (Some("app!=web"), None),
+            (Some("app in (db,cache)"), None),
+            (None, Some("spec.nodeName=n1")),
+            (None, Some("spec.nodeName!=n1,metadata.namespace=default")),
+            (Some("app=web"), Some("spec.nodeName=n2")),
+            (Some("!app"), None),
+        ];
+        for (labels, fields) in cases {
+            let filter = Filter::new(
+                labels.map(|l| LabelSelector::parse(l).unwrap()),
+                fields.map(|f| FieldSelector::parse(pods(), f).unwrap()),
+            );
+            let cached: Vec<String> = all
+                .iter()
+                .filter(|o| filter.matches_cached(o))
+                .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
+                .collect();
+            let decoded: Vec<String> = all
+                .iter()
+                .map(|o| o.value())
+                .filter(|v| filter.matches(v))
+                .map(|v| v["metadata"]["name"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(cached, decoded, "{labels:?} {fields:?}");
+        }
+        let web = Filter::new(Some(LabelSelector::parse("app=web").unwrap()), None);
+        let (items, _, _) = page_of(
+            &cache.snapshot_keyed(&pods().key_prefix()).0,
+            &web,
+            None,
+            11,
+        );
+        assert_eq!(names(&items), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn pages_continue_after_the_last_item_at_the_same_revision() {
+        let cache = listed();
+        let prefix = pods().key_prefix();
+        let everything = Filter::new(None, None);
+        let (all, rv) = cache.snapshot_keyed(&prefix);
+        let (first, next, remaining) = page_of(&all, &everything, Some(3), rv);
+        assert_eq!(names(&first), ["a", "b", "c"]);
+        assert_eq!(remaining, Some(1));
+        let token = decode_continue(&next.expect("a continue token"), &prefix).unwrap();
+        assert_eq!(token.rv, 10);
+        assert_eq!(token.start, key("default", "c"));
+        let after: Vec<_> = all
+            .into_iter()
+            .filter(|(k, _)| k.as_str() > token.start.as_str())
+            .collect();
+        let (second, next, _) = page_of(&after, &everything, Some(3), rv);
+        assert_eq!(names(&second), ["d"]);
+        assert!(next.is_none());
+        // With a selector, the token follows the last match and no count is promised.
+        let web = Filter::new(Some(LabelSelector::parse("app=web").unwrap()), None);
+        let (all, rv) = cache.snapshot_keyed(&prefix);
+        let (first, next, remaining) = page_of(&all, &web, Some(1), rv);
+        assert_eq!(names(&first), ["a"]);
+        assert_eq!(remaining, None);
+        let token = decode_continue(&next.unwrap(), &prefix).unwrap();
+        assert_eq!(token.start, key("default", "a"));
+    }
+
+    #[test]
+    fn a_watch_replays_the_events_after_its_revision_then_follows() {
+        let cache = listed();
+        put(&cache, "default", "a", "web", "n2", 11);
+        put(&cache, "other", "d", "web", "n2", 12);
+        put(&cache, "default", "e", "db", "n1", 13);
+        let mut sub = cache
+            .subscribe(&pods().namespace_prefix("default"), Some(11))
+            .unwrap();
+        let replayed: Vec<(EventKind, i64)> =
+            sub.backlog.iter().map(|e| (e.kind, e.revision)).collect();
+        assert_eq!(replayed, [(EventKind::Added, 13)]);
+        assert_eq!(sub.revision, 13);
+        let line = sub.backlog[0].object.line(EventKind::Added);
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "ADDED");
+        assert_eq!(v["object"], pod("default", "e", "db", "n1", 13));
+        // From the list's own revision: every event since.
+        let all = cache.subscribe(&pods().key_prefix(), Some(10)).unwrap();
+        let revs: Vec<i64> = all.backlog.iter().map(|e| e.revision).collect();
+        assert_eq!(revs, [11, 12, 13]);
+        assert_eq!(all.backlog[0].kind, EventKind::Modified);
+        let prev = all.backlog[0].prev.as_ref().unwrap().value();
+        assert_eq!(prev["metadata"]["resourceVersion"], "2");
+        // Live events follow; a deletion carries the last state at the deletion's revision.
+        cache.apply_change(key("default", "e"), Change::Delete { prev: None }, 14);
+        let Ok(Notice::Event(ev)) = sub.live.try_recv() else {
+            panic!("no live event")
+        };
+        let ev = ev.upgrade().expect("the window holds the event");
+        assert_eq!((ev.kind, ev.revision), (EventKind::Deleted, 14));
+        let last = ev.object.value();
+        assert_eq!(last["metadata"]["resourceVersion"], "14");
+        assert_eq!(last["spec"]["nodeName"], "n1");
+        // Without a revision: the current objects first.
+        let fresh = cache
+            .subscribe(&pods().namespace_prefix("default"), None)
+            .unwrap();
+        assert_eq!(names(&fresh.initial), ["a", "b", "c"]);
+        assert!(fresh.backlog.is_empty());
+    }
+
+    #[test]
+    fn a_revision_older_than_the_window_is_gone() {
+        let cache = listed();
+        assert!(cache.subscribe(&pods().key_prefix(), Some(10)).is_ok());
+        assert!(matches!(
+            cache.subscribe(&pods().key_prefix(), Some(9)),
+            Err(CacheError::TooOld { .. })
+        ));
+        let mut live = cache
+            .subscribe(&pods().key_prefix(), Some(10))
+            .unwrap()
+            .live;
+        for i in 0..EVENT_WINDOW as i64 + 5 {
+            put(&cache, "default", "a", "web", &format!("n{i}"), 11 + i);
+        }
+        let last = 10 + EVENT_WINDOW as i64 + 5;
+        assert!(matches!(
+            cache.subscribe(&pods().key_prefix(), Some(14)),
+            Err(CacheError::TooOld {
+                requested: 14,
+                oldest: 16
+            })
+        ));
+        let ok = cache.subscribe(&pods().key_prefix(), Some(15)).unwrap();
+        assert_eq!(ok.backlog.len(), EVENT_WINDOW);
+        assert_eq!(ok.backlog.last().unwrap().revision, last);
+        // The watcher that read nothing finds its first events gone: it is closed (and
+        // resumes, or relists), as one that lagged.
+        let Ok(Notice::Event(first)) = live.try_recv() else {
+            panic!("no notice")
+        };
+        assert!(first.upgrade().is_none());
+    }
+
+    #[test]
+    fn the_window_holds_at_most_its_bytes() {
+        let cache = listed();
+        let big = "x".repeat(1 << 20);
+        for i in 0..40 {
+            let mut object = pod("default", "a", "web", "n1", 11 + i);
+            object["metadata"]["annotations"] = json!({ "big": big });
+            cache.apply_change(
+                key("default", "a"),
+                Change::Put {
+                    object,
+                    created: false,
+                },
+                11 + i,
+            );
+        }
+        let inner = cache.inner.lock();
+        assert!(inner.window_bytes <= EVENT_WINDOW_BYTES);
+        assert!(inner.events.len() < 40 && inner.events.len() >= 30);
+        let held: usize = inner.events.iter().map(|e| e.object.size()).sum();
+        assert_eq!(held, inner.window_bytes);
+        assert_eq!(inner.oldest, inner.events[0].revision - 1);
     }
 }

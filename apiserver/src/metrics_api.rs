@@ -219,7 +219,7 @@ fn objects(state: &AppState, plural: &str, namespace: Option<&str>) -> Vec<Value
         .snapshot(&prefix)
         .0
         .into_iter()
-        .map(|v| (*v).clone())
+        .map(|o| o.value())
         .collect()
 }
 

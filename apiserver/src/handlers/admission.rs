@@ -168,13 +168,12 @@ pub async fn check_namespace(ctx: &Ctx, name: &str) -> Result<(), StatusError> {
     let namespaces =
         api::registry::find("", "v1", "namespaces").expect("namespaces are registered");
     let key = namespaces.key(None, ns);
-    let cached = ctx.state.caches.get(namespaces).and_then(|c| {
-        let (items, _) = c.snapshot(&key);
-        items
-            .into_iter()
-            .find(|o| o.pointer("/metadata/name").and_then(Value::as_str) == Some(ns))
-            .map(|o| (*o).clone())
-    });
+    let cached = ctx
+        .state
+        .caches
+        .get(namespaces)
+        .and_then(|c| c.get(&key))
+        .map(|o| o.value());
     let found = match cached {
         Some(o) => Some(o),
         None => ctx

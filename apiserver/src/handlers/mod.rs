@@ -2,9 +2,9 @@
 
 mod admission;
 mod delete;
-mod output;
+pub(crate) mod output;
 mod proxy;
-mod read;
+pub(crate) mod read;
 mod subresource;
 mod watch;
 mod write;

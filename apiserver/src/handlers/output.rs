@@ -14,6 +14,7 @@ use axum::{
 use serde_json::{json, Value};
 
 use super::{Ctx, Json};
+use crate::cache::CachedObject;
 
 /// The label and field selectors of a list, watch or deletecollection.
 pub struct Filter {
@@ -39,6 +40,12 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// A filter of these selectors (None: no selection by labels, or fields).
+    #[cfg(test)]
+    pub fn new(labels: Option<LabelSelector>, fields: Option<FieldSelector>) -> Filter {
+        Filter { labels, fields }
+    }
+
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
     }
@@ -60,6 +67,12 @@ impl Filter {
             }
         }
         true
+    }
+
+    /// [`Filter::matches`] for an object of the watch cache, without decoding it.
+    pub fn matches_cached(&self, obj: &CachedObject) -> bool {
+        self.labels.as_ref().is_none_or(|l| obj.labels_match(l))
+            && self.fields.as_ref().is_none_or(|f| obj.fields_match(f))
     }
 }
 
@@ -143,11 +156,11 @@ impl Render {
         }
     }
 
-    /// A list of shared objects (from the watch cache), serialized without copying them.
+    /// A list of objects of the watch cache, their JSON copied as it is.
     pub fn list_shared(
         &self,
         ctx: &Ctx,
-        items: Vec<std::sync::Arc<Value>>,
+        items: Vec<std::sync::Arc<CachedObject>>,
         rv: i64,
         cont: Option<String>,
         remaining: Option<i64>,
@@ -156,7 +169,7 @@ impl Render {
             Render::Table(_) => self
                 .list(
                     ctx,
-                    items.iter().map(|o| (**o).clone()).collect(),
+                    items.iter().map(|o| o.value()).collect(),
                     rv,
                     cont,
                     remaining,
@@ -165,7 +178,8 @@ impl Render {
             Render::Plain => {
                 let r = ctx.req.resource;
                 let meta = list_meta(rv, cont, remaining);
-                let mut buf = Vec::with_capacity(items.len() * 1024 + 128);
+                let size: usize = items.iter().map(|o| o.size()).sum();
+                let mut buf = Vec::with_capacity(size + 128);
                 buf.extend_from_slice(
                     format!(
                         "{{\"kind\":{:?},\"apiVersion\":{:?},\"metadata\":",
@@ -180,7 +194,7 @@ impl Render {
                     if i > 0 {
                         buf.push(b',');
                     }
-                    let _ = serde_json::to_writer(&mut buf, &**o);
+                    buf.extend_from_slice(&o.json());
                 }
                 buf.extend_from_slice(b"]}");
                 let mut resp = Response::new(Body::from(buf));

@@ -5,7 +5,9 @@ use api::status::StatusError;
 use axum::http::StatusCode;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::sync::Arc;
+
+use crate::cache::CachedObject;
 
 use super::{
     output::{Filter, Render},
@@ -26,9 +28,9 @@ pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
 
 /// The continue token: where the next page starts and the revision the list is read at.
 #[derive(Serialize, Deserialize)]
-struct Continue {
-    rv: i64,
-    start: String,
+pub(crate) struct Continue {
+    pub rv: i64,
+    pub start: String,
 }
 
 fn encode_continue(rv: i64, last_key: &str) -> String {
@@ -40,7 +42,7 @@ fn encode_continue(rv: i64, last_key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
 }
 
-fn decode_continue(token: &str, prefix: &str) -> Result<Continue, StatusError> {
+pub(crate) fn decode_continue(token: &str, prefix: &str) -> Result<Continue, StatusError> {
     let bad = || {
         StatusError::bad_request(format!(
             "invalid continue token {token:?}: start a new list without the continue parameter"
@@ -110,7 +112,10 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
                 .await
             {
                 let (items, crv) = cache.snapshot(&prefix);
-                let items = items.into_iter().filter(|o| filter.matches(o)).collect();
+                let items = items
+                    .into_iter()
+                    .filter(|o| filter.matches_cached(o))
+                    .collect();
                 return Ok(render.list_shared(ctx, items, crv, None, None));
             }
             return Err(StatusError::timeout(format!(
@@ -135,7 +140,7 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
             if cache.revision() == c.rv {
                 let (all, revision) = cache.snapshot_keyed(&prefix);
                 if revision == c.rv {
-                    let after: Vec<(String, std::sync::Arc<Value>)> = all
+                    let after: Vec<(String, Arc<CachedObject>)> = all
                         .into_iter()
                         .filter(|(k, _)| k.as_str() > c.start.as_str())
                         .collect();
@@ -227,18 +232,18 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
 }
 
 /// One page of cached objects (in key order): the items, the continue token, the count left.
-fn page_of(
-    all: &[(String, std::sync::Arc<Value>)],
+pub(crate) fn page_of(
+    all: &[(String, Arc<CachedObject>)],
     filter: &Filter,
     limit: Option<i64>,
     revision: i64,
-) -> (Vec<std::sync::Arc<Value>>, Option<String>, Option<i64>) {
+) -> (Vec<Arc<CachedObject>>, Option<String>, Option<i64>) {
     let mut items = Vec::new();
     let mut next = None;
     let mut remaining = None;
     let mut last_key: Option<&str> = None;
     for (i, (key, obj)) in all.iter().enumerate() {
-        if !filter.matches(obj) {
+        if !filter.matches_cached(obj) {
             continue;
         }
         if limit.is_some_and(|l| items.len() as i64 >= l) {
@@ -255,7 +260,7 @@ fn page_of(
     (items, next, remaining)
 }
 
-type CachePage = (Vec<std::sync::Arc<Value>>, i64, Option<String>, Option<i64>);
+type CachePage = (Vec<Arc<CachedObject>>, i64, Option<String>, Option<i64>);
 
 /// Serves a list from the watch cache after it has seen the store's current revision; None
 /// when the cache cannot catch up quickly (the caller then reads the store).

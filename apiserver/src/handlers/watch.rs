@@ -19,7 +19,7 @@ use super::{
     read::collection_prefix,
     Ctx,
 };
-use crate::cache::{Event, EventKind, Notice};
+use crate::cache::{CachedObject, Event, EventKind, Notice};
 
 /// Default length of a watch without timeoutSeconds.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -89,8 +89,13 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
             }
             let Some(mut sub) = sub else { break 'run };
             let mut last_rv = from.unwrap_or(sub.revision);
-            for (obj, _) in sub.initial.drain(..) {
-                if filter.matches(&obj) && send(table_ctx.event("ADDED", &obj)).await.is_err() {
+            for obj in sub.initial.drain(..) {
+                if filter.matches_cached(&obj)
+                    && tx
+                        .send(table_ctx.line(EventKind::Added, &obj))
+                        .await
+                        .is_err()
+                {
                     break 'run;
                 }
             }
@@ -118,6 +123,8 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                     }
                     notice = sub.live.recv() => match notice {
                         Ok(Notice::Event(ev)) => {
+                            // Gone from the window: this watcher fell further behind than it.
+                            let Some(ev) = ev.upgrade() else { break 'run };
                             if ev.revision <= last_rv || !ev.key.starts_with(&prefix) {
                                 continue;
                             }
@@ -166,13 +173,16 @@ struct TableCtx {
 }
 
 impl TableCtx {
-    fn event(&self, kind: &str, obj: &Value) -> Value {
+    /// The watch line announcing `obj` as `kind`: plain lines are the cache's own buffers
+    /// (shared by every watcher when the kind is the event's); tables are rendered per watcher.
+    fn line(&self, kind: EventKind, obj: &CachedObject) -> Bytes {
         match &self.render {
-            Render::Plain => json!({"type": kind, "object": obj}),
+            Render::Plain => obj.line(kind),
             Render::Table(include) => {
+                let obj = obj.value();
                 let mut t = api::table::table(
                     self.resource,
-                    std::slice::from_ref(obj),
+                    std::slice::from_ref(&obj),
                     *include,
                     jiff::Timestamp::now(),
                 );
@@ -181,7 +191,7 @@ impl TableCtx {
                     .cloned()
                     .unwrap_or(json!(""));
                 t["metadata"] = json!({ "resourceVersion": rv });
-                json!({"type": kind, "object": t})
+                line(&json!({"type": kind.name(), "object": t}))
             }
         }
     }
@@ -191,20 +201,17 @@ impl TableCtx {
 /// object leaving the selection is shown as it is now, with the new resourceVersion). Plain
 /// lines are shared by all watchers; tables are rendered per watcher.
 fn translate(ev: &Arc<Event>, filter: &Filter, t: &TableCtx) -> Option<Bytes> {
-    let now = filter.matches(&ev.object);
-    let before = ev.prev.as_ref().is_some_and(|p| filter.matches(p));
+    let now = filter.matches_cached(&ev.object);
+    let before = ev.prev.as_ref().is_some_and(|p| filter.matches_cached(p));
     let kind = match ev.kind {
-        EventKind::Added if now => "ADDED",
-        EventKind::Modified if now && before => "MODIFIED",
-        EventKind::Modified if now => "ADDED",
-        EventKind::Modified if before => "DELETED",
-        EventKind::Deleted if now || before => "DELETED",
+        EventKind::Added if now => EventKind::Added,
+        EventKind::Modified if now && before => EventKind::Modified,
+        EventKind::Modified if now => EventKind::Added,
+        EventKind::Modified if before => EventKind::Deleted,
+        EventKind::Deleted if now || before => EventKind::Deleted,
         _ => return None,
     };
-    match t.render {
-        Render::Plain => Some(ev.plain_line(kind)),
-        Render::Table(_) => Some(line(&t.event(kind, &ev.object))),
-    }
+    Some(t.line(kind, &ev.object))
 }
 
 fn line(v: &Value) -> Bytes {

@@ -1,0 +1,284 @@
+//! One object as the watch cache keeps it: its compact JSON, written once inside the watch line
+//! that announced it, and the few values selectors read, packed in one allocation. A decoded
+//! `serde_json::Value` of a pod is several times its JSON (a map node and a string per field);
+//! the cache decodes only for the rare readers that need one (tables, admission, metrics).
+
+use api::selectors::{field_value, selectable_fields, FieldSelector, LabelSelector};
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::EventKind;
+
+/// A cached object: `{"type":"KIND","object":` JSON `}\n` in one buffer, shared by the cache's
+/// map, its event window and every watcher the line goes to.
+#[derive(Debug)]
+pub struct CachedObject {
+    line: Bytes,
+    /// Which event type `line` announces.
+    kind: EventKind,
+    selectable: Selectable,
+}
+
+/// The start of a watch line announcing an object as `kind`.
+fn line_prefix(kind: EventKind) -> &'static [u8] {
+    match kind {
+        EventKind::Added => b"{\"type\":\"ADDED\",\"object\":",
+        EventKind::Modified => b"{\"type\":\"MODIFIED\",\"object\":",
+        EventKind::Deleted => b"{\"type\":\"DELETED\",\"object\":",
+    }
+}
+
+const LINE_SUFFIX: &[u8] = b"}\n";
+
+impl CachedObject {
+    /// Encodes `object` (a `kind` of resource; with its resourceVersion set) for the cache,
+    /// its line announcing it as `event`.
+    pub fn new(kind: &str, object: &Value, event: EventKind) -> CachedObject {
+        let prefix = line_prefix(event);
+        let mut line = Vec::with_capacity(prefix.len() + 1024);
+        line.extend_from_slice(prefix);
+        // Writing a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut line, object);
+        line.extend_from_slice(LINE_SUFFIX);
+        CachedObject {
+            // Boxed first, so the buffer holds exactly the line and no spare capacity.
+            line: Bytes::from(line.into_boxed_slice()),
+            kind: event,
+            selectable: Selectable::of(kind, object),
+        }
+    }
+
+    /// The object as compact JSON.
+    pub fn json(&self) -> Bytes {
+        let start = line_prefix(self.kind).len();
+        self.line.slice(start..self.line.len() - LINE_SUFFIX.len())
+    }
+
+    /// The object decoded (for the few readers that need a Value).
+    pub fn value(&self) -> Value {
+        let start = line_prefix(self.kind).len();
+        // The bytes were written from a Value: they parse.
+        serde_json::from_slice(&self.line[start..self.line.len() - LINE_SUFFIX.len()])
+            .unwrap_or(Value::Null)
+    }
+
+    /// The watch line announcing this object as `kind`: the shared buffer when it was written
+    /// for that kind, else a copy with the other prefix.
+    pub fn line(&self, kind: EventKind) -> Bytes {
+        if kind == self.kind {
+            return self.line.clone();
+        }
+        let json = self.json();
+        let prefix = line_prefix(kind);
+        let mut line = Vec::with_capacity(prefix.len() + json.len() + LINE_SUFFIX.len());
+        line.extend_from_slice(prefix);
+        line.extend_from_slice(&json);
+        line.extend_from_slice(LINE_SUFFIX);
+        Bytes::from(line)
+    }
+
+    /// Bytes this object's buffers hold (for the event window's bound).
+    pub fn size(&self) -> usize {
+        self.line.len() + self.selectable.0.len()
+    }
+
+    /// Whether the object's labels match.
+    pub fn labels_match(&self, selector: &LabelSelector) -> bool {
+        selector.matches_by(&|key| self.selectable.label(key))
+    }
+
+    /// Whether the object's fields match (`selector` is for this object's kind).
+    pub fn fields_match(&self, selector: &FieldSelector) -> bool {
+        selector.matches_by(&|field| self.selectable.field(selector.kind(), field))
+    }
+}
+
+/// What label and field selectors read of an object: its string-valued labels, then the value
+/// of each field its kind can be selected by (in `selectable_fields` order), each string
+/// preceded by its length as a LEB128 number.
+#[derive(Debug, Default)]
+struct Selectable(Box<[u8]>);
+
+fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(byte);
+            break;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+fn put(buf: &mut Vec<u8>, s: &str) {
+    put_len(buf, s.len());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// Reads one LEB128 number at `*at`, moving past it.
+fn take_len(buf: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        n |= ((byte & 0x7f) as usize) << shift;
+        if byte & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift >= usize::BITS {
+            return None;
+        }
+    }
+    Some(n)
+}
+
+/// Reads one length-prefixed string at `*at`, moving past it.
+fn take<'a>(buf: &'a [u8], at: &mut usize) -> Option<&'a str> {
+    let n = take_len(buf, at)?;
+    let s = buf.get(*at..*at + n)?;
+    *at += n;
+    // Written from &str.
+    std::str::from_utf8(s).ok()
+}
+
+impl Selectable {
+    fn of(kind: &str, object: &Value) -> Selectable {
+        let mut buf = Vec::with_capacity(128);
+        let labels: Vec<(&String, &str)> = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k, v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        put_len(&mut buf, labels.len());
+        for (k, v) in labels {
+            put(&mut buf, k);
+            put(&mut buf, v);
+        }
+        for field in selectable_fields(kind) {
+            put(&mut buf, &field_value(kind, object, field));
+        }
+        Selectable(buf.into_boxed_slice())
+    }
+
+    /// The number of labels and the offset of the first.
+    fn labels_start(&self) -> (usize, usize) {
+        let mut at = 0;
+        let n = take_len(&self.0, &mut at).unwrap_or(0);
+        (n, at)
+    }
+
+    fn label(&self, key: &str) -> Option<&str> {
+        let (n, mut at) = self.labels_start();
+        for _ in 0..n {
+            let k = take(&self.0, &mut at)?;
+            let v = take(&self.0, &mut at)?;
+            if k == key {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn field(&self, kind: &str, field: &str) -> &str {
+        let (n, mut at) = self.labels_start();
+        for _ in 0..2 * n {
+            if take(&self.0, &mut at).is_none() {
+                return "";
+            }
+        }
+        for f in selectable_fields(kind) {
+            let Some(v) = take(&self.0, &mut at) else {
+                return "";
+            };
+            if f == field {
+                return v;
+            }
+        }
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod() -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "namespace": "default", "resourceVersion": "7",
+                "labels": {"app": "web", "tier": "front", "odd": 5}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}})
+    }
+
+    #[test]
+    fn keeps_the_compact_json_inside_its_watch_line() {
+        let o = CachedObject::new("Pod", &pod(), EventKind::Modified);
+        assert_eq!(o.json(), serde_json::to_vec(&pod()).unwrap());
+        assert_eq!(o.value(), pod());
+        let line = o.line(EventKind::Modified);
+        let want = format!("{{\"type\":\"MODIFIED\",\"object\":{}}}\n", pod());
+        assert_eq!(line, want.as_bytes());
+        // The same buffer, not a copy.
+        assert_eq!(line.as_ptr(), o.line(EventKind::Modified).as_ptr());
+        let added = o.line(EventKind::Added);
+        let want = format!("{{\"type\":\"ADDED\",\"object\":{}}}\n", pod());
+        assert_eq!(added, want.as_bytes());
+    }
+
+    #[test]
+    fn selectors_match_as_on_the_value() {
+        let kind = "Pod";
+        let o = CachedObject::new(kind, &pod(), EventKind::Added);
+        let resource = api::registry::find("", "v1", "pods").unwrap();
+        for s in [
+            "app=web",
+            "app!=web",
+            "app in (web,db)",
+            "app notin (web)",
+            "tier",
+            "!tier",
+            "odd",
+            "!odd",
+            "missing",
+            "app=web,tier=front",
+            "app=web,tier=back",
+        ] {
+            let sel = LabelSelector::parse(s).unwrap();
+            let labels = pod()["metadata"]["labels"].as_object().unwrap().clone();
+            assert_eq!(o.labels_match(&sel), sel.matches(&labels), "{s}");
+        }
+        for s in [
+            "spec.nodeName=n1",
+            "spec.nodeName=n2",
+            "spec.nodeName!=n1",
+            "status.phase=Running",
+            "metadata.name=web-1,metadata.namespace=default",
+            "spec.hostNetwork=false",
+            "status.podIP=",
+            "status.nominatedNodeName!=",
+        ] {
+            let sel = FieldSelector::parse(resource, s).unwrap();
+            assert_eq!(o.fields_match(&sel), sel.matches(&pod()), "{s}");
+        }
+    }
+
+    #[test]
+    fn long_values_round_trip() {
+        let mut p = pod();
+        let long = "x".repeat(300);
+        p["metadata"]["labels"]["long"] = json!(long);
+        p["spec"]["nodeName"] = json!(long);
+        let o = CachedObject::new("Pod", &p, EventKind::Added);
+        assert_eq!(o.selectable.label("long"), Some(long.as_str()));
+        assert_eq!(o.selectable.field("Pod", "spec.nodeName"), long);
+        assert_eq!(o.selectable.field("Pod", "status.phase"), "Running");
+    }
+}
