@@ -25,6 +25,7 @@ pub mod http;
 pub mod jepsen;
 mod member;
 mod membership;
+pub mod memory;
 mod node;
 pub mod ports;
 mod process;

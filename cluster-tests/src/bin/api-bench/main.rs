@@ -5,6 +5,7 @@
 //! client our components use, HTTP/2 over TLS) and directly against the store (etcd-client, the
 //! same JSON under the same keys). Progress goes to stderr, the table to stdout.
 
+mod memory;
 #[path = "../store-bench/stats.rs"]
 #[allow(dead_code)]
 mod stats;
@@ -46,6 +47,14 @@ pub struct Args {
     /// Updates the fan-out writer makes.
     #[arg(long, default_value_t = 100)]
     pub events: usize,
+    /// Instead of the workloads: create this many pods like a Deployment's (then update each
+    /// one's status) on a 1-member store and print each process's memory per pod (issue 17).
+    #[arg(long, default_value_t = 0)]
+    pub memory_pods: usize,
+    /// With --memory-pods: also create Nodes (one per 30 pods) and measure the scheduler and
+    /// the controller-manager, started before the pods (idle) and again after them.
+    #[arg(long)]
+    pub memory_controllers: bool,
 }
 
 #[tokio::main]
@@ -55,18 +64,22 @@ async fn main() -> Result<()> {
         Store::Ours => Flavor::Ours,
         Store::Etcd => Flavor::Etcd,
     };
+    let members = if args.memory_pods > 0 { 1 } else { 3 };
     let mut cfg = ApiConfig::new();
     cfg.store = ClusterConfig {
         flavor,
-        ..ClusterConfig::new(3)
+        ..ClusterConfig::new(members)
     };
     eprintln!(
-        "api-bench: starting a 3-member {} cluster and an apiserver",
+        "api-bench: starting a {members}-member {} cluster and an apiserver",
         flavor.name()
     );
     let cluster = ApiCluster::start(cfg)
         .await
         .context("starting the API cluster")?;
+    if args.memory_pods > 0 {
+        return memory::run(&cluster, &args).await;
+    }
     let rows = workloads::run(&cluster, &args).await?;
     let store_name = match args.store {
         Store::Ours => "our store",
