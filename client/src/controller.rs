@@ -109,6 +109,17 @@ where
     /// An informer on `api`; run the returned future (it runs forever, retrying with backoff).
     /// Register handlers before running it so they see the initial list.
     pub fn new(api: Api<K>, config: watcher::Config) -> (Self, impl Future<Output = ()> + Send) {
+        Self::with_transform(api, config, |_| {})
+    }
+
+    /// An informer that passes every object through `transform` before caching it (and before
+    /// handlers see it), as client-go's SetTransform: a way to drop what no reader uses and
+    /// keep the cache small.
+    pub fn with_transform(
+        api: Api<K>,
+        config: watcher::Config,
+        transform: impl FnMut(&mut K) + Send + 'static,
+    ) -> (Self, impl Future<Output = ()> + Send) {
         let (reader, writer) = reflector::store();
         let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
         let (synced_tx, synced) = watch::channel(false);
@@ -122,6 +133,7 @@ where
         let mut seen: HashSet<Key> = HashSet::new();
         let stream = watcher(api, config)
             .default_backoff()
+            .modify(transform)
             .reflect(writer)
             .inspect_ok(move |event| {
                 let tell = |c: Change<'_, K>| {

@@ -4,10 +4,60 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::core::v1::Pod,
+    api::core::v1::{Container, ContainerStatus, Pod, PodSpec, PodStatus},
     apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
     jiff::Timestamp,
 };
+
+/// Drops from a pod what no controller reads, before the pod informer caches it (issue 17:
+/// 150,000 cached pods). What stays is what the controllers read: all metadata but
+/// annotations and managedFields (labels, owners, uid, deletion, finalizers, creation time),
+/// of the spec the node, tolerations, hostname, subdomain and each container's name and
+/// ports, of the status the phase, conditions, IPs, start time and each container's name,
+/// readiness and restart count. Controllers patch pods, never replace them, so nothing
+/// dropped here is ever written back.
+pub fn strip(pod: &mut Pod) {
+    pod.metadata.annotations = None;
+    pod.metadata.managed_fields = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        *spec = PodSpec {
+            node_name: spec.node_name.take(),
+            tolerations: spec.tolerations.take(),
+            hostname: spec.hostname.take(),
+            subdomain: spec.subdomain.take(),
+            containers: std::mem::take(&mut spec.containers)
+                .into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    ports: c.ports,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+    }
+    if let Some(status) = pod.status.as_mut() {
+        *status = PodStatus {
+            phase: status.phase.take(),
+            conditions: status.conditions.take(),
+            pod_ip: status.pod_ip.take(),
+            pod_ips: status.pod_ips.take(),
+            host_ip: status.host_ip.take(),
+            start_time: status.start_time.take(),
+            container_statuses: status.container_statuses.take().map(|cs| {
+                cs.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        ready: c.ready,
+                        restart_count: c.restart_count,
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
+        };
+    }
+}
 
 /// Neither finished (Succeeded/Failed) nor being deleted: counts toward replicas.
 pub fn is_active(pod: &Pod) -> bool {
@@ -106,6 +156,66 @@ mod tests {
 
     fn pod(v: serde_json::Value) -> Pod {
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn strip_keeps_what_controllers_read() {
+        let full = pod(serde_json::json!({
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u1", "resourceVersion": "9",
+                "labels": {"app": "web"}, "annotations": {"note": "x"},
+                "finalizers": ["f"], "deletionTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "rs", "uid": "u0", "controller": true}]},
+            "spec": {"nodeName": "n1", "hostname": "h", "subdomain": "s",
+                "tolerations": [{"key": "k", "operator": "Exists"}],
+                "volumes": [{"name": "v", "emptyDir": {}}],
+                "containers": [{"name": "c", "image": "i", "command": ["sleep"],
+                    "env": [{"name": "E", "value": "v"}],
+                    "ports": [{"name": "http", "containerPort": 80}]}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
+                "hostIP": "10.1.0.1",
+                "conditions": [{"type": "Ready", "status": "True",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+                "containerStatuses": [{"name": "c", "ready": true, "restartCount": 3,
+                    "image": "i", "imageID": "sha", "state": {"running": {}}}]}}));
+        let mut p = full.clone();
+        strip(&mut p);
+        assert_eq!(p.metadata.annotations, None);
+        let mut meta = full.metadata.clone();
+        meta.annotations = None;
+        assert_eq!(p.metadata, meta);
+        let spec = p.spec.as_ref().unwrap();
+        let fs = full.spec.as_ref().unwrap();
+        assert_eq!(spec.node_name, fs.node_name);
+        assert_eq!(spec.tolerations, fs.tolerations);
+        assert_eq!(
+            (&spec.hostname, &spec.subdomain),
+            (&fs.hostname, &fs.subdomain)
+        );
+        assert_eq!(spec.volumes, None);
+        assert_eq!(spec.containers[0].name, "c");
+        assert_eq!(spec.containers[0].ports, fs.containers[0].ports);
+        assert_eq!(
+            (&spec.containers[0].image, &spec.containers[0].env),
+            (&None, &None)
+        );
+        let st = p.status.as_ref().unwrap();
+        let fst = full.status.as_ref().unwrap();
+        assert_eq!(st.conditions, fst.conditions);
+        assert_eq!(
+            (&st.pod_ip, &st.pod_ips, &st.host_ip),
+            (&fst.pod_ip, &fst.pod_ips, &fst.host_ip)
+        );
+        let cs = &st.container_statuses.as_ref().unwrap()[0];
+        assert_eq!(
+            (cs.name.as_str(), cs.ready, cs.restart_count),
+            ("c", true, 3)
+        );
+        assert_eq!(cs.state, None);
+        assert_eq!(is_active(&p), is_active(&full));
+        assert_eq!(is_ready(&p), is_ready(&full));
+        assert_eq!(ready_since(&p), ready_since(&full));
+        assert_eq!(controller_of(&p.metadata), controller_of(&full.metadata));
     }
 
     #[test]

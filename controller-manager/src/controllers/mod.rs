@@ -56,7 +56,12 @@ impl Ctx {
         }
         let c = client.clone();
         Arc::new(Ctx {
-            pods: informer!(Api::<Pod>::all(c.clone())),
+            pods: {
+                let (i, run) =
+                    Informer::with_transform(Api::<Pod>::all(c.clone()), wc(), crate::pods::strip);
+                runs.push(Box::pin(run));
+                i
+            },
             replicasets: informer!(Api::<ReplicaSet>::all(c.clone())),
             deployments: informer!(Api::<Deployment>::all(c.clone())),
             services: informer!(Api::<Service>::all(c.clone())),
