@@ -260,7 +260,7 @@ where
             async move {
                 fut.await?;
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d % step == 0 {
+                if d.is_multiple_of(step) {
                     eprintln!("memory: {what} {d}/{n}");
                 }
                 Ok::<_, anyhow::Error>(())
