@@ -3,7 +3,7 @@
 //! served. Thousands of client watches cost one store watch.
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::Arc,
     time::Duration,
 };
@@ -12,7 +12,7 @@ use api::registry::Resource;
 use etcd_client::EventType;
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 
 use crate::storage::{Storage, StorageError, Stored};
@@ -22,6 +22,8 @@ pub const EVENT_WINDOW: usize = 10_000;
 /// How far a client watch may fall behind before it is closed (it then resumes from its last
 /// resourceVersion, which the window usually still holds).
 const WATCHER_BUFFER: usize = 16_384;
+/// How far an indexed watch (one node's pods) may fall behind before it is closed.
+const INDEXED_WATCHER_BUFFER: usize = 1024;
 
 /// ADDED, MODIFIED or DELETED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +85,23 @@ struct Inner {
     /// The oldest revision a watch may resume from (exclusive).
     oldest: i64,
     tx: broadcast::Sender<Notice>,
+    /// Watches that select one value of the resource's indexed field (a node's pods), by
+    /// that value: an event goes only to those of its object's value before and after.
+    indexed: HashMap<String, Vec<mpsc::Sender<Notice>>>,
+}
+
+impl Inner {
+    /// Hands `notice` to the indexed watches of `value`, dropping those that are gone or
+    /// too far behind (their stream then ends; clients resume from their resourceVersion).
+    fn send_indexed(&mut self, value: &str, notice: &Notice) {
+        let Some(senders) = self.indexed.get_mut(value) else {
+            return;
+        };
+        senders.retain(|tx| tx.try_send(notice.clone()).is_ok());
+        if senders.is_empty() {
+            self.indexed.remove(value);
+        }
+    }
 }
 
 /// How a store watch ended.
@@ -107,7 +126,25 @@ pub struct Subscription {
     /// For a watch without a resourceVersion: the current objects, sent as ADDED.
     pub initial: Vec<(Arc<Value>, i64)>,
     pub revision: i64,
-    pub live: broadcast::Receiver<Notice>,
+    pub live: Live,
+}
+
+/// A client watch's live feed: every event of the resource, or (an indexed watch) only
+/// those whose object had or has the selected value of the indexed field.
+pub enum Live {
+    All(broadcast::Receiver<Notice>),
+    Indexed(mpsc::Receiver<Notice>),
+}
+
+impl Live {
+    /// The next notice; None once the watch must end (it fell too far behind, or the cache
+    /// relisted and cannot tell it what changed).
+    pub async fn recv(&mut self) -> Option<Notice> {
+        match self {
+            Live::All(rx) => rx.recv().await.ok(),
+            Live::Indexed(rx) => rx.recv().await,
+        }
+    }
 }
 
 /// The cache of one resource type.
@@ -117,6 +154,8 @@ pub struct WatchCache {
     ready: watch::Sender<i64>,
     /// Asks the store watch for a progress notification now (a reader waits on a revision).
     progress_wanted: tokio::sync::Notify,
+    /// The field watches are indexed by, if the resource has one.
+    indexed_field: Option<&'static str>,
 }
 
 impl WatchCache {
@@ -133,9 +172,11 @@ impl WatchCache {
                 revision: 0,
                 oldest: 0,
                 tx,
+                indexed: HashMap::new(),
             }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
+            indexed_field: api::selectors::indexed_field(resource.kind),
         });
         let c = cache.clone();
         tokio::spawn(async move { c.run(storage).await });
@@ -185,11 +226,31 @@ impl WatchCache {
         (items.into_iter().map(|(_, o)| o).collect(), rev)
     }
 
+    /// The field by whose value watches of this resource are indexed (see
+    /// [`api::selectors::indexed_field`]).
+    pub fn indexed_field(&self) -> Option<&'static str> {
+        self.indexed_field
+    }
+
     /// Starts a client watch. `from`: None to begin with the current objects as ADDED events;
-    /// Some(rv) to receive every event after rv.
-    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, CacheError> {
-        let inner = self.inner.lock();
-        let live = inner.tx.subscribe();
+    /// Some(rv) to receive every event after rv. `indexed`: the value the watch requires of
+    /// the [indexed field](Self::indexed_field), so that its live feed carries only events
+    /// whose object had or has that value.
+    pub fn subscribe(
+        &self,
+        prefix: &str,
+        from: Option<i64>,
+        indexed: Option<&str>,
+    ) -> Result<Subscription, CacheError> {
+        let mut inner = self.inner.lock();
+        let live = match indexed.filter(|_| self.indexed_field.is_some()) {
+            Some(value) => {
+                let (tx, rx) = mpsc::channel(INDEXED_WATCHER_BUFFER);
+                inner.indexed.entry(value.to_string()).or_default().push(tx);
+                Live::Indexed(rx)
+            }
+            None => Live::All(inner.tx.subscribe()),
+        };
         match from {
             None => {
                 let initial = inner
@@ -288,6 +349,7 @@ impl WatchCache {
             // Watchers cannot be told what they missed: close them; clients resume or relist.
             let (tx, _) = broadcast::channel(WATCHER_BUFFER);
             inner.tx = tx;
+            inner.indexed.clear();
         }
         drop(inner);
         self.ready.send_replace(revision);
@@ -347,6 +409,11 @@ impl WatchCache {
         if revision > inner.revision {
             inner.revision = revision;
             let _ = inner.tx.send(Notice::Progress(revision));
+            let notice = Notice::Progress(revision);
+            let values: Vec<String> = inner.indexed.keys().cloned().collect();
+            for v in values {
+                inner.send_indexed(&v, &notice);
+            }
             drop(inner);
             self.ready.send_replace(revision);
         }
@@ -406,6 +473,21 @@ impl WatchCache {
             }
         }
         inner.revision = inner.revision.max(revision);
+        if let Some(field) = self.indexed_field {
+            if !inner.indexed.is_empty() {
+                let kind = self.resource.kind;
+                let now = api::selectors::field_value(kind, &event.object, field);
+                let before = event
+                    .prev
+                    .as_ref()
+                    .map(|p| api::selectors::field_value(kind, p, field));
+                let notice = Notice::Event(event.clone());
+                inner.send_indexed(&now, &notice);
+                if let Some(before) = before.filter(|b| *b != now) {
+                    inner.send_indexed(&before, &notice);
+                }
+            }
+        }
         let _ = inner.tx.send(Notice::Event(event));
         drop(inner);
         self.ready.send_replace(revision);

@@ -39,6 +39,11 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
+    /// The value an `=` term of the field selector requires of `field`.
+    pub fn single_value(&self, field: &str) -> Option<&str> {
+        self.fields.as_ref()?.single_value(field)
+    }
+
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
     }
