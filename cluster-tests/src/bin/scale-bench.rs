@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cluster_tests::{
-    component_binary, ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component, Identity,
-    BUSYBOX_IMAGE,
+    component_binary, cpu_seconds, ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component,
+    Identity, BUSYBOX_IMAGE,
 };
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::{
@@ -142,16 +142,6 @@ where
 
 /// The processes measured, by name.
 struct Procs(Vec<(&'static str, u32)>);
-
-/// CPU time (user + system) of `pid` in seconds, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
 
 /// Samples each process's resident memory every second, keeping the peak.
 fn spawn_rss_sampler(procs: Vec<(&'static str, u32)>) -> Arc<Mutex<BTreeMap<&'static str, u64>>> {
