@@ -162,11 +162,15 @@ impl Node {
             .await?;
         // Read-your-writes on this member: wait until it applied the same entry (not only
         // the same revision: a compaction or a lease change leaves the revision as it is).
-        if !self
+        let answered = std::time::Instant::now();
+        let in_time = self
             .state
             .wait_applied(applied.index, REQUEST_TIMEOUT)
-            .await
-        {
+            .await;
+        self.metrics
+            .apply_wait
+            .observe(answered.elapsed().as_secs_f64());
+        if !in_time {
             return Err(StoreError::Timeout);
         }
         Ok(applied)
@@ -274,6 +278,7 @@ impl Node {
                 let _permit = permit;
                 let (cmds, waiters): (Vec<Command>, Vec<_>) =
                     batch.into_iter().map(|f| (f.cmd, f.tx)).unzip();
+                let started = std::time::Instant::now();
                 let res = node
                     .peers
                     .call::<Vec<Command>, Vec<Result<Applied, StoreError>>>(
@@ -283,6 +288,9 @@ impl Node {
                         REQUEST_TIMEOUT,
                     )
                     .await;
+                node.metrics
+                    .forward_call
+                    .observe(started.elapsed().as_secs_f64());
                 answer(waiters, res.map_err(forward_err));
             });
         }
