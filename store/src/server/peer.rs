@@ -80,7 +80,7 @@ impl Peer for PeerService {
             self.node.clone(),
             |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
                 let started = std::time::Instant::now();
-                let res = node.raft().append_entries(rpc).await;
+                let res = node.append_entries(rpc).await;
                 node.metrics()
                     .append_handling
                     .observe(started.elapsed().as_secs_f64());
