@@ -17,6 +17,7 @@ use anyhow::Context;
 use tokio::sync::Mutex;
 
 use config::{Flags, RuntimeKind};
+use machine::PressureSource;
 use node::NodeCtx;
 use pods::{
     backoff::Backoff, events::Recorder, sandbox::SandboxEnv, status_writer::StatusWriter, PodCtx,
@@ -29,12 +30,6 @@ use runtime::{
 
 /// Runs the agent until the process ends.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
-    let flags = Arc::new(flags);
-    let name = flags.node_name();
-    let ip = match &flags.node_ip {
-        Some(ip) => ip.parse().with_context(|| format!("--node-ip {ip:?}"))?,
-        None => machine::default_ip(),
-    };
     std::fs::create_dir_all(&flags.root_dir)
         .with_context(|| format!("creating the root dir {}", flags.root_dir.display()))?;
     let (client, _) = client::from_kubeconfig(Some(&flags.kubeconfig), None)
@@ -48,14 +43,65 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             )
             .context("the CRI endpoint")?,
         ),
-        RuntimeKind::Fake => Arc::new(FakeRuntime::new(FakeConfig {
-            start_latency: flags.fake_start_latency,
-            fail_rate: flags.fake_fail_rate,
-            images: (!flags.fake_images.is_empty()).then(|| flags.fake_images.clone()),
-            state_file: Some(flags.root_dir.join("fake-runtime.json")),
-            pod_cidr: flags.pod_cidr.clone().unwrap_or_default(),
-        })),
+        RuntimeKind::Fake => Arc::new(FakeRuntime::new(fake_config(
+            &flags,
+            Some(flags.root_dir.join("fake-runtime.json")),
+        ))),
     };
+    let machine = machine::read_machine(&flags.root_dir);
+    let pressure = PressureSource::Host(flags.root_dir.clone());
+    run_node(Setup {
+        flags: Arc::new(flags),
+        client,
+        runtime,
+        machine,
+        pressure,
+        serve_api: true,
+    })
+    .await
+}
+
+/// The fake runtime as the flags describe it; `state_file` keeps its state across restarts.
+pub fn fake_config(flags: &Flags, state_file: Option<std::path::PathBuf>) -> FakeConfig {
+    FakeConfig {
+        start_latency: flags.fake_start_latency,
+        fail_rate: flags.fake_fail_rate,
+        images: (!flags.fake_images.is_empty()).then(|| flags.fake_images.clone()),
+        state_file,
+        pod_cidr: flags.pod_cidr.clone().unwrap_or_default(),
+    }
+}
+
+/// What one agent runs with. A process hosting many agents (hollow nodes) gives each its own
+/// flags and runtime, shares the API clients and the machine's description, and reads no
+/// pressure.
+pub struct Setup {
+    pub flags: Arc<Flags>,
+    pub client: kube::Client,
+    pub runtime: Arc<dyn Runtime>,
+    pub machine: machine::MachineInfo,
+    pub pressure: PressureSource,
+    /// Serve the agent API (logs, exec, stats) when the flags give its TLS files.
+    pub serve_api: bool,
+}
+
+/// Runs one agent (registration, lease, node status, pods) until the process ends.
+pub async fn run_node(setup: Setup) -> anyhow::Result<()> {
+    let Setup {
+        flags,
+        client,
+        runtime,
+        machine,
+        pressure,
+        serve_api,
+    } = setup;
+    let name = flags.node_name();
+    let ip = match &flags.node_ip {
+        Some(ip) => ip.parse().with_context(|| format!("--node-ip {ip:?}"))?,
+        None => machine::default_ip(),
+    };
+    std::fs::create_dir_all(&flags.root_dir)
+        .with_context(|| format!("creating the root dir {}", flags.root_dir.display()))?;
     let runtime_name = match tokio::time::timeout(Duration::from_secs(5), runtime.version()).await {
         Ok(Ok(v)) => {
             tracing::info!(runtime = %v.runtime_name, version = %v.runtime_version, "container runtime");
@@ -66,13 +112,13 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             RuntimeKind::Fake => "fake".into(),
         },
     };
-    let machine = machine::read_machine(&flags.root_dir);
     let node_ctx = NodeCtx {
         client: client.clone(),
         name: name.clone(),
         ip,
         flags: flags.clone(),
         machine: machine.clone(),
+        pressure,
         runtime: runtime.clone(),
     };
     loop {
@@ -99,7 +145,9 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         },
         flags.container_log_monitor_interval,
     ));
-    start_api(&flags, &name, runtime.clone(), log_root.clone()).await?;
+    if serve_api {
+        start_api(&flags, &name, runtime.clone(), log_root.clone()).await?;
+    }
     let host_dns = pods::sandbox::parse_resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     );

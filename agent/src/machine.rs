@@ -90,6 +90,30 @@ pub fn pressure(
     }
 }
 
+/// Where a node's pressure signals come from.
+#[derive(Debug, Clone)]
+pub enum PressureSource {
+    /// This machine: available memory, the disk of the root dir and the process table, read
+    /// at each status update.
+    Host(std::path::PathBuf),
+    /// A hollow node (many in one process, as kubemark's): no pressure, nothing read.
+    Hollow,
+}
+
+impl PressureSource {
+    /// The signals now.
+    pub fn read(&self) -> Pressure {
+        match self {
+            PressureSource::Host(root_dir) => read_pressure(root_dir),
+            PressureSource::Hollow => Pressure {
+                memory: false,
+                disk: false,
+                pids: false,
+            },
+        }
+    }
+}
+
 /// Reads the pressure signals now.
 pub fn read_pressure(root_dir: &Path) -> Pressure {
     let meminfo = read("/proc/meminfo");

@@ -398,6 +398,16 @@ pub fn selectable_fields(kind: &str) -> impl Iterator<Item = &'static str> + '_ 
         .map(|(_, f, _)| *f)
 }
 
+/// The field by whose value the apiserver's watch cache indexes a resource's watchers
+/// (Kubernetes' trigger functions): a pod's `spec.nodeName`, which every agent watches with,
+/// so that an event wakes only the watchers of its node.
+pub fn indexed_field(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some("spec.nodeName"),
+        _ => None,
+    }
+}
+
 /// A field's value as a selector compares it: booleans and numbers as text, absent as "".
 pub fn field_value(kind: &str, obj: &Value, field: &str) -> String {
     let Some(ptr) = field_path(kind, field) else {

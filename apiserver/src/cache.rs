@@ -9,7 +9,7 @@
 mod object;
 
 use std::{
-    collections::{BTreeMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{Arc, Weak},
     time::Duration,
 };
@@ -17,7 +17,7 @@ use std::{
 use api::registry::Resource;
 use etcd_client::EventType;
 use parking_lot::Mutex;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 
 pub use object::CachedObject;
@@ -33,6 +33,8 @@ pub const EVENT_WINDOW_BYTES: usize = 32 << 20;
 /// its last resourceVersion, which the window usually still holds). The channel holds only
 /// weak references to events: the window alone keeps them alive.
 const WATCHER_BUFFER: usize = 16_384;
+/// How far an indexed watch (one node's pods) may fall behind before it is closed.
+const INDEXED_WATCHER_BUFFER: usize = 1024;
 
 /// ADDED, MODIFIED or DELETED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +88,23 @@ struct Inner {
     /// The oldest revision a watch may resume from (exclusive).
     oldest: i64,
     tx: broadcast::Sender<Notice>,
+    /// Watches that select one value of the resource's indexed field (a node's pods), by
+    /// that value: an event goes only to those of its object's value before and after.
+    indexed: HashMap<String, Vec<mpsc::Sender<Notice>>>,
+}
+
+impl Inner {
+    /// Hands `notice` to the indexed watches of `value`, dropping those that are gone or
+    /// too far behind (their stream then ends; clients resume from their resourceVersion).
+    fn send_indexed(&mut self, value: &str, notice: &Notice) {
+        let Some(senders) = self.indexed.get_mut(value) else {
+            return;
+        };
+        senders.retain(|tx| tx.try_send(notice.clone()).is_ok());
+        if senders.is_empty() {
+            self.indexed.remove(value);
+        }
+    }
 }
 
 /// How a store watch ended.
@@ -110,7 +129,25 @@ pub struct Subscription {
     /// For a watch without a resourceVersion: the current objects, sent as ADDED.
     pub initial: Vec<Arc<CachedObject>>,
     pub revision: i64,
-    pub live: broadcast::Receiver<Notice>,
+    pub live: Live,
+}
+
+/// A client watch's live feed: every event of the resource, or (an indexed watch) only
+/// those whose object had or has the selected value of the indexed field.
+pub enum Live {
+    All(broadcast::Receiver<Notice>),
+    Indexed(mpsc::Receiver<Notice>),
+}
+
+impl Live {
+    /// The next notice; None once the watch must end (it fell too far behind, or the cache
+    /// relisted and cannot tell it what changed).
+    pub async fn recv(&mut self) -> Option<Notice> {
+        match self {
+            Live::All(rx) => rx.recv().await.ok(),
+            Live::Indexed(rx) => rx.recv().await,
+        }
+    }
 }
 
 /// The cache of one resource type.
@@ -120,6 +157,8 @@ pub struct WatchCache {
     ready: watch::Sender<i64>,
     /// Asks the store watch for a progress notification now (a reader waits on a revision).
     progress_wanted: tokio::sync::Notify,
+    /// The field watches are indexed by, if the resource has one.
+    indexed_field: Option<&'static str>,
 }
 
 impl WatchCache {
@@ -145,9 +184,11 @@ impl WatchCache {
                 revision: 0,
                 oldest: 0,
                 tx,
+                indexed: HashMap::new(),
             }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
+            indexed_field: api::selectors::indexed_field(resource.kind),
         })
     }
 
@@ -205,11 +246,31 @@ impl WatchCache {
         self.inner.lock().objects.get(key).cloned()
     }
 
+    /// The field by whose value watches of this resource are indexed (see
+    /// [`api::selectors::indexed_field`]).
+    pub fn indexed_field(&self) -> Option<&'static str> {
+        self.indexed_field
+    }
+
     /// Starts a client watch. `from`: None to begin with the current objects as ADDED events;
-    /// Some(rv) to receive every event after rv.
-    pub fn subscribe(&self, prefix: &str, from: Option<i64>) -> Result<Subscription, CacheError> {
-        let inner = self.inner.lock();
-        let live = inner.tx.subscribe();
+    /// Some(rv) to receive every event after rv. `indexed`: the value the watch requires of
+    /// the [indexed field](Self::indexed_field), so that its live feed carries only events
+    /// whose object had or has that value.
+    pub fn subscribe(
+        &self,
+        prefix: &str,
+        from: Option<i64>,
+        indexed: Option<&str>,
+    ) -> Result<Subscription, CacheError> {
+        let mut inner = self.inner.lock();
+        let live = match indexed.filter(|_| self.indexed_field.is_some()) {
+            Some(value) => {
+                let (tx, rx) = mpsc::channel(INDEXED_WATCHER_BUFFER);
+                inner.indexed.entry(value.to_string()).or_default().push(tx);
+                Live::Indexed(rx)
+            }
+            None => Live::All(inner.tx.subscribe()),
+        };
         match from {
             None => {
                 let initial = inner
@@ -320,6 +381,7 @@ impl WatchCache {
             // Watchers cannot be told what they missed: close them; clients resume or relist.
             let (tx, _) = broadcast::channel(WATCHER_BUFFER);
             inner.tx = tx;
+            inner.indexed.clear();
         }
         drop(inner);
         self.ready.send_replace(revision);
@@ -374,6 +436,11 @@ impl WatchCache {
         if revision > inner.revision {
             inner.revision = revision;
             let _ = inner.tx.send(Notice::Progress(revision));
+            let notice = Notice::Progress(revision);
+            let values: Vec<String> = inner.indexed.keys().cloned().collect();
+            for v in values {
+                inner.send_indexed(&v, &notice);
+            }
             drop(inner);
             self.ready.send_replace(revision);
         }
@@ -450,7 +517,7 @@ impl WatchCache {
         let event = Arc::new(event);
         let notice = Notice::Event(Arc::downgrade(&event));
         inner.window_bytes += event.object.size();
-        inner.events.push_back(event);
+        inner.events.push_back(event.clone());
         while inner.events.len() > EVENT_WINDOW
             || (inner.window_bytes > EVENT_WINDOW_BYTES && inner.events.len() > 1)
         {
@@ -460,6 +527,20 @@ impl WatchCache {
             }
         }
         inner.revision = inner.revision.max(revision);
+        if let Some(field) = self.indexed_field {
+            if !inner.indexed.is_empty() {
+                let kind = self.resource.kind;
+                let now = event.object.field(kind, field).to_string();
+                let before = event
+                    .prev
+                    .as_ref()
+                    .map(|p| p.field(kind, field).to_string());
+                inner.send_indexed(&now, &notice);
+                if let Some(before) = before.filter(|b| *b != now) {
+                    inner.send_indexed(&before, &notice);
+                }
+            }
+        }
         let _ = inner.tx.send(notice);
         drop(inner);
         self.ready.send_replace(revision);
@@ -511,6 +592,13 @@ mod tests {
         output::Filter,
         read::{decode_continue, page_of},
     };
+
+    fn try_next(live: &mut Live) -> Option<Notice> {
+        match live {
+            Live::All(rx) => rx.try_recv().ok(),
+            Live::Indexed(rx) => rx.try_recv().ok(),
+        }
+    }
 
     fn pods() -> &'static Resource {
         api::registry::find("", "v1", "pods").expect("pods are registered")
@@ -662,7 +750,7 @@ mod tests {
         put(&cache, "other", "d", "web", "n2", 12);
         put(&cache, "default", "e", "db", "n1", 13);
         let mut sub = cache
-            .subscribe(&pods().namespace_prefix("default"), Some(11))
+            .subscribe(&pods().namespace_prefix("default"), Some(11), None)
             .unwrap();
         let replayed: Vec<(EventKind, i64)> =
             sub.backlog.iter().map(|e| (e.kind, e.revision)).collect();
@@ -673,7 +761,9 @@ mod tests {
         assert_eq!(v["type"], "ADDED");
         assert_eq!(v["object"], pod("default", "e", "db", "n1", 13));
         // From the list's own revision: every event since.
-        let all = cache.subscribe(&pods().key_prefix(), Some(10)).unwrap();
+        let all = cache
+            .subscribe(&pods().key_prefix(), Some(10), None)
+            .unwrap();
         let revs: Vec<i64> = all.backlog.iter().map(|e| e.revision).collect();
         assert_eq!(revs, [11, 12, 13]);
         assert_eq!(all.backlog[0].kind, EventKind::Modified);
@@ -681,7 +771,7 @@ mod tests {
         assert_eq!(prev["metadata"]["resourceVersion"], "2");
         // Live events follow; a deletion carries the last state at the deletion's revision.
         cache.apply_change(key("default", "e"), Change::Delete { prev: None }, 14);
-        let Ok(Notice::Event(ev)) = sub.live.try_recv() else {
+        let Some(Notice::Event(ev)) = try_next(&mut sub.live) else {
             panic!("no live event")
         };
         let ev = ev.upgrade().expect("the window holds the event");
@@ -691,7 +781,7 @@ mod tests {
         assert_eq!(last["spec"]["nodeName"], "n1");
         // Without a revision: the current objects first.
         let fresh = cache
-            .subscribe(&pods().namespace_prefix("default"), None)
+            .subscribe(&pods().namespace_prefix("default"), None, None)
             .unwrap();
         assert_eq!(names(&fresh.initial), ["a", "b", "c"]);
         assert!(fresh.backlog.is_empty());
@@ -700,13 +790,15 @@ mod tests {
     #[test]
     fn a_revision_older_than_the_window_is_gone() {
         let cache = listed();
-        assert!(cache.subscribe(&pods().key_prefix(), Some(10)).is_ok());
+        assert!(cache
+            .subscribe(&pods().key_prefix(), Some(10), None)
+            .is_ok());
         assert!(matches!(
-            cache.subscribe(&pods().key_prefix(), Some(9)),
+            cache.subscribe(&pods().key_prefix(), Some(9), None),
             Err(CacheError::TooOld { .. })
         ));
         let mut live = cache
-            .subscribe(&pods().key_prefix(), Some(10))
+            .subscribe(&pods().key_prefix(), Some(10), None)
             .unwrap()
             .live;
         for i in 0..EVENT_WINDOW as i64 + 5 {
@@ -714,18 +806,20 @@ mod tests {
         }
         let last = 10 + EVENT_WINDOW as i64 + 5;
         assert!(matches!(
-            cache.subscribe(&pods().key_prefix(), Some(14)),
+            cache.subscribe(&pods().key_prefix(), Some(14), None),
             Err(CacheError::TooOld {
                 requested: 14,
                 oldest: 16
             })
         ));
-        let ok = cache.subscribe(&pods().key_prefix(), Some(15)).unwrap();
+        let ok = cache
+            .subscribe(&pods().key_prefix(), Some(15), None)
+            .unwrap();
         assert_eq!(ok.backlog.len(), EVENT_WINDOW);
         assert_eq!(ok.backlog.last().unwrap().revision, last);
         // The watcher that read nothing finds its first events gone: it is closed (and
         // resumes, or relists), as one that lagged.
-        let Ok(Notice::Event(first)) = live.try_recv() else {
+        let Some(Notice::Event(first)) = try_next(&mut live) else {
             panic!("no notice")
         };
         assert!(first.upgrade().is_none());

@@ -828,6 +828,65 @@ async fn watch_bookmarks_gone_and_metrics() {
     assert_eq!(ok(&c, &["get", "--raw", "/livez"]).trim(), "ok");
 }
 
+/// A watch of one node's pods (`fieldSelector=spec.nodeName=N`, every agent's) is fed only
+/// the events of pods that were or are on N: the watch cache indexes such watches by node.
+#[tokio::test(flavor = "multi_thread")]
+async fn watches_of_one_node_see_only_its_pods() {
+    let c = api().await;
+    let rv = list_rv(&c);
+    ok(&c, &["run", "i1", "--image=busybox"]);
+    ok(
+        &c,
+        &[
+            "run",
+            "i2",
+            "--image=busybox",
+            "--overrides={\"spec\":{\"nodeName\":\"n2\"}}",
+        ],
+    );
+    let (code, body) = c.curl(
+        Admin,
+        "POST",
+        "/api/v1/namespaces/default/pods/i1/binding",
+        Some((
+            "application/json",
+            br#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"i1"},"target":{"kind":"Node","name":"n1"}}"#,
+        )),
+    );
+    assert_eq!(code, 201, "{body}");
+    ok(&c, &["delete", "pod", "i1", "--grace-period=0", "--force"]);
+    let watch = |selector: &str| {
+        let (code, body) = c.curl(
+            Admin,
+            "GET",
+            &format!(
+                "/api/v1/namespaces/default/pods?watch=true&fieldSelector={selector}\
+                 &resourceVersion={rv}&timeoutSeconds=2"
+            ),
+            None,
+        );
+        assert_eq!(code, 200, "{body}");
+        let names: Vec<String> = body
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["type"].as_str().unwrap_or(""),
+                    e["object"]["metadata"]["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        names
+    };
+    // Bound to n1: ADDED for n1's watch; deleted: DELETED.
+    assert_eq!(watch("spec.nodeName%3Dn1"), ["ADDED i1", "DELETED i1"]);
+    assert_eq!(watch("spec.nodeName%3Dn2"), ["ADDED i2"]);
+    // The unscheduled pods' watch (the scheduler's): i1 appears, then leaves at its binding.
+    assert_eq!(watch("spec.nodeName%3D"), ["ADDED i1", "DELETED i1"]);
+    assert!(watch("spec.nodeName%3Dn3").is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn typed_create_commands_send_protobuf() {
     let c = api().await;

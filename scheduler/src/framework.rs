@@ -6,7 +6,7 @@
 //! through the `as_*` methods. Every call gets the pod being scheduled ([`PodInfo`]) and a
 //! node of the snapshot ([`NodeInfo`]); none does I/O.
 
-use std::{any::Any, collections::HashMap};
+use std::any::Any;
 
 use crate::nodeinfo::{NodeInfo, PodInfo};
 
@@ -108,21 +108,28 @@ pub enum ClusterEvent {
     AssignedPodDeleted,
 }
 
-/// Data plugins compute once per cycle (PreFilter, PreScore) and read per node.
+/// Data plugins compute once per cycle (PreFilter, PreScore) and read per node. A handful of
+/// entries read for each of thousands of nodes: a short list beats hashing the key each time.
 #[derive(Default)]
 pub struct CycleState {
-    values: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    values: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
 }
 
 impl CycleState {
-    /// Stores `value` under `key` (by convention the plugin's name).
+    /// Stores `value` under `key` (by convention the plugin's name), replacing what was there.
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.values.insert(key, Box::new(value));
+        match self.values.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = Box::new(value),
+            None => self.values.push((key, Box::new(value))),
+        }
     }
 
     /// The value stored under `key`, if it has type `T`.
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.values.get(key).and_then(|v| v.downcast_ref())
+        self.values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref())
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod cycle;
 pub mod framework;
 pub mod http;
+pub mod labels;
 pub mod metrics;
 pub mod nodeinfo;
 pub mod plugins;

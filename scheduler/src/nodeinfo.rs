@@ -6,6 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
+use crate::labels::NodeLabels;
 use crate::resources::{node_allocatable, pod_requests, Resources};
 
 /// A host port a pod uses: (protocol, host IP, port). The IP is `0.0.0.0` when unset.
@@ -122,6 +123,8 @@ pub struct NodeInfo {
     pub pods: Vec<Arc<PodSummary>>,
     /// Image name (each of `status.images[].names`) → size in bytes.
     pub images: HashMap<String, i64>,
+    /// The node's labels as symbols, for matching node affinity quickly.
+    pub label_syms: NodeLabels,
 }
 
 impl NodeInfo {
@@ -136,6 +139,7 @@ impl NodeInfo {
             non_zero_requested: Resources::default(),
             pods: Vec::new(),
             images: HashMap::new(),
+            label_syms: NodeLabels::default(),
         };
         info.set_node(node);
         info
@@ -146,6 +150,7 @@ impl NodeInfo {
         let (alloc, pods) = node_allocatable(&node);
         self.allocatable = alloc;
         self.allowed_pods = pods;
+        self.label_syms = NodeLabels::of(node.metadata.labels.as_ref());
         self.images = node
             .status
             .as_ref()

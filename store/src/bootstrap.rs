@@ -145,6 +145,20 @@ async fn identity(cfg: &ServerConfig, db: &Db, peers: &PeerClients) -> anyhow::R
     }
 }
 
+/// openraft's election timeout range (min, max) for etcd's `--election-timeout` `t` (ms).
+///
+/// etcd's follower stands a random `[t, 2t)` after the last word from its leader. openraft's
+/// follower that knew a leader waits its leader lease (`election_timeout_max`: until then it
+/// also refuses to vote for anyone else) plus a random `[min, max)`: with `[t/2, t)` that is
+/// `[1.5t, 2t)`, inside etcd's range. The lease stays coherent: a follower refuses votes
+/// for `max` after the last word from the leader and stands only after `max + min`, so a
+/// candidate's voters' leases have run out too. Linearizable reads confirm leadership with a
+/// quorum round, not a lease, so they do not depend on these timeouts; a new leader still
+/// restarts every lease clock with `t` to spare (`Limits::election_timeout`, etcd's rule).
+pub fn election_timeouts(t: u64) -> (u64, u64) {
+    (t / 2, t)
+}
+
 /// Runs a member until SIGINT/SIGTERM.
 pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir();
@@ -160,11 +174,12 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         "starting member"
     );
 
+    let (election_timeout_min, election_timeout_max) = election_timeouts(cfg.election_timeout);
     let raft_config = openraft::Config {
         cluster_name: cfg.initial_cluster_token.clone(),
         heartbeat_interval: cfg.heartbeat_interval,
-        election_timeout_min: cfg.election_timeout,
-        election_timeout_max: cfg.election_timeout * 2,
+        election_timeout_min,
+        election_timeout_max,
         install_snapshot_timeout: 30_000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(cfg.snapshot_count),
         max_in_snapshot_log_to_keep: 1000,
@@ -252,4 +267,28 @@ pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Re
     let db = Db::open(data_dir)?;
     crate::raft::snapshot::install(&db, &payload)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::election_timeouts;
+
+    #[test]
+    fn a_follower_stands_within_etcds_election_range() {
+        for t in [100, 1000, 5000] {
+            let (min, max) = election_timeouts(t);
+            // Leader lease (max) plus a random [min, max): inside etcd's [t, 2t).
+            assert!(max + min >= t && max + max <= 2 * t, "t = {t}");
+            assert!(min < max);
+        }
+        // With the default heartbeat of 100 ms, openraft accepts the range.
+        let (min, max) = election_timeouts(1000);
+        let config = openraft::Config {
+            heartbeat_interval: 100,
+            election_timeout_min: min,
+            election_timeout_max: max,
+            ..Default::default()
+        };
+        assert!(config.validate().is_ok());
+    }
 }

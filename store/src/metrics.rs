@@ -31,6 +31,14 @@ pub struct Metrics {
     pub proposal_duration: Histogram,
     /// Commands per proposed log entry.
     pub batch_size: Histogram,
+    /// On a follower: the leader's answer to a batch of forwarded commands, call to answer.
+    pub forward_call: Histogram,
+    /// On the leader: answering a batch of forwarded commands (commit and apply included).
+    pub forward_handling: Histogram,
+    /// After a proposal's result: until this member applied its entry itself.
+    pub apply_wait: Histogram,
+    /// From applying a transaction to handing its events to a watch stream (per stream).
+    pub watch_delivery: Histogram,
     /// Watchers on this member.
     pub watchers: IntGauge,
     /// Database size in bytes.
@@ -53,6 +61,15 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 
 fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
     let buckets = prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+/// A histogram of short durations: buckets doubling from `first` seconds, 18 of them.
+fn histogram_from(r: &Registry, name: &str, help: &str, first: f64) -> Histogram {
+    let buckets = prometheus::exponential_buckets(first, 2.0, 18).expect("valid buckets");
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
         .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
@@ -143,6 +160,30 @@ impl Metrics {
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
+            forward_call: histogram_from(
+                &r,
+                "store_forward_call_seconds",
+                "Time a follower waits for the leader's answer to forwarded commands.",
+                0.00005,
+            ),
+            forward_handling: histogram_from(
+                &r,
+                "store_forward_handling_seconds",
+                "Time the leader takes to answer forwarded commands (commit and apply included).",
+                0.00005,
+            ),
+            apply_wait: histogram_from(
+                &r,
+                "store_proposal_apply_wait_seconds",
+                "Time from a proposal's result until this member applied its entry itself.",
+                0.00005,
+            ),
+            watch_delivery: histogram_from(
+                &r,
+                "store_watch_delivery_seconds",
+                "Time from applying a transaction to handing its events to a watch stream.",
+                0.00005,
+            ),
             watchers: gauge(
                 &r,
                 "etcd_debugging_mvcc_watcher_total",

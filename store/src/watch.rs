@@ -20,6 +20,8 @@ pub struct Published {
     pub events: Vec<Event>,
     /// The store jumped to `rev` by installing a snapshot: watchers re-read history.
     pub reset: bool,
+    /// When it was published (for the delivery-time metric).
+    pub at: std::time::Instant,
 }
 
 /// Fan-out of applied events to the watchers of this member.
@@ -43,12 +45,14 @@ impl Default for WatchHub {
 impl WatchHub {
     /// Publishes applied transactions (in revision order).
     pub fn publish(&self, batches: Vec<(i64, Vec<Event>)>) {
+        let at = std::time::Instant::now();
         for (rev, events) in batches {
             // No subscriber is not an error.
             let _ = self.tx.send(Arc::new(Published {
                 rev,
                 events,
                 reset: false,
+                at,
             }));
         }
     }
@@ -59,6 +63,7 @@ impl WatchHub {
             rev,
             events: Vec::new(),
             reset: true,
+            at: std::time::Instant::now(),
         }));
     }
 

@@ -9,7 +9,11 @@ pub mod status;
 
 use std::{net::IpAddr, sync::Arc};
 
-use crate::{config::Flags, machine::MachineInfo, runtime::Runtime};
+use crate::{
+    config::Flags,
+    machine::{MachineInfo, PressureSource},
+    runtime::Runtime,
+};
 
 /// What the node loops share.
 #[derive(Clone)]
@@ -19,6 +23,7 @@ pub struct NodeCtx {
     pub ip: IpAddr,
     pub flags: Arc<Flags>,
     pub machine: MachineInfo,
+    pub pressure: PressureSource,
     pub runtime: Arc<dyn Runtime>,
 }
 

@@ -1,8 +1,8 @@
 //! The pod CIDR: `--pod-cidr`, or the Node's `spec.podCIDR` once it is set (by the
 //! controller-manager's node IPAM, or an operator), handed to the runtime with CRI
 //! UpdateRuntimeConfig so that new sandboxes take their IPs from it (containerd writes its CNI
-//! config from its `conf_template`). Checked at every node status period; a failed call is
-//! retried at the next.
+//! config from its `conf_template`). Checked at every node status period until the Node's own
+//! CIDR is in place, then at every status report period; a failed call is retried.
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
@@ -23,6 +23,11 @@ pub async fn run(ctx: NodeCtx) {
     let mut applied: Option<String> = None;
     loop {
         let node = nodes.get_opt(&ctx.name).await.ok().flatten();
+        let own = node
+            .as_ref()
+            .and_then(|n| n.spec.as_ref())
+            .and_then(|s| s.pod_cidr.clone())
+            .filter(|c| !c.is_empty());
         let want = desired(node.as_ref(), ctx.flags.pod_cidr.as_deref());
         if let Some(cidr) = want.filter(|c| applied.as_ref() != Some(c)) {
             match ctx.runtime.update_runtime_config(&cidr).await {
@@ -35,7 +40,16 @@ pub async fn run(ctx: NodeCtx) {
                 }
             }
         }
-        tokio::time::sleep(ctx.flags.node_status_update_frequency).await;
+        // The Node's own CIDR, once set, does not change (Kubernetes refuses to change it):
+        // check it again only at the status report period, so thousands of nodes do not ask
+        // for their Node every 10 s for nothing.
+        let settled = own.is_some() && own == applied;
+        tokio::time::sleep(if settled {
+            ctx.flags.node_status_report_frequency
+        } else {
+            ctx.flags.node_status_update_frequency
+        })
+        .await;
     }
 }
 

@@ -19,10 +19,7 @@ use kube::{
 use serde_json::json;
 
 use super::{arch, registration::capacity, NodeCtx};
-use crate::{
-    machine::{read_pressure, Pressure},
-    runtime::Runtime,
-};
+use crate::{machine::Pressure, runtime::Runtime};
 
 /// Whether the runtime can run pods: Ok, or the reason it cannot (the Ready message).
 pub async fn runtime_ready(runtime: &dyn Runtime) -> Result<(), String> {
@@ -211,7 +208,7 @@ pub async fn run(ctx: NodeCtx) {
             }
         }
         let ready = runtime_ready(ctx.runtime.as_ref()).await;
-        let pressure = read_pressure(&ctx.flags.root_dir);
+        let pressure = ctx.pressure.read();
         let previous = sent.as_ref().map(|s| s.0.clone()).unwrap_or_default();
         let now = Timestamp::now();
         let next = conditions(&previous, &ready, pressure, now);

@@ -82,6 +82,12 @@ impl CachedObject {
         self.line.len() + self.selectable.0.len()
     }
 
+    /// The value a field selector compares for `field` of this object (a `kind`), as
+    /// [`api::selectors::field_value`] gives it.
+    pub fn field(&self, kind: &str, field: &str) -> &str {
+        self.selectable.field(kind, field)
+    }
+
     /// Whether the object's labels match.
     pub fn labels_match(&self, selector: &LabelSelector) -> bool {
         selector.matches_by(&|key| self.selectable.label(key))

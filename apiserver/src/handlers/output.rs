@@ -46,6 +46,11 @@ impl Filter {
         Filter { labels, fields }
     }
 
+    /// The value an `=` term of the field selector requires of `field`.
+    pub fn single_value(&self, field: &str) -> Option<&str> {
+        self.fields.as_ref()?.single_value(field)
+    }
+
     pub fn is_everything(&self) -> bool {
         self.labels.is_none() && self.fields.is_none()
     }

@@ -12,7 +12,7 @@ use axum::{
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
-use tokio::sync::{broadcast::error::RecvError, mpsc};
+use tokio::sync::mpsc;
 
 use super::{
     output::{Filter, Render},
@@ -65,7 +65,9 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
         render,
         resource: ctx.req.resource,
     };
-    let sub = cache.subscribe(&prefix, from).ok();
+    // A watch of one node's pods (every agent's) is fed only that node's events.
+    let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
+    let sub = cache.subscribe(&prefix, from, indexed).ok();
     let gone = match (&sub, from) {
         (None, Some(rv)) => Some(StatusError::gone(format!(
             "too old resource version: {rv} ({})",
@@ -122,7 +124,7 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                         if send(bm).await.is_err() { break 'run; }
                     }
                     notice = sub.live.recv() => match notice {
-                        Ok(Notice::Event(ev)) => {
+                        Some(Notice::Event(ev)) => {
                             // Gone from the window: this watcher fell further behind than it.
                             let Some(ev) = ev.upgrade() else { break 'run };
                             if ev.revision <= last_rv || !ev.key.starts_with(&prefix) {
@@ -138,10 +140,10 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                                 if tx.send(l).await.is_err() { break 'run; }
                             }
                         }
-                        Ok(Notice::Progress(rv)) => progress_rv = rv,
+                        Some(Notice::Progress(rv)) => progress_rv = rv,
                         // Too slow, or the cache restarted: end; the client resumes from its
                         // last resourceVersion or relists.
-                        Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => break 'run,
+                        None => break 'run,
                     }
                 }
             }

@@ -7,7 +7,8 @@
 //! (only requests), and `mixed` ones (a quarter each with required node affinity, a toleration
 //! of the taint every tenth node has plus a preferred affinity, a controller owner to spread,
 //! and plain). Progress goes to stderr, the results to stdout, with the scheduler's resident
-//! memory.
+//! memory and the CPU each process (store, apiserver, scheduler, the benchmark's own clients)
+//! used per pod, which tells where the machine's two cores went.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
-use cluster_tests::{ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component, Identity};
+use cluster_tests::{
+    cpu_seconds, ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component, Identity,
+};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -322,13 +325,29 @@ async fn main() -> Result<()> {
         Workload::Mixed => &[("mixed", true)],
         Workload::Both => &[("plain", false), ("mixed", true)],
     };
+    let procs = [
+        ("store", cluster.store.pid(0)),
+        ("apiserver", cluster.apiserver_pid(0)),
+        ("scheduler", Some(pid)),
+        ("bench clients", Some(std::process::id())),
+    ];
+    let cpu = || procs.map(|(_, p)| p.and_then(cpu_seconds).unwrap_or(0.0));
+    let mut cpu_rows = Vec::new();
     for (name, mixed) in workloads {
         eprintln!(
             "workload {name}: {} pods on {} nodes",
             args.pods, args.nodes
         );
+        let before = cpu();
         let o = run_workload(&client, &args, &format!("bench-{name}"), *mixed).await?;
+        let after = cpu();
         let rss = rss_kib(pid).unwrap_or(0);
+        let per_pod: Vec<f64> = after
+            .iter()
+            .zip(before)
+            .map(|(a, b)| (a - b) * 1e3 / o.bound.max(1) as f64)
+            .collect();
+        cpu_rows.push((name.to_string(), per_pod));
         rows.push((name.to_string(), o, rss));
     }
     println!(
@@ -347,6 +366,17 @@ async fn main() -> Result<()> {
             o.p50.as_secs_f64() * 1000.0,
             o.p99.as_secs_f64() * 1000.0,
             *rss as f64 / 1024.0
+        );
+    }
+    println!("\nCPU per pod bound (ms; user + system):\n");
+    println!("| workload | {} | all |", procs.map(|(n, _)| n).join(" | "));
+    println!("|---|{}---|", "---|".repeat(procs.len()));
+    for (name, per_pod) in &cpu_rows {
+        let cells: Vec<String> = per_pod.iter().map(|v| format!("{v:.2}")).collect();
+        println!(
+            "| {name} | {} | {:.2} |",
+            cells.join(" | "),
+            per_pod.iter().sum::<f64>()
         );
     }
     drop(sched);

@@ -10,7 +10,11 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::{
-    framework::{default_normalize, ClusterEvent, CycleState, Filter, Plugin, Score, Status},
+    framework::{
+        default_normalize, ClusterEvent, CycleState, Filter, Plugin, PreFilter, PreScore, Score,
+        Status,
+    },
+    labels::{self, Sym},
     nodeinfo::{NodeInfo, PodInfo},
 };
 
@@ -40,67 +44,220 @@ pub fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> 
     }
 }
 
-/// Whether a term matches a node with `labels` and `name`. A term with no requirement at all
-/// matches nothing, as in Kubernetes. `matchFields` supports only `metadata.name`.
-pub fn term_matches(
-    term: &NodeSelectorTerm,
-    labels: &BTreeMap<String, String>,
-    name: &str,
-) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name"
-                && matches!(r.operator.as_str(), "In" | "NotIn")
-                && requirement_matches(r, Some(name))
-        })
+/// One requirement compiled against the label symbols (see [`crate::labels`]): a key or value
+/// no node ever had has no symbol, which decides the requirement without looking at nodes.
+#[derive(Debug, Clone)]
+struct Requirement {
+    /// The key's symbol; None: no node has this label.
+    key: Option<Sym>,
+    op: Op,
 }
 
-/// Whether the node fits the pod's nodeSelector and required node affinity.
+#[derive(Debug, Clone)]
+enum Op {
+    /// The value is one of these (values no node has are left out).
+    In(Vec<Sym>),
+    NotIn(Vec<Sym>),
+    Exists,
+    DoesNotExist,
+    /// Gt and Lt compare the value as an integer: they keep the original requirement and key.
+    Compare(NodeSelectorRequirement),
+    /// An unknown operator matches nothing.
+    Never,
+}
+
+impl Requirement {
+    fn compile(r: &NodeSelectorRequirement) -> Requirement {
+        let values = || -> Vec<Sym> {
+            r.values
+                .iter()
+                .flatten()
+                .filter_map(|v| labels::lookup(v))
+                .collect()
+        };
+        let op = match r.operator.as_str() {
+            "In" => Op::In(values()),
+            "NotIn" => Op::NotIn(values()),
+            "Exists" => Op::Exists,
+            "DoesNotExist" => Op::DoesNotExist,
+            "Gt" | "Lt" => Op::Compare(r.clone()),
+            _ => Op::Never,
+        };
+        Requirement {
+            key: labels::lookup(&r.key),
+            op,
+        }
+    }
+
+    fn matches(&self, node: &NodeInfo) -> bool {
+        let value = self.key.and_then(|k| node.label_syms.get(k));
+        match &self.op {
+            Op::In(values) => value.is_some_and(|v| values.contains(&v)),
+            Op::NotIn(values) => value.is_none_or(|v| !values.contains(&v)),
+            Op::Exists => value.is_some(),
+            Op::DoesNotExist => value.is_none(),
+            Op::Compare(r) => {
+                let labels = node.labels().unwrap_or(&NO_LABELS);
+                requirement_matches(r, labels.get(&r.key).map(String::as_str))
+            }
+            Op::Never => false,
+        }
+    }
+}
+
+/// A node selector term, compiled. A term with no requirement at all matches nothing, as in
+/// Kubernetes. `matchFields` supports only `metadata.name` with In and NotIn.
+#[derive(Debug, Clone)]
+struct Term {
+    exprs: Vec<Requirement>,
+    fields: Vec<NodeSelectorRequirement>,
+}
+
+impl Term {
+    fn compile(t: &NodeSelectorTerm) -> Term {
+        Term {
+            exprs: t
+                .match_expressions
+                .iter()
+                .flatten()
+                .map(Requirement::compile)
+                .collect(),
+            fields: t.match_fields.clone().unwrap_or_default(),
+        }
+    }
+
+    fn matches(&self, node: &NodeInfo) -> bool {
+        if self.exprs.is_empty() && self.fields.is_empty() {
+            return false;
+        }
+        self.exprs.iter().all(|r| r.matches(node))
+            && self.fields.iter().all(|r| {
+                r.key == "metadata.name"
+                    && matches!(r.operator.as_str(), "In" | "NotIn")
+                    && requirement_matches(r, Some(&node.name))
+            })
+    }
+}
+
+/// A pod's node selector and node affinity, compiled once per scheduling cycle.
+#[derive(Debug, Clone)]
+struct Compiled {
+    /// nodeSelector: every (key, value) must be on the node; None: a key or value no node
+    /// has, so no node fits.
+    selector: Option<Vec<(Sym, Sym)>>,
+    /// Required terms (ORed); None: no requirement.
+    required: Option<Vec<Term>>,
+    /// Preferred terms with their weights.
+    preferred: Vec<(i64, Term)>,
+}
+
+impl Compiled {
+    fn of(selector: Option<&BTreeMap<String, String>>, affinity: Option<&Affinity>) -> Compiled {
+        let selector = selector
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| Some((labels::lookup(k)?, labels::lookup(v)?)))
+            .collect();
+        let required = affinity
+            .and_then(|a| {
+                a.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .map(|r| r.node_selector_terms.iter().map(Term::compile).collect());
+        let preferred = affinity
+            .and_then(|a| {
+                a.preferred_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .into_iter()
+            .flatten()
+            .filter(|p| p.weight != 0)
+            .map(|p| (p.weight as i64, Term::compile(&p.preference)))
+            .collect();
+        Compiled {
+            selector,
+            required,
+            preferred,
+        }
+    }
+
+    fn of_pod(pod: &PodInfo) -> Compiled {
+        let selector = pod.pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
+        Compiled::of(selector, pod_affinity(pod))
+    }
+
+    fn fits(&self, node: &NodeInfo) -> bool {
+        let Some(selector) = &self.selector else {
+            return false;
+        };
+        selector
+            .iter()
+            .all(|(k, v)| node.label_syms.get(*k) == Some(*v))
+            && self
+                .required
+                .as_ref()
+                .is_none_or(|terms| terms.iter().any(|t| t.matches(node)))
+    }
+
+    fn preferred_score(&self, node: &NodeInfo) -> i64 {
+        self.preferred
+            .iter()
+            .filter(|(_, t)| t.matches(node))
+            .map(|(w, _)| *w)
+            .sum()
+    }
+}
+
+/// Where the cycle keeps the pod's compiled affinity.
+const STATE_KEY: &str = "NodeAffinity";
+
+/// The pod's compiled affinity: from the cycle's state, or compiled now.
+fn compiled<'a>(
+    state: &'a CycleState,
+    pod: &PodInfo,
+    local: &'a mut Option<Compiled>,
+) -> &'a Compiled {
+    match state.read::<Compiled>(STATE_KEY) {
+        Some(c) => c,
+        None => local.insert(Compiled::of_pod(pod)),
+    }
+}
+
+/// A node with `labels` and `name`, for the functions below.
+fn node_with(labels: &BTreeMap<String, String>, name: &str) -> NodeInfo {
+    let mut n = NodeInfo::new(std::sync::Arc::new(k8s_openapi::api::core::v1::Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.to_string()),
+            labels: Some(labels.clone()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    n.name = name.to_string();
+    n
+}
+
+/// Whether a node with `labels` and `name` fits the pod's nodeSelector and required node
+/// affinity.
 pub fn fits(
     selector: Option<&BTreeMap<String, String>>,
     affinity: Option<&Affinity>,
     labels: &BTreeMap<String, String>,
     name: &str,
 ) -> bool {
-    let selector_ok = selector
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let required = affinity.and_then(|a| {
-        a.required_during_scheduling_ignored_during_execution
-            .as_ref()
-    });
-    selector_ok
-        && required.is_none_or(|r| {
-            r.node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, name))
-        })
+    // The node first: its labels get their symbols before the pod's terms are compiled.
+    let node = node_with(labels, name);
+    Compiled::of(selector, affinity).fits(&node)
 }
 
-/// Sum of the weights of the preferred terms the node matches.
+/// Sum of the weights of the preferred terms a node with `labels` and `name` matches.
 pub fn preferred_score(
     affinity: Option<&Affinity>,
     labels: &BTreeMap<String, String>,
     name: &str,
 ) -> i64 {
-    affinity
-        .and_then(|a| {
-            a.preferred_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .into_iter()
-        .flatten()
-        .filter(|p| p.weight != 0 && term_matches(&p.preference, labels, name))
-        .map(|p| p.weight as i64)
-        .sum()
+    let node = node_with(labels, name);
+    Compiled::of(None, affinity).preferred_score(&node)
 }
 
 fn pod_affinity(pod: &PodInfo) -> Option<&Affinity> {
@@ -123,7 +280,13 @@ impl Plugin for NodeAffinity {
     fn events(&self) -> &'static [ClusterEvent] {
         &[ClusterEvent::NodeAdded, ClusterEvent::NodeLabelsChanged]
     }
+    fn as_pre_filter(&self) -> Option<&dyn PreFilter> {
+        Some(self)
+    }
     fn as_filter(&self) -> Option<&dyn Filter> {
+        Some(self)
+    }
+    fn as_pre_score(&self) -> Option<&dyn PreScore> {
         Some(self)
     }
     fn as_score(&self) -> Option<&dyn Score> {
@@ -131,11 +294,17 @@ impl Plugin for NodeAffinity {
     }
 }
 
+impl PreFilter for NodeAffinity {
+    fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, _: &[NodeInfo]) -> Status {
+        state.write(STATE_KEY, Compiled::of_pod(pod));
+        Status::success()
+    }
+}
+
 impl Filter for NodeAffinity {
-    fn filter(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
-        let selector = pod.pod.spec.as_ref().and_then(|s| s.node_selector.as_ref());
-        let labels = node.labels().unwrap_or(&NO_LABELS);
-        if fits(selector, pod_affinity(pod), labels, &node.name) {
+    fn filter(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Status {
+        let mut local = None;
+        if compiled(state, pod, &mut local).fits(node) {
             Status::success()
         } else {
             Status::unresolvable(REASON)
@@ -143,13 +312,25 @@ impl Filter for NodeAffinity {
     }
 }
 
+impl PreScore for NodeAffinity {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _: &[&NodeInfo],
+        _: &[NodeInfo],
+    ) -> Status {
+        if state.read::<Compiled>(STATE_KEY).is_none() {
+            state.write(STATE_KEY, Compiled::of_pod(pod));
+        }
+        Status::success()
+    }
+}
+
 impl Score for NodeAffinity {
-    fn score(&self, _: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
-        Ok(preferred_score(
-            pod_affinity(pod),
-            node.labels().unwrap_or(&NO_LABELS),
-            &node.name,
-        ))
+    fn score(&self, state: &CycleState, pod: &PodInfo, node: &NodeInfo) -> Result<i64, Status> {
+        let mut local = None;
+        Ok(compiled(state, pod, &mut local).preferred_score(node))
     }
     fn normalize(&self, _: &CycleState, scores: &mut [i64]) {
         default_normalize(scores, false);
@@ -379,5 +560,34 @@ mod tests {
         let s = NodeAffinity.filter(&CycleState::default(), &p, &n);
         assert_eq!(s.code, crate::framework::Code::UnschedulableAndUnresolvable);
         assert_eq!(s.reasons, vec![REASON.to_string()]);
+    }
+
+    #[test]
+    fn the_cycle_compiles_once_and_unknown_labels_match_nothing() {
+        use crate::nodeinfo::testutil::{node, pod};
+        let ssd = node("a", json!({"disk": "ssd"}), json!({}), json!({}));
+        let hdd = node("b", json!({"disk": "hdd"}), json!({}), json!({}));
+        let p = pod(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "disk", "operator": "In", "values": ["ssd", "never-on-any-node"]}]}]}}}}),
+        );
+        let mut st = CycleState::default();
+        assert!(NodeAffinity.pre_filter(&mut st, &p, &[]).is_success());
+        assert!(NodeAffinity.filter(&st, &p, &ssd).is_success());
+        assert!(!NodeAffinity.filter(&st, &p, &hdd).is_success());
+        // A selector on a label no node has: nothing fits; NotIn of it: everything does.
+        let p = pod(json!({"nodeSelector": {"never-a-label-key": "x"}}));
+        assert!(!NodeAffinity
+            .filter(&CycleState::default(), &p, &ssd)
+            .is_success());
+        let p = pod(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "never-a-label-key", "operator": "NotIn", "values": ["x"]}]}]}}}}),
+        );
+        assert!(NodeAffinity
+            .filter(&CycleState::default(), &p, &ssd)
+            .is_success());
     }
 }

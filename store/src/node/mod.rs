@@ -216,6 +216,41 @@ impl Node {
         self.state.cluster.read().alarms.clone()
     }
 
+    /// A leader's AppendEntries, handled as a follower. openraft appends (and so syncs) the
+    /// entries before it looks at the commit index that came with them; while writes stream
+    /// in, that index would wait a sync each time before this member applies. So when the
+    /// request carries entries and the leader's commit index is ahead of what this member
+    /// applied, the part of it this member already holds (up to the request's previous log
+    /// id, which openraft checks) is handed over first, alone, and applied while the new
+    /// entries are synced: the watchers and the writers waiting on this member see their
+    /// events a sync earlier. Nothing is committed that the leader did not say is committed.
+    pub async fn append_entries(
+        &self,
+        rpc: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig>,
+    ) -> Result<openraft::raft::AppendEntriesResponse<u64>, RaftError<u64>> {
+        if let (false, Some(prev), Some(commit)) =
+            (rpc.entries.is_empty(), rpc.prev_log_id, rpc.leader_commit)
+        {
+            let upto = if commit.index <= prev.index {
+                commit
+            } else {
+                prev
+            };
+            if upto.index > self.state.applied_index() {
+                let commit_only = openraft::raft::AppendEntriesRequest {
+                    vote: rpc.vote,
+                    prev_log_id: rpc.prev_log_id,
+                    entries: Vec::new(),
+                    leader_commit: Some(upto),
+                };
+                // Its answer is the same as the full request's would be for these ids; the
+                // full request follows and is answered.
+                let _ = self.raft.append_entries(commit_only).await;
+            }
+        }
+        self.raft.append_entries(rpc).await
+    }
+
     /// Whether this member knows a leader.
     pub fn has_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader.is_some()

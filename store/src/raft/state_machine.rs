@@ -65,6 +65,11 @@ impl StoreState {
             .send_replace(last.map(|l| l.index).unwrap_or(0));
     }
 
+    /// The index of the last log entry applied here.
+    pub fn applied_index(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Waits (at most `timeout`) until the log entry at `index` is applied here; false if it
     /// was not in time.
     pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {

@@ -80,7 +80,7 @@ impl Peer for PeerService {
             self.node.clone(),
             |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
                 let started = std::time::Instant::now();
-                let res = node.raft().append_entries(rpc).await;
+                let res = node.append_entries(rpc).await;
                 node.metrics()
                     .append_handling
                     .observe(started.elapsed().as_secs_f64());
@@ -100,10 +100,14 @@ impl Peer for PeerService {
             request.into_inner(),
             self.node.clone(),
             |node, cmds: Vec<Command>| async move {
+                let started = std::time::Instant::now();
                 let results = futures::future::join_all(
                     cmds.into_iter().map(|cmd| node.propose_as_leader(cmd)),
                 )
                 .await;
+                node.metrics()
+                    .forward_handling
+                    .observe(started.elapsed().as_secs_f64());
                 reply(&results).map(Response::into_inner)
             },
         );

@@ -252,6 +252,7 @@ impl WatchStream {
         }
         let header = self.node.header(p.rev);
         let out = &self.out;
+        let mut sent = false;
         for (id, w) in self.watchers.iter_mut() {
             if w.catching_up || p.rev < w.next {
                 continue;
@@ -276,6 +277,13 @@ impl WatchStream {
             if out.send(Ok(resp)).await.is_err() {
                 return Flow::Closed;
             }
+            sent = true;
+        }
+        if sent {
+            self.node
+                .metrics()
+                .watch_delivery
+                .observe(p.at.elapsed().as_secs_f64());
         }
         Flow::Continue
     }

@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use cluster_tests::{Cluster, ClusterConfig, Flavor};
 
 use stats::{Metric, Summary};
-use workloads::{Bench, Workload};
+use workloads::{Bench, Layout, Workload};
 
 /// How long a cluster may take to start and elect a leader.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -69,6 +69,21 @@ pub struct Args {
     /// Concurrent clients of each put-throughput line.
     #[arg(long, value_delimiter = ',', default_value = "1,16,256")]
     pub put_clients: Vec<usize>,
+    /// Client layouts of the put lines named by --layout-put-clients and of the watch line,
+    /// comma-separated: `leader` (every connection to the leader), `follower` (every
+    /// connection to one follower), `all` (every connection a client given all members, which
+    /// spreads its requests over them). Each layout is a line of its own.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "leader,follower,all"
+    )]
+    pub layouts: Vec<Layout>,
+    /// The put lines (by client count) that run once per --layouts; the others spread their
+    /// connections over the members, connection i to member i mod n from the leader.
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
+    pub layout_put_clients: Vec<usize>,
     /// At most this many gRPC connections per workload; clients share them round-robin.
     #[arg(long, default_value_t = 8)]
     pub conns: usize,
@@ -93,6 +108,10 @@ pub struct Args {
     /// Concurrent clients of the lease workloads.
     #[arg(long, default_value_t = 16)]
     pub lease_clients: usize,
+    /// After each line, save every member's /metrics (Prometheus text, cumulative since the
+    /// cluster started) in this directory, as SYSTEM-rROUND-LINE-mMEMBER[-leader].prom.
+    #[arg(long)]
+    pub metrics_dir: Option<std::path::PathBuf>,
 }
 
 impl Args {
@@ -210,8 +229,50 @@ impl Results {
             }
             lines.push(format!("| {} |", cells.join(" | ")));
         }
+        if both {
+            lines.push(String::new());
+            lines.push(self.geometric_means());
+        }
         lines.join("\n")
     }
+
+    /// The geometric mean of ours/etcd over the rate lines and of etcd/ours over the latency
+    /// lines (best rounds; above 1 favours ours in both), over the lines both systems ran.
+    fn geometric_means(&self) -> String {
+        let mut rates = Vec::new();
+        let mut latencies = Vec::new();
+        for ((_, metric), values) in self.rows.iter().zip(&self.values) {
+            let best = |s: System| Summary::of(*metric, &values[s as usize]).map(|x| x.best);
+            let (Some(etcd), Some(ours)) = (best(System::Etcd), best(System::Ours)) else {
+                continue;
+            };
+            if etcd <= 0.0 || ours <= 0.0 {
+                continue;
+            }
+            if metric.higher_is_better() {
+                rates.push(ours / etcd);
+            } else {
+                latencies.push(etcd / ours);
+            }
+        }
+        format!(
+            "Geometric mean of ours/etcd over the {} rate lines (↑): {}; of etcd/ours over the \
+             {} latency lines (↓): {} (above 1 favours ours in both).",
+            rates.len(),
+            geometric_mean(&rates).map_or("–".to_owned(), |g| format!("{g:.2}")),
+            latencies.len(),
+            geometric_mean(&latencies).map_or("–".to_owned(), |g| format!("{g:.2}")),
+        )
+    }
+}
+
+/// The geometric mean of positive ratios; None without any.
+fn geometric_mean(ratios: &[f64]) -> Option<f64> {
+    if ratios.is_empty() {
+        return None;
+    }
+    let logs: f64 = ratios.iter().map(|r| r.ln()).sum();
+    Some((logs / ratios.len() as f64).exp())
 }
 
 /// Starts a cluster of `system`, runs every workload on it and stops it. A workload that fails
@@ -266,6 +327,11 @@ async fn run_system(
         };
         match result {
             Ok(figures) => {
+                if let Some(dir) = &args.metrics_dir {
+                    if let Err(err) = save_metrics(dir, &cluster, leader, tag, &name).await {
+                        eprintln!("{tag}: {name}: metrics not saved: {err:#}");
+                    }
+                }
                 let shown: Vec<String> = workload
                     .metrics()
                     .iter()
@@ -355,6 +421,33 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Saves the /metrics of every member of `cluster` in `dir` (see `--metrics-dir`).
+async fn save_metrics(
+    dir: &Path,
+    cluster: &Cluster,
+    leader: usize,
+    tag: &str,
+    line: &str,
+) -> Result<()> {
+    let slug = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect::<String>()
+    };
+    std::fs::create_dir_all(dir)?;
+    for i in 0..cluster.len() {
+        let (code, body) =
+            cluster_tests::http::get(&format!("{}/metrics", cluster.metrics_url(i))).await?;
+        if code != 200 {
+            bail!("member {i}: /metrics answered {code}");
+        }
+        let role = if i == leader { "-leader" } else { "" };
+        let file = dir.join(format!("{}-{}-m{i}{role}.prom", slug(tag), slug(line)));
+        std::fs::write(&file, body)?;
+    }
+    Ok(())
+}
+
 /// Rough time one system takes for one round: start, workloads, stop.
 fn estimate(args: &Args, workloads: &[Workload]) -> Duration {
     let timed = args.warmup() + args.duration();
@@ -363,7 +456,7 @@ fn estimate(args: &Args, workloads: &[Workload]) -> Duration {
         .map(|w| match w {
             // About 1.5 ms per put on an idle machine.
             Workload::SeqPut => Duration::from_secs_f64(args.ops as f64 * 1.1 * 1.5e-3),
-            Workload::Watch => args.duration(),
+            Workload::Watch { .. } => args.duration(),
             _ => timed,
         })
         .sum();
@@ -490,8 +583,45 @@ mod tests {
     }
 
     #[test]
+    fn layouts_make_lines_of_their_own() {
+        let args = Args::parse_from(["store-bench", "--workloads", "put,watch"]);
+        let names: Vec<String> = Workload::selected(&args)
+            .iter()
+            .map(|w| w.name(&args))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "put, 1 client, via the leader",
+                "put, 1 client, via a follower",
+                "put, 1 client, via all members",
+                "put, 16 clients, via the leader",
+                "put, 16 clients, via a follower",
+                "put, 16 clients, via all members",
+                "put, 256 clients",
+                "watch fan-out, 1 writer, 1000 watchers, via the leader",
+                "watch fan-out, 1 writer, 1000 watchers, via a follower",
+                "watch fan-out, 1 writer, 1000 watchers, via all members",
+            ]
+        );
+        let urls: Vec<String> = ["l", "f1", "f2"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(Layout::Leader.endpoints(&urls, 5).unwrap(), ["l"]);
+        assert_eq!(Layout::Follower.endpoints(&urls, 5).unwrap(), ["f1"]);
+        assert_eq!(Layout::All.endpoints(&urls, 1).unwrap(), ["f1", "f2", "l"]);
+        assert_eq!(Layout::Spread.endpoints(&urls, 5).unwrap(), ["f2"]);
+        assert!(Layout::Follower.endpoints(&urls[..1], 0).is_err());
+    }
+
+    #[test]
+    fn geometric_mean_of_ratios() {
+        assert!(geometric_mean(&[]).is_none());
+        let g = geometric_mean(&[2.0, 0.5, 1.0]).unwrap();
+        assert!((g - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
     fn rows_follow_workloads() {
-        let args = Args::parse_from(["store-bench", "--put-clients", "1,16"]);
+        let args = Args::parse_from(["store-bench", "--put-clients", "1,16", "--layouts", "all"]);
         let workloads = Workload::selected(&args);
         let mut results = Results::new(&args, &workloads);
         let round: Vec<Option<Vec<f64>>> = workloads
@@ -505,8 +635,9 @@ mod tests {
             .iter()
             .all(|v| v[0] == [Some(1.0)] && v[1] == [None]));
         let table = results.markdown(&[System::Etcd, System::Ours]);
-        assert_eq!(table.lines().count(), 2 + results.rows.len());
-        let row = "| put, 16 clients | ops/s ↑ | 1.0 | 1.0–1.0 | failed | – | – |";
+        // Header, rule, one line per row, a blank line and the geometric means.
+        assert_eq!(table.lines().count(), 2 + results.rows.len() + 2);
+        let row = "| put, 16 clients, via all members | ops/s ↑ | 1.0 | 1.0–1.0 | failed | – | – |";
         assert!(table.contains(row), "{table}");
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
+use clap::ValueEnum;
 use cluster_tests::etcd_client::{
     Client, ConnectOptions, GetOptions, KvClient, LeaseClient, LeaseKeepAliveStream, LeaseKeeper,
 };
@@ -28,17 +29,65 @@ const LEASE_TTL: i64 = 120;
 /// Clients that load the keys the range workloads read.
 const PRELOAD_CLIENTS: usize = 32;
 
+/// Which members a workload's connections go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// Every connection to the leader.
+    Leader,
+    /// Every connection to the same follower (writes are forwarded to the leader).
+    Follower,
+    /// Every connection is a client given all members, which spreads its requests over them
+    /// (as the apiserver's etcd client does with `--etcd-servers a,b,c`).
+    All,
+    /// Connection `i` to member `i` mod n, counted from the leader (the lines without a
+    /// layout of their own).
+    #[value(skip)]
+    Spread,
+}
+
+impl Layout {
+    /// The suffix of a line's name; none for [`Layout::Spread`].
+    fn suffix(self) -> &'static str {
+        match self {
+            Layout::Leader => ", via the leader",
+            Layout::Follower => ", via a follower",
+            Layout::All => ", via all members",
+            Layout::Spread => "",
+        }
+    }
+
+    /// The endpoints connection `i` is given, from `urls` (the leader's first).
+    pub fn endpoints(self, urls: &[String], i: usize) -> Result<Vec<String>> {
+        ensure!(!urls.is_empty(), "no member to connect to");
+        Ok(match self {
+            Layout::Leader => vec![urls[0].clone()],
+            Layout::Follower => {
+                ensure!(
+                    urls.len() > 1,
+                    "the follower layout needs at least 2 members"
+                );
+                vec![urls[1].clone()]
+            }
+            // Rotated, so the connections do not all list the same member first.
+            Layout::All => (0..urls.len())
+                .map(|k| urls[(i + k) % urls.len()].clone())
+                .collect(),
+            Layout::Spread => vec![urls[i % urls.len()].clone()],
+        })
+    }
+}
+
 /// One line group of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Workload {
-    /// One client, one put at a time, `--ops` puts.
+    /// One client, one put at a time, `--ops` puts, on the leader.
     SeqPut,
     /// Closed-loop puts from this many concurrent clients.
-    Put { clients: usize },
+    Put { clients: usize, layout: Layout },
     /// Closed-loop single-key gets from `--range-clients` clients.
     Range { serializable: bool },
     /// One writer, `--watchers` watchers on the written key.
-    Watch,
+    Watch { layout: Layout },
     /// Closed-loop lease grants from `--lease-clients` clients.
     LeaseGrant,
     /// Closed-loop keep-alives, each client on its own lease and keep-alive stream.
@@ -54,11 +103,20 @@ impl Workload {
             out.push(Workload::SeqPut);
         }
         if wants("put") {
-            out.extend(
-                args.put_clients
-                    .iter()
-                    .map(|&clients| Workload::Put { clients }),
-            );
+            for &clients in &args.put_clients {
+                if args.layout_put_clients.contains(&clients) {
+                    out.extend(
+                        args.layouts
+                            .iter()
+                            .map(|&layout| Workload::Put { clients, layout }),
+                    );
+                } else {
+                    out.push(Workload::Put {
+                        clients,
+                        layout: Layout::Spread,
+                    });
+                }
+            }
         }
         if wants("range") {
             out.push(Workload::Range {
@@ -67,7 +125,11 @@ impl Workload {
             out.push(Workload::Range { serializable: true });
         }
         if wants("watch") {
-            out.push(Workload::Watch);
+            out.extend(
+                args.layouts
+                    .iter()
+                    .map(|&layout| Workload::Watch { layout }),
+            );
         }
         if wants("lease") {
             out.push(Workload::LeaseGrant);
@@ -79,8 +141,10 @@ impl Workload {
     pub fn name(&self, args: &Args) -> String {
         match self {
             Workload::SeqPut => "sequential put, 1 client".to_owned(),
-            Workload::Put { clients: 1 } => "put, 1 client".to_owned(),
-            Workload::Put { clients } => format!("put, {clients} clients"),
+            Workload::Put { clients: 1, layout } => format!("put, 1 client{}", layout.suffix()),
+            Workload::Put { clients, layout } => {
+                format!("put, {clients} clients{}", layout.suffix())
+            }
             Workload::Range { serializable } => format!(
                 "range {}, {} clients",
                 if *serializable {
@@ -90,7 +154,11 @@ impl Workload {
                 },
                 args.range_clients
             ),
-            Workload::Watch => format!("watch fan-out, 1 writer, {} watchers", args.watchers),
+            Workload::Watch { layout } => format!(
+                "watch fan-out, 1 writer, {} watchers{}",
+                args.watchers,
+                layout.suffix()
+            ),
             Workload::LeaseGrant => format!("lease grant, {} clients", args.lease_clients),
             Workload::KeepAlive => format!("lease keep-alive, {} clients", args.lease_clients),
         }
@@ -100,7 +168,7 @@ impl Workload {
     pub fn metrics(&self) -> &'static [Metric] {
         match self {
             Workload::SeqPut => &[Metric::P50Ms, Metric::P99Ms, Metric::MeanMs],
-            Workload::Watch => &[Metric::EventsPerSec, Metric::P50Ms, Metric::P99Ms],
+            Workload::Watch { .. } => &[Metric::EventsPerSec, Metric::P50Ms, Metric::P99Ms],
             _ => &[Metric::OpsPerSec, Metric::P99Ms],
         }
     }
@@ -111,7 +179,9 @@ impl Workload {
         match self {
             // Counted, not timed: stops early at 3 × --duration anyway.
             Workload::SeqPut => 3 * args.duration() + Duration::from_secs(30),
-            Workload::Watch => measured + WATCH_SETUP + WATCH_DRAIN + Duration::from_secs(30),
+            Workload::Watch { .. } => {
+                measured + WATCH_SETUP + WATCH_DRAIN + Duration::from_secs(30)
+            }
             _ => measured + Duration::from_secs(60),
         }
     }
@@ -119,9 +189,9 @@ impl Workload {
     pub async fn run(&self, bench: &Bench<'_>) -> Result<Vec<f64>> {
         match self {
             Workload::SeqPut => bench.sequential_put().await,
-            Workload::Put { clients } => bench.put(*clients).await,
+            Workload::Put { clients, layout } => bench.put(*clients, *layout).await,
             Workload::Range { serializable } => bench.range(*serializable).await,
-            Workload::Watch => bench.watch().await,
+            Workload::Watch { layout } => bench.watch(*layout).await,
             Workload::LeaseGrant => bench.lease_grant().await,
             Workload::KeepAlive => bench.keep_alive().await,
         }
@@ -131,8 +201,7 @@ impl Workload {
 /// One started cluster and what the workloads share on it.
 pub struct Bench<'a> {
     pub args: &'a Args,
-    /// Client URLs, the leader's first: connection `i` goes to member `i % n` of this list, so
-    /// single-connection workloads talk to the leader and larger ones spread over all members.
+    /// Client URLs, the leader's first, then the followers (see [`Layout`]).
     pub urls: Vec<String>,
     /// Origin of the timestamps the watch writer puts in its values.
     pub epoch: Instant,
@@ -149,23 +218,23 @@ impl<'a> Bench<'a> {
         }
     }
 
-    /// A new gRPC connection (one HTTP/2 connection) to member `i % n`.
-    async fn connect(&self, i: usize) -> Result<Client> {
-        let url = &self.urls[i % self.urls.len()];
+    /// Client `i` of `layout`: one gRPC (HTTP/2) connection to each of its endpoints.
+    async fn connect(&self, layout: Layout, i: usize) -> Result<Client> {
+        let endpoints = layout.endpoints(&self.urls, i)?;
         let options = ConnectOptions::new()
             .with_timeout(REQUEST_TIMEOUT)
             .with_connect_timeout(Duration::from_secs(5));
-        Client::connect([url.as_str()], Some(options))
+        Client::connect(&endpoints, Some(options))
             .await
-            .with_context(|| format!("connecting to {url}"))
+            .with_context(|| format!("connecting to {}", endpoints.join(",")))
     }
 
-    /// `min(clients, --conns)` connections for a workload with `clients` clients.
-    async fn connections(&self, clients: usize) -> Result<Vec<Client>> {
+    /// `min(clients, --conns)` clients of `layout` for a workload with `clients` clients.
+    async fn connections(&self, clients: usize, layout: Layout) -> Result<Vec<Client>> {
         let n = clients.clamp(1, self.args.conns.max(1));
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            out.push(self.connect(i).await?);
+            out.push(self.connect(layout, i).await?);
         }
         Ok(out)
     }
@@ -177,7 +246,7 @@ impl<'a> Bench<'a> {
 
     async fn sequential_put(&self) -> Result<Vec<f64>> {
         let args = self.args;
-        let mut kv = self.connect(0).await?.kv_client();
+        let mut kv = self.connect(Layout::Leader, 0).await?.kv_client();
         let value = self.value(args.value_size, 1);
         let mut rng = StdRng::seed_from_u64(2);
         let warmup = (args.ops / 10).max(1);
@@ -213,8 +282,8 @@ impl<'a> Bench<'a> {
         ])
     }
 
-    async fn put(&self, clients: usize) -> Result<Vec<f64>> {
-        let conns = self.connections(clients).await?;
+    async fn put(&self, clients: usize, layout: Layout) -> Result<Vec<f64>> {
+        let conns = self.connections(clients, layout).await?;
         let value = self.value(self.args.value_size, 1);
         let workers = (0..clients)
             .map(|i| PutWorker {
@@ -232,7 +301,7 @@ impl<'a> Bench<'a> {
     async fn preload(&self) -> Result<()> {
         self.preloaded
             .get_or_try_init(|| async {
-                let conns = self.connections(PRELOAD_CLIENTS).await?;
+                let conns = self.connections(PRELOAD_CLIENTS, Layout::Spread).await?;
                 let value = self.value(self.args.value_size, 3);
                 let next = Arc::new(AtomicUsize::new(0));
                 let total = self.args.range_keys;
@@ -265,7 +334,7 @@ impl<'a> Bench<'a> {
     async fn range(&self, serializable: bool) -> Result<Vec<f64>> {
         self.preload().await?;
         let clients = self.args.range_clients;
-        let conns = self.connections(clients).await?;
+        let conns = self.connections(clients, Layout::Spread).await?;
         let workers = (0..clients)
             .map(|i| GetWorker {
                 kv: conns[i % conns.len()].kv_client(),
@@ -280,7 +349,7 @@ impl<'a> Bench<'a> {
 
     async fn lease_grant(&self) -> Result<Vec<f64>> {
         let clients = self.args.lease_clients;
-        let conns = self.connections(clients).await?;
+        let conns = self.connections(clients, Layout::Spread).await?;
         let workers = (0..clients)
             .map(|i| GrantWorker {
                 lease: conns[i % conns.len()].lease_client(),
@@ -292,7 +361,7 @@ impl<'a> Bench<'a> {
 
     async fn keep_alive(&self) -> Result<Vec<f64>> {
         let clients = self.args.lease_clients;
-        let conns = self.connections(clients).await?;
+        let conns = self.connections(clients, Layout::Spread).await?;
         let mut workers = Vec::with_capacity(clients);
         for i in 0..clients {
             let mut lease = conns[i % conns.len()].lease_client();
@@ -314,11 +383,11 @@ impl<'a> Bench<'a> {
     /// carries the time its put was sent, and a watcher's lag is the time from then until its
     /// stream yields the event. Events per second are all events delivered to all watchers
     /// over the time from the first put to the last delivery.
-    async fn watch(&self) -> Result<Vec<f64>> {
+    async fn watch(&self, layout: Layout) -> Result<Vec<f64>> {
         let args = self.args;
         ensure!(args.watchers > 0, "--watchers must be at least 1");
         let key = b"bench/watch/key".to_vec();
-        let conns = self.connections(args.watch_conns.max(1)).await?;
+        let conns = self.connections(args.watch_conns.max(1), layout).await?;
         let streams = args.watch_streams.clamp(1, args.watchers);
         let shared = Arc::new(WatchShared::default());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -350,8 +419,9 @@ impl<'a> Bench<'a> {
         )
         .await?;
 
-        // One put that every watcher must see before the clock starts.
-        let mut kv = self.connect(0).await?.kv_client();
+        // One put that every watcher must see before the clock starts. The writer is a client
+        // of the same layout as the watchers.
+        let mut kv = self.connect(layout, streams).await?.kv_client();
         kv.put(key.clone(), stamped_value(0, args.watch_value_size), None)
             .await
             .context("put")?;

@@ -1,0 +1,761 @@
+//! `scale-bench`: N hollow nodes and pods through Deployments, measured as Kubernetes' SIG
+//! Scalability measures its density test (ClusterLoader2):
+//!
+//! - API call latency, p99 per verb and resource, from the apiserver's own
+//!   `apiserver_request_duration_seconds` histogram over the run (as ClusterLoader2's
+//!   APIResponsiveness does), against the SLOs: single-object calls ≤ 1 s, LIST ≤ 30 s;
+//! - pod start-up latency, as the density test takes it: once the saturation pods run,
+//!   latency pods (single-replica Deployments) are created at a steady rate, and each one's
+//!   creation (seen by a watch) to Running with every container ready (seen by the same
+//!   watch) gives p50/p90/p99 against the SLO of 5 s;
+//! - scheduling throughput: pods bound per second, average and peak;
+//! - each process's resident memory (idle, peak) and CPU, the store's database size, and the
+//!   bytes each holds per stored object next to the objects' serialized size.
+//!
+//! It starts a store, an apiserver, the scheduler, the controller-manager and one
+//! `hollow-nodes` process (the real agent, many in one process, on the fake runtime).
+//! Progress goes to stderr, the results (Markdown) to stdout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use cluster_tests::{
+    component_binary, cpu_seconds, ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component,
+    Identity, BUSYBOX_IMAGE,
+};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Namespace, Node, Pod},
+};
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scale-bench",
+    about = "N hollow nodes, pods through Deployments; API latency, pod start-up, scheduling \
+             throughput, memory and CPU, as SIG Scalability measures them."
+)]
+struct Args {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Pods per node (the density test's 30).
+    #[arg(long, default_value_t = 30)]
+    pods_per_node: usize,
+    /// Replicas of each Deployment (the last one takes the rest).
+    #[arg(long, default_value_t = 500)]
+    replicas: usize,
+    /// Namespaces the Deployments are spread over.
+    #[arg(long, default_value_t = 10)]
+    namespaces: usize,
+    /// Store members.
+    #[arg(long, default_value_t = 1)]
+    members: usize,
+    /// Hollow nodes started per second.
+    #[arg(long, default_value_t = 200.0)]
+    start_rate: f64,
+    /// Latency pods (single-replica Deployments) created after the saturation pods run.
+    #[arg(long, default_value_t = 500)]
+    latency_pods: usize,
+    /// Latency pods created per second.
+    #[arg(long, default_value_t = 10.0)]
+    latency_qps: f64,
+    /// Give up on a phase after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout: u64,
+}
+
+/// The Deployment `name` in `ns` of `replicas` pods labelled `phase` (saturation or latency).
+fn deployment(name: &str, replicas: usize, phase: &str) -> Result<Deployment> {
+    Ok(serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name, "scale-bench": phase}},
+                "spec": {"terminationGracePeriodSeconds": 0,
+                         "containers": [{"name": "app", "image": BUSYBOX_IMAGE,
+                                         "command": ["sleep", "infinity"],
+                                         "resources": {"requests": {"cpu": "1m", "memory": "10Mi"}}}]},
+            },
+        },
+    }))?)
+}
+
+/// What the watch saw of one pod: when it appeared, was bound, and ran with every
+/// container ready.
+#[derive(Default, Clone, Copy)]
+struct PodTimes {
+    /// A latency pod (else a saturation one).
+    latency: bool,
+    created: Option<Instant>,
+    bound: Option<Instant>,
+    running: Option<Instant>,
+}
+
+fn spawn_watch(
+    pods: Api<Pod>,
+    seen: Arc<Mutex<HashMap<String, PodTimes>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let cfg = watcher::Config::default().labels("scale-bench");
+        let mut stream = watcher(pods, cfg).boxed();
+        loop {
+            let ev = match stream.try_next().await {
+                Ok(Some(ev)) => ev,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("  pod watch: {e}; resuming");
+                    continue;
+                }
+            };
+            let p = match ev {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
+                _ => continue,
+            };
+            let now = Instant::now();
+            let Some(uid) = p.metadata.uid.clone() else {
+                continue;
+            };
+            let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+            let running = p.status.as_ref().is_some_and(|s| {
+                s.phase.as_deref() == Some("Running")
+                    && s.conditions.as_ref().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c.type_ == "ContainersReady" && c.status == "True")
+                    })
+            });
+            let Ok(mut s) = seen.lock() else { break };
+            let latency = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("scale-bench"))
+                .is_some_and(|v| v == "latency");
+            let t = s.entry(uid).or_default();
+            t.latency = latency;
+            t.created.get_or_insert(now);
+            if bound {
+                t.bound.get_or_insert(now);
+            }
+            if running {
+                t.running.get_or_insert(now);
+            }
+        }
+    })
+}
+
+/// Waits until `done` holds, printing progress every few seconds; returns the time it took.
+async fn phase<F>(what: &str, timeout: u64, mut done: F) -> Result<Duration>
+where
+    F: FnMut() -> (bool, String),
+{
+    let t = Instant::now();
+    let mut last = Instant::now() - Duration::from_secs(60);
+    loop {
+        let (ok, progress) = done();
+        if last.elapsed() >= Duration::from_secs(5) || ok {
+            eprintln!("  [{:>6.1}s] {what}: {progress}", t.elapsed().as_secs_f64());
+            last = Instant::now();
+        }
+        if ok {
+            return Ok(t.elapsed());
+        }
+        if t.elapsed() > Duration::from_secs(timeout) {
+            bail!("{what}: not done after {timeout} s ({progress})");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The processes measured, by name.
+struct Procs(Vec<(&'static str, u32)>);
+
+/// Samples each process's resident memory every second, keeping the peak.
+fn spawn_rss_sampler(procs: Vec<(&'static str, u32)>) -> Arc<Mutex<BTreeMap<&'static str, u64>>> {
+    let peaks: Arc<Mutex<BTreeMap<&'static str, u64>>> = Arc::default();
+    let p = peaks.clone();
+    tokio::spawn(async move {
+        loop {
+            for (name, pid) in &procs {
+                let kib = rss_kib(*pid).unwrap_or(0);
+                if let Ok(mut m) = p.lock() {
+                    let e = m.entry(*name).or_insert(0);
+                    *e = (*e).max(kib);
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    peaks
+}
+
+/// One histogram of `apiserver_request_duration_seconds`: bucket bounds and cumulative counts.
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    buckets: Vec<(f64, f64)>,
+    count: f64,
+}
+
+/// The request-duration histograms by (verb, resource), from the apiserver's /metrics text.
+fn parse_histograms(text: &str) -> BTreeMap<(String, String), Histogram> {
+    let mut out: BTreeMap<(String, String), Histogram> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_duration_seconds_") else {
+            continue;
+        };
+        let (series, value) = match rest.rsplit_once(' ') {
+            Some((s, v)) => (s, v.parse::<f64>().unwrap_or(0.0)),
+            None => continue,
+        };
+        let (kind, labels) = match series.split_once('{') {
+            Some((k, l)) => (k, l.trim_end_matches('}')),
+            None => continue,
+        };
+        let mut verb = String::new();
+        let mut resource = String::new();
+        let mut le = None;
+        for kv in labels.split(',') {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            let v = v.trim_matches('"');
+            match k {
+                "verb" => verb = v.to_string(),
+                "resource" => resource = v.to_string(),
+                "le" => {
+                    le = Some(if v == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        v.parse().unwrap_or(0.0)
+                    })
+                }
+                _ => {}
+            }
+        }
+        let h = out.entry((verb, resource)).or_default();
+        match (kind, le) {
+            ("bucket", Some(le)) => h.buckets.push((le, value)),
+            ("count", _) => h.count = value,
+            _ => {}
+        }
+    }
+    for h in out.values_mut() {
+        h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// `after - before`, bucket by bucket.
+fn delta(after: &Histogram, before: Option<&Histogram>) -> Histogram {
+    let Some(b) = before else {
+        return after.clone();
+    };
+    Histogram {
+        buckets: after
+            .buckets
+            .iter()
+            .map(|(le, c)| {
+                let prev = b
+                    .buckets
+                    .iter()
+                    .find(|(l, _)| l == le)
+                    .map(|x| x.1)
+                    .unwrap_or(0.0);
+                (*le, c - prev)
+            })
+            .collect(),
+        count: after.count - b.count,
+    }
+}
+
+/// The q-quantile as Prometheus' histogram_quantile computes it (linear within a bucket).
+fn quantile(h: &Histogram, q: f64) -> Option<f64> {
+    let total = h.buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, c) in &h.buckets {
+        if c >= rank {
+            if le.is_infinite() {
+                return Some(lower.0);
+            }
+            let in_bucket = c - lower.1;
+            let frac = if in_bucket > 0.0 {
+                (rank - lower.1) / in_bucket
+            } else {
+                1.0
+            };
+            return Some(lower.0 + (le - lower.0) * frac);
+        }
+        lower = (le, c);
+    }
+    Some(lower.0)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+async fn metrics_text(kc: &kube::Client) -> Result<String> {
+    let req = http::Request::get("/metrics").body(Vec::new())?;
+    Ok(kc.request_text(req).await?)
+}
+
+/// The store's database size in bytes (Maintenance.Status of the first member).
+async fn store_db_size(api: &ApiCluster) -> Option<i64> {
+    let urls = api.store.client_urls();
+    let mut c = cluster_tests::etcd_client::Client::connect(&urls[..1], None)
+        .await
+        .ok()?;
+    c.status().await.ok().map(|s| s.db_size())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let total = args.nodes * args.pods_per_node;
+    if total == 0 || args.replicas == 0 || args.namespaces == 0 {
+        bail!("--nodes, --pods-per-node, --replicas and --namespaces must be at least 1");
+    }
+    if !component_binary("hollow-nodes").is_file() {
+        bail!(
+            "hollow-nodes not found at {} (build it with `cargo build --workspace --bins`)",
+            component_binary("hollow-nodes").display()
+        );
+    }
+    eprintln!(
+        "scale-bench: {} hollow nodes, {} pods ({} per node) in Deployments of {}",
+        args.nodes, total, args.pods_per_node, args.replicas
+    );
+    eprintln!(
+        "starting the store ({} member(s)), apiserver, scheduler, controller-manager...",
+        args.members
+    );
+    let mut cfg = ApiConfig::new();
+    cfg.store = ClusterConfig::new(args.members);
+    let api = ApiCluster::start(cfg).await?;
+    let admin = api.kubeconfig(Identity::Admin);
+    let kubeconfig = format!("--kubeconfig={}", admin.display());
+    let scheduler = Component::start(
+        "scheduler",
+        &[
+            kubeconfig.clone(),
+            format!("--port={}", ports::allocate()?),
+            "--leader-elect=false".into(),
+        ],
+        api.dir(),
+    )?;
+    let cm = Component::start(
+        "controller-manager",
+        &[
+            kubeconfig.clone(),
+            "--port=0".into(),
+            "--leader-elect=false".into(),
+        ],
+        api.dir(),
+    )?;
+    let kc = client::from_kubeconfig(Some(&admin), None).await?.0;
+
+    eprintln!("starting {} hollow nodes...", args.nodes);
+    let started = Instant::now();
+    let hollow = Component::start(
+        "hollow-nodes",
+        &[
+            format!("--nodes={}", args.nodes),
+            format!("--kubeconfig={}", admin.display()),
+            format!("--start-rate={}", args.start_rate),
+            format!("--root-dir={}", api.dir().join("hollow").display()),
+            "--".into(),
+            "--node-ip=127.0.0.1".into(),
+            format!("--max-pods={}", args.pods_per_node.max(110)),
+        ],
+        api.dir(),
+    )?;
+    let nodes: Api<Node> = Api::all(kc.clone());
+    let ready_nodes = Arc::new(Mutex::new(0usize));
+    {
+        let ready_nodes = ready_nodes.clone();
+        let nodes = nodes.clone();
+        let want = args.nodes;
+        tokio::spawn(async move {
+            loop {
+                let n = nodes
+                    .list(&Default::default())
+                    .await
+                    .map(|l| l.items.iter().filter(|n| node_ready(n)).count())
+                    .unwrap_or(0);
+                if let Ok(mut r) = ready_nodes.lock() {
+                    *r = n;
+                }
+                if n >= want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        });
+    }
+    let nodes_up = phase("hollow nodes Ready", args.timeout, || {
+        let n = ready_nodes.lock().map(|r| *r).unwrap_or(0);
+        (n >= args.nodes, format!("{n}/{}", args.nodes))
+    })
+    .await?;
+    let _ = started;
+
+    let procs = Procs(vec![
+        ("store", api.store.pid(0).unwrap_or(0)),
+        ("apiserver", api.apiserver_pid(0).unwrap_or(0)),
+        ("scheduler", scheduler.pid().unwrap_or(0)),
+        ("controller-manager", cm.pid().unwrap_or(0)),
+        ("hollow-nodes", hollow.pid().unwrap_or(0)),
+    ]);
+    // Settle, then take the idle figures.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let idle_rss: BTreeMap<&str, u64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| (*n, rss_kib(*pid).unwrap_or(0)))
+        .collect();
+    let cpu_before: BTreeMap<&str, f64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| (*n, cpu_seconds(*pid).unwrap_or(0.0)))
+        .collect();
+    let metrics_before = parse_histograms(&metrics_text(&kc).await?);
+    let peaks = spawn_rss_sampler(procs.0.clone());
+
+    let seen: Arc<Mutex<HashMap<String, PodTimes>>> = Arc::default();
+    let watch = spawn_watch(Api::all(kc.clone()), seen.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    eprintln!(
+        "creating {} namespaces and the Deployments...",
+        args.namespaces
+    );
+    let namespaces: Api<Namespace> = Api::all(kc.clone());
+    for i in 0..args.namespaces {
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": format!("scale-{i}")}}))?;
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("creating namespace scale-{i}"))?;
+    }
+    let t0 = Instant::now();
+    let mut left = total;
+    let mut d_index = 0;
+    while left > 0 {
+        let n = args.replicas.min(left);
+        left -= n;
+        let ns = format!("scale-{}", d_index % args.namespaces);
+        let name = format!("density-{d_index}");
+        let d = deployment(&name, n, "saturation")?;
+        Api::<Deployment>::namespaced(kc.clone(), &ns)
+            .create(&PostParams::default(), &d)
+            .await
+            .with_context(|| format!("creating deployment {ns}/{name}"))?;
+        d_index += 1;
+    }
+    eprintln!("{d_index} Deployments created; waiting for {total} pods to run:");
+    let counts = |latency: bool| {
+        seen.lock()
+            .map(|s| {
+                let of_phase = || s.values().filter(|t| t.latency == latency);
+                let c = of_phase().count();
+                let b = of_phase().filter(|t| t.bound.is_some()).count();
+                let r = of_phase().filter(|t| t.running.is_some()).count();
+                (c, b, r)
+            })
+            .unwrap_or((0, 0, 0))
+    };
+    let all_running = phase("saturation pods", args.timeout, || {
+        let (c, b, r) = counts(false);
+        (
+            r >= total,
+            format!(
+                "created {c} bound {b} running {r} ({:.0}/s running)",
+                r as f64 / t0.elapsed().as_secs_f64().max(1e-9)
+            ),
+        )
+    })
+    .await?;
+
+    // Latency pods: single-replica Deployments at a steady rate on the loaded cluster.
+    eprintln!(
+        "creating {} latency pods at {}/s...",
+        args.latency_pods, args.latency_qps
+    );
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.latency_qps.max(0.01)));
+    for i in 0..args.latency_pods {
+        tick.tick().await;
+        let ns = format!("scale-{}", i % args.namespaces);
+        let name = format!("latency-{i}");
+        Api::<Deployment>::namespaced(kc.clone(), &ns)
+            .create(&PostParams::default(), &deployment(&name, 1, "latency")?)
+            .await
+            .with_context(|| format!("creating deployment {ns}/{name}"))?;
+    }
+    phase("latency pods", args.timeout, || {
+        let (c, b, r) = counts(true);
+        (
+            r >= args.latency_pods,
+            format!("created {c} bound {b} running {r}"),
+        )
+    })
+    .await?;
+    watch.abort();
+    let measured = t0.elapsed();
+
+    let cpu_after: BTreeMap<&str, f64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| (*n, cpu_seconds(*pid).unwrap_or(0.0)))
+        .collect();
+    let steady_rss: BTreeMap<&str, u64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| (*n, rss_kib(*pid).unwrap_or(0)))
+        .collect();
+
+    // LIST latency, as a client sees it, and the objects' serialized size.
+    eprintln!("listing every pod 3 times...");
+    let mut list_times = Vec::new();
+    let mut pod_bytes = 0usize;
+    let mut listed = 0usize;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let req = http::Request::get("/api/v1/pods").body(Vec::new())?;
+        let text = kc.request_text(req).await?;
+        list_times.push(t.elapsed());
+        let v: serde_json::Value = serde_json::from_str(&text)?;
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        listed = items.len();
+        pod_bytes = items
+            .iter()
+            .map(|i| serde_json::to_vec(i).map(|b| b.len()).unwrap_or(0))
+            .sum();
+    }
+    let metrics_after = parse_histograms(&metrics_text(&kc).await?);
+    let db_size = store_db_size(&api).await;
+    let peaks = peaks.lock().map(|m| m.clone()).unwrap_or_default();
+
+    // Pod start-up latency and scheduling throughput from the watch.
+    let times: Vec<PodTimes> = seen
+        .lock()
+        .map(|s| s.values().copied().collect())
+        .unwrap_or_default();
+    let startup_of = |latency: bool| {
+        let mut v: Vec<Duration> = times
+            .iter()
+            .filter(|t| t.latency == latency)
+            .filter_map(|t| Some(t.running?.duration_since(t.created?)))
+            .collect();
+        v.sort();
+        v
+    };
+    let startup = startup_of(true);
+    let saturation_startup = startup_of(false);
+    let mut bound_at: Vec<Instant> = times
+        .iter()
+        .filter(|t| !t.latency)
+        .filter_map(|t| t.bound)
+        .collect();
+    bound_at.sort();
+    let (sched_avg, sched_peak) = match (bound_at.first(), bound_at.last()) {
+        (Some(first), Some(last)) => {
+            let span = last.duration_since(*first).as_secs_f64().max(1e-9);
+            let mut per_sec: BTreeMap<u64, usize> = BTreeMap::new();
+            for b in &bound_at {
+                *per_sec
+                    .entry(b.duration_since(*first).as_secs())
+                    .or_default() += 1;
+            }
+            (
+                bound_at.len() as f64 / span,
+                per_sec.values().copied().max().unwrap_or(0),
+            )
+        }
+        _ => (0.0, 0),
+    };
+
+    println!(
+        "\nscale-bench: {} hollow nodes, {} pods ({} per node), Deployments of {}, {} store \
+         member(s)\n",
+        args.nodes, total, args.pods_per_node, args.replicas, args.members
+    );
+    println!("| phase | time |");
+    println!("|---|---|");
+    println!("| hollow nodes Ready | {:.1} s |", nodes_up.as_secs_f64());
+    println!(
+        "| saturation: Deployments created → all {total} pods running | {:.1} s ({:.0} pods/s) |",
+        all_running.as_secs_f64(),
+        total as f64 / all_running.as_secs_f64().max(1e-9)
+    );
+
+    println!(
+        "\n| pod start-up latency (create → running, watched) | {} latency pods at {}/s | SLO | \
+         (saturation pods, queued behind each other) |",
+        startup.len(),
+        args.latency_qps
+    );
+    println!("|---|---|---|---|");
+    for (q, name) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99")] {
+        let v = pct(&startup, q);
+        let sat = pct(&saturation_startup, q);
+        let ok = if q == 0.99 {
+            if v <= Duration::from_secs(5) {
+                "≤ 5 s: met"
+            } else {
+                "≤ 5 s: MISSED"
+            }
+        } else {
+            ""
+        };
+        println!(
+            "| {name} | {:.2} s | {ok} | {:.2} s |",
+            v.as_secs_f64(),
+            sat.as_secs_f64()
+        );
+    }
+    println!(
+        "\nscheduling throughput: {sched_avg:.0} pods/s on average (first to last bind), peak \
+         {sched_peak} in one second\n"
+    );
+
+    println!("| API call (verb resource) | calls | p99 | SLO |");
+    println!("|---|---|---|---|");
+    for ((verb, resource), after) in &metrics_after {
+        if verb.eq_ignore_ascii_case("watch") {
+            continue;
+        }
+        let h = delta(after, metrics_before.get(&(verb.clone(), resource.clone())));
+        if h.count < 1.0 {
+            continue;
+        }
+        let p99 = quantile(&h, 0.99).unwrap_or(0.0);
+        let slo = if verb.eq_ignore_ascii_case("list") {
+            30.0
+        } else {
+            1.0
+        };
+        println!(
+            "| {verb} {resource} | {:.0} | {:.0} ms | ≤ {slo:.0} s: {} |",
+            h.count,
+            p99 * 1000.0,
+            if p99 <= slo { "met" } else { "MISSED" }
+        );
+    }
+    let mut lt = list_times.clone();
+    lt.sort();
+    println!(
+        "\nLIST of all {listed} pods from a client: {:.2} s at worst of 3 (≤ 30 s); {:.0} bytes of \
+         JSON per pod\n",
+        lt.last().map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        pod_bytes as f64 / listed.max(1) as f64
+    );
+
+    println!("| process | RSS idle (nodes only) | RSS with all pods | peak | CPU while pods were created (both phases) |");
+    println!("|---|---|---|---|---|");
+    let mib = |k: u64| k as f64 / 1024.0;
+    let mut control_plane = 0u64;
+    for (name, _) in &procs.0 {
+        let cpu = cpu_after.get(name).unwrap_or(&0.0) - cpu_before.get(name).unwrap_or(&0.0);
+        let steady = steady_rss.get(name).copied().unwrap_or(0);
+        if *name != "hollow-nodes" {
+            control_plane += steady;
+        }
+        println!(
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} s ({:.2} cores) |",
+            mib(idle_rss.get(name).copied().unwrap_or(0)),
+            mib(steady),
+            mib(peaks.get(name).copied().unwrap_or(0)),
+            cpu,
+            cpu / measured.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "\ncontrol plane (store, apiserver, scheduler, controller-manager): {:.1} MiB resident \
+         with all pods (goal < 1024 MiB)",
+        mib(control_plane)
+    );
+    let per_pod = |name: &str| {
+        let grew = steady_rss
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(idle_rss.get(name).copied().unwrap_or(0));
+        grew as f64 * 1024.0 / total as f64
+    };
+    let ser = pod_bytes as f64 / listed.max(1) as f64;
+    println!(
+        "bytes per pod (growth of RSS from idle / pods; the pods' events and the Deployments' \
+         ReplicaSets included): apiserver {:.0} ({:.1}× the {ser:.0}-byte pod), store {:.0} \
+         ({:.1}×); store database {}",
+        per_pod("apiserver"),
+        per_pod("apiserver") / ser.max(1.0),
+        per_pod("store"),
+        per_pod("store") / ser.max(1.0),
+        db_size
+            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or_else(|| "unknown".into())
+    );
+    drop(hollow);
+    Ok(())
+}
+
+fn node_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METRICS: &str = r#"# HELP apiserver_request_duration_seconds x
+apiserver_request_duration_seconds_bucket{verb="POST",resource="pods",le="0.1"} 90
+apiserver_request_duration_seconds_bucket{verb="POST",resource="pods",le="0.2"} 99
+apiserver_request_duration_seconds_bucket{verb="POST",resource="pods",le="0.4"} 100
+apiserver_request_duration_seconds_bucket{verb="POST",resource="pods",le="+Inf"} 100
+apiserver_request_duration_seconds_sum{verb="POST",resource="pods"} 5
+apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
+"#;
+
+    #[test]
+    fn p99_from_the_histogram_as_prometheus_interpolates() {
+        let h = parse_histograms(METRICS);
+        let post = &h[&("POST".to_string(), "pods".to_string())];
+        assert_eq!(post.count, 100.0);
+        assert_eq!(post.buckets.len(), 4);
+        // Rank 99 is the 9th of the 9 calls between 0.1 and 0.2.
+        let p99 = quantile(post, 0.99).unwrap();
+        assert!((p99 - 0.2).abs() < 1e-9, "{p99}");
+        let p50 = quantile(post, 0.5).unwrap();
+        assert!((p50 - 0.1 * 50.0 / 90.0).abs() < 1e-9, "{p50}");
+    }
+
+    #[test]
+    fn delta_subtracts_the_calls_before_the_run() {
+        let before = parse_histograms(METRICS);
+        let key = ("POST".to_string(), "pods".to_string());
+        let d = delta(&before[&key], before.get(&key));
+        assert_eq!(d.count, 0.0);
+        assert_eq!(quantile(&d, 0.99), None);
+    }
+}
