@@ -293,10 +293,13 @@ impl WatchCache {
                         oldest: inner.oldest + 1,
                     });
                 }
+                // The window is in revision order: skip what the watcher has seen without
+                // looking at it (thousands of agents resume their watches).
+                let after = inner.events.partition_point(|e| e.revision <= rv);
                 let backlog = inner
                     .events
-                    .iter()
-                    .filter(|e| e.revision > rv && e.key.starts_with(prefix))
+                    .range(after..)
+                    .filter(|e| e.key.starts_with(prefix))
                     .cloned()
                     .collect();
                 Ok(Subscription {
