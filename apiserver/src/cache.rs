@@ -851,4 +851,41 @@ mod tests {
         assert_eq!(held, inner.window_bytes);
         assert_eq!(inner.oldest, inner.events[0].revision - 1);
     }
+
+    #[test]
+    fn an_indexed_watch_gets_only_the_events_of_its_value_before_and_after() {
+        let cache = listed();
+        let prefix = pods().key_prefix();
+        let mut n1 = cache.subscribe(&prefix, Some(10), Some("n1")).unwrap().live;
+        let mut n3 = cache.subscribe(&prefix, Some(10), Some("n3")).unwrap().live;
+        let mut all = cache.subscribe(&prefix, Some(10), None).unwrap().live;
+        put(&cache, "default", "b", "db", "n2", 11); // n2 only
+        put(&cache, "default", "a", "web", "n3", 12); // moves from n1 to n3
+        put(&cache, "default", "e", "web", "n1", 13); // new on n1
+        let revs = |live: &mut Live| {
+            let mut out = Vec::new();
+            while let Some(n) = try_next(live) {
+                if let Notice::Event(ev) = n {
+                    out.push(ev.upgrade().map(|e| e.revision).unwrap_or(-1));
+                }
+            }
+            out
+        };
+        assert_eq!(revs(&mut n1), vec![12, 13]);
+        assert_eq!(revs(&mut n3), vec![12]);
+        assert_eq!(revs(&mut all), vec![11, 12, 13]);
+        // Progress reaches indexed watches too (their bookmarks).
+        cache.advance(20);
+        assert!(matches!(try_next(&mut n3), Some(Notice::Progress(20))));
+        // A resource without an indexed field ignores the value.
+        let nodes = WatchCache::empty(api::registry::find("", "v1", "nodes").unwrap());
+        nodes.install(BTreeMap::new(), 1);
+        assert!(matches!(
+            nodes
+                .subscribe("/registry/nodes/", Some(1), Some("x"))
+                .unwrap()
+                .live,
+            Live::All(_)
+        ));
+    }
 }
