@@ -178,6 +178,12 @@ containerd_start() {
         return 0
       fi
       if ! containerd_pid "$dir" >/dev/null; then
+        # Look again at the process started here: while it is alive (the check above can
+        # miss it for an instant), waiting for it would block for ever.
+        if [ -n "$started" ] && kill -0 "$started" 2>/dev/null; then
+          sleep 0.2
+          continue
+        fi
         local status="unknown"
         if [ -n "$started" ]; then
           wait "$started" 2>/dev/null && status=0 || status=$?
