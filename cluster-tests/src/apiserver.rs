@@ -332,6 +332,30 @@ impl ApiCluster {
         crate::agent_double::AgentDouble::start(&cert, &key, &self.ca()).await
     }
 
+    /// Starts the scheduler and the controller-manager against this apiserver, with the
+    /// admin's kubeconfig and without leader election, logging into [`ApiCluster::dir`].
+    pub fn start_controllers(&self) -> Result<(crate::Component, crate::Component)> {
+        let kubeconfig = format!(
+            "--kubeconfig={}",
+            self.kubeconfig(Identity::Admin).display()
+        );
+        let scheduler = crate::Component::start(
+            "scheduler",
+            &[
+                kubeconfig.clone(),
+                format!("--port={}", crate::ports::allocate()?),
+                "--leader-elect=false".into(),
+            ],
+            self.dir(),
+        )?;
+        let cm = crate::Component::start(
+            "controller-manager",
+            &[kubeconfig, "--port=0".into(), "--leader-elect=false".into()],
+            self.dir(),
+        )?;
+        Ok((scheduler, cm))
+    }
+
     /// The cluster's working directory (certificates, kubeconfigs, logs).
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -115,24 +115,7 @@ async fn main() -> Result<()> {
     eprintln!("starting store, apiserver, scheduler, controller-manager...");
     let api = ApiCluster::start(ApiConfig::new()).await?;
     let kubeconfig = format!("--kubeconfig={}", api.kubeconfig(Identity::Admin).display());
-    let scheduler = Component::start(
-        "scheduler",
-        &[
-            kubeconfig.clone(),
-            format!("--port={}", ports::allocate()?),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
-    let cm = Component::start(
-        "controller-manager",
-        &[
-            kubeconfig.clone(),
-            "--port=0".into(),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
+    let (scheduler, cm) = api.start_controllers()?;
     eprintln!(
         "starting {} hollow nodes (--max-pods {})...",
         args.agents, args.max_pods

@@ -19,7 +19,7 @@ use cluster_tests::{
         ContainerConfig, ContainerMetadata, CriClient, ImageSpec, LinuxPodSandboxConfig,
         PodSandboxConfig, PodSandboxMetadata,
     },
-    ports, rss_kib, ApiCluster, ApiConfig, Component, ContainerdNode, Identity, BUSYBOX_IMAGE,
+    rss_kib, ApiCluster, ApiConfig, Component, ContainerdNode, Identity, BUSYBOX_IMAGE,
 };
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -293,21 +293,7 @@ async fn main() -> Result<()> {
     eprintln!("starting store, apiserver, containerd, agent, scheduler, controller-manager...");
     let api = ApiCluster::start(ApiConfig::new()).await?;
     let node = ContainerdNode::start(&api, Identity::Node1, &[]).await?;
-    let kubeconfig = format!("--kubeconfig={}", api.kubeconfig(Identity::Admin).display());
-    let scheduler = Component::start(
-        "scheduler",
-        &[
-            kubeconfig.clone(),
-            format!("--port={}", ports::allocate()?),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
-    let cm = Component::start(
-        "controller-manager",
-        &[kubeconfig, "--port=0".into(), "--leader-elect=false".into()],
-        api.dir(),
-    )?;
+    let (scheduler, cm) = api.start_controllers()?;
     let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
         .await?
         .0;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use cluster_tests::{
-    component_binary, cpu_seconds, ports, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component,
+    component_binary, cpu_seconds, rss_kib, ApiCluster, ApiConfig, ClusterConfig, Component,
     Identity, BUSYBOX_IMAGE,
 };
 use futures::{StreamExt, TryStreamExt};
@@ -350,25 +350,7 @@ async fn main() -> Result<()> {
     cfg.store = ClusterConfig::new(args.members);
     let api = ApiCluster::start(cfg).await?;
     let admin = api.kubeconfig(Identity::Admin);
-    let kubeconfig = format!("--kubeconfig={}", admin.display());
-    let scheduler = Component::start(
-        "scheduler",
-        &[
-            kubeconfig.clone(),
-            format!("--port={}", ports::allocate()?),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
-    let cm = Component::start(
-        "controller-manager",
-        &[
-            kubeconfig.clone(),
-            "--port=0".into(),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
+    let (scheduler, cm) = api.start_controllers()?;
     let kc = client::from_kubeconfig(Some(&admin), None).await?.0;
 
     eprintln!("starting {} hollow nodes...", args.nodes);

@@ -3,29 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cluster_tests::{memory, ports, rss_kib, ApiCluster, Component, Identity};
+use cluster_tests::{memory, rss_kib, ApiCluster, Identity};
 
 use crate::Args;
-
-/// Starts the scheduler and the controller-manager against `api`.
-fn start_controllers(api: &ApiCluster) -> Result<(Component, Component)> {
-    let kubeconfig = format!("--kubeconfig={}", api.kubeconfig(Identity::Admin).display());
-    let scheduler = Component::start(
-        "scheduler",
-        &[
-            kubeconfig.clone(),
-            format!("--port={}", ports::allocate()?),
-            "--leader-elect=false".into(),
-        ],
-        api.dir(),
-    )?;
-    let cm = Component::start(
-        "controller-manager",
-        &[kubeconfig, "--port=0".into(), "--leader-elect=false".into()],
-        api.dir(),
-    )?;
-    Ok((scheduler, cm))
-}
 
 /// Waits until `pid`'s resident memory has changed by less than 1% over 3 s (the process has
 /// taken in what it lists), at most `limit`; returns it in KiB.
@@ -61,7 +41,7 @@ pub async fn run(api: &ApiCluster, args: &Args) -> Result<()> {
     let mut idle_controllers = (0, 0);
     if args.memory_controllers {
         eprintln!("api-bench: scheduler and controller-manager on the empty cluster");
-        let (s, c) = start_controllers(api)?;
+        let (s, c) = api.start_controllers()?;
         let (sp, cp) = (s.pid().unwrap_or(0), c.pid().unwrap_or(0));
         idle_controllers = (
             settled_rss(sp, Duration::from_secs(20)).await,
@@ -90,7 +70,7 @@ pub async fn run(api: &ApiCluster, args: &Args) -> Result<()> {
     ];
     if args.memory_controllers {
         eprintln!("api-bench: scheduler and controller-manager on the full cluster");
-        let (s, c) = start_controllers(api)?;
+        let (s, c) = api.start_controllers()?;
         let (sp, cp) = (s.pid().unwrap_or(0), c.pid().unwrap_or(0));
         let s_kib = settled_rss(sp, Duration::from_secs(120)).await;
         let c_kib = settled_rss(cp, Duration::from_secs(120)).await;
