@@ -24,6 +24,13 @@ pub use object::CachedObject;
 
 use crate::storage::{Storage, StorageError, Stored};
 
+/// Resources whose cache keeps no objects, only the event window that watches are fed from:
+/// their lists and gets go to the store. As Kubernetes' default `--watch-cache-sizes` (which
+/// disables the cache of events): events are many (several per pod), written once, and
+/// rarely listed whole, so holding them all would cost the apiserver more memory than every
+/// other resource together (issue 17).
+const UNCACHED: &[(&str, &str)] = &[("", "events"), ("events.k8s.io", "events")];
+
 /// How many recent events each resource keeps for watches that resume from a resourceVersion.
 pub const EVENT_WINDOW: usize = 10_000;
 /// The most bytes of objects the event window of one resource holds: fewer events than
@@ -80,6 +87,8 @@ pub enum Notice {
 
 struct Inner {
     objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Bytes of the objects in the map.
+    object_bytes: usize,
     events: VecDeque<Arc<Event>>,
     /// Bytes of the objects of the events in the window.
     window_bytes: usize,
@@ -113,6 +122,19 @@ enum FollowEnd {
     Compacted,
     /// The stream ended; resume from the cache's revision.
     Closed,
+}
+
+/// What one resource's cache holds (serialized bytes, as [`CachedObject::size`] counts them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Objects in the map (the current state).
+    pub objects: usize,
+    /// Their bytes.
+    pub object_bytes: usize,
+    /// Events in the window watches resume from.
+    pub window_events: usize,
+    /// The bytes of those events' objects (the previous states they keep are not counted).
+    pub window_bytes: usize,
 }
 
 /// Why a watch cannot start.
@@ -159,6 +181,8 @@ pub struct WatchCache {
     progress_wanted: tokio::sync::Notify,
     /// The field watches are indexed by, if the resource has one.
     indexed_field: Option<&'static str>,
+    /// False for the resources of [`UNCACHED`]: only the event window is kept.
+    keeps_objects: bool,
 }
 
 impl WatchCache {
@@ -179,6 +203,7 @@ impl WatchCache {
             resource,
             inner: Mutex::new(Inner {
                 objects: BTreeMap::new(),
+                object_bytes: 0,
                 events: VecDeque::new(),
                 window_bytes: 0,
                 revision: 0,
@@ -189,7 +214,19 @@ impl WatchCache {
             ready,
             progress_wanted: tokio::sync::Notify::new(),
             indexed_field: api::selectors::indexed_field(resource.kind),
+            keeps_objects: !UNCACHED.contains(&(resource.group, resource.plural)),
         })
+    }
+
+    /// What the cache holds now, for the metrics.
+    pub fn sizes(&self) -> CacheSizes {
+        let inner = self.inner.lock();
+        CacheSizes {
+            objects: inner.objects.len(),
+            object_bytes: inner.object_bytes,
+            window_events: inner.events.len(),
+            window_bytes: inner.window_bytes,
+        }
     }
 
     /// The revision up to which the cache is complete (0 until the first list finished).
@@ -244,6 +281,12 @@ impl WatchCache {
     /// The current object at `key`, if any.
     pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
         self.inner.lock().objects.get(key).cloned()
+    }
+
+    /// False when the cache keeps only the event window (see [`UNCACHED`]): lists and gets
+    /// go to the store, and a watch without a resourceVersion lists its initial objects there.
+    pub fn keeps_objects(&self) -> bool {
+        self.keeps_objects
     }
 
     /// The field by whose value watches of this resource are indexed (see
@@ -345,6 +388,15 @@ impl WatchCache {
 
     /// Replaces the cache's content with a fresh list. Returns the list's revision.
     async fn relist(&self, storage: &Storage) -> Result<i64, StorageError> {
+        if !self.keeps_objects {
+            let revision = storage.current_revision().await?;
+            self.install(BTreeMap::new(), revision);
+            info!(
+                resource = self.resource.plural,
+                revision, "watch cache following (events only, no objects)"
+            );
+            return Ok(revision);
+        }
         let prefix = self.resource.key_prefix();
         let mut objects = BTreeMap::new();
         let mut start: Option<String> = None;
@@ -375,6 +427,7 @@ impl WatchCache {
     fn install(&self, objects: BTreeMap<String, Arc<CachedObject>>, revision: i64) {
         let mut inner = self.inner.lock();
         let restarted = inner.revision > 0;
+        inner.object_bytes = objects.values().map(|o| o.size()).sum();
         inner.objects = objects;
         inner.events.clear();
         inner.window_bytes = 0;
@@ -455,9 +508,20 @@ impl WatchCache {
         let change = match ev.event_type() {
             EventType::Put => {
                 let stored: Stored = Storage::decode_kv(kv)?;
+                // A cache without objects takes the previous state from the store's event
+                // (watchers need it to tell a selector's leavers).
+                let prev = match self.keeps_objects {
+                    true => None,
+                    false => ev
+                        .prev_kv()
+                        .map(Storage::decode_kv)
+                        .transpose()?
+                        .map(|s| s.object),
+                };
                 Change::Put {
                     object: stored.object,
                     created: kv.create_revision() == kv.mod_revision(),
+                    prev,
                 }
             }
             EventType::Delete => Change::Delete {
@@ -476,9 +540,16 @@ impl WatchCache {
     fn apply_change(&self, key: String, change: Change, revision: i64) {
         let kind = self.resource.kind;
         // Decoding and encoding happen outside the lock; only this task writes the map.
-        let prev = self.inner.lock().objects.get(&key).cloned();
+        let mut prev = self.inner.lock().objects.get(&key).cloned();
         let event = match change {
-            Change::Put { object, created } => {
+            Change::Put {
+                object,
+                created,
+                prev: stored_prev,
+            } => {
+                if let (None, Some(p)) = (&prev, stored_prev) {
+                    prev = Some(Arc::new(CachedObject::new(kind, &p, EventKind::Modified)));
+                }
                 let event = if created {
                     EventKind::Added
                 } else {
@@ -511,12 +582,19 @@ impl WatchCache {
         };
         let revision = event.revision;
         let mut inner = self.inner.lock();
-        match event.kind {
+        let replaced = match event.kind {
+            _ if !self.keeps_objects => None,
             EventKind::Deleted => inner.objects.remove(&event.key),
-            _ => inner
-                .objects
-                .insert(event.key.clone(), event.object.clone()),
+            _ => {
+                inner.object_bytes += event.object.size();
+                inner
+                    .objects
+                    .insert(event.key.clone(), event.object.clone())
+            }
         };
+        if let Some(old) = replaced {
+            inner.object_bytes = inner.object_bytes.saturating_sub(old.size());
+        }
         let event = Arc::new(event);
         let notice = Notice::Event(Arc::downgrade(&event));
         inner.window_bytes += event.object.size();
@@ -552,10 +630,12 @@ impl WatchCache {
 
 /// One change the store reported, decoded.
 enum Change {
-    /// The object was created (`created`) or replaced; its resourceVersion is set.
+    /// The object was created (`created`) or replaced; its resourceVersion is set. `prev`:
+    /// its previous state as the store sent it, for a cache that keeps no objects.
     Put {
         object: serde_json::Value,
         created: bool,
+        prev: Option<serde_json::Value>,
     },
     /// The object was deleted; `prev` is its last state when the store sent it.
     Delete { prev: Option<serde_json::Value> },
@@ -575,13 +655,25 @@ impl Caches {
         Caches { caches }
     }
 
+    /// The cache serving lists and gets of `resource`: None for a resource whose cache keeps
+    /// no objects (they are read from the store).
     pub fn get(&self, resource: &Resource) -> Option<&Arc<WatchCache>> {
+        self.watch_cache(resource).filter(|c| c.keeps_objects)
+    }
+
+    /// The cache feeding watches of `resource` (every resource has one).
+    pub fn watch_cache(&self, resource: &Resource) -> Option<&Arc<WatchCache>> {
         self.caches.iter().find(|c| c.resource == resource)
     }
 
     /// True when every cache has completed its first list.
     pub fn ready(&self) -> bool {
         self.caches.iter().all(|c| c.revision() > 0)
+    }
+
+    /// Every cache, for the metrics.
+    pub fn all(&self) -> &[Arc<WatchCache>] {
+        &self.caches
     }
 }
 
@@ -638,7 +730,15 @@ mod tests {
     fn put(cache: &WatchCache, ns: &str, name: &str, app: &str, node: &str, rv: i64) {
         let created = cache.get(&key(ns, name)).is_none();
         let object = pod(ns, name, app, node, rv);
-        cache.apply_change(key(ns, name), Change::Put { object, created }, rv);
+        cache.apply_change(
+            key(ns, name),
+            Change::Put {
+                object,
+                created,
+                prev: None,
+            },
+            rv,
+        );
     }
 
     fn names(items: &[Arc<CachedObject>]) -> Vec<String> {
@@ -840,6 +940,7 @@ mod tests {
                 Change::Put {
                     object,
                     created: false,
+                    prev: None,
                 },
                 11 + i,
             );
@@ -850,6 +951,100 @@ mod tests {
         let held: usize = inner.events.iter().map(|e| e.object.size()).sum();
         assert_eq!(held, inner.window_bytes);
         assert_eq!(inner.oldest, inner.events[0].revision - 1);
+    }
+
+    #[test]
+    fn an_events_cache_keeps_no_objects_but_feeds_watches_with_their_previous_state() {
+        let events = api::registry::find("", "v1", "events").expect("events are registered");
+        let cache = WatchCache::empty(events);
+        assert!(!cache.keeps_objects());
+        cache.install(BTreeMap::new(), 10);
+        let ev = |reason: &str, rv: i64| {
+            json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "e1", "namespace": "default",
+                    "resourceVersion": rv.to_string()},
+                "reason": reason, "involvedObject": {"kind": "Pod", "name": "p"}})
+        };
+        let key = events.key(Some("default"), "e1");
+        cache.apply_change(
+            key.clone(),
+            Change::Put {
+                object: ev("Pulled", 11),
+                created: true,
+                prev: None,
+            },
+            11,
+        );
+        cache.apply_change(
+            key.clone(),
+            Change::Put {
+                object: ev("Started", 12),
+                created: false,
+                prev: Some(ev("Pulled", 11)),
+            },
+            12,
+        );
+        cache.apply_change(
+            key.clone(),
+            Change::Delete {
+                prev: Some(ev("Started", 12)),
+            },
+            13,
+        );
+        let sizes = cache.sizes();
+        assert_eq!((sizes.objects, sizes.object_bytes), (0, 0));
+        assert_eq!(sizes.window_events, 3);
+        assert!(cache.get(&key).is_none());
+        let sub = cache
+            .subscribe(&events.key_prefix(), Some(10), None)
+            .unwrap();
+        let seen: Vec<_> = sub
+            .backlog
+            .iter()
+            .map(|e| {
+                (
+                    e.kind,
+                    e.prev
+                        .as_ref()
+                        .map(|p| p.value()["reason"].as_str().unwrap().to_string()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (EventKind::Added, None),
+                (EventKind::Modified, Some("Pulled".to_string())),
+                (EventKind::Deleted, None),
+            ]
+        );
+        assert_eq!(sub.backlog[2].object.value()["reason"], "Started");
+    }
+
+    #[test]
+    fn the_sizes_follow_puts_replacements_and_deletes() {
+        let cache = listed();
+        let sum =
+            |c: &WatchCache| -> usize { c.inner.lock().objects.values().map(|o| o.size()).sum() };
+        let listed_bytes = sum(&cache);
+        assert_eq!(
+            cache.sizes(),
+            CacheSizes {
+                objects: 4,
+                object_bytes: listed_bytes,
+                window_events: 0,
+                window_bytes: 0
+            }
+        );
+        put(&cache, "default", "b", "a-longer-app-name", "n3", 11);
+        put(&cache, "default", "e", "web", "n1", 12);
+        cache.apply_change(key("default", "a"), Change::Delete { prev: None }, 13);
+        let sizes = cache.sizes();
+        assert_eq!(sizes.objects, 4);
+        assert_eq!(sizes.object_bytes, sum(&cache));
+        assert_ne!(sizes.object_bytes, listed_bytes);
+        assert_eq!(sizes.window_events, 3);
+        assert_eq!(sizes.window_bytes, cache.inner.lock().window_bytes);
     }
 
     #[test]

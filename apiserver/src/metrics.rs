@@ -14,6 +14,9 @@ pub struct Metrics {
     latency: HistogramVec,
     pub watchers: IntGaugeVec,
     pub watch_events: IntCounterVec,
+    storage_objects: IntGaugeVec,
+    cache_bytes: IntGaugeVec,
+    cache_window_events: IntGaugeVec,
 }
 
 impl Metrics {
@@ -56,11 +59,39 @@ impl Metrics {
             &["resource"],
         )
         .expect("valid metric");
+        let storage_objects = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_storage_objects",
+                "Number of stored objects at the time of last check split by kind.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
+        let cache_bytes = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_watch_cache_bytes",
+                "Serialized bytes the watch cache holds per resource: part=\"objects\" for \
+                 the current objects, part=\"window\" for the events watches resume from.",
+            ),
+            &["resource", "part"],
+        )
+        .expect("valid metric");
+        let cache_window_events = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_watch_cache_window_events",
+                "Events the watch cache keeps per resource for watches that resume.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(watchers.clone()),
             Box::new(watch_events.clone()),
+            Box::new(storage_objects.clone()),
+            Box::new(cache_bytes.clone()),
+            Box::new(cache_window_events.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -70,6 +101,32 @@ impl Metrics {
             latency,
             watchers,
             watch_events,
+            storage_objects,
+            cache_bytes,
+            cache_window_events,
+        }
+    }
+
+    /// Sets the watch cache gauges from `caches` (called before each exposition).
+    pub fn observe_caches(&self, caches: &crate::cache::Caches) {
+        for cache in caches.all() {
+            let resource = cache.resource.plural;
+            let sizes = cache.sizes();
+            // A cache that keeps no objects (events) does not know how many are stored.
+            if cache.keeps_objects() {
+                self.storage_objects
+                    .with_label_values(&[resource])
+                    .set(sizes.objects as i64);
+                self.cache_bytes
+                    .with_label_values(&[resource, "objects"])
+                    .set(sizes.object_bytes as i64);
+            }
+            self.cache_bytes
+                .with_label_values(&[resource, "window"])
+                .set(sizes.window_bytes as i64);
+            self.cache_window_events
+                .with_label_values(&[resource])
+                .set(sizes.window_events as i64);
         }
     }
 

@@ -146,7 +146,10 @@ async fn non_resource(
     }
     let _ = user;
     Some(match p {
-        "/metrics" => text_response(StatusCode::OK, state.metrics.render()),
+        "/metrics" => {
+            state.metrics.observe_caches(&state.caches);
+            text_response(StatusCode::OK, state.metrics.render())
+        }
         "/openapi/v2" => {
             // An empty OpenAPI v2 document: kubectl falls back to it for group-versions the v3
             // index lacks, and then reports an unknown kind as "no matches for kind".

@@ -395,6 +395,66 @@ async fn get_watch_prints_changes() {
     assert_eq!(events[0]["object"]["metadata"]["name"], "w2");
 }
 
+/// Events are not kept in the apiserver's cache (as Kubernetes' default watch cache sizes):
+/// gets, lists and watches of them still behave as for any cached resource, read from the
+/// store and fed from the cache's event window.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_are_listed_and_watched_without_the_cache() {
+    let c = api().await;
+    let event = |name: &str, reason: &str| {
+        format!(
+            "apiVersion: v1\nkind: Event\nmetadata:\n  name: {name}\n  namespace: default\n\
+             involvedObject:\n  kind: Pod\n  name: p1\n  namespace: default\n\
+             reason: {reason}\nmessage: m\ntype: Normal\n"
+        )
+    };
+    ok_stdin(&c, &["apply", "-f", "-"], &event("e1", "Pulled"));
+    assert_eq!(json(&c, &["get", "event", "e1"])["reason"], "Pulled");
+    let names = ok(&c, &["get", "events", "-o", "name"]);
+    assert!(names.contains("event/e1"), "{names}");
+    // A watch without a resourceVersion starts with the current events, then follows.
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        "/api/v1/namespaces/default/events?watch=true&timeoutSeconds=1",
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(event_types(&body), ["ADDED"], "{body}");
+    // From a resourceVersion: exactly the later changes, and a change that takes an event
+    // out of a field selector is DELETED for that watch (the cache has its previous state).
+    let (code, list) = c.curl(Admin, "GET", "/api/v1/namespaces/default/events", None);
+    assert_eq!(code, 200, "{list}");
+    let v: Value = serde_json::from_str(&list).unwrap();
+    let rv = v["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok_stdin(&c, &["apply", "-f", "-"], &event("e2", "Created"));
+    ok_stdin(&c, &["apply", "-f", "-"], &event("e1", "Started"));
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/events?watch=true&resourceVersion={rv}\
+             &fieldSelector=reason%3DPulled&timeoutSeconds=2"
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(event_types(&body), ["DELETED"], "{body}");
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/events?watch=true&resourceVersion={rv}&timeoutSeconds=2"
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(event_types(&body), ["ADDED", "MODIFIED"], "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_services_and_nodes() {
     let c = api().await;

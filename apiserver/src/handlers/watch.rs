@@ -31,7 +31,7 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
     let cache = ctx
         .state
         .caches
-        .get(ctx.req.resource)
+        .watch_cache(ctx.req.resource)
         .cloned()
         .ok_or_else(|| StatusError::internal("no watch cache for this resource"))?;
     let from = match ctx.query.get("resourceVersion") {
@@ -67,7 +67,27 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
     };
     // A watch of one node's pods (every agent's) is fed only that node's events.
     let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
-    let sub = cache.subscribe(&prefix, from, indexed).ok();
+    // A cache without objects (events) cannot give the current objects: list them from the
+    // store, then follow the cache's window from that list's revision.
+    let (from, listed) = match from {
+        None if !cache.keeps_objects() => {
+            let (objects, revision) = list_from_store(ctx, &prefix).await?;
+            if !cache.wait_for(revision, Duration::from_secs(5)).await {
+                return Err(StatusError::timeout(format!(
+                    "Too large resource version: {revision}, current: {}",
+                    cache.revision()
+                )));
+            }
+            (Some(revision), Some(objects))
+        }
+        from => (from, None),
+    };
+    let sub = cache.subscribe(&prefix, from, indexed).ok().map(|mut sub| {
+        if let Some(objects) = listed {
+            sub.initial = objects;
+        }
+        sub
+    });
     let gone = match (&sub, from) {
         (None, Some(rv)) => Some(StatusError::gone(format!(
             "too old resource version: {rv} ({})",
@@ -166,6 +186,38 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
+}
+
+/// Every object under `prefix` in the store, read at one revision, as ADDED lines; and that
+/// revision.
+async fn list_from_store(
+    ctx: &Ctx,
+    prefix: &str,
+) -> Result<(Vec<Arc<CachedObject>>, i64), StatusError> {
+    let kind = ctx.req.resource.kind;
+    let mut objects = Vec::new();
+    let mut start: Option<String> = None;
+    let mut revision = 0;
+    loop {
+        let page = ctx
+            .state
+            .storage
+            .list(prefix, start.as_deref(), 1000, revision)
+            .await
+            .map_err(|e| super::storage_error(ctx, e))?;
+        revision = page.revision;
+        for s in page.items {
+            start = Some(s.key);
+            objects.push(Arc::new(CachedObject::new(
+                kind,
+                &s.object,
+                EventKind::Added,
+            )));
+        }
+        if !page.more {
+            return Ok((objects, revision));
+        }
+    }
 }
 
 /// How watch objects are rendered (plain, or one-row Tables for kubectl get -w).
