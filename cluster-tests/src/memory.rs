@@ -44,35 +44,16 @@ pub struct ObjectSizes {
 /// Counts the objects a list path returns (e.g. `/api/v1/pods`, read in pages of 5,000) and
 /// their mean size as compact JSON, as the server sends them.
 pub async fn object_sizes(client: &kube::Client, path: &str) -> Result<ObjectSizes> {
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(rename = "continue")]
-        cont: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct List {
-        metadata: Meta,
-        items: Vec<Value>,
-    }
     let mut count = 0usize;
     let mut bytes = 0usize;
     let mut cont: Option<String> = None;
     loop {
-        let mut url = format!("{path}?limit=5000");
-        if let Some(c) = &cont {
-            url.push_str(&format!("&continue={c}"));
-        }
-        let req = http::Request::get(url).body(Vec::new())?;
-        let text = client
-            .request_text(req)
-            .await
-            .with_context(|| format!("listing {path}"))?;
-        let list: List = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
-        for item in &list.items {
+        let (items, next) = list_page::<Value>(client, path, Some((5000, cont.as_deref()))).await?;
+        for item in &items {
             bytes += serde_json::to_vec(item)?.len();
         }
-        count += list.items.len();
-        cont = list.metadata.cont.filter(|c| !c.is_empty());
+        count += items.len();
+        cont = next;
         if cont.is_none() {
             break;
         }
@@ -85,6 +66,41 @@ pub async fn object_sizes(client: &kube::Client, path: &str) -> Result<ObjectSiz
             bytes as f64 / count as f64
         },
     })
+}
+
+/// One page of the list at `path` as raw JSON, without a typed client in between: its items
+/// (as `T`: `serde_json::Value`, or `serde::de::IgnoredAny` to only count them) and the
+/// continue token of the next page. `page`: the limit and this page's continue token; None
+/// lists everything in one answer.
+pub async fn list_page<T: serde::de::DeserializeOwned>(
+    client: &kube::Client,
+    path: &str,
+    page: Option<(usize, Option<&str>)>,
+) -> Result<(Vec<T>, Option<String>)> {
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        #[serde(rename = "continue")]
+        cont: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct List<T> {
+        metadata: Meta,
+        items: Vec<T>,
+    }
+    let mut url = path.to_string();
+    if let Some((limit, cont)) = page {
+        url.push_str(&format!("?limit={limit}"));
+        if let Some(c) = cont {
+            url.push_str(&format!("&continue={c}"));
+        }
+    }
+    let req = http::Request::get(url).body(Vec::new())?;
+    let text = client
+        .request_text(req)
+        .await
+        .with_context(|| format!("listing {path}"))?;
+    let list: List<T> = serde_json::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    Ok((list.items, list.metadata.cont.filter(|c| !c.is_empty())))
 }
 
 /// One process's memory per object.

@@ -9,7 +9,8 @@
 //!   creation (seen by a watch) to Running with every container ready (seen by the same
 //!   watch) gives p50/p90/p99 against the SLO of 5 s;
 //! - scheduling throughput: pods bound per second, average and peak;
-//! - each process's resident memory (idle, peak) and CPU, the store's database size, and the
+//! - each process's resident memory (idle, peak) and CPU (while pods are created, and at rest
+//!   once all run: the cost of holding N nodes), the store's database size, and the
 //!   bytes each holds per stored object next to the objects' serialized size.
 //!
 //! It starts a store, an apiserver, the scheduler, the controller-manager and one
@@ -69,6 +70,14 @@ struct Args {
     /// Give up on a phase after this many seconds.
     #[arg(long, default_value_t = 3600)]
     timeout: u64,
+    /// Seconds of rest measured once every pod runs: each process's CPU with nothing but the
+    /// nodes' heartbeats and the agents' own loops (what holding N nodes costs).
+    #[arg(long, default_value_t = 30)]
+    steady: u64,
+    /// Keep the cluster running this many seconds after the results, for profiling (the
+    /// processes' PIDs are printed on stderr).
+    #[arg(long, default_value_t = 0)]
+    hold: u64,
 }
 
 /// The Deployment `name` in `ns` of `replicas` pods labelled `phase` (saturation or latency).
@@ -250,6 +259,51 @@ fn parse_histograms(text: &str) -> BTreeMap<(String, String), Histogram> {
     }
     for h in out.values_mut() {
         h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// Every series of the metric `name` in a /metrics text: its labels and value.
+fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Some(labels) = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}')) else {
+            continue;
+        };
+        let labels = labels
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+            .collect();
+        out.push((labels, value.parse().unwrap_or(0.0)));
+    }
+    out
+}
+
+/// The apiserver's watch cache per resource, from its gauges: (objects, their bytes, window
+/// events, window bytes).
+fn cache_sizes(text: &str) -> BTreeMap<String, (f64, f64, f64, f64)> {
+    let mut out: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
+    let resource = |l: &BTreeMap<String, String>| l.get("resource").cloned().unwrap_or_default();
+    for (l, v) in series(text, "apiserver_storage_objects") {
+        out.entry(resource(&l)).or_default().0 = v;
+    }
+    for (l, v) in series(text, "apiserver_watch_cache_bytes") {
+        let e = out.entry(resource(&l)).or_default();
+        match l.get("part").map(String::as_str) {
+            Some("objects") => e.1 = v,
+            Some("window") => e.3 = v,
+            _ => {}
+        }
+    }
+    for (l, v) in series(text, "apiserver_watch_cache_window_events") {
+        out.entry(resource(&l)).or_default().2 = v;
     }
     out
 }
@@ -531,8 +585,29 @@ async fn main() -> Result<()> {
             .map(|i| serde_json::to_vec(i).map(|b| b.len()).unwrap_or(0))
             .sum();
     }
-    let metrics_after = parse_histograms(&metrics_text(&kc).await?);
+    let metrics_text_after = metrics_text(&kc).await?;
+    let metrics_after = parse_histograms(&metrics_text_after);
+    let caches = cache_sizes(&metrics_text_after);
     let db_size = store_db_size(&api).await;
+
+    // At rest: every pod runs, nothing is created; what is left is the nodes' own work.
+    eprintln!("measuring {} s at rest...", args.steady);
+    let rest_before: BTreeMap<&str, f64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| (*n, cpu_seconds(*pid).unwrap_or(0.0)))
+        .collect();
+    let rest_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.steady)).await;
+    let rest_secs = rest_started.elapsed().as_secs_f64().max(1e-9);
+    let rest_cores: BTreeMap<&str, f64> = procs
+        .0
+        .iter()
+        .map(|(n, pid)| {
+            let used = cpu_seconds(*pid).unwrap_or(0.0) - rest_before.get(n).unwrap_or(&0.0);
+            (*n, used / rest_secs)
+        })
+        .collect();
     let peaks = peaks.lock().map(|m| m.clone()).unwrap_or_default();
 
     // Pod start-up latency and scheduling throughput from the watch.
@@ -650,8 +725,8 @@ async fn main() -> Result<()> {
         pod_bytes as f64 / listed.max(1) as f64
     );
 
-    println!("| process | RSS idle (nodes only) | RSS with all pods | peak | CPU while pods were created (both phases) |");
-    println!("|---|---|---|---|---|");
+    println!("| process | RSS idle (nodes only) | RSS with all pods | peak | CPU while pods were created (both phases) | CPU at rest, all pods running |");
+    println!("|---|---|---|---|---|---|");
     let mib = |k: u64| k as f64 / 1024.0;
     let mut control_plane = 0u64;
     for (name, _) in &procs.0 {
@@ -661,12 +736,13 @@ async fn main() -> Result<()> {
             control_plane += steady;
         }
         println!(
-            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} s ({:.2} cores) |",
+            "| {name} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} s ({:.2} cores) | {:.3} cores |",
             mib(idle_rss.get(name).copied().unwrap_or(0)),
             mib(steady),
             mib(peaks.get(name).copied().unwrap_or(0)),
             cpu,
-            cpu / measured.as_secs_f64().max(1e-9)
+            cpu / measured.as_secs_f64().max(1e-9),
+            rest_cores.get(name).copied().unwrap_or(0.0)
         );
     }
     println!(
@@ -695,6 +771,27 @@ async fn main() -> Result<()> {
             .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
             .unwrap_or_else(|| "unknown".into())
     );
+    println!("\n| apiserver watch cache | objects | their JSON | window events | window JSON |");
+    println!("|---|---|---|---|---|");
+    for (resource, (objects, bytes, events, window)) in &caches {
+        if *objects == 0.0 && *events == 0.0 {
+            continue;
+        }
+        println!(
+            "| {resource} | {objects:.0} | {:.1} MiB | {events:.0} | {:.1} MiB |",
+            bytes / 1048576.0,
+            window / 1048576.0
+        );
+    }
+    if args.hold > 0 {
+        let pids: Vec<String> = procs.0.iter().map(|(n, p)| format!("{n}={p}")).collect();
+        eprintln!(
+            "holding the cluster for {} s for profiling: {}",
+            args.hold,
+            pids.join(" ")
+        );
+        tokio::time::sleep(Duration::from_secs(args.hold)).await;
+    }
     drop(hollow);
     Ok(())
 }
@@ -730,6 +827,19 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
         assert!((p99 - 0.2).abs() < 1e-9, "{p99}");
         let p50 = quantile(post, 0.5).unwrap();
         assert!((p50 - 0.1 * 50.0 / 90.0).abs() < 1e-9, "{p50}");
+    }
+
+    #[test]
+    fn cache_sizes_come_from_the_gauges() {
+        let text = "# HELP apiserver_storage_objects x\n\
+            apiserver_storage_objects{resource=\"pods\"} 30\n\
+            apiserver_watch_cache_bytes{part=\"objects\",resource=\"pods\"} 3000\n\
+            apiserver_watch_cache_bytes{part=\"window\",resource=\"pods\"} 500\n\
+            apiserver_watch_cache_window_events{resource=\"pods\"} 5\n\
+            apiserver_storage_objects_other{resource=\"x\"} 1\n";
+        let got = cache_sizes(text);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got["pods"], (30.0, 3000.0, 5.0, 500.0));
     }
 
     #[test]

@@ -63,27 +63,10 @@ async fn raw_list(
     ns: &str,
     page: Option<(usize, Option<&str>)>,
 ) -> Result<(usize, Option<String>)> {
-    let mut url = format!("/api/v1/namespaces/{ns}/pods");
-    if let Some((limit, cont)) = page {
-        url.push_str(&format!("?limit={limit}"));
-        if let Some(c) = cont {
-            url.push_str(&format!("&continue={c}"));
-        }
-    }
-    let req = http::Request::get(url).body(Vec::new())?;
-    let text = client.request_text(req).await?;
-    #[derive(serde::Deserialize)]
-    struct Meta {
-        #[serde(rename = "continue")]
-        cont: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct List {
-        metadata: Meta,
-        items: Vec<serde::de::IgnoredAny>,
-    }
-    let l: List = serde_json::from_str(&text)?;
-    Ok((l.items.len(), l.metadata.cont.filter(|c| !c.is_empty())))
+    let path = format!("/api/v1/namespaces/{ns}/pods");
+    let (items, cont) =
+        cluster_tests::memory::list_page::<serde::de::IgnoredAny>(client, &path, page).await?;
+    Ok((items.len(), cont))
 }
 
 fn latency_text(l: &mut Latencies, ops: usize, elapsed: Duration) -> (String, f64) {
