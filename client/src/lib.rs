@@ -54,7 +54,38 @@ pub async fn from_kubeconfig(
         None => kube::Config::from_kubeconfig(&options).await?,
     };
     let namespace = config.default_namespace.clone();
-    Ok((kube::Client::try_from(config)?, namespace))
+    Ok((multiplexed(config)?, namespace))
+}
+
+/// A client whose requests share one HTTP/2 connection when the server offers it (ours
+/// does), as client-go's: kube's own builder speaks HTTP/1.1 only, so each request in flight
+/// (each watch above all) holds a TCP and TLS connection of its own. 1,000 hollow nodes held
+/// 8,500 connections to the apiserver that way, about 40 KB of its memory each. The layers
+/// are kube's (base URI, bearer token, extra headers); client certificates go in the TLS
+/// configuration. Upgraded connections (exec, port-forward) are not made through it.
+pub fn multiplexed(config: kube::Config) -> Result<kube::Client, ClientError> {
+    use kube::client::ConfigExt;
+    let tls = config.rustls_client_config()?;
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(config.connect_timeout);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let transport =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build::<_, kube::client::Body>(https);
+    let service = tower::ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        .service(transport);
+    Ok(kube::Client::new(service, config.default_namespace))
 }
 
 /// An informer: a shared, always-current cache of the objects `api` lists, and the future that
