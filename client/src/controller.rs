@@ -16,7 +16,7 @@ use std::{
 use futures::TryStreamExt;
 use kube::{
     runtime::{reflector, watcher, WatchStreamExt},
-    Api, Resource, ResourceExt,
+    Api, Resource,
 };
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use serde::de::DeserializeOwned;
@@ -197,7 +197,7 @@ where
     /// The cached objects of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
         self.store
-            .state_filter(|o| o.namespace().as_deref() == Some(namespace))
+            .state_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
     }
 
     /// The cached objects for which `f` holds.
