@@ -9,7 +9,7 @@
 mod object;
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::{Arc, Weak},
     time::Duration,
 };
@@ -100,6 +100,11 @@ struct Inner {
     /// Watches that select one value of the resource's indexed field (a node's pods), by
     /// that value: an event goes only to those of its object's value before and after.
     indexed: HashMap<String, Vec<mpsc::Sender<Notice>>>,
+    /// The keys of the current objects by their value of the indexed field (a node's pods),
+    /// so that a list selecting one value reads only those.
+    keys_by_value: HashMap<String, BTreeSet<String>>,
+    /// Indexed watches closed because they fell too far behind.
+    terminated: u64,
 }
 
 impl Inner {
@@ -109,9 +114,40 @@ impl Inner {
         let Some(senders) = self.indexed.get_mut(value) else {
             return;
         };
-        senders.retain(|tx| tx.try_send(notice.clone()).is_ok());
+        let mut dropped = 0;
+        senders.retain(|tx| match tx.try_send(notice.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped += 1;
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
         if senders.is_empty() {
             self.indexed.remove(value);
+        }
+        self.terminated += dropped;
+    }
+
+    /// Files `key` under its new value of the indexed field (None: the object is gone), and
+    /// out of its old one.
+    fn reindex(&mut self, key: &str, before: Option<&str>, now: Option<&str>) {
+        if before == now {
+            return;
+        }
+        if let Some(b) = before {
+            if let Some(keys) = self.keys_by_value.get_mut(b) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.keys_by_value.remove(b);
+                }
+            }
+        }
+        if let Some(n) = now {
+            self.keys_by_value
+                .entry(n.to_string())
+                .or_default()
+                .insert(key.to_string());
         }
     }
 }
@@ -135,6 +171,8 @@ pub struct CacheSizes {
     pub window_events: usize,
     /// The bytes of those events' objects (the previous states they keep are not counted).
     pub window_bytes: usize,
+    /// Indexed watches closed so far because they fell too far behind.
+    pub terminated_watchers: u64,
 }
 
 /// Why a watch cannot start.
@@ -169,6 +207,19 @@ impl Live {
             Live::All(rx) => rx.recv().await.ok(),
             Live::Indexed(rx) => rx.recv().await,
         }
+    }
+
+    /// A revision up to which this feed has handed out every notice it will ever carry (for
+    /// a bookmark), if it can tell now: `cache`'s revision, read before finding the feed
+    /// empty. An event is queued to its watchers under the same lock that advances the
+    /// revision, so an empty feed after that read has delivered everything up to it.
+    pub fn caught_up(&self, cache: &WatchCache) -> Option<i64> {
+        let revision = cache.revision();
+        let empty = match self {
+            Live::All(rx) => rx.is_empty(),
+            Live::Indexed(rx) => rx.is_empty(),
+        };
+        empty.then_some(revision)
     }
 }
 
@@ -210,6 +261,8 @@ impl WatchCache {
                 oldest: 0,
                 tx,
                 indexed: HashMap::new(),
+                keys_by_value: HashMap::new(),
+                terminated: 0,
             }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
@@ -226,6 +279,7 @@ impl WatchCache {
             object_bytes: inner.object_bytes,
             window_events: inner.events.len(),
             window_bytes: inner.window_bytes,
+            terminated_watchers: inner.terminated,
         }
     }
 
@@ -254,9 +308,26 @@ impl WatchCache {
     }
 
     /// The current objects whose key starts with `prefix` (in key order, with their keys), and
-    /// the cache's revision.
-    pub fn snapshot_keyed(&self, prefix: &str) -> (Vec<(String, Arc<CachedObject>)>, i64) {
+    /// the cache's revision. `indexed`: only those with this value of the
+    /// [indexed field](Self::indexed_field), read from its index (ignored for a resource
+    /// without one).
+    pub fn snapshot_keyed(
+        &self,
+        prefix: &str,
+        indexed: Option<&str>,
+    ) -> (Vec<(String, Arc<CachedObject>)>, i64) {
         let inner = self.inner.lock();
+        if let Some(value) = indexed.filter(|_| self.indexed_field.is_some()) {
+            let items = inner
+                .keys_by_value
+                .get(value)
+                .into_iter()
+                .flatten()
+                .filter(|k| k.starts_with(prefix))
+                .filter_map(|k| Some((k.clone(), inner.objects.get(k)?.clone())))
+                .collect();
+            return (items, inner.revision);
+        }
         let items = inner
             .objects
             .range(prefix.to_string()..)
@@ -266,8 +337,13 @@ impl WatchCache {
         (items, inner.revision)
     }
 
-    /// The current objects whose key starts with `prefix`, and the cache's revision.
-    pub fn snapshot(&self, prefix: &str) -> (Vec<Arc<CachedObject>>, i64) {
+    /// The current objects whose key starts with `prefix`, and the cache's revision;
+    /// `indexed` as for [`Self::snapshot_keyed`].
+    pub fn snapshot(&self, prefix: &str, indexed: Option<&str>) -> (Vec<Arc<CachedObject>>, i64) {
+        if indexed.is_some() && self.indexed_field.is_some() {
+            let (items, revision) = self.snapshot_keyed(prefix, indexed);
+            return (items.into_iter().map(|(_, o)| o).collect(), revision);
+        }
         let inner = self.inner.lock();
         let items = inner
             .objects
@@ -428,6 +504,13 @@ impl WatchCache {
         let mut inner = self.inner.lock();
         let restarted = inner.revision > 0;
         inner.object_bytes = objects.values().map(|o| o.size()).sum();
+        inner.keys_by_value.clear();
+        if let Some(field) = self.indexed_field {
+            let kind = self.resource.kind;
+            for (key, o) in &objects {
+                inner.reindex(key, None, Some(o.field(kind, field)));
+            }
+        }
         inner.objects = objects;
         inner.events.clear();
         inner.window_bytes = 0;
@@ -491,12 +574,9 @@ impl WatchCache {
         let mut inner = self.inner.lock();
         if revision > inner.revision {
             inner.revision = revision;
+            // Indexed watches are not told: they learn the revision when they need it (see
+            // `Live::caught_up`), instead of a notice each to thousands of agents.
             let _ = inner.tx.send(Notice::Progress(revision));
-            let notice = Notice::Progress(revision);
-            let values: Vec<String> = inner.indexed.keys().cloned().collect();
-            for v in values {
-                inner.send_indexed(&v, &notice);
-            }
             drop(inner);
             self.ready.send_replace(revision);
         }
@@ -595,6 +675,14 @@ impl WatchCache {
         if let Some(old) = replaced {
             inner.object_bytes = inner.object_bytes.saturating_sub(old.size());
         }
+        if let (Some(field), true) = (self.indexed_field, self.keeps_objects) {
+            let before = event.prev.as_ref().map(|p| p.field(kind, field));
+            let now = match event.kind {
+                EventKind::Deleted => None,
+                _ => Some(event.object.field(kind, field)),
+            };
+            inner.reindex(&event.key, before, now);
+        }
         let event = Arc::new(event);
         let notice = Notice::Event(Arc::downgrade(&event));
         inner.window_bytes += event.object.size();
@@ -610,7 +698,6 @@ impl WatchCache {
         inner.revision = inner.revision.max(revision);
         if let Some(field) = self.indexed_field {
             if !inner.indexed.is_empty() {
-                let kind = self.resource.kind;
                 let now = event.object.field(kind, field).to_string();
                 let before = event
                     .prev
@@ -751,7 +838,7 @@ mod tests {
     #[test]
     fn a_list_is_the_state_at_the_revision_it_reports() {
         let cache = listed();
-        let (before, rv) = cache.snapshot(&pods().namespace_prefix("default"));
+        let (before, rv) = cache.snapshot(&pods().namespace_prefix("default"), None);
         assert_eq!(
             (names(&before), rv),
             (vec!["a".into(), "b".into(), "c".into()], 10)
@@ -759,7 +846,7 @@ mod tests {
         put(&cache, "default", "b", "db", "n3", 11);
         put(&cache, "default", "e", "web", "n1", 12);
         cache.apply_change(key("default", "a"), Change::Delete { prev: None }, 13);
-        let (after, rv) = cache.snapshot(&pods().namespace_prefix("default"));
+        let (after, rv) = cache.snapshot(&pods().namespace_prefix("default"), None);
         assert_eq!(
             (names(&after), rv),
             (vec!["b".into(), "c".into(), "e".into()], 13)
@@ -771,7 +858,7 @@ mod tests {
         assert_eq!(names(&before), ["a", "b", "c"]);
         assert_eq!(before[1].value()["spec"]["nodeName"], "n2");
         // Every namespace.
-        let (all, _) = cache.snapshot(&pods().key_prefix());
+        let (all, _) = cache.snapshot(&pods().key_prefix(), None);
         assert_eq!(names(&all), ["b", "c", "e", "d"]);
     }
 
@@ -779,7 +866,7 @@ mod tests {
     fn label_and_field_selectors_select_as_on_the_decoded_objects() {
         let cache = listed();
         put(&cache, "default", "b", "web", "n1", 11);
-        let (all, _) = cache.snapshot(&pods().key_prefix());
+        let (all, _) = cache.snapshot(&pods().key_prefix(), None);
         let cases = [
             (Some("app=web"), None),
             (Some("app!=web"), None),
@@ -809,7 +896,7 @@ mod tests {
         }
         let web = Filter::new(Some(LabelSelector::parse("app=web").unwrap()), None);
         let (items, _, _) = page_of(
-            &cache.snapshot_keyed(&pods().key_prefix()).0,
+            &cache.snapshot_keyed(&pods().key_prefix(), None).0,
             &web,
             None,
             11,
@@ -822,7 +909,7 @@ mod tests {
         let cache = listed();
         let prefix = pods().key_prefix();
         let everything = Filter::new(None, None);
-        let (all, rv) = cache.snapshot_keyed(&prefix);
+        let (all, rv) = cache.snapshot_keyed(&prefix, None);
         let (first, next, remaining) = page_of(&all, &everything, Some(3), rv);
         assert_eq!(names(&first), ["a", "b", "c"]);
         assert_eq!(remaining, Some(1));
@@ -838,7 +925,7 @@ mod tests {
         assert!(next.is_none());
         // With a selector, the token follows the last match and no count is promised.
         let web = Filter::new(Some(LabelSelector::parse("app=web").unwrap()), None);
-        let (all, rv) = cache.snapshot_keyed(&prefix);
+        let (all, rv) = cache.snapshot_keyed(&prefix, None);
         let (first, next, remaining) = page_of(&all, &web, Some(1), rv);
         assert_eq!(names(&first), ["a"]);
         assert_eq!(remaining, None);
@@ -1022,6 +1109,49 @@ mod tests {
     }
 
     #[test]
+    fn lists_of_one_node_read_its_index_which_follows_moves_and_deletes() {
+        let cache = listed();
+        let on = |c: &WatchCache, node: &str, prefix: &str| {
+            let (items, _) = c.snapshot_keyed(prefix, Some(node));
+            let keyed: Vec<String> = items.iter().map(|(k, _)| k.clone()).collect();
+            let plain = names(&c.snapshot(prefix, Some(node)).0);
+            assert_eq!(keyed.len(), plain.len());
+            plain
+        };
+        let all = pods().key_prefix();
+        assert_eq!(on(&cache, "n1", &all), ["a", "d"]);
+        assert_eq!(on(&cache, "n1", &pods().namespace_prefix("default")), ["a"]);
+        assert_eq!(on(&cache, "n2", &all), ["b", "c"]);
+        put(&cache, "default", "b", "db", "n3", 11);
+        cache.apply_change(key("default", "c"), Change::Delete { prev: None }, 12);
+        put(&cache, "default", "e", "web", "n2", 13);
+        assert_eq!(on(&cache, "n2", &all), ["e"]);
+        assert_eq!(on(&cache, "n3", &all), ["b"]);
+        assert!(on(&cache, "n9", &all).is_empty());
+        // A relist rebuilds the index.
+        let listed_again = listed();
+        assert_eq!(on(&listed_again, "n2", &all), ["b", "c"]);
+    }
+
+    #[test]
+    fn a_feed_is_caught_up_at_the_revision_once_it_read_every_notice() {
+        let cache = listed();
+        let prefix = pods().key_prefix();
+        let mut n1 = cache.subscribe(&prefix, Some(10), Some("n1")).unwrap().live;
+        let mut all = cache.subscribe(&prefix, Some(10), None).unwrap().live;
+        // Events of other nodes move the revision without a notice to n1's feed.
+        put(&cache, "default", "b", "db", "n2", 11);
+        assert_eq!(n1.caught_up(&cache), Some(11));
+        assert_eq!(all.caught_up(&cache), None);
+        assert!(try_next(&mut all).is_some());
+        assert_eq!(all.caught_up(&cache), Some(11));
+        put(&cache, "default", "a", "web", "n1", 12);
+        assert_eq!(n1.caught_up(&cache), None);
+        assert!(try_next(&mut n1).is_some());
+        assert_eq!(n1.caught_up(&cache), Some(12));
+    }
+
+    #[test]
     fn the_sizes_follow_puts_replacements_and_deletes() {
         let cache = listed();
         let sum =
@@ -1033,7 +1163,8 @@ mod tests {
                 objects: 4,
                 object_bytes: listed_bytes,
                 window_events: 0,
-                window_bytes: 0
+                window_bytes: 0,
+                terminated_watchers: 0,
             }
         );
         put(&cache, "default", "b", "a-longer-app-name", "n3", 11);
@@ -1069,9 +1200,10 @@ mod tests {
         assert_eq!(revs(&mut n1), vec![12, 13]);
         assert_eq!(revs(&mut n3), vec![12]);
         assert_eq!(revs(&mut all), vec![11, 12, 13]);
-        // Progress reaches indexed watches too (their bookmarks).
+        // Progress is not queued to indexed watches: their bookmarks read the revision.
         cache.advance(20);
-        assert!(matches!(try_next(&mut n3), Some(Notice::Progress(20))));
+        assert!(try_next(&mut n3).is_none());
+        assert_eq!(n3.caught_up(&cache), Some(20));
         // A resource without an indexed field ignores the value.
         let nodes = WatchCache::empty(api::registry::find("", "v1", "nodes").unwrap());
         nodes.install(BTreeMap::new(), 1);

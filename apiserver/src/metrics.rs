@@ -17,6 +17,10 @@ pub struct Metrics {
     storage_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     cache_window_events: IntGaugeVec,
+    /// Watches closed because they fell too far behind.
+    pub terminated_watchers: IntCounterVec,
+    /// The caches' own counts of closed watches already added to `terminated_watchers`.
+    cache_terminated: parking_lot::Mutex<std::collections::HashMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -84,8 +88,17 @@ impl Metrics {
             &["resource"],
         )
         .expect("valid metric");
+        let terminated_watchers = IntCounterVec::new(
+            Opts::new(
+                "apiserver_terminated_watchers_total",
+                "Counter of watchers closed due to unresponsiveness broken by resource type.",
+            ),
+            &["resource"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(terminated_watchers.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(watchers.clone()),
             Box::new(watch_events.clone()),
@@ -104,6 +117,8 @@ impl Metrics {
             storage_objects,
             cache_bytes,
             cache_window_events,
+            terminated_watchers,
+            cache_terminated: Default::default(),
         }
     }
 
@@ -127,6 +142,15 @@ impl Metrics {
             self.cache_window_events
                 .with_label_values(&[resource])
                 .set(sizes.window_events as i64);
+            // The cache counts the indexed watches it closed; the handlers count the others.
+            let mut seen = self.cache_terminated.lock();
+            let counted = seen.entry(resource).or_insert(0);
+            if sizes.terminated_watchers > *counted {
+                self.terminated_watchers
+                    .with_label_values(&[resource])
+                    .inc_by(sizes.terminated_watchers - *counted);
+                *counted = sizes.terminated_watchers;
+            }
         }
     }
 

@@ -216,7 +216,7 @@ fn objects(state: &AppState, plural: &str, namespace: Option<&str>) -> Vec<Value
         None => resource.key_prefix(),
     };
     cache
-        .snapshot(&prefix)
+        .snapshot(&prefix, None)
         .0
         .into_iter()
         .map(|o| o.value())

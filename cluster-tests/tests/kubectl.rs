@@ -945,6 +945,46 @@ async fn watches_of_one_node_see_only_its_pods() {
     // The unscheduled pods' watch (the scheduler's): i1 appears, then leaves at its binding.
     assert_eq!(watch("spec.nodeName%3D"), ["ADDED i1", "DELETED i1"]);
     assert!(watch("spec.nodeName%3Dn3").is_empty());
+    // A list of one node's pods (read from the cache's index).
+    let names = ok(
+        &c,
+        &[
+            "get",
+            "pods",
+            "--field-selector=spec.nodeName=n2",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(names, "pod/i2\n");
+    // A node without events still gets bookmarks at the current revision, so that its agent
+    // resumes from a recent one (not from its list's, long gone from the window).
+    let now: i64 = list_rv(&c).parse().unwrap();
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        &format!(
+            "/api/v1/namespaces/default/pods?watch=true&fieldSelector=spec.nodeName%3Dn3\
+             &resourceVersion={rv}&allowWatchBookmarks=true&timeoutSeconds=3"
+        ),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let bookmarks: Vec<i64> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["type"] == "BOOKMARK")
+        .filter_map(|e| {
+            e["object"]["metadata"]["resourceVersion"]
+                .as_str()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        bookmarks.last().is_some_and(|b| *b >= now),
+        "bookmarks {bookmarks:?} before revision {now}: {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

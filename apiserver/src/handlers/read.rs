@@ -111,7 +111,8 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
                 .wait_for(min.max(1), std::time::Duration::from_secs(3))
                 .await
             {
-                let (items, crv) = cache.snapshot(&prefix);
+                let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
+                let (items, crv) = cache.snapshot(&prefix, indexed);
                 let items = items
                     .into_iter()
                     .filter(|o| filter.matches_cached(o))
@@ -138,7 +139,8 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
         let c = decode_continue(token, &prefix)?;
         if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
             if cache.revision() == c.rv {
-                let (all, revision) = cache.snapshot_keyed(&prefix);
+                let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
+                let (all, revision) = cache.snapshot_keyed(&prefix, indexed);
                 if revision == c.rv {
                     let after: Vec<(String, Arc<CachedObject>)> = all
                         .into_iter()
@@ -285,7 +287,9 @@ async fn consistent_from_cache(
     {
         return Ok(None);
     }
-    let (all, revision) = cache.snapshot_keyed(prefix);
+    // A node's pods (every agent's list) come from the index instead of a scan of all pods.
+    let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
+    let (all, revision) = cache.snapshot_keyed(prefix, indexed);
     let (items, next, remaining) = page_of(&all, filter, limit, revision);
     Ok(Some((items, revision, next, remaining)))
 }

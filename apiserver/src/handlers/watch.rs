@@ -137,6 +137,11 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                     _ = &mut deadline => break 'run,
                     _ = tx.closed() => break 'run,
                     _ = ticker.tick(), if bookmarks => {
+                        // Every notice read: the bookmark may carry the cache's revision (an
+                        // agent's watch of its node's pods then resumes from a recent one).
+                        if let Some(r) = sub.live.caught_up(&cache) {
+                            progress_rv = progress_rv.max(r);
+                        }
                         let rv = progress_rv.max(last_rv);
                         let bm = json!({"type": "BOOKMARK", "object": {"kind": kind,
                             "apiVersion": api_version,
@@ -146,7 +151,14 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
                     notice = sub.live.recv() => match notice {
                         Some(Notice::Event(ev)) => {
                             // Gone from the window: this watcher fell further behind than it.
-                            let Some(ev) = ev.upgrade() else { break 'run };
+                            let Some(ev) = ev.upgrade() else {
+                                state
+                                    .metrics
+                                    .terminated_watchers
+                                    .with_label_values(&[metrics_resource])
+                                    .inc();
+                                break 'run;
+                            };
                             if ev.revision <= last_rv || !ev.key.starts_with(&prefix) {
                                 continue;
                             }
