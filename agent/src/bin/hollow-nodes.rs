@@ -18,9 +18,12 @@ use tracing::Instrument;
 
 use agent::{config::Flags, machine, runtime::fake::FakeRuntime};
 
-/// Most nodes whose watches share one API connection (the apiserver allows 1,000 streams on
-/// one HTTP/2 connection; each node also has requests of its own in flight).
-const NODES_PER_CONNECTION: usize = 200;
+/// Most nodes that share one API client. Each client multiplexes its requests on one HTTP/2
+/// connection (`client::multiplexed`); a connection's requests queue in one line once its
+/// streams are all in use (the apiserver allows 1,000 per connection), and while pods are
+/// created in bulk each node has tens of event and status writes in flight: ten nodes keep a
+/// node's lease renewal or re-watch from waiting behind hundreds of others' writes.
+const NODES_PER_CONNECTION: usize = 10;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,7 +44,7 @@ struct Args {
     /// Kubeconfig the nodes use (one identity for all, e.g. the admin's).
     #[arg(long, env = "HOLLOW_KUBECONFIG")]
     kubeconfig: PathBuf,
-    /// API connections the nodes share (0: one per 200 nodes).
+    /// API connections the nodes share (0: one per 10 nodes).
     #[arg(long, env = "HOLLOW_CONNECTIONS", default_value_t = 0)]
     connections: usize,
     /// Nodes started per second, so registration comes as a ramp rather than one burst.
