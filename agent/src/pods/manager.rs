@@ -65,14 +65,11 @@ async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
     let mut last: HashMap<String, (i32, String)> = HashMap::new();
     loop {
         tokio::time::sleep(period).await;
-        let list = match ctx
-            .runtime
-            .list_containers(api::ContainerFilter {
-                label_selector: labels::node_selector(&ctx.node),
-                ..Default::default()
-            })
-            .await
-        {
+        let filter = api::ContainerFilter {
+            label_selector: labels::node_selector(&ctx.node),
+            ..Default::default()
+        };
+        let list = match ctx.runtime.container_states(filter, labels::POD_UID).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::debug!(error = %e, "listing containers");
@@ -81,10 +78,7 @@ async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
         };
         let now: HashMap<String, (i32, String)> = list
             .into_iter()
-            .map(|c| {
-                let uid = c.labels.get(labels::POD_UID).cloned().unwrap_or_default();
-                (c.id, (c.state, uid))
-            })
+            .map(|c| (c.id, (c.state, c.label)))
             .collect();
         let mut changed: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for (id, (state, uid)) in &now {

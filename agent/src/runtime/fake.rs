@@ -126,6 +126,17 @@ fn labels_match(
 }
 
 impl FakeRuntime {
+    /// True when `c` is one of the containers `filter` selects.
+    fn selected(c: &FakeContainer, filter: &api::ContainerFilter) -> bool {
+        (filter.id.is_empty() || c.status.id == filter.id)
+            && (filter.pod_sandbox_id.is_empty() || c.sandbox_id == filter.pod_sandbox_id)
+            && filter
+                .state
+                .as_ref()
+                .is_none_or(|f| f.state == c.status.state)
+            && labels_match(&c.status.labels, &filter.label_selector)
+    }
+
     /// A fake runtime; its records are loaded from the state file when there is one.
     pub fn new(config: FakeConfig) -> FakeRuntime {
         let state = config
@@ -416,15 +427,7 @@ impl Runtime for FakeRuntime {
         Ok(state
             .containers
             .values()
-            .filter(|c| filter.id.is_empty() || c.status.id == filter.id)
-            .filter(|c| filter.pod_sandbox_id.is_empty() || c.sandbox_id == filter.pod_sandbox_id)
-            .filter(|c| {
-                filter
-                    .state
-                    .as_ref()
-                    .is_none_or(|f| f.state == c.status.state)
-            })
-            .filter(|c| labels_match(&c.status.labels, &filter.label_selector))
+            .filter(|c| Self::selected(c, &filter))
             .map(|c| api::Container {
                 id: c.status.id.clone(),
                 pod_sandbox_id: c.sandbox_id.clone(),
@@ -436,6 +439,25 @@ impl Runtime for FakeRuntime {
                 labels: c.status.labels.clone(),
                 annotations: c.status.annotations.clone(),
                 image_id: c.status.image_id.clone(),
+            })
+            .collect())
+    }
+
+    async fn container_states(
+        &self,
+        filter: api::ContainerFilter,
+        key: &str,
+    ) -> Result<Vec<super::ContainerState>> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| Self::selected(c, &filter))
+            .map(|c| super::ContainerState {
+                id: c.status.id.clone(),
+                state: c.status.state,
+                label: c.status.labels.get(key).cloned().unwrap_or_default(),
             })
             .collect())
     }
@@ -607,5 +629,53 @@ mod tests {
             .unwrap()
             .ip
             .starts_with("10.88."));
+    }
+
+    #[tokio::test]
+    async fn container_states_match_the_full_listing() {
+        let rt = FakeRuntime::new(FakeConfig::default());
+        let sb = rt
+            .run_pod_sandbox(api::PodSandboxConfig::default())
+            .await
+            .unwrap();
+        let labelled = |uid: &str| api::ContainerConfig {
+            labels: [("uid".to_string(), uid.to_string())].into(),
+            ..Default::default()
+        };
+        let a = rt
+            .create_container(&sb, labelled("p1"), Default::default())
+            .await
+            .unwrap();
+        rt.create_container(&sb, labelled("p2"), Default::default())
+            .await
+            .unwrap();
+        rt.start_container(&a).await.unwrap();
+        let filter = api::ContainerFilter {
+            label_selector: [("uid".to_string(), "p1".to_string())].into(),
+            ..Default::default()
+        };
+        let full: Vec<super::super::ContainerState> = rt
+            .list_containers(filter.clone())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| super::super::ContainerState {
+                label: c.labels["uid"].clone(),
+                id: c.id,
+                state: c.state,
+            })
+            .collect();
+        let states = rt.container_states(filter, "uid").await.unwrap();
+        assert_eq!(states, full);
+        assert_eq!(states.len(), 1);
+        assert_eq!(
+            states[0].state,
+            api::ContainerState::ContainerRunning as i32
+        );
+        let all = rt
+            .container_states(api::ContainerFilter::default(), "uid")
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 2);
     }
 }

@@ -35,6 +35,16 @@ pub enum RuntimeError {
 /// Result of a runtime call.
 pub type Result<T> = std::result::Result<T, RuntimeError>;
 
+/// One container as [`Runtime::container_states`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    pub id: String,
+    /// CRI's `ContainerState` value.
+    pub state: i32,
+    /// The value of the label asked for ("" without it).
+    pub label: String,
+}
+
 /// CRI's runtime and image services, the calls the agent makes. Every call is idempotent
 /// where CRI says so (stop and remove of something already gone succeed).
 #[async_trait]
@@ -73,6 +83,26 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// The containers matching `filter`.
     async fn list_containers(&self, filter: api::ContainerFilter) -> Result<Vec<api::Container>>;
+    /// What the relist compares between two listings (the kubelet's PLEG): the id and CRI
+    /// state of each container matching `filter`, with its value of the label `key`. The
+    /// default reads [`Runtime::list_containers`]; a runtime may answer without building
+    /// whole container records (thousands of hollow nodes relist every second).
+    async fn container_states(
+        &self,
+        filter: api::ContainerFilter,
+        key: &str,
+    ) -> Result<Vec<ContainerState>> {
+        Ok(self
+            .list_containers(filter)
+            .await?
+            .into_iter()
+            .map(|c| ContainerState {
+                label: c.labels.get(key).cloned().unwrap_or_default(),
+                id: c.id,
+                state: c.state,
+            })
+            .collect())
+    }
     /// One container's status (times, exit code, reason); NotFound when it does not exist.
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus>;
     /// Runs a command in a container and waits for it (at most `timeout`).
