@@ -57,7 +57,10 @@ const BATCH_MAX_COMMANDS: usize = 1024;
 /// Most bytes of commands in one batch.
 const BATCH_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Most batches a follower has forwarded and not yet applied.
-const MAX_FORWARDS_IN_FLIGHT: usize = 4;
+const MAX_FORWARDS_IN_FLIGHT: usize = 8;
+/// Most batches a follower has forwarded that the leader has not yet accepted: the next
+/// batch collects what is queued meanwhile.
+const MAX_FORWARDS_UNACCEPTED: usize = 1;
 
 /// The next batch from `rx`: the item carried over from the previous batch or else the next to
 /// arrive, then whatever is already queued, up to [`BATCH_MAX_COMMANDS`] commands and
@@ -240,10 +243,14 @@ impl Node {
     /// etcd's follower forwards a proposal: each batch becomes a [`Proposed`] whose ticket
     /// this member registers first, the leader appends it as it is and only says that it
     /// did, and this member's state machine answers the commands when it applies the entry
-    /// (the same results as the leader's: the apply is deterministic). While
-    /// [`MAX_FORWARDS_IN_FLIGHT`] batches are not applied here, everything queued
-    /// meanwhile goes in the next one (bounded in count and bytes), as the leader batches
-    /// its own proposals: each batch costs both members a message and its task hops.
+    /// (the same results as the leader's: the apply is deterministic). While a batch is
+    /// not yet accepted by the leader ([`MAX_FORWARDS_UNACCEPTED`]), or
+    /// [`MAX_FORWARDS_IN_FLIGHT`] are not applied here, everything queued meanwhile goes in
+    /// the next one (bounded in count and bytes), as the leader batches its own proposals:
+    /// each batch costs both members a message and its task hops. (Measured under load, 16
+    /// and 256 clients on followers: 1 unaccepted and 8 unapplied gave a follower's
+    /// proposals 15-25% shorter than 4 calls in flight until applied; 8 or 16 calls in
+    /// flight made batches of 1-2 commands and longer proposals.)
     /// A batch the leader refused, or that cannot have reached it, answers NoLeader, so
     /// its commands are retried; one that may have reached it is never sent again.
     pub(super) async fn serve_forwards(
@@ -252,8 +259,12 @@ impl Node {
     ) {
         let mut carry: Option<Forward> = None;
         let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS_IN_FLIGHT));
+        let unaccepted = Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS_UNACCEPTED));
         loop {
             let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let Ok(sending) = unaccepted.clone().acquire_owned().await else {
                 return;
             };
             let Some(batch) = next_batch(
@@ -285,22 +296,24 @@ impl Node {
                     ticket,
                     cmds,
                 };
-                node.forward_batch(&url, &proposed, applied_rx, permit)
+                node.forward_batch(&url, &proposed, applied_rx, sending, permit)
                     .await;
             });
         }
     }
 
     /// Sends one batch, registered under its ticket, to the leader at `url`, and waits
-    /// until this member applied it (`applied`) or gives up on it. Its place in flight
-    /// (`permit`) is given back once it is applied, refused or given up, or once the term
-    /// changes: a leader that went away must not hold back the batches after it until the
-    /// deadline of those it had accepted.
+    /// until this member applied it (`applied`) or gives up on it. Its place among the
+    /// unaccepted batches (`sending`) is given back with the leader's answer; its place in
+    /// flight (`permit`) once it is applied, refused or given up, or once the term changes:
+    /// a leader that went away must not hold back the batches after it until the deadline
+    /// of those it had accepted.
     async fn forward_batch(
         &self,
         url: &str,
         proposed: &Proposed,
         mut applied: tokio::sync::oneshot::Receiver<()>,
+        sending: tokio::sync::OwnedSemaphorePermit,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
@@ -318,6 +331,7 @@ impl Node {
         self.metrics
             .forward_accept
             .observe(started.elapsed().as_secs_f64());
+        drop(sending);
         let refused = match res {
             Ok(Ok(_index)) => None,
             // The leader may have appended it: this member's apply, or the deadline, says.
