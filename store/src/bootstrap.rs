@@ -187,7 +187,8 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     }
     .validate()
     .context("raft configuration")?;
-    let log = LogStore::new(db.clone(), metrics.clone(), ident.id)?;
+    let log =
+        LogStore::new(db.clone(), metrics.clone(), ident.id)?.with_appends(state.appends.clone());
     let durability = log.durability();
     let sm = StateMachine::new(
         state.clone(),

@@ -31,12 +31,14 @@ pub struct Metrics {
     pub proposal_duration: Histogram,
     /// Commands per proposed log entry.
     pub batch_size: Histogram,
-    /// On a follower: the leader's answer to a batch of forwarded commands, call to answer.
-    pub forward_call: Histogram,
-    /// On the leader: answering a batch of forwarded commands (commit and apply included).
+    /// On a follower: sending a batch of forwarded commands until the leader says it appended
+    /// them to its log.
+    pub forward_accept: Histogram,
+    /// On the leader: a forwarded batch, from its arrival until appended to the log.
     pub forward_handling: Histogram,
-    /// After a proposal's result: until this member applied its entry itself.
-    pub apply_wait: Histogram,
+    /// On a follower: a forwarded batch, from the leader's acceptance until this member
+    /// applied it (which answers its clients).
+    pub forward_apply: Histogram,
     /// From applying a transaction to handing its events to a watch stream (per stream).
     pub watch_delivery: Histogram,
     /// Watchers on this member.
@@ -160,22 +162,22 @@ impl Metrics {
                 r.register(Box::new(h.clone())).expect("unique metric");
                 h
             },
-            forward_call: histogram_from(
+            forward_accept: histogram_from(
                 &r,
-                "store_forward_call_seconds",
-                "Time a follower waits for the leader's answer to forwarded commands.",
+                "store_forward_accept_seconds",
+                "Time a follower waits for the leader to append a batch of forwarded commands.",
                 0.00005,
             ),
             forward_handling: histogram_from(
                 &r,
                 "store_forward_handling_seconds",
-                "Time the leader takes to answer forwarded commands (commit and apply included).",
+                "Time the leader takes to append a batch of forwarded commands to its log.",
                 0.00005,
             ),
-            apply_wait: histogram_from(
+            forward_apply: histogram_from(
                 &r,
-                "store_proposal_apply_wait_seconds",
-                "Time from a proposal's result until this member applied its entry itself.",
+                "store_forward_apply_seconds",
+                "Time from the leader's acceptance of forwarded commands until this member applied them.",
                 0.00005,
             ),
             watch_delivery: histogram_from(

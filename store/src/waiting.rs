@@ -1,6 +1,8 @@
 //! Results that a member's proposers wait for. The state machine answers them as it applies
 //! their log entry, so a write's result goes straight from the applier to the client's task
-//! (not through Raft's core and back).
+//! (not through Raft's core and back). A follower's forwarded entries are answered the same
+//! way, by the follower's own apply; the leader only tells it that it appended them
+//! ([`Appends`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +60,59 @@ impl Waiting {
         answer(result);
         true
     }
+
+    /// Gives up on `ticket` of `proposer`: its waiters are answered [`StoreError::Timeout`]
+    /// (the entry may still be committed: the outcome is unknown) and the registration is
+    /// dropped, so an entry that is never applied here (truncated after a leader change, or
+    /// covered by a snapshot) does not leak. True if it was still waiting.
+    pub fn cancel(&self, proposer: u64, ticket: u64) -> bool {
+        self.answer(proposer, ticket, Err(StoreError::Timeout))
+    }
+
+    /// How many tickets are waiting.
+    pub fn len(&self) -> usize {
+        self.answers.lock().len()
+    }
+
+    /// Whether no ticket is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// On the leader: forwarded entries whose handler waits to see them appended to the leader's
+/// log, by (proposer, ticket). The log store reports each forwarded entry it appends as
+/// leader with its index ([`Appends::appended`]); the handler then acknowledges the follower.
+#[derive(Default)]
+pub struct Appends {
+    waiters: Mutex<HashMap<(u64, u64), tokio::sync::oneshot::Sender<u64>>>,
+}
+
+impl Appends {
+    /// Waits for the entry `ticket` of `proposer`: the receiver gets its log index once
+    /// appended. The caller must [`Appends::forget`] it if it gives up.
+    pub fn expect(&self, proposer: u64, ticket: u64) -> tokio::sync::oneshot::Receiver<u64> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiters.lock().insert((proposer, ticket), tx);
+        rx
+    }
+
+    /// The entry `ticket` of `proposer` was appended at `index`.
+    pub fn appended(&self, proposer: u64, ticket: u64, index: u64) {
+        if let Some(tx) = self.waiters.lock().remove(&(proposer, ticket)) {
+            let _ = tx.send(index);
+        }
+    }
+
+    /// No longer waits for the entry `ticket` of `proposer`.
+    pub fn forget(&self, proposer: u64, ticket: u64) {
+        self.waiters.lock().remove(&(proposer, ticket));
+    }
+
+    /// Whether no entry is waited for (the log store then skips its lookups).
+    pub fn is_empty(&self) -> bool {
+        self.waiters.lock().is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -80,5 +135,40 @@ mod tests {
         assert!(!w.answer(7, t, Err(StoreError::NoLeader)));
         assert!(matches!(rx.recv(), Ok(Ok(0))));
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_cancelled_ticket_is_answered_timeout_and_forgotten() {
+        let w = Waiting::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = w.register(
+            7,
+            Box::new(move |r| {
+                let _ = tx.send(r.map(|v| v.len()));
+            }),
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w.cancel(7, t));
+        assert!(w.is_empty());
+        assert!(matches!(rx.recv(), Ok(Err(StoreError::Timeout))));
+        // The entry applied late finds nobody waiting, and nothing is answered twice.
+        assert!(!w.answer(7, t, Ok(Vec::new())));
+        assert!(!w.cancel(7, t));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_expected_append_reports_its_index_once() {
+        let a = Appends::default();
+        let rx = a.expect(7, 1);
+        let forgotten = a.expect(7, 2);
+        assert!(!a.is_empty());
+        a.appended(8, 1, 40); // another proposer's ticket 1: not this one
+        a.appended(7, 1, 41);
+        assert_eq!(rx.await.ok(), Some(41));
+        a.forget(7, 2);
+        assert!(a.is_empty());
+        assert!(forgotten.await.is_err());
+        a.appended(7, 1, 42); // nobody waits any more
     }
 }

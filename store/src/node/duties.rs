@@ -30,6 +30,11 @@ impl Node {
                 last_leader = m.current_leader;
             }
             node.term.store(m.current_term, Ordering::Relaxed);
+            node.terms.send_if_modified(|t| {
+                let changed = *t != m.current_term;
+                *t = m.current_term;
+                changed
+            });
             let leading = m.state == ServerState::Leader;
             node.metrics
                 .has_leader

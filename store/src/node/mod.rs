@@ -88,6 +88,8 @@ pub struct Node {
     limits: Limits,
     /// The current Raft term, kept by the leadership watcher for response headers.
     term: AtomicU64,
+    /// The same term, for tasks that wait for it to change (it changes only with elections).
+    terms: tokio::sync::watch::Sender<u64>,
     /// Set when this member was removed from the cluster.
     removed: AtomicBool,
     /// Commands waiting for [`Node::serve_proposals`] (this member as leader).
@@ -141,6 +143,7 @@ impl Node {
             metrics,
             limits,
             term: AtomicU64::new(0),
+            terms: tokio::sync::watch::Sender::new(0),
             removed: AtomicBool::new(false),
             proposals,
             forwards,

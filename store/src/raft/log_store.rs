@@ -18,6 +18,7 @@ use crate::codec;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::schema::{log_index, log_key, CF_LOGS, CF_RAFT, RAFT_LAST_PURGED, RAFT_VOTE};
+use crate::waiting::Appends;
 
 type Entry = openraft::Entry<TypeConfig>;
 
@@ -32,6 +33,8 @@ pub struct LogStore {
     flusher: std::sync::mpsc::Sender<Queued>,
     durability: LogDurability,
     metrics: Arc<Metrics>,
+    /// Forwarded entries waited for by the leader's peer service: reported once appended.
+    appends: Arc<Appends>,
 }
 
 /// A leader's append waiting for the WAL sync (already reported to openraft).
@@ -180,7 +183,14 @@ impl LogStore {
             flusher,
             durability,
             metrics,
+            appends: Arc::new(Appends::default()),
         })
+    }
+
+    /// Reports the forwarded entries this member appends as leader to `appends`.
+    pub fn with_appends(mut self, appends: Arc<Appends>) -> LogStore {
+        self.appends = appends;
+        self
     }
 
     /// How far the log is on disk.
@@ -315,9 +325,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let cf = self.db.cf(CF_LOGS);
         let mut batch = rocksdb::WriteBatch::default();
         let mut last = None;
+        // Entries forwarded by followers, when someone waits for them (a leader's appends).
+        let waited = !self.appends.is_empty();
+        let mut forwarded = Vec::new();
         for e in entries {
             let bytes = codec::encode(&e).map_err(|err| StorageIOError::write_logs(&err))?;
             batch.put_cf(cf, log_key(e.log_id.index), bytes);
+            if let (true, openraft::EntryPayload::Normal(p)) = (waited, &e.payload) {
+                if p.proposer != self.id {
+                    forwarded.push((p.proposer, p.ticket, e.log_id.index));
+                }
+            }
             last = Some(e.log_id);
         }
         let Some(last) = last else {
@@ -356,6 +374,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // A leader's own entries are reported at once (see LogDurability) and synced by the
         // flusher, which groups concurrent appends into one sync.
         callback.log_io_completed(Ok(()));
+        for (proposer, ticket, index) in forwarded {
+            self.appends.appended(proposer, ticket, index);
+        }
         let queued = Queued {
             upto: last.index,
             generation: self.durability.generation(),

@@ -22,7 +22,7 @@ use crate::lease::Lessor;
 use crate::metrics::Metrics;
 use crate::mvcc::{ApplyBatch, Mvcc};
 use crate::schema::{CF_META, META_CLUSTER, META_LAST_APPLIED, META_MEMBERSHIP};
-use crate::waiting::Waiting;
+use crate::waiting::{Appends, Waiting};
 use crate::watch::WatchHub;
 
 type Entry = openraft::Entry<TypeConfig>;
@@ -39,6 +39,8 @@ pub struct StoreState {
     pub hub: WatchHub,
     /// Proposers on this member waiting for their entries' results.
     pub waiting: Waiting,
+    /// As leader: forwarded entries waiting to be appended (the log store reports them).
+    pub appends: Arc<Appends>,
     /// The index of the last log entry applied.
     applied: tokio::sync::watch::Sender<u64>,
 }
@@ -56,6 +58,7 @@ impl StoreState {
             cluster: RwLock::new(cluster),
             hub: WatchHub::default(),
             waiting: Waiting::default(),
+            appends: Arc::new(Appends::default()),
             applied,
         })
     }
@@ -68,17 +71,6 @@ impl StoreState {
     /// The index of the last log entry applied here.
     pub fn applied_index(&self) -> u64 {
         *self.applied.borrow()
-    }
-
-    /// Waits (at most `timeout`) until the log entry at `index` is applied here; false if it
-    /// was not in time.
-    pub async fn wait_applied(&self, index: u64, timeout: std::time::Duration) -> bool {
-        if *self.applied.borrow() >= index {
-            return true;
-        }
-        let mut rx = self.applied.subscribe();
-        let applied = tokio::time::timeout(timeout, rx.wait_for(|a| *a >= index)).await;
-        matches!(applied, Ok(Ok(_)))
     }
 }
 
@@ -374,5 +366,90 @@ impl SnapshotBuilder {
             meta,
             snapshot: Box::new(Cursor::new(data)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use prost::Message;
+    use proto::etcdserverpb::PutRequest;
+
+    use super::*;
+    use crate::apply::{Command, Proposed};
+    use crate::raft::LogStore;
+
+    fn put(key: &str) -> Command {
+        Command::Put(
+            PutRequest {
+                key: key.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    fn entry(index: u64, proposer: u64, ticket: u64, cmds: Vec<Command>) -> Entry {
+        Entry {
+            log_id: openraft::LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Proposed {
+                proposer,
+                ticket,
+                cmds,
+            }),
+        }
+    }
+
+    /// A follower (member 7) forwarded an entry that the leader (member 1) appended: the
+    /// follower's own apply answers its ticket with the results of its own state machine;
+    /// an entry of another member with the same ticket number answers nothing here.
+    #[tokio::test]
+    async fn the_proposer_is_answered_by_its_own_apply() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("data")).expect("open db");
+        let metrics = Arc::new(Metrics::new());
+        let state = Arc::new(StoreState::load(db.clone()).expect("load state"));
+        let log = LogStore::new(db.clone(), metrics.clone(), 7).expect("log store");
+        let mut sm = StateMachine::new(
+            state.clone(),
+            db,
+            metrics,
+            dir.path().join("snap"),
+            log.durability(),
+        )
+        .expect("state machine");
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let ticket = state.waiting.register(
+            7,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        sm.apply(vec![
+            entry(1, 1, ticket, vec![put("a")]),
+            entry(2, 9, ticket, vec![put("b")]),
+        ])
+        .await
+        .expect("applied");
+        assert!(
+            rx.try_recv().is_err(),
+            "another member's entries are not ours"
+        );
+        assert_eq!(state.waiting.len(), 1);
+        sm.apply(vec![entry(3, 7, ticket, vec![put("c"), put("d")])])
+            .await
+            .expect("applied");
+        let results = rx.try_recv().expect("answered").expect("results");
+        assert_eq!(
+            results
+                .iter()
+                .map(|a| (a.revision, a.index))
+                .collect::<Vec<_>>(),
+            [(4, 3), (5, 3)]
+        );
+        assert!(results.iter().all(|a| a.result.is_ok()));
+        assert!(state.waiting.is_empty());
+        assert_eq!(state.applied_index(), 3);
     }
 }

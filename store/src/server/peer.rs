@@ -10,7 +10,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::apply::Command;
+use crate::apply::Proposed;
 use crate::codec;
 use crate::node::{LeaseOp, MemberChange, Node};
 use crate::raft::TypeConfig;
@@ -90,8 +90,9 @@ impl Peer for PeerService {
         Ok(Response::new(answers))
     }
 
-    /// A follower's forwarding stream: each message is a batch of commands queued together
-    /// (so they share log entries), answered with one result each.
+    /// A follower's forwarding stream: each message is a log entry of the follower's (a
+    /// batch of commands it queued together, under its ticket), answered with the index at
+    /// which this member, as leader, appended it; the follower's apply answers its clients.
     async fn propose(
         &self,
         request: Request<Streaming<Payload>>,
@@ -99,16 +100,13 @@ impl Peer for PeerService {
         let answers = answer_each(
             request.into_inner(),
             self.node.clone(),
-            |node, cmds: Vec<Command>| async move {
+            |node, proposed: Proposed| async move {
                 let started = std::time::Instant::now();
-                let results = futures::future::join_all(
-                    cmds.into_iter().map(|cmd| node.propose_as_leader(cmd)),
-                )
-                .await;
+                let accepted = node.accept_forwarded(proposed).await;
                 node.metrics()
                     .forward_handling
                     .observe(started.elapsed().as_secs_f64());
-                reply(&results).map(Response::into_inner)
+                reply(&accepted).map(Response::into_inner)
             },
         );
         Ok(Response::new(answers))
