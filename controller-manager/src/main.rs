@@ -5,6 +5,7 @@
 mod config;
 mod controllers;
 mod http;
+mod pod_view;
 mod pods;
 
 use std::sync::Arc;
