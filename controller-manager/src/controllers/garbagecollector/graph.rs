@@ -353,7 +353,7 @@ mod tests {
         );
         let mut uids = g.uids_of(&res());
         uids.sort();
-        assert_eq!(uids, ["UPPER-not-a-uuid", p]);
+        assert_eq!(uids, [p, "UPPER-not-a-uuid"]);
         assert_eq!(g.remove(p).unwrap().owners, n.owners);
         assert!(g.get(p).is_none() && g.dependents(rs).is_empty());
     }
