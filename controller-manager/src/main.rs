@@ -29,6 +29,12 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Purge freed memory from a background thread: jemalloc otherwise returns it only
+    // during later allocator calls, so after its first big list an idle process kept the
+    // list's garbage resident (BENCHMARKS.md, "Memory per object").
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc background purging not enabled");
+    }
     let config = Config::parse();
     if let Err(e) = run(config).await {
         eprintln!("controller-manager: {e:#}");
