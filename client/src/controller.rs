@@ -6,7 +6,7 @@
 //! object is never reconciled by two workers at once, and they must be idempotent.
 
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     fmt,
     future::Future,
     sync::{Arc, RwLock},
@@ -15,7 +15,7 @@ use std::{
 
 use futures::TryStreamExt;
 use kube::{
-    runtime::{reflector, watcher, WatchStreamExt},
+    runtime::{watcher, WatchStreamExt},
     Api, Resource,
 };
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
@@ -78,20 +78,21 @@ impl<K> Change<'_, K> {
 
 type Handler<K> = Arc<dyn Fn(&Change<'_, K>) + Send + Sync>;
 
+/// The cached objects by key.
+type Cache<K> = HashMap<Key, Arc<K>>;
+
 /// A shared informer: a cache kept current by list-then-watch, and handlers told of changes.
-pub struct Informer<K: Resource + 'static>
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    store: reflector::Store<K>,
+///
+/// The cache is keyed by namespace and name only (kube's reflector store also keeps each
+/// object's resourceVersion and uid in its key: four strings per object, which counts at
+/// 150,000 pods), and each object is moved into its `Arc` as it arrives, never cloned.
+pub struct Informer<K: Resource + 'static> {
+    store: Arc<RwLock<Cache<K>>>,
     handlers: Arc<RwLock<Vec<Handler<K>>>>,
     synced: watch::Receiver<bool>,
 }
 
-impl<K: Resource + 'static> Clone for Informer<K>
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
+impl<K: Resource + 'static> Clone for Informer<K> {
     fn clone(&self) -> Self {
         Informer {
             store: self.store.clone(),
@@ -120,46 +121,59 @@ where
         config: watcher::Config,
         transform: impl FnMut(&mut K) + Send + 'static,
     ) -> (Self, impl Future<Output = ()> + Send) {
-        let (reader, writer) = reflector::store();
+        let store: Arc<RwLock<Cache<K>>> = Arc::default();
         let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
-            store: reader.clone(),
+            store: store.clone(),
             handlers: handlers.clone(),
             synced,
         };
-        // Objects cached before a relist, to report those the relist no longer has.
-        let mut before: Vec<Arc<K>> = Vec::new();
-        let mut seen: HashSet<Key> = HashSet::new();
+        // A relist's objects, swapped in whole once it is complete (readers see the previous
+        // state until then, as with kube's reflector).
+        let mut relist: Cache<K> = HashMap::new();
         let stream = watcher(api, config)
             .default_backoff()
             .modify(transform)
-            .reflect(writer)
-            .inspect_ok(move |event| {
+            .map_ok(move |event| {
+                // Handlers run with no lock held: they may read this informer.
                 let tell = |c: Change<'_, K>| {
                     let hs = handlers.read().map(|h| h.clone()).unwrap_or_default();
                     for h in hs {
                         h(&c);
                     }
                 };
+                let write = || store.write().unwrap_or_else(|e| e.into_inner());
                 match event {
-                    watcher::Event::Apply(o) => tell(Change::Applied(o)),
-                    watcher::Event::Delete(o) => tell(Change::Deleted(o)),
-                    watcher::Event::Init => {
-                        before = reader.state();
-                        seen.clear();
+                    watcher::Event::Apply(o) => {
+                        let o = Arc::new(o);
+                        write().insert(Key::of(o.as_ref()), o.clone());
+                        tell(Change::Applied(&o));
                     }
+                    watcher::Event::Delete(o) => {
+                        write().remove(&Key::of(&o));
+                        tell(Change::Deleted(&o));
+                    }
+                    watcher::Event::Init => relist = HashMap::new(),
                     watcher::Event::InitApply(o) => {
-                        seen.insert(Key::of(o));
-                        tell(Change::Applied(o));
+                        let o = Arc::new(o);
+                        relist.insert(Key::of(o.as_ref()), o.clone());
+                        tell(Change::Applied(&o));
                     }
                     watcher::Event::InitDone => {
-                        for o in before.drain(..) {
-                            if !seen.contains(&Key::of(o.as_ref())) {
-                                tell(Change::Deleted(o.as_ref()));
-                            }
+                        let before = std::mem::replace(&mut *write(), std::mem::take(&mut relist));
+                        // Those the relist no longer has were deleted meanwhile.
+                        let gone: Vec<Arc<K>> = {
+                            let now = store.read().unwrap_or_else(|e| e.into_inner());
+                            before
+                                .into_iter()
+                                .filter(|(k, _)| !now.contains_key(k))
+                                .map(|(_, o)| o)
+                                .collect()
+                        };
+                        for o in gone {
+                            tell(Change::Deleted(&o));
                         }
-                        seen.clear();
                         synced_tx.send_replace(true);
                     }
                 }
@@ -171,8 +185,11 @@ where
 impl<K> Informer<K>
 where
     K: Resource + Clone + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache<K>> {
+        self.store.read().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Calls `f` on every change from now on.
     pub fn on_change(&self, f: impl Fn(&Change<'_, K>) + Send + Sync + 'static) {
         if let Ok(mut h) = self.handlers.write() {
@@ -182,27 +199,22 @@ where
 
     /// The cached object of `key`.
     pub fn get(&self, key: &Key) -> Option<Arc<K>> {
-        let mut r = reflector::ObjectRef::<K>::new(&key.name);
-        if let Some(ns) = &key.namespace {
-            r = r.within(ns);
-        }
-        self.store.get(&r)
+        self.read().get(key).cloned()
     }
 
     /// Every cached object.
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.store.state()
+        self.read().values().cloned().collect()
     }
 
     /// The cached objects of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.store
-            .state_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        self.list_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
     }
 
     /// The cached objects for which `f` holds.
     pub fn list_filter(&self, f: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
-        self.store.state_filter(f)
+        self.read().values().filter(|o| f(o)).cloned().collect()
     }
 
     /// True once the first list is complete.

@@ -12,14 +12,14 @@ use client::{
 use futures::{future::BoxFuture, FutureExt};
 use k8s_openapi::{
     api::core::v1::{
-        EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Pod, Service,
+        EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectReference, Service,
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use kube::api::{Api, DeleteParams, PostParams};
 
 use super::Ctx;
-use crate::pods;
+use crate::{pod_view::PodView, pods};
 
 /// The `--controllers` name.
 pub const NAME: &str = "endpoint";
@@ -49,7 +49,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
         let ns = pod.metadata.namespace.as_deref().unwrap_or("");
         for svc in c2.services.list_namespace(ns) {
             if let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
-                if !sel.is_empty() && pods::has_labels(sel, pod.metadata.labels.as_ref()) {
+                if !sel.is_empty() && pods::has_labels(sel, &pod.labels) {
                     q.add(Key::of(svc.as_ref()));
                 }
             }
@@ -93,14 +93,14 @@ impl Reconciler for EndpointsController {
             // Without a selector the Endpoints are the user's.
             return Ok(Action::Done);
         };
-        let selected: Vec<Arc<Pod>> = self
+        let selected: Vec<Arc<PodView>> = self
             .ctx
             .pods
             .list_namespace(&ns)
             .into_iter()
-            .filter(|p| pods::has_labels(&selector, p.metadata.labels.as_ref()))
+            .filter(|p| pods::has_labels(&selector, &p.labels))
             .collect();
-        let refs: Vec<&Pod> = selected.iter().map(Arc::as_ref).collect();
+        let refs: Vec<&PodView> = selected.iter().map(Arc::as_ref).collect();
         let subsets = build(&svc, &refs);
         let mut labels = svc.metadata.labels.clone().unwrap_or_default();
         labels.insert(SERVICE_NAME_LABEL.into(), key.name.clone());
@@ -152,25 +152,22 @@ fn managed(ep: &Endpoints) -> bool {
 }
 
 /// The container port a Service port targets on a pod (None: the pod lacks that named port).
-fn resolve_port(target: Option<&IntOrString>, port: i32, pod: &Pod) -> Option<i32> {
+fn resolve_port(target: Option<&IntOrString>, port: i32, pod: &PodView) -> Option<i32> {
     match target {
         None => Some(port),
         Some(IntOrString::Int(n)) => Some(*n),
         Some(IntOrString::String(name)) => pod
-            .spec
-            .as_ref()?
-            .containers
+            .named_ports
             .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .find(|p| p.name.as_deref() == Some(name.as_str()))
-            .map(|p| p.container_port),
+            .find(|(n, _)| **n == **name)
+            .map(|(_, p)| *p),
         // (an IntOrString string that is a number is taken as a name, as Kubernetes does)
     }
 }
 
 /// The subsets for a Service and its selected pods: pods with an IP, grouped by their
 /// resolved ports; terminated and deleted pods left out.
-pub fn build(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
+pub fn build(svc: &Service, selected: &[&PodView]) -> Vec<EndpointSubset> {
     let ports = svc
         .spec
         .as_ref()
@@ -186,12 +183,9 @@ pub fn build(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
         (Vec<EndpointAddress>, Vec<EndpointAddress>),
     > = BTreeMap::new();
     for pod in selected {
-        let ip = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.pod_ip.clone())
-            .filter(|i| !i.is_empty());
-        let Some(ip) = ip else { continue };
+        let Some(ip) = pod.pod_ip.as_deref().map(str::to_string) else {
+            continue;
+        };
         if pod.metadata.deletion_timestamp.is_some() || pods::is_terminated(pod) {
             continue;
         }
@@ -211,7 +205,7 @@ pub fn build(svc: &Service, selected: &[&Pod]) -> Vec<EndpointSubset> {
         let addr = EndpointAddress {
             ip,
             hostname: None,
-            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            node_name: pod.node_name.as_deref().map(str::to_string),
             target_ref: Some(ObjectReference {
                 kind: Some("Pod".into()),
                 namespace: pod.metadata.namespace.clone(),
@@ -256,7 +250,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, ip: Option<&str>, ready: bool, port_name: &str, port: i32) -> Pod {
+    fn pod(name: &str, ip: Option<&str>, ready: bool, port_name: &str, port: i32) -> PodView {
         serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default", "uid": name},
             "spec": {"nodeName": "n1", "containers": [{"name": "c", "ports": [{"name": port_name, "containerPort": port}]}]},
             "status": {"phase": "Running", "podIP": ip,

@@ -19,18 +19,22 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::{
     apps::v1::{Deployment, ReplicaSet},
     coordination::v1::Lease,
-    core::v1::{Endpoints, Namespace, Node, Pod, Service},
+    core::v1::{Endpoints, Namespace, Node, Service},
 };
 use kube::{runtime::watcher, Api};
 
-use crate::config::{self, Config};
+use crate::{
+    config::{self, Config},
+    pod_view::PodView,
+};
 
 /// What every controller gets.
 pub struct Ctx {
     pub client: kube::Client,
     pub config: Config,
     pub metrics: Metrics,
-    pub pods: Informer<Pod>,
+    /// Pods in their compact form (what the controllers read).
+    pub pods: Informer<PodView>,
     pub replicasets: Informer<ReplicaSet>,
     pub deployments: Informer<Deployment>,
     pub services: Informer<Service>,
@@ -56,12 +60,7 @@ impl Ctx {
         }
         let c = client.clone();
         Arc::new(Ctx {
-            pods: {
-                let (i, run) =
-                    Informer::with_transform(Api::<Pod>::all(c.clone()), wc(), crate::pods::strip);
-                runs.push(Box::pin(run));
-                i
-            },
+            pods: informer!(Api::<PodView>::all(c.clone())),
             replicasets: informer!(Api::<ReplicaSet>::all(c.clone())),
             deployments: informer!(Api::<Deployment>::all(c.clone())),
             services: informer!(Api::<Service>::all(c.clone())),

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams};
 
 use super::Ctx;
-use crate::pods;
+use crate::{pod_view::PodView, pods};
 
 /// The `--controllers` name.
 pub const NAME: &str = "podgc";
@@ -42,7 +42,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
 }
 
 /// The terminated pods to delete to keep at most `threshold`: the oldest first.
-pub fn over_threshold(terminated: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>> {
+pub fn over_threshold(terminated: &[Arc<PodView>], threshold: usize) -> Vec<Arc<PodView>> {
     if threshold == 0 || terminated.len() <= threshold {
         return Vec::new();
     }
@@ -58,7 +58,7 @@ pub fn over_threshold(terminated: &[Arc<Pod>], threshold: usize) -> Vec<Arc<Pod>
 }
 
 impl PodGc {
-    async fn force_delete(&self, pod: &Pod, why: &str) -> Result<(), Error> {
+    async fn force_delete(&self, pod: &PodView, why: &str) -> Result<(), Error> {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         tracing::info!(pod = %format!("{ns}/{name}"), why, "pod GC deleting pod");
@@ -85,7 +85,7 @@ impl Reconciler for PodGc {
 
     async fn reconcile(&self, _key: &Key) -> Result<Action, Error> {
         let all = self.ctx.pods.list();
-        let terminated: Vec<Arc<Pod>> = all
+        let terminated: Vec<Arc<PodView>> = all
             .iter()
             .filter(|p| pods::is_terminated(p))
             .cloned()
@@ -96,11 +96,7 @@ impl Reconciler for PodGc {
         }
         let nodes: Api<Node> = Api::all(self.ctx.client.clone());
         for p in &all {
-            let node = p
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.clone())
-                .filter(|n| !n.is_empty());
+            let node = p.node_name.as_deref().map(str::to_string);
             // The node check awaits the API, which a match guard cannot do.
             #[allow(clippy::collapsible_match)]
             match node {
@@ -130,7 +126,7 @@ mod tests {
     fn oldest_terminated_go_first() {
         let pod = |n: &str, t: &str| {
             Arc::new(
-                serde_json::from_value::<Pod>(
+                serde_json::from_value::<PodView>(
                     serde_json::json!({"metadata": {"name": n, "creationTimestamp": t},
                     "status": {"phase": "Succeeded"}}),
                 )

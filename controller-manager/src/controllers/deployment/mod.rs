@@ -75,8 +75,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     ctx.pods.on_change(move |c| {
         let Change::Deleted(pod) = c else { return };
         let ns = pod.metadata.namespace.as_deref();
-        let Some(owner) = pods::controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")
-        else {
+        let Some(owner) = pod.controller().filter(|o| o.kind == "ReplicaSet") else {
             return;
         };
         if let Some(rs) = c2.replicasets.get(&Key::new(ns, &owner.name)) {
@@ -553,8 +552,7 @@ impl DeploymentController {
             .and_then(|r| r.metadata.namespace.clone())
             .unwrap_or_default();
         self.ctx.pods.list_namespace(&ns).iter().any(|p| {
-            pods::controller_of(&p.metadata).is_some_and(|o| uids.contains(&o.uid.as_str()))
-                && !pods::is_terminated(p)
+            p.controller().is_some_and(|o| uids.contains(&&*o.uid)) && !pods::is_terminated(p)
         })
     }
 

@@ -1,8 +1,16 @@
 //! The garbage collector's ownership graph: every object of every watched resource by uid,
 //! with its owner references, and the reverse index from an owner's uid to its dependents.
 //! Plus the pure decision what to do with a dependent given the state of its owners.
+//!
+//! The graph holds every object of the cluster (150,000 pods and more, issue 17), so it keeps
+//! them compact: uids as 16 bytes when they are UUIDs, each resource's `ApiResource` once,
+//! namespaces, owner kinds and API versions shared, names and finalizers in boxed slices.
+//! [`Node`] is the readable form going in and out.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::discovery::ApiResource;
@@ -30,29 +38,145 @@ impl Node {
     }
 }
 
+/// A uid: a UUID in 16 bytes (as the apiserver assigns them), any other string as it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Uid {
+    Uuid(uuid::Uuid),
+    Other(Box<str>),
+}
+
+impl Uid {
+    fn new(s: &str) -> Uid {
+        // Only the canonical form, so that the string comes back exactly as it was.
+        match uuid::Uuid::try_parse(s) {
+            Ok(u) if s.len() == 36 && !s.bytes().any(|b| b.is_ascii_uppercase()) => Uid::Uuid(u),
+            _ => Uid::Other(s.into()),
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Uid::Uuid(u) => u.hyphenated().to_string(),
+            Uid::Other(s) => s.to_string(),
+        }
+    }
+}
+
+/// An owner reference as the graph keeps it.
+#[derive(Debug)]
+struct Ref {
+    api_version: Arc<str>,
+    kind: Arc<str>,
+    name: Box<str>,
+    uid: Uid,
+    controller: Option<bool>,
+    block_owner_deletion: Option<bool>,
+}
+
+/// An object as the graph keeps it.
+#[derive(Debug)]
+struct Entry {
+    /// Index into `Graph::resources`.
+    resource: u32,
+    namespace: Option<Arc<str>>,
+    name: Box<str>,
+    owners: Box<[Ref]>,
+    deleting: bool,
+    finalizers: Box<[Box<str>]>,
+}
+
+/// Removals between two sweeps of the shared strings no object uses any more.
+const SWEEP_EVERY: usize = 4096;
+
 /// Objects by uid and dependents by owner uid.
 #[derive(Debug, Default)]
 pub struct Graph {
-    nodes: HashMap<String, Node>,
-    dependents: HashMap<String, HashSet<String>>,
+    nodes: HashMap<Uid, Entry>,
+    dependents: HashMap<Uid, HashSet<Uid>>,
+    /// Every resource seen, once.
+    resources: Vec<ApiResource>,
+    /// Shared namespaces, owner kinds and API versions.
+    strings: HashSet<Arc<str>>,
+    removals: usize,
 }
 
 impl Graph {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.strings.insert(a.clone());
+        a
+    }
+
+    fn resource_index(&mut self, r: &ApiResource) -> u32 {
+        match self.resources.iter().position(|x| x == r) {
+            Some(i) => i as u32,
+            None => {
+                self.resources.push(r.clone());
+                (self.resources.len() - 1) as u32
+            }
+        }
+    }
+
+    fn node(&self, e: &Entry) -> Node {
+        Node {
+            resource: self.resources[e.resource as usize].clone(),
+            namespace: e.namespace.as_deref().map(str::to_string),
+            name: e.name.to_string(),
+            owners: e
+                .owners
+                .iter()
+                .map(|r| OwnerReference {
+                    api_version: r.api_version.to_string(),
+                    kind: r.kind.to_string(),
+                    name: r.name.to_string(),
+                    uid: r.uid.text(),
+                    controller: r.controller,
+                    block_owner_deletion: r.block_owner_deletion,
+                })
+                .collect(),
+            deleting: e.deleting,
+            finalizers: e.finalizers.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
     /// Adds or replaces an object.
     pub fn upsert(&mut self, uid: &str, node: Node) {
-        self.unlink(uid);
-        for o in &node.owners {
+        let uid = Uid::new(uid);
+        self.unlink(&uid);
+        let entry = Entry {
+            resource: self.resource_index(&node.resource),
+            namespace: node.namespace.as_deref().map(|n| self.intern(n)),
+            name: node.name.into(),
+            owners: node
+                .owners
+                .into_iter()
+                .map(|o| Ref {
+                    api_version: self.intern(&o.api_version),
+                    kind: self.intern(&o.kind),
+                    name: o.name.into(),
+                    uid: Uid::new(&o.uid),
+                    controller: o.controller,
+                    block_owner_deletion: o.block_owner_deletion,
+                })
+                .collect(),
+            deleting: node.deleting,
+            finalizers: node.finalizers.into_iter().map(Into::into).collect(),
+        };
+        for o in entry.owners.iter() {
             self.dependents
                 .entry(o.uid.clone())
                 .or_default()
-                .insert(uid.to_string());
+                .insert(uid.clone());
         }
-        self.nodes.insert(uid.to_string(), node);
+        self.nodes.insert(uid, entry);
     }
 
-    fn unlink(&mut self, uid: &str) {
+    fn unlink(&mut self, uid: &Uid) {
         if let Some(old) = self.nodes.get(uid) {
-            for o in &old.owners {
+            for o in old.owners.iter() {
                 if let Some(set) = self.dependents.get_mut(&o.uid) {
                     set.remove(uid);
                     if set.is_empty() {
@@ -65,21 +189,28 @@ impl Graph {
 
     /// Removes an object; returns it.
     pub fn remove(&mut self, uid: &str) -> Option<Node> {
-        self.unlink(uid);
-        self.nodes.remove(uid)
+        let uid = Uid::new(uid);
+        self.unlink(&uid);
+        let node = self.nodes.remove(&uid).map(|e| self.node(&e));
+        self.removals += 1;
+        if self.removals >= SWEEP_EVERY {
+            self.removals = 0;
+            self.strings.retain(|s| Arc::strong_count(s) > 1);
+        }
+        node
     }
 
     /// The object of a uid.
-    pub fn get(&self, uid: &str) -> Option<&Node> {
-        self.nodes.get(uid)
+    pub fn get(&self, uid: &str) -> Option<Node> {
+        self.nodes.get(&Uid::new(uid)).map(|e| self.node(e))
     }
 
     /// The uids of the objects that name `uid` as an owner.
     pub fn dependents(&self, uid: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .dependents
-            .get(uid)
-            .map(|s| s.iter().cloned().collect())
+            .get(&Uid::new(uid))
+            .map(|s| s.iter().map(Uid::text).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -87,12 +218,16 @@ impl Graph {
 
     /// The uids known for a resource (to find those a relist no longer has).
     pub fn uids_of(&self, resource: &ApiResource) -> Vec<String> {
+        let indexes: Vec<u32> = (0..self.resources.len() as u32)
+            .filter(|i| {
+                let r = &self.resources[*i as usize];
+                r.group == resource.group && r.plural == resource.plural
+            })
+            .collect();
         self.nodes
             .iter()
-            .filter(|(_, n)| {
-                n.resource.group == resource.group && n.resource.plural == resource.plural
-            })
-            .map(|(u, _)| u.clone())
+            .filter(|(_, e)| indexes.contains(&e.resource))
+            .map(|(u, _)| u.text())
             .collect()
     }
 }
@@ -187,6 +322,40 @@ mod tests {
         g.remove("p1");
         assert!(g.dependents("rs").is_empty());
         assert_eq!(g.uids_of(&res()), ["p2"]);
+    }
+
+    #[test]
+    fn uids_and_shared_strings_come_back_as_they_were() {
+        let mut g = Graph::default();
+        let (rs, p) = (
+            "0b6c6a6e-9a64-4f5e-8b1c-2a3d4e5f6a7b",
+            "1c7d7b7f-ab75-4a6f-9c2d-3b4e5f6a7b8c",
+        );
+        let mut n = node(&[rs]);
+        n.owners[0].kind = "ReplicaSet".into();
+        n.owners[0].controller = Some(true);
+        n.finalizers = vec![FOREGROUND.into()];
+        n.deleting = true;
+        g.upsert(p, n.clone());
+        g.upsert(
+            "UPPER-not-a-uuid",
+            node(&["0B6C6A6E-9A64-4F5E-8B1C-2A3D4E5F6A7B"]),
+        );
+        let back = g.get(p).unwrap();
+        assert_eq!(back.owners, n.owners);
+        assert_eq!((&back.namespace, &back.name), (&n.namespace, &n.name));
+        assert!(back.deleting && back.has_finalizer(FOREGROUND));
+        assert_eq!(back.resource, res());
+        assert_eq!(g.dependents(rs), [p]);
+        assert_eq!(
+            g.dependents("0B6C6A6E-9A64-4F5E-8B1C-2A3D4E5F6A7B"),
+            ["UPPER-not-a-uuid"]
+        );
+        let mut uids = g.uids_of(&res());
+        uids.sort();
+        assert_eq!(uids, [p, "UPPER-not-a-uuid"]);
+        assert_eq!(g.remove(p).unwrap().owners, n.owners);
+        assert!(g.get(p).is_none() && g.dependents(rs).is_empty());
     }
 
     #[test]

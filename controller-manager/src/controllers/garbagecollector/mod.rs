@@ -195,7 +195,7 @@ impl Gc {
         node: &Node,
         r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ) -> Result<OwnerState, Error> {
-        let known = self.graph.lock().ok().and_then(|g| g.get(&r.uid).cloned());
+        let known = self.graph.lock().ok().and_then(|g| g.get(&r.uid));
         if let Some(owner) = known {
             return Ok(state_of(owner.deleting, owner.has_finalizer(FOREGROUND)));
         }
@@ -268,7 +268,7 @@ impl Reconciler for Gc {
 
     async fn reconcile(&self, key: &Key) -> Result<Action, Error> {
         let uid = key.name.as_str();
-        let Some(node) = self.graph.lock().ok().and_then(|g| g.get(uid).cloned()) else {
+        let Some(node) = self.graph.lock().ok().and_then(|g| g.get(uid)) else {
             return Ok(Action::Done);
         };
         let dependents = self
@@ -278,7 +278,7 @@ impl Reconciler for Gc {
             .unwrap_or_default();
         if node.deleting && node.has_finalizer(ORPHAN) {
             for d in &dependents {
-                let Some(dn) = self.graph.lock().ok().and_then(|g| g.get(d).cloned()) else {
+                let Some(dn) = self.graph.lock().ok().and_then(|g| g.get(d)) else {
                     continue;
                 };
                 let refs: Vec<_> = dn.owners.iter().filter(|r| r.uid != uid).collect();
@@ -301,7 +301,7 @@ impl Reconciler for Gc {
         if node.deleting && node.has_finalizer(FOREGROUND) {
             let mut blocking = 0;
             for d in &dependents {
-                let Some(dn) = self.graph.lock().ok().and_then(|g| g.get(d).cloned()) else {
+                let Some(dn) = self.graph.lock().ok().and_then(|g| g.get(d)) else {
                     continue;
                 };
                 if dn

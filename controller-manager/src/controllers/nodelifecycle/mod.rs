@@ -29,7 +29,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::Ctx;
-use crate::pods;
+use crate::{pod_view::PodView, pods};
 
 /// The `--controllers` name.
 pub const NAME: &str = "nodelifecycle";
@@ -67,12 +67,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     });
     let q = queue.clone();
     ctx.pods.on_change(move |c| {
-        if let Some(n) = c
-            .object()
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-        {
+        if let Some(n) = c.object().node_name.as_deref() {
             q.add(Key::new(None, n));
         }
     });
@@ -175,33 +170,20 @@ impl NodeLifecycle {
 
     async fn mark_pods_not_ready(&self, node: &str, now: Timestamp) -> Result<(), Error> {
         for pod in self.pods_on(node) {
-            let mut conditions = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.clone())
-                .unwrap_or_default();
-            let mut changed = false;
-            for c in conditions
-                .iter_mut()
-                .filter(|c| c.type_ == "Ready" && c.status != "False")
-            {
-                c.status = "False".into();
-                c.reason = Some("NodeNotReady".into());
-                c.message = Some("Node is not ready".into());
-                c.last_transition_time = Some(Time(now));
-                changed = true;
-            }
-            if !changed {
+            if pod.ready.as_ref().is_none_or(|r| r.status == "False") {
                 continue;
             }
-            let ns = pod.metadata.namespace.clone().unwrap_or_default();
-            let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &ns);
-            let body = json!({"status": {"conditions": conditions}});
+            // A strategic merge patch: conditions merge by type, so the pod's other
+            // conditions (which the informer does not keep) stay as they are.
+            let ready = json!({"type": "Ready", "status": "False", "reason": "NodeNotReady",
+                "message": "Node is not ready", "lastTransitionTime": Time(now)});
+            let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), pod.namespace());
+            let body = json!({"status": {"conditions": [ready]}});
             gone_ok(
                 api.patch_status(
-                    pod.metadata.name.as_deref().unwrap_or(""),
+                    pod.name(),
                     &PatchParams::default(),
-                    &Patch::Merge(&body),
+                    &Patch::Strategic(&body),
                 )
                 .await,
             )?;
@@ -209,10 +191,10 @@ impl NodeLifecycle {
         Ok(())
     }
 
-    fn pods_on(&self, node: &str) -> Vec<Arc<Pod>> {
+    fn pods_on(&self, node: &str) -> Vec<Arc<PodView>> {
         self.ctx
             .pods
-            .list_filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node))
+            .list_filter(|p| p.node_name.as_deref() == Some(node))
     }
 
     /// Deletes the pods whose time on this node's NoExecute taints is up; returns when the

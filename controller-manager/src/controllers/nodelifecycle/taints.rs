@@ -3,9 +3,11 @@
 //! when a pod on a tainted node must go.
 
 use k8s_openapi::{
-    api::core::v1::{Node, Pod, Taint, Toleration},
+    api::core::v1::{Node, Taint, Toleration},
     jiff::Timestamp,
 };
+
+use crate::pod_view::{PodView, Tol};
 
 /// Taint of a node whose Ready condition is Unknown.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -85,15 +87,11 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 /// was added): `Some(now-or-earlier)` for an untolerated taint, the earliest
 /// added + tolerationSeconds over the tolerated ones otherwise, None when it may stay forever.
 pub fn eviction_time(
-    pod: &Pod,
+    pod: &PodView,
     taints: &[(Taint, Timestamp)],
     now: Timestamp,
 ) -> Option<Timestamp> {
-    let tolerations = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.tolerations.clone())
-        .unwrap_or_default();
+    let tolerations: Vec<Toleration> = pod.tolerations.iter().map(Tol::to_k8s).collect();
     let mut when: Option<Timestamp> = None;
     for (taint, added) in taints.iter().filter(|(t, _)| t.effect == "NoExecute") {
         let matching: Vec<&Toleration> =
@@ -160,7 +158,7 @@ mod tests {
         let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
         let added: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let unreachable = [(taint(UNREACHABLE, None, "NoExecute"), added)];
-        let pod = |tols: serde_json::Value| -> Pod {
+        let pod = |tols: serde_json::Value| -> PodView {
             serde_json::from_value(
                 json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tols}}),
             )

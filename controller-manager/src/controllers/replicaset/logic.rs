@@ -3,18 +3,15 @@
 
 use std::cmp::Ordering;
 
-use k8s_openapi::{
-    api::{apps::v1::ReplicaSetStatus, core::v1::Pod},
-    jiff::Timestamp,
-};
+use k8s_openapi::{api::apps::v1::ReplicaSetStatus, jiff::Timestamp};
 
-use crate::pods;
+use crate::{pod_view::PodView, pods};
 
 /// At most this many pods are created or deleted by one reconcile (kube's burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
 
-fn phase_rank(p: &Pod) -> u8 {
-    match p.status.as_ref().and_then(|s| s.phase.as_deref()) {
+fn phase_rank(p: &PodView) -> u8 {
+    match p.phase.as_deref() {
         Some("Pending") => 0,
         Some("Unknown") => 1,
         Some("Running") => 2,
@@ -22,28 +19,19 @@ fn phase_rank(p: &Pod) -> u8 {
     }
 }
 
-fn restarts(p: &Pod) -> i32 {
-    p.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .map(|cs| cs.iter().map(|c| c.restart_count).max().unwrap_or(0))
-        .unwrap_or(0)
+fn restarts(p: &PodView) -> i32 {
+    p.restarts
 }
 
-fn created(p: &Pod) -> Option<Timestamp> {
+fn created(p: &PodView) -> Option<Timestamp> {
     p.metadata.creation_timestamp.as_ref().map(|t| t.0)
 }
 
 /// Deletion order: `Less` means `a` goes first. Unscheduled before scheduled, Pending before
 /// Unknown before Running, not ready before ready, ready for less time before longer, more
 /// restarts before fewer, newer before older.
-pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
-    let bound = |p: &Pod| {
-        p.spec
-            .as_ref()
-            .and_then(|s| s.node_name.as_deref())
-            .is_some_and(|n| !n.is_empty())
-    };
+pub fn deletion_order(a: &PodView, b: &PodView) -> Ordering {
+    let bound = |p: &PodView| p.node_name.is_some();
     bound(a)
         .cmp(&bound(b))
         .then(phase_rank(a).cmp(&phase_rank(b)))
@@ -58,7 +46,7 @@ pub fn deletion_order(a: &Pod, b: &Pod) -> Ordering {
 }
 
 /// The pods to delete to go from `pods.len()` to `keep`, first in deletion order.
-pub fn pick_for_deletion(mut pods: Vec<&Pod>, keep: usize) -> Vec<&Pod> {
+pub fn pick_for_deletion(mut pods: Vec<&PodView>, keep: usize) -> Vec<&PodView> {
     if pods.len() <= keep {
         return Vec::new();
     }
@@ -83,17 +71,15 @@ pub fn slow_start_batches(total: usize) -> Vec<usize> {
 
 /// The status a ReplicaSet's active owned pods give it.
 pub fn status(
-    pods: &[&Pod],
+    pods: &[&PodView],
     template_labels: Option<&std::collections::BTreeMap<String, String>>,
     min_ready_seconds: i32,
     generation: Option<i64>,
     now: Timestamp,
 ) -> ReplicaSetStatus {
-    let count = |f: &dyn Fn(&Pod) -> bool| pods.iter().filter(|p| f(p)).count() as i32;
+    let count = |f: &dyn Fn(&PodView) -> bool| pods.iter().filter(|p| f(p)).count() as i32;
     let nonzero = |n: i32| (n > 0).then_some(n);
-    let labelled = count(&|p| {
-        template_labels.is_none_or(|want| pods::has_labels(want, p.metadata.labels.as_ref()))
-    });
+    let labelled = count(&|p| template_labels.is_none_or(|want| pods::has_labels(want, &p.labels)));
     ReplicaSetStatus {
         replicas: pods.len() as i32,
         fully_labeled_replicas: nonzero(labelled),
@@ -109,7 +95,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn pod(name: &str, node: Option<&str>, phase: &str, ready: Option<&str>, created: &str) -> Pod {
+    fn pod(
+        name: &str,
+        node: Option<&str>,
+        phase: &str,
+        ready: Option<&str>,
+        created: &str,
+    ) -> PodView {
         let mut v = json!({"metadata": {"name": name, "creationTimestamp": created},
             "spec": {"containers": []}, "status": {"phase": phase}});
         if let Some(n) = node {
@@ -173,7 +165,7 @@ mod tests {
             pod("a", Some("n"), "Running", Some(t0), t0),
             pod("b", Some("n"), "Running", None, t0),
         ];
-        let refs: Vec<&Pod> = pods.iter().collect();
+        let refs: Vec<&PodView> = pods.iter().collect();
         let now: Timestamp = "2026-01-01T00:00:05Z".parse().unwrap();
         let s = status(&refs, None, 0, Some(3), now);
         assert_eq!(s.replicas, 2);

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use self::expectations::{Expectations, Seen};
 use super::Ctx;
-use crate::pods;
+use crate::{pod_view::PodView, pods};
 
 /// The `--controllers` name.
 pub const NAME: &str = "replicaset";
@@ -59,7 +59,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
         let pod = c.object();
         let ns = pod.metadata.namespace.as_deref();
         let name = pod.metadata.name.as_deref().unwrap_or("");
-        match pods::controller_of(&pod.metadata) {
+        match pod.controller() {
             Some(owner) if owner.kind == "ReplicaSet" => {
                 let key = Key::new(ns, &owner.name);
                 if matches!(c, Change::Deleted(_)) {
@@ -71,7 +71,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
             None => {
                 for rs in rc.ctx.replicasets.list_namespace(ns.unwrap_or("")) {
                     let sel = rs.spec.as_ref().map(|s| &s.selector);
-                    if pods::selects(sel, pod.metadata.labels.as_ref()) {
+                    if pods::selects(sel, &pod.labels) {
                         q.add(Key::of(rs.as_ref()));
                     }
                 }
@@ -93,7 +93,7 @@ impl Reconciler for RsController {
         };
         let ns = key.namespace.clone().unwrap_or_default();
         let owned = self.claim(&rs, &ns).await?;
-        let active: Vec<&Pod> = owned
+        let active: Vec<&PodView> = owned
             .iter()
             .map(Arc::as_ref)
             .filter(|p| pods::is_active(p))
@@ -153,26 +153,24 @@ impl Reconciler for RsController {
 impl RsController {
     /// The pods this ReplicaSet owns after adopting matching orphans and releasing owned pods
     /// that no longer match.
-    async fn claim(&self, rs: &ReplicaSet, ns: &str) -> Result<Vec<Arc<Pod>>, Error> {
+    async fn claim(&self, rs: &ReplicaSet, ns: &str) -> Result<Vec<Arc<PodView>>, Error> {
         let uid = rs.metadata.uid.as_deref().unwrap_or("");
         let selector = pods::compile(rs.spec.as_ref().map(|s| &s.selector));
         let deleting = rs.metadata.deletion_timestamp.is_some();
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+        let api: Api<PodView> = Api::namespaced(self.ctx.client.clone(), ns);
         let mut owned = Vec::new();
         for pod in self.ctx.pods.list_namespace(ns) {
-            let matches = pods::matches(selector.as_ref(), pod.metadata.labels.as_ref());
+            let matches = pods::matches(selector.as_ref(), &pod.labels);
             let name = pod.metadata.name.clone().unwrap_or_default();
-            match pods::controller_of(&pod.metadata) {
-                Some(r) if r.uid == uid => {
+            match pod.controller() {
+                Some(r) if &*r.uid == uid => {
                     if matches || deleting {
                         owned.push(pod);
                     } else {
                         let refs: Vec<_> = pod
-                            .metadata
-                            .owner_references
+                            .owners
                             .iter()
-                            .flatten()
-                            .filter(|r| r.uid != uid)
+                            .filter(|r| &*r.uid != uid)
                             .cloned()
                             .collect();
                         tracing::info!(pod = %name, replicaset = ?rs.metadata.name, "releasing pod that no longer matches");
@@ -186,8 +184,8 @@ impl RsController {
                 }
                 Some(_) => {}
                 None if matches && !deleting && pod.metadata.deletion_timestamp.is_none() => {
-                    let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-                    refs.push(pods::controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
+                    let mut refs = pod.owners.to_vec();
+                    refs.push(pods::controller_ref("apps/v1", "ReplicaSet", &rs.metadata).into());
                     let body = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid,
                         "resourceVersion": pod.metadata.resource_version}});
                     tracing::info!(pod = %name, replicaset = ?rs.metadata.name, "adopting pod");
@@ -211,7 +209,7 @@ impl RsController {
         &self,
         key: &Key,
         rs: &ReplicaSet,
-        active: &[&Pod],
+        active: &[&PodView],
         want: usize,
     ) -> Result<(), Error> {
         let ns = key.namespace.as_deref().unwrap_or("");
