@@ -473,25 +473,9 @@ impl WatchCache {
             );
             return Ok(revision);
         }
-        let prefix = self.resource.key_prefix();
-        let mut objects = BTreeMap::new();
-        let mut start: Option<String> = None;
-        let mut revision = 0;
-        loop {
-            let page = storage
-                .list(&prefix, start.as_deref(), 1000, revision)
-                .await?;
-            revision = page.revision;
-            for s in page.items {
-                start = Some(s.key.clone());
-                let object = CachedObject::new(self.resource.kind, &s.object, EventKind::Added);
-                objects.insert(s.key, Arc::new(object));
-            }
-            if !page.more {
-                break;
-            }
-        }
-        self.install(objects, revision);
+        let (objects, revision) =
+            list_cached(storage, &self.resource.key_prefix(), self.resource.kind).await?;
+        self.install(objects.into_iter().collect(), revision);
         info!(
             resource = self.resource.plural,
             revision, "watch cache listed"
@@ -712,6 +696,32 @@ impl WatchCache {
         let _ = inner.tx.send(notice);
         drop(inner);
         self.ready.send_replace(revision);
+    }
+}
+
+/// Every object under `prefix` in the store, read at one revision in pages (each page
+/// turned into cached objects before the next is read), with its key; and that revision.
+pub async fn list_cached(
+    storage: &Storage,
+    prefix: &str,
+    kind: &str,
+) -> Result<(Vec<(String, Arc<CachedObject>)>, i64), StorageError> {
+    let mut objects = Vec::new();
+    let mut start: Option<String> = None;
+    let mut revision = 0;
+    loop {
+        let page = storage
+            .list(prefix, start.as_deref(), 1000, revision)
+            .await?;
+        revision = page.revision;
+        for s in page.items {
+            start = Some(s.key.clone());
+            let object = CachedObject::new(kind, &s.object, EventKind::Added);
+            objects.push((s.key, Arc::new(object)));
+        }
+        if !page.more {
+            return Ok((objects, revision));
+        }
     }
 }
 

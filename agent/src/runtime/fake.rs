@@ -137,6 +137,22 @@ impl FakeRuntime {
             && labels_match(&c.status.labels, &filter.label_selector)
     }
 
+    /// `f` of each container `filter` selects, its state brought up to date first.
+    fn each_selected<T>(
+        &self,
+        filter: &api::ContainerFilter,
+        f: impl Fn(&FakeContainer) -> T,
+    ) -> Result<Vec<T>> {
+        let mut state = self.lock()?;
+        Self::refresh(&mut state);
+        Ok(state
+            .containers
+            .values()
+            .filter(|c| Self::selected(c, filter))
+            .map(f)
+            .collect())
+    }
+
     /// A fake runtime; its records are loaded from the state file when there is one.
     pub fn new(config: FakeConfig) -> FakeRuntime {
         let state = config
@@ -422,25 +438,18 @@ impl Runtime for FakeRuntime {
     }
 
     async fn list_containers(&self, filter: api::ContainerFilter) -> Result<Vec<api::Container>> {
-        let mut state = self.lock()?;
-        Self::refresh(&mut state);
-        Ok(state
-            .containers
-            .values()
-            .filter(|c| Self::selected(c, &filter))
-            .map(|c| api::Container {
-                id: c.status.id.clone(),
-                pod_sandbox_id: c.sandbox_id.clone(),
-                metadata: c.status.metadata.clone(),
-                image: c.status.image.clone(),
-                image_ref: c.status.image_ref.clone(),
-                state: c.status.state,
-                created_at: c.status.created_at,
-                labels: c.status.labels.clone(),
-                annotations: c.status.annotations.clone(),
-                image_id: c.status.image_id.clone(),
-            })
-            .collect())
+        self.each_selected(&filter, |c| api::Container {
+            id: c.status.id.clone(),
+            pod_sandbox_id: c.sandbox_id.clone(),
+            metadata: c.status.metadata.clone(),
+            image: c.status.image.clone(),
+            image_ref: c.status.image_ref.clone(),
+            state: c.status.state,
+            created_at: c.status.created_at,
+            labels: c.status.labels.clone(),
+            annotations: c.status.annotations.clone(),
+            image_id: c.status.image_id.clone(),
+        })
     }
 
     async fn container_states(
@@ -448,18 +457,11 @@ impl Runtime for FakeRuntime {
         filter: api::ContainerFilter,
         key: &str,
     ) -> Result<Vec<super::ContainerState>> {
-        let mut state = self.lock()?;
-        Self::refresh(&mut state);
-        Ok(state
-            .containers
-            .values()
-            .filter(|c| Self::selected(c, &filter))
-            .map(|c| super::ContainerState {
-                id: c.status.id.clone(),
-                state: c.status.state,
-                label: c.status.labels.get(key).cloned().unwrap_or_default(),
-            })
-            .collect())
+        self.each_selected(&filter, |c| super::ContainerState {
+            id: c.status.id.clone(),
+            state: c.status.state,
+            label: c.status.labels.get(key).cloned().unwrap_or_default(),
+        })
     }
 
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {

@@ -71,7 +71,11 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
     // store, then follow the cache's window from that list's revision.
     let (from, listed) = match from {
         None if !cache.keeps_objects() => {
-            let (objects, revision) = list_from_store(ctx, &prefix).await?;
+            let (objects, revision) =
+                crate::cache::list_cached(&ctx.state.storage, &prefix, ctx.req.resource.kind)
+                    .await
+                    .map_err(|e| super::storage_error(ctx, e))?;
+            let objects = objects.into_iter().map(|(_, o)| o).collect();
             if !cache.wait_for(revision, Duration::from_secs(5)).await {
                 return Err(StatusError::timeout(format!(
                     "Too large resource version: {revision}, current: {}",
@@ -198,38 +202,6 @@ pub async fn watch(ctx: &Ctx) -> Result<Response, StatusError> {
         HeaderValue::from_static("no-cache, private"),
     );
     Ok(resp)
-}
-
-/// Every object under `prefix` in the store, read at one revision, as ADDED lines; and that
-/// revision.
-async fn list_from_store(
-    ctx: &Ctx,
-    prefix: &str,
-) -> Result<(Vec<Arc<CachedObject>>, i64), StatusError> {
-    let kind = ctx.req.resource.kind;
-    let mut objects = Vec::new();
-    let mut start: Option<String> = None;
-    let mut revision = 0;
-    loop {
-        let page = ctx
-            .state
-            .storage
-            .list(prefix, start.as_deref(), 1000, revision)
-            .await
-            .map_err(|e| super::storage_error(ctx, e))?;
-        revision = page.revision;
-        for s in page.items {
-            start = Some(s.key);
-            objects.push(Arc::new(CachedObject::new(
-                kind,
-                &s.object,
-                EventKind::Added,
-            )));
-        }
-        if !page.more {
-            return Ok((objects, revision));
-        }
-    }
 }
 
 /// How watch objects are rendered (plain, or one-row Tables for kubectl get -w).
