@@ -14,24 +14,6 @@ pub enum RuntimeKind {
     Fake,
 }
 
-/// Parses `500ms`, `10s`, `1m`, `1h` or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
-
 /// Parses a size as a Kubernetes quantity (`10Mi`, `500k`, `1048576`) into bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let q = api::quantity::parse(s).map_err(|e| format!("invalid size {s:?}: {e}"))?;
@@ -72,7 +54,7 @@ pub struct Flags {
     pub container_runtime_endpoint: String,
 
     /// Timeout of a runtime call.
-    #[arg(long, env = "AGENT_RUNTIME_REQUEST_TIMEOUT", value_parser = parse_duration, default_value = "2m")]
+    #[arg(long, env = "AGENT_RUNTIME_REQUEST_TIMEOUT", value_parser = api::duration::parse, default_value = "2m")]
     pub runtime_request_timeout: Duration,
 
     /// The agent's directory: pod directories (/etc/hosts), container logs, fake runtime state.
@@ -145,11 +127,11 @@ pub struct Flags {
     pub container_log_max_files: u32,
 
     /// How often container log sizes are checked for rotation.
-    #[arg(long, env = "AGENT_CONTAINER_LOG_MONITOR_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "AGENT_CONTAINER_LOG_MONITOR_INTERVAL", value_parser = api::duration::parse, default_value = "10s")]
     pub container_log_monitor_interval: Duration,
 
     /// How often the Lease is renewed.
-    #[arg(long, env = "AGENT_NODE_LEASE_RENEW_INTERVAL", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "AGENT_NODE_LEASE_RENEW_INTERVAL", value_parser = api::duration::parse, default_value = "10s")]
     pub node_lease_renew_interval: Duration,
 
     /// The Lease's duration.
@@ -157,20 +139,20 @@ pub struct Flags {
     pub node_lease_duration_seconds: i32,
 
     /// How often node conditions are checked (sent when they change).
-    #[arg(long, env = "AGENT_NODE_STATUS_UPDATE_FREQUENCY", value_parser = parse_duration, default_value = "10s")]
+    #[arg(long, env = "AGENT_NODE_STATUS_UPDATE_FREQUENCY", value_parser = api::duration::parse, default_value = "10s")]
     pub node_status_update_frequency: Duration,
 
     /// How often the node status is sent even without a change.
-    #[arg(long, env = "AGENT_NODE_STATUS_REPORT_FREQUENCY", value_parser = parse_duration, default_value = "1m")]
+    #[arg(long, env = "AGENT_NODE_STATUS_REPORT_FREQUENCY", value_parser = api::duration::parse, default_value = "1m")]
     pub node_status_report_frequency: Duration,
 
     /// How often the runtime's containers are listed to notice exits.
-    #[arg(long, env = "AGENT_RELIST_PERIOD", value_parser = parse_duration, default_value = "1s")]
+    #[arg(long, env = "AGENT_RELIST_PERIOD", value_parser = api::duration::parse, default_value = "1s")]
     pub relist_period: Duration,
 
     /// How often a quiet pod is synced again: its ConfigMap, Secret and downward API volumes
     /// are re-read then, so an update reaches running containers within this period.
-    #[arg(long, env = "AGENT_SYNC_FREQUENCY", value_parser = parse_duration, default_value = "1m")]
+    #[arg(long, env = "AGENT_SYNC_FREQUENCY", value_parser = api::duration::parse, default_value = "1m")]
     pub sync_frequency: Duration,
 
     /// Whether containers may be privileged.
@@ -190,7 +172,7 @@ pub struct Flags {
     pub cgroup_root: String,
 
     /// Fake runtime: time each sandbox run and container start takes.
-    #[arg(long, env = "AGENT_FAKE_START_LATENCY", value_parser = parse_duration, default_value = "0s")]
+    #[arg(long, env = "AGENT_FAKE_START_LATENCY", value_parser = api::duration::parse, default_value = "0s")]
     pub fake_start_latency: Duration,
 
     /// Fake runtime: fraction (0..1) of container starts that fail.
@@ -219,16 +201,6 @@ impl Flags {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("3d").is_err());
-        assert!(parse_duration("x").is_err());
-    }
 
     #[test]
     fn sizes() {

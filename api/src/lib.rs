@@ -8,6 +8,7 @@
 //! (see [`registry::normalize`]), so every function here sees the same shape a client sees.
 
 pub mod defaults;
+pub mod duration;
 pub mod openapi;
 pub mod patch;
 pub mod quantity;

@@ -24,10 +24,10 @@ pub struct Config {
     #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT", default_value_t = true, action = ArgAction::Set)]
     pub leader_elect: bool,
     /// How long a leader's Lease lasts without renewal.
-    #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = duration)]
+    #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = api::duration::parse)]
     pub leader_elect_lease_duration: Duration,
     /// How often candidates try to acquire or renew the Lease.
-    #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = duration)]
+    #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = api::duration::parse)]
     pub leader_elect_retry_period: Duration,
     /// Namespace of the leader Lease.
     #[arg(
@@ -67,10 +67,10 @@ pub struct Config {
     )]
     pub node_cidr_mask_size: u8,
     /// How long a node may go without renewing its Lease before it is marked unreachable.
-    #[arg(long, env = "CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = duration)]
+    #[arg(long, env = "CONTROLLER_MANAGER_NODE_MONITOR_GRACE_PERIOD", default_value = "40s", value_parser = api::duration::parse)]
     pub node_monitor_grace_period: Duration,
     /// How often node health is checked.
-    #[arg(long, env = "CONTROLLER_MANAGER_NODE_MONITOR_PERIOD", default_value = "5s", value_parser = duration)]
+    #[arg(long, env = "CONTROLLER_MANAGER_NODE_MONITOR_PERIOD", default_value = "5s", value_parser = api::duration::parse)]
     pub node_monitor_period: Duration,
     /// Pods evicted per second from unhealthy nodes.
     #[arg(
@@ -123,44 +123,6 @@ pub struct Config {
     pub concurrent_gc_syncs: usize,
 }
 
-/// Parses `300ms`, `40s`, `5m`, `1h`, `1m30s` or a plain number of seconds.
-pub fn duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return secs(n, s);
-    }
-    let mut total = 0.0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("invalid duration {s:?}: missing unit"))?;
-        let (num, tail) = rest.split_at(digits);
-        let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        total += n * match unit {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("invalid duration {s:?}: unknown unit {unit:?}")),
-        };
-        rest = next;
-    }
-    secs(total, s)
-}
-
-fn secs(n: f64, s: &str) -> Result<Duration, String> {
-    if n.is_finite() && n >= 0.0 {
-        Ok(Duration::from_secs_f64(n))
-    } else {
-        Err(format!("invalid duration {s:?}"))
-    }
-}
-
 /// Whether controller `name` runs under the `--controllers` list (kube-controller-manager's
 /// rules: an explicit `-name` disables, an explicit `name` enables, else `*` enables).
 pub fn enabled(list: &[String], name: &str) -> bool {
@@ -176,16 +138,6 @@ pub fn enabled(list: &[String], name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration("40s"), Ok(Duration::from_secs(40)));
-        assert_eq!(duration("300ms"), Ok(Duration::from_millis(300)));
-        assert_eq!(duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("2"), Ok(Duration::from_secs(2)));
-        assert!(duration("5x").is_err());
-        assert!(duration("-1").is_err());
-    }
 
     #[test]
     fn controller_selection() {

@@ -41,10 +41,10 @@ struct Opts {
           num_args = 0..=1, default_missing_value = "true")]
     leader_elect: bool,
     /// How long a Lease held by another replica must stay unrenewed before taking it over.
-    #[arg(long, env = "SCHEDULER_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "SCHEDULER_LEADER_ELECT_LEASE_DURATION", default_value = "15s", value_parser = api::duration::parse)]
     leader_elect_lease_duration: Duration,
     /// How often to try to acquire or renew the Lease.
-    #[arg(long, env = "SCHEDULER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "SCHEDULER_LEADER_ELECT_RETRY_PERIOD", default_value = "2s", value_parser = api::duration::parse)]
     leader_elect_retry_period: Duration,
     /// Name of the Lease.
     #[arg(
@@ -66,31 +66,6 @@ struct Opts {
     /// Port for /healthz and /metrics (0: none).
     #[arg(long, env = "SCHEDULER_PORT", default_value_t = 10251)]
     port: u16,
-}
-
-/// A Go-style duration: `15s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in {s:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("invalid duration {s:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn identity() -> String {
@@ -204,24 +179,6 @@ async fn main() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        let ok = [
-            ("15s", 15_000),
-            ("500ms", 500),
-            ("2m", 120_000),
-            ("1h", 3_600_000),
-            ("3", 3_000),
-            ("1.5s", 1_500),
-        ];
-        for (s, ms) in ok {
-            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
-        }
-        for s in ["", "s", "5x", "-1s"] {
-            assert!(parse_duration(s).is_err(), "{s}");
-        }
-    }
 
     #[test]
     fn flags() {

@@ -78,22 +78,9 @@ pub struct DrainArgs {
     pub pod_selector: Option<String>,
 }
 
-/// Parses kubectl's durations: `30s`, `5m`, `1h`, or bare seconds.
+/// Parses kubectl's durations: `30s`, `5m`, `1h30m`, or bare seconds.
 pub fn parse_duration(s: &str) -> Result<Duration> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| anyhow!("error: invalid duration {s:?}"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => bail!("error: invalid duration {s:?}"),
-    };
-    Ok(Duration::from_secs(secs))
+    api::duration::parse(s).map_err(|e| anyhow!("error: {e}"))
 }
 
 /// Why drain may not remove a pod without an override flag.
