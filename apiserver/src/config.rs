@@ -98,6 +98,15 @@ pub struct Config {
         default_value = "InternalIP,Hostname,InternalDNS,ExternalIP,ExternalDNS"
     )]
     pub kubelet_preferred_address_types: Vec<String>,
+    /// How long the store keeps an Event after its last write (`1h`, `30m`, `90s`; 0 keeps
+    /// Events until they are deleted).
+    #[arg(
+        long,
+        env = "APISERVER_EVENT_TTL",
+        default_value = "1h",
+        value_parser = api::duration::parse
+    )]
+    pub event_ttl: std::time::Duration,
     /// How often watches with allowWatchBookmarks get a BOOKMARK, in seconds.
     #[arg(long, env = "APISERVER_BOOKMARK_INTERVAL", default_value_t = 10)]
     pub bookmark_interval: u64,

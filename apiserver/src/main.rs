@@ -73,14 +73,19 @@ async fn run(config: Config) -> Result<()> {
             _ => anyhow::bail!("--etcd-certfile and --etcd-keyfile go together"),
         },
     };
-    let storage = Storage::connect(&config.etcd_servers, &store_tls)
-        .await
-        .with_context(|| {
-            format!(
-                "connecting to the store at {}",
-                config.etcd_servers.join(",")
-            )
-        })?;
+    let metrics = metrics::Metrics::new();
+    let storage = Storage::connect(
+        &config.etcd_servers,
+        &store_tls,
+        metrics.storage_latency.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "connecting to the store at {}",
+            config.etcd_servers.join(",")
+        )
+    })?;
     let allocator = services::Allocator::new(
         &config.service_cluster_ip_range,
         &config.service_node_port_range,
@@ -91,7 +96,7 @@ async fn run(config: Config) -> Result<()> {
         authz: auth::Authorizer::load(config.authorization_policy_file.as_deref())?,
         audit: audit::Audit::open(config.audit_log_path.as_deref())
             .context("opening the audit log")?,
-        metrics: metrics::Metrics::new(),
+        metrics,
         caches: cache::Caches::start(&storage),
         storage: storage.clone(),
         allocator,
@@ -142,7 +147,7 @@ async fn ensure_namespaces(storage: &Storage) {
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             });
-            match storage.create(&key, &obj, &[]).await {
+            match storage.create(&key, &obj, &[], None).await {
                 Ok(_) | Err(StorageError::AlreadyExists) => {
                     ensure_default_service_account(storage, name).await;
                     break;
@@ -168,7 +173,7 @@ async fn ensure_default_service_account(storage: &Storage, namespace: &str) {
             "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": handlers::now()},
     });
     match storage
-        .create(&sas.key(Some(namespace), "default"), &sa, &[])
+        .create(&sas.key(Some(namespace), "default"), &sa, &[], None)
         .await
     {
         Ok(_) | Err(StorageError::AlreadyExists) => {}
@@ -205,7 +210,12 @@ async fn ensure_kubernetes_service(
         "default/kubernetes".to_string(),
     )];
     match storage
-        .create(&services.key(Some("default"), "kubernetes"), &svc, &reserve)
+        .create(
+            &services.key(Some("default"), "kubernetes"),
+            &svc,
+            &reserve,
+            None,
+        )
         .await
     {
         Ok(_) | Err(StorageError::AlreadyExists) | Err(StorageError::Reserved(_)) => {}
@@ -232,7 +242,7 @@ async fn ensure_kubernetes_service(
                             "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
                     "subsets": [{"addresses": [{"ip": address}], "ports": [port]}],
                 });
-                storage.create(&key, &ep, &[]).await.map(|_| ())
+                storage.create(&key, &ep, &[], None).await.map(|_| ())
             }
             Some(cur) => {
                 let mut ep = cur.object.clone();
@@ -263,7 +273,7 @@ async fn ensure_kubernetes_service(
                 }
                 ep["subsets"] = json!(subsets);
                 storage
-                    .update(&key, &ep, cur.mod_revision, &[], &[])
+                    .update(&key, &ep, cur.mod_revision, &[], &[], None)
                     .await
                     .map(|_| ())
             }

@@ -7,6 +7,12 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+/// Buckets of the latency histograms (kube-apiserver's, up to a minute).
+const LATENCY_BUCKETS: [f64; 18] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+    60.0,
+];
+
 /// The apiserver's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -17,6 +23,8 @@ pub struct Metrics {
     storage_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     cache_window_events: IntGaugeVec,
+    /// Each store call's time, by operation and resource (handed to the storage layer).
+    pub storage_latency: HistogramVec,
     /// Watches closed because they fell too far behind.
     pub terminated_watchers: IntCounterVec,
     /// The caches' own counts of closed watches already added to `terminated_watchers`.
@@ -40,10 +48,7 @@ impl Metrics {
                 "apiserver_request_duration_seconds",
                 "Response latency distribution in seconds for each verb and resource.",
             )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0,
-                10.0, 30.0, 60.0,
-            ]),
+            .buckets(LATENCY_BUCKETS.to_vec()),
             &["verb", "resource"],
         )
         .expect("valid metric");
@@ -88,6 +93,15 @@ impl Metrics {
             &["resource"],
         )
         .expect("valid metric");
+        let storage_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "etcd_request_duration_seconds",
+                "Etcd request latency in seconds for each operation and object type.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation", "type"],
+        )
+        .expect("valid metric");
         let terminated_watchers = IntCounterVec::new(
             Opts::new(
                 "apiserver_terminated_watchers_total",
@@ -105,6 +119,7 @@ impl Metrics {
             Box::new(storage_objects.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(cache_window_events.clone()),
+            Box::new(storage_latency.clone()),
         ] {
             registry.register(c).expect("metric registered once");
         }
@@ -117,6 +132,7 @@ impl Metrics {
             storage_objects,
             cache_bytes,
             cache_window_events,
+            storage_latency,
             terminated_watchers,
             cache_terminated: Default::default(),
         }

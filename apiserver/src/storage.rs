@@ -1,11 +1,13 @@
 //! The apiserver's only door to the store: objects as JSON under `/registry/...` keys, with the
 //! store's revisions as resourceVersions and compare-and-swap transactions for every write.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
+    TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 use serde_json::Value;
 use tonic::Code;
@@ -98,11 +100,54 @@ pub struct StoreTls {
 #[derive(Clone)]
 pub struct Storage {
     client: Client,
+    /// `etcd_request_duration_seconds{operation, type}`: each call's time in the store, as
+    /// kube-apiserver's histogram of the same name, so a slow API call can be told apart
+    /// from a slow store.
+    latency: prometheus::HistogramVec,
+    /// The lease that keys written with a time to live (events) share, as kube-apiserver's
+    /// lease manager: one grant a minute, not one per event.
+    lease: Arc<tokio::sync::Mutex<Option<SharedLease>>>,
+}
+
+/// A granted lease that further keys of the same time to live may join.
+#[derive(Debug, Clone, Copy)]
+struct SharedLease {
+    id: i64,
+    /// The time to live it was granted for.
+    ttl: Duration,
+    /// When the store will expire it (and delete its keys).
+    expires: Instant,
+}
+
+impl SharedLease {
+    /// Whether a key written at `now` that must live `ttl` may join this lease: the lease
+    /// outlives it by at least `ttl`, and by no more than the reuse period.
+    fn fits(&self, ttl: Duration, now: Instant) -> bool {
+        self.ttl == ttl && now + ttl <= self.expires
+    }
+}
+
+/// How much longer than asked a shared lease lives, so that it can be joined for that long:
+/// 5% of the time to live, at most a minute (kube-apiserver's reuse period).
+fn reuse_period(ttl: Duration) -> Duration {
+    (ttl / 20).min(Duration::from_secs(60))
+}
+
+/// The resource a registry key belongs to: `/registry/pods/ns/name` is `pods`.
+fn key_type(key: &str) -> &str {
+    key.strip_prefix("/registry/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("other")
 }
 
 impl Storage {
     /// Connects to the store members (`http://` or `https://` URLs).
-    pub async fn connect(endpoints: &[String], tls: &StoreTls) -> Result<Self, StorageError> {
+    pub async fn connect(
+        endpoints: &[String],
+        tls: &StoreTls,
+        latency: prometheus::HistogramVec,
+    ) -> Result<Self, StorageError> {
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
@@ -117,7 +162,87 @@ impl Storage {
             options = options.with_tls(t);
         }
         let client = Client::connect(endpoints, Some(options)).await?;
-        Ok(Storage { client })
+        Ok(Storage {
+            client,
+            latency,
+            lease: Default::default(),
+        })
+    }
+
+    /// The lease a key that must live `ttl` joins: the shared one while it fits, else a new
+    /// grant of `ttl` plus the reuse period.
+    async fn lease_for(&self, ttl: Duration) -> Result<i64, StorageError> {
+        let mut shared = self.lease.lock().await;
+        let now = Instant::now();
+        if let Some(l) = shared.filter(|l| l.fits(ttl, now)) {
+            return Ok(l.id);
+        }
+        let asked = (ttl + reuse_period(ttl)).as_secs_f64().ceil().max(1.0) as i64;
+        let started = Instant::now();
+        let granted = self.client.lease_client().grant(asked, None).await;
+        self.observe("grant", "/registry/store-leases", started);
+        let granted = granted?;
+        // The store may grant more than asked (its minimum), never less.
+        let lease = SharedLease {
+            id: granted.id(),
+            ttl,
+            expires: now + Duration::from_secs(granted.ttl().max(asked) as u64),
+        };
+        *shared = Some(lease);
+        Ok(lease.id)
+    }
+
+    /// Forgets the shared lease `id` (the store no longer has it).
+    async fn drop_lease(&self, id: i64) {
+        let mut shared = self.lease.lock().await;
+        if shared.is_some_and(|l| l.id == id) {
+            *shared = None;
+        }
+    }
+
+    /// Runs `txn` built for the lease a key of `ttl` joins (none without a ttl). A lease the
+    /// store no longer knows (NotFound: revoked, or lost with a restore) is dropped and the
+    /// write tried once more with a new one.
+    async fn txn_with_lease(
+        &self,
+        operation: &str,
+        key: &str,
+        ttl: Option<Duration>,
+        build: impl Fn(Option<PutOptions>) -> Txn,
+    ) -> Result<etcd_client::TxnResponse, StorageError> {
+        let mut retried = false;
+        loop {
+            let lease = match ttl {
+                Some(ttl) => Some(self.lease_for(ttl).await?),
+                None => None,
+            };
+            let started = Instant::now();
+            let resp = self
+                .kv()
+                .txn(build(lease.map(|id| PutOptions::new().with_lease(id))))
+                .await;
+            self.observe(operation, key, started);
+            match resp {
+                Err(e) => {
+                    let e = StorageError::from(e);
+                    match lease {
+                        Some(id) if !retried && e.code() == Some(Code::NotFound) => {
+                            self.drop_lease(id).await;
+                            retried = true;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                Ok(r) => return Ok(r),
+            }
+        }
+    }
+
+    /// Counts one store call of `operation` on `key`'s resource that began at `started`.
+    fn observe(&self, operation: &str, key: &str, started: Instant) {
+        self.latency
+            .with_label_values(&[operation, key_type(key)])
+            .observe(started.elapsed().as_secs_f64());
     }
 
     /// A KV client that accepts responses of any size (a big list), as kube-apiserver's.
@@ -152,7 +277,10 @@ impl Storage {
 
     /// Reads one object (linearizable).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        let resp = self.kv().get(key, None).await?;
+        let started = Instant::now();
+        let resp = self.kv().get(key, None).await;
+        self.observe("get", key, started);
+        let resp = resp?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(Self::decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
@@ -179,7 +307,10 @@ impl Storage {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let resp = match self.kv().get(from, Some(opts)).await {
+        let started = Instant::now();
+        let resp = self.kv().get(from, Some(opts)).await;
+        self.observe("list", prefix, started);
+        let resp = match resp {
             Ok(r) => r,
             Err(e) => return Err(self.range_error(e, revision).await),
         };
@@ -232,19 +363,23 @@ impl Storage {
         key: &str,
         object: &Value,
         reserve: &[(String, String)],
+        ttl: Option<Duration>,
     ) -> Result<i64, StorageError> {
-        let mut compares = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
-        let mut ops = vec![TxnOp::put(key, Self::encode(object), None)];
-        for (k, v) in reserve {
-            compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
-            ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
-        }
-        let mut failure = vec![TxnOp::get(key, None)];
-        for (k, _) in reserve {
-            failure.push(TxnOp::get(k.as_str(), None));
-        }
-        let txn = Txn::new().when(compares).and_then(ops).or_else(failure);
-        let resp = self.kv().txn(txn).await?;
+        let value = Self::encode(object);
+        let build = |lease: Option<PutOptions>| {
+            let mut compares = vec![Compare::create_revision(key, CompareOp::Equal, 0)];
+            let mut ops = vec![TxnOp::put(key, value.clone(), lease)];
+            for (k, v) in reserve {
+                compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
+                ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
+            }
+            let mut failure = vec![TxnOp::get(key, None)];
+            for (k, _) in reserve {
+                failure.push(TxnOp::get(k.as_str(), None));
+            }
+            Txn::new().when(compares).and_then(ops).or_else(failure)
+        };
+        let resp = self.txn_with_lease("create", key, ttl, build).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -273,21 +408,25 @@ impl Storage {
         expected: i64,
         reserve: &[(String, String)],
         release: &[String],
+        ttl: Option<Duration>,
     ) -> Result<i64, StorageError> {
-        let mut compares = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
-        let mut ops = vec![TxnOp::put(key, Self::encode(object), None)];
-        for (k, v) in reserve {
-            compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
-            ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
-        }
-        for k in release {
-            ops.push(TxnOp::delete(k.as_str(), None));
-        }
-        let txn = Txn::new()
-            .when(compares)
-            .and_then(ops)
-            .or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.kv().txn(txn).await?;
+        let value = Self::encode(object);
+        let build = |lease: Option<PutOptions>| {
+            let mut compares = vec![Compare::mod_revision(key, CompareOp::Equal, expected)];
+            let mut ops = vec![TxnOp::put(key, value.clone(), lease)];
+            for (k, v) in reserve {
+                compares.push(Compare::create_revision(k.as_str(), CompareOp::Equal, 0));
+                ops.push(TxnOp::put(k.as_str(), v.as_bytes(), None));
+            }
+            for k in release {
+                ops.push(TxnOp::delete(k.as_str(), None));
+            }
+            Txn::new()
+                .when(compares)
+                .and_then(ops)
+                .or_else(vec![TxnOp::get(key, None)])
+        };
+        let resp = self.txn_with_lease("update", key, ttl, build).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -316,7 +455,10 @@ impl Storage {
             .when(vec![Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else(vec![TxnOp::get(key, None)]);
-        let resp = self.kv().txn(txn).await?;
+        let started = Instant::now();
+        let resp = self.kv().txn(txn).await;
+        self.observe("delete", key, started);
+        let resp = resp?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }
@@ -423,6 +565,15 @@ pub fn prefix_end(prefix: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_type_is_the_resource_of_a_registry_key() {
+        assert_eq!(key_type("/registry/pods/default/web-1"), "pods");
+        assert_eq!(key_type("/registry/pods/"), "pods");
+        assert_eq!(key_type("/registry/namespaces/kube-system"), "namespaces");
+        assert_eq!(key_type("/registry/"), "other");
+        assert_eq!(key_type("/elsewhere"), "other");
+    }
 
     #[test]
     fn prefix_end_increments_last_byte() {

@@ -455,6 +455,42 @@ async fn events_are_listed_and_watched_without_the_cache() {
     assert_eq!(event_types(&body), ["ADDED", "MODIFIED"], "{body}");
 }
 
+/// `--event-ttl`: the store drops an Event that long after its last write (through a lease
+/// the Events of about the same time share), and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_expire_after_the_event_ttl() {
+    let c = start_api(ApiConfig {
+        extra_args: vec!["--event-ttl=2s".into()],
+        ..ApiConfig::new()
+    })
+    .await;
+    ok_stdin(
+        &c,
+        &["apply", "-f", "-"],
+        "apiVersion: v1\nkind: Event\nmetadata:\n  name: e1\n  namespace: default\n\
+         involvedObject:\n  kind: Pod\n  name: p1\n  namespace: default\n\
+         reason: Pulled\nmessage: m\ntype: Normal\n",
+    );
+    ok(&c, &["create", "configmap", "stays", "--from-literal=k=v"]);
+    assert_eq!(json(&c, &["get", "event", "e1"])["reason"], "Pulled");
+    let written = Instant::now();
+    let gone = loop {
+        let out = c.kubectl(Admin, &["get", "event", "e1", "-o", "name"]);
+        if !out.status.success() {
+            assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));
+            break written.elapsed();
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(30),
+            "the event outlived its 2 s ttl by 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    // The store may round a lease up to its minimum time to live; never down.
+    assert!(gone >= Duration::from_millis(1500), "gone after {gone:?}");
+    assert_eq!(json(&c, &["get", "configmap", "stays"])["data"]["k"], "v");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_services_and_nodes() {
     let c = api().await;

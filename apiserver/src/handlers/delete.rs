@@ -208,7 +208,14 @@ async fn delete_one(
         return Ok(ctx
             .state
             .storage
-            .update(&current.key, &obj, current.mod_revision, &[], &[])
+            .update(
+                &current.key,
+                &obj,
+                current.mod_revision,
+                &[],
+                &[],
+                strategy.time_to_live(&ctx.state.config),
+            )
             .await
             .map(|rev| {
                 set_resource_version(&mut obj, rev);

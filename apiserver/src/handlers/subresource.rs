@@ -108,7 +108,7 @@ pub async fn scale(ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, Statu
         match ctx
             .state
             .storage
-            .update(&current.key, &obj, current.mod_revision, &[], &[])
+            .update(&current.key, &obj, current.mod_revision, &[], &[], None)
             .await
         {
             Ok(rev) => {
@@ -220,7 +220,7 @@ pub async fn binding(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         match ctx
             .state
             .storage
-            .update(&current.key, &pod, current.mod_revision, &[], &[])
+            .update(&current.key, &pod, current.mod_revision, &[], &[], None)
             .await
         {
             Ok(_) => break,

@@ -75,7 +75,12 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         match ctx
             .state
             .storage
-            .create(&key, &candidate, &plan.reserve)
+            .create(
+                &key,
+                &candidate,
+                &plan.reserve,
+                strategy(r).time_to_live(&ctx.state.config),
+            )
             .await
         {
             Ok(rev) => {
@@ -160,6 +165,7 @@ async fn write_update(
             current.mod_revision,
             &plan.reserve,
             &plan.release,
+            strategy.time_to_live(&ctx.state.config),
         )
         .await
         .map(|rev| {

@@ -27,7 +27,9 @@ use api::{registry::Resource, status::StatusError, validation::FieldError};
 use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
-use crate::{services::Plan, state::AppState, storage::StorageError};
+use std::time::Duration;
+
+use crate::{config::Config, services::Plan, state::AppState, storage::StorageError};
 
 pub use namespace::BUILTIN_NAMESPACES;
 
@@ -105,6 +107,13 @@ pub trait Strategy: Send + Sync {
     /// Default: false (404).
     fn allow_create_on_update(&self) -> bool {
         false
+    }
+
+    /// How long the store keeps an object after its last write (Kubernetes' TTLFunc), or
+    /// None to keep it until deleted. Every write of the object starts the time again.
+    /// Default: None.
+    fn time_to_live(&self, _config: &Config) -> Option<Duration> {
+        None
     }
 
     /// Chooses what the object needs from shared pools (cluster IPs, node ports) and returns

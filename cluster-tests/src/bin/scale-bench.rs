@@ -207,55 +207,42 @@ fn spawn_rss_sampler(procs: Vec<(&'static str, u32)>) -> Arc<Mutex<BTreeMap<&'st
     peaks
 }
 
-/// One histogram of `apiserver_request_duration_seconds`: bucket bounds and cumulative counts.
+/// One latency histogram: bucket bounds and cumulative counts.
 #[derive(Debug, Default, Clone)]
 struct Histogram {
     buckets: Vec<(f64, f64)>,
     count: f64,
 }
 
-/// The request-duration histograms by (verb, resource), from the apiserver's /metrics text.
-fn parse_histograms(text: &str) -> BTreeMap<(String, String), Histogram> {
+/// The apiserver's API call latency histograms by (verb, resource).
+const API_CALLS: (&str, [&str; 2]) = ("apiserver_request_duration_seconds", ["verb", "resource"]);
+/// The apiserver's store call latency histograms by (operation, type).
+const STORE_CALLS: (&str, [&str; 2]) = ("etcd_request_duration_seconds", ["operation", "type"]);
+
+/// The histograms of `metric` (API_CALLS, STORE_CALLS) by their two labels, from a /metrics
+/// text.
+fn parse_histograms(
+    text: &str,
+    (name, [a, b]): (&str, [&str; 2]),
+) -> BTreeMap<(String, String), Histogram> {
     let mut out: BTreeMap<(String, String), Histogram> = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_duration_seconds_") else {
-            continue;
-        };
-        let (series, value) = match rest.rsplit_once(' ') {
-            Some((s, v)) => (s, v.parse::<f64>().unwrap_or(0.0)),
+    let key = |l: &BTreeMap<String, String>| {
+        let get = |k: &str| l.get(k).cloned().unwrap_or_default();
+        (get(a), get(b))
+    };
+    for (labels, value) in series(text, &format!("{name}_bucket")) {
+        let le = match labels.get("le").map(String::as_str) {
+            Some("+Inf") => f64::INFINITY,
+            Some(v) => v.parse().unwrap_or(0.0),
             None => continue,
         };
-        let (kind, labels) = match series.split_once('{') {
-            Some((k, l)) => (k, l.trim_end_matches('}')),
-            None => continue,
-        };
-        let mut verb = String::new();
-        let mut resource = String::new();
-        let mut le = None;
-        for kv in labels.split(',') {
-            let Some((k, v)) = kv.split_once('=') else {
-                continue;
-            };
-            let v = v.trim_matches('"');
-            match k {
-                "verb" => verb = v.to_string(),
-                "resource" => resource = v.to_string(),
-                "le" => {
-                    le = Some(if v == "+Inf" {
-                        f64::INFINITY
-                    } else {
-                        v.parse().unwrap_or(0.0)
-                    })
-                }
-                _ => {}
-            }
-        }
-        let h = out.entry((verb, resource)).or_default();
-        match (kind, le) {
-            ("bucket", Some(le)) => h.buckets.push((le, value)),
-            ("count", _) => h.count = value,
-            _ => {}
-        }
+        out.entry(key(&labels))
+            .or_default()
+            .buckets
+            .push((le, value));
+    }
+    for (labels, value) in series(text, &format!("{name}_count")) {
+        out.entry(key(&labels)).or_default().count = value;
     }
     for h in out.values_mut() {
         h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -471,7 +458,9 @@ async fn main() -> Result<()> {
         .iter()
         .map(|(n, pid)| (*n, cpu_seconds(*pid).unwrap_or(0.0)))
         .collect();
-    let metrics_before = parse_histograms(&metrics_text(&kc).await?);
+    let text_before = metrics_text(&kc).await?;
+    let metrics_before = parse_histograms(&text_before, API_CALLS);
+    let store_before = parse_histograms(&text_before, STORE_CALLS);
     let peaks = spawn_rss_sampler(procs.0.clone());
 
     let seen: Arc<Mutex<HashMap<String, PodTimes>>> = Arc::default();
@@ -586,7 +575,8 @@ async fn main() -> Result<()> {
             .sum();
     }
     let metrics_text_after = metrics_text(&kc).await?;
-    let metrics_after = parse_histograms(&metrics_text_after);
+    let metrics_after = parse_histograms(&metrics_text_after, API_CALLS);
+    let store_after = parse_histograms(&metrics_text_after, STORE_CALLS);
     let caches = cache_sizes(&metrics_text_after);
     let db_size = store_db_size(&api).await;
 
@@ -716,6 +706,26 @@ async fn main() -> Result<()> {
             if p99 <= slo { "met" } else { "MISSED" }
         );
     }
+    println!(
+        "\nThe apiserver's calls to the store in the same time (`etcd_request_duration_seconds`): \
+         what of an API call's time the store took\n"
+    );
+    println!("| store call (operation type) | calls | p50 | p99 |");
+    println!("|---|---|---|---|");
+    for (key, after) in &store_after {
+        let h = delta(after, store_before.get(key));
+        if h.count < 1.0 {
+            continue;
+        }
+        println!(
+            "| {} {} | {:.0} | {:.0} ms | {:.0} ms |",
+            key.0,
+            key.1,
+            h.count,
+            quantile(&h, 0.5).unwrap_or(0.0) * 1000.0,
+            quantile(&h, 0.99).unwrap_or(0.0) * 1000.0
+        );
+    }
     let mut lt = list_times.clone();
     lt.sort();
     println!(
@@ -818,7 +828,8 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
 
     #[test]
     fn p99_from_the_histogram_as_prometheus_interpolates() {
-        let h = parse_histograms(METRICS);
+        let h = parse_histograms(METRICS, API_CALLS);
+        assert!(parse_histograms(METRICS, STORE_CALLS).is_empty());
         let post = &h[&("POST".to_string(), "pods".to_string())];
         assert_eq!(post.count, 100.0);
         assert_eq!(post.buckets.len(), 4);
@@ -844,7 +855,7 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
 
     #[test]
     fn delta_subtracts_the_calls_before_the_run() {
-        let before = parse_histograms(METRICS);
+        let before = parse_histograms(METRICS, API_CALLS);
         let key = ("POST".to_string(), "pods".to_string());
         let d = delta(&before[&key], before.get(&key));
         assert_eq!(d.count, 0.0);
