@@ -9,6 +9,7 @@ pub mod controller;
 pub mod events;
 pub mod handler;
 pub mod leader;
+pub mod throttle;
 pub mod workqueue;
 
 use std::path::Path;
@@ -43,6 +44,16 @@ pub async fn from_kubeconfig(
     path: Option<&Path>,
     context: Option<&str>,
 ) -> Result<(kube::Client, String), ClientError> {
+    from_kubeconfig_throttled(path, context, None).await
+}
+
+/// [`from_kubeconfig`] whose requests are held to `throttle` (a component's
+/// `--kube-api-qps`/`--kube-api-burst`; None: no limit).
+pub async fn from_kubeconfig_throttled(
+    path: Option<&Path>,
+    context: Option<&str>,
+    throttle: Option<throttle::Throttle>,
+) -> Result<(kube::Client, String), ClientError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -54,7 +65,7 @@ pub async fn from_kubeconfig(
         None => kube::Config::from_kubeconfig(&options).await?,
     };
     let namespace = config.default_namespace.clone();
-    Ok((multiplexed(config)?, namespace))
+    Ok((multiplexed(config, throttle)?, namespace))
 }
 
 /// A client whose requests share one HTTP/2 connection when the server offers it (ours
@@ -63,7 +74,11 @@ pub async fn from_kubeconfig(
 /// 8,500 connections to the apiserver that way, about 40 KB of its memory each. The layers
 /// are kube's (base URI, bearer token, extra headers); client certificates go in the TLS
 /// configuration. Upgraded connections (exec, port-forward) are not made through it.
-pub fn multiplexed(config: kube::Config) -> Result<kube::Client, ClientError> {
+/// With `throttle`, every request first waits for its token ([`throttle`]).
+pub fn multiplexed(
+    config: kube::Config,
+    throttle: Option<throttle::Throttle>,
+) -> Result<kube::Client, ClientError> {
     use kube::client::ConfigExt;
     let tls = config.rustls_client_config()?;
     let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -80,6 +95,7 @@ pub fn multiplexed(config: kube::Config) -> Result<kube::Client, ClientError> {
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build::<_, kube::client::Body>(https);
     let service = tower::ServiceBuilder::new()
+        .option_layer(throttle.map(throttle::ThrottleLayer::new))
         .layer(config.base_uri_layer())
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)

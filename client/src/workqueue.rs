@@ -14,6 +14,8 @@ use std::{
 
 use tokio::sync::Notify;
 
+use crate::throttle::TokenBucket;
+
 /// Per-key exponential back-off plus an overall token bucket.
 #[derive(Debug)]
 pub struct RateLimiter<T> {
@@ -71,40 +73,6 @@ impl<T: Eq + Hash + Clone> RateLimiter<T> {
 impl<T: Eq + Hash + Clone> Default for RateLimiter<T> {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// A token bucket handing out reservations: the delay until the caller's token is available.
-#[derive(Debug)]
-struct TokenBucket {
-    qps: f64,
-    burst: f64,
-    tokens: f64,
-    last: Option<Instant>,
-}
-
-impl TokenBucket {
-    fn new(qps: f64, burst: u32) -> Self {
-        TokenBucket {
-            qps,
-            burst: burst as f64,
-            tokens: burst as f64,
-            last: None,
-        }
-    }
-
-    fn reserve(&mut self, now: Instant) -> Duration {
-        if let Some(last) = self.last {
-            let elapsed = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + elapsed * self.qps).min(self.burst);
-        }
-        self.last = Some(now);
-        self.tokens -= 1.0;
-        if self.tokens >= 0.0 || self.qps <= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.qps)
-        }
     }
 }
 

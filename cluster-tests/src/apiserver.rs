@@ -86,6 +86,10 @@ impl Identity {
     }
 }
 
+/// The scheduler's and controller-manager's flag that lifts their client-side limits
+/// (`--kube-api-qps`): for benchmarks that measure what they can do, not their default pace.
+pub const UNTHROTTLED: &str = "--kube-api-qps=-1";
+
 /// What [`ApiCluster::start`] starts.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -335,24 +339,29 @@ impl ApiCluster {
     /// Starts the scheduler and the controller-manager against this apiserver, with the
     /// admin's kubeconfig and without leader election, logging into [`ApiCluster::dir`].
     pub fn start_controllers(&self) -> Result<(crate::Component, crate::Component)> {
+        self.start_controllers_with(&[])
+    }
+
+    /// [`ApiCluster::start_controllers`] with `extra` on both command lines (e.g.
+    /// [`UNTHROTTLED`], or other `--kube-api-qps`).
+    pub fn start_controllers_with(
+        &self,
+        extra: &[&str],
+    ) -> Result<(crate::Component, crate::Component)> {
         let kubeconfig = format!(
             "--kubeconfig={}",
             self.kubeconfig(Identity::Admin).display()
         );
-        let scheduler = crate::Component::start(
-            "scheduler",
-            &[
-                kubeconfig.clone(),
-                format!("--port={}", crate::ports::allocate()?),
-                "--leader-elect=false".into(),
-            ],
-            self.dir(),
-        )?;
-        let cm = crate::Component::start(
-            "controller-manager",
-            &[kubeconfig, "--port=0".into(), "--leader-elect=false".into()],
-            self.dir(),
-        )?;
+        let mut scheduler_args = vec![
+            kubeconfig.clone(),
+            format!("--port={}", crate::ports::allocate()?),
+            "--leader-elect=false".into(),
+        ];
+        scheduler_args.extend(extra.iter().map(|a| a.to_string()));
+        let scheduler = crate::Component::start("scheduler", &scheduler_args, self.dir())?;
+        let mut cm_args = vec![kubeconfig, "--port=0".into(), "--leader-elect=false".into()];
+        cm_args.extend(extra.iter().map(|a| a.to_string()));
+        let cm = crate::Component::start("controller-manager", &cm_args, self.dir())?;
         Ok((scheduler, cm))
     }
 

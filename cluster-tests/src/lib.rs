@@ -36,7 +36,8 @@ pub mod wait;
 use std::path::PathBuf;
 
 pub use apiserver::{
-    apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, VIEWER_TOKEN,
+    apiserver_binary, ApiCluster, ApiConfig, Identity, ADMIN_TOKEN, KUBECTL_BIN, UNTHROTTLED,
+    VIEWER_TOKEN,
 };
 pub use cluster::Cluster;
 pub use component::{component_binary, Component};

@@ -20,6 +20,18 @@ pub struct Config {
         default_value = "*"
     )]
     pub controllers: Vec<String>,
+    /// Requests per second to the apiserver, on average (0 or negative: no limit). Leader
+    /// election has a bucket of its own, so a busy controller never misses a renewal.
+    #[arg(
+        long,
+        env = "CONTROLLER_MANAGER_KUBE_API_QPS",
+        default_value_t = 20.0,
+        allow_hyphen_values = true
+    )]
+    pub kube_api_qps: f32,
+    /// Requests to the apiserver at once before --kube-api-qps holds them.
+    #[arg(long, env = "CONTROLLER_MANAGER_KUBE_API_BURST", default_value_t = 30)]
+    pub kube_api_burst: u32,
     /// Run only while holding the leader Lease (so replicas can stand by).
     #[arg(long, env = "CONTROLLER_MANAGER_LEADER_ELECT", default_value_t = true, action = ArgAction::Set)]
     pub leader_elect: bool,

@@ -50,16 +50,24 @@ fn identity() -> String {
 }
 
 async fn run(config: Config) -> Result<()> {
-    let (client, _) = client::from_kubeconfig(config.kubeconfig.as_deref(), None)
-        .await
-        .context("building the API client")?;
+    let throttle =
+        client::throttle::Throttle::from_flags(config.kube_api_qps, config.kube_api_burst);
+    let (client, _) =
+        client::from_kubeconfig_throttled(config.kubeconfig.as_deref(), None, throttle)
+            .await
+            .context("building the API client")?;
     let registry = prometheus::Registry::new();
     let metrics = client::controller::Metrics::register(&registry)?;
     let leading = if config.leader_elect {
         let id = identity();
         tracing::info!(identity = %id, lease = %config.leader_elect_resource_name, "waiting to lead");
+        // As client-go's, leader election has its own client and bucket.
+        let (election, _) =
+            client::from_kubeconfig_throttled(config.kubeconfig.as_deref(), None, throttle)
+                .await
+                .context("building the leader election client")?;
         Some(leader::run(
-            client.clone(),
+            election,
             leader::Config {
                 namespace: config.leader_elect_resource_namespace.clone(),
                 name: config.leader_elect_resource_name.clone(),

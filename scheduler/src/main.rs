@@ -36,6 +36,18 @@ struct Opts {
         default_value = "default-scheduler"
     )]
     scheduler_name: String,
+    /// Requests per second to the apiserver, on average (0 or negative: no limit). Leader
+    /// election has a bucket of its own.
+    #[arg(
+        long,
+        env = "SCHEDULER_KUBE_API_QPS",
+        default_value_t = 50.0,
+        allow_hyphen_values = true
+    )]
+    kube_api_qps: f32,
+    /// Requests to the apiserver at once before --kube-api-qps holds them.
+    #[arg(long, env = "SCHEDULER_KUBE_API_BURST", default_value_t = 100)]
+    kube_api_burst: u32,
     /// Elect a leader among replicas through a Lease; only the leader schedules.
     #[arg(long, env = "SCHEDULER_LEADER_ELECT", default_value_t = true, action = ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
@@ -103,7 +115,8 @@ async fn main() -> Result<()> {
     if opts.leader_elect && opts.leader_elect_lease_duration < Duration::from_secs(1) {
         bail!("--leader-elect-lease-duration must be at least 1s");
     }
-    let (client, _) = client::from_kubeconfig(opts.kubeconfig.as_deref(), None)
+    let throttle = client::throttle::Throttle::from_flags(opts.kube_api_qps, opts.kube_api_burst);
+    let (client, _) = client::from_kubeconfig_throttled(opts.kubeconfig.as_deref(), None, throttle)
         .await
         .context("building the API client")?;
     let identity = identity();
@@ -134,8 +147,13 @@ async fn main() -> Result<()> {
     }
     tracing::info!(scheduler_name, %identity, "caches synced");
     let leading = if opts.leader_elect {
+        // As client-go's, leader election has its own client and bucket.
+        let (election, _) =
+            client::from_kubeconfig_throttled(opts.kubeconfig.as_deref(), None, throttle)
+                .await
+                .context("building the leader election client")?;
         let rx = client::leader::run(
-            client,
+            election,
             client::leader::Config {
                 namespace: opts.leader_elect_resource_namespace.clone(),
                 name: opts.leader_elect_resource_name.clone(),

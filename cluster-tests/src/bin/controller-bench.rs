@@ -115,7 +115,7 @@ async fn main() -> Result<()> {
     eprintln!("starting store, apiserver, scheduler, controller-manager...");
     let api = ApiCluster::start(ApiConfig::new()).await?;
     let kubeconfig = format!("--kubeconfig={}", api.kubeconfig(Identity::Admin).display());
-    let (scheduler, cm) = api.start_controllers()?;
+    let (scheduler, cm) = api.start_controllers_with(&[cluster_tests::UNTHROTTLED])?;
     eprintln!(
         "starting {} hollow nodes (--max-pods {})...",
         args.agents, args.max_pods

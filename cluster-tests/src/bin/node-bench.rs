@@ -293,7 +293,7 @@ async fn main() -> Result<()> {
     eprintln!("starting store, apiserver, containerd, agent, scheduler, controller-manager...");
     let api = ApiCluster::start(ApiConfig::new()).await?;
     let node = ContainerdNode::start(&api, Identity::Node1, &[]).await?;
-    let (scheduler, cm) = api.start_controllers()?;
+    let (scheduler, cm) = api.start_controllers_with(&[cluster_tests::UNTHROTTLED])?;
     let kc = client::from_kubeconfig(Some(&api.kubeconfig(Identity::Admin)), None)
         .await?
         .0;

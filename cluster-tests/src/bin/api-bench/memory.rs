@@ -41,7 +41,7 @@ pub async fn run(api: &ApiCluster, args: &Args) -> Result<()> {
     let mut idle_controllers = (0, 0);
     if args.memory_controllers {
         eprintln!("api-bench: scheduler and controller-manager on the empty cluster");
-        let (s, c) = api.start_controllers()?;
+        let (s, c) = api.start_controllers_with(&[cluster_tests::UNTHROTTLED])?;
         let (sp, cp) = (s.pid().unwrap_or(0), c.pid().unwrap_or(0));
         idle_controllers = (
             settled_rss(sp, Duration::from_secs(20)).await,
@@ -70,7 +70,7 @@ pub async fn run(api: &ApiCluster, args: &Args) -> Result<()> {
     ];
     if args.memory_controllers {
         eprintln!("api-bench: scheduler and controller-manager on the full cluster");
-        let (s, c) = api.start_controllers()?;
+        let (s, c) = api.start_controllers_with(&[cluster_tests::UNTHROTTLED])?;
         let (sp, cp) = (s.pid().unwrap_or(0), c.pid().unwrap_or(0));
         let s_kib = settled_rss(sp, Duration::from_secs(120)).await;
         let c_kib = settled_rss(cp, Duration::from_secs(120)).await;
