@@ -37,11 +37,11 @@ pub struct Proposed {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub enum Command {
     /// A protobuf-encoded `PutRequest`.
-    Put(Vec<u8>),
+    Put(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// A protobuf-encoded `DeleteRangeRequest`.
-    DeleteRange(Vec<u8>),
+    DeleteRange(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// A protobuf-encoded `TxnRequest`.
-    Txn(Vec<u8>),
+    Txn(#[serde(with = "crate::codec::bytes")] Vec<u8>),
     /// Compact history up to a revision.
     Compact(i64),
     /// Create a lease (the ID is chosen before proposing).

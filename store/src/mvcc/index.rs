@@ -16,6 +16,11 @@ impl KeyIndex {
         self.revs.push((rev, tombstone));
     }
 
+    /// The newest change's revision (a deletion's too).
+    pub fn newest(&self) -> Option<Rev> {
+        self.revs.last().map(|(r, _)| *r)
+    }
+
     /// The revision of the record visible at main revision `at`, unless deleted or absent.
     pub fn visible_at(&self, at: i64) -> Option<Rev> {
         let pos = self.revs.partition_point(|(r, _)| r.main <= at);

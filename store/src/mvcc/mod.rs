@@ -5,6 +5,7 @@
 //! compaction are range scans. An in-memory index (key -> revisions), rebuilt at start, answers
 //! "which revision of this key is visible at revision R".
 
+mod cache;
 pub mod index;
 mod range;
 mod write;
@@ -113,6 +114,18 @@ pub struct MvccState {
     pub current_rev: i64,
     /// The revision of the last compaction (0 if none).
     pub compact_rev: i64,
+    /// Each key's newest record, as far as the budget goes.
+    pub live: cache::LiveCache,
+}
+
+impl MvccState {
+    /// The record at `rev`: kept in memory, or read from `mvcc`'s RocksDB.
+    pub fn record_at(&self, mvcc: &Mvcc, rev: Rev) -> Result<Option<Record>, MvccError> {
+        match self.live.get(rev) {
+            Some(rec) => Ok(Some(rec.clone())),
+            None => mvcc.record_at(rev),
+        }
+    }
 }
 
 /// The key space of one member.
@@ -226,7 +239,7 @@ impl Mvcc {
         let Some(idx) = st.index.get(key).and_then(|i| i.visible_at(st.current_rev)) else {
             return Ok(None);
         };
-        Ok(self.record_at(idx)?.map(|r| r.kv))
+        Ok(st.record_at(self, idx)?.map(|r| r.kv))
     }
 
     /// Every live key with its lease (for rebuilding lease attachments at start).
@@ -288,7 +301,7 @@ impl Mvcc {
                     .get(&rec.kv.key)
                     .and_then(|i| i.visible_before(rev))
                 {
-                    Some(p) => self.record_at(p)?.map(|r| r.kv),
+                    Some(p) => st.record_at(self, p)?.map(|r| r.kv),
                     None => None,
                 }
             } else {

@@ -10,7 +10,7 @@ impl Mvcc {
     /// Serves a Range request at the current state of this member.
     pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse, MvccError> {
         let st = self.state.read();
-        range_with(&st, st.current_rev, req, |rev| self.record_at(rev))
+        range_with(&st, st.current_rev, req, |rev| st.record_at(self, rev))
     }
 }
 

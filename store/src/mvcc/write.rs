@@ -44,7 +44,7 @@ impl<'a> ApplyBatch<'a> {
     fn fetch(&self, rev: Rev) -> Result<Option<Record>, MvccError> {
         match self.overlay.get(&rev) {
             Some(r) => Ok(Some(r.clone())),
-            None => self.mvcc.record_at(rev),
+            None => self.st.record_at(self.mvcc, rev),
         }
     }
 
@@ -69,6 +69,7 @@ impl<'a> ApplyBatch<'a> {
         }
         let kv = self.mvcc.db().cf(CF_KV);
         let mut emptied = Vec::new();
+        let mut compacted = Vec::new();
         for (key, idx) in self.st.index.iter_mut() {
             for dropped in idx.compact(rev) {
                 let key = dropped.to_key();
@@ -83,6 +84,7 @@ impl<'a> ApplyBatch<'a> {
                 };
                 self.mvcc.add_bytes(-((size + key.len()) as i64));
                 self.batch.delete_cf(kv, key);
+                compacted.push(dropped);
             }
             if idx.is_empty() {
                 emptied.push(key.clone());
@@ -90,6 +92,9 @@ impl<'a> ApplyBatch<'a> {
         }
         for key in emptied {
             self.st.index.remove(&key);
+        }
+        for rev in compacted {
+            self.st.live.forget(rev);
         }
         self.st.compact_rev = rev;
         Ok(())
@@ -191,12 +196,11 @@ impl WriteTxn<'_, '_> {
         let bytes = rec.encode();
         self.b.mvcc.add_bytes((bytes.len() + 16) as i64);
         self.b.batch.put_cf(kv, rev.to_key(), bytes);
-        self.b
-            .st
-            .index
-            .entry(rec.kv.key.clone())
-            .or_default()
-            .push(rev, rec.tombstone);
+        let st = &mut *self.b.st;
+        let idx = st.index.entry(rec.kv.key.clone()).or_default();
+        let replaced = idx.newest();
+        idx.push(rev, rec.tombstone);
+        st.live.wrote(replaced, rev, &rec);
         self.b.overlay.insert(rev, rec);
     }
 

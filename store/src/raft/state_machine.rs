@@ -311,7 +311,7 @@ fn live_keys(
     let mut out = Vec::new();
     for (key, idx) in &st.index {
         if let Some(rev) = idx.visible_at(st.current_rev) {
-            if let Some(rec) = state.mvcc.record_at(rev)? {
+            if let Some(rec) = st.record_at(&state.mvcc, rev)? {
                 if rec.kv.lease != 0 {
                     out.push((key.clone(), rec.kv.lease));
                 }
