@@ -231,8 +231,9 @@ async fn deployments_scale_roll_and_undo_as_kubectl_expects() {
     sampler.await.unwrap();
     assert!(
         min_ready.load(Ordering::Relaxed) >= 4,
-        "ready pods dropped to {}",
-        min_ready.load(Ordering::Relaxed)
+        "ready pods dropped to {}\n--- controller-manager log ---\n{}",
+        min_ready.load(Ordering::Relaxed),
+        cm.log_tail(80)
     );
     let list = rss.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(list.len(), 2);

@@ -4,7 +4,9 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 
-use super::util::{self, max_surge, max_unavailable, replicas, rs_available, rs_replicas};
+use super::util::{
+    self, max_surge, max_unavailable, replicas, rs_available, rs_available_kept, rs_replicas,
+};
 
 /// A scaling decision: ReplicaSet name and its new replicas.
 pub type Scale = (String, i32);
@@ -50,7 +52,9 @@ pub fn scale_up_new(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> Ve
 }
 
 /// Rolling update, step two: scale old ReplicaSets down without going below
-/// replicas - maxUnavailable available pods; unhealthy old replicas go first.
+/// replicas - maxUnavailable available pods; unhealthy old replicas go first. A ReplicaSet
+/// counts at most its spec.replicas as available ([`rs_available_kept`]): a status that still
+/// counts the pods of an unfinished scale-down would let the same pods be taken away twice.
 pub fn scale_down_old(
     d: &Deployment,
     olds: &[&ReplicaSet],
@@ -64,7 +68,7 @@ pub fn scale_down_old(
     all.extend(new);
     let all_count = sum(&all, rs_replicas);
     let min_available = replicas(d) - max_unavailable(d);
-    let new_unavailable = new.map_or(0, |n| rs_replicas(n) - rs_available(n));
+    let new_unavailable = new.map_or(0, |n| rs_replicas(n) - rs_available_kept(n));
     let max_scaled_down = all_count - min_available - new_unavailable;
     if max_scaled_down <= 0 {
         return Vec::new();
@@ -83,7 +87,7 @@ pub fn scale_down_old(
         if cleaned >= max_scaled_down {
             break;
         }
-        let unhealthy = size[i] - rs_available(rs);
+        let unhealthy = size[i] - rs_available_kept(rs);
         if size[i] == 0 || unhealthy <= 0 {
             continue;
         }
@@ -92,7 +96,7 @@ pub fn scale_down_old(
         cleaned += n;
     }
     // Then available ones, down to the minimum availability.
-    let available: i32 = all.iter().map(|r| rs_available(r)).sum();
+    let available: i32 = all.iter().map(|r| rs_available_kept(r)).sum();
     if available > min_available {
         let total = available - min_available;
         let mut done = 0;
@@ -288,6 +292,29 @@ mod tests {
         assert_eq!(
             scale_down_old(&d, &[&old], Some(&new)),
             [("old".to_string(), 5)]
+        );
+    }
+
+    #[test]
+    fn scale_down_counts_only_the_available_pods_a_replicaset_keeps() {
+        // 5 replicas: surge 2, unavailable 1, so 4 must stay available.
+        let d = deploy(5, json!("25%"), json!("25%"));
+        // The old ReplicaSet was just scaled from 5 to 4 and its status still counts the pod
+        // being deleted; the new one has 3, 2 of them available. 4 + 2 are available once the
+        // old one has caught up: it may go to 2, not to 1 (1 + 2 = 3 ready pods).
+        let old = rs("old", "2026-01-01T00:00:00Z", 4, 5, None);
+        let new = rs("new", "2026-01-02T00:00:00Z", 3, 2, None);
+        assert_eq!(
+            scale_down_old(&d, &[&old], Some(&new)),
+            [("old".to_string(), 2)]
+        );
+        // The new ReplicaSet scaled from 3 to 2 with its status still at 3 available: it keeps
+        // 2, so with 3 old ones available only one old pod may go.
+        let old = rs("old", "2026-01-01T00:00:00Z", 3, 3, None);
+        let new = rs("new", "2026-01-02T00:00:00Z", 2, 3, None);
+        assert_eq!(
+            scale_down_old(&d, &[&old], Some(&new)),
+            [("old".to_string(), 2)]
         );
     }
 

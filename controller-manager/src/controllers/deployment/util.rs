@@ -176,6 +176,15 @@ pub fn rs_available(rs: &ReplicaSet) -> i32 {
         .unwrap_or(0)
 }
 
+/// Available replicas a ReplicaSet keeps once its controller has caught up with its spec: at
+/// most `spec.replicas`. Right after a scale-down its status still counts the pods being
+/// deleted (the ReplicaSet controller computes it from the pods it saw before deleting, as
+/// Kubernetes' does), and the surplus goes not-ready pods first, so the available pods that
+/// stay are the lesser of the two.
+pub fn rs_available_kept(rs: &ReplicaSet) -> i32 {
+    rs_available(rs).min(rs_replicas(rs)).max(0)
+}
+
 /// The oldest of the ReplicaSets whose template is the Deployment's (the new one, as
 /// `FindNewReplicaSet`), and all the others, oldest first.
 pub fn split_new_old<'a>(
