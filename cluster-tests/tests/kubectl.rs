@@ -491,6 +491,36 @@ async fn events_expire_after_the_event_ttl() {
     assert_eq!(json(&c, &["get", "configmap", "stays"])["data"]["k"], "v");
 }
 
+/// GET with a resourceVersion is served from the watch cache (a state at least that recent;
+/// 0: any), as kubelets read their Node; a resourceVersion that is not a number is a 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn get_with_a_resource_version_reads_the_watch_cache() {
+    let c = api().await;
+    ok(&c, &["create", "configmap", "cm1", "--from-literal=k=v"]);
+    let path = "/api/v1/namespaces/default/configmaps/cm1";
+    let (code, body) = c.curl(Admin, "GET", path, None);
+    assert_eq!(code, 200, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    let rv = created["metadata"]["resourceVersion"].as_str().unwrap();
+    for at in ["0", rv] {
+        let (code, body) = c.curl(Admin, "GET", &format!("{path}?resourceVersion={at}"), None);
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["data"]["k"], "v", "{body}");
+        assert_eq!(v["metadata"]["resourceVersion"], rv, "{body}");
+    }
+    let (code, body) = c.curl(
+        Admin,
+        "GET",
+        "/api/v1/namespaces/default/configmaps/absent?resourceVersion=0",
+        None,
+    );
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = c.curl(Admin, "GET", &format!("{path}?resourceVersion=abc"), None);
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("invalid resource version"), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn deployments_services_and_nodes() {
     let c = api().await;

@@ -21,19 +21,27 @@ use super::NodeCtx;
 /// The namespace of node leases.
 pub const NAMESPACE: &str = "kube-node-lease";
 
-/// Creates or renews the lease once.
-pub async fn renew(ctx: &NodeCtx) -> Result<(), kube::Error> {
+/// Creates or renews the lease once. `latest` is the lease as this agent last wrote it: as
+/// the kubelet does, a renewal replaces it without reading it first, and reads the lease
+/// only when there is none (at start, and after a failed renewal, e.g. a conflict).
+pub async fn renew(ctx: &NodeCtx, latest: &mut Option<Lease>) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), NAMESPACE);
     let now = MicroTime(Timestamp::now());
-    match leases.get_opt(&ctx.name).await? {
+    let current = match latest.take() {
+        Some(lease) => Some(lease),
+        None => leases.get_opt(&ctx.name).await?,
+    };
+    match current {
         Some(mut lease) => {
             let spec = lease.spec.get_or_insert_with(Default::default);
             spec.renew_time = Some(now);
             spec.holder_identity = Some(ctx.name.clone());
             spec.lease_duration_seconds = Some(ctx.flags.node_lease_duration_seconds);
-            leases
-                .replace(&ctx.name, &PostParams::default(), &lease)
-                .await?;
+            *latest = Some(
+                leases
+                    .replace(&ctx.name, &PostParams::default(), &lease)
+                    .await?,
+            );
         }
         None => {
             let owner = Api::<Node>::all(ctx.client.clone())
@@ -61,7 +69,7 @@ pub async fn renew(ctx: &NodeCtx) -> Result<(), kube::Error> {
                     ..Default::default()
                 }),
             };
-            leases.create(&PostParams::default(), &lease).await?;
+            *latest = Some(leases.create(&PostParams::default(), &lease).await?);
         }
     }
     Ok(())
@@ -69,8 +77,9 @@ pub async fn renew(ctx: &NodeCtx) -> Result<(), kube::Error> {
 
 /// Renews the lease for ever; a failed renewal is retried after a second.
 pub async fn run(ctx: NodeCtx) {
+    let mut latest = None;
     loop {
-        let wait = match renew(&ctx).await {
+        let wait = match renew(&ctx, &mut latest).await {
             Ok(()) => ctx.flags.node_lease_renew_interval,
             Err(e) => {
                 tracing::warn!(error = %e, "renewing the node lease");

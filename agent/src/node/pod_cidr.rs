@@ -5,7 +5,7 @@
 //! CIDR is in place, then at every status report period; a failed call is retried.
 
 use k8s_openapi::api::core::v1::Node;
-use kube::Api;
+use kube::{api::GetParams, Api};
 
 use super::NodeCtx;
 
@@ -22,7 +22,8 @@ pub async fn run(ctx: NodeCtx) {
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut applied: Option<String> = None;
     loop {
-        let node = nodes.get_opt(&ctx.name).await.ok().flatten();
+        // resourceVersion=0, as the kubelet reads its Node: the apiserver's cache answers.
+        let node = nodes.get_with(&ctx.name, &GetParams::any()).await.ok();
         let own = node
             .as_ref()
             .and_then(|n| n.spec.as_ref())

@@ -1,5 +1,6 @@
-//! get and list: single objects read linearizably from the store; lists read from the store
-//! page by page (limit/continue) or, with `resourceVersion=0`, from the watch cache.
+//! get and list: single objects read linearizably from the store, or with a resourceVersion
+//! (`0`: any) from the watch cache; lists read from the store page by page (limit/continue)
+//! or, with `resourceVersion=0`, from the watch cache.
 
 use api::status::StatusError;
 use axum::http::StatusCode;
@@ -16,6 +17,27 @@ use super::{
 
 /// get (also of the status subresource, which shows the whole object).
 pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
+    // With a resourceVersion, a state at least that recent will do (0: any), as Kubernetes
+    // serves it: from the watch cache once it has caught up, without a store read. Agents
+    // read their Node so every few seconds.
+    if let Some(rv) = ctx.query.get("resourceVersion") {
+        let min: i64 = rv
+            .parse()
+            .map_err(|_| StatusError::bad_request(format!("invalid resource version {rv:?}")))?;
+        if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
+            if !cache
+                .wait_for(min.max(1), std::time::Duration::from_secs(3))
+                .await
+            {
+                return Err(StatusError::timeout(format!(
+                    "Too large resource version: {min}, current: {}",
+                    cache.revision()
+                )));
+            }
+            let cached = cache.get(&ctx.key()).ok_or_else(|| ctx.not_found())?;
+            return Ok(Render::from_ctx(ctx).object(ctx, StatusCode::OK, cached.value()));
+        }
+    }
     let stored = ctx
         .state
         .storage
