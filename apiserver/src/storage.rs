@@ -1,9 +1,9 @@
 //! The apiserver's only door to the store: objects as JSON under `/registry/...` keys, with the
 //! store's revisions as resourceVersions and compare-and-swap transactions for every write.
 
-use std::time::{Duration, Instant};
-
+use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use etcd_client::{
     Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, PutOptions,
@@ -178,10 +178,13 @@ impl Storage {
             return Ok(l.id);
         }
         let asked = (ttl + reuse_period(ttl)).as_secs_f64().ceil().max(1.0) as i64;
-        let started = Instant::now();
-        let granted = self.client.lease_client().grant(asked, None).await;
-        self.observe("grant", "/registry/store-leases", started);
-        let granted = granted?;
+        let granted = self
+            .timed(
+                "grant",
+                "/registry/store-leases",
+                self.client.lease_client().grant(asked, None),
+            )
+            .await?;
         // The store may grant more than asked (its minimum), never less.
         let lease = SharedLease {
             id: granted.id(),
@@ -216,13 +219,8 @@ impl Storage {
                 Some(ttl) => Some(self.lease_for(ttl).await?),
                 None => None,
             };
-            let started = Instant::now();
-            let resp = self
-                .kv()
-                .txn(build(lease.map(|id| PutOptions::new().with_lease(id))))
-                .await;
-            self.observe(operation, key, started);
-            match resp {
+            let txn = build(lease.map(|id| PutOptions::new().with_lease(id)));
+            match self.timed(operation, key, self.kv().txn(txn)).await {
                 Err(e) => {
                     let e = StorageError::from(e);
                     match lease {
@@ -238,11 +236,14 @@ impl Storage {
         }
     }
 
-    /// Counts one store call of `operation` on `key`'s resource that began at `started`.
-    fn observe(&self, operation: &str, key: &str, started: Instant) {
+    /// Runs the store call `call`, timed as `operation` on `key`'s resource.
+    async fn timed<T>(&self, operation: &str, key: &str, call: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = call.await;
         self.latency
             .with_label_values(&[operation, key_type(key)])
             .observe(started.elapsed().as_secs_f64());
+        out
     }
 
     /// A KV client that accepts responses of any size (a big list), as kube-apiserver's.
@@ -277,10 +278,7 @@ impl Storage {
 
     /// Reads one object (linearizable).
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        let started = Instant::now();
-        let resp = self.kv().get(key, None).await;
-        self.observe("get", key, started);
-        let resp = resp?;
+        let resp = self.timed("get", key, self.kv().get(key, None)).await?;
         match resp.kvs().first() {
             Some(kv) => Ok(Some(Self::decode(kv.key(), kv.value(), kv.mod_revision())?)),
             None => Ok(None),
@@ -307,10 +305,10 @@ impl Storage {
         if revision > 0 {
             opts = opts.with_revision(revision);
         }
-        let started = Instant::now();
-        let resp = self.kv().get(from, Some(opts)).await;
-        self.observe("list", prefix, started);
-        let resp = match resp {
+        let resp = match self
+            .timed("list", prefix, self.kv().get(from, Some(opts)))
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Err(self.range_error(e, revision).await),
         };
@@ -455,10 +453,7 @@ impl Storage {
             .when(vec![Compare::mod_revision(key, CompareOp::Equal, expected)])
             .and_then(ops)
             .or_else(vec![TxnOp::get(key, None)]);
-        let started = Instant::now();
-        let resp = self.kv().txn(txn).await;
-        self.observe("delete", key, started);
-        let resp = resp?;
+        let resp = self.timed("delete", key, self.kv().txn(txn)).await?;
         if resp.succeeded() {
             return Ok(resp.header().map(|h| h.revision()).unwrap_or_default());
         }

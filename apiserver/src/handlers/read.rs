@@ -21,19 +21,7 @@ pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
     // serves it: from the watch cache once it has caught up, without a store read. Agents
     // read their Node so every few seconds.
     if let Some(rv) = ctx.query.get("resourceVersion") {
-        let min: i64 = rv
-            .parse()
-            .map_err(|_| StatusError::bad_request(format!("invalid resource version {rv:?}")))?;
-        if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
-            if !cache
-                .wait_for(min.max(1), std::time::Duration::from_secs(3))
-                .await
-            {
-                return Err(StatusError::timeout(format!(
-                    "Too large resource version: {min}, current: {}",
-                    cache.revision()
-                )));
-            }
+        if let Some(cache) = cache_at_least(ctx, rv).await? {
             let cached = cache.get(&ctx.key()).ok_or_else(|| ctx.not_found())?;
             return Ok(Render::from_ctx(ctx).object(ctx, StatusCode::OK, cached.value()));
         }
@@ -46,6 +34,32 @@ pub async fn get(ctx: &Ctx) -> Result<Json, StatusError> {
         .map_err(|e| storage_error(ctx, e))?
         .ok_or_else(|| ctx.not_found())?;
     Ok(Render::from_ctx(ctx).object(ctx, StatusCode::OK, stored.object))
+}
+
+/// The watch cache of the request's resource once it has reached the resourceVersion `rv`
+/// (`0`: any), for a read that a state at least that recent satisfies; None when the
+/// resource keeps no objects in its cache. A cache that does not get there within 3 s is a
+/// 504 Timeout, as Kubernetes answers "Too large resource version".
+async fn cache_at_least<'a>(
+    ctx: &'a Ctx,
+    rv: &str,
+) -> Result<Option<&'a Arc<crate::cache::WatchCache>>, StatusError> {
+    let min: i64 = rv
+        .parse()
+        .map_err(|_| StatusError::bad_request(format!("invalid resource version {rv:?}")))?;
+    let Some(cache) = ctx.state.caches.get(ctx.req.resource) else {
+        return Ok(None);
+    };
+    if !cache
+        .wait_for(min.max(1), std::time::Duration::from_secs(3))
+        .await
+    {
+        return Err(StatusError::timeout(format!(
+            "Too large resource version: {min}, current: {}",
+            cache.revision()
+        )));
+    }
+    Ok(Some(cache))
 }
 
 /// The continue token: where the next page starts and the revision the list is read at.
@@ -124,27 +138,15 @@ pub async fn list(ctx: &Ctx) -> Result<axum::response::Response, StatusError> {
         ));
     }
     // resourceVersion=0 (and NotOlderThan a version the cache has): any recent state will do.
-    if cont.is_none() && !exact && rv.is_some() {
-        let min: i64 = rv.unwrap_or("0").parse().map_err(|_| {
-            StatusError::bad_request(format!("invalid resource version {:?}", rv.unwrap_or("")))
-        })?;
-        if let Some(cache) = ctx.state.caches.get(ctx.req.resource) {
-            if cache
-                .wait_for(min.max(1), std::time::Duration::from_secs(3))
-                .await
-            {
-                let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
-                let (items, crv) = cache.snapshot(&prefix, indexed);
-                let items = items
-                    .into_iter()
-                    .filter(|o| filter.matches_cached(o))
-                    .collect();
-                return Ok(render.list_shared(ctx, items, crv, None, None));
-            }
-            return Err(StatusError::timeout(format!(
-                "Too large resource version: {min}, current: {}",
-                cache.revision()
-            )));
+    if let (None, false, Some(rv)) = (cont, exact, rv) {
+        if let Some(cache) = cache_at_least(ctx, rv).await? {
+            let indexed = cache.indexed_field().and_then(|f| filter.single_value(f));
+            let (items, crv) = cache.snapshot(&prefix, indexed);
+            let items = items
+                .into_iter()
+                .filter(|o| filter.matches_cached(o))
+                .collect();
+            return Ok(render.list_shared(ctx, items, crv, None, None));
         }
     }
     // A consistent first page (no resourceVersion): the cache once it has caught up with the
