@@ -43,11 +43,54 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> B
 }
 
 /// Makes a backup of `body`: pads it to a multiple of [`BLOCK`] and appends its SHA-256.
-pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
-    body.resize(body.len().div_ceil(BLOCK) * BLOCK, 0);
-    let sum = Sha256::digest(&body);
-    body.extend_from_slice(&sum);
-    body
+pub fn seal(body: Vec<u8>) -> Vec<u8> {
+    let mut sealer = Sealer::new(Vec::with_capacity(body.len() + BLOCK + CHECKSUM_LEN));
+    // Writing into a Vec cannot fail.
+    let _ = sealer.write_all(&body);
+    sealer.finish().unwrap_or_default()
+}
+
+/// Writes a backup as its body is written: [`seal`] for a body streamed to `out` instead of
+/// held in memory. [`Sealer::finish`] writes the padding and the checksum.
+pub struct Sealer<W: Write> {
+    out: W,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<W: Write> Sealer<W> {
+    /// A backup written to `out`.
+    pub fn new(out: W) -> Sealer<W> {
+        Sealer {
+            out,
+            hasher: Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// Pads the body, appends its SHA-256 and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let pad = (BLOCK - (self.len % BLOCK as u64) as usize) % BLOCK;
+        let zeros = [0u8; BLOCK];
+        self.write_all(&zeros[..pad])?;
+        let sum = self.hasher.finalize();
+        self.out.write_all(&sum)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+impl<W: Write> Write for Sealer<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Checks a backup's SHA-256 and returns its body (with the padding, which decoders ignore).
@@ -243,5 +286,24 @@ mod tests {
             .expect("write");
         assert!(matches!(w.finish(), Err(BackupError::Checksum)));
         assert!(!other.exists() && !dir.path().join("other.part").exists());
+    }
+
+    /// A body streamed through a Sealer in pieces: padded with zeros to whole blocks, then its
+    /// SHA-256, which `open` checks.
+    #[test]
+    fn a_streamed_body_is_padded_and_summed() {
+        for len in [0usize, 1, 511, 512, 513, 100_000] {
+            let body: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut sealer = Sealer::new(Vec::new());
+            for chunk in body.chunks(700) {
+                sealer.write_all(chunk).unwrap();
+            }
+            let sealed = sealer.finish().unwrap();
+            assert_eq!(sealed.len() % BLOCK, CHECKSUM_LEN, "{len} bytes");
+            let opened = open(&sealed).expect("checksum");
+            assert_eq!(&opened[..len], &body[..]);
+            assert!(opened[len..].iter().all(|b| *b == 0));
+            assert_eq!(opened.len(), len.div_ceil(BLOCK) * BLOCK);
+        }
     }
 }

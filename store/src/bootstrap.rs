@@ -190,11 +190,12 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
     let log =
         LogStore::new(db.clone(), metrics.clone(), ident.id)?.with_appends(state.appends.clone());
     let durability = log.durability();
+    let snap_dir = data_dir.join("member").join("snap");
     let sm = StateMachine::new(
         state.clone(),
         db.clone(),
         metrics.clone(),
-        data_dir.join("member").join("snap"),
+        snap_dir.clone(),
         durability.clone(),
     )?;
     let network = Network::new(peers.clone(), metrics.clone(), durability);
@@ -205,6 +206,7 @@ pub async fn run(cfg: ServerConfig) -> anyhow::Result<()> {
         cluster_id: ident.cluster_id,
         name: cfg.name.clone(),
         client_urls: cfg.client_urls(),
+        snap_dir,
     };
     let limits = Limits {
         max_request_bytes: cfg.max_request_bytes,

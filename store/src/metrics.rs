@@ -43,6 +43,10 @@ pub struct Metrics {
     pub watch_delivery: Histogram,
     /// Watchers on this member.
     pub watchers: IntGauge,
+    /// Streaming a Raft snapshot of the state into its file.
+    pub snapshot_build: Histogram,
+    /// Installing a snapshot received from the leader.
+    pub snapshot_install: Histogram,
     /// Database size in bytes.
     pub db_size: IntGauge,
     /// Current revision.
@@ -173,6 +177,18 @@ impl Metrics {
                 "store_forward_handling_seconds",
                 "Time the leader takes to append a batch of forwarded commands to its log.",
                 0.00005,
+            ),
+            snapshot_build: histogram_from(
+                &r,
+                "store_snapshot_build_seconds",
+                "Time to write a Raft snapshot of the whole state to its file.",
+                0.001,
+            ),
+            snapshot_install: histogram_from(
+                &r,
+                "store_snapshot_install_seconds",
+                "Time to install a snapshot received from the leader.",
+                0.001,
             ),
             forward_apply: histogram_from(
                 &r,

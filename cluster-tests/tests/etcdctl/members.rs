@@ -3,7 +3,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use cluster_tests::Cluster;
+use cluster_tests::{Cluster, ClusterConfig, Flavor};
 
 use crate::common::*;
 
@@ -338,4 +338,55 @@ async fn member_add_right_after_the_leader_is_removed() {
     .expect("an answer");
     let text = ok(&added);
     assert!(text.contains("added to cluster"), "{text}");
+}
+
+/// A member added once the leader's log no longer holds the early entries catches up from a
+/// snapshot: the leader streams its state to a file, the file goes to the new member in
+/// chunks and is installed from there. The new member holds every key and value, and (ours)
+/// counts one install.
+#[tokio::test]
+async fn a_member_added_after_log_compaction_catches_up_from_a_snapshot() {
+    let mut cluster = start(ClusterConfig::new(3).arg("--snapshot-count=100")).await;
+    let mut client = cluster.client().await.expect("client");
+    // More entries than a member keeps after a snapshot (1,000), with values of all sizes.
+    for i in 0..1500u32 {
+        let value = "v".repeat((i as usize * 37) % 3000);
+        client
+            .put(format!("key-{i:04}"), value, None)
+            .await
+            .unwrap_or_else(|e| panic!("put {i}: {e}"));
+    }
+    let new = cluster.add_member().await.expect("add a member");
+    // Linearizable reads: the new member answers once it has applied everything.
+    let count = ok(&cluster.etcdctl_on(
+        &[new],
+        &["get", "key-", "--prefix", "--keys-only", "-w", "json"],
+    ));
+    let count: serde_json::Value = serde_json::from_str(&count).expect("json");
+    assert_eq!(count["count"], 1500, "{count}");
+    for i in [0u32, 1, 777, 1499] {
+        let value = "v".repeat((i as usize * 37) % 3000);
+        ok_eq(
+            &cluster.etcdctl_on(
+                &[new],
+                &["get", &format!("key-{i:04}"), "--print-value-only"],
+            ),
+            &format!("{value}\n"),
+        );
+    }
+    if cluster.flavor() == Flavor::Ours {
+        let (_, metrics) =
+            cluster_tests::http::get(&format!("{}/metrics", cluster.metrics_url(new)))
+                .await
+                .expect("metrics of the new member");
+        let installs = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("store_snapshot_install_seconds_count "))
+            .unwrap_or_else(|| panic!("no install count in {metrics}"));
+        assert_eq!(
+            installs.trim(),
+            "1",
+            "the new member did not install a snapshot"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod duties;
 mod membership;
 mod propose;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub struct MemberIdentity {
     pub name: String,
     /// `--advertise-client-urls`.
     pub client_urls: Vec<String>,
+    /// This member's snapshot directory (Raft snapshots, backups on their way to a client).
+    pub snap_dir: PathBuf,
 }
 
 /// One member of the store cluster.
@@ -74,6 +77,8 @@ pub struct Node {
     name: String,
     /// `--advertise-client-urls`.
     client_urls: Vec<String>,
+    /// See [`MemberIdentity::snap_dir`].
+    snap_dir: PathBuf,
     /// Raft.
     raft: Raft,
     /// Key space, leases, metadata.
@@ -136,6 +141,7 @@ impl Node {
             cluster_id: who.cluster_id,
             name: who.name,
             client_urls: who.client_urls,
+            snap_dir: who.snap_dir,
             raft,
             state,
             db,
@@ -182,6 +188,11 @@ impl Node {
     /// The member database.
     pub fn db(&self) -> &Arc<Db> {
         &self.db
+    }
+
+    /// See [`MemberIdentity::snap_dir`].
+    pub fn snap_dir(&self) -> &std::path::Path {
+        &self.snap_dir
     }
 
     /// Metrics.

@@ -7,7 +7,6 @@ pub mod snapshot;
 mod state_machine;
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +40,12 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
 );
+
+/// A snapshot's data as Raft reads and writes it: a file, so a snapshot of a large key space
+/// is streamed instead of held in memory.
+pub type SnapshotData = tokio::fs::File;
 
 /// The Raft handle of a member.
 pub type Raft = openraft::Raft<TypeConfig>;

@@ -4,6 +4,8 @@
 //! A snapshot holds the key space, the leases and the state-machine metadata as they are in
 //! one RocksDB snapshot. Backups add a SHA-256 of the payload at the end, as etcd's do; that
 //! file format is the `store-backup` crate's, which clients use without the database.
+//! Raft snapshots and backups are streamed record by record between the database and a file
+//! ([`write_to`], [`install_from`]): a copy of a large key space is never held in memory.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +43,9 @@ pub enum SnapshotError {
     Backup(#[from] store_backup::BackupError),
 }
 
-/// Reads a consistent payload from the database.
+/// Reads a consistent payload from the database, whole (the tests' reference for
+/// [`write_to`], which streams it).
+#[cfg(test)]
 pub fn capture(db: &Db) -> Result<Payload, SnapshotError> {
     let raw = db.raw();
     let snap = raw.snapshot();
@@ -53,15 +57,7 @@ pub fn capture(db: &Db) -> Result<Payload, SnapshotError> {
         }
         Ok(out)
     };
-    let meta_get = |key: &[u8]| snap.get_cf(db.cf(CF_META), key);
-    let last_applied = match meta_get(META_LAST_APPLIED)? {
-        Some(b) => codec::decode(&b)?,
-        None => None,
-    };
-    let membership = match meta_get(META_MEMBERSHIP)? {
-        Some(b) => codec::decode(&b)?,
-        None => StoredMembership::default(),
-    };
+    let (last_applied, membership) = applied_at(db, &snap)?;
     let mut meta = read(CF_META)?;
     meta.retain(|(k, _)| !LOCAL_META.contains(&k.as_slice()));
     Ok(Payload {
@@ -73,8 +69,43 @@ pub fn capture(db: &Db) -> Result<Payload, SnapshotError> {
     })
 }
 
+/// The last applied log id and the membership as of a RocksDB snapshot.
+fn applied_at(
+    db: &Db,
+    snap: &rocksdb::Snapshot<'_>,
+) -> Result<(Option<LogId>, StoredMembership), SnapshotError> {
+    let meta_get = |key: &[u8]| snap.get_cf(db.cf(CF_META), key);
+    let last_applied = match meta_get(META_LAST_APPLIED)? {
+        Some(b) => codec::decode(&b)?,
+        None => None,
+    };
+    let membership = match meta_get(META_MEMBERSHIP)? {
+        Some(b) => codec::decode(&b)?,
+        None => StoredMembership::default(),
+    };
+    Ok((last_applied, membership))
+}
+
 /// Replaces the replicated state in the database with `p` (one atomic write).
 pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
+    replace_state(db, &p.last_applied, &p.membership, |batch| {
+        for (cf, rows) in [(CF_KV, &p.kv), (CF_LEASE, &p.lease), (CF_META, &p.meta)] {
+            for (k, v) in rows {
+                batch.put_cf(db.cf(cf), k, v);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One atomic write that deletes the replicated state, lets `fill` put the new records and
+/// records `last_applied` and `membership` with them.
+fn replace_state(
+    db: &Db,
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership,
+    fill: impl FnOnce(&mut rocksdb::WriteBatch) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
     let raw = db.raw();
     let mut batch = rocksdb::WriteBatch::default();
     for cf in [CF_KV, CF_LEASE] {
@@ -89,35 +120,182 @@ pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
             batch.delete_cf(db.cf(CF_META), k);
         }
     }
-    for (cf, rows) in [(CF_KV, &p.kv), (CF_LEASE, &p.lease), (CF_META, &p.meta)] {
-        for (k, v) in rows {
-            batch.put_cf(db.cf(cf), k, v);
-        }
-    }
+    fill(&mut batch)?;
     batch.put_cf(
         db.cf(CF_META),
         META_LAST_APPLIED,
-        codec::encode(&p.last_applied)?,
+        codec::encode(last_applied)?,
     );
-    batch.put_cf(
-        db.cf(CF_META),
-        META_MEMBERSHIP,
-        codec::encode(&p.membership)?,
-    );
+    batch.put_cf(db.cf(CF_META), META_MEMBERSHIP, codec::encode(membership)?);
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
     raw.write_opt(batch, &opts)?;
     Ok(())
 }
 
-/// Encodes a payload as a backup file: the bincode payload sealed as `store_backup` says
-/// (padded, with a SHA-256 trailer).
-pub fn to_backup(p: &Payload) -> Result<Vec<u8>, SnapshotError> {
-    Ok(store_backup::seal(codec::encode(p)?))
+/// A record's key or value as bincode writes a byte string (the length, then the bytes).
+#[derive(Serialize)]
+struct RecordOut<'a>(
+    #[serde(with = "codec::bytes")] &'a [u8],
+    #[serde(with = "codec::bytes")] &'a [u8],
+);
+
+/// A record read back.
+#[derive(Deserialize)]
+struct RecordIn(
+    #[serde(with = "codec::bytes")] Vec<u8>,
+    #[serde(with = "codec::bytes")] Vec<u8>,
+);
+
+fn codec_err(e: impl std::fmt::Display) -> SnapshotError {
+    SnapshotError::Codec(codec::CodecError(e.to_string()))
 }
 
-/// Decodes a backup file written by [`to_backup`], checking its SHA-256.
+/// Writes a consistent payload of the database to `out`, one record at a time, in exactly
+/// the bytes `codec::encode(&capture(db))` would hold, but without the state in memory
+/// (a Raft snapshot of a large key space held it three times over). Returns the last
+/// applied log id and the membership it was taken at.
+pub fn write_to(
+    db: &Db,
+    out: &mut impl std::io::Write,
+) -> Result<(Option<LogId>, StoredMembership), SnapshotError> {
+    let raw = db.raw();
+    let snap = raw.snapshot();
+    let (last_applied, membership) = applied_at(db, &snap)?;
+    put(out, &last_applied)?;
+    put(out, &membership)?;
+    for cf in [CF_KV, CF_LEASE, CF_META] {
+        let kept = |k: &[u8]| cf != CF_META || !LOCAL_META.contains(&k);
+        // bincode writes a sequence's length first: count, then write, from the same snapshot.
+        let mut count = 0u64;
+        for item in snap.iterator_cf(db.cf(cf), rocksdb::IteratorMode::Start) {
+            let (k, _) = item?;
+            if kept(&k) {
+                count += 1;
+            }
+        }
+        put(out, &count)?;
+        for item in snap.iterator_cf(db.cf(cf), rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            if kept(&k) {
+                put(out, &RecordOut(&k, &v))?;
+            }
+        }
+    }
+    Ok((last_applied, membership))
+}
+
+/// Replaces the replicated state in the database with the payload `input` holds (written by
+/// [`write_to`] or `codec::encode`), read one record at a time into one atomic write;
+/// `last_applied` and `membership` come from the snapshot's metadata, as Raft sent them.
+pub fn install_from(
+    db: &Db,
+    input: &mut impl std::io::Read,
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership,
+) -> Result<(), SnapshotError> {
+    // Raft's metadata says what the snapshot holds; the payload's own copy is skipped.
+    let _: Option<LogId> = take(input)?;
+    let _: StoredMembership = take(input)?;
+    replace_state(db, last_applied, membership, |batch| {
+        for cf in [CF_KV, CF_LEASE, CF_META] {
+            let count: u64 = take(input)?;
+            for _ in 0..count {
+                let RecordIn(k, v) = take(input)?;
+                batch.put_cf(db.cf(cf), k, v);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Writes one part of a streamed payload.
+fn put<T: Serialize>(out: &mut impl std::io::Write, v: &T) -> Result<(), SnapshotError> {
+    bincode::serde::encode_into_std_write(v, out, bincode::config::standard())
+        .map(|_| ())
+        .map_err(codec_err)
+}
+
+/// Reads one part of a streamed payload.
+fn take<T: serde::de::DeserializeOwned>(
+    input: &mut impl std::io::Read,
+) -> Result<T, SnapshotError> {
+    bincode::serde::decode_from_std_read(input, bincode::config::standard()).map_err(codec_err)
+}
+
+/// Decodes a backup file (a payload sealed as `store_backup` says), checking its SHA-256.
 pub fn from_backup(bytes: &[u8]) -> Result<Payload, SnapshotError> {
     // The padding after the payload is ignored by the decoder.
     Ok(codec::decode(store_backup::open(bytes)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db_with(records: &[(&str, &[u8], &[u8])]) -> (tempfile::TempDir, std::sync::Arc<Db>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = Db::open(&dir.path().join("data")).expect("open db");
+        for (cf, k, v) in records {
+            db.raw().put_cf(db.cf(cf), k, v).expect("put");
+        }
+        (dir, db)
+    }
+
+    /// A streamed snapshot holds the bytes of the payload encoded in one piece (members of
+    /// either way read each other's), and installs the same state.
+    #[test]
+    fn a_streamed_snapshot_is_the_encoded_payload_and_installs_the_same_state() {
+        let big = vec![7u8; 70_000];
+        let applied = Some(LogId::new(openraft::CommittedLeaderId::new(3, 1), 42));
+        let (_dir, db) = db_with(&[
+            (CF_KV, b"a", b"1"),
+            (CF_KV, b"b", &big),
+            (CF_KV, b"", b""),
+            (CF_LEASE, b"l1", b"ttl"),
+            (CF_META, b"cluster", b"meta"),
+            (
+                CF_META,
+                META_LAST_APPLIED,
+                &codec::encode(&applied).expect("encode"),
+            ),
+            (
+                CF_META,
+                META_MEMBERSHIP,
+                &codec::encode(&StoredMembership::default()).expect("encode"),
+            ),
+        ]);
+        let mut streamed = Vec::new();
+        let (last, _) = write_to(&db, &mut streamed).expect("stream");
+        assert_eq!(last, applied);
+        let whole = capture(&db).expect("capture");
+        assert_eq!(streamed, codec::encode(&whole).expect("encode"));
+
+        let (_dir2, other) = db_with(&[(CF_KV, b"stale", b"x"), (CF_LEASE, b"old", b"y")]);
+        install_from(
+            &other,
+            &mut streamed.as_slice(),
+            &whole.last_applied,
+            &whole.membership,
+        )
+        .expect("install");
+        let installed = capture(&other).expect("capture");
+        assert_eq!(installed.kv, whole.kv);
+        assert_eq!(installed.lease, whole.lease);
+        assert_eq!(installed.meta, whole.meta);
+        assert_eq!(installed.last_applied, applied);
+    }
+
+    /// A cut-off stream is an error and leaves the state as it was.
+    #[test]
+    fn a_truncated_stream_installs_nothing() {
+        let (_dir, db) = db_with(&[(CF_KV, b"a", b"1"), (CF_KV, b"b", b"2")]);
+        let mut streamed = Vec::new();
+        write_to(&db, &mut streamed).expect("stream");
+        let (_dir2, other) = db_with(&[(CF_KV, b"kept", b"x")]);
+        let cut = &streamed[..streamed.len() - 1];
+        assert!(install_from(&other, &mut &cut[..], &None, &StoredMembership::default()).is_err());
+        let after = capture(&other).expect("capture");
+        assert_eq!(after.kv, vec![(b"kept".to_vec(), b"x".to_vec())]);
+    }
 }

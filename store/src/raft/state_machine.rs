@@ -5,16 +5,18 @@
 // openraft's storage traits fix the error type (`StorageError`, over 200 bytes).
 #![allow(clippy::result_large_err)]
 
-use std::io::Cursor;
+use std::io::Seek;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{EntryPayload, StorageIOError};
+use openraft::{AnyError, EntryPayload, StorageIOError};
 use parking_lot::RwLock;
 
 use super::snapshot;
-use super::{LogDurability, LogId, Member, StorageError, StoredMembership, TypeConfig};
+use super::{
+    LogDurability, LogId, Member, SnapshotData, StorageError, StoredMembership, TypeConfig,
+};
 use crate::apply::{self, ApplyCtx, ClusterMeta};
 use crate::codec;
 use crate::db::Db;
@@ -86,7 +88,7 @@ pub struct StateMachine {
     state: Arc<StoreState>,
     db: Arc<Db>,
     metrics: Arc<Metrics>,
-    snap_dir: PathBuf,
+    files: SnapshotFiles,
     last_applied: Option<LogId>,
     membership: StoredMembership,
     durability: LogDurability,
@@ -106,6 +108,13 @@ impl StateMachine {
         durability: LogDurability,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&snap_dir)?;
+        // A snapshot file of the builds before snapshots were streamed (meta and data in
+        // one file): Raft builds a new one when it needs one.
+        let old = snap_dir.join("current.snap");
+        if old.exists() {
+            tracing::info!(path = %old.display(), "removing a snapshot of an older format");
+            std::fs::remove_file(&old)?;
+        }
         let meta = db.cf(CF_META);
         let last_applied = match db.raw().get_cf(meta, META_LAST_APPLIED)? {
             Some(b) => codec::decode(&b)?,
@@ -120,15 +129,11 @@ impl StateMachine {
             state,
             db,
             metrics,
-            snap_dir,
+            files: SnapshotFiles(snap_dir),
             last_applied,
             membership,
             durability,
         })
-    }
-
-    fn snap_path(&self) -> PathBuf {
-        self.snap_dir.join("current.snap")
     }
 }
 
@@ -233,46 +238,60 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
-            snap_path: self.snap_path(),
+            files: self.files.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.files.receiving())
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Box::new(SnapshotData::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<u64, Member>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
         let sig = Some(meta.signature());
-        let bytes = snapshot.into_inner();
-        let mut payload: snapshot::Payload =
-            codec::decode(&bytes).map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
-        payload.last_applied = meta.last_log_id;
-        payload.membership = meta.last_membership.clone();
+        let write_err = |e: &dyn std::error::Error| {
+            StorageIOError::write_snapshot(sig.clone(), AnyError::error(e))
+        };
+        // tokio's file writes in the background: wait until every chunk is on disk.
+        snapshot.sync_all().await.map_err(|e| write_err(&e))?;
+        let mut file = snapshot.into_std().await;
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(|e| write_err(&e))?;
         let state = self.state.clone();
-        {
+        let db = self.db.clone();
+        let started = std::time::Instant::now();
+        // Reading the whole state into the database is long, blocking work.
+        tokio::task::block_in_place(|| -> Result<(), StorageError> {
             let mut st = state.mvcc.state.write();
-            snapshot::install(&self.db, &payload)
-                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            state
-                .mvcc
-                .rebuild(&mut st)
-                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
-            let keys = live_keys(&state, &st)
-                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+            let mut input = std::io::BufReader::new(&mut file);
+            snapshot::install_from(&db, &mut input, &meta.last_log_id, &meta.last_membership)
+                .map_err(|e| write_err(&e))?;
+            state.mvcc.rebuild(&mut st).map_err(|e| write_err(&e))?;
+            let keys = live_keys(&state, &st).map_err(|e| write_err(&e))?;
             state
                 .lessor
-                .reload(&self.db, keys)
-                .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e)))?;
-            let cluster = read_cluster_meta(&self.db).map_err(|e| {
-                StorageIOError::write_snapshot(sig.clone(), &codec::CodecError(e.to_string()))
-            })?;
+                .reload(&db, keys)
+                .map_err(|e| write_err(&codec::CodecError(e)))?;
+            let cluster =
+                read_cluster_meta(&db).map_err(|e| write_err(&codec::CodecError(e.to_string())))?;
             *state.cluster.write() = cluster;
             state.hub.reset(st.current_rev);
-        }
+            Ok(())
+        })?;
+        self.metrics
+            .snapshot_install
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             snapshot = %meta.snapshot_id,
             last_log_index = meta.last_log_id.map(|l| l.index).unwrap_or(0),
@@ -282,23 +301,83 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.last_applied = meta.last_log_id;
         state.set_applied(self.last_applied);
         self.membership = meta.last_membership.clone();
-        save_snapshot_file(&self.snap_path(), meta, &bytes)
-            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        // The received file becomes this member's current snapshot.
+        self.files
+            .keep(&self.files.receiving(), meta)
+            .map_err(|e| write_err(&e))?;
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let path = self.snap_path();
-        let bytes = match std::fs::read(&path) {
+        self.files
+            .current()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e).into())
+    }
+}
+
+/// A member's snapshot files in its snapshot directory: the data of each snapshot in a file
+/// named by its id, and `current.meta`, written last, saying which one is current. The data
+/// is streamed from and to these files, never held in memory whole.
+#[derive(Clone)]
+struct SnapshotFiles(PathBuf);
+
+impl SnapshotFiles {
+    fn meta_path(&self) -> PathBuf {
+        self.0.join("current.meta")
+    }
+
+    fn data_path(&self, snapshot_id: &str) -> PathBuf {
+        self.0.join(format!("{snapshot_id}.data"))
+    }
+
+    /// Where a snapshot from the leader is received.
+    fn receiving(&self) -> PathBuf {
+        self.0.join("receiving.tmp")
+    }
+
+    /// Where a snapshot is built.
+    fn building(&self) -> PathBuf {
+        self.0.join("building.tmp")
+    }
+
+    /// Makes the finished data file `data` (synced) the current snapshot described by
+    /// `meta`, and removes the data files of earlier ones.
+    fn keep(
+        &self,
+        data: &std::path::Path,
+        meta: &SnapshotMeta<u64, Member>,
+    ) -> std::io::Result<()> {
+        let target = self.data_path(&meta.snapshot_id);
+        std::fs::rename(data, &target)?;
+        let bytes = codec::encode(meta).map_err(std::io::Error::other)?;
+        let tmp = self.meta_path().with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, self.meta_path())?;
+        std::fs::File::open(&self.0)?.sync_all()?;
+        for entry in std::fs::read_dir(&self.0)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "data") && path != target {
+                // A reader that opened it (a snapshot being sent) keeps its open file.
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        Ok(())
+    }
+
+    /// The current snapshot, its data file open at the start; None before the first.
+    fn current(&self) -> std::io::Result<Option<Snapshot<TypeConfig>>> {
+        let bytes = match std::fs::read(self.meta_path()) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageIOError::read_snapshot(None, &e).into()),
+            Err(e) => return Err(e),
         };
-        let (meta, data): (SnapshotMeta<u64, Member>, Vec<u8>) =
-            codec::decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let meta: SnapshotMeta<u64, Member> =
+            codec::decode(&bytes).map_err(std::io::Error::other)?;
+        let file = std::fs::File::open(self.data_path(&meta.snapshot_id))?;
         Ok(Some(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapshotData::from_std(file)),
         }))
     }
 }
@@ -321,51 +400,60 @@ fn live_keys(
     Ok(out)
 }
 
-fn save_snapshot_file(
-    path: &std::path::Path,
-    meta: &SnapshotMeta<u64, Member>,
-    data: &[u8],
-) -> std::io::Result<()> {
-    let bytes = codec::encode(&(meta, data)).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Builds snapshots from a RocksDB snapshot, apart from the applier.
 pub struct SnapshotBuilder {
     db: Arc<Db>,
-    snap_path: PathBuf,
+    files: SnapshotFiles,
+    metrics: Arc<Metrics>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // Copying the whole state is long, blocking work: keep it off the async workers.
-        tokio::task::block_in_place(|| self.build_blocking())
+        let started = std::time::Instant::now();
+        let built = tokio::task::block_in_place(|| self.build_blocking())?;
+        self.metrics
+            .snapshot_build
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            snapshot = %built.meta.snapshot_id,
+            seconds = started.elapsed().as_secs_f64(),
+            "built a snapshot"
+        );
+        Ok(built)
     }
 }
 
 impl SnapshotBuilder {
+    /// Streams a consistent copy of the state into a file, record by record.
     fn build_blocking(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let payload =
-            snapshot::capture(&self.db).map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let data = codec::encode(&payload).map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let snapshot_id = match payload.last_applied {
+        let read_err =
+            |e: &dyn std::error::Error| StorageIOError::read_state_machine(AnyError::error(e));
+        let path = self.files.building();
+        let file = std::fs::File::create(&path).map_err(|e| read_err(&e))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let (last_applied, membership) =
+            snapshot::write_to(&self.db, &mut out).map_err(|e| read_err(&e))?;
+        let file = out.into_inner().map_err(|e| read_err(e.error()))?;
+        file.sync_all().map_err(|e| read_err(&e))?;
+        let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("0-0-{}", rand::random::<u32>()),
         };
         let meta = SnapshotMeta {
-            last_log_id: payload.last_applied,
-            last_membership: payload.membership,
+            last_log_id: last_applied,
+            last_membership: membership,
             snapshot_id,
         };
-        save_snapshot_file(&self.snap_path, &meta, &data)
+        self.files
+            .keep(&path, &meta)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        let snapshot = self
+            .files
+            .current()
+            .map_err(|e| read_err(&e))?
+            .ok_or_else(|| read_err(&std::io::Error::other("the snapshot just written is gone")))?;
+        Ok(snapshot)
     }
 }
 

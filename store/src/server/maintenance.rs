@@ -1,5 +1,7 @@
 //! The etcd Maintenance service: status, alarms, defragmentation, hashes, backups.
 
+use std::io::Seek;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -11,10 +13,12 @@ use proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest,
     MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
+use tokio::io::AsyncReadExt;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
 use crate::apply::Command;
+use crate::db::Db;
 use crate::error::StoreError;
 use crate::node::Node;
 use crate::raft::snapshot;
@@ -192,27 +196,39 @@ impl Maintenance for MaintenanceService {
         _request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
         let db = self.node.db().clone();
-        let bytes = tokio::task::spawn_blocking(move || {
-            snapshot::capture(&db).and_then(|p| snapshot::to_backup(&p))
-        })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?
-        .map_err(|e| Status::internal(e.to_string()))?;
+        let dir = self.node.snap_dir().to_path_buf();
+        // The backup is written to an unnamed file first (its size goes in every response)
+        // and streamed from there: a large key space is never held in memory.
+        let (file, total) = tokio::task::spawn_blocking(move || write_backup(&db, &dir))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| Status::internal(format!("writing the snapshot: {e}")))?;
         let header = self.node.header_now();
         const CHUNK: usize = 32 * 1024;
-        let total = bytes.len();
-        let chunks: Vec<Result<SnapshotResponse, Status>> = bytes
-            .chunks(CHUNK)
-            .enumerate()
-            .map(|(i, c)| {
-                Ok(SnapshotResponse {
-                    header: Some(header),
-                    remaining_bytes: (total - (i * CHUNK + c.len())) as u64,
-                    blob: c.to_vec(),
-                })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+        let file = tokio::fs::File::from_std(file);
+        let chunks =
+            futures::stream::unfold((file, total), move |(mut file, remaining)| async move {
+                if remaining == 0 {
+                    return None;
+                }
+                let mut blob = vec![0u8; CHUNK.min(remaining as usize)];
+                let chunk = match file.read_exact(&mut blob).await {
+                    Ok(_) => Ok(SnapshotResponse {
+                        header: Some(header),
+                        remaining_bytes: remaining - blob.len() as u64,
+                        blob,
+                    }),
+                    Err(e) => Err(Status::internal(format!("reading the snapshot: {e}"))),
+                };
+                // After an error the stream ends.
+                let left = if chunk.is_ok() {
+                    remaining - CHUNK.min(remaining as usize) as u64
+                } else {
+                    0
+                };
+                Some((chunk, (file, left)))
+            });
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn move_leader(
@@ -221,4 +237,23 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<MoveLeaderResponse>, Status> {
         Err(StoreError::NotCapable.into())
     }
+}
+
+/// Writes a backup of the database (see `store_backup`) to an unnamed file in `dir`: the
+/// file, at its start, and its length.
+fn write_backup(db: &Db, dir: &Path) -> std::io::Result<(std::fs::File, u64)> {
+    let path = dir.join(format!("backup-{}.tmp", rand::random::<u64>()));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    // Unlinked at once: the open file is all that is left, gone when the stream ends.
+    std::fs::remove_file(&path)?;
+    let mut sealer = store_backup::Sealer::new(std::io::BufWriter::new(&mut file));
+    snapshot::write_to(db, &mut sealer).map_err(std::io::Error::other)?;
+    sealer.finish()?.into_inner().map_err(|e| e.into_error())?;
+    let total = file.seek(std::io::SeekFrom::End(0))?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok((file, total))
 }
