@@ -1,6 +1,7 @@
 //! The client library against the real apiserver: an indexed informer follows creates,
 //! updates and deletes, and carries on after its apiserver restarts; leader election gives the
-//! lease to one candidate at a time and hands it over when the leader stops.
+//! lease to one candidate at a time and hands it over when the leader stops; updates through
+//! it, which the apiserver starts from its watch cache, lose nothing.
 
 mod common;
 
@@ -192,4 +193,84 @@ async fn leader_election_hands_over_when_the_leader_stops() {
     let spec = held.spec.unwrap();
     assert_eq!(spec.holder_identity.as_deref(), Some("b"));
     assert_eq!(spec.lease_transitions, Some(1));
+}
+
+/// Updates start from the apiserver's watch cache, which may not have seen the last write
+/// yet: none may be lost or refused for it. Concurrent merge patches without a
+/// resourceVersion all land; a JSON patch whose `test` checks the value its client wrote just
+/// before passes; a no-op patch right after a write answers the written state; a PUT with the
+/// resourceVersion just returned is accepted and one with the previous is a conflict.
+#[tokio::test(flavor = "multi_thread")]
+async fn updates_from_the_cache_lose_nothing() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let c = api().await;
+    let kc = admin_client(&c).await;
+    let maps: Api<ConfigMap> = Api::namespaced(kc, "default");
+    let cm: ConfigMap = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "counter"}, "data": {"n": "0"}}),
+    )
+    .unwrap();
+    maps.create(&PostParams::default(), &cm).await.unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|i| {
+            let maps = maps.clone();
+            tokio::spawn(async move {
+                for j in 0..5 {
+                    let patch = serde_json::json!({"data": {format!("w{i}-{j}"): "x"}});
+                    maps.patch("counter", &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        .unwrap_or_else(|e| panic!("patch w{i}-{j}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let data = maps.get("counter").await.unwrap().data.unwrap();
+    assert_eq!(data.len(), 1 + 16 * 5, "{data:?}");
+    let pp = PatchParams::default();
+    for n in 1..=30 {
+        let value = n.to_string();
+        let set = serde_json::json!({"data": {"n": value}});
+        let written = maps
+            .patch("counter", &pp, &Patch::Merge(&set))
+            .await
+            .unwrap();
+        // Its own write, seen at once by the next update.
+        let test = serde_json::json!([
+            {"op": "test", "path": "/data/n", "value": value},
+            {"op": "add", "path": "/data/checked", "value": value},
+        ])
+        .to_string();
+        let (code, body) = c.curl(
+            Admin,
+            "PATCH",
+            "/api/v1/namespaces/default/configmaps/counter",
+            Some(("application/json-patch+json", test.as_bytes())),
+        );
+        assert_eq!(code, 200, "test of n={value}: {body}");
+        let noop = maps
+            .patch("counter", &pp, &Patch::Merge(&set))
+            .await
+            .unwrap();
+        assert_eq!(noop.data.as_ref().unwrap()["checked"], value);
+        assert_ne!(
+            noop.metadata.resource_version, written.metadata.resource_version,
+            "the no-op answered the state before the test patch"
+        );
+        // A PUT on the resourceVersion just returned is current; on the one before, stale.
+        let mut put = noop.clone();
+        put.data
+            .as_mut()
+            .unwrap()
+            .insert("put".into(), value.clone());
+        maps.replace("counter", &PostParams::default(), &put)
+            .await
+            .unwrap_or_else(|e| panic!("put after n={value}: {e}"));
+        match maps.replace("counter", &PostParams::default(), &noop).await {
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            other => panic!("a PUT on a replaced resourceVersion: {other:?}"),
+        }
+    }
 }

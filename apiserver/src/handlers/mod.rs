@@ -1,6 +1,7 @@
 //! Resource handlers: the verbs on objects (read, write, delete, watch) and subresources.
 
 mod admission;
+mod current;
 mod delete;
 pub(crate) mod output;
 mod proxy;

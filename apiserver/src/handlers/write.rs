@@ -1,5 +1,6 @@
 //! create, update (PUT) and patch: admission, then a compare-and-swap write on the store's
-//! revision (a stale resourceVersion is a 409 Conflict; updates without one retry).
+//! revision (a stale resourceVersion is a 409 Conflict; updates without one retry). Updates
+//! start from the watch cache's copy of the object (see [`Current`]).
 
 use api::status::StatusError;
 use axum::{
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use super::{
     admission::{self, decode_object, default_and_validate, merge_update, ready_to_delete},
+    current::Current,
     decode_body,
     output::Render,
     storage_error, Ctx,
@@ -19,7 +21,7 @@ use crate::{
     storage::{set_resource_version, StorageError, Stored},
 };
 
-/// Attempts of an update whose client gave no resourceVersion before giving up on contention.
+/// Attempts of a create before giving up on address collisions with other apiservers.
 const RETRIES: usize = 8;
 
 /// Adds `Warning` headers (unknown fields when fieldValidation=Warn).
@@ -107,12 +109,14 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
 }
 
 /// Validates and writes `body` as the new state of `current`. `expected_rv`: the
-/// resourceVersion the client based its change on, if it gave one.
+/// resourceVersion the client based its change on, if it gave one. `cached`: `current` is
+/// the watch cache's copy, which may be behind the store (see [`Current`]).
 async fn write_update(
     ctx: &Ctx,
     current: &Stored,
     body: Value,
     expected_rv: Option<i64>,
+    cached: bool,
 ) -> Result<Result<Value, StorageError>, StatusError> {
     let r = ctx.req.resource;
     let sub = ctx.req.subresource.as_deref();
@@ -134,12 +138,16 @@ async fn write_update(
     if ctx.query.dry_run()? {
         return Ok(Ok(new));
     }
-    // A no-op update writes nothing and keeps the resourceVersion, as Kubernetes does.
+    // A no-op update writes nothing and keeps the resourceVersion, as Kubernetes does; on a
+    // cached copy that may be stale it is a conflict, so the caller checks the store's copy.
     if plan.reserve.is_empty()
         && plan.release.is_empty()
         && same_content(&new, &current.object)
         && !ready_to_delete(r, &new)
     {
+        if cached {
+            return Ok(Err(StorageError::Conflict));
+        }
         let mut unchanged = current.object.clone();
         set_resource_version(&mut unchanged, current.mod_revision);
         return Ok(Ok(unchanged));
@@ -226,22 +234,18 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         }
     }
     let expected = body_rv(&obj)?;
-    for _ in 0..RETRIES {
-        let current = match ctx
-            .state
-            .storage
-            .get(&ctx.key())
-            .await
-            .map_err(|e| storage_error(ctx, e))?
-        {
+    let mut from = Current::new(ctx);
+    while from.another_try() {
+        let current = match from.read(ctx).await? {
             Some(c) => c,
             None if strategy(r).allow_create_on_update() && ctx.req.subresource.is_none() => {
                 return create(ctx, &serde_json::to_vec(&obj).unwrap_or_default()).await;
             }
             None => return Err(ctx.not_found()),
         };
-        match write_update(ctx, &current, obj.clone(), expected).await? {
-            Ok(stored) => {
+        let written = write_update(ctx, &current, obj.clone(), expected, from.was_cached()).await;
+        match written {
+            Ok(Ok(stored)) => {
                 return Ok(with_warnings(
                     Render::from_ctx(ctx)
                         .object(ctx, StatusCode::OK, stored)
@@ -249,9 +253,11 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
                     &warnings,
                 ))
             }
-            Err(StorageError::Conflict) if expected.is_none() => continue,
-            Err(StorageError::Reserved(_)) => continue,
-            Err(e) => return Err(storage_error(ctx, e)),
+            _ if from.was_cached() => continue,
+            Err(e) => return Err(e),
+            Ok(Err(StorageError::Conflict)) if expected.is_none() => continue,
+            Ok(Err(StorageError::Reserved(_))) => continue,
+            Ok(Err(e)) => return Err(storage_error(ctx, e)),
         }
     }
     Err(ctx.conflict())
@@ -326,32 +332,12 @@ pub fn read_patch(ctx: &Ctx, body: &[u8]) -> Result<(PatchKindRef, Value), Statu
 
 /// PATCH on an object (or its status subresource).
 pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
-    let r = ctx.req.resource;
     let (kind, doc) = read_patch(ctx, body)?;
-    for _ in 0..RETRIES {
-        let current = ctx
-            .state
-            .storage
-            .get(&ctx.key())
-            .await
-            .map_err(|e| storage_error(ctx, e))?
-            .ok_or_else(|| ctx.not_found())?;
-        let patched = apply_patch(ctx, &current.object, &doc, &kind)?;
-        let (obj, warnings) = decode_object(ctx, patched)?;
-        if obj.pointer("/metadata/name").and_then(Value::as_str) != Some(ctx.name()) {
-            return Err(StatusError::bad_request(format!(
-                "metadata.name: Invalid value: the name of a {} cannot be changed by a patch",
-                r.kind
-            )));
-        }
-        // A resourceVersion written by the patch is a precondition.
-        let expected = match body_rv(&obj)? {
-            Some(rv) if rv != current.mod_revision => return Err(ctx.conflict()),
-            Some(rv) => Some(rv).filter(|_| patch_sets_rv(&doc)),
-            None => None,
-        };
-        match write_update(ctx, &current, obj, expected).await? {
-            Ok(stored) => {
+    let mut from = Current::new(ctx);
+    while from.another_try() {
+        let current = from.read(ctx).await?.ok_or_else(|| ctx.not_found())?;
+        match patch_once(ctx, &current, &doc, &kind, from.was_cached()).await {
+            Ok((Ok(stored), warnings, _)) => {
                 return Ok(with_warnings(
                     Render::from_ctx(ctx)
                         .object(ctx, StatusCode::OK, stored)
@@ -359,12 +345,42 @@ pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
                     &warnings,
                 ))
             }
-            Err(StorageError::Conflict) if expected.is_none() => continue,
-            Err(StorageError::Reserved(_)) => continue,
-            Err(e) => return Err(storage_error(ctx, e)),
+            _ if from.was_cached() => continue,
+            Err(e) => return Err(e),
+            Ok((Err(StorageError::Conflict), _, None)) => continue,
+            Ok((Err(StorageError::Reserved(_)), _, _)) => continue,
+            Ok((Err(e), _, _)) => return Err(storage_error(ctx, e)),
         }
     }
     Err(ctx.conflict())
+}
+
+/// One try of a patch on `current`: the patched object written, with the warnings of its
+/// decoding and the resourceVersion the patch requires (a conflict on it is the answer).
+async fn patch_once(
+    ctx: &Ctx,
+    current: &Stored,
+    doc: &Value,
+    kind: &PatchKindRef,
+    cached: bool,
+) -> Result<(Result<Value, StorageError>, Vec<String>, Option<i64>), StatusError> {
+    let r = ctx.req.resource;
+    let patched = apply_patch(ctx, &current.object, doc, kind)?;
+    let (obj, warnings) = decode_object(ctx, patched)?;
+    if obj.pointer("/metadata/name").and_then(Value::as_str) != Some(ctx.name()) {
+        return Err(StatusError::bad_request(format!(
+            "metadata.name: Invalid value: the name of a {} cannot be changed by a patch",
+            r.kind
+        )));
+    }
+    // A resourceVersion written by the patch is a precondition.
+    let expected = match body_rv(&obj)? {
+        Some(rv) if rv != current.mod_revision => return Err(ctx.conflict()),
+        Some(rv) => Some(rv).filter(|_| patch_sets_rv(doc)),
+        None => None,
+    };
+    let written = write_update(ctx, current, obj, expected, cached).await?;
+    Ok((written, warnings, expected))
 }
 
 /// Whether the patch document itself names a resourceVersion.
