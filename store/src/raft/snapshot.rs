@@ -168,14 +168,14 @@ pub fn write_to(
         let kept = |k: &[u8]| cf != CF_META || !LOCAL_META.contains(&k);
         // bincode writes a sequence's length first: count, then write, from the same snapshot.
         let mut count = 0u64;
-        for item in snap.iterator_cf(db.cf(cf), rocksdb::IteratorMode::Start) {
+        for item in snap.iterator_cf_opt(db.cf(cf), scan(), rocksdb::IteratorMode::Start) {
             let (k, _) = item?;
             if kept(&k) {
                 count += 1;
             }
         }
         put(out, &count)?;
-        for item in snap.iterator_cf(db.cf(cf), rocksdb::IteratorMode::Start) {
+        for item in snap.iterator_cf_opt(db.cf(cf), scan(), rocksdb::IteratorMode::Start) {
             let (k, v) = item?;
             if kept(&k) {
                 put(out, &RecordOut(&k, &v))?;
@@ -207,6 +207,14 @@ pub fn install_from(
         }
         Ok(())
     })
+}
+
+/// Read options of a scan of the whole state: its blocks do not displace the clients' in
+/// RocksDB's block cache.
+fn scan() -> rocksdb::ReadOptions {
+    let mut opts = rocksdb::ReadOptions::default();
+    opts.fill_cache(false);
+    opts
 }
 
 /// Writes one part of a streamed payload.
