@@ -99,6 +99,10 @@ pub struct ApiConfig {
     pub replicas: usize,
     /// Appended to every apiserver's command line.
     pub extra_args: Vec<String>,
+    /// Seconds between the BOOKMARKs of a watch that asks for them (`--bookmark-interval`):
+    /// 1 by default, so tests see them quickly; None keeps the apiserver's own default, for
+    /// benchmarks that hold thousands of watches as a real cluster would.
+    pub bookmark_interval: Option<u64>,
 }
 
 impl ApiConfig {
@@ -108,6 +112,7 @@ impl ApiConfig {
             store: ClusterConfig::new(1),
             replicas: 1,
             extra_args: Vec::new(),
+            bookmark_interval: Some(1),
         }
     }
 }
@@ -233,7 +238,6 @@ impl ApiCluster {
                     "--audit-log-path={}",
                     s(&dir.join(format!("audit-{i}.log")))
                 ),
-                "--bookmark-interval=1".into(),
                 format!(
                     "--kubelet-client-certificate={}",
                     s(&pki.join("apiserver-kubelet-client.crt"))
@@ -248,6 +252,9 @@ impl ApiCluster {
                 args.push(format!("--etcd-cafile={}", s(&t.ca_cert)));
                 args.push(format!("--etcd-certfile={}", s(&t.client_cert)));
                 args.push(format!("--etcd-keyfile={}", s(&t.client_key)));
+            }
+            if let Some(secs) = cfg.bookmark_interval {
+                args.push(format!("--bookmark-interval={secs}"));
             }
             args.extend(cfg.extra_args.iter().cloned());
             cluster.servers.push(Server {
