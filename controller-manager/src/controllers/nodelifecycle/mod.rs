@@ -46,7 +46,7 @@ struct NodeLifecycle {
     ctx: Arc<Ctx>,
     /// Per node: the last heartbeat seen (lease renew time and Ready heartbeat) and when, on
     /// our clock, it was first seen.
-    heartbeats: Mutex<HashMap<String, (String, Instant)>>,
+    heartbeats: Mutex<HashMap<String, (Heartbeat, Instant)>>,
     /// When we first saw each NoExecute taint without a timeAdded.
     first_seen: Mutex<HashMap<(String, String), Timestamp>>,
     /// Token bucket of NoExecute taint additions (--node-eviction-rate).
@@ -80,13 +80,26 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     controller::run(NAME, r, queue, 4, Some(ctx.metrics.clone())).boxed()
 }
 
-fn ready_heartbeat(node: &Node) -> String {
+/// What shows a node alive: its Lease's renew time and its Ready condition's heartbeat and
+/// status. Compared as values on every reconcile (each lease renewal and monitor period of
+/// every node), so nothing is formatted.
+#[derive(Debug, Clone, PartialEq)]
+struct Heartbeat {
+    renew: Option<Timestamp>,
+    ready: Option<(Option<Timestamp>, String)>,
+}
+
+fn ready_heartbeat(node: &Node) -> Option<(Option<Timestamp>, String)> {
     node.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| format!("{:?}/{}", c.last_heartbeat_time, c.status))
-        .unwrap_or_default()
+        .map(|c| {
+            (
+                c.last_heartbeat_time.as_ref().map(|t| t.0),
+                c.status.clone(),
+            )
+        })
 }
 
 impl NodeLifecycle {
@@ -96,18 +109,28 @@ impl NodeLifecycle {
             .ctx
             .node_leases
             .get(&Key::new(Some("kube-node-lease"), name));
-        let renew = lease.and_then(|l| l.spec.as_ref().and_then(|s| s.renew_time.clone()));
-        let probe = format!("{renew:?}|{}", ready_heartbeat(node));
+        let probe = Heartbeat {
+            renew: lease.and_then(|l| {
+                l.spec
+                    .as_ref()
+                    .and_then(|s| s.renew_time.as_ref().map(|t| t.0))
+            }),
+            ready: ready_heartbeat(node),
+        };
         let Ok(mut hb) = self.heartbeats.lock() else {
             return Duration::ZERO;
         };
-        let entry = hb
-            .entry(name.to_string())
-            .or_insert_with(|| (probe.clone(), Instant::now()));
-        if entry.0 != probe {
-            *entry = (probe, Instant::now());
+        match hb.get_mut(name) {
+            Some(entry) if entry.0 == probe => entry.1.elapsed(),
+            Some(entry) => {
+                *entry = (probe, Instant::now());
+                Duration::ZERO
+            }
+            None => {
+                hb.insert(name.to_string(), (probe, Instant::now()));
+                Duration::ZERO
+            }
         }
-        entry.1.elapsed()
     }
 
     /// One token of the NoExecute-taint bucket, or how long until there is one.
