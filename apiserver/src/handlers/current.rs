@@ -5,13 +5,14 @@
 //! renewal, a binding) find the cache current and save the store read that used to precede
 //! every write.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use api::status::StatusError;
 use serde_json::Value;
 
 use super::{storage_error, Ctx};
-use crate::storage::Stored;
+use crate::storage::{StorageError, Stored};
 
 /// How long an update keeps trying while other writers change the object under it (each
 /// conflict means one of them succeeded). Kubernetes' GuaranteedUpdate tries until it
@@ -19,72 +20,67 @@ use crate::storage::Stored;
 /// one object fail with 409 although none of them gave a resourceVersion.
 const TRY_FOR: Duration = Duration::from_secs(30);
 
-/// The state a try of an update starts from: the cache's copy first, then the store's.
-pub struct Current {
-    /// The next read may use the cache.
-    cache_next: bool,
-    /// The last read came from the cache.
-    cached: bool,
-    /// When the first try started; None before it.
-    started: Option<Instant>,
+/// Kubernetes' GuaranteedUpdate: runs `attempt` on the request's object until it has written
+/// it, and answers what it wrote; None when the store holds no such object. `attempt` gets
+/// the object and whether it is the watch cache's copy (which may be behind the store).
+/// The first try takes the cache's copy; any failure on that copy (a conflict, a refused
+/// precondition, validation against the old object) may be the copy's age, so it is tried
+/// again from the store's copy instead of being answered. A conflict (or an allocation taken
+/// concurrently) on the store's copy means another writer won: try again, for up to
+/// [`TRY_FOR`]. Where a conflict is the answer (the client's resourceVersion), `attempt`
+/// answers it as a `StatusError` itself.
+pub async fn guaranteed_update<T, F, Fut>(
+    ctx: &Ctx,
+    mut attempt: F,
+) -> Result<Option<T>, StatusError>
+where
+    F: FnMut(Stored, bool) -> Fut,
+    Fut: Future<Output = Result<Result<T, StorageError>, StatusError>>,
+{
+    let started = Instant::now();
+    // A dry run reads the store: its answer is not checked by a write.
+    let mut cache_first =
+        ctx.state.caches.get(ctx.req.resource).is_some() && !ctx.query.dry_run().unwrap_or(true);
+    loop {
+        let cached_copy = if std::mem::take(&mut cache_first) {
+            cached(ctx)
+        } else {
+            None
+        };
+        let cached = cached_copy.is_some();
+        let current = match cached_copy {
+            Some(copy) => copy,
+            None => match ctx
+                .state
+                .storage
+                .get(&ctx.key())
+                .await
+                .map_err(|e| storage_error(ctx, e))?
+            {
+                Some(stored) => stored,
+                // A cache without the object proves nothing (it may not have seen the
+                // creation yet); only the store's answer does.
+                None => return Ok(None),
+            },
+        };
+        match attempt(current, cached).await {
+            Ok(Ok(written)) => return Ok(Some(written)),
+            _ if cached => {}
+            Err(e) => return Err(e),
+            Ok(Err(StorageError::Conflict | StorageError::Reserved(_))) => {}
+            Ok(Err(e)) => return Err(storage_error(ctx, e)),
+        }
+        if started.elapsed() >= TRY_FOR {
+            return Err(ctx.conflict());
+        }
+    }
 }
 
-impl Current {
-    /// Starts an update of the request's object. A dry run reads the store: its answer is
-    /// not checked by a write.
-    pub fn new(ctx: &Ctx) -> Current {
-        let cacheable = ctx.state.caches.get(ctx.req.resource).is_some()
-            && !ctx.query.dry_run().unwrap_or(true);
-        Current {
-            cache_next: cacheable,
-            cached: false,
-            started: None,
-        }
-    }
-
-    /// Whether to make a(nother) try: the first always, more while within [`TRY_FOR`].
-    pub fn another_try(&mut self) -> bool {
-        match self.started {
-            None => {
-                self.started = Some(Instant::now());
-                true
-            }
-            Some(t) => t.elapsed() < TRY_FOR,
-        }
-    }
-
-    /// The object to try the update on: the cache's copy on the first try when the cache
-    /// holds the object, the store's otherwise. None: the store holds no such object (a
-    /// cache without it proves nothing; it may not have seen the creation yet).
-    pub async fn read(&mut self, ctx: &Ctx) -> Result<Option<Stored>, StatusError> {
-        let key = ctx.key();
-        if std::mem::take(&mut self.cache_next) {
-            if let Some(copy) = ctx
-                .state
-                .caches
-                .get(ctx.req.resource)
-                .and_then(|cache| cache.get(&key))
-                .and_then(|cached| from_cache(&key, cached.value()))
-            {
-                self.cached = true;
-                return Ok(Some(copy));
-            }
-        }
-        self.cached = false;
-        ctx.state
-            .storage
-            .get(&key)
-            .await
-            .map_err(|e| storage_error(ctx, e))
-    }
-
-    /// True when the last copy came from the cache. Whatever made a try on it fail (a
-    /// conflict, a refused precondition, validation against the old object) may be the
-    /// copy's age, so the caller tries again from the store's copy instead of answering; and
-    /// a no-op write on it is confirmed on the store's copy before it is answered.
-    pub fn was_cached(&self) -> bool {
-        self.cached
-    }
+/// The watch cache's copy of the request's object, if the cache keeps objects and has it.
+fn cached(ctx: &Ctx) -> Option<Stored> {
+    let key = ctx.key();
+    let copy = ctx.state.caches.get(ctx.req.resource)?.get(&key)?;
+    from_cache(&key, copy.value())
 }
 
 /// A cached object as the store would return it, its resourceVersion being the revision the

@@ -1,6 +1,7 @@
 //! The scale subresource of Deployments and ReplicaSets (an `autoscaling/v1 Scale` view of
 //! spec.replicas) and the binding subresource of Pods (how the scheduler assigns a node).
-//! Both update from the watch cache's copy first, as the other updates (see [`Current`]).
+//! Both update from the watch cache's copy first, as the other updates
+//! ([`guaranteed_update`]).
 
 use api::{
     status::StatusError,
@@ -12,7 +13,9 @@ use axum::{
 };
 use serde_json::{json, Value};
 
-use super::{admission::now, current::Current, decode_body, storage_error, write, Ctx, Json};
+use super::{
+    admission::now, current::guaranteed_update, decode_body, storage_error, write, Ctx, Json,
+};
 use crate::storage::{set_resource_version, StorageError, Stored};
 
 fn scale_of(obj: &Value) -> Value {
@@ -58,18 +61,12 @@ pub async fn scale(ctx: &Ctx, verb: &str, body: &[u8]) -> Result<Response, Statu
             .ok_or_else(|| ctx.not_found())?;
         return Ok(Json(StatusCode::OK, scale_of(&current.object)).into_response());
     }
-    let mut from = Current::new(ctx);
-    while from.another_try() {
-        let current = from.read(ctx).await?.ok_or_else(|| ctx.not_found())?;
-        match rescale(ctx, verb, body, &current).await {
-            Ok(Ok(scale)) => return Ok(Json(StatusCode::OK, scale).into_response()),
-            _ if from.was_cached() => continue,
-            Err(e) => return Err(e),
-            Ok(Err(StorageError::Conflict)) => continue,
-            Ok(Err(e)) => return Err(storage_error(ctx, e)),
-        }
-    }
-    Err(ctx.conflict())
+    let scale = guaranteed_update(ctx, |current, _| async move {
+        rescale(ctx, verb, body, &current).await
+    })
+    .await?
+    .ok_or_else(|| ctx.not_found())?;
+    Ok(Json(StatusCode::OK, scale).into_response())
 }
 
 /// One try of a scale update or patch on `current`: the Scale written.
@@ -173,20 +170,13 @@ pub async fn binding(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
             ));
         }
     }
-    let mut from = Current::new(ctx);
-    while from.another_try() {
-        let current = from.read(ctx).await?.ok_or_else(|| ctx.not_found())?;
-        match bind(ctx, &current, &binding, &target).await {
-            Ok(Ok(())) => {
-                return Ok(Json(StatusCode::CREATED, api::status::success(None)).into_response())
-            }
-            _ if from.was_cached() => continue,
-            Err(e) => return Err(e),
-            Ok(Err(StorageError::Conflict)) => continue,
-            Ok(Err(e)) => return Err(storage_error(ctx, e)),
-        }
-    }
-    Err(ctx.conflict())
+    let (binding, target) = (&binding, &target);
+    guaranteed_update(ctx, |current, _| async move {
+        bind(ctx, &current, binding, target).await
+    })
+    .await?
+    .ok_or_else(|| ctx.not_found())?;
+    Ok(Json(StatusCode::CREATED, api::status::success(None)).into_response())
 }
 
 /// One try of a binding on `current`: the pod assigned to `target`, unless it is assigned

@@ -1,6 +1,6 @@
 //! create, update (PUT) and patch: admission, then a compare-and-swap write on the store's
 //! revision (a stale resourceVersion is a 409 Conflict; updates without one retry). Updates
-//! start from the watch cache's copy of the object (see [`Current`]).
+//! start from the watch cache's copy of the object ([`guaranteed_update`]).
 
 use api::status::StatusError;
 use axum::{
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{
     admission::{self, decode_object, default_and_validate, merge_update, ready_to_delete},
-    current::Current,
+    current::guaranteed_update,
     decode_body,
     output::Render,
     storage_error, Ctx,
@@ -109,8 +109,9 @@ pub async fn create(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
 }
 
 /// Validates and writes `body` as the new state of `current`. `expected_rv`: the
-/// resourceVersion the client based its change on, if it gave one. `cached`: `current` is
-/// the watch cache's copy, which may be behind the store (see [`Current`]).
+/// resourceVersion the client based its change on, if it gave one: a conflict on it is the
+/// answer (409), not a reason to try again. `cached`: `current` is the watch cache's copy,
+/// which may be behind the store (see [`guaranteed_update`]).
 async fn write_update(
     ctx: &Ctx,
     current: &Stored,
@@ -152,34 +153,33 @@ async fn write_update(
         set_resource_version(&mut unchanged, current.mod_revision);
         return Ok(Ok(unchanged));
     }
-    if ready_to_delete(r, &new) {
+    let written = if ready_to_delete(r, &new) {
         let release = strategy.released_on_delete(&new);
-        return Ok(ctx
-            .state
+        ctx.state
             .storage
             .delete(&current.key, current.mod_revision, &release)
             .await
-            .map(|rev| {
-                set_resource_version(&mut new, rev);
-                new
-            }));
-    }
-    Ok(ctx
-        .state
-        .storage
-        .update(
-            &current.key,
-            &new,
-            current.mod_revision,
-            &plan.reserve,
-            &plan.release,
-            strategy.time_to_live(&ctx.state.config),
-        )
-        .await
-        .map(|rev| {
+    } else {
+        ctx.state
+            .storage
+            .update(
+                &current.key,
+                &new,
+                current.mod_revision,
+                &plan.reserve,
+                &plan.release,
+                strategy.time_to_live(&ctx.state.config),
+            )
+            .await
+    };
+    match written {
+        Ok(rev) => {
             set_resource_version(&mut new, rev);
-            new
-        }))
+            Ok(Ok(new))
+        }
+        Err(StorageError::Conflict) if expected_rv.is_some() => Err(ctx.conflict()),
+        Err(e) => Ok(Err(e)),
+    }
 }
 
 /// Equal apart from the resourceVersion.
@@ -234,33 +234,23 @@ pub async fn update(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
         }
     }
     let expected = body_rv(&obj)?;
-    let mut from = Current::new(ctx);
-    while from.another_try() {
-        let current = match from.read(ctx).await? {
-            Some(c) => c,
-            None if strategy(r).allow_create_on_update() && ctx.req.subresource.is_none() => {
-                return create(ctx, &serde_json::to_vec(&obj).unwrap_or_default()).await;
-            }
-            None => return Err(ctx.not_found()),
-        };
-        let written = write_update(ctx, &current, obj.clone(), expected, from.was_cached()).await;
-        match written {
-            Ok(Ok(stored)) => {
-                return Ok(with_warnings(
-                    Render::from_ctx(ctx)
-                        .object(ctx, StatusCode::OK, stored)
-                        .into_response(),
-                    &warnings,
-                ))
-            }
-            _ if from.was_cached() => continue,
-            Err(e) => return Err(e),
-            Ok(Err(StorageError::Conflict)) if expected.is_none() => continue,
-            Ok(Err(StorageError::Reserved(_))) => continue,
-            Ok(Err(e)) => return Err(storage_error(ctx, e)),
+    let body = &obj;
+    let written = guaranteed_update(ctx, |current, cached| async move {
+        write_update(ctx, &current, body.clone(), expected, cached).await
+    })
+    .await?;
+    match written {
+        Some(stored) => Ok(with_warnings(
+            Render::from_ctx(ctx)
+                .object(ctx, StatusCode::OK, stored)
+                .into_response(),
+            &warnings,
+        )),
+        None if strategy(r).allow_create_on_update() && ctx.req.subresource.is_none() => {
+            create(ctx, &serde_json::to_vec(&obj).unwrap_or_default()).await
         }
+        None => Err(ctx.not_found()),
     }
-    Err(ctx.conflict())
 }
 
 /// The patch formats Kubernetes accepts.
@@ -333,37 +323,29 @@ pub fn read_patch(ctx: &Ctx, body: &[u8]) -> Result<(PatchKindRef, Value), Statu
 /// PATCH on an object (or its status subresource).
 pub async fn patch(ctx: &Ctx, body: &[u8]) -> Result<Response, StatusError> {
     let (kind, doc) = read_patch(ctx, body)?;
-    let mut from = Current::new(ctx);
-    while from.another_try() {
-        let current = from.read(ctx).await?.ok_or_else(|| ctx.not_found())?;
-        match patch_once(ctx, &current, &doc, &kind, from.was_cached()).await {
-            Ok((Ok(stored), warnings, _)) => {
-                return Ok(with_warnings(
-                    Render::from_ctx(ctx)
-                        .object(ctx, StatusCode::OK, stored)
-                        .into_response(),
-                    &warnings,
-                ))
-            }
-            _ if from.was_cached() => continue,
-            Err(e) => return Err(e),
-            Ok((Err(StorageError::Conflict), _, None)) => continue,
-            Ok((Err(StorageError::Reserved(_)), _, _)) => continue,
-            Ok((Err(e), _, _)) => return Err(storage_error(ctx, e)),
-        }
-    }
-    Err(ctx.conflict())
+    let (doc, kind) = (&doc, &kind);
+    let (stored, warnings) = guaranteed_update(ctx, |current, cached| async move {
+        patch_once(ctx, &current, doc, kind, cached).await
+    })
+    .await?
+    .ok_or_else(|| ctx.not_found())?;
+    Ok(with_warnings(
+        Render::from_ctx(ctx)
+            .object(ctx, StatusCode::OK, stored)
+            .into_response(),
+        &warnings,
+    ))
 }
 
 /// One try of a patch on `current`: the patched object written, with the warnings of its
-/// decoding and the resourceVersion the patch requires (a conflict on it is the answer).
+/// decoding.
 async fn patch_once(
     ctx: &Ctx,
     current: &Stored,
     doc: &Value,
     kind: &PatchKindRef,
     cached: bool,
-) -> Result<(Result<Value, StorageError>, Vec<String>, Option<i64>), StatusError> {
+) -> Result<Result<(Value, Vec<String>), StorageError>, StatusError> {
     let r = ctx.req.resource;
     let patched = apply_patch(ctx, &current.object, doc, kind)?;
     let (obj, warnings) = decode_object(ctx, patched)?;
@@ -380,7 +362,7 @@ async fn patch_once(
         None => None,
     };
     let written = write_update(ctx, current, obj, expected, cached).await?;
-    Ok((written, warnings, expected))
+    Ok(written.map(|stored| (stored, warnings)))
 }
 
 /// Whether the patch document itself names a resourceVersion.
