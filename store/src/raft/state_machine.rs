@@ -341,12 +341,12 @@ impl SnapshotFiles {
     }
 
     /// Makes the finished data file `data` (synced) the current snapshot described by
-    /// `meta`, and removes the data files of earlier ones.
+    /// `meta`, and removes the data files of earlier ones. Returns where the data now is.
     fn keep(
         &self,
         data: &std::path::Path,
         meta: &SnapshotMeta<u64, Member>,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<PathBuf> {
         let target = self.data_path(&meta.snapshot_id);
         std::fs::rename(data, &target)?;
         let bytes = codec::encode(meta).map_err(std::io::Error::other)?;
@@ -362,7 +362,7 @@ impl SnapshotFiles {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        Ok(())
+        Ok(target)
     }
 
     /// The current snapshot, its data file open at the start; None before the first.
@@ -445,15 +445,15 @@ impl SnapshotBuilder {
             last_membership: membership,
             snapshot_id,
         };
-        self.files
-            .keep(&path, &meta)
-            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
-        let snapshot = self
+        let data = self
             .files
-            .current()
-            .map_err(|e| read_err(&e))?
-            .ok_or_else(|| read_err(&std::io::Error::other("the snapshot just written is gone")))?;
-        Ok(snapshot)
+            .keep(&path, &meta)
+            .and_then(std::fs::File::open)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(SnapshotData::from_std(data)),
+        })
     }
 }
 

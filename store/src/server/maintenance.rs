@@ -212,21 +212,22 @@ impl Maintenance for MaintenanceService {
                     return None;
                 }
                 let mut blob = vec![0u8; CHUNK.min(remaining as usize)];
-                let chunk = match file.read_exact(&mut blob).await {
-                    Ok(_) => Ok(SnapshotResponse {
-                        header: Some(header),
-                        remaining_bytes: remaining - blob.len() as u64,
-                        blob,
-                    }),
-                    Err(e) => Err(Status::internal(format!("reading the snapshot: {e}"))),
-                };
-                // After an error the stream ends.
-                let left = if chunk.is_ok() {
-                    remaining - CHUNK.min(remaining as usize) as u64
-                } else {
-                    0
-                };
-                Some((chunk, (file, left)))
+                let left = remaining - blob.len() as u64;
+                match file.read_exact(&mut blob).await {
+                    Ok(_) => {
+                        let chunk = SnapshotResponse {
+                            header: Some(header),
+                            remaining_bytes: left,
+                            blob,
+                        };
+                        Some((Ok(chunk), (file, left)))
+                    }
+                    // After an error the stream ends.
+                    Err(e) => Some((
+                        Err(Status::internal(format!("reading the snapshot: {e}"))),
+                        (file, 0),
+                    )),
+                }
             });
         Ok(Response::new(Box::pin(chunks)))
     }
