@@ -20,6 +20,20 @@ pub fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T, CodecError> {
         .map_err(|e| CodecError(e.to_string()))
 }
 
+/// Decodes a value encoded by [`encode`] that must take all of `b` (where [`decode`] ignores
+/// what follows the value): to tell an older, shorter layout of a record from a newer one.
+pub fn decode_whole<T: DeserializeOwned>(b: &[u8]) -> Result<T, CodecError> {
+    let (v, used) = bincode::serde::decode_from_slice(b, bincode::config::standard())
+        .map_err(|e| CodecError(e.to_string()))?;
+    if used != b.len() {
+        return Err(CodecError(format!(
+            "{} bytes left after the record",
+            b.len() - used
+        )));
+    }
+    Ok(v)
+}
+
 /// `#[serde(with = "codec::bytes")]` for a `Vec<u8>` field: serde's own `Vec<u8>` is a
 /// sequence, encoded and decoded one byte at a time, where this is one length and one copy.
 /// bincode writes both alike (the length as a varint, then the bytes), so records and peer

@@ -1,8 +1,10 @@
 //! Membership: the members as this member knows them, and changes to them (add, remove,
 //! promote, update) run by the leader through joint consensus, with etcd's strict
-//! reconfiguration checks; and member IDs.
+//! reconfiguration checks; the promotion of voters added to a one-voter cluster, which join
+//! as learners; and member IDs.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -10,7 +12,7 @@ use openraft::ChangeMembers;
 use serde::{Deserialize, Serialize};
 
 use super::{raft_unavailable, Node};
-use crate::apply::MemberAttrs;
+use crate::apply::{Command, MemberAttrs};
 use crate::error::StoreError;
 use crate::raft::network::PeerRpc;
 use crate::raft::Member;
@@ -18,6 +20,10 @@ use crate::raft::Member;
 /// How long a peer must have been answering to count as connected for a membership change
 /// (etcd's HealthInterval).
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the leader waits for the promotion of a caught-up pending voter to commit before
+/// it lets other membership changes run (and tries again).
+const PROMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A membership change, executed by the leader.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,6 +66,98 @@ impl Node {
         }
     }
 
+    /// Members as clients see them: a voter that Raft still holds as a learner until it has
+    /// caught up (`ClusterMeta::pending_voters`) is listed as the voter it was added as.
+    pub fn members_for_clients(&self) -> MembersInfo {
+        let mut info = self.members();
+        let cluster = self.state.cluster.read();
+        for (id, _, learner) in &mut info.members {
+            if cluster.pending_voters.contains(id) {
+                *learner = false;
+            }
+        }
+        info
+    }
+
+    /// Whether this member is a learner as clients see it (see [`Node::members_for_clients`]).
+    pub fn is_learner(&self) -> bool {
+        let voter = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id);
+        !voter && !self.state.cluster.read().pending_voters.contains(&self.id)
+    }
+
+    /// Whether the leader has replicated at least 90% of its log to learner `id` (etcd's
+    /// condition for promoting a learner).
+    fn caught_up(&self, id: u64) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = m
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id).cloned())
+            .flatten()
+            .map(|l| l.index);
+        matched.is_some_and(|i| i as f64 >= 0.9 * last as f64)
+    }
+
+    /// On the leader, once a second: promotes the pending voters that have caught up, and
+    /// forgets those that were removed or are voters already.
+    pub(super) async fn promote_pending_voters(self: Arc<Self>) {
+        let node = self;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if node.removed.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
+            let pending = node.state.cluster.read().pending_voters.clone();
+            if pending.is_empty()
+                || node.raft.metrics().borrow().state != openraft::ServerState::Leader
+            {
+                continue;
+            }
+            for id in pending {
+                // Not while a change runs: an added voter is marked before it is added.
+                let _changing = node.member_changes.lock().await;
+                let info = node.members();
+                let learner = match info.members.iter().find(|(i, _, _)| *i == id) {
+                    Some((_, _, learner)) => *learner,
+                    None => false,
+                };
+                if learner {
+                    if !node.caught_up(id) {
+                        continue;
+                    }
+                    let voters = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+                    let change = node.raft.change_membership(voters, false);
+                    match tokio::time::timeout(PROMOTE_TIMEOUT, change).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(member = id, "promoting an added voter: {e}; retrying");
+                            continue;
+                        }
+                        Err(_) => {
+                            tracing::warn!(member = id, "promoting an added voter: not committed within {PROMOTE_TIMEOUT:?}; retrying");
+                            continue;
+                        }
+                    }
+                    tracing::info!(member = id, "added voter caught up; promoted from learner");
+                }
+                let done = Command::PendingVoter { id, pending: false };
+                if let Err(e) = node.propose(done).await {
+                    tracing::debug!(member = id, "clearing a pending voter: {e}; retrying");
+                }
+            }
+        }
+    }
+
     /// Published attributes of members.
     pub fn member_attrs(&self) -> BTreeMap<u64, MemberAttrs> {
         self.state.cluster.read().members.clone()
@@ -78,6 +176,8 @@ impl Node {
 
     /// etcd's mayAddMember: a new voter raises the quorum, so the started members must still
     /// make one, and every voter must be connected (else the new quorum may be unreachable).
+    /// As etcd, a cluster of one started voter may take a second (restoring from a backup
+    /// starts that way). `info`: the members as clients see them.
     fn may_add_voter(&self, info: &MembersInfo) -> Result<(), StoreError> {
         if !self.limits.strict_reconfig_check {
             return Ok(());
@@ -93,7 +193,8 @@ impl Node {
             .iter()
             .filter(|id| attrs.get(id).is_some_and(|a| !a.name.is_empty()))
             .count();
-        if started < voters.len().div_ceil(2) + 1 {
+        let one_voter = voters.len() == 1 && started == 1;
+        if !one_voter && started < voters.len().div_ceil(2) + 1 {
             return Err(StoreError::MemberNotEnoughStarted);
         }
         let since = std::time::Instant::now()
@@ -146,6 +247,7 @@ impl Node {
         &self,
         change: MemberChange,
     ) -> Result<Option<(u64, Member)>, StoreError> {
+        let _changing = self.member_changes.lock().await;
         let info = self.members();
         let find = |id: u64| info.members.iter().find(|(i, _, _)| *i == id).cloned();
         let change_err = |e: RaftError<u64, ClientWriteError<u64, Member>>| match e {
@@ -161,7 +263,7 @@ impl Node {
                     return Err(StoreError::MemberBadUrls);
                 }
                 if !learner {
-                    self.may_add_voter(&info)?;
+                    self.may_add_voter(&self.members_for_clients())?;
                 }
                 if info
                     .members
@@ -178,11 +280,22 @@ impl Node {
                     name: String::new(),
                     peer_urls,
                 };
+                // Raft changes voters by joint consensus: with one voter, the joint
+                // configuration needs the new member's vote, so it could not commit (nor the
+                // call return) before the new member runs, where etcd answers at once. Such a
+                // voter joins as a learner, marked first, and the leader promotes it once it
+                // has caught up; clients see a voter throughout.
+                let voters = info.members.iter().filter(|(_, _, l)| !l).count();
+                let via_learner = !learner && voters == 1;
+                if via_learner {
+                    self.propose(Command::PendingVoter { id, pending: true })
+                        .await?;
+                }
                 self.raft
                     .add_learner(id, member.clone(), false)
                     .await
                     .map_err(change_err)?;
-                if !learner {
+                if !learner && !via_learner {
                     let voters = BTreeSet::from([id]);
                     self.raft
                         .change_membership(ChangeMembers::AddVoterIds(voters), false)
@@ -206,24 +319,24 @@ impl Node {
                     .change_membership(change, false)
                     .await
                     .map_err(change_err)?;
+                if self.state.cluster.read().pending_voters.contains(&id) {
+                    self.propose(Command::PendingVoter { id, pending: false })
+                        .await?;
+                }
                 Ok(None)
             }
             MemberChange::Promote { id } => {
-                let (_, _, learner) = find(id).ok_or(StoreError::MemberNotFound)?;
+                let learner = self
+                    .members_for_clients()
+                    .members
+                    .iter()
+                    .find(|(i, _, _)| *i == id)
+                    .map(|(_, _, learner)| *learner)
+                    .ok_or(StoreError::MemberNotFound)?;
                 if !learner {
                     return Err(StoreError::MemberNotLearner);
                 }
-                let m = self.raft.metrics().borrow().clone();
-                let last = m.last_log_index.unwrap_or(0);
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).cloned())
-                    .flatten()
-                    .map(|l| l.index)
-                    .unwrap_or(0);
-                // etcd promotes a learner once it has 90% of the leader's log.
-                if (matched as f64) < 0.9 * last as f64 {
+                if !self.caught_up(id) {
                     return Err(StoreError::LearnerNotReady);
                 }
                 self.raft

@@ -106,6 +106,8 @@ pub struct Node {
     read_waiters: UnboundedSender<ReadWaiter>,
     /// The term in which this member, as leader, restarted the lease clocks (0: not leading).
     lease_term: AtomicU64,
+    /// Held by each membership change this member runs as leader, one at a time.
+    member_changes: tokio::sync::Mutex<()>,
 }
 
 /// The queues of a new [`Node`], served once it is started ([`Node::start`]).
@@ -155,6 +157,7 @@ impl Node {
             forwards,
             read_waiters,
             lease_term: AtomicU64::new(0),
+            member_changes: tokio::sync::Mutex::new(()),
         });
         let queues = Queues {
             proposals: proposal_queue,
@@ -172,6 +175,7 @@ impl Node {
         tokio::spawn(self.clone().watch_leadership());
         tokio::spawn(self.clone().expire_leases());
         tokio::spawn(self.clone().publish_attrs());
+        tokio::spawn(self.clone().promote_pending_voters());
         tokio::spawn(self.clone().probe_peers());
     }
 

@@ -78,7 +78,7 @@ impl StoreState {
 
 fn read_cluster_meta(db: &Db) -> anyhow::Result<ClusterMeta> {
     Ok(match db.raw().get_cf(db.cf(CF_META), META_CLUSTER)? {
-        Some(b) => codec::decode(&b)?,
+        Some(b) => ClusterMeta::decode(&b)?,
         None => ClusterMeta::default(),
     })
 }

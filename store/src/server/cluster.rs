@@ -27,7 +27,7 @@ impl ClusterService {
     fn list(&self) -> Vec<PbMember> {
         let attrs = self.node.member_attrs();
         self.node
-            .members()
+            .members_for_clients()
             .members
             .into_iter()
             .map(|(id, m, learner)| {

@@ -119,11 +119,7 @@ impl Maintenance for MaintenanceService {
         _request: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
         let m = self.node.raft().metrics().borrow().clone();
-        let learner = !m
-            .membership_config
-            .membership()
-            .voter_ids()
-            .any(|v| v == self.node.id());
+        let learner = self.node.is_learner();
         let errors = self
             .alarms()
             .iter()
