@@ -48,6 +48,14 @@ pub enum OpenError {
     Io(String, std::io::Error),
 }
 
+/// RocksDB's memory by kind, in bytes (see [`Db::memory`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DbMemory {
+    pub memtables: u64,
+    pub table_readers: u64,
+    pub block_cache: u64,
+}
+
 /// An opened member database.
 pub struct Db {
     db: DB,
@@ -142,6 +150,29 @@ impl Db {
     /// figures are arena allocations rather than data (see `Node::db_size`).
     pub fn size(&self) -> u64 {
         self.sum_properties(&["rocksdb.total-sst-files-size"])
+    }
+
+    /// RocksDB's own memory, by kind, over every column family: memtables (the active,
+    /// the immutable ones waiting for a flush, and those kept for conflict checks), the
+    /// table readers' index and filter blocks, and the block cache.
+    pub fn memory(&self) -> DbMemory {
+        let sum = |prop: &str| -> u64 {
+            ALL_CFS
+                .iter()
+                .map(|name| {
+                    self.db
+                        .property_int_value_cf(self.cf(name), prop)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                })
+                .sum()
+        };
+        DbMemory {
+            memtables: sum("rocksdb.size-all-mem-tables"),
+            table_readers: sum("rocksdb.estimate-table-readers-mem"),
+            block_cache: sum("rocksdb.block-cache-usage"),
+        }
     }
 
     fn sum_properties(&self, props: &[&str]) -> u64 {

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub snapshot_install: Histogram,
     /// Database size in bytes.
     pub db_size: IntGauge,
+    /// RocksDB's memory by part (memtables, table_readers, block_cache).
+    pub memory: prometheus::IntGaugeVec,
     /// Current revision.
     pub revision: IntGauge,
 }
@@ -212,6 +214,18 @@ impl Metrics {
                 "etcd_mvcc_db_total_size_in_bytes",
                 "Total size of the underlying database in bytes.",
             ),
+            memory: {
+                let g = prometheus::IntGaugeVec::new(
+                    prometheus::Opts::new(
+                        "store_memory_bytes",
+                        "RocksDB's memory by part: memtables, table readers (index and filter blocks), block cache.",
+                    ),
+                    &["part"],
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             revision: gauge(
                 &r,
                 "etcd_debugging_mvcc_current_revision",

@@ -373,6 +373,19 @@ async fn store_db_size(api: &ApiCluster) -> Option<i64> {
     c.status().await.ok().map(|s| s.db_size())
 }
 
+/// The first store member's memory by part (`store_memory_bytes`): RocksDB's memtables,
+/// table readers and block cache. Empty for a store that does not export it (etcd).
+async fn store_memory(api: &ApiCluster) -> Vec<(String, f64)> {
+    let url = format!("{}/metrics", api.store.metrics_url(0));
+    match cluster_tests::http::get(&url).await {
+        Ok((200, text)) => series(&text, "store_memory_bytes")
+            .into_iter()
+            .map(|(l, v)| (l.get("part").cloned().unwrap_or_default(), v))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -592,6 +605,7 @@ async fn main() -> Result<()> {
     let store_after = parse_histograms(&metrics_text_after, STORE_CALLS);
     let caches = cache_sizes(&metrics_text_after);
     let db_size = store_db_size(&api).await;
+    let store_mem = store_memory(&api).await;
 
     // At rest: every pod runs, nothing is created; what is left is the nodes' own work.
     eprintln!("measuring {} s at rest...", args.steady);
@@ -802,6 +816,16 @@ async fn main() -> Result<()> {
             .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
             .unwrap_or_else(|| "unknown".into())
     );
+    if !store_mem.is_empty() {
+        let parts: Vec<String> = store_mem
+            .iter()
+            .map(|(part, v)| format!("{part} {:.1} MiB", v / 1048576.0))
+            .collect();
+        println!(
+            "store memory held by RocksDB with all pods: {}",
+            parts.join(", ")
+        );
+    }
     println!("\n| apiserver watch cache | objects | their JSON | window events | window JSON |");
     println!("|---|---|---|---|---|");
     for (resource, (objects, bytes, events, window)) in &caches {

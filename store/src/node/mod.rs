@@ -311,6 +311,17 @@ impl Node {
         self.metrics.db_size.set(self.db_size() as i64);
         self.metrics.revision.set(self.state.mvcc.current_rev());
         self.metrics.watchers.set(self.state.hub.watchers());
+        let mem = self.db.memory();
+        for (part, bytes) in [
+            ("memtables", mem.memtables),
+            ("table_readers", mem.table_readers),
+            ("block_cache", mem.block_cache),
+        ] {
+            self.metrics
+                .memory
+                .with_label_values(&[part])
+                .set(bytes as i64);
+        }
     }
 
     /// A response header at the current revision.
