@@ -13,7 +13,7 @@
 //! so a restarted agent finds what it had started, as it would on containerd.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     path::PathBuf,
     sync::Mutex,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -57,6 +57,100 @@ struct State {
     /// Set by UpdateRuntimeConfig; the configured CIDR until then.
     #[serde(default)]
     pod_cidr: String,
+    /// The sandboxes by label (rebuilt on load).
+    #[serde(skip)]
+    sandbox_labels: LabelIndex,
+    /// The containers by label (rebuilt on load).
+    #[serde(skip)]
+    container_labels: LabelIndex,
+    /// When the next running container ends by itself (ns since the epoch); None: not known,
+    /// [`FakeRuntime::refresh`] looks at every container.
+    #[serde(skip)]
+    next_end: Option<i64>,
+}
+
+impl State {
+    fn index(&mut self) {
+        self.sandbox_labels = LabelIndex::default();
+        for (id, s) in &self.sandboxes {
+            self.sandbox_labels.add(id, &s.labels);
+        }
+        self.container_labels = LabelIndex::default();
+        for (id, c) in &self.containers {
+            self.container_labels.add(id, &c.status.labels);
+        }
+        self.next_end = None;
+    }
+
+    fn remove_container(&mut self, id: &str) {
+        if let Some(c) = self.containers.remove(id) {
+            self.container_labels.remove(id, &c.status.labels);
+        }
+    }
+}
+
+/// The records (sandboxes or containers) that carry each label, by key and value. A list
+/// selects by label (the agent asks for its node's records, or one pod's): with the index it
+/// visits only the records selected instead of comparing every record's labels, which were
+/// most of a hollow node's CPU. Records keep their labels for life, as in CRI.
+#[derive(Debug, Default)]
+struct LabelIndex {
+    ids: HashMap<String, HashMap<String, BTreeSet<String>>>,
+}
+
+impl LabelIndex {
+    fn add(&mut self, id: &str, labels: &HashMap<String, String>) {
+        for (k, v) in labels {
+            self.ids
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(id.to_string());
+        }
+    }
+
+    fn remove(&mut self, id: &str, labels: &HashMap<String, String>) {
+        for (k, v) in labels {
+            let Some(values) = self.ids.get_mut(k) else {
+                continue;
+            };
+            if let Some(set) = values.get_mut(v) {
+                set.remove(id);
+                if set.is_empty() {
+                    values.remove(v);
+                }
+            }
+            if values.is_empty() {
+                self.ids.remove(k);
+            }
+        }
+    }
+
+    /// The IDs of the records that carry every label of `selector`, in ID order, out of
+    /// `total` records; None when that is every record (an empty selector, or labels that
+    /// every record carries, as a node's own): then the caller scans, which costs less than
+    /// looking each record up by ID.
+    fn select(&self, selector: &HashMap<String, String>, total: usize) -> Option<Vec<&str>> {
+        let mut sets = Vec::with_capacity(selector.len());
+        for (k, v) in selector {
+            match self.ids.get(k).and_then(|values| values.get(v)) {
+                // A record carries one value per key: a set of `total` IDs is every record.
+                Some(set) if set.len() == total => {}
+                Some(set) => sets.push(set),
+                None => return Some(Vec::new()),
+            }
+        }
+        sets.sort_by_key(|s| s.len());
+        let (first, rest) = sets.split_first()?;
+        Some(
+            first
+                .iter()
+                .filter(|id| rest.iter().all(|s| s.contains(*id)))
+                .map(String::as_str)
+                .collect(),
+        )
+    }
 }
 
 /// The in-memory runtime.
@@ -118,15 +212,9 @@ pub fn simulate(command: &[String], args: &[String]) -> (Option<Duration>, i32) 
     }
 }
 
-fn labels_match(
-    labels: &std::collections::HashMap<String, String>,
-    sel: &std::collections::HashMap<String, String>,
-) -> bool {
-    sel.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
 impl FakeRuntime {
-    /// True when `c` is one of the containers `filter` selects.
+    /// True when `c`, which carries the selector's labels, is one of the containers `filter`
+    /// selects.
     fn selected(c: &FakeContainer, filter: &api::ContainerFilter) -> bool {
         (filter.id.is_empty() || c.status.id == filter.id)
             && (filter.pod_sandbox_id.is_empty() || c.sandbox_id == filter.pod_sandbox_id)
@@ -134,10 +222,10 @@ impl FakeRuntime {
                 .state
                 .as_ref()
                 .is_none_or(|f| f.state == c.status.state)
-            && labels_match(&c.status.labels, &filter.label_selector)
     }
 
-    /// `f` of each container `filter` selects, its state brought up to date first.
+    /// `f` of each container `filter` selects, in ID order, its state brought up to date
+    /// first.
     fn each_selected<T>(
         &self,
         filter: &api::ContainerFilter,
@@ -145,22 +233,31 @@ impl FakeRuntime {
     ) -> Result<Vec<T>> {
         let mut state = self.lock()?;
         Self::refresh(&mut state);
-        Ok(state
-            .containers
-            .values()
-            .filter(|c| Self::selected(c, filter))
-            .map(f)
-            .collect())
+        let state = &*state;
+        let keep = |c: &&FakeContainer| Self::selected(c, filter);
+        let total = state.containers.len();
+        Ok(
+            match state.container_labels.select(&filter.label_selector, total) {
+                Some(ids) => ids
+                    .into_iter()
+                    .filter_map(|id| state.containers.get(id))
+                    .filter(keep)
+                    .map(f)
+                    .collect(),
+                None => state.containers.values().filter(keep).map(f).collect(),
+            },
+        )
     }
 
     /// A fake runtime; its records are loaded from the state file when there is one.
     pub fn new(config: FakeConfig) -> FakeRuntime {
-        let state = config
+        let mut state: State = config
             .state_file
             .as_ref()
             .and_then(|f| std::fs::read(f).ok())
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
+        state.index();
         FakeRuntime {
             config,
             state: Mutex::new(state),
@@ -176,9 +273,15 @@ impl FakeRuntime {
     /// Ends the containers whose time has come.
     fn refresh(state: &mut State) {
         let now = now_ns();
+        if state.next_end.is_some_and(|t| now < t) {
+            return;
+        }
+        let mut next = i64::MAX;
         for c in state.containers.values_mut() {
             if c.status.state == api::ContainerState::ContainerRunning as i32 {
-                if let Some(end) = c.ends_at.filter(|e| *e <= now) {
+                if let Some(end) = c.ends_at.filter(|e| *e > now) {
+                    next = next.min(end);
+                } else if let Some(end) = c.ends_at {
                     c.status.state = api::ContainerState::ContainerExited as i32;
                     c.status.finished_at = end;
                     c.status.exit_code = c.exit_code;
@@ -191,6 +294,7 @@ impl FakeRuntime {
                 }
             }
         }
+        state.next_end = Some(next);
     }
 
     fn save(&self, state: &State) {
@@ -285,7 +389,11 @@ impl Runtime for FakeRuntime {
                 runtime_handler: String::new(),
             },
         );
-        self.save(&state);
+        let state = &mut *state;
+        if let Some(s) = state.sandboxes.get(&id) {
+            state.sandbox_labels.add(&id, &s.labels);
+        }
+        self.save(state);
         Ok(id)
     }
 
@@ -310,8 +418,18 @@ impl Runtime for FakeRuntime {
 
     async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
         let mut state = self.lock()?;
-        state.sandboxes.remove(id);
-        state.containers.retain(|_, c| c.sandbox_id != id);
+        if let Some(s) = state.sandboxes.remove(id) {
+            state.sandbox_labels.remove(id, &s.labels);
+        }
+        let gone: Vec<String> = state
+            .containers
+            .iter()
+            .filter(|(_, c)| c.sandbox_id == id)
+            .map(|(cid, _)| cid.clone())
+            .collect();
+        for cid in gone {
+            state.remove_container(&cid);
+        }
         self.save(&state);
         Ok(())
     }
@@ -330,12 +448,16 @@ impl Runtime for FakeRuntime {
         filter: api::PodSandboxFilter,
     ) -> Result<Vec<api::PodSandbox>> {
         let state = self.lock()?;
-        Ok(state
-            .sandboxes
-            .values()
+        let selected: Box<dyn Iterator<Item = &api::PodSandboxStatus>> = match state
+            .sandbox_labels
+            .select(&filter.label_selector, state.sandboxes.len())
+        {
+            Some(ids) => Box::new(ids.into_iter().filter_map(|id| state.sandboxes.get(id))),
+            None => Box::new(state.sandboxes.values()),
+        };
+        Ok(selected
             .filter(|s| filter.id.is_empty() || s.id == filter.id)
             .filter(|s| filter.state.as_ref().is_none_or(|f| f.state == s.state))
-            .filter(|s| labels_match(&s.labels, &filter.label_selector))
             .map(|s| api::PodSandbox {
                 id: s.id.clone(),
                 metadata: s.metadata.clone(),
@@ -382,7 +504,11 @@ impl Runtime for FakeRuntime {
                 exit_code,
             },
         );
-        self.save(&state);
+        let state = &mut *state;
+        if let Some(c) = state.containers.get(&id) {
+            state.container_labels.add(&id, &c.status.labels);
+        }
+        self.save(state);
         Ok(id)
     }
 
@@ -410,6 +536,9 @@ impl Runtime for FakeRuntime {
         c.status.started_at = now;
         // ends_at held the run time until the start.
         c.ends_at = c.ends_at.map(|d| now + d);
+        if let Some(end) = c.ends_at {
+            state.next_end = state.next_end.map(|t| t.min(end));
+        }
         self.save(&state);
         Ok(())
     }
@@ -432,7 +561,7 @@ impl Runtime for FakeRuntime {
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         let mut state = self.lock()?;
-        state.containers.remove(id);
+        state.remove_container(id);
         self.save(&state);
         Ok(())
     }
@@ -631,6 +760,108 @@ mod tests {
             .unwrap()
             .ip
             .starts_with("10.88."));
+    }
+
+    /// Lists select by label through the index: every label of the selector must match, an
+    /// empty selector takes everything, and removed records are gone from it; containers
+    /// still end on time when the next end is known in advance.
+    #[tokio::test]
+    async fn lists_select_by_every_label_and_forget_removed_records() {
+        let rt = FakeRuntime::new(FakeConfig::default());
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut sandboxes = Vec::new();
+        for pod in ["p1", "p2"] {
+            let config = api::PodSandboxConfig {
+                labels: labels(&[("node", "n1"), ("uid", pod)]),
+                ..Default::default()
+            };
+            sandboxes.push(rt.run_pod_sandbox(config).await.unwrap());
+        }
+        let mut ids = Vec::new();
+        for (sb, pod, command) in [
+            (&sandboxes[0], "p1", "sleep 0.2"),
+            (&sandboxes[0], "p1", "sleep infinity"),
+            (&sandboxes[1], "p2", "sleep infinity"),
+        ] {
+            let config = api::ContainerConfig {
+                command: s(&["sh", "-c", command]),
+                labels: labels(&[("node", "n1"), ("uid", pod)]),
+                ..Default::default()
+            };
+            let id = rt
+                .create_container(sb, config, Default::default())
+                .await
+                .unwrap();
+            rt.start_container(&id).await.unwrap();
+            ids.push(id);
+        }
+        let containers = |sel: &[(&str, &str)]| {
+            let filter = api::ContainerFilter {
+                label_selector: labels(sel),
+                ..Default::default()
+            };
+            let rt = &rt;
+            async move {
+                let list = rt.list_containers(filter).await.unwrap();
+                list.into_iter().map(|c| c.id).collect::<Vec<_>>()
+            }
+        };
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(containers(&[]).await, sorted);
+        assert_eq!(containers(&[("node", "n1")]).await, sorted);
+        assert_eq!(
+            containers(&[("node", "n1"), ("uid", "p1")]).await,
+            vec![ids[0].clone(), ids[1].clone()]
+        );
+        assert_eq!(
+            containers(&[("node", "n2"), ("uid", "p1")]).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(containers(&[("zone", "a")]).await, Vec::<String>::new());
+        let sandboxes_of = |uid: &str| {
+            let filter = api::PodSandboxFilter {
+                label_selector: labels(&[("uid", uid)]),
+                ..Default::default()
+            };
+            let rt = &rt;
+            async move {
+                let list = rt.list_pod_sandbox(filter).await.unwrap();
+                list.into_iter().map(|s| s.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(sandboxes_of("p2").await, vec![sandboxes[1].clone()]);
+
+        let running = api::ContainerFilter {
+            state: Some(api::ContainerStateValue {
+                state: api::ContainerState::ContainerRunning as i32,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(rt.list_containers(running.clone()).await.unwrap().len(), 3);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let still: Vec<String> = rt
+            .list_containers(running)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        assert!(!still.contains(&ids[0]), "the 0.2 s container ended");
+        assert_eq!(still.len(), 2);
+
+        rt.remove_pod_sandbox(&sandboxes[0]).await.unwrap();
+        assert_eq!(containers(&[("uid", "p1")]).await, Vec::<String>::new());
+        assert_eq!(sandboxes_of("p1").await, Vec::<String>::new());
+        assert_eq!(containers(&[]).await, vec![ids[2].clone()]);
+        rt.remove_container(&ids[2]).await.unwrap();
+        assert_eq!(containers(&[("node", "n1")]).await, Vec::<String>::new());
+        assert!(rt.lock().unwrap().container_labels.ids.is_empty());
     }
 
     #[tokio::test]
