@@ -3,6 +3,12 @@
 use clap::Parser;
 use store::config::{Cli, SnapshotOp, Sub};
 
+/// jemalloc instead of glibc's malloc, as RocksDB recommends: its memtable arenas and the
+/// record cache churn through allocations of every size, which glibc's per-thread arenas
+/// return to the system poorly (BENCHMARKS.md, "Scale").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
