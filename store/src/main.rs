@@ -3,9 +3,10 @@
 use clap::Parser;
 use store::config::{Cli, SnapshotOp, Sub};
 
-/// jemalloc instead of glibc's malloc, as RocksDB recommends: its memtable arenas and the
-/// record cache churn through allocations of every size, which glibc's per-thread arenas
-/// return to the system poorly (BENCHMARKS.md, "Scale").
+/// jemalloc instead of glibc's malloc for the store's own allocations (the record cache,
+/// watch events, gRPC and Raft buffers), which glibc's per-thread arenas return to the system
+/// poorly. tikv-jemallocator's symbols are prefixed, so RocksDB's C++ allocations (memtables,
+/// block cache) stay with glibc; `store_memory_bytes` on /metrics shows those.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
