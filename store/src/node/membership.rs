@@ -285,6 +285,14 @@ impl Node {
                 // call return) before the new member runs, where etcd answers at once. Such a
                 // voter joins as a learner, marked first, and the leader promotes it once it
                 // has caught up; clients see a voter throughout.
+                if !learner && !self.state.cluster.read().pending_voters.is_empty() {
+                    // A voter added earlier is still a learner (it has not caught up), so
+                    // Raft counts fewer voters than clients see; another would widen that
+                    // gap. Refused as etcd refuses a change while members are not all
+                    // connected (clients retry): the earlier one is promoted within a second
+                    // of catching up, and etcd's 5 s health interval for it is longer.
+                    return Err(StoreError::Unhealthy);
+                }
                 let voters = info.members.iter().filter(|(_, _, l)| !l).count();
                 let via_learner = !learner && voters == 1;
                 if via_learner {
