@@ -14,7 +14,21 @@ use super::{MembersInfo, Node};
 use crate::apply::{Command, MemberAttrs};
 use crate::raft::network::PeerRpc;
 
+/// The clock of a duty that runs once a second (a late tick is not made up).
+pub(super) fn every_second() -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 impl Node {
+    /// Waits for the duty's next tick; false once this member has been removed from the
+    /// cluster, when the duty ends.
+    pub(super) async fn tick_as_member(&self, tick: &mut tokio::time::Interval) -> bool {
+        tick.tick().await;
+        !self.removed.load(Ordering::Relaxed)
+    }
+
     /// Follows Raft metrics: leader changes, lease clocks on promotion, removal of this member.
     pub(super) async fn watch_leadership(self: Arc<Self>) {
         let node = self;
@@ -106,13 +120,8 @@ impl Node {
     /// as etcd's transport keeps it for every peer.
     pub(super) async fn probe_peers(self: Arc<Self>) {
         let node = self;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if node.removed.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
-            }
+        let mut tick = every_second();
+        while node.tick_as_member(&mut tick).await {
             let info = node.members();
             let probes = info
                 .members

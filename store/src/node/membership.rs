@@ -110,13 +110,8 @@ impl Node {
     /// forgets those that were removed or are voters already.
     pub(super) async fn promote_pending_voters(self: Arc<Self>) {
         let node = self;
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if node.removed.load(std::sync::atomic::Ordering::Relaxed) {
-                return;
-            }
+        let mut tick = super::duties::every_second();
+        while node.tick_as_member(&mut tick).await {
             let pending = node.state.cluster.read().pending_voters.clone();
             if pending.is_empty()
                 || node.raft.metrics().borrow().state != openraft::ServerState::Leader
@@ -127,10 +122,7 @@ impl Node {
                 // Not while a change runs: an added voter is marked before it is added.
                 let _changing = node.member_changes.lock().await;
                 let info = node.members();
-                let learner = match info.members.iter().find(|(i, _, _)| *i == id) {
-                    Some((_, _, learner)) => *learner,
-                    None => false,
-                };
+                let learner = info.members.iter().any(|(i, _, l)| *i == id && *l);
                 if learner {
                     if !node.caught_up(id) {
                         continue;
