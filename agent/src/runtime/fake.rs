@@ -82,6 +82,16 @@ impl State {
         self.next_end = None;
     }
 
+    fn insert_sandbox(&mut self, s: api::PodSandboxStatus) {
+        self.sandbox_labels.add(&s.id, &s.labels);
+        self.sandboxes.insert(s.id.clone(), s);
+    }
+
+    fn insert_container(&mut self, c: FakeContainer) {
+        self.container_labels.add(&c.status.id, &c.status.labels);
+        self.containers.insert(c.status.id.clone(), c);
+    }
+
     fn remove_container(&mut self, id: &str) {
         if let Some(c) = self.containers.remove(id) {
             self.container_labels.remove(id, &c.status.labels);
@@ -373,27 +383,20 @@ impl Runtime for FakeRuntime {
         let mut state = self.lock()?;
         let id = Self::new_id(&mut state);
         let ip = self.pod_ip(&state, state.next_id);
-        state.sandboxes.insert(
-            id.clone(),
-            api::PodSandboxStatus {
-                id: id.clone(),
-                metadata: config.metadata,
-                state: api::PodSandboxState::SandboxReady as i32,
-                created_at: now_ns(),
-                network: Some(api::PodSandboxNetworkStatus {
-                    ip,
-                    additional_ips: Vec::new(),
-                }),
-                labels: config.labels,
-                annotations: config.annotations,
-                runtime_handler: String::new(),
-            },
-        );
-        let state = &mut *state;
-        if let Some(s) = state.sandboxes.get(&id) {
-            state.sandbox_labels.add(&id, &s.labels);
-        }
-        self.save(state);
+        state.insert_sandbox(api::PodSandboxStatus {
+            id: id.clone(),
+            metadata: config.metadata,
+            state: api::PodSandboxState::SandboxReady as i32,
+            created_at: now_ns(),
+            network: Some(api::PodSandboxNetworkStatus {
+                ip,
+                additional_ips: Vec::new(),
+            }),
+            labels: config.labels,
+            annotations: config.annotations,
+            runtime_handler: String::new(),
+        });
+        self.save(&state);
         Ok(id)
     }
 
@@ -483,32 +486,25 @@ impl Runtime for FakeRuntime {
         let (runs_for, exit_code) = simulate(&config.command, &config.args);
         let id = Self::new_id(&mut state);
         let image = config.image.clone().unwrap_or_default();
-        state.containers.insert(
-            id.clone(),
-            FakeContainer {
-                status: api::ContainerStatus {
-                    id: id.clone(),
-                    metadata: config.metadata,
-                    state: api::ContainerState::ContainerCreated as i32,
-                    created_at: now_ns(),
-                    image_ref: format!("fake://{}", image.image),
-                    image_id: format!("fake://{}", image.image),
-                    image: Some(image),
-                    labels: config.labels,
-                    annotations: config.annotations,
-                    log_path: config.log_path,
-                    ..Default::default()
-                },
-                sandbox_id: sandbox_id.into(),
-                ends_at: runs_for.map(|d| d.as_nanos() as i64),
-                exit_code,
+        state.insert_container(FakeContainer {
+            status: api::ContainerStatus {
+                id: id.clone(),
+                metadata: config.metadata,
+                state: api::ContainerState::ContainerCreated as i32,
+                created_at: now_ns(),
+                image_ref: format!("fake://{}", image.image),
+                image_id: format!("fake://{}", image.image),
+                image: Some(image),
+                labels: config.labels,
+                annotations: config.annotations,
+                log_path: config.log_path,
+                ..Default::default()
             },
-        );
-        let state = &mut *state;
-        if let Some(c) = state.containers.get(&id) {
-            state.container_labels.add(&id, &c.status.labels);
-        }
-        self.save(state);
+            sandbox_id: sandbox_id.into(),
+            ends_at: runs_for.map(|d| d.as_nanos() as i64),
+            exit_code,
+        });
+        self.save(&state);
         Ok(id)
     }
 
