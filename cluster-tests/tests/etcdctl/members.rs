@@ -190,6 +190,15 @@ async fn a_cluster_grows_from_one_member() {
     let listed = ok(&cluster.etcdctl(&["member", "list"]));
     let unstarted = format!("unstarted, , {peer}, , false");
     assert!(listed.lines().any(|l| l.ends_with(&unstarted)), "{listed}");
+    // A third voter before the second has started: one started member of two is no quorum.
+    let third_add = cluster.etcdctl(&["member", "add", "m9", "--peer-urls=http://127.0.0.1:1"]);
+    fails_with(
+        &third_add,
+        1,
+        "Error: etcdserver: re-configuration failed due to not enough started members",
+    );
+    let listed = ok(&cluster.etcdctl(&["member", "list"]));
+    assert_eq!(listed.lines().count(), 2, "{listed}");
 
     if cluster.flavor() == Flavor::Ours {
         // The first member restarts before the new one has started: the promotion it owes is
