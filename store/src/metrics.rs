@@ -1,6 +1,8 @@
 //! Prometheus metrics of a member, named as etcd names them so dashboards carry over.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntGauge, Registry, TextEncoder,
+};
 
 /// The member's metrics.
 pub struct Metrics {
@@ -25,8 +27,18 @@ pub struct Metrics {
     pub backend_commit: Histogram,
     /// Raft AppendEntries round trips to peers, as the leader sees them.
     pub peer_rtt: Histogram,
-    /// Time a follower takes to handle AppendEntries (append and sync included).
-    pub append_handling: Histogram,
+    /// Raft AppendEntries round trips to peers by kind (`entries`, or `commit` when only the
+    /// commit index is news), as the leader sees them; finer than `peer_rtt`.
+    pub append_rtt: HistogramVec,
+    /// Time a follower takes to handle AppendEntries (append and sync included), by kind.
+    pub append_handling: HistogramVec,
+    /// On the leader: from appending its newest entry until replication sends it to a
+    /// follower (the Raft core handing it over, the replication task reading it back, and
+    /// waiting for that follower's previous AppendEntries to be answered).
+    pub send_lag: Histogram,
+    /// On the leader: from appending its newest entry until applying it (replication to a
+    /// quorum and commit included).
+    pub append_to_apply: Histogram,
     /// Time from proposing a command to its response (commit and apply included).
     pub proposal_duration: Histogram,
     /// Commands per proposed log entry.
@@ -70,6 +82,24 @@ fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
 fn histogram(r: &Registry, name: &str, help: &str) -> Histogram {
     let buckets = prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets");
     let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    r.register(Box::new(h.clone())).expect("unique metric");
+    h
+}
+
+/// The first bucket of the histograms that split a write into its steps: 25 µs.
+const FINE: f64 = 0.000_025;
+
+/// [`histogram_from`] with one label.
+fn histogram_vec_from(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    first: f64,
+) -> HistogramVec {
+    let buckets = prometheus::exponential_buckets(first, 2.0, 18).expect("valid buckets");
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), &[label])
         .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
@@ -145,15 +175,37 @@ impl Metrics {
                 "etcd_network_peer_round_trip_time_seconds",
                 "Round-trip time of Raft AppendEntries to peers.",
             ),
-            append_handling: histogram(
+            append_rtt: histogram_vec_from(
+                &r,
+                "store_peer_append_entries_seconds",
+                "Round trips of Raft AppendEntries to peers, by kind: entries, or commit (only the commit index is news).",
+                "kind",
+                FINE,
+            ),
+            append_handling: histogram_vec_from(
                 &r,
                 "store_peer_append_entries_handling_seconds",
-                "Time this member takes to handle a Raft AppendEntries.",
+                "Time this member takes to handle a Raft AppendEntries, by kind: entries (appended and synced), or commit (only the commit index is news).",
+                "kind",
+                FINE,
             ),
-            proposal_duration: histogram(
+            send_lag: histogram_from(
+                &r,
+                "store_replication_send_lag_seconds",
+                "On the leader: from appending its newest entry until it is sent to a follower.",
+                FINE,
+            ),
+            append_to_apply: histogram_from(
+                &r,
+                "store_append_to_apply_seconds",
+                "On the leader: from appending its newest entry until applying it (replication and commit included).",
+                FINE,
+            ),
+            proposal_duration: histogram_from(
                 &r,
                 "store_proposal_duration_seconds",
                 "Time from proposing a command until it is applied.",
+                FINE,
             ),
             batch_size: {
                 let buckets = prometheus::exponential_buckets(1.0, 2.0, 12).expect("valid buckets");

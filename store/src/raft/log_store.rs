@@ -56,6 +56,9 @@ struct Queued {
 #[derive(Clone)]
 pub struct LogDurability {
     synced: Arc<tokio::sync::watch::Sender<Synced>>,
+    /// The index of the newest entry this member appended as leader, and when: the start of
+    /// the write-path timings (`store_replication_send_lag_seconds`, `store_append_to_apply_seconds`).
+    newest: Arc<parking_lot::Mutex<Option<(u64, Instant)>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -73,6 +76,15 @@ impl LogDurability {
                 generation: 0,
                 index,
             })),
+            newest: Arc::new(parking_lot::Mutex::new(None)),
+        }
+    }
+
+    /// When this member, as leader, appended the entry at `index`, if that is its newest.
+    pub fn appended_at(&self, index: u64) -> Option<Instant> {
+        match *self.newest.lock() {
+            Some((newest, at)) if newest == index => Some(at),
+            _ => None,
         }
     }
 
@@ -371,6 +383,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             callback.log_io_completed(res.clone().map_err(std::io::Error::other));
             return res.map_err(|e| StorageIOError::write_logs(&std::io::Error::other(e)).into());
         }
+        *self.durability.newest.lock() = Some((last.index, Instant::now()));
         // A leader's own entries are reported at once (see LogDurability) and synced by the
         // flusher, which groups concurrent appends into one sync.
         callback.log_io_completed(Ok(()));

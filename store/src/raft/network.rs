@@ -393,13 +393,25 @@ impl RaftNetwork<TypeConfig> for Conn {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, Member, RaftError<u64>>> {
         let rpc = self.commit_on_disk(rpc, option.soft_ttl()).await;
+        let kind = match rpc.entries.last() {
+            Some(last) => {
+                if let Some(at) = self.durability.appended_at(last.log_id.index) {
+                    self.metrics.send_lag.observe(at.elapsed().as_secs_f64());
+                }
+                "entries"
+            }
+            None => "commit",
+        };
         let started = std::time::Instant::now();
         let res = self
             .rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
             .await;
+        let took = started.elapsed().as_secs_f64();
+        self.metrics.peer_rtt.observe(took);
         self.metrics
-            .peer_rtt
-            .observe(started.elapsed().as_secs_f64());
+            .append_rtt
+            .with_label_values(&[kind])
+            .observe(took);
         self.peers.mark(
             self.target,
             !matches!(

@@ -155,6 +155,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<Entry> = entries.into_iter().collect();
         if let Some(last) = entries.last() {
+            if let Some(at) = self.durability.appended_at(last.log_id.index) {
+                self.metrics
+                    .append_to_apply
+                    .observe(at.elapsed().as_secs_f64());
+            }
             // A leader may count its own entries committed before they are on its disk
             // (see LogDurability); nothing is applied, so acknowledged, before they are.
             if !self.durability.wait(last.log_id.index, DURABLE_WAIT).await {

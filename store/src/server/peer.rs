@@ -80,9 +80,15 @@ impl Peer for PeerService {
             self.node.clone(),
             |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
                 let started = std::time::Instant::now();
+                let kind = if rpc.entries.is_empty() {
+                    "commit"
+                } else {
+                    "entries"
+                };
                 let res = node.append_entries(rpc).await;
                 node.metrics()
                     .append_handling
+                    .with_label_values(&[kind])
                     .observe(started.elapsed().as_secs_f64());
                 reply(&res).map(Response::into_inner)
             },
