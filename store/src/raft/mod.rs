@@ -5,6 +5,7 @@ mod log_store;
 pub mod network;
 pub mod snapshot;
 mod state_machine;
+pub mod wire;
 
 use std::fmt;
 

@@ -19,6 +19,7 @@ use proto::peerpb::Payload;
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
+use super::wire::{self, OpenError};
 use super::{LogDurability, Member, TypeConfig};
 use crate::codec;
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct PeerClients {
     idle_streams: Arc<Mutex<HashMap<(PeerRpc, String), Vec<RequestStream>>>>,
     /// Since when each peer (by member ID) has answered Raft RPCs without a failure.
     active: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
+    /// Peer URLs that refused the plain AppendEntries stream (see [`wire`]): gRPC for them.
+    refuse_wire: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
 /// The peer RPCs.
@@ -66,6 +69,7 @@ impl PeerClients {
             channels: Arc::new(Mutex::new(HashMap::new())),
             idle_streams: Arc::new(Mutex::new(HashMap::new())),
             active: Arc::new(Mutex::new(HashMap::new())),
+            refuse_wire: Arc::new(Mutex::new(std::collections::HashSet::new())),
         }
     }
 
@@ -313,6 +317,10 @@ pub struct Conn {
     peers: PeerClients,
     metrics: Arc<Metrics>,
     durability: LogDurability,
+    /// The plain AppendEntries stream to a peer on http (see [`wire`]), once opened.
+    stream: Option<tokio::net::TcpStream>,
+    /// The last answer read from `stream`.
+    answer: Vec<u8>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -325,6 +333,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             metrics: self.metrics.clone(),
             durability: self.durability.clone(),
+            stream: None,
+            answer: Vec::new(),
         }
     }
 }
@@ -341,7 +351,20 @@ impl Conn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let reply: Result<Resp, E> = match self.peers.call(&self.url, rpc, req, ttl).await {
+        let reply = self.peers.call(&self.url, rpc, req, ttl).await;
+        self.answered(reply)
+    }
+
+    /// A peer's reply as openraft takes it: transport failures, or the peer's own answer.
+    #[allow(clippy::result_large_err)] // openraft's error type, returned as openraft asks
+    fn answered<Resp, E>(
+        &self,
+        reply: Result<Result<Resp, E>, PeerCallError>,
+    ) -> Result<Resp, RPCError<u64, Member, E>>
+    where
+        E: std::error::Error,
+    {
+        let reply: Result<Resp, E> = match reply {
             Ok(r) => r,
             Err(PeerCallError::Unreachable(m)) => {
                 return Err(RPCError::Unreachable(Unreachable::new(
@@ -386,6 +409,87 @@ impl Conn {
     }
 }
 
+/// Why an AppendEntries on the plain stream failed.
+enum WireFailure {
+    /// The peer has no such stream: use gRPC.
+    Refused,
+    /// The call failed as a gRPC call would.
+    Call(PeerCallError),
+}
+
+impl Conn {
+    /// `host:port` of the peer when it is reached by the plain AppendEntries stream (an
+    /// http URL that has not refused it).
+    fn wire_addr(&self) -> Option<String> {
+        let rest = self.url.strip_prefix("http://")?;
+        if self.peers.refuse_wire.lock().contains(&self.url) {
+            return None;
+        }
+        Some(rest.split('/').next().unwrap_or(rest).to_string())
+    }
+
+    /// Sends `rpc` on the plain stream (opened if needed) and reads its answer, within `ttl`.
+    /// A stream found broken is replaced once and the request sent again (AppendEntries is
+    /// idempotent); a stream whose answer is late is dropped, since its next answer would be
+    /// this one's.
+    async fn wire_append<Resp: DeserializeOwned, E: DeserializeOwned>(
+        &mut self,
+        addr: &str,
+        rpc: &AppendEntriesRequest<TypeConfig>,
+        ttl: Duration,
+    ) -> Result<Result<Resp, E>, WireFailure> {
+        let data = codec::encode(rpc)
+            .map_err(|e| WireFailure::Call(PeerCallError::Codec(e.to_string())))?;
+        let exchange = async {
+            let mut fresh = false;
+            loop {
+                if self.stream.is_none() {
+                    self.stream = Some(wire::open(addr, CONNECT_TIMEOUT).await.map_err(
+                        |e| match e {
+                            OpenError::Refused => WireFailure::Refused,
+                            OpenError::Unreachable(m) => {
+                                WireFailure::Call(PeerCallError::Unreachable(m))
+                            }
+                        },
+                    )?);
+                    fresh = true;
+                }
+                let Some(stream) = self.stream.as_mut() else {
+                    continue;
+                };
+                let sent = wire::write_message(stream, &data).await;
+                let answered = match sent {
+                    Ok(()) => wire::read_message(stream, &mut self.answer).await,
+                    Err(e) => Err(e),
+                };
+                match answered {
+                    Ok(true) => return Ok(()),
+                    Ok(false) | Err(_) if !fresh => self.stream = None,
+                    Ok(false) => {
+                        self.stream = None;
+                        return Err(WireFailure::Call(PeerCallError::Lost(
+                            "stream ended".into(),
+                        )));
+                    }
+                    Err(e) => {
+                        self.stream = None;
+                        return Err(WireFailure::Call(PeerCallError::Lost(e.to_string())));
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout(ttl, exchange).await {
+            Err(_) => {
+                self.stream = None;
+                return Err(WireFailure::Call(PeerCallError::Timeout));
+            }
+            Ok(r) => r?,
+        }
+        codec::decode(&self.answer)
+            .map_err(|e| WireFailure::Call(PeerCallError::Codec(e.to_string())))
+    }
+}
+
 impl RaftNetwork<TypeConfig> for Conn {
     async fn append_entries(
         &mut self,
@@ -403,9 +507,22 @@ impl RaftNetwork<TypeConfig> for Conn {
             None => "commit",
         };
         let started = std::time::Instant::now();
-        let res = self
-            .rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
-            .await;
+        let res = match self.wire_addr() {
+            Some(addr) => match self.wire_append(&addr, &rpc, option.hard_ttl()).await {
+                Ok(reply) => self.answered(Ok(reply)),
+                Err(WireFailure::Refused) => {
+                    tracing::info!(url = %self.url, "peer has no plain AppendEntries stream; using gRPC");
+                    self.peers.refuse_wire.lock().insert(self.url.clone());
+                    self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
+                        .await
+                }
+                Err(WireFailure::Call(e)) => self.answered(Err(e)),
+            },
+            None => {
+                self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
+                    .await
+            }
+        };
         let took = started.elapsed().as_secs_f64();
         self.metrics.peer_rtt.observe(took);
         self.metrics

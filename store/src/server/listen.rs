@@ -234,8 +234,45 @@ impl PeerListener {
     }
 
     /// Serves `router` (made from [`PeerListener::server`]) on the listener until it fails.
-    pub async fn serve(self, router: Router) -> Result<(), tonic::transport::Error> {
-        router.serve_with_incoming(incoming(self.tcp)).await
+    /// On plain text, a connection that opens the AppendEntries stream of
+    /// [`crate::raft::wire`] goes to `wire` instead (the listener tells it from HTTP/2 by its
+    /// first bytes).
+    pub async fn serve(
+        self,
+        router: Router,
+        wire: impl Fn(TcpStream) + Send + Sync + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        if self.tls.is_some() {
+            return router.serve_with_incoming(incoming(self.tcp)).await;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TcpStream>>(64);
+        let wire = Arc::new(wire);
+        let listener = self.tcp;
+        tokio::spawn(async move {
+            loop {
+                let conn = match listener.accept().await {
+                    Ok((conn, _)) => conn,
+                    Err(e) => {
+                        if tx.send(Err(e)).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let _ = conn.set_nodelay(true);
+                let (tx, wire) = (tx.clone(), wire.clone());
+                tokio::spawn(async move {
+                    if crate::raft::wire::sniff(&conn).await {
+                        wire(conn);
+                    } else {
+                        let _ = tx.send(Ok(conn)).await;
+                    }
+                });
+            }
+        });
+        router
+            .serve_with_incoming(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
     }
 }
 

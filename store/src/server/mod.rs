@@ -43,8 +43,12 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
         let router = listener.server()?.add_service(svc);
         let url = listener.url.clone();
         tracing::info!(%url, "serving peers");
+        let wire_node = node.clone();
+        let wire = move |conn| {
+            tokio::spawn(peer::serve_wire_appends(wire_node.clone(), conn));
+        };
         tokio::spawn(async move {
-            if let Err(e) = listener.serve(router).await {
+            if let Err(e) = listener.serve(router, wire).await {
                 tracing::error!(%url, "peer server failed: {e}");
             }
         });

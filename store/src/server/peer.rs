@@ -3,7 +3,10 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::error::RaftError;
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
+};
 use proto::peerpb::peer_server::Peer;
 use proto::peerpb::Payload;
 use serde::{de::DeserializeOwned, Serialize};
@@ -13,7 +16,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::apply::Proposed;
 use crate::codec;
 use crate::node::{LeaseOp, MemberChange, Node};
-use crate::raft::TypeConfig;
+use crate::raft::{wire, TypeConfig};
 
 /// The peer service of a member.
 pub struct PeerService {
@@ -65,12 +68,58 @@ where
     Box::pin(answers)
 }
 
+/// Hands `rpc` to Raft and times it by kind.
+async fn append_entries(
+    node: &Node,
+    rpc: AppendEntriesRequest<TypeConfig>,
+) -> Result<AppendEntriesResponse<u64>, RaftError<u64>> {
+    let started = std::time::Instant::now();
+    let kind = if rpc.entries.is_empty() {
+        "commit"
+    } else {
+        "entries"
+    };
+    let res = node.append_entries(rpc).await;
+    node.metrics()
+        .append_handling
+        .with_label_values(&[kind])
+        .observe(started.elapsed().as_secs_f64());
+    res
+}
+
+/// A leader's plain AppendEntries stream (see [`crate::raft::wire`]), accepted by the peer
+/// listener: answered in order on this connection's task until the leader closes it. A
+/// message that does not decode ends the stream (the leader's call fails and it reconnects).
+pub(super) async fn serve_wire_appends(node: Arc<Node>, mut conn: tokio::net::TcpStream) {
+    let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    if let Err(e) = wire_appends(&node, &mut conn).await {
+        tracing::debug!(%peer, "AppendEntries stream ended: {e}");
+    }
+}
+
+async fn wire_appends(node: &Node, conn: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut magic = [0u8; wire::MAGIC.len()];
+    conn.read_exact(&mut magic).await?;
+    conn.write_all(wire::ACCEPTED).await?;
+    let mut buf = Vec::new();
+    while wire::read_message(conn, &mut buf).await? {
+        let rpc: AppendEntriesRequest<TypeConfig> = codec::decode(&buf)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+        let res = append_entries(node, rpc).await;
+        let data = codec::encode(&res).map_err(std::io::Error::other)?;
+        wire::write_message(conn, &data).await?;
+    }
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl Peer for PeerService {
     type AppendEntriesStream = Answers;
     type ProposeStream = Answers;
 
-    /// A leader's AppendEntries stream: each request message gets its answer, in order.
+    /// A leader's AppendEntries stream on gRPC (a leader reaching this member on https, or
+    /// one without the plain stream): each request message gets its answer, in order.
     async fn append_entries(
         &self,
         request: Request<Streaming<Payload>>,
@@ -79,17 +128,7 @@ impl Peer for PeerService {
             request.into_inner(),
             self.node.clone(),
             |node, rpc: AppendEntriesRequest<TypeConfig>| async move {
-                let started = std::time::Instant::now();
-                let kind = if rpc.entries.is_empty() {
-                    "commit"
-                } else {
-                    "entries"
-                };
-                let res = node.append_entries(rpc).await;
-                node.metrics()
-                    .append_handling
-                    .with_label_values(&[kind])
-                    .observe(started.elapsed().as_secs_f64());
+                let res = append_entries(&node, rpc).await;
                 reply(&res).map(Response::into_inner)
             },
         );
