@@ -1,5 +1,7 @@
-//! Member-to-member gRPC: openraft's RPCs and the calls a follower makes to the leader.
-//! Payloads are bincode; one lazily connected channel per peer URL.
+//! Member-to-member calls: openraft's RPCs and the calls a follower makes to the leader.
+//! Payloads are bincode; one lazily connected gRPC channel per peer URL. AppendEntries and
+//! forwarded proposals go on request streams: plain TCP ones to peers on http (see
+//! [`super::wire`]), gRPC ones to peers on https or without the plain stream.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use proto::peerpb::Payload;
 use serde::{de::DeserializeOwned, Serialize};
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
-use super::wire::{self, OpenError};
+use super::wire::{self, OpenError, StreamKind};
 use super::{LogDurability, Member, TypeConfig};
 use crate::codec;
 use crate::metrics::Metrics;
@@ -36,7 +38,7 @@ pub struct PeerClients {
     idle_streams: Arc<Mutex<HashMap<(PeerRpc, String), Vec<RequestStream>>>>,
     /// Since when each peer (by member ID) has answered Raft RPCs without a failure.
     active: Arc<Mutex<HashMap<u64, std::time::Instant>>>,
-    /// Peer URLs that refused the plain AppendEntries stream (see [`wire`]): gRPC for them.
+    /// Peer URLs that refused the plain request streams (see [`wire`]): gRPC for them.
     refuse_wire: Arc<Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -153,11 +155,16 @@ impl PeerClients {
     }
 }
 
-/// An open request stream to a peer (AppendEntries or Propose): requests go in on `tx`,
-/// answers come back on `answers`, one for each, in order.
-struct RequestStream {
-    tx: tokio::sync::mpsc::Sender<Payload>,
-    answers: tonic::Streaming<Payload>,
+/// An open request stream to a peer (AppendEntries or Propose): each request gets its
+/// answer, in order.
+enum RequestStream {
+    /// A gRPC stream: requests go in on `tx`, answers come back on `answers`.
+    Grpc {
+        tx: tokio::sync::mpsc::Sender<Payload>,
+        answers: tonic::Streaming<Payload>,
+    },
+    /// A plain TCP stream of length-prefixed messages (see [`wire`]).
+    Wire(tokio::net::TcpStream),
 }
 
 /// Why an exchange on a request stream failed.
@@ -171,25 +178,67 @@ enum StreamFailure {
 }
 
 impl RequestStream {
-    async fn exchange(&mut self, payload: Payload) -> Result<Payload, StreamFailure> {
-        self.tx
-            .send(payload)
-            .await
-            .map_err(|_| StreamFailure::NotSent)?;
-        match self.answers.message().await {
-            Ok(Some(answer)) => Ok(answer),
-            Ok(None) => Err(StreamFailure::Lost("stream ended".into())),
-            Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                Err(StreamFailure::Status(status))
+    async fn exchange(&mut self, data: &[u8]) -> Result<Vec<u8>, StreamFailure> {
+        match self {
+            RequestStream::Grpc { tx, answers } => {
+                tx.send(Payload {
+                    data: data.to_vec(),
+                })
+                .await
+                .map_err(|_| StreamFailure::NotSent)?;
+                match answers.message().await {
+                    Ok(Some(answer)) => Ok(answer.data),
+                    Ok(None) => Err(StreamFailure::Lost("stream ended".into())),
+                    Err(status) if status.code() == tonic::Code::InvalidArgument => {
+                        Err(StreamFailure::Status(status))
+                    }
+                    Err(status) => Err(StreamFailure::Lost(status.message().to_string())),
+                }
             }
-            Err(status) => Err(StreamFailure::Lost(status.message().to_string())),
+            RequestStream::Wire(conn) => {
+                // An idle stream the peer closed (it restarted) has nothing in flight: the
+                // request has not gone out.
+                if !wire::is_open(conn) {
+                    return Err(StreamFailure::NotSent);
+                }
+                let mut answer = Vec::new();
+                match wire::write_message(conn, data).await {
+                    Ok(()) => {}
+                    Err(e) => return Err(StreamFailure::Lost(e.to_string())),
+                }
+                match wire::read_message(conn, &mut answer).await {
+                    Ok(true) => Ok(answer),
+                    Ok(false) => Err(StreamFailure::Lost("stream ended".into())),
+                    Err(e) => Err(StreamFailure::Lost(e.to_string())),
+                }
+            }
         }
     }
 }
 
 impl PeerClients {
-    /// Opens a request stream of `rpc` to the peer at `url`.
+    /// Opens a request stream of `rpc` to the peer at `url`: a plain one on http, unless the
+    /// peer refused it once; else gRPC.
     async fn open_stream(&self, url: &str, rpc: PeerRpc) -> Result<RequestStream, PeerCallError> {
+        let kind = match rpc {
+            PeerRpc::AppendEntries => Some(StreamKind::AppendEntries),
+            PeerRpc::Propose => Some(StreamKind::Propose),
+            _ => None,
+        };
+        let plain = url
+            .strip_prefix("http://")
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
+            .filter(|_| !self.refuse_wire.lock().contains(url));
+        if let (Some(kind), Some(addr)) = (kind, plain) {
+            match wire::open(addr, kind, CONNECT_TIMEOUT).await {
+                Ok(conn) => return Ok(RequestStream::Wire(conn)),
+                Err(OpenError::Unreachable(m)) => return Err(PeerCallError::Unreachable(m)),
+                Err(OpenError::Refused) => {
+                    tracing::info!(%url, "peer has no plain request streams; using gRPC");
+                    self.refuse_wire.lock().insert(url.to_string());
+                }
+            }
+        }
         let mut client = self.client(url)?;
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let requests = tokio_stream::wrappers::ReceiverStream::new(rx);
@@ -199,7 +248,7 @@ impl PeerClients {
             other => return Err(PeerCallError::Status(format!("{other:?} is not a stream"))),
         };
         let answers = opened.map_err(PeerCallError::from_status)?.into_inner();
-        Ok(RequestStream { tx, answers })
+        Ok(RequestStream::Grpc { tx, answers })
     }
 
     /// Sends `req` on a request stream of `rpc` to the peer at `url` and decodes its answer.
@@ -224,7 +273,7 @@ impl PeerClients {
                 None => (self.open_stream(url, rpc).await?, true),
             };
             loop {
-                match stream.exchange(Payload { data: data.clone() }).await {
+                match stream.exchange(&data).await {
                     Ok(answer) => return Ok((stream, answer)),
                     Err(StreamFailure::NotSent) if !fresh => {}
                     Err(StreamFailure::Lost(_)) if !fresh && rpc == PeerRpc::AppendEntries => {}
@@ -253,7 +302,7 @@ impl PeerClients {
                 streams.push(stream);
             }
         }
-        codec::decode(&answer.data).map_err(|e| PeerCallError::Codec(e.to_string()))
+        codec::decode(&answer).map_err(|e| PeerCallError::Codec(e.to_string()))
     }
 }
 
@@ -317,10 +366,6 @@ pub struct Conn {
     peers: PeerClients,
     metrics: Arc<Metrics>,
     durability: LogDurability,
-    /// The plain AppendEntries stream to a peer on http (see [`wire`]), once opened.
-    stream: Option<tokio::net::TcpStream>,
-    /// The last answer read from `stream`.
-    answer: Vec<u8>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -333,8 +378,6 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             peers: self.peers.clone(),
             metrics: self.metrics.clone(),
             durability: self.durability.clone(),
-            stream: None,
-            answer: Vec::new(),
         }
     }
 }
@@ -351,20 +394,7 @@ impl Conn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
-        let reply = self.peers.call(&self.url, rpc, req, ttl).await;
-        self.answered(reply)
-    }
-
-    /// A peer's reply as openraft takes it: transport failures, or the peer's own answer.
-    #[allow(clippy::result_large_err)] // openraft's error type, returned as openraft asks
-    fn answered<Resp, E>(
-        &self,
-        reply: Result<Result<Resp, E>, PeerCallError>,
-    ) -> Result<Resp, RPCError<u64, Member, E>>
-    where
-        E: std::error::Error,
-    {
-        let reply: Result<Resp, E> = match reply {
+        let reply: Result<Resp, E> = match self.peers.call(&self.url, rpc, req, ttl).await {
             Ok(r) => r,
             Err(PeerCallError::Unreachable(m)) => {
                 return Err(RPCError::Unreachable(Unreachable::new(
@@ -409,87 +439,6 @@ impl Conn {
     }
 }
 
-/// Why an AppendEntries on the plain stream failed.
-enum WireFailure {
-    /// The peer has no such stream: use gRPC.
-    Refused,
-    /// The call failed as a gRPC call would.
-    Call(PeerCallError),
-}
-
-impl Conn {
-    /// `host:port` of the peer when it is reached by the plain AppendEntries stream (an
-    /// http URL that has not refused it).
-    fn wire_addr(&self) -> Option<String> {
-        let rest = self.url.strip_prefix("http://")?;
-        if self.peers.refuse_wire.lock().contains(&self.url) {
-            return None;
-        }
-        Some(rest.split('/').next().unwrap_or(rest).to_string())
-    }
-
-    /// Sends `rpc` on the plain stream (opened if needed) and reads its answer, within `ttl`.
-    /// A stream found broken is replaced once and the request sent again (AppendEntries is
-    /// idempotent); a stream whose answer is late is dropped, since its next answer would be
-    /// this one's.
-    async fn wire_append<Resp: DeserializeOwned, E: DeserializeOwned>(
-        &mut self,
-        addr: &str,
-        rpc: &AppendEntriesRequest<TypeConfig>,
-        ttl: Duration,
-    ) -> Result<Result<Resp, E>, WireFailure> {
-        let data = codec::encode(rpc)
-            .map_err(|e| WireFailure::Call(PeerCallError::Codec(e.to_string())))?;
-        let exchange = async {
-            let mut fresh = false;
-            loop {
-                if self.stream.is_none() {
-                    self.stream = Some(wire::open(addr, CONNECT_TIMEOUT).await.map_err(
-                        |e| match e {
-                            OpenError::Refused => WireFailure::Refused,
-                            OpenError::Unreachable(m) => {
-                                WireFailure::Call(PeerCallError::Unreachable(m))
-                            }
-                        },
-                    )?);
-                    fresh = true;
-                }
-                let Some(stream) = self.stream.as_mut() else {
-                    continue;
-                };
-                let sent = wire::write_message(stream, &data).await;
-                let answered = match sent {
-                    Ok(()) => wire::read_message(stream, &mut self.answer).await,
-                    Err(e) => Err(e),
-                };
-                match answered {
-                    Ok(true) => return Ok(()),
-                    Ok(false) | Err(_) if !fresh => self.stream = None,
-                    Ok(false) => {
-                        self.stream = None;
-                        return Err(WireFailure::Call(PeerCallError::Lost(
-                            "stream ended".into(),
-                        )));
-                    }
-                    Err(e) => {
-                        self.stream = None;
-                        return Err(WireFailure::Call(PeerCallError::Lost(e.to_string())));
-                    }
-                }
-            }
-        };
-        match tokio::time::timeout(ttl, exchange).await {
-            Err(_) => {
-                self.stream = None;
-                return Err(WireFailure::Call(PeerCallError::Timeout));
-            }
-            Ok(r) => r?,
-        }
-        codec::decode(&self.answer)
-            .map_err(|e| WireFailure::Call(PeerCallError::Codec(e.to_string())))
-    }
-}
-
 impl RaftNetwork<TypeConfig> for Conn {
     async fn append_entries(
         &mut self,
@@ -507,22 +456,9 @@ impl RaftNetwork<TypeConfig> for Conn {
             None => "commit",
         };
         let started = std::time::Instant::now();
-        let res = match self.wire_addr() {
-            Some(addr) => match self.wire_append(&addr, &rpc, option.hard_ttl()).await {
-                Ok(reply) => self.answered(Ok(reply)),
-                Err(WireFailure::Refused) => {
-                    tracing::info!(url = %self.url, "peer has no plain AppendEntries stream; using gRPC");
-                    self.peers.refuse_wire.lock().insert(self.url.clone());
-                    self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
-                        .await
-                }
-                Err(WireFailure::Call(e)) => self.answered(Err(e)),
-            },
-            None => {
-                self.rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
-                    .await
-            }
-        };
+        let res = self
+            .rpc(PeerRpc::AppendEntries, &rpc, option.hard_ttl())
+            .await;
         let took = started.elapsed().as_secs_f64();
         self.metrics.peer_rtt.observe(took);
         self.metrics

@@ -1,18 +1,19 @@
-//! The plain-text AppendEntries stream between members: a TCP connection on the peer port
-//! that carries length-prefixed messages, one request then its answer, as etcd's rafthttp
-//! streams carry Raft messages without an RPC layer per message.
+//! Plain request streams between members on http: a TCP connection on the peer port that
+//! carries length-prefixed messages, one request then its answer, as etcd's rafthttp streams
+//! carry Raft messages without an RPC layer per message. Two kinds: a leader's AppendEntries
+//! to a follower, and a follower's proposals forwarded to the leader.
 //!
-//! Why: on a gRPC stream each AppendEntries crosses several tasks on each side (the request
-//! body's pipe and the HTTP/2 connection on the leader, the connection and the stream's task
-//! on the follower); about 0.2 ms of a write's ~0.6 ms round trip to a follower on this
-//! machine went there (BENCHMARKS.md, "The write path, hop by hop"). Here the leader's
-//! replication task writes and reads the socket itself and the follower answers on the
-//! connection's own task.
+//! Why: on a gRPC stream each message crosses several tasks on each side (the request body's
+//! pipe and the HTTP/2 connection on the sender, the connection and the stream's task on the
+//! receiver); about 0.2 ms of a write's ~0.6 ms round trip to a follower on this machine went
+//! there (BENCHMARKS.md, "The write path, hop by hop"). Here the sender's task writes and
+//! reads the socket itself and the receiver answers on the connection's own task.
 //!
-//! The connection opens with [`MAGIC`], which the peer listener tells from the HTTP/2 preface
-//! by its first bytes ([`sniff`]); the member answers [`ACCEPTED`]. A member without this
-//! stream (an older version) answers anything else or closes, and the leader goes on with gRPC
-//! for that peer. Peers on https keep gRPC (the listener's TLS is tonic's).
+//! A connection opens with its kind's magic line ([`StreamKind::magic`]), which the peer
+//! listener tells from the HTTP/2 preface by its first bytes ([`sniff`]); the member answers
+//! [`ACCEPTED`]. A member without these streams (an older version) answers anything else or
+//! closes, and the sender goes on with gRPC for that peer. Peers on https keep gRPC (the
+//! listener's TLS is tonic's).
 
 use std::io;
 use std::time::Duration;
@@ -22,33 +23,64 @@ use tokio::net::TcpStream;
 
 use super::network::MAX_PEER_MESSAGE;
 
-/// What a leader sends first on a new connection.
-pub const MAGIC: &[u8; 20] = b"STORE-RAFT-APPEND/1\n";
-/// The member's answer to [`MAGIC`].
+/// The kinds of plain stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// A leader's AppendEntries to a follower.
+    AppendEntries,
+    /// A follower's proposals (log entries) forwarded to the leader.
+    Propose,
+}
+
+/// The length of every magic line.
+pub const MAGIC_LEN: usize = 20;
+
+impl StreamKind {
+    const ALL: [StreamKind; 2] = [StreamKind::AppendEntries, StreamKind::Propose];
+
+    /// What the sender writes first on a new connection of this kind.
+    pub fn magic(self) -> &'static [u8; MAGIC_LEN] {
+        match self {
+            StreamKind::AppendEntries => b"STORE-PEER/1 append\n",
+            StreamKind::Propose => b"STORE-PEER/1 propos\n",
+        }
+    }
+}
+
+/// The member's answer to a magic line.
 pub const ACCEPTED: &[u8; 3] = b"OK\n";
 
 /// How long the listener waits for a new connection's first bytes before handing it to
 /// the gRPC server as it is.
 const SNIFF_WAIT: Duration = Duration::from_secs(10);
 
-/// Whether the accepted connection `conn` opens with [`MAGIC`] (nothing is consumed). A
-/// connection that sends other bytes, ends, or sends nothing for [`SNIFF_WAIT`] is not ours.
-pub async fn sniff(conn: &TcpStream) -> bool {
+/// The kind of plain stream the accepted connection `conn` opens, if it opens with one's
+/// magic line (nothing is consumed). A connection that sends other bytes, ends, or sends
+/// nothing for [`SNIFF_WAIT`] is not one.
+pub async fn sniff(conn: &TcpStream) -> Option<StreamKind> {
     let look = async {
-        let mut buf = [0u8; MAGIC.len()];
+        let mut buf = [0u8; MAGIC_LEN];
         loop {
-            let n = conn.peek(&mut buf).await?;
-            if n == 0 || buf[..n] != MAGIC[..n] {
-                return Ok::<bool, io::Error>(false);
-            }
-            if n == MAGIC.len() {
-                return Ok(true);
+            let n = conn.peek(&mut buf).await.ok()?;
+            let mut kinds = StreamKind::ALL
+                .into_iter()
+                .filter(|k| n > 0 && buf[..n] == k.magic()[..n]);
+            let kind = kinds.next()?;
+            if n == MAGIC_LEN {
+                return Some(kind);
             }
             // Part of it has arrived: peek returns at once until the rest does.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };
-    matches!(tokio::time::timeout(SNIFF_WAIT, look).await, Ok(Ok(true)))
+    tokio::time::timeout(SNIFF_WAIT, look).await.ok().flatten()
+}
+
+/// Whether an idle stream is still open: the peer has not closed it nor sent anything
+/// unasked (nothing is in flight on an idle stream).
+pub fn is_open(conn: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(conn.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 /// Writes `payload` as one message (a 4-byte big-endian length, then the bytes) in one write.
@@ -92,20 +124,20 @@ fn too_large(len: usize) -> io::Error {
 /// How opening a stream to a peer failed.
 #[derive(Debug)]
 pub enum OpenError {
-    /// Not connected, or no answer to [`MAGIC`].
+    /// Not connected, or no answer to the magic line.
     Unreachable(String),
     /// The peer answered, not with [`ACCEPTED`]: it has no such stream.
     Refused,
 }
 
-/// Connects to `addr` (`host:port`) and opens an AppendEntries stream.
-pub async fn open(addr: &str, wait: Duration) -> Result<TcpStream, OpenError> {
+/// Connects to `addr` (`host:port`) and opens a stream of `kind`.
+pub async fn open(addr: &str, kind: StreamKind, wait: Duration) -> Result<TcpStream, OpenError> {
     let opened = async {
         let mut conn = TcpStream::connect(addr)
             .await
             .map_err(|e| OpenError::Unreachable(e.to_string()))?;
         let _ = conn.set_nodelay(true);
-        conn.write_all(MAGIC)
+        conn.write_all(kind.magic())
             .await
             .map_err(|e| OpenError::Unreachable(e.to_string()))?;
         let mut answer = [0u8; ACCEPTED.len()];
@@ -155,13 +187,13 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let server = tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for _ in 0..3 {
+            let (mut seen, mut kept) = (Vec::new(), Vec::new());
+            for _ in 0..4 {
                 let (mut conn, _) = listener.accept().await.unwrap();
-                let ours = sniff(&conn).await;
-                seen.push(ours);
-                if ours {
-                    let mut magic = [0u8; MAGIC.len()];
+                let kind = sniff(&conn).await;
+                seen.push(kind);
+                if kind.is_some() {
+                    let mut magic = [0u8; MAGIC_LEN];
                     conn.read_exact(&mut magic).await.unwrap();
                     conn.write_all(ACCEPTED).await.unwrap();
                 } else {
@@ -169,20 +201,38 @@ mod tests {
                     // stream would answer.
                     let _ = conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
                 }
+                kept.push(conn);
             }
-            seen
+            (seen, kept)
         });
-        assert!(open(&addr, Duration::from_secs(5)).await.is_ok());
+        let wait = Duration::from_secs(5);
+        let append = open(&addr, StreamKind::AppendEntries, wait).await.unwrap();
+        assert!(is_open(&append));
+        assert!(open(&addr, StreamKind::Propose, wait).await.is_ok());
         let mut h2 = TcpStream::connect(&addr).await.unwrap();
         h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             .await
             .unwrap();
         // Sent in two parts: the listener waits for the rest before deciding.
+        let magic = StreamKind::Propose.magic();
         let mut split = TcpStream::connect(&addr).await.unwrap();
-        split.write_all(&MAGIC[..5]).await.unwrap();
+        split.write_all(&magic[..15]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        split.write_all(&MAGIC[5..]).await.unwrap();
-        assert_eq!(server.await.unwrap(), vec![true, false, true]);
+        split.write_all(&magic[15..]).await.unwrap();
+        let (seen, kept) = server.await.unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                Some(StreamKind::AppendEntries),
+                Some(StreamKind::Propose),
+                None,
+                Some(StreamKind::Propose)
+            ]
+        );
+        // The server's side of the streams is gone: the idle stream shows it.
+        drop(kept);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!is_open(&append));
 
         let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = refusing.local_addr().unwrap().to_string();
@@ -191,7 +241,7 @@ mod tests {
             let _ = conn.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await;
         });
         assert!(matches!(
-            open(&addr, Duration::from_secs(5)).await,
+            open(&addr, StreamKind::AppendEntries, wait).await,
             Err(OpenError::Refused)
         ));
     }

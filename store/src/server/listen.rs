@@ -234,13 +234,13 @@ impl PeerListener {
     }
 
     /// Serves `router` (made from [`PeerListener::server`]) on the listener until it fails.
-    /// On plain text, a connection that opens the AppendEntries stream of
-    /// [`crate::raft::wire`] goes to `wire` instead (the listener tells it from HTTP/2 by its
-    /// first bytes).
+    /// On plain text, a connection that opens a plain request stream of
+    /// [`crate::raft::wire`] goes to `wire` instead, with its kind (the listener tells it
+    /// from HTTP/2 by its first bytes).
     pub async fn serve(
         self,
         router: Router,
-        wire: impl Fn(TcpStream) + Send + Sync + 'static,
+        wire: impl Fn(TcpStream, crate::raft::wire::StreamKind) + Send + Sync + 'static,
     ) -> Result<(), tonic::transport::Error> {
         if self.tls.is_some() {
             return router.serve_with_incoming(incoming(self.tcp)).await;
@@ -262,10 +262,11 @@ impl PeerListener {
                 let _ = conn.set_nodelay(true);
                 let (tx, wire) = (tx.clone(), wire.clone());
                 tokio::spawn(async move {
-                    if crate::raft::wire::sniff(&conn).await {
-                        wire(conn);
-                    } else {
-                        let _ = tx.send(Ok(conn)).await;
+                    match crate::raft::wire::sniff(&conn).await {
+                        Some(kind) => wire(conn, kind),
+                        None => {
+                            let _ = tx.send(Ok(conn)).await;
+                        }
                     }
                 });
             }

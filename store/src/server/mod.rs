@@ -44,8 +44,8 @@ pub async fn serve_peers(cfg: &ServerConfig, node: Arc<Node>) -> anyhow::Result<
         let url = listener.url.clone();
         tracing::info!(%url, "serving peers");
         let wire_node = node.clone();
-        let wire = move |conn| {
-            tokio::spawn(peer::serve_wire_appends(wire_node.clone(), conn));
+        let wire = move |conn, kind| {
+            tokio::spawn(peer::serve_wire(wire_node.clone(), conn, kind));
         };
         tokio::spawn(async move {
             if let Err(e) = listener.serve(router, wire).await {

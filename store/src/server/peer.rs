@@ -15,8 +15,10 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::apply::Proposed;
 use crate::codec;
+use crate::error::StoreError;
 use crate::node::{LeaseOp, MemberChange, Node};
-use crate::raft::{wire, TypeConfig};
+use crate::raft::wire::{self, StreamKind};
+use crate::raft::TypeConfig;
 
 /// The peer service of a member.
 pub struct PeerService {
@@ -87,30 +89,53 @@ async fn append_entries(
     res
 }
 
-/// A leader's plain AppendEntries stream (see [`crate::raft::wire`]), accepted by the peer
-/// listener: answered in order on this connection's task until the leader closes it. A
-/// message that does not decode ends the stream (the leader's call fails and it reconnects).
-pub(super) async fn serve_wire_appends(node: Arc<Node>, mut conn: tokio::net::TcpStream) {
+/// A plain request stream (see [`crate::raft::wire`]) accepted by the peer listener:
+/// answered in order on this connection's task until the sender closes it. A message that
+/// does not decode ends the stream (the sender's call fails).
+pub(super) async fn serve_wire(node: Arc<Node>, mut conn: tokio::net::TcpStream, kind: StreamKind) {
     let peer = conn.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    if let Err(e) = wire_appends(&node, &mut conn).await {
-        tracing::debug!(%peer, "AppendEntries stream ended: {e}");
+    let served = match kind {
+        StreamKind::AppendEntries => answer_wire(&mut conn, |rpc| append_entries(&node, rpc)).await,
+        StreamKind::Propose => answer_wire(&mut conn, |p| accept_forwarded(&node, p)).await,
+    };
+    if let Err(e) = served {
+        tracing::debug!(%peer, ?kind, "request stream ended: {e}");
     }
 }
 
-async fn wire_appends(node: &Node, conn: &mut tokio::net::TcpStream) -> std::io::Result<()> {
+async fn answer_wire<T, R, F, Fut>(
+    conn: &mut tokio::net::TcpStream,
+    handle: F,
+) -> std::io::Result<()>
+where
+    T: DeserializeOwned,
+    R: Serialize,
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut magic = [0u8; wire::MAGIC.len()];
+    let mut magic = [0u8; wire::MAGIC_LEN];
     conn.read_exact(&mut magic).await?;
     conn.write_all(wire::ACCEPTED).await?;
     let mut buf = Vec::new();
     while wire::read_message(conn, &mut buf).await? {
-        let rpc: AppendEntriesRequest<TypeConfig> = codec::decode(&buf)
+        let req: T = codec::decode(&buf)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-        let res = append_entries(node, rpc).await;
-        let data = codec::encode(&res).map_err(std::io::Error::other)?;
+        let answer = handle(req).await;
+        let data = codec::encode(&answer).map_err(std::io::Error::other)?;
         wire::write_message(conn, &data).await?;
     }
     Ok(())
+}
+
+/// Appends a follower's forwarded entry as leader and times it.
+async fn accept_forwarded(node: &Node, proposed: Proposed) -> Result<u64, StoreError> {
+    let started = std::time::Instant::now();
+    let accepted = node.accept_forwarded(proposed).await;
+    node.metrics()
+        .forward_handling
+        .observe(started.elapsed().as_secs_f64());
+    accepted
 }
 
 #[tonic::async_trait]
@@ -146,12 +171,7 @@ impl Peer for PeerService {
             request.into_inner(),
             self.node.clone(),
             |node, proposed: Proposed| async move {
-                let started = std::time::Instant::now();
-                let accepted = node.accept_forwarded(proposed).await;
-                node.metrics()
-                    .forward_handling
-                    .observe(started.elapsed().as_secs_f64());
-                reply(&accepted).map(Response::into_inner)
+                reply(&accept_forwarded(&node, proposed).await).map(Response::into_inner)
             },
         );
         Ok(Response::new(answers))

@@ -109,7 +109,8 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub lease_clients: usize,
     /// After each line, save every member's /metrics (Prometheus text, cumulative since the
-    /// cluster started) in this directory, as SYSTEM-rROUND-LINE-mMEMBER[-leader].prom.
+    /// cluster started) in this directory, as round-R-N-SYSTEM-LINE-mMEMBER[-leader].prom;
+    /// `scripts/metrics-diff.py` prints the histograms of one line from two such files.
     #[arg(long)]
     pub metrics_dir: Option<std::path::PathBuf>,
 }
@@ -429,10 +430,12 @@ async fn save_metrics(
     tag: &str,
     line: &str,
 ) -> Result<()> {
+    // Words joined by single dashes: `round-1-1-ours-put-1-client-via-the-leader`.
     let slug = |s: &str| {
-        s.chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect::<String>()
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
     };
     std::fs::create_dir_all(dir)?;
     for i in 0..cluster.len() {
