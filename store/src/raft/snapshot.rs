@@ -5,7 +5,9 @@
 //! one RocksDB snapshot. Backups add a SHA-256 of the payload at the end, as etcd's do; that
 //! file format is the `store-backup` crate's, which clients use without the database.
 //! Raft snapshots and backups are streamed record by record between the database and a file
-//! ([`write_to`], [`install_from`]): a copy of a large key space is never held in memory.
+//! ([`write_to`], [`install_from`], [`restore_from`]): a copy of a large key space is never
+//! held in memory twice (a Raft snapshot installs as one atomic write batch; a restore, into
+//! a new database, writes bounded batches).
 
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +16,8 @@ use crate::codec;
 use crate::db::Db;
 use crate::schema::{CF_KV, CF_LEASE, CF_META, LOCAL_META, META_LAST_APPLIED, META_MEMBERSHIP};
 
-/// The content of a snapshot.
+/// The content of a snapshot, whole (the tests' reference for the streamed format).
+#[cfg(test)]
 #[derive(Debug, Serialize, Deserialize, Default)]
 pub struct Payload {
     /// The last applied log id and membership stored with the data.
@@ -84,18 +87,6 @@ fn applied_at(
         None => StoredMembership::default(),
     };
     Ok((last_applied, membership))
-}
-
-/// Replaces the replicated state in the database with `p` (one atomic write).
-pub fn install(db: &Db, p: &Payload) -> Result<(), SnapshotError> {
-    replace_state(db, &p.last_applied, &p.membership, |batch| {
-        for (cf, rows) in [(CF_KV, &p.kv), (CF_LEASE, &p.lease), (CF_META, &p.meta)] {
-            for (k, v) in rows {
-                batch.put_cf(db.cf(cf), k, v);
-            }
-        }
-        Ok(())
-    })
 }
 
 /// One atomic write that deletes the replicated state, lets `fill` put the new records and
@@ -209,6 +200,50 @@ pub fn install_from(
     })
 }
 
+/// Bytes of records a restore writes at a time.
+const RESTORE_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// Writes the state a backup's body holds (a payload as [`write_to`] writes it) into `db`, a
+/// new database, one record at a time in batches of about [`RESTORE_BATCH_BYTES`]; metadata
+/// records that `keep_meta` refuses are left out. The state starts with no Raft history and
+/// no membership (a restored member starts a new cluster). Anything after the payload (the
+/// backup's padding) is not read.
+pub fn restore_from(
+    db: &Db,
+    input: &mut impl std::io::Read,
+    keep_meta: impl Fn(&[u8]) -> bool,
+) -> Result<(), SnapshotError> {
+    let _: Option<LogId> = take(input)?;
+    let _: StoredMembership = take(input)?;
+    let raw = db.raw();
+    let mut batch = rocksdb::WriteBatch::default();
+    for cf in [CF_KV, CF_LEASE, CF_META] {
+        let count: u64 = take(input)?;
+        for _ in 0..count {
+            let RecordIn(k, v) = take(input)?;
+            if cf == CF_META && !keep_meta(&k) {
+                continue;
+            }
+            batch.put_cf(db.cf(cf), k, v);
+            if batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
+                raw.write(std::mem::take(&mut batch))?;
+            }
+        }
+    }
+    let none: Option<LogId> = None;
+    batch.put_cf(db.cf(CF_META), META_LAST_APPLIED, codec::encode(&none)?);
+    batch.put_cf(
+        db.cf(CF_META),
+        META_MEMBERSHIP,
+        codec::encode(&StoredMembership::default())?,
+    );
+    let mut opts = rocksdb::WriteOptions::default();
+    opts.set_sync(true);
+    raw.write_opt(batch, &opts)?;
+    // The earlier batches went unsynced: the sync above made the WAL durable up to here.
+    Ok(())
+}
+
 /// Read options of a scan of the whole state: its blocks do not displace the clients' in
 /// RocksDB's block cache.
 fn scan() -> rocksdb::ReadOptions {
@@ -229,12 +264,6 @@ fn take<T: serde::de::DeserializeOwned>(
     input: &mut impl std::io::Read,
 ) -> Result<T, SnapshotError> {
     bincode::serde::decode_from_std_read(input, bincode::config::standard()).map_err(codec_err)
-}
-
-/// Decodes a backup file (a payload sealed as `store_backup` says), checking its SHA-256.
-pub fn from_backup(bytes: &[u8]) -> Result<Payload, SnapshotError> {
-    // The padding after the payload is ignored by the decoder.
-    Ok(codec::decode(store_backup::open(bytes)?)?)
 }
 
 #[cfg(test)]
