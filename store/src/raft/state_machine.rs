@@ -436,11 +436,11 @@ impl SnapshotBuilder {
             |e: &dyn std::error::Error| StorageIOError::read_state_machine(AnyError::error(e));
         let path = self.files.building();
         let file = std::fs::File::create(&path).map_err(|e| read_err(&e))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, snapshot::PacedFile::new(file));
         let (last_applied, membership) =
             snapshot::write_to(&self.db, &mut out).map_err(|e| read_err(&e))?;
-        let file = out.into_inner().map_err(|e| read_err(e.error()))?;
-        file.sync_all().map_err(|e| read_err(&e))?;
+        let paced = out.into_inner().map_err(|e| read_err(e.error()))?;
+        paced.finish().map_err(|e| read_err(&e))?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("0-0-{}", rand::random::<u32>()),
