@@ -105,6 +105,26 @@ pub fn open(bytes: &[u8]) -> Result<&[u8], BackupError> {
     Ok(body)
 }
 
+/// Checks the SHA-256 of the backup in the file at `path`, reading it a chunk at a time;
+/// returns the length of its body (the file without the checksum), for a reader that then
+/// decodes the body from the file.
+pub fn check_file(path: &Path) -> Result<u64, BackupError> {
+    use std::io::Read;
+    let mut file = File::open(path).map_err(io_err("opening", path))?;
+    let mut checker = Checker::new();
+    let mut chunk = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut chunk).map_err(io_err("reading", path))?;
+        if n == 0 {
+            break;
+        }
+        checker.update(&chunk[..n]);
+    }
+    let body = checker.len().saturating_sub(CHECKSUM_LEN as u64);
+    checker.finish()?;
+    Ok(body)
+}
+
 /// Checks a backup as it streams by: everything but the last [`CHECKSUM_LEN`] bytes is hashed,
 /// and those must be the hash.
 #[derive(Default)]

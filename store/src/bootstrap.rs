@@ -276,27 +276,12 @@ pub fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Re
             part.display()
         );
     }
-    let open =
-        || std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()));
-    let mut checker = store_backup::Checker::new();
-    let mut input = open()?;
-    let mut chunk = vec![0u8; 1 << 20];
-    loop {
-        let n = input
-            .read(&mut chunk)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        if n == 0 {
-            break;
-        }
-        checker.update(&chunk[..n]);
-    }
-    let body = checker
-        .len()
-        .saturating_sub(store_backup::CHECKSUM_LEN as u64);
-    checker.finish()?;
+    let body = store_backup::check_file(file)?;
     let restored = (|| -> anyhow::Result<()> {
         let db = Db::open(&part)?;
-        let mut records = std::io::BufReader::with_capacity(1 << 20, open()?.take(body));
+        let input =
+            std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut records = std::io::BufReader::with_capacity(1 << 20, input.take(body));
         // The cluster's own record (members, alarms) stays behind: a new cluster starts here.
         crate::raft::snapshot::restore_from(&db, &mut records, |key| key != META_CLUSTER)
             .with_context(|| format!("restoring {}", file.display()))

@@ -112,6 +112,16 @@ fn replace_state(
         }
     }
     fill(&mut batch)?;
+    write_applied(db, batch, last_applied, membership)
+}
+
+/// Puts `last_applied` and `membership` in `batch` and writes it, synced.
+fn write_applied(
+    db: &Db,
+    mut batch: rocksdb::WriteBatch,
+    last_applied: &Option<LogId>,
+    membership: &StoredMembership,
+) -> Result<(), SnapshotError> {
     batch.put_cf(
         db.cf(CF_META),
         META_LAST_APPLIED,
@@ -120,7 +130,26 @@ fn replace_state(
     batch.put_cf(db.cf(CF_META), META_MEMBERSHIP, codec::encode(membership)?);
     let mut opts = rocksdb::WriteOptions::default();
     opts.set_sync(true);
-    raw.write_opt(batch, &opts)?;
+    db.raw().write_opt(batch, &opts)?;
+    Ok(())
+}
+
+/// Reads the payload `input` holds (written by [`write_to`] or `codec::encode`) one record at
+/// a time, handing each to `record` with its column family; the payload's own last applied
+/// log id and membership are skipped (the caller says what they are).
+fn read_records(
+    input: &mut impl std::io::Read,
+    mut record: impl FnMut(&'static str, Vec<u8>, Vec<u8>) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    let _: Option<LogId> = take(input)?;
+    let _: StoredMembership = take(input)?;
+    for cf in [CF_KV, CF_LEASE, CF_META] {
+        let count: u64 = take(input)?;
+        for _ in 0..count {
+            let RecordIn(k, v) = take(input)?;
+            record(cf, k, v)?;
+        }
+    }
     Ok(())
 }
 
@@ -186,17 +215,11 @@ pub fn install_from(
     membership: &StoredMembership,
 ) -> Result<(), SnapshotError> {
     // Raft's metadata says what the snapshot holds; the payload's own copy is skipped.
-    let _: Option<LogId> = take(input)?;
-    let _: StoredMembership = take(input)?;
     replace_state(db, last_applied, membership, |batch| {
-        for cf in [CF_KV, CF_LEASE, CF_META] {
-            let count: u64 = take(input)?;
-            for _ in 0..count {
-                let RecordIn(k, v) = take(input)?;
-                batch.put_cf(db.cf(cf), k, v);
-            }
-        }
-        Ok(())
+        read_records(input, |cf, k, v| {
+            batch.put_cf(db.cf(cf), k, v);
+            Ok(())
+        })
     })
 }
 
@@ -213,35 +236,19 @@ pub fn restore_from(
     input: &mut impl std::io::Read,
     keep_meta: impl Fn(&[u8]) -> bool,
 ) -> Result<(), SnapshotError> {
-    let _: Option<LogId> = take(input)?;
-    let _: StoredMembership = take(input)?;
-    let raw = db.raw();
     let mut batch = rocksdb::WriteBatch::default();
-    for cf in [CF_KV, CF_LEASE, CF_META] {
-        let count: u64 = take(input)?;
-        for _ in 0..count {
-            let RecordIn(k, v) = take(input)?;
-            if cf == CF_META && !keep_meta(&k) {
-                continue;
-            }
-            batch.put_cf(db.cf(cf), k, v);
-            if batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
-                raw.write(std::mem::take(&mut batch))?;
-            }
+    read_records(input, |cf, k, v| {
+        if cf == CF_META && !keep_meta(&k) {
+            return Ok(());
         }
-    }
-    let none: Option<LogId> = None;
-    batch.put_cf(db.cf(CF_META), META_LAST_APPLIED, codec::encode(&none)?);
-    batch.put_cf(
-        db.cf(CF_META),
-        META_MEMBERSHIP,
-        codec::encode(&StoredMembership::default())?,
-    );
-    let mut opts = rocksdb::WriteOptions::default();
-    opts.set_sync(true);
-    raw.write_opt(batch, &opts)?;
-    // The earlier batches went unsynced: the sync above made the WAL durable up to here.
-    Ok(())
+        batch.put_cf(db.cf(cf), k, v);
+        if batch.size_in_bytes() >= RESTORE_BATCH_BYTES {
+            db.raw().write(std::mem::take(&mut batch))?;
+        }
+        Ok(())
+    })?;
+    // The earlier batches went unsynced: this synced write makes the WAL durable up to here.
+    write_applied(db, batch, &None, &StoredMembership::default())
 }
 
 /// A file written with its data synced every [`PacedFile::SYNC_EVERY`] bytes. A snapshot

@@ -247,11 +247,11 @@ impl PeerListener {
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<TcpStream>>(64);
         let wire = Arc::new(wire);
-        let listener = self.tcp;
+        let mut accepted = Box::pin(incoming(self.tcp));
         tokio::spawn(async move {
-            loop {
-                let conn = match listener.accept().await {
-                    Ok((conn, _)) => conn,
+            while let Some(conn) = accepted.next().await {
+                let conn = match conn {
+                    Ok(conn) => conn,
                     Err(e) => {
                         if tx.send(Err(e)).await.is_err() {
                             return;
@@ -259,7 +259,6 @@ impl PeerListener {
                         continue;
                     }
                 };
-                let _ = conn.set_nodelay(true);
                 let (tx, wire) = (tx.clone(), wire.clone());
                 tokio::spawn(async move {
                     match crate::raft::wire::sniff(&conn).await {
