@@ -3,7 +3,10 @@
 //! worker is done, so one key is never processed by two workers at once. Failed keys come back
 //! after a per-key exponential back-off (5 ms doubling to 1000 s) that is also held to an
 //! overall token bucket (10 per second, bursts of 100), the larger delay winning, exactly as
-//! client-go's default controller rate limiter.
+//! client-go's default controller rate limiter. A key added after a delay waits once, as in
+//! client-go's delaying queue: another delayed add of the same key only ever brings its time
+//! forward, so a controller that asks to look at a key again after each reconcile keeps one
+//! timer for it, not one more per reconcile.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -80,6 +83,8 @@ struct State<T> {
     queue: VecDeque<T>,
     dirty: HashSet<T>,
     processing: HashSet<T>,
+    /// Keys added after a delay, and when they are due.
+    waiting: HashMap<T, Instant>,
     limiter: RateLimiter<T>,
     shut_down: bool,
 }
@@ -112,6 +117,7 @@ impl<T: Eq + Hash + Clone + Send + 'static> WorkQueue<T> {
                 queue: VecDeque::new(),
                 dirty: HashSet::new(),
                 processing: HashSet::new(),
+                waiting: HashMap::new(),
                 limiter,
                 shut_down: false,
             })),
@@ -138,15 +144,30 @@ impl<T: Eq + Hash + Clone + Send + 'static> WorkQueue<T> {
         }
     }
 
-    /// Queues `key` after `delay`.
+    /// Queues `key` after `delay`; if it already waits to be queued sooner, nothing changes.
     pub fn add_after(&self, key: T, delay: Duration) {
         if delay.is_zero() {
             return self.add(key);
         }
+        let due = Instant::now() + delay;
+        {
+            let mut s = self.lock();
+            if s.shut_down || s.waiting.get(&key).is_some_and(|&d| d <= due) {
+                return;
+            }
+            s.waiting.insert(key.clone(), due);
+        }
         let q = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            q.add(key);
+            tokio::time::sleep_until(due.into()).await;
+            // Only the timer of the key's current due time queues it: one set for a later time
+            // was replaced by an earlier one, which has already queued the key.
+            let mut s = q.lock();
+            if s.waiting.get(&key) == Some(&due) {
+                s.waiting.remove(&key);
+                drop(s);
+                q.add(key);
+            }
         });
     }
 
@@ -306,6 +327,30 @@ mod tests {
         // Time refills it.
         let later = now + Duration::from_secs(10);
         assert_eq!(l.when(&5, later), Duration::from_millis(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_key_waits_once_at_its_earliest_time() {
+        let q = WorkQueue::new();
+        q.add_after("a", Duration::from_secs(10));
+        // Later times do not add a second timer; an earlier one replaces the first.
+        q.add_after("a", Duration::from_secs(20));
+        q.add_after("a", Duration::from_secs(5));
+        assert_eq!(q.lock().waiting.len(), 1);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(q.is_empty());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.get().await, Some("a"));
+        q.done(&"a");
+        // The replaced timer (10 s) and the later one (20 s) queue nothing.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert!(q.is_empty());
+        assert!(q.lock().waiting.is_empty());
+        // Once due, the key may wait again.
+        q.add_after("a", Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(q.len(), 1);
     }
 
     #[tokio::test]
