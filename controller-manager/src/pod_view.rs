@@ -7,10 +7,17 @@
 //! creation and deletion), labels, owner references, the node, tolerations, the named
 //! container ports, the phase, the Ready condition (status and since when), the pod IP and
 //! the highest container restart count. Words that repeat across pods (phases, condition
-//! statuses, owner kinds, toleration keys) are static strings, not allocations. Controllers
-//! patch pods and never write a whole one back, so nothing left out here is ever lost.
+//! statuses, owner kinds, toleration keys) are static strings, not allocations, and the label
+//! and toleration sets, which every pod of a ReplicaSet shares, are kept once each (a
+//! [`Pool`]). Controllers patch pods and never write a whole one back, so nothing left out
+//! here is ever lost.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, HashSet},
+    hash::Hash,
+    sync::{Arc, LazyLock, Mutex},
+};
 
 use k8s_openapi::{
     api::core::v1::Toleration,
@@ -58,9 +65,66 @@ pub fn word(s: String) -> Word {
     }
 }
 
-/// Labels, sorted by key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+/// Sets of values that many pods carry alike, each kept once: a pod's set is looked up by
+/// value and shared. Sets no pod holds any more are dropped every so many lookups.
+struct Pool<T: ?Sized> {
+    sets: HashSet<Arc<T>>,
+    lookups: usize,
+}
+
+/// Lookups between two sweeps of the sets no pod holds.
+const SWEEP_EVERY: usize = 4096;
+
+impl<T: ?Sized + Hash + Eq> Pool<T> {
+    fn new() -> Self {
+        Pool {
+            sets: HashSet::new(),
+            lookups: 0,
+        }
+    }
+
+    /// The pool's copy of `value` (added when it has none).
+    fn share<V>(&mut self, value: V) -> Arc<T>
+    where
+        V: std::borrow::Borrow<T> + Into<Arc<T>>,
+    {
+        self.lookups += 1;
+        if self.lookups >= SWEEP_EVERY {
+            self.lookups = 0;
+            self.sets.retain(|s| Arc::strong_count(s) > 1);
+        }
+        if let Some(s) = self.sets.get(value.borrow()) {
+            return s.clone();
+        }
+        let s: Arc<T> = value.into();
+        self.sets.insert(s.clone());
+        s
+    }
+}
+
+/// `value` shared through `pool` (a poisoned pool still works: its sets are only ever whole).
+fn share<T, V>(pool: &Mutex<Pool<T>>, value: V) -> Arc<T>
+where
+    T: ?Sized + Hash + Eq,
+    V: std::borrow::Borrow<T> + Into<Arc<T>>,
+{
+    pool.lock().unwrap_or_else(|e| e.into_inner()).share(value)
+}
+
+type LabelPairs = [(Box<str>, Box<str>)];
+
+static LABEL_SETS: LazyLock<Mutex<Pool<LabelPairs>>> = LazyLock::new(|| Mutex::new(Pool::new()));
+static TOLERATION_SETS: LazyLock<Mutex<Pool<[Tol]>>> = LazyLock::new(|| Mutex::new(Pool::new()));
+
+/// Labels, sorted by key (shared with every pod that has the same).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Labels(Arc<LabelPairs>);
+
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels(Arc::new([]))
+    }
+}
 
 impl Labels {
     /// The value of `key`.
@@ -86,7 +150,9 @@ impl Labels {
 
 impl From<BTreeMap<String, String>> for Labels {
     fn from(m: BTreeMap<String, String>) -> Labels {
-        Labels(m.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        let pairs: Vec<(Box<str>, Box<str>)> =
+            m.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Labels(share(&LABEL_SETS, pairs))
     }
 }
 
@@ -118,7 +184,7 @@ impl From<OwnerReference> for Owner {
 }
 
 /// A toleration (the fields of the API's `Toleration`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Tol {
     pub key: Option<Word>,
     pub operator: Option<Word>,
@@ -171,7 +237,8 @@ pub struct PodView {
     pub owners: Box<[Owner]>,
     /// spec.nodeName (None when unscheduled or empty).
     pub node_name: Option<Box<str>>,
-    pub tolerations: Box<[Tol]>,
+    /// Shared with every pod that has the same.
+    pub tolerations: Arc<[Tol]>,
     /// The containers' ports that have a name: (name, containerPort).
     pub named_ports: Box<[(Box<str>, i32)]>,
     pub phase: Option<Word>,
@@ -332,12 +399,14 @@ mod wire {
                     .map(Owner::from)
                     .collect(),
                 node_name: spec.node_name.filter(|n| !n.is_empty()).map(Into::into),
-                tolerations: spec
-                    .tolerations
-                    .into_iter()
-                    .flatten()
-                    .map(Tol::from)
-                    .collect(),
+                tolerations: share(
+                    &TOLERATION_SETS,
+                    spec.tolerations
+                        .into_iter()
+                        .flatten()
+                        .map(Tol::from)
+                        .collect::<Vec<_>>(),
+                ),
                 named_ports: spec
                     .containers
                     .into_iter()
@@ -449,6 +518,35 @@ mod tests {
     }
 
     #[test]
+    fn pods_alike_share_their_label_and_toleration_sets() {
+        let a: PodView = serde_json::from_value(full()).unwrap();
+        let b: PodView = serde_json::from_value(full()).unwrap();
+        assert!(Arc::ptr_eq(&a.labels.0, &b.labels.0));
+        assert!(Arc::ptr_eq(&a.tolerations, &b.tolerations));
+        let mut other = full();
+        other["metadata"]["labels"]["tier"] = json!("y");
+        other["spec"]["tolerations"][0]["tolerationSeconds"] = json!(30);
+        let c: PodView = serde_json::from_value(other).unwrap();
+        assert_eq!(
+            (c.labels.get("tier"), a.labels.get("tier")),
+            (Some("y"), Some("x"))
+        );
+        assert_eq!(
+            (c.tolerations[0].seconds, a.tolerations[0].seconds),
+            (Some(30), Some(300))
+        );
+        // A set no pod holds any more leaves the pool at a sweep.
+        let mut pool: Pool<[i32]> = Pool::new();
+        let kept = pool.share(vec![1]);
+        drop(pool.share(vec![2]));
+        for _ in 0..SWEEP_EVERY {
+            pool.share(vec![1]);
+        }
+        assert_eq!(pool.sets.len(), 1);
+        assert!(Arc::ptr_eq(&kept, &pool.share(vec![1])));
+    }
+
+    #[test]
     fn empty_and_null_fields() {
         let v: PodView = serde_json::from_value(json!({"metadata": {"name": "a"},
             "spec": {"nodeName": "", "containers": []},
@@ -493,5 +591,84 @@ mod sizes {
             println!("{name}: {n} bytes");
         }
         assert!(size_of::<super::PodView>() < size_of::<Pod>() / 4);
+    }
+}
+
+#[cfg(test)]
+mod heap {
+    //! Heap bytes per cached pod (`cargo test -p controller-manager heap -- --nocapture
+    //! --test-threads=1`): what the pod informer and the garbage collector's graph hold.
+    use std::{collections::HashMap, sync::Arc};
+
+    use client::controller::Key;
+    use serde_json::json;
+
+    use super::PodView;
+
+    fn pod(i: usize) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("scale-0123-5d8f7b9c4-{i:05}"),
+                "generateName": "scale-0123-5d8f7b9c4-", "namespace": "scale-bench-3",
+                "uid": uuid::Uuid::new_v4().to_string(), "resourceVersion": format!("{}", 1_000_000 + i),
+                "creationTimestamp": "2026-12-07T11:20:00Z",
+                "labels": {"app": "scale-0123", "scale-bench": "saturation", "pod-template-hash": "5d8f7b9c4"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                    "name": "scale-0123-5d8f7b9c4", "uid": "3f2b1c4d-0000-4000-8000-000000000123",
+                    "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"nodeName": format!("hollow-node-{:04}", i % 3000),
+                "tolerations": [
+                    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}],
+                "containers": [{"name": "app", "image": "busybox:1.36", "command": ["sleep", "infinity"]}]},
+            "status": {"phase": "Running", "podIP": "10.1.2.3", "hostIP": "172.18.0.2",
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-07T11:20:01Z"}],
+                "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0}]}})
+    }
+
+    fn allocated() -> usize {
+        let _ = tikv_jemalloc_ctl::epoch::advance();
+        tikv_jemalloc_ctl::stats::allocated::read().unwrap_or(0)
+    }
+
+    #[test]
+    fn bytes_per_pod() {
+        const N: usize = 20_000;
+        let json: Vec<Vec<u8>> = (0..N)
+            .map(|i| serde_json::to_vec(&pod(i)).unwrap())
+            .collect();
+        let before = allocated();
+        let mut cache: HashMap<Key, Arc<PodView>> = HashMap::new();
+        for j in &json {
+            let p: PodView = serde_json::from_slice(j).unwrap();
+            let p = Arc::new(p);
+            cache.insert(Key::of(p.as_ref()), p);
+        }
+        let informer = allocated() - before;
+        let before = allocated();
+        let mut graph = crate::controllers::garbagecollector::graph::Graph::default();
+        let ar = kube::discovery::ApiResource::erase::<k8s_openapi::api::core::v1::Pod>(&());
+        for j in &json {
+            let o: kube::api::DynamicObject = serde_json::from_slice(j).unwrap();
+            graph.upsert(
+                o.metadata.uid.as_deref().unwrap(),
+                crate::controllers::garbagecollector::graph::Node {
+                    resource: ar.clone(),
+                    namespace: o.metadata.namespace.clone(),
+                    name: o.metadata.name.clone().unwrap_or_default(),
+                    owners: o.metadata.owner_references.clone().unwrap_or_default(),
+                    deleting: false,
+                    finalizers: vec![],
+                },
+            );
+        }
+        let gc = allocated() - before;
+        println!(
+            "JSON {} bytes/pod; informer {} bytes/pod (PodView inline {}); gc graph {} bytes/pod",
+            json.iter().map(Vec::len).sum::<usize>() / N,
+            informer / N,
+            std::mem::size_of::<PodView>(),
+            gc / N
+        );
+        drop((cache, graph));
     }
 }
