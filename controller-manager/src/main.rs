@@ -7,6 +7,7 @@ mod controllers;
 mod http;
 mod pod_view;
 mod pods;
+mod pool;
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, HashSet},
+    collections::BTreeMap,
     hash::Hash,
     sync::{Arc, LazyLock, Mutex},
 };
@@ -26,6 +26,8 @@ use k8s_openapi::{
     NamespaceResourceScope,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::pool::Pool;
 
 /// A string that is usually one of a few known words (then it holds no allocation).
 pub type Word = Cow<'static, str>;
@@ -65,43 +67,6 @@ pub fn word(s: String) -> Word {
     }
 }
 
-/// Sets of values that many pods carry alike, each kept once: a pod's set is looked up by
-/// value and shared. Sets no pod holds any more are dropped every so many lookups.
-struct Pool<T: ?Sized> {
-    sets: HashSet<Arc<T>>,
-    lookups: usize,
-}
-
-/// Lookups between two sweeps of the sets no pod holds.
-const SWEEP_EVERY: usize = 4096;
-
-impl<T: ?Sized + Hash + Eq> Pool<T> {
-    fn new() -> Self {
-        Pool {
-            sets: HashSet::new(),
-            lookups: 0,
-        }
-    }
-
-    /// The pool's copy of `value` (added when it has none).
-    fn share<V>(&mut self, value: V) -> Arc<T>
-    where
-        V: std::borrow::Borrow<T> + Into<Arc<T>>,
-    {
-        self.lookups += 1;
-        if self.lookups >= SWEEP_EVERY {
-            self.lookups = 0;
-            self.sets.retain(|s| Arc::strong_count(s) > 1);
-        }
-        if let Some(s) = self.sets.get(value.borrow()) {
-            return s.clone();
-        }
-        let s: Arc<T> = value.into();
-        self.sets.insert(s.clone());
-        s
-    }
-}
-
 /// `value` shared through `pool` (a poisoned pool still works: its sets are only ever whole).
 fn share<T, V>(pool: &Mutex<Pool<T>>, value: V) -> Arc<T>
 where
@@ -113,8 +78,8 @@ where
 
 type LabelPairs = [(Box<str>, Box<str>)];
 
-static LABEL_SETS: LazyLock<Mutex<Pool<LabelPairs>>> = LazyLock::new(|| Mutex::new(Pool::new()));
-static TOLERATION_SETS: LazyLock<Mutex<Pool<[Tol]>>> = LazyLock::new(|| Mutex::new(Pool::new()));
+static LABEL_SETS: LazyLock<Mutex<Pool<LabelPairs>>> = LazyLock::new(Mutex::default);
+static TOLERATION_SETS: LazyLock<Mutex<Pool<[Tol]>>> = LazyLock::new(Mutex::default);
 
 /// Labels, sorted by key (shared with every pod that has the same).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -535,15 +500,6 @@ mod tests {
             (c.tolerations[0].seconds, a.tolerations[0].seconds),
             (Some(30), Some(300))
         );
-        // A set no pod holds any more leaves the pool at a sweep.
-        let mut pool: Pool<[i32]> = Pool::new();
-        let kept = pool.share(vec![1]);
-        drop(pool.share(vec![2]));
-        for _ in 0..SWEEP_EVERY {
-            pool.share(vec![1]);
-        }
-        assert_eq!(pool.sets.len(), 1);
-        assert!(Arc::ptr_eq(&kept, &pool.share(vec![1])));
     }
 
     #[test]

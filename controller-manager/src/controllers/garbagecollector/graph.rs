@@ -15,6 +15,8 @@ use std::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::discovery::ApiResource;
 
+use crate::pool::Pool;
+
 /// The finalizer of a foreground deletion (dependents first).
 pub const FOREGROUND: &str = "foregroundDeletion";
 /// The finalizer of an orphaning deletion (dependents kept, references removed).
@@ -96,18 +98,13 @@ pub struct Graph {
     /// Every resource seen, once.
     resources: Vec<ApiResource>,
     /// Shared namespaces, owner kinds and API versions.
-    strings: HashSet<Arc<str>>,
+    strings: Pool<str>,
     removals: usize,
 }
 
 impl Graph {
     fn intern(&mut self, s: &str) -> Arc<str> {
-        if let Some(a) = self.strings.get(s) {
-            return a.clone();
-        }
-        let a: Arc<str> = s.into();
-        self.strings.insert(a.clone());
-        a
+        self.strings.share(s)
     }
 
     fn resource_index(&mut self, r: &ApiResource) -> u32 {
@@ -195,7 +192,7 @@ impl Graph {
         self.removals += 1;
         if self.removals >= SWEEP_EVERY {
             self.removals = 0;
-            self.strings.retain(|s| Arc::strong_count(s) > 1);
+            self.strings.sweep();
         }
         node
     }
