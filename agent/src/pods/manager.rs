@@ -63,8 +63,13 @@ pub async fn run(ctx: Ctx, relist_period: Duration) {
 /// Wakes the worker of each pod whose containers changed state since the last listing.
 async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
     let mut last: HashMap<String, (i32, String)> = HashMap::new();
+    let mut last_version = None;
     loop {
         tokio::time::sleep(period).await;
+        let version = ctx.runtime.containers_version().await;
+        if version.is_some() && version == last_version {
+            continue;
+        }
         let filter = api::ContainerFilter {
             label_selector: labels::node_selector(&ctx.node),
             ..Default::default()
@@ -95,6 +100,8 @@ async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
             workers.notify(uid);
         }
         last = now;
+        // Read before the listing: a change after it moves the number again.
+        last_version = version;
     }
 }
 

@@ -41,16 +41,23 @@ impl StatusWriter {
 
     /// Sends `status` for the pod unless it is what the API already has (`current`).
     pub fn set(&self, pod: &Pod, status: &PodStatus) {
-        let Ok(new) = serde_json::to_value(status) else {
+        // Compared as JSON (what the API stores: times to the second), written compactly: two
+        // values of one type serialize their fields in the same order, and building maps to
+        // compare was most of a quiet pod's periodic sync.
+        let Ok(new_json) = serde_json::to_vec(status) else {
             return;
         };
-        let current = pod
+        if pod
             .status
             .as_ref()
-            .and_then(|s| serde_json::to_value(s).ok());
-        if current.as_ref() == Some(&new) {
+            .and_then(|s| serde_json::to_vec(s).ok())
+            .is_some_and(|current| current == new_json)
+        {
             return;
         }
+        let Ok(new) = serde_json::from_slice(&new_json) else {
+            return;
+        };
         let m = &pod.metadata;
         let _ = self.tx.send(Some(Update {
             uid: m.uid.clone().unwrap_or_default(),
@@ -131,5 +138,55 @@ async fn run(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodCondition};
+
+    fn writer() -> (StatusWriter, mpsc::UnboundedReceiver<Option<Update>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (forget, _) = mpsc::unbounded_channel();
+        (StatusWriter { tx, forget }, rx)
+    }
+
+    fn status(phase: &str) -> PodStatus {
+        PodStatus {
+            phase: Some(phase.into()),
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "c".into(),
+                ready: true,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_status_that_differs_from_the_api_is_sent() {
+        let (w, mut rx) = writer();
+        let mut pod = Pod::default();
+        pod.metadata.uid = Some("u".into());
+        pod.metadata.name = Some("p".into());
+        pod.status = Some(status("Running"));
+        w.set(&pod, &status("Running"));
+        assert!(rx.try_recv().is_err(), "the same status is not sent");
+        w.set(&pod, &status("Succeeded"));
+        let sent = rx.try_recv().unwrap().unwrap();
+        assert_eq!(sent.uid, "u");
+        assert_eq!(sent.status["phase"], "Succeeded");
+        pod.status = None;
+        w.set(&pod, &status("Running"));
+        assert!(
+            rx.try_recv().unwrap().is_some(),
+            "a pod without status gets one"
+        );
     }
 }

@@ -67,6 +67,9 @@ struct State {
     /// [`FakeRuntime::refresh`] looks at every container.
     #[serde(skip)]
     next_end: Option<i64>,
+    /// Counts the changes to the records (see [`Runtime::containers_version`]).
+    #[serde(skip)]
+    version: u64,
 }
 
 impl State {
@@ -287,6 +290,7 @@ impl FakeRuntime {
             return;
         }
         let mut next = i64::MAX;
+        let mut ended = false;
         for c in state.containers.values_mut() {
             if c.status.state == api::ContainerState::ContainerRunning as i32 {
                 if let Some(end) = c.ends_at.filter(|e| *e > now) {
@@ -301,13 +305,19 @@ impl FakeRuntime {
                         "Error"
                     }
                     .into();
+                    ended = true;
                 }
             }
         }
         state.next_end = Some(next);
+        if ended {
+            state.version += 1;
+        }
     }
 
-    fn save(&self, state: &State) {
+    /// Marks a change of the records and writes them to the state file, if there is one.
+    fn save(&self, state: &mut State) {
+        state.version += 1;
         let Some(file) = &self.config.state_file else {
             return;
         };
@@ -374,7 +384,7 @@ impl Runtime for FakeRuntime {
     async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
         let mut state = self.lock()?;
         state.pod_cidr = pod_cidr.to_string();
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
@@ -396,7 +406,7 @@ impl Runtime for FakeRuntime {
             annotations: config.annotations,
             runtime_handler: String::new(),
         });
-        self.save(&state);
+        self.save(&mut state);
         Ok(id)
     }
 
@@ -415,7 +425,7 @@ impl Runtime for FakeRuntime {
                 c.status.reason = "Error".into();
             }
         }
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
@@ -433,7 +443,7 @@ impl Runtime for FakeRuntime {
         for cid in gone {
             state.remove_container(&cid);
         }
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
@@ -504,7 +514,7 @@ impl Runtime for FakeRuntime {
             ends_at: runs_for.map(|d| d.as_nanos() as i64),
             exit_code,
         });
-        self.save(&state);
+        self.save(&mut state);
         Ok(id)
     }
 
@@ -525,7 +535,7 @@ impl Runtime for FakeRuntime {
             c.status.reason = "StartError".into();
             c.status.message = "injected start failure (fake runtime)".into();
             let msg = c.status.message.clone();
-            self.save(&state);
+            self.save(&mut state);
             return Err(RuntimeError::Failed(msg));
         }
         c.status.state = api::ContainerState::ContainerRunning as i32;
@@ -535,7 +545,7 @@ impl Runtime for FakeRuntime {
         if let Some(end) = c.ends_at {
             state.next_end = state.next_end.map(|t| t.min(end));
         }
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
@@ -551,14 +561,14 @@ impl Runtime for FakeRuntime {
                 c.status.reason = "Error".into();
             }
         }
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
         let mut state = self.lock()?;
         state.remove_container(id);
-        self.save(&state);
+        self.save(&mut state);
         Ok(())
     }
 
@@ -587,6 +597,12 @@ impl Runtime for FakeRuntime {
             state: c.status.state,
             label: c.status.labels.get(key).cloned().unwrap_or_default(),
         })
+    }
+
+    async fn containers_version(&self) -> Option<u64> {
+        let mut state = self.lock().ok()?;
+        Self::refresh(&mut state);
+        Some(state.version)
     }
 
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {
@@ -710,6 +726,50 @@ mod tests {
             simulate(&s(&["sh", "-c", "while true; do sleep 1; done"]), &[]),
             (None, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn the_version_moves_with_every_change_and_not_with_reads() {
+        let rt = FakeRuntime::new(FakeConfig::default());
+        let v0 = rt.containers_version().await.unwrap();
+        let sb = rt
+            .run_pod_sandbox(api::PodSandboxConfig::default())
+            .await
+            .unwrap();
+        let short = rt
+            .create_container(
+                &sb,
+                api::ContainerConfig {
+                    command: s(&["sleep", "0.2"]),
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let v1 = rt.containers_version().await.unwrap();
+        assert!(v1 > v0);
+        rt.start_container(&short).await.unwrap();
+        let v2 = rt.containers_version().await.unwrap();
+        assert!(v2 > v1);
+        rt.list_containers(Default::default()).await.unwrap();
+        rt.container_status(&short).await.unwrap();
+        assert_eq!(
+            rt.containers_version().await.unwrap(),
+            v2,
+            "reads change nothing"
+        );
+        // Ending by itself is a change too, seen by the next look at the version.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let v3 = rt.containers_version().await.unwrap();
+        assert!(v3 > v2);
+        assert_eq!(
+            rt.container_status(&short).await.unwrap().state,
+            api::ContainerState::ContainerExited as i32
+        );
+        assert_eq!(rt.containers_version().await.unwrap(), v3);
+        rt.remove_container(&short).await.unwrap();
+        assert!(rt.containers_version().await.unwrap() > v3);
     }
 
     #[tokio::test]
