@@ -135,16 +135,18 @@ pub async fn run_node(setup: Setup) -> anyhow::Result<()> {
     tokio::spawn(node::pod_cidr::run(node_ctx.clone()));
     tokio::spawn(node::status::run(node_ctx));
     let log_root = flags.root_dir.join("logs");
-    tokio::spawn(logs::rotate::run(
-        runtime.clone(),
-        name.clone(),
-        log_root.clone(),
-        logs::rotate::Limits {
-            max_size: flags.container_log_max_size,
-            max_files: flags.container_log_max_files,
-        },
-        flags.container_log_monitor_interval,
-    ));
+    if runtime.writes_container_logs() {
+        tokio::spawn(logs::rotate::run(
+            runtime.clone(),
+            name.clone(),
+            log_root.clone(),
+            logs::rotate::Limits {
+                max_size: flags.container_log_max_size,
+                max_files: flags.container_log_max_files,
+            },
+            flags.container_log_monitor_interval,
+        ));
+    }
     if serve_api {
         start_api(&flags, &name, runtime.clone(), log_root.clone()).await?;
     }

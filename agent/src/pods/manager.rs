@@ -4,7 +4,14 @@
 //! (the kubelet's PLEG); and housekeeping that hands sandboxes of pods that no longer exist to
 //! a worker that removes them (also what a restarted agent finds of deleted pods).
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
@@ -25,14 +32,18 @@ pub async fn run(ctx: Ctx, relist_period: Duration) {
     let workers = Workers::new(ctx.clone());
     tokio::spawn(relist(ctx.clone(), workers.clone(), relist_period));
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
+    // Counts the pod events, so that housekeeping can tell the pods did not change.
+    let pod_events = Arc::new(AtomicU64::new(0));
     tokio::spawn(housekeeping(
         ctx.clone(),
         workers.clone(),
         reader.clone(),
         synced_rx,
+        pod_events.clone(),
     ));
     futures::pin_mut!(stream);
     while let Some(event) = stream.next().await {
+        pod_events.fetch_add(1, Ordering::Relaxed);
         match event {
             Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => workers.update(p),
             Ok(watcher::Event::Delete(p)) => {
@@ -66,7 +77,7 @@ async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
     let mut last_version = None;
     loop {
         tokio::time::sleep(period).await;
-        let version = ctx.runtime.containers_version().await;
+        let version = ctx.runtime.records_version().await;
         if version.is_some() && version == last_version {
             continue;
         }
@@ -106,19 +117,32 @@ async fn relist(ctx: Ctx, workers: Arc<Workers>, period: Duration) {
 }
 
 /// Every 10 s (after the first list of pods): sandboxes of this node whose pod is unknown get
-/// a worker that removes them.
+/// a worker that removes them. A pass is skipped when neither the pods nor the runtime's
+/// records (if it can tell) changed since the last one.
 async fn housekeeping(
     ctx: Ctx,
     workers: Arc<Workers>,
     reader: reflector::Store<Pod>,
     mut synced: tokio::sync::watch::Receiver<bool>,
+    pod_events: Arc<AtomicU64>,
 ) {
     while !*synced.borrow_and_update() {
         if synced.changed().await.is_err() {
             return;
         }
     }
+    let mut last = None;
     loop {
+        // Read before looking: a change after it shows in the next pass.
+        let now = ctx
+            .runtime
+            .records_version()
+            .await
+            .map(|v| (v, pod_events.load(Ordering::Relaxed)));
+        if now.is_some() && now == last {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            continue;
+        }
         match ctx
             .runtime
             .list_pod_sandbox(api::PodSandboxFilter {
@@ -128,6 +152,7 @@ async fn housekeeping(
             .await
         {
             Ok(list) => {
+                last = now;
                 let live: std::collections::HashSet<String> = reader
                     .state()
                     .iter()

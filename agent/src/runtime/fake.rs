@@ -67,7 +67,7 @@ struct State {
     /// [`FakeRuntime::refresh`] looks at every container.
     #[serde(skip)]
     next_end: Option<i64>,
-    /// Counts the changes to the records (see [`Runtime::containers_version`]).
+    /// Counts the changes to the records (see [`Runtime::records_version`]).
     #[serde(skip)]
     version: u64,
 }
@@ -599,10 +599,14 @@ impl Runtime for FakeRuntime {
         })
     }
 
-    async fn containers_version(&self) -> Option<u64> {
+    async fn records_version(&self) -> Option<u64> {
         let mut state = self.lock().ok()?;
         Self::refresh(&mut state);
         Some(state.version)
+    }
+
+    fn writes_container_logs(&self) -> bool {
+        false
     }
 
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {
@@ -731,7 +735,7 @@ mod tests {
     #[tokio::test]
     async fn the_version_moves_with_every_change_and_not_with_reads() {
         let rt = FakeRuntime::new(FakeConfig::default());
-        let v0 = rt.containers_version().await.unwrap();
+        let v0 = rt.records_version().await.unwrap();
         let sb = rt
             .run_pod_sandbox(api::PodSandboxConfig::default())
             .await
@@ -747,29 +751,29 @@ mod tests {
             )
             .await
             .unwrap();
-        let v1 = rt.containers_version().await.unwrap();
+        let v1 = rt.records_version().await.unwrap();
         assert!(v1 > v0);
         rt.start_container(&short).await.unwrap();
-        let v2 = rt.containers_version().await.unwrap();
+        let v2 = rt.records_version().await.unwrap();
         assert!(v2 > v1);
         rt.list_containers(Default::default()).await.unwrap();
         rt.container_status(&short).await.unwrap();
         assert_eq!(
-            rt.containers_version().await.unwrap(),
+            rt.records_version().await.unwrap(),
             v2,
             "reads change nothing"
         );
         // Ending by itself is a change too, seen by the next look at the version.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let v3 = rt.containers_version().await.unwrap();
+        let v3 = rt.records_version().await.unwrap();
         assert!(v3 > v2);
         assert_eq!(
             rt.container_status(&short).await.unwrap().state,
             api::ContainerState::ContainerExited as i32
         );
-        assert_eq!(rt.containers_version().await.unwrap(), v3);
+        assert_eq!(rt.records_version().await.unwrap(), v3);
         rt.remove_container(&short).await.unwrap();
-        assert!(rt.containers_version().await.unwrap() > v3);
+        assert!(rt.records_version().await.unwrap() > v3);
     }
 
     #[tokio::test]

@@ -103,12 +103,18 @@ pub trait Runtime: Send + Sync + 'static {
             })
             .collect())
     }
-    /// A number that changes whenever a container may have changed state: a relist that finds
-    /// the same number as last time has nothing to compare. None (the default, and CRI's
-    /// case): the runtime cannot tell, and every relist lists. The fake runtime counts its
-    /// changes (thousands of hollow nodes relist every second, nearly always for nothing).
-    async fn containers_version(&self) -> Option<u64> {
+    /// A number that changes whenever a sandbox or container may have changed: a relist (or
+    /// housekeeping pass) that finds the same number as last time has nothing to compare.
+    /// None (the default, and CRI's case): the runtime cannot tell, and every pass lists. The
+    /// fake runtime counts its changes (thousands of hollow nodes relist every second,
+    /// nearly always for nothing).
+    async fn records_version(&self) -> Option<u64> {
         None
+    }
+    /// Whether the runtime writes container log files (that the agent rotates). The fake
+    /// runtime writes none.
+    fn writes_container_logs(&self) -> bool {
+        true
     }
     /// One container's status (times, exit code, reason); NotFound when it does not exist.
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus>;
