@@ -5,8 +5,12 @@
 //! Objects are kept as their compact JSON inside the watch line that announced them (see
 //! [`CachedObject`]), shared by the map of current objects, the event window and the watchers:
 //! about the object's serialized size each, where a decoded `Value` took several times that.
+//! An object that has stayed unchanged until the window no longer holds it is kept compressed
+//! with a dictionary trained on its resource's objects ([`pack`]): a thread of the [`Caches`]
+//! packs such idle objects every few seconds.
 
 mod object;
+mod pack;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
@@ -15,12 +19,14 @@ use std::{
 };
 
 use api::registry::Resource;
+use bytes::Bytes;
 use etcd_client::EventType;
 use parking_lot::Mutex;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 
 pub use object::CachedObject;
+use pack::{Dictionary, Packer};
 
 use crate::storage::{Storage, StorageError, Stored};
 
@@ -42,6 +48,18 @@ pub const EVENT_WINDOW_BYTES: usize = 32 << 20;
 const WATCHER_BUFFER: usize = 16_384;
 /// How far an indexed watch (one node's pods) may fall behind before it is closed.
 const INDEXED_WATCHER_BUFFER: usize = 1024;
+/// A resource's objects are packed once its cache holds this many (fewer cost little, and a
+/// dictionary needs samples); the dictionary is trained again each time their number has
+/// grown [`RETRAIN_GROWTH`] times since the last training.
+const PACK_FROM: usize = 1000;
+const RETRAIN_GROWTH: usize = 4;
+/// Objects a dictionary is trained on, and its size.
+const DICTIONARY_SAMPLES: usize = 1000;
+const DICTIONARY_BYTES: usize = 16 << 10;
+/// How often the packer looks for idle objects, and how many entries of a map it looks at
+/// per hold of the cache's lock.
+const PACK_PERIOD: Duration = Duration::from_secs(5);
+const PACK_CHUNK: usize = 1024;
 
 /// ADDED, MODIFIED or DELETED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +123,8 @@ struct Inner {
     keys_by_value: HashMap<String, BTreeSet<String>>,
     /// Indexed watches closed because they fell too far behind.
     terminated: u64,
+    /// Objects of the map held packed.
+    packed: usize,
 }
 
 impl Inner {
@@ -173,6 +193,9 @@ pub struct CacheSizes {
     pub window_bytes: usize,
     /// Indexed watches closed so far because they fell too far behind.
     pub terminated_watchers: u64,
+    /// Objects of the map held compressed, and the size of the dictionary they use now.
+    pub packed_objects: usize,
+    pub dictionary_bytes: usize,
 }
 
 /// Why a watch cannot start.
@@ -234,6 +257,9 @@ pub struct WatchCache {
     indexed_field: Option<&'static str>,
     /// False for the resources of [`UNCACHED`]: only the event window is kept.
     keeps_objects: bool,
+    /// The dictionary idle objects are packed with now, and how many objects the map held
+    /// when it was trained.
+    dictionary: Mutex<Option<(Arc<Dictionary>, usize)>>,
 }
 
 impl WatchCache {
@@ -263,16 +289,19 @@ impl WatchCache {
                 indexed: HashMap::new(),
                 keys_by_value: HashMap::new(),
                 terminated: 0,
+                packed: 0,
             }),
             ready,
             progress_wanted: tokio::sync::Notify::new(),
             indexed_field: api::selectors::indexed_field(resource.kind),
             keeps_objects: !UNCACHED.contains(&(resource.group, resource.plural)),
+            dictionary: Mutex::new(None),
         })
     }
 
     /// What the cache holds now, for the metrics.
     pub fn sizes(&self) -> CacheSizes {
+        let dictionary_bytes = self.dictionary.lock().as_ref().map_or(0, |(d, _)| d.size());
         let inner = self.inner.lock();
         CacheSizes {
             objects: inner.objects.len(),
@@ -280,6 +309,123 @@ impl WatchCache {
             window_events: inner.events.len(),
             window_bytes: inner.window_bytes,
             terminated_watchers: inner.terminated,
+            packed_objects: inner.packed,
+            dictionary_bytes,
+        }
+    }
+
+    /// Packs the objects of the map that nothing but the map holds (no event of the window,
+    /// no reader), training the resource's dictionary first when it has none or has grown
+    /// enough. Returns how many objects it packed.
+    pub fn pack_idle(&self, packer: &mut Packer) -> usize {
+        if !self.keeps_objects {
+            return 0;
+        }
+        let Some(dict) = self.dictionary_for_packing() else {
+            return 0;
+        };
+        let mut packed = 0;
+        let mut after: Option<String> = None;
+        loop {
+            // Under the lock only the choice; compression happens outside it.
+            let (idle, last) = {
+                let inner = self.inner.lock();
+                let range = match &after {
+                    Some(k) => inner.objects.range::<str, _>((
+                        std::ops::Bound::Excluded(k.as_str()),
+                        std::ops::Bound::Unbounded,
+                    )),
+                    None => inner.objects.range::<str, _>(..),
+                };
+                let mut last = None;
+                let mut idle = Vec::new();
+                for (k, o) in range.take(PACK_CHUNK) {
+                    last = Some(k);
+                    if Arc::strong_count(o) == 1 && !o.is_packed() {
+                        idle.push((k.clone(), o.clone()));
+                    }
+                }
+                (idle, last.cloned())
+            };
+            let Some(last) = last else {
+                return packed;
+            };
+            after = Some(last);
+            let mut done = Vec::with_capacity(idle.len());
+            for (k, o) in idle {
+                match o.packed(packer, &dict) {
+                    Some(Ok(p)) => done.push((k, o, Arc::new(p))),
+                    Some(Err(e)) => {
+                        warn!(resource = self.resource.plural, key = %k, error = %e, "packing a cached object");
+                    }
+                    None => {}
+                }
+            }
+            let mut inner = self.inner.lock();
+            for (k, plain, p) in done {
+                // Replaced only if unchanged meanwhile; a reader that took the plain copy
+                // keeps it.
+                let Some(slot) = inner.objects.get_mut(&k) else {
+                    continue;
+                };
+                if !Arc::ptr_eq(slot, &plain) {
+                    continue;
+                }
+                let (before, now) = (plain.size(), p.size());
+                *slot = p;
+                inner.object_bytes = inner.object_bytes.saturating_sub(before) + now;
+                inner.packed += 1;
+                packed += 1;
+            }
+        }
+    }
+
+    /// The dictionary to pack with: trained now if the map has reached [`PACK_FROM`] objects
+    /// and has none, or has grown [`RETRAIN_GROWTH`] times since; None while it is too small
+    /// (or training failed: tried again next time).
+    fn dictionary_for_packing(&self) -> Option<Arc<Dictionary>> {
+        let len = self.inner.lock().objects.len();
+        let current = self.dictionary.lock().clone();
+        if let Some((dict, trained_at)) = &current {
+            if len < trained_at.saturating_mul(RETRAIN_GROWTH) {
+                return Some(dict.clone());
+            }
+        } else if len < PACK_FROM {
+            return None;
+        }
+        // Samples spread over the whole key range (every namespace); packed ones are
+        // unpacked outside the lock.
+        let picked: Vec<Arc<CachedObject>> = {
+            let inner = self.inner.lock();
+            let step = (inner.objects.len() / DICTIONARY_SAMPLES).max(1);
+            inner
+                .objects
+                .values()
+                .step_by(step)
+                .take(DICTIONARY_SAMPLES)
+                .cloned()
+                .collect()
+        };
+        let samples: Vec<Bytes> = picked.iter().map(|o| o.json()).collect();
+        drop(picked);
+        let refs: Vec<&[u8]> = samples.iter().map(|b| b.as_ref()).collect();
+        match Dictionary::train(&refs, DICTIONARY_BYTES) {
+            Ok(dict) => {
+                let dict = Arc::new(dict);
+                info!(
+                    resource = self.resource.plural,
+                    objects = len,
+                    samples = refs.len(),
+                    bytes = dict.size(),
+                    "trained the watch cache's dictionary"
+                );
+                *self.dictionary.lock() = Some((dict.clone(), len));
+                Some(dict)
+            }
+            Err(e) => {
+                warn!(resource = self.resource.plural, error = %e, "training the watch cache's dictionary");
+                current.map(|(d, _)| d)
+            }
         }
     }
 
@@ -488,6 +634,7 @@ impl WatchCache {
         let mut inner = self.inner.lock();
         let restarted = inner.revision > 0;
         inner.object_bytes = objects.values().map(|o| o.size()).sum();
+        inner.packed = objects.values().filter(|o| o.is_packed()).count();
         inner.keys_by_value.clear();
         if let Some(field) = self.indexed_field {
             let kind = self.resource.kind;
@@ -658,6 +805,9 @@ impl WatchCache {
         };
         if let Some(old) = replaced {
             inner.object_bytes = inner.object_bytes.saturating_sub(old.size());
+            if old.is_packed() {
+                inner.packed -= 1;
+            }
         }
         if let (Some(field), true) = (self.indexed_field, self.keeps_objects) {
             let before = event.prev.as_ref().map(|p| p.field(kind, field));
@@ -738,6 +888,24 @@ enum Change {
     Delete { prev: Option<serde_json::Value> },
 }
 
+/// Every [`PACK_PERIOD`], packs the idle objects of each cache, until the caches are gone.
+fn pack_idle_objects(caches: Vec<Weak<WatchCache>>) {
+    let mut packer = Packer::default();
+    loop {
+        std::thread::sleep(PACK_PERIOD);
+        let mut alive = false;
+        for cache in &caches {
+            if let Some(cache) = cache.upgrade() {
+                alive = true;
+                cache.pack_idle(&mut packer);
+            }
+        }
+        if !alive {
+            return;
+        }
+    }
+}
+
 /// The caches of every resource, started together.
 pub struct Caches {
     caches: Vec<Arc<WatchCache>>,
@@ -745,10 +913,18 @@ pub struct Caches {
 
 impl Caches {
     pub fn start(storage: &Storage) -> Caches {
-        let caches = api::registry::RESOURCES
+        let caches: Vec<Arc<WatchCache>> = api::registry::RESOURCES
             .iter()
             .map(|r| WatchCache::start(r, storage.clone()))
             .collect();
+        let weak: Vec<Weak<WatchCache>> = caches.iter().map(Arc::downgrade).collect();
+        // A thread, not a task: packing is CPU work that would hold up a runtime worker.
+        let spawned = std::thread::Builder::new()
+            .name("cache-packer".into())
+            .spawn(move || pack_idle_objects(weak));
+        if let Err(e) = spawned {
+            warn!(error = %e, "starting the watch cache's packer; objects stay uncompressed");
+        }
         Caches { caches }
     }
 
@@ -1175,6 +1351,8 @@ mod tests {
                 window_events: 0,
                 window_bytes: 0,
                 terminated_watchers: 0,
+                packed_objects: 0,
+                dictionary_bytes: 0,
             }
         );
         put(&cache, "default", "b", "a-longer-app-name", "n3", 11);
@@ -1186,6 +1364,61 @@ mod tests {
         assert_ne!(sizes.object_bytes, listed_bytes);
         assert_eq!(sizes.window_events, 3);
         assert_eq!(sizes.window_bytes, cache.inner.lock().window_bytes);
+    }
+
+    #[test]
+    fn idle_objects_are_packed_once_the_resource_is_big_enough_and_read_the_same() {
+        let cache = WatchCache::empty(pods());
+        let mut packer = Packer::default();
+        let mut objects = BTreeMap::new();
+        for i in 0..PACK_FROM - 1 {
+            let ns = format!("ns-{}", i % 3);
+            let name = format!("p-{i}");
+            let o = pod(&ns, &name, "web", &format!("n{}", i % 50), 2 + i as i64);
+            let o = CachedObject::new("Pod", &o, EventKind::Added);
+            objects.insert(key(&ns, &name), Arc::new(o));
+        }
+        cache.install(objects, 10_000);
+        assert_eq!(
+            cache.pack_idle(&mut packer),
+            0,
+            "too few objects to train on"
+        );
+        assert_eq!(cache.sizes().dictionary_bytes, 0);
+        // The window holds this one's event: it stays plain.
+        put(&cache, "default", "new", "web", "n1", 10_001);
+        let jsons = |c: &WatchCache| -> Vec<Bytes> {
+            c.snapshot("/", None).0.iter().map(|o| o.json()).collect()
+        };
+        let before = jsons(&cache);
+        let bytes_before = cache.sizes().object_bytes;
+        // A reader holding an object keeps it plain too.
+        let held = cache.get(&key("ns-1", "p-1")).unwrap();
+        assert_eq!(cache.pack_idle(&mut packer), PACK_FROM - 2);
+        let sizes = cache.sizes();
+        assert_eq!(sizes.packed_objects, PACK_FROM - 2);
+        assert!(sizes.dictionary_bytes > 0);
+        assert!(
+            sizes.object_bytes * 3 < bytes_before,
+            "{} of {bytes_before}",
+            sizes.object_bytes
+        );
+        let sum =
+            |c: &WatchCache| -> usize { c.inner.lock().objects.values().map(|o| o.size()).sum() };
+        assert_eq!(sizes.object_bytes, sum(&cache));
+        assert_eq!(jsons(&cache), before, "lists read the same JSON");
+        assert!(!cache.get(&key("default", "new")).unwrap().is_packed());
+        drop(held);
+        assert_eq!(cache.pack_idle(&mut packer), 1, "released, then packed");
+        // A packed object that changes is plain again; selectors still read packed ones.
+        put(&cache, "ns-0", "p-0", "db", "n2", 10_002);
+        assert_eq!(cache.sizes().packed_objects, PACK_FROM - 2);
+        assert_eq!(cache.sizes().object_bytes, sum(&cache));
+        let (n1, _) = cache.snapshot("/", Some("n1"));
+        assert_eq!(n1.len(), 20 + 1);
+        let sel = LabelSelector::parse("app=db").unwrap();
+        let (all, _) = cache.snapshot("/", None);
+        assert_eq!(all.iter().filter(|o| o.labels_match(&sel)).count(), 1);
     }
 
     #[test]

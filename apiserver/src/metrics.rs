@@ -23,6 +23,7 @@ pub struct Metrics {
     storage_objects: IntGaugeVec,
     cache_bytes: IntGaugeVec,
     cache_window_events: IntGaugeVec,
+    cache_packed: IntGaugeVec,
     /// Each store call's time, by operation and resource (handed to the storage layer).
     pub storage_latency: HistogramVec,
     /// Watches closed because they fell too far behind.
@@ -79,10 +80,20 @@ impl Metrics {
         let cache_bytes = IntGaugeVec::new(
             Opts::new(
                 "apiserver_watch_cache_bytes",
-                "Serialized bytes the watch cache holds per resource: part=\"objects\" for \
-                 the current objects, part=\"window\" for the events watches resume from.",
+                "Bytes the watch cache holds per resource: part=\"objects\" for the current \
+                 objects (idle ones compressed), part=\"window\" for the events watches resume \
+                 from, part=\"dictionary\" for the dictionary idle objects are compressed with.",
             ),
             &["resource", "part"],
+        )
+        .expect("valid metric");
+        let cache_packed = IntGaugeVec::new(
+            Opts::new(
+                "apiserver_watch_cache_packed_objects",
+                "Current objects the watch cache holds compressed (idle since the window \
+                 dropped their last event) per resource.",
+            ),
+            &["resource"],
         )
         .expect("valid metric");
         let cache_window_events = IntGaugeVec::new(
@@ -119,6 +130,7 @@ impl Metrics {
             Box::new(storage_objects.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(cache_window_events.clone()),
+            Box::new(cache_packed.clone()),
             Box::new(storage_latency.clone()),
         ] {
             registry.register(c).expect("metric registered once");
@@ -132,6 +144,7 @@ impl Metrics {
             storage_objects,
             cache_bytes,
             cache_window_events,
+            cache_packed,
             storage_latency,
             terminated_watchers,
             cache_terminated: Default::default(),
@@ -151,6 +164,12 @@ impl Metrics {
                 self.cache_bytes
                     .with_label_values(&[resource, "objects"])
                     .set(sizes.object_bytes as i64);
+                self.cache_bytes
+                    .with_label_values(&[resource, "dictionary"])
+                    .set(sizes.dictionary_bytes as i64);
+                self.cache_packed
+                    .with_label_values(&[resource])
+                    .set(sizes.packed_objects as i64);
             }
             self.cache_bytes
                 .with_label_values(&[resource, "window"])

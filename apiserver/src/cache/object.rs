@@ -2,21 +2,37 @@
 //! that announced it, and the few values selectors read, packed in one allocation. A decoded
 //! `serde_json::Value` of a pod is several times its JSON (a map node and a string per field);
 //! the cache decodes only for the rare readers that need one (tables, admission, metrics).
+//! Once no event of the window holds the object, the cache may replace it with a copy whose
+//! JSON is compressed ([`CachedObject::packed`], see [`super::pack`]).
+
+use std::sync::Arc;
 
 use api::selectors::{field_value, selectable_fields, FieldSelector, LabelSelector};
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::EventKind;
+use super::{
+    pack::{Dictionary, PackError, Packed, Packer},
+    EventKind,
+};
 
 /// A cached object: `{"type":"KIND","object":` JSON `}\n` in one buffer, shared by the cache's
-/// map, its event window and every watcher the line goes to.
+/// map, its event window and every watcher the line goes to; or, once idle, its JSON
+/// compressed.
 #[derive(Debug)]
 pub struct CachedObject {
-    line: Bytes,
-    /// Which event type `line` announces.
+    body: Body,
+    /// Which event type the line announces (or announced, for a packed object).
     kind: EventKind,
     selectable: Selectable,
+}
+
+#[derive(Debug)]
+enum Body {
+    /// The watch line.
+    Line(Bytes),
+    /// The JSON alone, compressed.
+    Packed(Packed),
 }
 
 /// The start of a watch line announcing an object as `kind`.
@@ -42,31 +58,65 @@ impl CachedObject {
         line.extend_from_slice(LINE_SUFFIX);
         CachedObject {
             // Boxed first, so the buffer holds exactly the line and no spare capacity.
-            line: Bytes::from(line.into_boxed_slice()),
+            body: Body::Line(Bytes::from(line.into_boxed_slice())),
             kind: event,
             selectable: Selectable::of(kind, object),
         }
     }
 
+    /// The same object with its JSON compressed by `packer` with `dict`; None when it is
+    /// packed already.
+    pub fn packed(
+        &self,
+        packer: &mut Packer,
+        dict: &Arc<Dictionary>,
+    ) -> Option<Result<CachedObject, PackError>> {
+        let Body::Line(line) = &self.body else {
+            return None;
+        };
+        let json = &line[line_prefix(self.kind).len()..line.len() - LINE_SUFFIX.len()];
+        Some(packer.pack(json, dict).map(|p| CachedObject {
+            body: Body::Packed(p),
+            kind: self.kind,
+            selectable: Selectable(self.selectable.0.clone()),
+        }))
+    }
+
+    /// Whether the JSON is held compressed.
+    pub fn is_packed(&self) -> bool {
+        matches!(self.body, Body::Packed(_))
+    }
+
     /// The object as compact JSON.
     pub fn json(&self) -> Bytes {
-        let start = line_prefix(self.kind).len();
-        self.line.slice(start..self.line.len() - LINE_SUFFIX.len())
+        match &self.body {
+            Body::Line(line) => {
+                let start = line_prefix(self.kind).len();
+                line.slice(start..line.len() - LINE_SUFFIX.len())
+            }
+            Body::Packed(p) => match p.unpack() {
+                Ok(json) => Bytes::from(json),
+                Err(e) => {
+                    // Only a bug can get here: the bytes were compressed in this process
+                    // with the dictionary they hold.
+                    tracing::error!(error = %e, "unpacking a cached object");
+                    Bytes::from_static(b"null")
+                }
+            },
+        }
     }
 
     /// The object decoded (for the few readers that need a Value).
     pub fn value(&self) -> Value {
-        let start = line_prefix(self.kind).len();
         // The bytes were written from a Value: they parse.
-        serde_json::from_slice(&self.line[start..self.line.len() - LINE_SUFFIX.len()])
-            .unwrap_or(Value::Null)
+        serde_json::from_slice(&self.json()).unwrap_or(Value::Null)
     }
 
     /// The watch line announcing this object as `kind`: the shared buffer when it was written
     /// for that kind, else a copy with the other prefix.
     pub fn line(&self, kind: EventKind) -> Bytes {
-        if kind == self.kind {
-            return self.line.clone();
+        if let (Body::Line(line), true) = (&self.body, kind == self.kind) {
+            return line.clone();
         }
         let json = self.json();
         let prefix = line_prefix(kind);
@@ -79,7 +129,11 @@ impl CachedObject {
 
     /// Bytes this object's buffers hold (for the event window's bound).
     pub fn size(&self) -> usize {
-        self.line.len() + self.selectable.0.len()
+        let body = match &self.body {
+            Body::Line(line) => line.len(),
+            Body::Packed(p) => p.size(),
+        };
+        body + self.selectable.0.len()
     }
 
     /// The value a field selector compares for `field` of this object (a `kind`), as
@@ -274,6 +328,33 @@ mod tests {
             let sel = FieldSelector::parse(resource, s).unwrap();
             assert_eq!(o.fields_match(&sel), sel.matches(&pod()), "{s}");
         }
+    }
+
+    #[test]
+    fn a_packed_object_reads_as_the_plain_one() {
+        let o = CachedObject::new("Pod", &pod(), EventKind::Modified);
+        let samples: Vec<Vec<u8>> = (0..200)
+            .map(|i| {
+                let mut p = pod();
+                p["metadata"]["name"] = json!(format!("web-{i}"));
+                serde_json::to_vec(&p).unwrap()
+            })
+            .collect();
+        let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();
+        let dict = Arc::new(Dictionary::train(&refs, 4096).unwrap());
+        let mut packer = Packer::default();
+        let p = o.packed(&mut packer, &dict).unwrap().unwrap();
+        assert!(p.is_packed() && !o.is_packed());
+        assert!(p.packed(&mut packer, &dict).is_none(), "packed once");
+        assert!(p.size() < o.size());
+        assert_eq!(p.json(), o.json());
+        assert_eq!(p.value(), pod());
+        for kind in [EventKind::Added, EventKind::Modified, EventKind::Deleted] {
+            assert_eq!(p.line(kind), o.line(kind));
+        }
+        let sel = LabelSelector::parse("app=web,tier=front").unwrap();
+        assert!(p.labels_match(&sel));
+        assert_eq!(p.field("Pod", "spec.nodeName"), "n1");
     }
 
     #[test]

@@ -280,24 +280,38 @@ fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
     out
 }
 
-/// The apiserver's watch cache per resource, from its gauges: (objects, their bytes, window
-/// events, window bytes).
-fn cache_sizes(text: &str) -> BTreeMap<String, (f64, f64, f64, f64)> {
-    let mut out: BTreeMap<String, (f64, f64, f64, f64)> = BTreeMap::new();
+/// One resource's part of the apiserver's watch cache, from its gauges.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct CacheSize {
+    objects: f64,
+    /// Of which held compressed.
+    packed: f64,
+    /// Bytes the objects take (the packed ones compressed).
+    object_bytes: f64,
+    window_events: f64,
+    window_bytes: f64,
+}
+
+/// The apiserver's watch cache per resource, from its gauges.
+fn cache_sizes(text: &str) -> BTreeMap<String, CacheSize> {
+    let mut out: BTreeMap<String, CacheSize> = BTreeMap::new();
     let resource = |l: &BTreeMap<String, String>| l.get("resource").cloned().unwrap_or_default();
     for (l, v) in series(text, "apiserver_storage_objects") {
-        out.entry(resource(&l)).or_default().0 = v;
+        out.entry(resource(&l)).or_default().objects = v;
+    }
+    for (l, v) in series(text, "apiserver_watch_cache_packed_objects") {
+        out.entry(resource(&l)).or_default().packed = v;
     }
     for (l, v) in series(text, "apiserver_watch_cache_bytes") {
         let e = out.entry(resource(&l)).or_default();
         match l.get("part").map(String::as_str) {
-            Some("objects") => e.1 = v,
-            Some("window") => e.3 = v,
+            Some("objects") => e.object_bytes = v,
+            Some("window") => e.window_bytes = v,
             _ => {}
         }
     }
     for (l, v) in series(text, "apiserver_watch_cache_window_events") {
-        out.entry(resource(&l)).or_default().2 = v;
+        out.entry(resource(&l)).or_default().window_events = v;
     }
     out
 }
@@ -826,16 +840,21 @@ async fn main() -> Result<()> {
             parts.join(", ")
         );
     }
-    println!("\n| apiserver watch cache | objects | their JSON | window events | window JSON |");
-    println!("|---|---|---|---|---|");
-    for (resource, (objects, bytes, events, window)) in &caches {
-        if *objects == 0.0 && *events == 0.0 {
+    println!(
+        "\n| apiserver watch cache | objects | of which packed (idle, compressed) | objects' bytes | window events | window JSON |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (resource, c) in &caches {
+        if c.objects == 0.0 && c.window_events == 0.0 {
             continue;
         }
         println!(
-            "| {resource} | {objects:.0} | {:.1} MiB | {events:.0} | {:.1} MiB |",
-            bytes / 1048576.0,
-            window / 1048576.0
+            "| {resource} | {:.0} | {:.0} | {:.1} MiB | {:.0} | {:.1} MiB |",
+            c.objects,
+            c.packed,
+            c.object_bytes / 1048576.0,
+            c.window_events,
+            c.window_bytes / 1048576.0
         );
     }
     if args.hold > 0 {
@@ -892,10 +911,20 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
             apiserver_watch_cache_bytes{part=\"objects\",resource=\"pods\"} 3000\n\
             apiserver_watch_cache_bytes{part=\"window\",resource=\"pods\"} 500\n\
             apiserver_watch_cache_window_events{resource=\"pods\"} 5\n\
+            apiserver_watch_cache_packed_objects{resource=\"pods\"} 20\n\
             apiserver_storage_objects_other{resource=\"x\"} 1\n";
         let got = cache_sizes(text);
         assert_eq!(got.len(), 1);
-        assert_eq!(got["pods"], (30.0, 3000.0, 5.0, 500.0));
+        assert_eq!(
+            got["pods"],
+            CacheSize {
+                objects: 30.0,
+                packed: 20.0,
+                object_bytes: 3000.0,
+                window_events: 5.0,
+                window_bytes: 500.0
+            }
+        );
     }
 
     #[test]
