@@ -142,8 +142,9 @@ pub struct Flags {
     #[arg(long, env = "AGENT_NODE_STATUS_UPDATE_FREQUENCY", value_parser = api::duration::parse, default_value = "10s")]
     pub node_status_update_frequency: Duration,
 
-    /// How often the node status is sent even without a change.
-    #[arg(long, env = "AGENT_NODE_STATUS_REPORT_FREQUENCY", value_parser = api::duration::parse, default_value = "1m")]
+    /// How often the node status is sent even without a change (the kubelet's default: the
+    /// Lease, renewed every `--node-lease-renew-interval`, is what shows the node alive).
+    #[arg(long, env = "AGENT_NODE_STATUS_REPORT_FREQUENCY", value_parser = api::duration::parse, default_value = "5m")]
     pub node_status_report_frequency: Duration,
 
     /// How often the runtime's containers are listed to notice exits.
@@ -218,6 +219,7 @@ mod tests {
         assert_eq!(f.runtime, RuntimeKind::Cri);
         assert_eq!(f.node_lease_renew_interval, Duration::from_secs(10));
         assert_eq!(f.sync_frequency, Duration::from_secs(60));
+        assert_eq!(f.node_status_report_frequency, Duration::from_secs(300));
         assert_eq!(f.container_log_max_size, 10 << 20);
         assert_eq!(f.container_log_max_files, 5);
         assert_eq!(f.authorized_users, ["kube-apiserver-kubelet-client"]);
