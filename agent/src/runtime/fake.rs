@@ -732,25 +732,31 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_version_moves_with_every_change_and_not_with_reads() {
-        let rt = FakeRuntime::new(FakeConfig::default());
-        let v0 = rt.records_version().await.unwrap();
+    /// A sandbox and, in it, a created container running `command`: their IDs.
+    async fn sandbox_with(rt: &FakeRuntime, command: &[&str]) -> (String, String) {
         let sb = rt
             .run_pod_sandbox(api::PodSandboxConfig::default())
             .await
             .unwrap();
-        let short = rt
+        let c = rt
             .create_container(
                 &sb,
                 api::ContainerConfig {
-                    command: s(&["sleep", "0.2"]),
+                    command: s(command),
                     ..Default::default()
                 },
                 Default::default(),
             )
             .await
             .unwrap();
+        (sb, c)
+    }
+
+    #[tokio::test]
+    async fn the_version_moves_with_every_change_and_not_with_reads() {
+        let rt = FakeRuntime::new(FakeConfig::default());
+        let v0 = rt.records_version().await.unwrap();
+        let (_, short) = sandbox_with(&rt, &["sleep", "0.2"]).await;
         let v1 = rt.records_version().await.unwrap();
         assert!(v1 > v0);
         rt.start_container(&short).await.unwrap();
@@ -784,21 +790,7 @@ mod tests {
             ..Default::default()
         };
         let rt = FakeRuntime::new(config.clone());
-        let sb = rt
-            .run_pod_sandbox(api::PodSandboxConfig::default())
-            .await
-            .unwrap();
-        let short = rt
-            .create_container(
-                &sb,
-                api::ContainerConfig {
-                    command: s(&["sh", "-c", "exit 2"]),
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
+        let (sb, short) = sandbox_with(&rt, &["sh", "-c", "exit 2"]).await;
         let long = rt
             .create_container(&sb, api::ContainerConfig::default(), Default::default())
             .await

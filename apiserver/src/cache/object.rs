@@ -71,11 +71,12 @@ impl CachedObject {
         packer: &mut Packer,
         dict: &Arc<Dictionary>,
     ) -> Option<Result<CachedObject, PackError>> {
-        let Body::Line(line) = &self.body else {
+        if self.is_packed() {
             return None;
-        };
-        let json = &line[line_prefix(self.kind).len()..line.len() - LINE_SUFFIX.len()];
-        Some(packer.pack(json, dict).map(|p| CachedObject {
+        }
+        // A slice of the line, not a copy.
+        let json = self.json();
+        Some(packer.pack(&json, dict).map(|p| CachedObject {
             body: Body::Packed(p),
             kind: self.kind,
             selectable: Selectable(self.selectable.0.clone()),
