@@ -65,6 +65,12 @@ pub struct Metrics {
     pub memory: prometheus::IntGaugeVec,
     /// Current revision.
     pub revision: IntGauge,
+    /// Time a compaction held the applier (the index's part; records go in the background).
+    pub compaction_pause: Histogram,
+    /// Compacted revisions whose records are not deleted yet.
+    pub compaction_pending: IntGauge,
+    /// Compacted records deleted since start.
+    pub compaction_deleted: IntGauge,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -282,6 +288,22 @@ impl Metrics {
                 &r,
                 "etcd_debugging_mvcc_current_revision",
                 "The current revision of the store.",
+            ),
+            compaction_pause: histogram_from(
+                &r,
+                "store_compaction_index_pause_seconds",
+                "Time a compaction held the applier: dropping revisions from the index (the records are deleted in the background).",
+                FINE,
+            ),
+            compaction_pending: gauge(
+                &r,
+                "store_compaction_pending_revisions",
+                "Compacted revisions whose records are not deleted yet.",
+            ),
+            compaction_deleted: gauge(
+                &r,
+                "etcd_debugging_mvcc_db_compaction_keys_total",
+                "Compacted records deleted since start.",
             ),
             registry: r,
         }

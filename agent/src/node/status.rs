@@ -218,7 +218,7 @@ pub async fn run(ctx: NodeCtx) {
                 changed(prev, &next) || at.elapsed() >= ctx.flags.node_status_report_frequency
             }
         };
-        let mut wait = ctx.flags.node_status_update_frequency;
+        let mut wait = jittered(ctx.flags.node_status_update_frequency);
         if due {
             let body = json!({"status": status(&ctx, next.clone(), &runtime_version)});
             match nodes
@@ -241,6 +241,12 @@ pub async fn run(ctx: NodeCtx) {
     }
 }
 
+/// `period` lengthened by up to 4%, as the kubelet's status loop (`wait.JitterUntil` with
+/// 0.04): nodes started together drift apart instead of reporting in one wave for ever.
+fn jittered(period: Duration) -> Duration {
+    period.mul_f64(1.0 + 0.04 * rand::random::<f64>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +256,16 @@ mod tests {
         disk: false,
         pids: false,
     };
+
+    #[test]
+    fn the_status_period_is_lengthened_by_up_to_four_percent() {
+        let period = Duration::from_secs(10);
+        let waits: Vec<Duration> = (0..200).map(|_| jittered(period)).collect();
+        assert!(waits
+            .iter()
+            .all(|w| *w >= period && *w <= Duration::from_millis(10_400)));
+        assert!(waits.iter().any(|w| *w != waits[0]), "the waits differ");
+    }
 
     #[test]
     fn transitions_keep_their_time_and_heartbeats_do_not_count() {

@@ -267,8 +267,13 @@ fn series(text: &str, name: &str) -> Vec<(BTreeMap<String, String>, f64)> {
         let Some((labels, value)) = rest.rsplit_once(' ') else {
             continue;
         };
-        let Some(labels) = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}')) else {
-            continue;
+        let labels = if labels.is_empty() {
+            ""
+        } else {
+            match labels.strip_prefix('{').and_then(|l| l.strip_suffix('}')) {
+                Some(l) => l,
+                None => continue,
+            }
         };
         let labels = labels
             .split(',')
@@ -387,17 +392,49 @@ async fn store_db_size(api: &ApiCluster) -> Option<i64> {
     c.status().await.ok().map(|s| s.db_size())
 }
 
-/// The first store member's memory by part (`store_memory_bytes`): RocksDB's memtables,
-/// table readers and block cache. Empty for a store that does not export it (etcd).
-async fn store_memory(api: &ApiCluster) -> Vec<(String, f64)> {
+/// The first store member's /metrics text; None for a store that does not serve it.
+async fn store_metrics_text(api: &ApiCluster) -> Option<String> {
     let url = format!("{}/metrics", api.store.metrics_url(0));
     match cluster_tests::http::get(&url).await {
-        Ok((200, text)) => series(&text, "store_memory_bytes")
-            .into_iter()
-            .map(|(l, v)| (l.get("part").cloned().unwrap_or_default(), v))
-            .collect(),
-        _ => Vec::new(),
+        Ok((200, text)) => Some(text),
+        _ => None,
     }
+}
+
+/// The store's memory by part (`store_memory_bytes`): RocksDB's memtables, table readers
+/// and block cache. Empty for a store that does not export it (etcd).
+fn store_memory(text: &str) -> Vec<(String, f64)> {
+    series(text, "store_memory_bytes")
+        .into_iter()
+        .map(|(l, v)| (l.get("part").cloned().unwrap_or_default(), v))
+        .collect()
+}
+
+/// The store's compactions: how many, the longest time one held the applier (the upper
+/// bound of the highest bucket reached, seconds), records deleted in the background and
+/// still waiting. None for a store that does not export them (etcd).
+fn store_compactions(text: &str) -> Option<(f64, f64, f64, f64)> {
+    let pause = parse_histograms(text, ("store_compaction_index_pause_seconds", ["", ""]));
+    let h = pause.values().next()?;
+    let longest = h
+        .buckets
+        .iter()
+        .scan(0.0, |prev, &(le, c)| {
+            let grew = c > *prev;
+            *prev = c;
+            Some((le, grew))
+        })
+        .filter(|(_, grew)| *grew)
+        .map(|(le, _)| le)
+        .last()
+        .unwrap_or(0.0);
+    let one = |name: &str| series(text, name).first().map(|(_, v)| *v).unwrap_or(0.0);
+    Some((
+        h.count,
+        longest,
+        one("etcd_debugging_mvcc_db_compaction_keys_total"),
+        one("store_compaction_pending_revisions"),
+    ))
 }
 
 #[tokio::main]
@@ -619,7 +656,9 @@ async fn main() -> Result<()> {
     let store_after = parse_histograms(&metrics_text_after, STORE_CALLS);
     let caches = cache_sizes(&metrics_text_after);
     let db_size = store_db_size(&api).await;
-    let store_mem = store_memory(&api).await;
+    let store_text = store_metrics_text(&api).await.unwrap_or_default();
+    let store_mem = store_memory(&store_text);
+    let compactions = store_compactions(&store_text);
 
     // At rest: every pod runs, nothing is created; what is left is the nodes' own work.
     eprintln!("measuring {} s at rest...", args.steady);
@@ -840,6 +879,14 @@ async fn main() -> Result<()> {
             parts.join(", ")
         );
     }
+    if let Some((count, longest, deleted, pending)) = compactions {
+        println!(
+            "store compactions: {count:.0}, the longest holding the applier up to {:.0} ms; \
+             {deleted:.0} compacted records deleted in the background, {pending:.0} still \
+             waiting",
+            longest * 1000.0
+        );
+    }
     println!(
         "\n| apiserver watch cache | objects | of which packed (idle, compressed) | objects' bytes | window events | window JSON |"
     );
@@ -925,6 +972,23 @@ apiserver_request_duration_seconds_count{verb="POST",resource="pods"} 100
                 window_bytes: 500.0
             }
         );
+    }
+
+    #[test]
+    fn store_compactions_read_the_unlabelled_series() {
+        let text = "# TYPE store_compaction_index_pause_seconds histogram
+store_compaction_index_pause_seconds_bucket{le=\"0.001\"} 1
+store_compaction_index_pause_seconds_bucket{le=\"0.002\"} 1
+store_compaction_index_pause_seconds_bucket{le=\"0.004\"} 3
+store_compaction_index_pause_seconds_bucket{le=\"0.008\"} 3
+store_compaction_index_pause_seconds_bucket{le=\"+Inf\"} 3
+store_compaction_index_pause_seconds_sum 0.009
+store_compaction_index_pause_seconds_count 3
+store_compaction_pending_revisions 12
+etcd_debugging_mvcc_db_compaction_keys_total 4000
+";
+        assert_eq!(store_compactions(text), Some((3.0, 0.004, 4000.0, 12.0)));
+        assert_eq!(store_compactions("etcd_server_has_leader 1\n"), None);
     }
 
     #[test]

@@ -53,6 +53,11 @@ impl KeyIndex {
         self.revs.drain(..keep_from).map(|(r, _)| r).collect()
     }
 
+    /// True when `rev` is retained.
+    pub fn contains(&self, rev: Rev) -> bool {
+        self.revs.binary_search_by(|(r, _)| r.cmp(&rev)).is_ok()
+    }
+
     /// True when nothing is retained.
     pub fn is_empty(&self) -> bool {
         self.revs.is_empty()

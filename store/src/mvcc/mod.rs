@@ -6,6 +6,7 @@
 //! "which revision of this key is visible at revision R".
 
 mod cache;
+mod compactor;
 pub mod index;
 mod range;
 mod write;
@@ -133,7 +134,9 @@ pub struct Mvcc {
     db: Arc<Db>,
     /// Bytes of the records retained in the `kv` column family (keys and values), kept as
     /// records are written and compacted away: the logical size quotas are checked against.
-    bytes: std::sync::atomic::AtomicU64,
+    bytes: Arc<std::sync::atomic::AtomicU64>,
+    /// Deletes compacted records in the background.
+    compactor: compactor::Compactor,
     /// Readers take it shared; the applier holds it exclusively from the first change of a
     /// batch until the batch is written to RocksDB, so readers never see half a batch.
     pub state: RwLock<MvccState>,
@@ -142,9 +145,11 @@ pub struct Mvcc {
 impl Mvcc {
     /// Loads the key space from the database, rebuilding the in-memory index.
     pub fn open(db: Arc<Db>) -> Result<Mvcc, MvccError> {
+        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mvcc = Mvcc {
+            compactor: compactor::Compactor::start(db.clone(), bytes.clone())?,
             db,
-            bytes: Default::default(),
+            bytes,
             state: RwLock::new(MvccState::default()),
         };
         mvcc.reload()?;
@@ -157,8 +162,14 @@ impl Mvcc {
         self.rebuild(&mut guard)
     }
 
-    /// Rebuilds `st` from RocksDB; the caller holds the state lock.
+    /// Rebuilds `st` from RocksDB; the caller holds the state lock. Deletions of compacted
+    /// records still scheduled are dropped; the records a compaction left (a stop before
+    /// they were deleted, or a snapshot taken meanwhile) are found and deleted here.
     pub fn rebuild(&self, out: &mut MvccState) -> Result<(), MvccError> {
+        self.compactor.new_generation(|| self.rebuild_index(out))
+    }
+
+    fn rebuild_index(&self, out: &mut MvccState) -> Result<(), MvccError> {
         let raw = self.db.raw();
         let mut st = MvccState::default();
         let mut bytes = 0u64;
@@ -184,6 +195,26 @@ impl Mvcc {
         st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
         self.bytes
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
+        let mut left = Vec::new();
+        if st.compact_rev > 0 {
+            let mut emptied = Vec::new();
+            for (key, idx) in st.index.iter_mut() {
+                left.extend(idx.compact(st.compact_rev));
+                if idx.is_empty() {
+                    emptied.push(key.clone());
+                }
+            }
+            for key in emptied {
+                st.index.remove(&key);
+            }
+        }
+        if !left.is_empty() {
+            tracing::info!(
+                revisions = left.len(),
+                "deleting records an earlier compaction left"
+            );
+            self.compactor.delete_now(&left);
+        }
         *out = st;
         Ok(())
     }
@@ -209,6 +240,29 @@ impl Mvcc {
                     Some(b.saturating_sub(delta.unsigned_abs()))
                 });
         }
+    }
+
+    /// Compacted revisions whose records are not deleted yet.
+    pub fn compaction_pending(&self) -> u64 {
+        self.compactor.pending()
+    }
+
+    /// Compacted records deleted since start.
+    pub fn compaction_deleted(&self) -> u64 {
+        self.compactor.deleted()
+    }
+
+    /// Waits until the compacted records are deleted (tests).
+    #[cfg(test)]
+    pub fn settle_compaction(&self) {
+        self.compactor.settle();
+    }
+
+    /// True when the record at `rev`, of `key`, is still part of the history: above the
+    /// compaction point, or retained by it (a compacted record may wait for its deletion).
+    pub fn retains(&self, key: &[u8], rev: Rev) -> bool {
+        let st = self.state.read();
+        rev.main > st.compact_rev || st.index.get(key).is_some_and(|i| i.contains(rev))
     }
 
     /// The current revision.
@@ -288,13 +342,19 @@ impl Mvcc {
             if rev.main > to {
                 break;
             }
+            let rec = Record::decode(&v)?;
+            if rev.main <= st.compact_rev
+                && !st.index.get(&rec.kv.key).is_some_and(|i| i.contains(rev))
+            {
+                // Compacted away, its deletion not done yet.
+                continue;
+            }
             if out.last().map(|(r, _)| *r) != Some(rev.main) {
                 if out.len() == max_revs {
                     break;
                 }
                 out.push((rev.main, Vec::new()));
             }
-            let rec = Record::decode(&v)?;
             let prev_kv = if with_prev {
                 match st
                     .index

@@ -210,6 +210,7 @@ fn compaction_drops_history_and_survives_reopen() {
         let before = e.mvcc.bytes();
         assert!(before > 0, "retained records are counted");
         e.run(Command::Compact(5)).expect("compact");
+        e.mvcc.settle_compaction();
         assert!(
             e.mvcc.bytes() < before,
             "compaction releases the dropped records' bytes"
@@ -246,6 +247,116 @@ fn compaction_drops_history_and_survives_reopen() {
         Some(b"2".to_vec())
     );
     assert!(mvcc.get(b"b").expect("get").is_none());
+}
+
+/// The revisions of the records in the `kv` column family.
+fn stored_revs(db: &Db) -> Vec<i64> {
+    db.raw()
+        .iterator_cf(db.cf(CF_KV), rocksdb::IteratorMode::Start)
+        .map(|item| {
+            Rev::from_key(&item.expect("read").0)
+                .expect("revision key")
+                .main
+        })
+        .collect()
+}
+
+#[test]
+fn compacted_records_are_deleted_after_the_applier_moves_on() {
+    let e = env();
+    for i in 0..2500 {
+        e.put("a", &i.to_string());
+    }
+    e.put("b", "1");
+    let before = e.mvcc.bytes();
+    e.run(Command::Compact(2501)).expect("compact");
+    // Readers see the compaction at once, whatever is still in RocksDB.
+    assert_eq!(
+        e.mvcc.history(2500, 2502, 10, false),
+        Err(MvccError::Compacted)
+    );
+    assert_eq!(
+        e.mvcc.get(b"a").expect("get").map(|kv| kv.value),
+        Some(b"2499".to_vec())
+    );
+    e.mvcc.settle_compaction();
+    assert_eq!(
+        stored_revs(&e.db),
+        vec![2501, 2502],
+        "only the visible records stay"
+    );
+    assert_eq!(e.mvcc.compaction_deleted(), 2499);
+    assert!(
+        e.mvcc.bytes() < before / 100,
+        "the deleted records' bytes are released"
+    );
+}
+
+#[test]
+fn history_skips_a_compacted_record_not_deleted_yet() {
+    let e = env();
+    e.put("b", "1"); // 2
+    e.del("b", ""); // 3
+    e.put("c", "1"); // 4
+    e.run(Command::Compact(3)).expect("compact");
+    e.mvcc.settle_compaction();
+    assert_eq!(stored_revs(&e.db), vec![4]);
+    // As if the deleting thread had not reached b's tombstone yet.
+    let tombstone = Record {
+        tombstone: true,
+        kv: KeyValue {
+            key: b"b".to_vec(),
+            mod_revision: 3,
+            ..Default::default()
+        },
+    };
+    let at = Rev { main: 3, sub: 0 };
+    e.db.raw()
+        .put_cf(e.db.cf(CF_KV), at.to_key(), tombstone.encode())
+        .expect("put");
+    assert!(!e.mvcc.retains(b"b", at));
+    let h = e.mvcc.history(3, 4, 10, false).expect("history");
+    assert_eq!(h.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![4]);
+}
+
+#[test]
+fn records_a_compaction_left_are_deleted_at_the_next_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let db = Db::open(dir.path()).expect("open");
+        let mvcc = Mvcc::open(db.clone()).expect("mvcc");
+        let e = Env {
+            _dir: tempfile::tempdir().expect("dir"),
+            db,
+            mvcc,
+            lessor: Lessor::default(),
+        };
+        e.put("a", "1"); // 2
+        e.put("a", "2"); // 3
+        e.put("b", "1"); // 4
+        e.del("b", ""); // 5
+                        // A compaction at 5 whose deletions never ran: only its revision was written.
+        e.db.raw()
+            .put_cf(e.db.cf(CF_META), META_COMPACT_REV, 5i64.to_be_bytes())
+            .expect("put");
+    }
+    let db = Db::open(dir.path()).expect("reopen");
+    let mvcc = Mvcc::open(db.clone()).expect("mvcc");
+    assert_eq!(stored_revs(&db), vec![3], "only a's visible record stays");
+    assert_eq!(mvcc.history(4, 5, 10, false), Err(MvccError::Compacted));
+    let h = mvcc.history(5, 6, 10, false).expect("history");
+    assert!(
+        h.is_empty(),
+        "b's deletion at the compaction point is gone: {h:?}"
+    );
+    let visible = Record::decode(
+        &db.raw()
+            .get_cf(db.cf(CF_KV), Rev { main: 3, sub: 0 }.to_key())
+            .expect("get")
+            .expect("kept"),
+    )
+    .expect("record");
+    assert_eq!(mvcc.bytes(), (16 + visible.encode().len()) as u64);
 }
 
 fn cmp(key: &str, target: CompareTarget, result: CompareResult, u: TargetUnion) -> Compare {

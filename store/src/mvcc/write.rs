@@ -22,6 +22,10 @@ pub struct ApplyBatch<'a> {
     pub batch: WriteBatch,
     /// Records written by this batch, not yet in RocksDB.
     overlay: HashMap<Rev, Record>,
+    /// Revisions a compaction in this batch dropped: deleted once the batch is written.
+    compacted: Vec<Rev>,
+    /// Time the compactions of this batch held it.
+    compaction_pause: std::time::Duration,
 }
 
 impl<'a> ApplyBatch<'a> {
@@ -32,6 +36,8 @@ impl<'a> ApplyBatch<'a> {
             st: mvcc.state.write(),
             batch: WriteBatch::default(),
             overlay: HashMap::new(),
+            compacted: Vec::new(),
+            compaction_pause: std::time::Duration::ZERO,
         }
     }
 
@@ -59,7 +65,9 @@ impl<'a> ApplyBatch<'a> {
         }
     }
 
-    /// Compacts history up to `rev` (etcd's Compact): afterwards reads below `rev` fail.
+    /// Compacts history up to `rev` (etcd's Compact): afterwards reads below `rev` fail. Only
+    /// the index changes here; the dropped records are deleted from RocksDB in the background
+    /// once this batch is written (see `compactor`), so the applier is not held for them.
     pub fn compact(&mut self, rev: i64) -> Result<(), MvccError> {
         if rev <= self.st.compact_rev {
             return Err(MvccError::Compacted);
@@ -67,37 +75,29 @@ impl<'a> ApplyBatch<'a> {
         if rev > self.st.current_rev {
             return Err(MvccError::FutureRev);
         }
-        let kv = self.mvcc.db().cf(CF_KV);
+        let started = std::time::Instant::now();
         let mut emptied = Vec::new();
-        let mut compacted = Vec::new();
-        for (key, idx) in self.st.index.iter_mut() {
+        let st = &mut *self.st;
+        for (key, idx) in st.index.iter_mut() {
             for dropped in idx.compact(rev) {
-                let key = dropped.to_key();
-                let size = match self.overlay.remove(&dropped) {
-                    Some(rec) => rec.encode().len(),
-                    None => self
-                        .mvcc
-                        .db()
-                        .raw()
-                        .get_pinned_cf(kv, key)?
-                        .map_or(0, |v| v.len()),
-                };
-                self.mvcc.add_bytes(-((size + key.len()) as i64));
-                self.batch.delete_cf(kv, key);
-                compacted.push(dropped);
+                st.live.forget(dropped);
+                self.compacted.push(dropped);
             }
             if idx.is_empty() {
                 emptied.push(key.clone());
             }
         }
         for key in emptied {
-            self.st.index.remove(&key);
+            st.index.remove(&key);
         }
-        for rev in compacted {
-            self.st.live.forget(rev);
-        }
-        self.st.compact_rev = rev;
+        st.compact_rev = rev;
+        self.compaction_pause += started.elapsed();
         Ok(())
+    }
+
+    /// Time spent compacting the index in this batch (the applier held meanwhile).
+    pub fn compaction_pause(&self) -> Option<std::time::Duration> {
+        (!self.compaction_pause.is_zero()).then_some(self.compaction_pause)
     }
 
     /// Writes the batch (with the current and compact revisions) to RocksDB and releases the
@@ -114,6 +114,9 @@ impl<'a> ApplyBatch<'a> {
             .db()
             .raw()
             .write_opt(std::mem::take(&mut self.batch), &opts)?;
+        self.mvcc
+            .compactor
+            .schedule(std::mem::take(&mut self.compacted));
         Ok(())
     }
 }

@@ -310,6 +310,12 @@ impl Node {
     pub fn refresh_gauges(&self) {
         self.metrics.db_size.set(self.db_size() as i64);
         self.metrics.revision.set(self.state.mvcc.current_rev());
+        self.metrics
+            .compaction_pending
+            .set(self.state.mvcc.compaction_pending() as i64);
+        self.metrics
+            .compaction_deleted
+            .set(self.state.mvcc.compaction_deleted() as i64);
         self.metrics.watchers.set(self.state.hub.watchers());
         let mem = self.db.memory();
         for (part, bytes) in [

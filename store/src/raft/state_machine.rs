@@ -222,6 +222,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 codec::encode(&meta).map_err(sm_write_err)?,
             );
         }
+        if let Some(pause) = batch.compaction_pause() {
+            self.metrics.compaction_pause.observe(pause.as_secs_f64());
+        }
         // An unsynced write (memtable and WAL buffer): shorter than handing this worker's
         // other tasks to another thread, which `block_in_place` would do on every apply.
         batch.commit().map_err(sm_write_err)?;

@@ -61,6 +61,15 @@ impl MaintenanceService {
                 if upto > 0 && rev.main > upto {
                     break;
                 }
+                // A compacted record waiting for its deletion is not part of the history
+                // (members delete them at their own pace).
+                if rev.main <= compact {
+                    let rec = crate::mvcc::Record::decode(&v)
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
+                    if !self.node.mvcc().retains(&rec.kv.key, rev) {
+                        continue;
+                    }
+                }
             }
             h.update(&k);
             h.update(&v);
