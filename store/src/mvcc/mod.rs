@@ -265,6 +265,33 @@ impl Mvcc {
         rev.main > st.compact_rev || st.index.get(key).is_some_and(|i| i.contains(rev))
     }
 
+    /// A checksum of the history up to revision `upto` (all of it for 0), with the compaction
+    /// revision it starts from (etcd's HashKV): members that applied the same entries agree,
+    /// whatever their compacted records' deletion has reached.
+    pub fn hash_kv(&self, upto: i64) -> Result<(u32, i64), MvccError> {
+        let compact = self.compact_rev();
+        let mut h = crc32fast::Hasher::new();
+        for item in self
+            .db
+            .raw()
+            .iterator_cf(self.db.cf(CF_KV), rocksdb::IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let rev =
+                Rev::from_key(&k).ok_or_else(|| MvccError::Storage("bad revision key".into()))?;
+            if upto > 0 && rev.main > upto {
+                break;
+            }
+            if rev.main <= compact && !self.retains(&Record::decode(&v)?.kv.key, rev) {
+                // Compacted, its deletion not done yet.
+                continue;
+            }
+            h.update(&k);
+            h.update(&v);
+        }
+        Ok((h.finalize(), compact))
+    }
+
     /// The current revision.
     pub fn current_rev(&self) -> i64 {
         self.state.read().current_rev

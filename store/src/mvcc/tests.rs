@@ -293,7 +293,7 @@ fn compacted_records_are_deleted_after_the_applier_moves_on() {
 }
 
 #[test]
-fn history_skips_a_compacted_record_not_deleted_yet() {
+fn history_and_hash_skip_a_compacted_record_not_deleted_yet() {
     let e = env();
     e.put("b", "1"); // 2
     e.del("b", ""); // 3
@@ -311,10 +311,16 @@ fn history_skips_a_compacted_record_not_deleted_yet() {
         },
     };
     let at = Rev { main: 3, sub: 0 };
+    let (hash, compact) = e.mvcc.hash_kv(0).expect("hash");
     e.db.raw()
         .put_cf(e.db.cf(CF_KV), at.to_key(), tombstone.encode())
         .expect("put");
     assert!(!e.mvcc.retains(b"b", at));
+    assert_eq!(
+        e.mvcc.hash_kv(0).expect("hash"),
+        (hash, compact),
+        "members hash alike whatever their deletions reached"
+    );
     let h = e.mvcc.history(3, 4, 10, false).expect("history");
     assert_eq!(h.iter().map(|(r, _)| *r).collect::<Vec<_>>(), vec![4]);
 }

@@ -49,32 +49,10 @@ impl MaintenanceService {
     }
 
     fn kv_hash(&self, upto: i64) -> Result<(u32, i64), StoreError> {
-        let db = self.node.db().clone();
-        let compact = self.node.mvcc().compact_rev();
-        let mut h = crc32fast::Hasher::new();
-        for item in db
-            .raw()
-            .iterator_cf(db.cf(crate::schema::CF_KV), rocksdb::IteratorMode::Start)
-        {
-            let (k, v) = item.map_err(|e| StoreError::Internal(e.to_string()))?;
-            if let Some(rev) = crate::mvcc::Rev::from_key(&k) {
-                if upto > 0 && rev.main > upto {
-                    break;
-                }
-                // A compacted record waiting for its deletion is not part of the history
-                // (members delete them at their own pace).
-                if rev.main <= compact {
-                    let rec = crate::mvcc::Record::decode(&v)
-                        .map_err(|e| StoreError::Internal(e.to_string()))?;
-                    if !self.node.mvcc().retains(&rec.kv.key, rev) {
-                        continue;
-                    }
-                }
-            }
-            h.update(&k);
-            h.update(&v);
-        }
-        Ok((h.finalize(), compact))
+        self.node
+            .mvcc()
+            .hash_kv(upto)
+            .map_err(|e| StoreError::Internal(e.to_string()))
     }
 }
 
