@@ -2,12 +2,18 @@
 
 use std::ops::Bound;
 
+use smallvec::SmallVec;
+
 use super::Rev;
 
 /// The retained revisions of one key, oldest first; a tombstone ends a generation.
+///
+/// Most keys have one (an event, a pod between its updates' compactions): it is kept inline,
+/// saving a heap allocation per key (96 bytes for a one-element `Vec`), which at 150,000 pods
+/// and their half a million events was about 60 MB of the store's memory.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct KeyIndex {
-    revs: Vec<(Rev, bool)>,
+    revs: SmallVec<[(Rev, bool); 1]>,
 }
 
 impl KeyIndex {
@@ -50,7 +56,12 @@ impl KeyIndex {
             (_, true) => pos,
             (_, false) => pos - 1,
         };
-        self.revs.drain(..keep_from).map(|(r, _)| r).collect()
+        let dropped = self.revs.drain(..keep_from).map(|(r, _)| r).collect();
+        if self.revs.len() <= 1 {
+            // Back inline once one revision is left (a lease, a pod between updates).
+            self.revs.shrink_to_fit();
+        }
+        dropped
     }
 
     /// True when `rev` is retained.
@@ -116,6 +127,19 @@ mod tests {
         assert_eq!(k.visible_at(9), Some(r(7)));
         assert_eq!(k.visible_before(r(5)), Some(r(4)));
         assert_eq!(k.visible_before(r(7)), None);
+    }
+
+    #[test]
+    fn one_revision_is_kept_inline_and_returns_inline_after_compaction() {
+        let mut k = KeyIndex::default();
+        k.push(r(2), false);
+        assert!(!k.revs.spilled(), "one revision needs no allocation");
+        k.push(r(3), false);
+        k.push(r(4), false);
+        assert!(k.revs.spilled());
+        assert_eq!(k.compact(4), vec![r(2), r(3)]);
+        assert!(!k.revs.spilled(), "back inline with one revision left");
+        assert_eq!(k.visible_at(4), Some(r(4)));
     }
 
     #[test]
