@@ -39,10 +39,15 @@ struct Shared {
     pending: AtomicU64,
     /// Revisions deleted since start.
     deleted: AtomicU64,
+    /// Jobs scheduled since start (each job's number).
+    scheduled: AtomicU64,
+    /// The number of the last job done with (deleted, or dropped with its generation).
+    finished: AtomicU64,
 }
 
 /// One compaction's dropped revisions.
 struct Job {
+    number: u64,
     generation: u64,
     revs: Vec<Rev>,
 }
@@ -63,6 +68,8 @@ impl Compactor {
             generation: Mutex::new(0),
             pending: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
+            scheduled: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
         });
         let (tx, rx) = channel();
         let worker = shared.clone();
@@ -86,7 +93,12 @@ impl Compactor {
         self.shared
             .pending
             .fetch_add(revs.len() as u64, Ordering::Relaxed);
-        let job = Job { generation, revs };
+        let number = self.shared.scheduled.fetch_add(1, Ordering::AcqRel) + 1;
+        let job = Job {
+            number,
+            generation,
+            revs,
+        };
         if let Some(tx) = self.jobs.lock().as_ref() {
             if let Err(returned) = tx.send(job) {
                 // The thread is gone (it only ends when the sender is dropped): delete here.
@@ -95,8 +107,20 @@ impl Compactor {
                 self.shared
                     .pending
                     .fetch_sub(job.revs.len() as u64, Ordering::Relaxed);
+                self.shared.finished.store(job.number, Ordering::Release);
             }
         }
+    }
+
+    /// The number of the last compaction scheduled: once [`Compactor::finished`] reaches it,
+    /// every compaction applied so far is physically done (etcd's `physical` compaction).
+    pub fn scheduled(&self) -> u64 {
+        self.shared.scheduled.load(Ordering::Acquire)
+    }
+
+    /// The number of the last compaction whose records are deleted.
+    pub fn finished(&self) -> u64 {
+        self.shared.finished.load(Ordering::Acquire)
     }
 
     /// Starts a new generation: jobs scheduled before are dropped, and none is being written
@@ -172,6 +196,7 @@ fn run(shared: &Shared, jobs: Receiver<Job>) {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "deleted compacted records"
         );
+        shared.finished.store(job.number, Ordering::Release);
     }
 }
 

@@ -258,6 +258,17 @@ impl Mvcc {
         self.compactor.settle();
     }
 
+    /// The number of the last compaction applied here (see `compacted_through`).
+    pub fn compactions_scheduled(&self) -> u64 {
+        self.compactor.scheduled()
+    }
+
+    /// True once the records of compaction `number` and of every one before it are deleted
+    /// (or dropped with a replaced key space): etcd's `physical` compaction is done.
+    pub fn compacted_through(&self, number: u64) -> bool {
+        self.compactor.finished() >= number
+    }
+
     /// True when the record at `rev`, of `key`, is still part of the history: above the
     /// compaction point, or retained by it (a compacted record may wait for its deletion).
     pub fn retains(&self, key: &[u8], rev: Rev) -> bool {

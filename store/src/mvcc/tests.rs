@@ -279,7 +279,12 @@ fn compacted_records_are_deleted_after_the_applier_moves_on() {
         e.mvcc.get(b"a").expect("get").map(|kv| kv.value),
         Some(b"2499".to_vec())
     );
-    e.mvcc.settle_compaction();
+    let number = e.mvcc.compactions_scheduled();
+    assert_eq!(number, 1);
+    while !e.mvcc.compacted_through(number) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert_eq!(e.mvcc.compaction_pending(), 0);
     assert_eq!(
         stored_revs(&e.db),
         vec![2501, 2502],

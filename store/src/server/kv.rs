@@ -155,6 +155,15 @@ impl Kv for KvService {
         let req = request.into_inner();
         let applied = self.node.propose(Command::Compact(req.revision)).await?;
         applied.result.map_err(StoreError::from)?;
+        if req.physical {
+            // Applied here, so scheduled here: wait until this member's database no longer
+            // holds the compacted records (the client's deadline bounds the wait).
+            let mvcc = self.node.mvcc();
+            let number = mvcc.compactions_scheduled();
+            while !mvcc.compacted_through(number) {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
         Ok(Response::new(CompactionResponse {
             header: Some(self.node.header(applied.revision)),
         }))
