@@ -416,18 +416,7 @@ fn store_memory(text: &str) -> Vec<(String, f64)> {
 fn store_compactions(text: &str) -> Option<(f64, f64, f64, f64)> {
     let pause = parse_histograms(text, ("store_compaction_index_pause_seconds", ["", ""]));
     let h = pause.values().next()?;
-    let longest = h
-        .buckets
-        .iter()
-        .scan(0.0, |prev, &(le, c)| {
-            let grew = c > *prev;
-            *prev = c;
-            Some((le, grew))
-        })
-        .filter(|(_, grew)| *grew)
-        .map(|(le, _)| le)
-        .last()
-        .unwrap_or(0.0);
+    let longest = quantile(h, 1.0).unwrap_or(0.0);
     let one = |name: &str| series(text, name).first().map(|(_, v)| *v).unwrap_or(0.0);
     Some((
         h.count,

@@ -146,14 +146,6 @@ impl Compactor {
     pub fn delete_now(&self, revs: &[Rev]) {
         delete_now(&self.shared, revs);
     }
-
-    /// Waits until every scheduled deletion is done (tests).
-    #[cfg(test)]
-    pub fn settle(&self) {
-        while self.pending() > 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
 }
 
 impl Drop for Compactor {

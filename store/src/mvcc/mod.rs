@@ -127,6 +127,33 @@ impl MvccState {
             None => mvcc.record_at(rev),
         }
     }
+
+    /// Drops from the index (and the live records) every revision compaction at `rev` makes
+    /// unreachable, and keys left with none; returns the dropped revisions, whose records
+    /// the compactor deletes.
+    pub fn compact_index(&mut self, rev: i64) -> Vec<Rev> {
+        let mut dropped = Vec::new();
+        let mut emptied = Vec::new();
+        for (key, idx) in self.index.iter_mut() {
+            for r in idx.compact(rev) {
+                self.live.forget(r);
+                dropped.push(r);
+            }
+            if idx.is_empty() {
+                emptied.push(key.clone());
+            }
+        }
+        for key in emptied {
+            self.index.remove(&key);
+        }
+        dropped
+    }
+
+    /// True when the record at `rev`, of `key`, is still part of the history: above the
+    /// compaction point, or retained by it (a compacted record may wait for its deletion).
+    pub fn retains(&self, key: &[u8], rev: Rev) -> bool {
+        rev.main > self.compact_rev || self.index.get(key).is_some_and(|i| i.contains(rev))
+    }
 }
 
 /// The key space of one member.
@@ -195,19 +222,11 @@ impl Mvcc {
         st.compact_rev = read_i64(raw, meta, META_COMPACT_REV)?;
         self.bytes
             .store(bytes, std::sync::atomic::Ordering::Relaxed);
-        let mut left = Vec::new();
-        if st.compact_rev > 0 {
-            let mut emptied = Vec::new();
-            for (key, idx) in st.index.iter_mut() {
-                left.extend(idx.compact(st.compact_rev));
-                if idx.is_empty() {
-                    emptied.push(key.clone());
-                }
-            }
-            for key in emptied {
-                st.index.remove(&key);
-            }
-        }
+        let left = if st.compact_rev > 0 {
+            st.compact_index(st.compact_rev)
+        } else {
+            Vec::new()
+        };
         if !left.is_empty() {
             tracing::info!(
                 revisions = left.len(),
@@ -229,17 +248,10 @@ impl Mvcc {
         self.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub(crate) fn add_bytes(&self, delta: i64) {
-        use std::sync::atomic::Ordering;
-        if delta >= 0 {
-            self.bytes.fetch_add(delta as u64, Ordering::Relaxed);
-        } else {
-            let _ = self
-                .bytes
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                    Some(b.saturating_sub(delta.unsigned_abs()))
-                });
-        }
+    /// Counts a written record's bytes (the compactor takes them off as records go).
+    pub(crate) fn add_bytes(&self, n: u64) {
+        self.bytes
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Compacted revisions whose records are not deleted yet.
@@ -255,7 +267,10 @@ impl Mvcc {
     /// Waits until the compacted records are deleted (tests).
     #[cfg(test)]
     pub fn settle_compaction(&self) {
-        self.compactor.settle();
+        let number = self.compactions_scheduled();
+        while !self.compacted_through(number) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// The number of the last compaction applied here (see `compacted_through`).
@@ -272,8 +287,7 @@ impl Mvcc {
     /// True when the record at `rev`, of `key`, is still part of the history: above the
     /// compaction point, or retained by it (a compacted record may wait for its deletion).
     pub fn retains(&self, key: &[u8], rev: Rev) -> bool {
-        let st = self.state.read();
-        rev.main > st.compact_rev || st.index.get(key).is_some_and(|i| i.contains(rev))
+        self.state.read().retains(key, rev)
     }
 
     /// A checksum of the history up to revision `upto` (all of it for 0), with the compaction
@@ -381,9 +395,7 @@ impl Mvcc {
                 break;
             }
             let rec = Record::decode(&v)?;
-            if rev.main <= st.compact_rev
-                && !st.index.get(&rec.kv.key).is_some_and(|i| i.contains(rev))
-            {
+            if !st.retains(&rec.kv.key, rev) {
                 // Compacted away, its deletion not done yet.
                 continue;
             }

@@ -24,10 +24,17 @@ struct Env {
 
 fn env() -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Db::open(&dir.path().join("d")).expect("open");
+    let mut e = env_at(&dir.path().join("d"));
+    e._dir = dir;
+    e
+}
+
+/// An environment on the database at `path` (to open again after it is dropped).
+fn env_at(path: &std::path::Path) -> Env {
+    let db = Db::open(path).expect("open");
     let mvcc = Mvcc::open(db.clone()).expect("mvcc");
     Env {
-        _dir: dir,
+        _dir: tempfile::tempdir().expect("dir"),
         db,
         mvcc,
         lessor: Lessor::default(),
@@ -194,14 +201,7 @@ fn ranges_limit_count_sort() {
 fn compaction_drops_history_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
-        let db = Db::open(dir.path()).expect("open");
-        let mvcc = Mvcc::open(db.clone()).expect("mvcc");
-        let e = Env {
-            _dir: tempfile::tempdir().expect("dir"),
-            db,
-            mvcc,
-            lessor: Lessor::default(),
-        };
+        let e = env_at(dir.path());
         e.put("a", "1");
         e.put("a", "2");
         e.put("b", "1");
@@ -279,11 +279,9 @@ fn compacted_records_are_deleted_after_the_applier_moves_on() {
         e.mvcc.get(b"a").expect("get").map(|kv| kv.value),
         Some(b"2499".to_vec())
     );
-    let number = e.mvcc.compactions_scheduled();
-    assert_eq!(number, 1);
-    while !e.mvcc.compacted_through(number) {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
+    assert_eq!(e.mvcc.compactions_scheduled(), 1);
+    e.mvcc.settle_compaction();
+    assert!(e.mvcc.compacted_through(1));
     assert_eq!(e.mvcc.compaction_pending(), 0);
     assert_eq!(
         stored_revs(&e.db),
@@ -334,19 +332,13 @@ fn history_and_hash_skip_a_compacted_record_not_deleted_yet() {
 fn records_a_compaction_left_are_deleted_at_the_next_start() {
     let dir = tempfile::tempdir().expect("temp dir");
     {
-        let db = Db::open(dir.path()).expect("open");
-        let mvcc = Mvcc::open(db.clone()).expect("mvcc");
-        let e = Env {
-            _dir: tempfile::tempdir().expect("dir"),
-            db,
-            mvcc,
-            lessor: Lessor::default(),
-        };
+        let e = env_at(dir.path());
         e.put("a", "1"); // 2
         e.put("a", "2"); // 3
         e.put("b", "1"); // 4
         e.del("b", ""); // 5
-                        // A compaction at 5 whose deletions never ran: only its revision was written.
+
+        // A compaction at 5 whose deletions never ran: only its revision was written.
         e.db.raw()
             .put_cf(e.db.cf(CF_META), META_COMPACT_REV, 5i64.to_be_bytes())
             .expect("put");

@@ -76,21 +76,9 @@ impl<'a> ApplyBatch<'a> {
             return Err(MvccError::FutureRev);
         }
         let started = std::time::Instant::now();
-        let mut emptied = Vec::new();
-        let st = &mut *self.st;
-        for (key, idx) in st.index.iter_mut() {
-            for dropped in idx.compact(rev) {
-                st.live.forget(dropped);
-                self.compacted.push(dropped);
-            }
-            if idx.is_empty() {
-                emptied.push(key.clone());
-            }
-        }
-        for key in emptied {
-            st.index.remove(&key);
-        }
-        st.compact_rev = rev;
+        let dropped = self.st.compact_index(rev);
+        self.compacted.extend(dropped);
+        self.st.compact_rev = rev;
         self.compaction_pause += started.elapsed();
         Ok(())
     }
@@ -197,7 +185,7 @@ impl WriteTxn<'_, '_> {
     fn write(&mut self, rev: Rev, rec: Record) {
         let kv = self.b.mvcc.db().cf(CF_KV);
         let bytes = rec.encode();
-        self.b.mvcc.add_bytes((bytes.len() + 16) as i64);
+        self.b.mvcc.add_bytes((bytes.len() + 16) as u64);
         self.b.batch.put_cf(kv, rev.to_key(), bytes);
         let st = &mut *self.b.st;
         let idx = st.index.entry(rec.kv.key.clone()).or_default();
