@@ -3,7 +3,6 @@
 //! that run the real `kubectl` (and `curl`) against it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -459,25 +458,15 @@ current-context: test
 
     /// Runs kubectl as `id`.
     pub fn kubectl(&self, id: Identity, args: &[&str]) -> Output {
-        self.kubectl_command(id, args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running kubectl")
+        crate::output_or_panic(self.kubectl_command(id, args).stdin(Stdio::null()), None)
     }
 
     /// Runs kubectl as `id` with `stdin` as its standard input.
     pub fn kubectl_stdin(&self, id: Identity, args: &[&str], stdin: &str) -> Output {
-        let mut child = self
-            .kubectl_command(id, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running kubectl");
-        if let Some(mut input) = child.stdin.take() {
-            let _ = input.write_all(stdin.as_bytes());
-        }
-        child.wait_with_output().expect("waiting for kubectl")
+        crate::output_or_panic(
+            &mut self.kubectl_command(id, args),
+            Some(stdin.as_bytes().to_vec()),
+        )
     }
 
     /// Starts a long-running kubectl (e.g. `get -w`) whose output goes to the returned file.
@@ -534,7 +523,7 @@ current-context: test
                 .arg(format!("@{}", s(&body_file)));
         }
         cmd.arg(format!("{}{path}", self.url(0)));
-        let out = cmd.output().expect("running curl");
+        let out = crate::output_or_panic(cmd.stdin(Stdio::null()), None);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
         (code.trim().parse().unwrap_or(0), body.to_string())

@@ -1,11 +1,11 @@
 //! Running the reference `etcdctl` (API v3) against a cluster, always bounded in time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -110,50 +110,23 @@ impl Etcdctl {
     }
 
     fn try_run(&self, args: &[&str], stdin: Option<&str>) -> Result<Output> {
-        let mut child = self
-            .command(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("spawning {ETCDCTL_BIN}"))?;
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            let text = text.to_owned();
-            // A thread, so a full pipe cannot block us; the pipe closes when it is done.
-            thread::spawn(move || {
-                let _ = pipe.write_all(text.as_bytes());
-            });
+        let mut cmd = self.command(args);
+        if stdin.is_none() {
+            cmd.stdin(Stdio::null());
         }
-        let stdout = collect(child.stdout.take());
-        let stderr = collect(child.stderr.take());
-        let status = process::wait_timeout(&mut child, self.timeout);
-        let timed_out = status.is_none();
-        if timed_out {
-            process::kill(&mut child);
-        }
-        let status = match status {
-            Some(status) => status,
-            None => child.wait().context("waiting for etcdctl")?,
-        };
-        let stdout = stdout.join().unwrap_or_default();
-        let mut stderr = stderr.join().unwrap_or_default();
-        if timed_out {
+        let run =
+            process::output_within(&mut cmd, stdin.map(|s| s.as_bytes().to_vec()), self.timeout)
+                .with_context(|| format!("spawning {ETCDCTL_BIN}"))?;
+        let mut output = run.output;
+        if run.timed_out {
             let note = format!(
                 "cluster-tests: etcdctl {} killed after {:?}\n",
                 args.join(" "),
                 self.timeout
             );
-            stderr.extend_from_slice(note.as_bytes());
+            output.stderr.extend_from_slice(note.as_bytes());
         }
-        Ok(Output {
-            status,
-            stdout,
-            stderr,
-        })
+        Ok(output)
     }
 
     /// Starts a long-running etcdctl (e.g. `watch`) whose stdout is read line by line.
@@ -193,17 +166,6 @@ impl Etcdctl {
             seen: Vec::new(),
         })
     }
-}
-
-/// Reads a pipe to its end on a thread.
-fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
 }
 
 /// A running etcdctl; killed when dropped.

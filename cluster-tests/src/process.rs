@@ -3,7 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,92 @@ pub(crate) fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitS
             Err(_) => return None,
         }
     }
+}
+
+/// How long a user command (kubectl, pctl, curl) run by a test may take before it is killed.
+/// Above every `--timeout` the suites give kubectl (90 s at most), so only a hang reaches it.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
+/// The end of a run of [`output_within`].
+#[derive(Debug)]
+pub struct Bounded {
+    /// What the command printed (all of it, or what it had printed when it was killed) and
+    /// how it ended.
+    pub output: Output,
+    /// Whether it was killed at the time limit.
+    pub timed_out: bool,
+}
+
+/// Runs `cmd` with stdout and stderr captured and `stdin` fed to it from a thread (or, if
+/// `None`, with the standard input the command was given), killing it (SIGKILL) if it has
+/// not ended within `limit`. Stdin, stdout and stderr go through threads, so a full pipe
+/// blocks neither side; a pipe a grandchild keeps open delays the answer by one second at
+/// most after the command ends.
+pub fn output_within(
+    cmd: &mut Command,
+    stdin: Option<Vec<u8>>,
+    limit: Duration,
+) -> std::io::Result<Bounded> {
+    if stdin.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    if let (Some(bytes), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // The pipe closes when the thread is done, which ends the command's input.
+        thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let stdout = read_to_end(child.stdout.take());
+    let stderr = read_to_end(child.stderr.take());
+    let (status, timed_out) = match wait_timeout(&mut child, limit) {
+        Some(status) => (status, false),
+        None => {
+            let _ = child.kill();
+            (child.wait()?, true)
+        }
+    };
+    let gathered =
+        |rx: mpsc::Receiver<Vec<u8>>| rx.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+    Ok(Bounded {
+        output: Output {
+            status,
+            stdout: gathered(stdout),
+            stderr: gathered(stderr),
+        },
+        timed_out,
+    })
+}
+
+/// Reads a pipe to its end on a thread, which sends what it read.
+fn read_to_end<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        let _ = tx.send(bytes);
+    });
+    rx
+}
+
+/// [`output_within`] for a command a test expects to end: panics, naming the command and
+/// showing what it printed, if it cannot be started or is still running after
+/// [`COMMAND_LIMIT`].
+#[track_caller]
+pub fn output_or_panic(cmd: &mut Command, stdin: Option<Vec<u8>>) -> Output {
+    let line = format!("{cmd:?}");
+    let run =
+        output_within(cmd, stdin, COMMAND_LIMIT).unwrap_or_else(|e| panic!("running {line}: {e}"));
+    if run.timed_out {
+        panic!(
+            "{line} did not end within {COMMAND_LIMIT:?} and was killed\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&run.output.stdout),
+            String::from_utf8_lossy(&run.output.stderr)
+        );
+    }
+    run.output
 }
 
 /// SIGKILL and reap.
@@ -122,4 +209,37 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     // /proc counts in USER_HZ ticks, 1/100 s on Linux whatever the kernel's own HZ.
     Some(ticks / 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_gets_its_input_and_a_hung_one_is_killed_at_the_limit() {
+        let run = output_within(
+            Command::new("sh").args(["-c", "cat; echo done >&2"]),
+            Some(b"twelve bytes".to_vec()),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(!run.timed_out && run.output.status.success());
+        assert_eq!(
+            (&run.output.stdout[..], &run.output.stderr[..]),
+            (&b"twelve bytes"[..], &b"done\n"[..])
+        );
+
+        let started = Instant::now();
+        let run = output_within(
+            Command::new("sh")
+                .args(["-c", "echo before; exec sleep 30"])
+                .stdin(Stdio::null()),
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(run.timed_out && !run.output.status.success());
+        assert_eq!(run.output.stdout, b"before\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 }

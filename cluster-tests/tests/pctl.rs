@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster_tests::{ApiCluster, ApiConfig, Identity::Admin};
+use cluster_tests::{output_or_panic, ApiCluster, ApiConfig, Identity::Admin};
 use common::api::{api, cell, cells, header, kubectl_apply, start_api};
 use common::pctl::{ok, pctl, pctl_bin, pctl_command, pctl_stdin};
 use common::{stderr, stdout};
@@ -223,12 +223,14 @@ async fn everyday_commands() {
     let home = c.store.dir().join("empty-home");
     std::fs::create_dir_all(&home).unwrap();
     let with_env = |kubeconfig: &str, args: &[&str]| {
-        Command::new(pctl_bin())
-            .env("KUBECONFIG", kubeconfig)
-            .env("HOME", &home)
-            .args(args)
-            .output()
-            .unwrap()
+        output_or_panic(
+            Command::new(pctl_bin())
+                .env("KUBECONFIG", kubeconfig)
+                .env("HOME", &home)
+                .args(args)
+                .stdin(Stdio::null()),
+            None,
+        )
     };
     let admin = c.kubeconfig(Admin).display().to_string();
     let out = with_env(&admin, &["get", "ns", "default", "-o", "name"]);
@@ -711,10 +713,17 @@ async fn store_members_and_backups() {
         .find(|i| *i != gone && *i != leader)
         .unwrap_or(leader);
     let third = c.store.member_name(gone).to_string();
+    // Asked of the members that stay: a member that applies its own removal stops, and its
+    // client gets "etcdserver: server stopped" (etcd's and ours), though the removal is done.
+    let two = format!(
+        "--endpoints={},{}",
+        c.store.client_url(leader),
+        c.store.client_url(stay)
+    );
     // etcd refuses a removal until its members have been connected for 5 s ("unhealthy cluster").
     let mut attempt = 0;
     let removed = loop {
-        let out = pctl(&c, &["store", &endpoints, "member", "remove", &third]);
+        let out = pctl(&c, &["store", &two, "member", "remove", &third]);
         attempt += 1;
         if out.status.success() || attempt > 40 || !stderr(&out).contains("unhealthy cluster") {
             assert!(out.status.success(), "member remove: {}", stderr(&out));
@@ -725,11 +734,6 @@ async fn store_members_and_backups() {
     assert!(
         removed.starts_with("Member ") && removed.contains("removed from cluster"),
         "{removed}"
-    );
-    let two = format!(
-        "--endpoints={},{}",
-        c.store.client_url(leader),
-        c.store.client_url(stay)
     );
     assert_eq!(
         ok(&c, &["store", &two, "member", "list"]).lines().count(),
@@ -968,17 +972,21 @@ async fn logs_and_exec_through_the_agent() {
     );
     assert_eq!(negative.0, 422, "{}", negative.1);
     // -f streams until stopped.
-    let follow = Command::new("timeout")
-        .args([
-            "3",
-            &pctl_bin().to_string_lossy(),
-            &format!("--kubeconfig={}", c.kubeconfig(Admin).display()),
-            "logs",
-            "-f",
-            "app",
-        ])
-        .output()
-        .unwrap();
+    let follow = output_or_panic(
+        Command::new("timeout")
+            .args([
+                "-k",
+                "5",
+                "3",
+                &pctl_bin().to_string_lossy(),
+                &format!("--kubeconfig={}", c.kubeconfig(Admin).display()),
+                "logs",
+                "-f",
+                "app",
+            ])
+            .stdin(Stdio::null()),
+        None,
+    );
     assert!(
         stdout(&follow).starts_with(&lines(1)) && stdout(&follow).contains("tick 3\n"),
         "{}",
@@ -1051,10 +1059,11 @@ async fn logs_and_exec_through_the_agent() {
         "twelve bytes",
     );
     assert_eq!(stdout(&piped).trim(), "12", "{}", stderr(&piped));
-    let piped = pctl_command(&c, &["exec", "-i", "two", "-c", "a", "--", "wc", "-c"])
-        .stdin(std::fs::File::open("/etc/hostname").unwrap())
-        .output()
-        .unwrap();
+    let piped = output_or_panic(
+        pctl_command(&c, &["exec", "-i", "two", "-c", "a", "--", "wc", "-c"])
+            .stdin(std::fs::File::open("/etc/hostname").unwrap()),
+        None,
+    );
     let expected = std::fs::read("/etc/hostname").unwrap().len().to_string();
     assert_eq!(stdout(&piped).trim(), expected, "{}", stderr(&piped));
     exec_with_a_terminal(&c, &agent);
@@ -1146,7 +1155,7 @@ fn exec_with_a_terminal(c: &ApiCluster, agent: &cluster_tests::agent_double::Age
     );
     let before = agent.execs().len();
     let mut script = Command::new("timeout")
-        .args(["90", "script", "-qec", &cmd, "/dev/null"])
+        .args(["-k", "10", "90", "script", "-qec", &cmd, "/dev/null"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -155,16 +155,20 @@ async fn edge_cases_as_kubectl() {
         c.dir().join("missing.kubeconfig").display(),
         c.kubeconfig(Admin).display()
     );
-    let k = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", &list)
-        .args(["get", "deploy"])
-        .output()
-        .expect("kubectl");
-    let p = std::process::Command::new(common::pctl::pctl_bin())
-        .env("KUBECONFIG", &list)
-        .args(["get", "deploy"])
-        .output()
-        .expect("pctl");
+    let k = cluster_tests::output_or_panic(
+        std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &list)
+            .args(["get", "deploy"])
+            .stdin(std::process::Stdio::null()),
+        None,
+    );
+    let p = cluster_tests::output_or_panic(
+        std::process::Command::new(common::pctl::pctl_bin())
+            .env("KUBECONFIG", &list)
+            .args(["get", "deploy"])
+            .stdin(std::process::Stdio::null()),
+        None,
+    );
     assert!(k.status.success(), "{}", stderr(&k));
     assert_eq!(result(&p), result(&k));
 

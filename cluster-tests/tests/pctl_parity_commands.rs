@@ -250,13 +250,15 @@ async fn edit_and_diff_as_kubectl() {
         } else {
             program.to_string()
         };
-        let out = std::process::Command::new(program)
-            .env("KUBE_EDITOR", editor)
-            .arg(format!("--kubeconfig={kubeconfig}"))
-            .args(["-n", ns])
-            .args(args)
-            .output()
-            .expect("running");
+        let out = cluster_tests::output_or_panic(
+            std::process::Command::new(program)
+                .env("KUBE_EDITOR", editor)
+                .arg(format!("--kubeconfig={kubeconfig}"))
+                .args(["-n", ns])
+                .args(args)
+                .stdin(std::process::Stdio::null()),
+            None,
+        );
         result(&out)
     };
     for editor in [script.as_str(), "true"] {

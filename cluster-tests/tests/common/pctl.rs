@@ -1,10 +1,9 @@
 //! Running the `pctl` binary against an API cluster, as admin, for the pctl suites.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use cluster_tests::{apiserver_binary, ApiCluster, Identity::Admin};
+use cluster_tests::{apiserver_binary, output_or_panic, ApiCluster, Identity::Admin};
 
 use super::{stderr, stdout};
 
@@ -22,26 +21,13 @@ pub fn pctl_command(c: &ApiCluster, args: &[&str]) -> Command {
 }
 
 pub fn pctl(c: &ApiCluster, args: &[&str]) -> Output {
-    pctl_command(c, args)
-        .output()
-        .expect("running pctl (build it with `cargo build --workspace --bins`)")
+    // Built with `cargo build --workspace --bins`; killed (failing the test) if it hangs.
+    output_or_panic(pctl_command(c, args).stdin(Stdio::null()), None)
 }
 
 /// pctl with `input` on its stdin.
 pub fn pctl_stdin(c: &ApiCluster, args: &[&str], input: &str) -> Output {
-    let mut child = pctl_command(c, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running pctl");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(input.as_bytes())
-        .expect("writing pctl's stdin");
-    child.wait_with_output().expect("waiting for pctl")
+    output_or_panic(&mut pctl_command(c, args), Some(input.as_bytes().to_vec()))
 }
 
 /// Runs pctl as admin and returns stdout, failing the test on a non-zero exit.
