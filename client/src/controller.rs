@@ -85,14 +85,15 @@ type Cache<K> = HashMap<Key, Arc<K>>;
 ///
 /// The cache is keyed by namespace and name only (kube's reflector store also keeps each
 /// object's resourceVersion and uid in its key: four strings per object, which counts at
-/// 150,000 pods), and each object is moved into its `Arc` as it arrives, never cloned.
-pub struct Informer<K: Resource + 'static> {
+/// 150,000 pods), and each object is moved into its `Arc` as it arrives, never cloned. It
+/// may cache a smaller type than the one it watches ([`Informer::mapped`]).
+pub struct Informer<K: 'static> {
     store: Arc<RwLock<Cache<K>>>,
     handlers: Arc<RwLock<Vec<Handler<K>>>>,
     synced: watch::Receiver<bool>,
 }
 
-impl<K: Resource + 'static> Clone for Informer<K> {
+impl<K: 'static> Clone for Informer<K> {
     fn clone(&self) -> Self {
         Informer {
             store: self.store.clone(),
@@ -110,17 +111,26 @@ where
     /// An informer on `api`; run the returned future (it runs forever, retrying with backoff).
     /// Register handlers before running it so they see the initial list.
     pub fn new(api: Api<K>, config: watcher::Config) -> (Self, impl Future<Output = ()> + Send) {
-        Self::with_transform(api, config, |_| {})
+        Self::mapped(api, config, |o| o, Key::of::<K>)
     }
+}
 
-    /// An informer that passes every object through `transform` before caching it (and before
-    /// handlers see it), as client-go's SetTransform: a way to drop what no reader uses and
-    /// keep the cache small.
-    pub fn with_transform(
-        api: Api<K>,
+impl<K: Send + Sync + 'static> Informer<K> {
+    /// An informer that watches `W`s and caches (and shows its handlers) the `K` that `map`
+    /// makes of each, found under the key `key` gives it: a cache that keeps only what its
+    /// readers use, as client-go's SetTransform, but in a type of its own, so that what is
+    /// left out takes no room either (a k8s-openapi `ObjectMeta` is over 400 bytes inline,
+    /// empty or not).
+    pub fn mapped<W>(
+        api: Api<W>,
         config: watcher::Config,
-        transform: impl FnMut(&mut K) + Send + 'static,
-    ) -> (Self, impl Future<Output = ()> + Send) {
+        mut map: impl FnMut(W) -> K + Send + 'static,
+        key: fn(&K) -> Key,
+    ) -> (Self, impl Future<Output = ()> + Send)
+    where
+        W: Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
+        W::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+    {
         let store: Arc<RwLock<Cache<K>>> = Arc::default();
         let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
         let (synced_tx, synced) = watch::channel(false);
@@ -132,60 +142,55 @@ where
         // A relist's objects, swapped in whole once it is complete (readers see the previous
         // state until then, as with kube's reflector).
         let mut relist: Cache<K> = HashMap::new();
-        let stream = watcher(api, config)
-            .default_backoff()
-            .modify(transform)
-            .map_ok(move |event| {
-                // Handlers run with no lock held: they may read this informer.
-                let tell = |c: Change<'_, K>| {
-                    let hs = handlers.read().map(|h| h.clone()).unwrap_or_default();
-                    for h in hs {
-                        h(&c);
-                    }
-                };
-                let write = || store.write().unwrap_or_else(|e| e.into_inner());
-                match event {
-                    watcher::Event::Apply(o) => {
-                        let o = Arc::new(o);
-                        write().insert(Key::of(o.as_ref()), o.clone());
-                        tell(Change::Applied(&o));
-                    }
-                    watcher::Event::Delete(o) => {
-                        write().remove(&Key::of(&o));
+        let stream = watcher(api, config).default_backoff().map_ok(move |event| {
+            // Handlers run with no lock held: they may read this informer.
+            let tell = |c: Change<'_, K>| {
+                let hs = handlers.read().map(|h| h.clone()).unwrap_or_default();
+                for h in hs {
+                    h(&c);
+                }
+            };
+            let write = || store.write().unwrap_or_else(|e| e.into_inner());
+            match event {
+                watcher::Event::Apply(o) => {
+                    let o = Arc::new(map(o));
+                    write().insert(key(&o), o.clone());
+                    tell(Change::Applied(&o));
+                }
+                watcher::Event::Delete(o) => {
+                    let o = map(o);
+                    write().remove(&key(&o));
+                    tell(Change::Deleted(&o));
+                }
+                watcher::Event::Init => relist = HashMap::new(),
+                watcher::Event::InitApply(o) => {
+                    let o = Arc::new(map(o));
+                    relist.insert(key(&o), o.clone());
+                    tell(Change::Applied(&o));
+                }
+                watcher::Event::InitDone => {
+                    let before = std::mem::replace(&mut *write(), std::mem::take(&mut relist));
+                    // Those the relist no longer has were deleted meanwhile.
+                    let gone: Vec<Arc<K>> = {
+                        let now = store.read().unwrap_or_else(|e| e.into_inner());
+                        before
+                            .into_iter()
+                            .filter(|(k, _)| !now.contains_key(k))
+                            .map(|(_, o)| o)
+                            .collect()
+                    };
+                    for o in gone {
                         tell(Change::Deleted(&o));
                     }
-                    watcher::Event::Init => relist = HashMap::new(),
-                    watcher::Event::InitApply(o) => {
-                        let o = Arc::new(o);
-                        relist.insert(Key::of(o.as_ref()), o.clone());
-                        tell(Change::Applied(&o));
-                    }
-                    watcher::Event::InitDone => {
-                        let before = std::mem::replace(&mut *write(), std::mem::take(&mut relist));
-                        // Those the relist no longer has were deleted meanwhile.
-                        let gone: Vec<Arc<K>> = {
-                            let now = store.read().unwrap_or_else(|e| e.into_inner());
-                            before
-                                .into_iter()
-                                .filter(|(k, _)| !now.contains_key(k))
-                                .map(|(_, o)| o)
-                                .collect()
-                        };
-                        for o in gone {
-                            tell(Change::Deleted(&o));
-                        }
-                        synced_tx.send_replace(true);
-                    }
+                    synced_tx.send_replace(true);
                 }
-            });
+            }
+        });
         (informer, crate::drive(stream))
     }
 }
 
-impl<K> Informer<K>
-where
-    K: Resource + Clone + 'static,
-{
+impl<K: 'static> Informer<K> {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache<K>> {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -209,7 +214,11 @@ where
 
     /// The cached objects of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.list_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        self.read()
+            .iter()
+            .filter(|(k, _)| k.namespace.as_deref() == Some(namespace))
+            .map(|(_, o)| o.clone())
+            .collect()
     }
 
     /// The cached objects for which `f` holds.

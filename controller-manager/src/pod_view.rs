@@ -7,10 +7,13 @@
 //! creation and deletion), labels, owner references, the node, tolerations, the named
 //! container ports, the phase, the Ready condition (status and since when), the pod IP and
 //! the highest container restart count. Words that repeat across pods (phases, condition
-//! statuses, owner kinds, toleration keys) are static strings, not allocations, and the label
-//! and toleration sets, which every pod of a ReplicaSet shares, are kept once each (a
-//! [`Pool`]). Controllers patch pods and never write a whole one back, so nothing left out
-//! here is ever lost.
+//! statuses, owner kinds, toleration keys) are static strings, not allocations, and the
+//! namespaces and the label, owner and toleration sets, which every pod of a ReplicaSet
+//! shares, are kept once each (a [`Pool`]). The view holds no k8s-openapi `ObjectMeta` (over
+//! 400 bytes inline, set or not): the informer watches [`WirePod`]s, which carry the metadata
+//! `kube::Resource` needs, and caches the view made of each ([`client::controller::Informer::mapped`]).
+//! Controllers patch pods and never write a whole one back, so nothing left out here is ever
+//! lost.
 
 use std::{
     borrow::Cow,
@@ -26,6 +29,8 @@ use k8s_openapi::{
     NamespaceResourceScope,
 };
 use serde::{Deserialize, Serialize};
+
+use client::controller::Key;
 
 use crate::pool::Pool;
 
@@ -80,6 +85,8 @@ type LabelPairs = [(Box<str>, Box<str>)];
 
 static LABEL_SETS: LazyLock<Mutex<Pool<LabelPairs>>> = LazyLock::new(Mutex::default);
 static TOLERATION_SETS: LazyLock<Mutex<Pool<[Tol]>>> = LazyLock::new(Mutex::default);
+static OWNER_SETS: LazyLock<Mutex<Pool<[Owner]>>> = LazyLock::new(Mutex::default);
+static NAMESPACES: LazyLock<Mutex<Pool<str>>> = LazyLock::new(Mutex::default);
 
 /// Labels, sorted by key (shared with every pod that has the same).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +129,7 @@ impl From<BTreeMap<String, String>> for Labels {
 }
 
 /// An owner reference; serializes as the API's `OwnerReference`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Owner {
     pub api_version: Word,
@@ -193,13 +200,18 @@ pub struct Ready {
 
 /// A pod as the controllers see it (see the module's doc).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(from = "wire::Pod")]
+#[serde(from = "WirePod")]
 pub struct PodView {
-    /// Name, namespace, uid, resourceVersion, creation and deletion timestamps only (what
-    /// `kube::Resource` and the informer's store need); the rest is in the fields below.
-    pub metadata: ObjectMeta,
+    pub name: Box<str>,
+    /// Shared with every pod of the namespace.
+    pub namespace: Arc<str>,
+    pub uid: Box<str>,
+    pub resource_version: Box<str>,
+    pub creation_timestamp: Option<Timestamp>,
+    pub deletion_timestamp: Option<Timestamp>,
     pub labels: Labels,
-    pub owners: Box<[Owner]>,
+    /// Shared with every pod that has the same.
+    pub owners: Arc<[Owner]>,
     /// spec.nodeName (None when unscheduled or empty).
     pub node_name: Option<Box<str>>,
     /// Shared with every pod that has the same.
@@ -220,23 +232,44 @@ impl PodView {
         self.owners.iter().find(|r| r.controller == Some(true))
     }
 
-    /// Namespace and name (empty when unset).
+    /// The namespace (empty when unset).
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or("")
+        &self.namespace
     }
 
     /// The name (empty when unset).
     pub fn name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
+        &self.name
     }
 
     /// Being deleted.
     pub fn deleting(&self) -> bool {
-        self.metadata.deletion_timestamp.is_some()
+        self.deletion_timestamp.is_some()
+    }
+
+    /// Its key in the informer.
+    pub fn key(&self) -> Key {
+        Key::new(Some(&self.namespace), &self.name)
     }
 }
 
-impl kube::Resource for PodView {
+/// A pod as the API sends it, decoded as far as [`PodView`] reads it, with the metadata that
+/// `kube::Resource` needs to watch and patch pods (name, namespace, uid, resourceVersion) in a
+/// k8s-openapi `ObjectMeta` that lives only until the view is taken out of it.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(from = "wire::Pod")]
+pub struct WirePod {
+    pub metadata: ObjectMeta,
+    pub view: PodView,
+}
+
+impl From<WirePod> for PodView {
+    fn from(p: WirePod) -> PodView {
+        p.view
+    }
+}
+
+impl kube::Resource for WirePod {
     type DynamicType = ();
     type Scope = NamespaceResourceScope;
 
@@ -341,28 +374,28 @@ mod wire {
         restart_count: i32,
     }
 
-    impl From<Pod> for PodView {
-        fn from(p: Pod) -> PodView {
+    impl From<Pod> for WirePod {
+        fn from(p: Pod) -> WirePod {
             let m = p.metadata;
             let spec = p.spec.unwrap_or_default();
             let status = p.status.unwrap_or_default();
-            PodView {
-                metadata: ObjectMeta {
-                    name: m.name,
-                    namespace: m.namespace,
-                    uid: m.uid,
-                    resource_version: m.resource_version,
-                    creation_timestamp: m.creation_timestamp,
-                    deletion_timestamp: m.deletion_timestamp,
-                    ..Default::default()
-                },
+            let text = |s: &Option<String>| Box::<str>::from(s.as_deref().unwrap_or(""));
+            let view = PodView {
+                name: text(&m.name),
+                namespace: share(&NAMESPACES, m.namespace.as_deref().unwrap_or("")),
+                uid: text(&m.uid),
+                resource_version: text(&m.resource_version),
+                creation_timestamp: m.creation_timestamp.as_ref().map(|t| t.0),
+                deletion_timestamp: m.deletion_timestamp.as_ref().map(|t| t.0),
                 labels: m.labels.map(Labels::from).unwrap_or_default(),
-                owners: m
-                    .owner_references
-                    .into_iter()
-                    .flatten()
-                    .map(Owner::from)
-                    .collect(),
+                owners: share(
+                    &OWNER_SETS,
+                    m.owner_references
+                        .into_iter()
+                        .flatten()
+                        .map(Owner::from)
+                        .collect::<Vec<_>>(),
+                ),
                 node_name: spec.node_name.filter(|n| !n.is_empty()).map(Into::into),
                 tolerations: share(
                     &TOLERATION_SETS,
@@ -397,6 +430,16 @@ mod wire {
                     .map(|c| c.restart_count)
                     .max()
                     .unwrap_or(0),
+            };
+            WirePod {
+                metadata: ObjectMeta {
+                    name: m.name,
+                    namespace: m.namespace,
+                    uid: m.uid,
+                    resource_version: m.resource_version,
+                    ..Default::default()
+                },
+                view,
             }
         }
     }
@@ -439,19 +482,39 @@ mod tests {
     fn keeps_what_controllers_read() {
         let v: PodView = serde_json::from_value(full()).unwrap();
         let p: Pod = serde_json::from_value(full()).unwrap();
-        let m = &v.metadata;
+        let pm = &p.metadata;
+        let text = |s: &Option<String>| s.as_deref().unwrap_or("").to_string();
         assert_eq!(
-            (&m.name, &m.namespace, &m.uid, &m.resource_version),
+            (v.name(), v.namespace(), &*v.uid, &*v.resource_version),
             (
-                &p.metadata.name,
-                &p.metadata.namespace,
-                &p.metadata.uid,
-                &p.metadata.resource_version
+                &*text(&pm.name),
+                &*text(&pm.namespace),
+                &*text(&pm.uid),
+                &*text(&pm.resource_version)
             )
         );
-        assert_eq!(m.creation_timestamp, p.metadata.creation_timestamp);
-        assert_eq!(m.deletion_timestamp, p.metadata.deletion_timestamp);
-        assert_eq!((&m.annotations, &m.managed_fields), (&None, &None));
+        assert_eq!(
+            v.creation_timestamp,
+            pm.creation_timestamp.as_ref().map(|t| t.0)
+        );
+        assert_eq!(
+            v.deletion_timestamp,
+            pm.deletion_timestamp.as_ref().map(|t| t.0)
+        );
+        assert_eq!(v.key(), Key::new(Some("ns"), "a"));
+        // What watching and patching need, and no more.
+        let w: WirePod = serde_json::from_value(full()).unwrap();
+        assert_eq!(
+            w.metadata,
+            ObjectMeta {
+                name: pm.name.clone(),
+                namespace: pm.namespace.clone(),
+                uid: pm.uid.clone(),
+                resource_version: pm.resource_version.clone(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(w.view, v);
         let labels: BTreeMap<String, String> = v
             .labels
             .iter()
@@ -460,7 +523,7 @@ mod tests {
         assert_eq!(Some(labels), p.metadata.labels);
         assert_eq!(v.labels.get("tier"), Some("x"));
         assert_eq!(v.labels.get("nope"), None);
-        let owners = serde_json::to_value(&v.owners).unwrap();
+        let owners = serde_json::to_value(&*v.owners).unwrap();
         assert_eq!(
             owners,
             serde_json::to_value(&p.metadata.owner_references).unwrap()
@@ -488,6 +551,8 @@ mod tests {
         let b: PodView = serde_json::from_value(full()).unwrap();
         assert!(Arc::ptr_eq(&a.labels.0, &b.labels.0));
         assert!(Arc::ptr_eq(&a.tolerations, &b.tolerations));
+        assert!(Arc::ptr_eq(&a.owners, &b.owners));
+        assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
         let mut other = full();
         other["metadata"]["labels"]["tier"] = json!("y");
         other["spec"]["tolerations"][0]["tolerationSeconds"] = json!(30);
@@ -519,11 +584,11 @@ mod tests {
     fn resource_urls() {
         use kube::Resource;
         assert_eq!(
-            PodView::url_path(&(), Some("ns")),
+            WirePod::url_path(&(), Some("ns")),
             Pod::url_path(&(), Some("ns"))
         );
-        assert_eq!(PodView::url_path(&(), None), Pod::url_path(&(), None));
-        assert_eq!(PodView::kind(&()), "Pod");
+        assert_eq!(WirePod::url_path(&(), None), Pod::url_path(&(), None));
+        assert_eq!(WirePod::kind(&()), "Pod");
     }
 }
 
@@ -597,7 +662,7 @@ mod heap {
         for j in &json {
             let p: PodView = serde_json::from_slice(j).unwrap();
             let p = Arc::new(p);
-            cache.insert(Key::of(p.as_ref()), p);
+            cache.insert(p.key(), p);
         }
         let informer = allocated() - before;
         let before = allocated();

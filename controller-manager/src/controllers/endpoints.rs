@@ -46,7 +46,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     let (q, c2) = (queue.clone(), ctx.clone());
     ctx.pods.on_change(move |c| {
         let pod = c.object();
-        let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+        let ns = pod.namespace();
         for svc in c2.services.list_namespace(ns) {
             if let Some(sel) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) {
                 if !sel.is_empty() && pods::has_labels(sel, &pod.labels) {
@@ -186,7 +186,7 @@ pub fn build(svc: &Service, selected: &[&PodView]) -> Vec<EndpointSubset> {
         let Some(ip) = pod.pod_ip.as_deref().map(str::to_string) else {
             continue;
         };
-        if pod.metadata.deletion_timestamp.is_some() || pods::is_terminated(pod) {
+        if pod.deleting() || pods::is_terminated(pod) {
             continue;
         }
         let mut resolved = Vec::new();
@@ -208,9 +208,9 @@ pub fn build(svc: &Service, selected: &[&PodView]) -> Vec<EndpointSubset> {
             node_name: pod.node_name.as_deref().map(str::to_string),
             target_ref: Some(ObjectReference {
                 kind: Some("Pod".into()),
-                namespace: pod.metadata.namespace.clone(),
-                name: pod.metadata.name.clone(),
-                uid: pod.metadata.uid.clone(),
+                namespace: Some(pod.namespace().to_string()),
+                name: Some(pod.name().to_string()),
+                uid: Some(pod.uid.to_string()),
                 ..Default::default()
             }),
         };

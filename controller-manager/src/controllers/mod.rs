@@ -25,7 +25,7 @@ use kube::{runtime::watcher, Api};
 
 use crate::{
     config::{self, Config},
-    pod_view::PodView,
+    pod_view::{PodView, WirePod},
 };
 
 /// What every controller gets.
@@ -60,7 +60,13 @@ impl Ctx {
         }
         let c = client.clone();
         Arc::new(Ctx {
-            pods: informer!(Api::<PodView>::all(c.clone())),
+            pods: {
+                // Pods are watched whole and cached as the controllers' small view of them.
+                let api = Api::<WirePod>::all(c.clone());
+                let (i, run) = Informer::mapped(api, wc(), PodView::from, PodView::key);
+                runs.push(Box::pin(run));
+                i
+            },
             replicasets: informer!(Api::<ReplicaSet>::all(c.clone())),
             deployments: informer!(Api::<Deployment>::all(c.clone())),
             services: informer!(Api::<Service>::all(c.clone())),

@@ -48,10 +48,9 @@ pub fn over_threshold(terminated: &[Arc<PodView>], threshold: usize) -> Vec<Arc<
     }
     let mut sorted = terminated.to_vec();
     sorted.sort_by(|a, b| {
-        a.metadata
-            .creation_timestamp
-            .cmp(&b.metadata.creation_timestamp)
-            .then(a.metadata.name.cmp(&b.metadata.name))
+        a.creation_timestamp
+            .cmp(&b.creation_timestamp)
+            .then(a.name.cmp(&b.name))
     });
     sorted.truncate(terminated.len() - threshold);
     sorted
@@ -59,13 +58,12 @@ pub fn over_threshold(terminated: &[Arc<PodView>], threshold: usize) -> Vec<Arc<
 
 impl PodGc {
     async fn force_delete(&self, pod: &PodView, why: &str) -> Result<(), Error> {
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
+        let (ns, name) = (pod.namespace(), pod.name());
         tracing::info!(pod = %format!("{ns}/{name}"), why, "pod GC deleting pod");
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &ns);
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
         match api
             .delete(
-                &name,
+                name,
                 &DeleteParams {
                     grace_period_seconds: Some(0),
                     ..Default::default()
@@ -108,7 +106,7 @@ impl Reconciler for PodGc {
                             .await?;
                     }
                 }
-                None if p.metadata.deletion_timestamp.is_some() => {
+                None if p.deleting() => {
                     self.force_delete(p, "unscheduled and terminating").await?;
                 }
                 None => {}
@@ -140,7 +138,7 @@ mod tests {
         ];
         let gone: Vec<_> = over_threshold(&pods, 1)
             .iter()
-            .map(|p| p.metadata.name.clone().unwrap())
+            .map(|p| p.name().to_string())
             .collect();
         assert_eq!(gone, ["a", "b"]);
         assert!(over_threshold(&pods, 3).is_empty());

@@ -74,7 +74,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     let (q, c2) = (queue.clone(), ctx.clone());
     ctx.pods.on_change(move |c| {
         let Change::Deleted(pod) = c else { return };
-        let ns = pod.metadata.namespace.as_deref();
+        let ns = Some(pod.namespace());
         let Some(owner) = pod.controller().filter(|o| o.kind == "ReplicaSet") else {
             return;
         };

@@ -244,18 +244,17 @@ impl NodeLifecycle {
         }
         let mut next: Option<Duration> = None;
         for pod in self.pods_on(&name) {
-            if pod.metadata.deletion_timestamp.is_some() || pods::is_terminated(&pod) {
+            if pod.deleting() || pods::is_terminated(&pod) {
                 continue;
             }
             let Some(at) = taints::eviction_time(&pod, &no_execute, now) else {
                 continue;
             };
             if at <= now {
-                let ns = pod.metadata.namespace.clone().unwrap_or_default();
-                let pname = pod.metadata.name.clone().unwrap_or_default();
+                let (ns, pname) = (pod.namespace(), pod.name());
                 tracing::info!(node = %name, pod = %format!("{ns}/{pname}"), "evicting pod from NoExecute-tainted node");
-                let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &ns);
-                gone_ok(api.delete(&pname, &DeleteParams::default()).await)?;
+                let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), ns);
+                gone_ok(api.delete(pname, &DeleteParams::default()).await)?;
             } else {
                 let left = Duration::from_millis(
                     (at.as_millisecond() - now.as_millisecond()).max(0) as u64,

@@ -24,7 +24,7 @@ fn restarts(p: &PodView) -> i32 {
 }
 
 fn created(p: &PodView) -> Option<Timestamp> {
-    p.metadata.creation_timestamp.as_ref().map(|t| t.0)
+    p.creation_timestamp
 }
 
 /// Deletion order: `Less` means `a` goes first. Unscheduled before scheduled, Pending before
@@ -133,10 +133,7 @@ mod tests {
             ),
         ];
         let picked = pick_for_deletion(pods.iter().collect(), 1);
-        let names: Vec<&str> = picked
-            .iter()
-            .map(|p| p.metadata.name.as_deref().unwrap())
-            .collect();
+        let names: Vec<&str> = picked.iter().map(|p| p.name()).collect();
         assert_eq!(
             names,
             [

@@ -24,7 +24,10 @@ use serde_json::json;
 
 use self::expectations::{Expectations, Seen};
 use super::Ctx;
-use crate::{pod_view::PodView, pods};
+use crate::{
+    pod_view::{PodView, WirePod},
+    pods,
+};
 
 /// The `--controllers` name.
 pub const NAME: &str = "replicaset";
@@ -57,8 +60,7 @@ pub fn setup(ctx: &Arc<Ctx>) -> BoxFuture<'static, ()> {
     let (q, rc) = (queue.clone(), r.clone());
     ctx.pods.on_change(move |c| {
         let pod = c.object();
-        let ns = pod.metadata.namespace.as_deref();
-        let name = pod.metadata.name.as_deref().unwrap_or("");
+        let (ns, name) = (Some(pod.namespace()), pod.name());
         match pod.controller() {
             Some(owner) if owner.kind == "ReplicaSet" => {
                 let key = Key::new(ns, &owner.name);
@@ -102,7 +104,7 @@ impl Reconciler for RsController {
         let want = spec.replicas.unwrap_or(1).max(0) as usize;
         let cached = |name: &str| match self.ctx.pods.get(&Key::new(Some(&ns), name)) {
             None => Seen::Absent,
-            Some(p) if p.metadata.deletion_timestamp.is_some() => Seen::Terminating,
+            Some(p) if p.deleting() => Seen::Terminating,
             Some(_) => Seen::Present,
         };
         let mut result = Ok(());
@@ -157,11 +159,11 @@ impl RsController {
         let uid = rs.metadata.uid.as_deref().unwrap_or("");
         let selector = pods::compile(rs.spec.as_ref().map(|s| &s.selector));
         let deleting = rs.metadata.deletion_timestamp.is_some();
-        let api: Api<PodView> = Api::namespaced(self.ctx.client.clone(), ns);
+        let api: Api<WirePod> = Api::namespaced(self.ctx.client.clone(), ns);
         let mut owned = Vec::new();
         for pod in self.ctx.pods.list_namespace(ns) {
             let matches = pods::matches(selector.as_ref(), &pod.labels);
-            let name = pod.metadata.name.clone().unwrap_or_default();
+            let name = pod.name();
             match pod.controller() {
                 Some(r) if &*r.uid == uid => {
                     if matches || deleting {
@@ -174,26 +176,25 @@ impl RsController {
                             .cloned()
                             .collect();
                         tracing::info!(pod = %name, replicaset = ?rs.metadata.name, "releasing pod that no longer matches");
-                        let body =
-                            json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+                        let body = json!({"metadata": {"ownerReferences": refs, "uid": pod.uid}});
                         ignore_gone(
-                            api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                            api.patch(name, &PatchParams::default(), &Patch::Merge(&body))
                                 .await,
                         )?;
                     }
                 }
                 Some(_) => {}
-                None if matches && !deleting && pod.metadata.deletion_timestamp.is_none() => {
+                None if matches && !deleting && !pod.deleting() => {
                     let mut refs = pod.owners.to_vec();
                     refs.push(pods::controller_ref("apps/v1", "ReplicaSet", &rs.metadata).into());
-                    let body = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid,
-                        "resourceVersion": pod.metadata.resource_version}});
+                    let body = json!({"metadata": {"ownerReferences": refs, "uid": pod.uid,
+                        "resourceVersion": pod.resource_version}});
                     tracing::info!(pod = %name, replicaset = ?rs.metadata.name, "adopting pod");
                     match api
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .patch(name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
                     {
-                        Ok(p) => owned.push(Arc::new(p)),
+                        Ok(p) => owned.push(Arc::new(p.view)),
                         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                         Err(e) => return Err(e.into()),
                     }
@@ -255,10 +256,7 @@ impl RsController {
             tracing::info!(replicaset = %key, created = missing, "created pods");
         } else if active.len() > want {
             let doomed = logic::pick_for_deletion(active.to_vec(), want);
-            let names: Vec<String> = doomed
-                .iter()
-                .filter_map(|p| p.metadata.name.clone())
-                .collect();
+            let names: Vec<String> = doomed.iter().map(|p| p.name().to_string()).collect();
             self.expectations.deleted(key, names.clone());
             let dp = DeleteParams::default();
             let deletes = names.iter().map(|n| api.delete(n, &dp));
