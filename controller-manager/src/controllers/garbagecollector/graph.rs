@@ -4,7 +4,8 @@
 //!
 //! The graph holds every object of the cluster (150,000 pods and more, issue 17), so it keeps
 //! them compact: uids as 16 bytes when they are UUIDs, each resource's `ApiResource` once,
-//! namespaces, owner kinds and API versions shared, names and finalizers in boxed slices.
+//! namespaces, owner kinds and API versions shared, and each set of owner references too (every
+//! pod of a ReplicaSet has the same), names and finalizers in boxed slices.
 //! [`Node`] is the readable form going in and out.
 
 use std::{
@@ -65,7 +66,7 @@ impl Uid {
 }
 
 /// An owner reference as the graph keeps it.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 struct Ref {
     api_version: Arc<str>,
     kind: Arc<str>,
@@ -82,7 +83,8 @@ struct Entry {
     resource: u32,
     namespace: Option<Arc<str>>,
     name: Box<str>,
-    owners: Box<[Ref]>,
+    /// Shared with every object that has the same.
+    owners: Arc<[Ref]>,
     deleting: bool,
     finalizers: Box<[Box<str>]>,
 }
@@ -99,6 +101,8 @@ pub struct Graph {
     resources: Vec<ApiResource>,
     /// Shared namespaces, owner kinds and API versions.
     strings: Pool<str>,
+    /// Shared sets of owner references.
+    owner_sets: Pool<[Ref]>,
     removals: usize,
 }
 
@@ -143,22 +147,23 @@ impl Graph {
     pub fn upsert(&mut self, uid: &str, node: Node) {
         let uid = Uid::new(uid);
         self.unlink(&uid);
+        let owners: Vec<Ref> = node
+            .owners
+            .into_iter()
+            .map(|o| Ref {
+                api_version: self.intern(&o.api_version),
+                kind: self.intern(&o.kind),
+                name: o.name.into(),
+                uid: Uid::new(&o.uid),
+                controller: o.controller,
+                block_owner_deletion: o.block_owner_deletion,
+            })
+            .collect();
         let entry = Entry {
             resource: self.resource_index(&node.resource),
             namespace: node.namespace.as_deref().map(|n| self.intern(n)),
             name: node.name.into(),
-            owners: node
-                .owners
-                .into_iter()
-                .map(|o| Ref {
-                    api_version: self.intern(&o.api_version),
-                    kind: self.intern(&o.kind),
-                    name: o.name.into(),
-                    uid: Uid::new(&o.uid),
-                    controller: o.controller,
-                    block_owner_deletion: o.block_owner_deletion,
-                })
-                .collect(),
+            owners: self.owner_sets.share(owners),
             deleting: node.deleting,
             finalizers: node.finalizers.into_iter().map(Into::into).collect(),
         };
@@ -192,6 +197,8 @@ impl Graph {
         self.removals += 1;
         if self.removals >= SWEEP_EVERY {
             self.removals = 0;
+            // Sets first: they hold the strings.
+            self.owner_sets.sweep();
             self.strings.sweep();
         }
         node
@@ -313,6 +320,13 @@ mod tests {
         g.upsert("p1", node(&["rs"]));
         g.upsert("p2", node(&["rs", "other"]));
         assert_eq!(g.dependents("rs"), ["p1", "p2"]);
+        g.upsert("p3", node(&["rs"]));
+        let owners = |uid: &str| g.nodes[&Uid::new(uid)].owners.clone();
+        assert!(
+            Arc::ptr_eq(&owners("p1"), &owners("p3")),
+            "one copy of a set"
+        );
+        g.remove("p3");
         g.upsert("p2", node(&["other"]));
         assert_eq!(g.dependents("rs"), ["p1"]);
         assert_eq!(g.dependents("other"), ["p2"]);
