@@ -6,14 +6,15 @@
 //! object is never reconciled by two workers at once, and they must be idempotent.
 
 use std::{
-    collections::HashMap,
     fmt,
     future::Future,
+    hash::BuildHasher,
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use futures::TryStreamExt;
+use hashbrown::HashTable;
 use kube::{
     runtime::{watcher, WatchStreamExt},
     Api, Resource,
@@ -78,15 +79,100 @@ impl<K> Change<'_, K> {
 
 type Handler<K> = Arc<dyn Fn(&Change<'_, K>) + Send + Sync>;
 
-/// The cached objects by key.
-type Cache<K> = HashMap<Key, Arc<K>>;
+/// An object's namespace (None when cluster-scoped) and name, read from it.
+pub type IdOf<K> = for<'a> fn(&'a K) -> (Option<&'a str>, &'a str);
+
+/// The namespace and name of a Kubernetes object (an [`IdOf`] for every `kube::Resource`).
+pub fn resource_id<K: Resource>(o: &K) -> (Option<&str>, &str) {
+    let m = o.meta();
+    (m.namespace.as_deref(), m.name.as_deref().unwrap_or(""))
+}
+
+/// An informer's objects, found by namespace and name. A slot holds the object's `Arc` and
+/// nothing else: the key is read from the object when needed, not kept beside it (a
+/// `HashMap<Key, Arc<K>>` spends about 100 bytes per object on its key's strings and the
+/// wider slot, 15 MB at 150,000 pods).
+pub struct Objects<K> {
+    table: HashTable<Arc<K>>,
+    id: IdOf<K>,
+    hasher: std::hash::RandomState,
+}
+
+impl<K> Objects<K> {
+    /// No objects; `id` tells each one's namespace and name.
+    pub fn new(id: IdOf<K>) -> Objects<K> {
+        Objects {
+            table: HashTable::new(),
+            id,
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn hash(&self, namespace: Option<&str>, name: &str) -> u64 {
+        self.hasher.hash_one((namespace, name))
+    }
+
+    /// The object of `namespace`/`name`.
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<&Arc<K>> {
+        let id = self.id;
+        self.table
+            .find(self.hash(namespace, name), |o| id(o) == (namespace, name))
+    }
+
+    /// Adds `o`, or replaces the object of the same namespace and name.
+    pub fn insert(&mut self, o: Arc<K>) {
+        let id = self.id;
+        let probe = o.clone();
+        let (namespace, name) = id(&probe);
+        let hash = self.hash(namespace, name);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |x| id(x) == (namespace, name),
+            |x| hasher.hash_one(id(x)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut e) => *e.get_mut() = o,
+            hashbrown::hash_table::Entry::Vacant(e) => {
+                e.insert(o);
+            }
+        }
+    }
+
+    /// Removes and returns the object of `namespace`/`name`.
+    pub fn remove(&mut self, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
+        let id = self.id;
+        let hash = self.hash(namespace, name);
+        self.table
+            .find_entry(hash, |o| id(o) == (namespace, name))
+            .ok()
+            .map(|e| e.remove().0)
+    }
+
+    /// Every object.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<K>> {
+        self.table.iter()
+    }
+
+    /// How many objects.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// No objects.
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+}
+
+type Cache<K> = Objects<K>;
 
 /// A shared informer: a cache kept current by list-then-watch, and handlers told of changes.
 ///
-/// The cache is keyed by namespace and name only (kube's reflector store also keeps each
-/// object's resourceVersion and uid in its key: four strings per object, which counts at
-/// 150,000 pods), and each object is moved into its `Arc` as it arrives, never cloned. It
-/// may cache a smaller type than the one it watches ([`Informer::mapped`]).
+/// The cache finds objects by the namespace and name read from each ([`Objects`]: kube's
+/// reflector store keys each object by a copy of its name, namespace, resourceVersion and
+/// uid, four strings per object, which counts at 150,000 pods), and each object is moved into
+/// its `Arc` as it arrives, never cloned. It may cache a smaller type than the one it watches
+/// ([`Informer::mapped`]).
 pub struct Informer<K: 'static> {
     store: Arc<RwLock<Cache<K>>>,
     handlers: Arc<RwLock<Vec<Handler<K>>>>,
@@ -111,13 +197,13 @@ where
     /// An informer on `api`; run the returned future (it runs forever, retrying with backoff).
     /// Register handlers before running it so they see the initial list.
     pub fn new(api: Api<K>, config: watcher::Config) -> (Self, impl Future<Output = ()> + Send) {
-        Self::mapped(api, config, |o| o, Key::of::<K>)
+        Self::mapped(api, config, |o| o, resource_id::<K>)
     }
 }
 
 impl<K: Send + Sync + 'static> Informer<K> {
     /// An informer that watches `W`s and caches (and shows its handlers) the `K` that `map`
-    /// makes of each, found under the key `key` gives it: a cache that keeps only what its
+    /// makes of each, found by the namespace and name `id` reads from it: a cache that keeps only what its
     /// readers use, as client-go's SetTransform, but in a type of its own, so that what is
     /// left out takes no room either (a k8s-openapi `ObjectMeta` is over 400 bytes inline,
     /// empty or not).
@@ -125,13 +211,13 @@ impl<K: Send + Sync + 'static> Informer<K> {
         api: Api<W>,
         config: watcher::Config,
         mut map: impl FnMut(W) -> K + Send + 'static,
-        key: fn(&K) -> Key,
+        id: IdOf<K>,
     ) -> (Self, impl Future<Output = ()> + Send)
     where
         W: Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
         W::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     {
-        let store: Arc<RwLock<Cache<K>>> = Arc::default();
+        let store = Arc::new(RwLock::new(Cache::new(id)));
         let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
@@ -141,7 +227,7 @@ impl<K: Send + Sync + 'static> Informer<K> {
         };
         // A relist's objects, swapped in whole once it is complete (readers see the previous
         // state until then, as with kube's reflector).
-        let mut relist: Cache<K> = HashMap::new();
+        let mut relist = Cache::new(id);
         let stream = watcher(api, config).default_backoff().map_ok(move |event| {
             // Handlers run with no lock held: they may read this informer.
             let tell = |c: Change<'_, K>| {
@@ -154,29 +240,34 @@ impl<K: Send + Sync + 'static> Informer<K> {
             match event {
                 watcher::Event::Apply(o) => {
                     let o = Arc::new(map(o));
-                    write().insert(key(&o), o.clone());
+                    write().insert(o.clone());
                     tell(Change::Applied(&o));
                 }
                 watcher::Event::Delete(o) => {
                     let o = map(o);
-                    write().remove(&key(&o));
+                    let (namespace, name) = id(&o);
+                    write().remove(namespace, name);
                     tell(Change::Deleted(&o));
                 }
-                watcher::Event::Init => relist = HashMap::new(),
+                watcher::Event::Init => relist = Cache::new(id),
                 watcher::Event::InitApply(o) => {
                     let o = Arc::new(map(o));
-                    relist.insert(key(&o), o.clone());
+                    relist.insert(o.clone());
                     tell(Change::Applied(&o));
                 }
                 watcher::Event::InitDone => {
-                    let before = std::mem::replace(&mut *write(), std::mem::take(&mut relist));
+                    let complete = std::mem::replace(&mut relist, Cache::new(id));
+                    let before = std::mem::replace(&mut *write(), complete);
                     // Those the relist no longer has were deleted meanwhile.
                     let gone: Vec<Arc<K>> = {
                         let now = store.read().unwrap_or_else(|e| e.into_inner());
                         before
-                            .into_iter()
-                            .filter(|(k, _)| !now.contains_key(k))
-                            .map(|(_, o)| o)
+                            .iter()
+                            .filter(|o| {
+                                let (namespace, name) = id(o);
+                                now.get(namespace, name).is_none()
+                            })
+                            .cloned()
                             .collect()
                     };
                     for o in gone {
@@ -204,26 +295,30 @@ impl<K: 'static> Informer<K> {
 
     /// The cached object of `key`.
     pub fn get(&self, key: &Key) -> Option<Arc<K>> {
-        self.read().get(key).cloned()
+        self.read()
+            .get(key.namespace.as_deref(), &key.name)
+            .cloned()
     }
 
     /// Every cached object.
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.read().values().cloned().collect()
+        self.read().iter().cloned().collect()
     }
 
     /// The cached objects of one namespace.
     pub fn list_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
-        self.read()
+        let objects = self.read();
+        let id = objects.id;
+        objects
             .iter()
-            .filter(|(k, _)| k.namespace.as_deref() == Some(namespace))
-            .map(|(_, o)| o.clone())
+            .filter(|o| id(o).0 == Some(namespace))
+            .cloned()
             .collect()
     }
 
     /// The cached objects for which `f` holds.
     pub fn list_filter(&self, f: impl Fn(&K) -> bool) -> Vec<Arc<K>> {
-        self.read().values().filter(|o| f(o)).cloned().collect()
+        self.read().iter().filter(|o| f(o)).cloned().collect()
     }
 
     /// True once the first list is complete.
@@ -459,5 +554,43 @@ mod tests {
     fn keys_print_as_namespace_slash_name() {
         assert_eq!(Key::new(Some("default"), "web").to_string(), "default/web");
         assert_eq!(Key::new(None, "n1").to_string(), "n1");
+    }
+
+    #[test]
+    fn objects_are_found_by_the_namespace_and_name_read_from_them() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let cm = |ns: Option<&str>, name: &str, v: &str| {
+            let mut c = ConfigMap::default();
+            c.metadata.namespace = ns.map(str::to_string);
+            c.metadata.name = Some(name.to_string());
+            c.data = Some([("v".to_string(), v.to_string())].into());
+            Arc::new(c)
+        };
+        let value = |o: Option<&Arc<ConfigMap>>| o.and_then(|c| c.data.as_ref()?.get("v").cloned());
+        let mut objects = Objects::new(resource_id::<ConfigMap>);
+        objects.insert(cm(Some("a"), "x", "1"));
+        objects.insert(cm(Some("b"), "x", "2"));
+        objects.insert(cm(None, "x", "3"));
+        // The same namespace and name replace.
+        objects.insert(cm(Some("a"), "x", "4"));
+        assert_eq!(objects.len(), 3);
+        assert_eq!(value(objects.get(Some("a"), "x")).as_deref(), Some("4"));
+        assert_eq!(value(objects.get(Some("b"), "x")).as_deref(), Some("2"));
+        assert_eq!(value(objects.get(None, "x")).as_deref(), Some("3"));
+        assert!(objects.get(Some("c"), "x").is_none() && objects.get(Some("a"), "y").is_none());
+        // Many more, so the table grows and rehashes what it holds.
+        for i in 0..1000 {
+            objects.insert(cm(Some("many"), &i.to_string(), &i.to_string()));
+        }
+        assert_eq!(
+            value(objects.get(Some("many"), "777")).as_deref(),
+            Some("777")
+        );
+        assert_eq!(value(objects.get(Some("a"), "x")).as_deref(), Some("4"));
+        let gone = objects.remove(Some("b"), "x");
+        assert_eq!(value(gone.as_ref()).as_deref(), Some("2"));
+        assert!(objects.remove(Some("b"), "x").is_none() && objects.get(Some("b"), "x").is_none());
+        assert_eq!(objects.len(), 1002);
+        assert_eq!(objects.iter().count(), 1002);
     }
 }

@@ -30,8 +30,6 @@ use k8s_openapi::{
 };
 use serde::{Deserialize, Serialize};
 
-use client::controller::Key;
-
 use crate::pool::Pool;
 
 /// A string that is usually one of a few known words (then it holds no allocation).
@@ -247,9 +245,9 @@ impl PodView {
         self.deletion_timestamp.is_some()
     }
 
-    /// Its key in the informer.
-    pub fn key(&self) -> Key {
-        Key::new(Some(&self.namespace), &self.name)
+    /// Its namespace and name, as the informer finds it ([`client::controller::IdOf`]).
+    pub fn id(&self) -> (Option<&str>, &str) {
+        (Some(&self.namespace), &self.name)
     }
 }
 
@@ -501,7 +499,7 @@ mod tests {
             v.deletion_timestamp,
             pm.deletion_timestamp.as_ref().map(|t| t.0)
         );
-        assert_eq!(v.key(), Key::new(Some("ns"), "a"));
+        assert_eq!(v.id(), (Some("ns"), "a"));
         // What watching and patching need, and no more.
         let w: WirePod = serde_json::from_value(full()).unwrap();
         assert_eq!(
@@ -619,9 +617,9 @@ mod sizes {
 mod heap {
     //! Heap bytes per cached pod (`cargo test -p controller-manager heap -- --nocapture
     //! --test-threads=1`): what the pod informer and the garbage collector's graph hold.
-    use std::{collections::HashMap, sync::Arc};
+    use std::sync::Arc;
 
-    use client::controller::Key;
+    use client::controller::Objects;
     use serde_json::json;
 
     use super::PodView;
@@ -658,11 +656,12 @@ mod heap {
             .map(|i| serde_json::to_vec(&pod(i)).unwrap())
             .collect();
         let before = allocated();
-        let mut cache: HashMap<Key, Arc<PodView>> = HashMap::new();
+        // The informer's own cache.
+        let mut cache = Objects::new(PodView::id);
         for j in &json {
             let p: PodView = serde_json::from_slice(j).unwrap();
             let p = Arc::new(p);
-            cache.insert(p.key(), p);
+            cache.insert(p);
         }
         let informer = allocated() - before;
         let before = allocated();

@@ -63,7 +63,7 @@ impl Ctx {
             pods: {
                 // Pods are watched whole and cached as the controllers' small view of them.
                 let api = Api::<WirePod>::all(c.clone());
-                let (i, run) = Informer::mapped(api, wc(), PodView::from, PodView::key);
+                let (i, run) = Informer::mapped(api, wc(), PodView::from, PodView::id);
                 runs.push(Box::pin(run));
                 i
             },
