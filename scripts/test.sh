@@ -14,7 +14,7 @@ else
     "rustup component add rustfmt clippy)" >&2
   exit 1
 fi
-echo "==> building (first build compiles dependencies: ~17 minutes on 2 cores)"
+echo "==> building (first build compiles dependencies: ~27 minutes on 2 cores)"
 cargo build --workspace --bins --tests
 echo "==> lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
