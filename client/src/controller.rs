@@ -164,8 +164,6 @@ impl<K> Objects<K> {
     }
 }
 
-type Cache<K> = Objects<K>;
-
 /// A shared informer: a cache kept current by list-then-watch, and handlers told of changes.
 ///
 /// The cache finds objects by the namespace and name read from each ([`Objects`]: kube's
@@ -174,7 +172,7 @@ type Cache<K> = Objects<K>;
 /// its `Arc` as it arrives, never cloned. It may cache a smaller type than the one it watches
 /// ([`Informer::mapped`]).
 pub struct Informer<K: 'static> {
-    store: Arc<RwLock<Cache<K>>>,
+    store: Arc<RwLock<Objects<K>>>,
     handlers: Arc<RwLock<Vec<Handler<K>>>>,
     synced: watch::Receiver<bool>,
 }
@@ -217,7 +215,7 @@ impl<K: Send + Sync + 'static> Informer<K> {
         W: Resource + Clone + DeserializeOwned + fmt::Debug + Send + 'static,
         W::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
     {
-        let store = Arc::new(RwLock::new(Cache::new(id)));
+        let store = Arc::new(RwLock::new(Objects::new(id)));
         let handlers: Arc<RwLock<Vec<Handler<K>>>> = Arc::default();
         let (synced_tx, synced) = watch::channel(false);
         let informer = Informer {
@@ -227,7 +225,7 @@ impl<K: Send + Sync + 'static> Informer<K> {
         };
         // A relist's objects, swapped in whole once it is complete (readers see the previous
         // state until then, as with kube's reflector).
-        let mut relist = Cache::new(id);
+        let mut relist = Objects::new(id);
         let stream = watcher(api, config).default_backoff().map_ok(move |event| {
             // Handlers run with no lock held: they may read this informer.
             let tell = |c: Change<'_, K>| {
@@ -249,14 +247,14 @@ impl<K: Send + Sync + 'static> Informer<K> {
                     write().remove(namespace, name);
                     tell(Change::Deleted(&o));
                 }
-                watcher::Event::Init => relist = Cache::new(id),
+                watcher::Event::Init => relist = Objects::new(id),
                 watcher::Event::InitApply(o) => {
                     let o = Arc::new(map(o));
                     relist.insert(o.clone());
                     tell(Change::Applied(&o));
                 }
                 watcher::Event::InitDone => {
-                    let complete = std::mem::replace(&mut relist, Cache::new(id));
+                    let complete = std::mem::replace(&mut relist, Objects::new(id));
                     let before = std::mem::replace(&mut *write(), complete);
                     // Those the relist no longer has were deleted meanwhile.
                     let gone: Vec<Arc<K>> = {
@@ -282,7 +280,7 @@ impl<K: Send + Sync + 'static> Informer<K> {
 }
 
 impl<K: 'static> Informer<K> {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Cache<K>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Objects<K>> {
         self.store.read().unwrap_or_else(|e| e.into_inner())
     }
 

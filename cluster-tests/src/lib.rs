@@ -44,7 +44,7 @@ pub use component::{component_binary, Component};
 pub use containerd::{Containerd, BUSYBOX_IMAGE, PAUSE_IMAGE};
 pub use etcdctl::{Etcdctl, EtcdctlProcess, ETCDCTL_BIN};
 pub use node::ContainerdNode;
-pub use process::{cpu_seconds, output_or_panic, output_within, rss_kib, Bounded, COMMAND_LIMIT};
+pub use process::{cpu_seconds, output_or_panic, rss_kib};
 pub use tls::TlsFiles;
 
 /// Re-exported so users of the harness need not name the exact crate version.

@@ -57,16 +57,17 @@ impl Ctx {
                 runs.push(Box::pin(run));
                 i
             }};
+            // Watched as one type, cached as another (`Informer::mapped`).
+            ($api:expr, $map:expr, $id:expr) => {{
+                let (i, run) = Informer::mapped($api, wc(), $map, $id);
+                runs.push(Box::pin(run));
+                i
+            }};
         }
         let c = client.clone();
         Arc::new(Ctx {
-            pods: {
-                // Pods are watched whole and cached as the controllers' small view of them.
-                let api = Api::<WirePod>::all(c.clone());
-                let (i, run) = Informer::mapped(api, wc(), PodView::from, PodView::id);
-                runs.push(Box::pin(run));
-                i
-            },
+            // Pods are watched whole and cached as the controllers' small view of them.
+            pods: informer!(Api::<WirePod>::all(c.clone()), PodView::from, PodView::id),
             replicasets: informer!(Api::<ReplicaSet>::all(c.clone())),
             deployments: informer!(Api::<Deployment>::all(c.clone())),
             services: informer!(Api::<Service>::all(c.clone())),
